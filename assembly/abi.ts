@@ -1,0 +1,260 @@
+// The Wasm ABI: every constant the core and its hosts share, declared once.
+//
+// scripts/gen-bindings.mjs turns this file into bindings/generated/abi.ts for the TypeScript side,
+// so each line must stay of the form `export const NAME: type = <expression of earlier names>;`.
+// ABI_VERSION changes whenever a layout or a meaning below changes; bindings check it.
+
+export const ABI_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Status codes: 0 or a negative Linux errno.
+export const OK: i32 = 0;
+export const EPERM: i32 = -1;
+export const ENOENT: i32 = -2;
+export const EIO: i32 = -5;
+export const ENOMEM: i32 = -12;
+export const EACCES: i32 = -13;
+export const EFAULT: i32 = -14;
+export const EBUSY: i32 = -16;
+export const EEXIST: i32 = -17;
+export const ENODEV: i32 = -19;
+export const EINVAL: i32 = -22;
+export const ENOSPC: i32 = -28;
+export const ERANGE: i32 = -34;
+export const EOPNOTSUPP: i32 = -95;
+
+// ---------------------------------------------------------------------------------------------
+// Pages. The simulated page size is 4 KiB; sparse backing hands out memory in chunks of a page.
+export const PAGE_SHIFT: u32 = 12;
+export const PAGE_SIZE: u32 = 4096;
+
+// ---------------------------------------------------------------------------------------------
+// Physical regions.
+export const MAX_REGIONS: u32 = 64;
+/** Largest region: the backing radix has 3 levels of 10 bits over 4 KiB pages. */
+export const REGION_MAX_SHIFT: u32 = 42;
+export const REGION_KIND_RAM: u32 = 1;
+export const REGION_KIND_DEVICE: u32 = 2;
+/** Region flags (bit 0..7). */
+export const REGION_CPU_ACCESSIBLE: u32 = 1;
+export const REGION_CACHEABLE: u32 = 2;
+
+// Region record (REGION_STRIDE bytes):
+//   0 base u64 | 8 size u64 | 16 kind u32 | 20 flags u32 | 24 owner u32 | 28 radix root u32
+//  32 frame dir u32 | 36 groups u32 | 40 frames u64 | 48 free frames u64 | 56 alloc hint u64
+export const REGION_STRIDE: u32 = 64;
+export const REGION_BASE: u32 = 0;
+export const REGION_SIZE: u32 = 8;
+export const REGION_KIND: u32 = 16;
+export const REGION_FLAGS: u32 = 20;
+export const REGION_OWNER: u32 = 24;
+export const REGION_RADIX: u32 = 28;
+export const REGION_FRAME_DIR: u32 = 32;
+export const REGION_GROUPS: u32 = 36;
+export const REGION_FRAMES: u32 = 40;
+export const REGION_FREE_FRAMES: u32 = 48;
+export const REGION_ALLOC_HINT: u32 = 56;
+
+// ---------------------------------------------------------------------------------------------
+// Page-frame database (the emulator's struct page), RAM regions only. Frames are grouped by
+// FRAME_GROUP; a group's records live in one arena chunk, made on the group's first allocation.
+//
+//   frame record (FRAME_STRIDE = 16 bytes)
+//   +-----------+-----------+-----------+-----------+
+//   | refcount  | pincount  |   flags   |    aux    |   aux: live entries of a page-table page
+//   +-----------+-----------+-----------+-----------+
+export const FRAME_GROUP: u32 = 256;
+export const FRAME_STRIDE: u32 = 16;
+export const FRAME_REFCOUNT: u32 = 0;
+export const FRAME_PINCOUNT: u32 = 4;
+export const FRAME_FLAGS: u32 = 8;
+export const FRAME_AUX: u32 = 12;
+/** Frame flags. */
+export const PG_PGTABLE: u32 = 1;
+export const PG_DRIVER: u32 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// IOMMU prot bits (include/linux/iommu.h values).
+export const PROT_READ: u32 = 1;
+export const PROT_WRITE: u32 = 2;
+export const PROT_CACHE: u32 = 4;
+export const PROT_NOEXEC: u32 = 8;
+export const PROT_MMIO: u32 = 16;
+export const PROT_PRIV: u32 = 32;
+export const PROT_ALL: u32 = 63;
+
+/** Access of a DMA transaction. */
+export const ACCESS_READ: u32 = 1;
+export const ACCESS_WRITE: u32 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// I/O page-table formats (io_pgtable_fmt in spirit).
+export const FMT_VTD_SS: u32 = 1;
+export const FMT_ARM_LPAE_S1: u32 = 2;
+
+// Domain types.
+export const DOMAIN_PAGING: u32 = 1;
+export const DOMAIN_IDENTITY: u32 = 2;
+export const DOMAIN_BLOCKED: u32 = 3;
+
+// IOMMU families: decide the code a fault record carries.
+export const FAMILY_VTD: u32 = 1;
+export const FAMILY_SMMUV3: u32 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// Limits of the tables the core keeps.
+export const MAX_UNITS: u32 = 16;
+export const MAX_DOMAINS: u32 = 1024;
+export const MAX_DEVICES: u32 = 4096;
+/** Requester ID of the host itself: untranslated physical access. */
+export const RID_PHYS: u32 = 0xffffffff;
+/** Domain value of a device that does DMA without an IOMMU (dma-direct). */
+export const DOMAIN_DIRECT: i32 = -2;
+
+// Unit record (UNIT_STRIDE bytes):
+//   0 present u32 | 4 family u32 | 8 tlb sets u32 | 12 tlb ways u32 | 16 tlb ptr u32
+//  20 tlb rr ptr u32 | 24 fault cap u32 | 28 fault ptr u32 | 32 fault head u32 | 36 fault count u32
+//  40 fault overflow u32 | 44 fq cap u32 | 48 fq ptr u32 | 52 fq count u32 | 56 sizes cached u32
+//  60 fault seq u32 | 64.. counters (u64 each, UNIT_STAT_*)
+export const UNIT_STRIDE: u32 = 160;
+export const UNIT_PRESENT: u32 = 0;
+export const UNIT_FAMILY: u32 = 4;
+export const UNIT_TLB_SETS: u32 = 8;
+export const UNIT_TLB_WAYS: u32 = 12;
+export const UNIT_TLB_PTR: u32 = 16;
+export const UNIT_TLB_RR: u32 = 20;
+export const UNIT_FAULT_CAP: u32 = 24;
+export const UNIT_FAULT_PTR: u32 = 28;
+export const UNIT_FAULT_HEAD: u32 = 32;
+export const UNIT_FAULT_COUNT: u32 = 36;
+export const UNIT_FAULT_OVERFLOW: u32 = 40;
+export const UNIT_FQ_CAP: u32 = 44;
+export const UNIT_FQ_PTR: u32 = 48;
+export const UNIT_FQ_COUNT: u32 = 52;
+export const UNIT_SIZES_CACHED: u32 = 56;
+export const UNIT_FAULT_SEQ: u32 = 60;
+export const UNIT_STAT_HITS: u32 = 64;
+export const UNIT_STAT_MISSES: u32 = 72;
+export const UNIT_STAT_WALKS: u32 = 80;
+export const UNIT_STAT_INVALIDATIONS: u32 = 88;
+export const UNIT_STAT_INVALIDATED: u32 = 96;
+export const UNIT_STAT_FAULTS: u32 = 104;
+export const UNIT_STAT_FQ_FLUSHES: u32 = 112;
+export const UNIT_STAT_TRANSLATIONS: u32 = 120;
+export const UNIT_STAT_COUNT: u32 = 8;
+
+// Domain record (DOMAIN_STRIDE bytes):
+//   0 type u32 (0 = free) | 4 unit u32 | 8 format u32 | 12 ias u32 | 16 oas u32 | 20 levels u32
+//  24 root u64 | 32 pgsize bitmap u64 | 40 strict u32 | 44 table frames u32 | 48 mapped bytes u64
+export const DOMAIN_STRIDE: u32 = 64;
+export const DOMAIN_TYPE: u32 = 0;
+export const DOMAIN_UNIT: u32 = 4;
+export const DOMAIN_FORMAT: u32 = 8;
+export const DOMAIN_IAS: u32 = 12;
+export const DOMAIN_OAS: u32 = 16;
+export const DOMAIN_LEVELS: u32 = 20;
+export const DOMAIN_ROOT: u32 = 24;
+export const DOMAIN_PGSIZES: u32 = 32;
+export const DOMAIN_STRICT: u32 = 40;
+export const DOMAIN_TABLE_FRAMES: u32 = 44;
+export const DOMAIN_MAPPED: u32 = 48;
+
+// ---------------------------------------------------------------------------------------------
+// IOTLB entry (TLB_STRIDE bytes), sets x ways per unit, round-robin replacement per set:
+//
+//    63                                            0
+//   +-----------------------------------------------+
+//   | vpn = iova >> shift                            |  0
+//   +-----------------------------------------------+
+//   | output address of the leaf (aligned)          |  8
+//   +-----------------------+-----------+-----+-----+
+//   | domain id + 1 (0=free)|  reserved | perm|shift| 16
+//   +-----------------------+-----------+-----+-----+
+//   | reserved                                      | 24
+export const TLB_STRIDE: u32 = 32;
+export const TLB_VPN: u32 = 0;
+export const TLB_OUT: u32 = 8;
+export const TLB_SHIFT: u32 = 16;
+export const TLB_PERM: u32 = 17;
+export const TLB_DOMAIN: u32 = 20;
+
+// ---------------------------------------------------------------------------------------------
+// Fault record (FAULT_STRIDE bytes), a bounded ring per unit:
+//   0 iova u64 | 8 rid u32 | 12 domain i32 | 16 reason u16 | 18 access u16 | 20 code u32 | 24 seq u32
+export const FAULT_STRIDE: u32 = 32;
+export const FAULT_IOVA: u32 = 0;
+export const FAULT_RID: u32 = 8;
+export const FAULT_DOMAIN: u32 = 12;
+export const FAULT_REASON: u32 = 16;
+export const FAULT_ACCESS: u32 = 18;
+export const FAULT_CODE: u32 = 20;
+export const FAULT_SEQ: u32 = 24;
+
+/** Fault reasons, family-independent. */
+export const FAULT_TRANSLATION: u32 = 1;
+export const FAULT_PERMISSION: u32 = 2;
+export const FAULT_ADDRESS_SIZE: u32 = 3;
+export const FAULT_BLOCKED: u32 = 4;
+export const FAULT_NO_DOMAIN: u32 = 5;
+export const FAULT_ACCESS_FLAG: u32 = 6;
+export const FAULT_RESERVED_BIT: u32 = 7;
+
+/** VT-d fault reasons (VT-d spec 7.x; QEMU VTD_FR_*). */
+export const VTD_FR_CONTEXT_ENTRY_P: u32 = 0x2;
+export const VTD_FR_ADDR_BEYOND_MGAW: u32 = 0x4;
+export const VTD_FR_WRITE: u32 = 0x5;
+export const VTD_FR_READ: u32 = 0x6;
+export const VTD_FR_PAGING_ENTRY_RSVD: u32 = 0xc;
+/** SMMUv3 event ids. */
+export const SMMU_EVT_C_BAD_STE: u32 = 0x04;
+export const SMMU_EVT_F_STREAM_DISABLED: u32 = 0x06;
+export const SMMU_EVT_F_TRANSLATION: u32 = 0x10;
+export const SMMU_EVT_F_ADDR_SIZE: u32 = 0x11;
+export const SMMU_EVT_F_ACCESS: u32 = 0x12;
+export const SMMU_EVT_F_PERMISSION: u32 = 0x13;
+
+// Flush-queue entry (lazy invalidation): 0 domain u32 | 8 start u64 | 16 end u64
+export const FQ_STRIDE: u32 = 24;
+
+// ---------------------------------------------------------------------------------------------
+// Shared blocks the host reads and writes through typed-array views.
+//
+// Result block: what the last operation left behind.
+//   0 status i32 | 4 fault side u32 (0 src, 1 dst) | 8 bytes done u64 | 16 value u64
+//  24 fault iova u64 | 32 fault reason u32 | 36 fault code u32 | 40 leaf shift u32 | 44 perm u32
+export const RESULT_SIZE: u32 = 64;
+export const RES_STATUS: u32 = 0;
+export const RES_FAULT_SIDE: u32 = 4;
+export const RES_BYTES: u32 = 8;
+export const RES_VALUE: u32 = 16;
+export const RES_FAULT_IOVA: u32 = 24;
+export const RES_FAULT_REASON: u32 = 32;
+export const RES_FAULT_CODE: u32 = 36;
+export const RES_SHIFT: u32 = 40;
+export const RES_PERM: u32 = 44;
+
+// Global counters (u64 each).
+export const STAT_BYTES_TO_RAM: u32 = 0;
+export const STAT_BYTES_TO_DEVICE: u32 = 8;
+export const STAT_BYTES_FROM_RAM: u32 = 16;
+export const STAT_BYTES_FROM_DEVICE: u32 = 24;
+export const STAT_DMA_OPS: u32 = 32;
+export const STAT_DMA_FAULTS: u32 = 40;
+export const STAT_CHUNKS_USED: u32 = 48;
+export const STAT_CHUNKS_TOTAL: u32 = 56;
+export const STATS_SIZE: u32 = 64;
+
+/** Staging area for batches and host buffers: iova/pa arrays in, results out. */
+export const STAGING_SIZE: u32 = 1048576;
+/** Entries of a translate batch that fit the staging area: u64 in + u64 out + i32 status. */
+export const BATCH_MAX: u32 = 32768;
+/** Batch layout inside staging: inputs at 0, outputs at BATCH_OUT, status at BATCH_STATUS. */
+export const BATCH_OUT: u32 = 262144;
+export const BATCH_STATUS: u32 = 524288;
+
+// Map batch descriptor (MAPDESC_STRIDE bytes): 0 iova u64 | 8 pa u64 | 16 size u64 | 24 status i32
+export const MAPDESC_STRIDE: u32 = 32;
+
+// Walk trace: up to 6 levels, each 0 level u32 | 4 index u32 | 8 table pa u64 | 16 entry u64
+export const TRACE_STRIDE: u32 = 24;
+export const TRACE_MAX: u32 = 6;

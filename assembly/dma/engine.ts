@@ -1,0 +1,188 @@
+// The DMA engine: copy, fill, read and write between (requester, address) pairs and a host
+// buffer, translating each side one leaf at a time and moving bytes with memory.copy over the
+// sparse backing. A fault stops the transfer; what was done stays done, as on hardware.
+
+import {
+  OK, EINVAL, EIO, ENOMEM, PAGE_SIZE, ACCESS_READ, ACCESS_WRITE, REGION_KIND, REGION_KIND_RAM,
+  STAGING_SIZE, RES_STATUS, RES_BYTES, RES_FAULT_SIDE, RES_FAULT_IOVA, RES_FAULT_REASON,
+  RES_FAULT_CODE, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE, STAT_BYTES_FROM_RAM,
+  STAT_BYTES_FROM_DEVICE, STAT_DMA_OPS, STAT_DMA_FAULTS,
+} from '../abi';
+import { gResult, gStats, gStaging } from '../state';
+import { findRegion, readPtr, writePtr, regionRemaining } from '../mem/phys';
+import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
+
+const OP_READ: u32 = 1;   // device memory -> host buffer
+const OP_WRITE: u32 = 2;  // host buffer -> device memory
+const OP_FILL: u32 = 3;
+
+@inline function stat(off: u32, n: u64): void {
+  store<u64>(gStats + off, load<u64>(gStats + off) + n);
+}
+
+function finish(status: i32, done: u64): i32 {
+  store<i32>(gResult + RES_STATUS, status);
+  store<u64>(gResult + RES_BYTES, done);
+  return status;
+}
+
+function faulted(side: u32, iova: u64, done: u64): i32 {
+  store<u32>(gResult + RES_FAULT_SIDE, side);
+  store<u64>(gResult + RES_FAULT_IOVA, iova);
+  store<u32>(gResult + RES_FAULT_REASON, tReason);
+  store<u32>(gResult + RES_FAULT_CODE, tCode);
+  stat(STAT_DMA_FAULTS, 1);
+  return finish(tStatus, done);
+}
+
+/** Bytes from iova to the end of the last translation (tEnd = 0: to the top of the space). */
+@inline function avail(iova: u64): u64 {
+  const a = tEnd - iova;
+  return a == 0 ? 0xffffffffffffffff : a;
+}
+
+@inline function min3(a: u64, b: u64, c: u64): u64 {
+  return min(a, min(b, c));
+}
+
+@inline function countBytes(r: usize, n: u64, toOff: u32, devOff: u32): void {
+  stat(load<u32>(r + REGION_KIND) == REGION_KIND_RAM ? toOff : devOff, n);
+}
+
+// Bytes the last phys* helper moved before it stopped.
+let moved: u64 = 0;
+
+/**
+ * Copies n bytes from physical spa to physical dpa. Adjacent backing chunks are merged into one
+ * memory.copy, so a transfer over freshly written memory runs at memcpy speed.
+ * Returns OK, EIO (an address no region decodes) or ENOMEM (no arena to back a written page).
+ */
+function physCopy(spa: u64, dpa: u64, n: u64): i32 {
+  moved = 0;
+  while (moved < n) {
+    const s0 = spa + moved;
+    const d0 = dpa + moved;
+    const sr = findRegion(s0);
+    const dr = findRegion(d0);
+    if (sr == 0 || dr == 0) return EIO;
+    const m = min3(n - moved, regionRemaining(sr, s0), regionRemaining(dr, d0));
+    let k: u64 = 0;
+    let ps: usize = 0, pd: usize = 0, pn: usize = 0;
+    let st = OK;
+    while (k < m) {
+      const s = s0 + k;
+      const d = d0 + k;
+      const step = min3(m - k, PAGE_SIZE - (s & (PAGE_SIZE - 1)), PAGE_SIZE - (d & (PAGE_SIZE - 1)));
+      const dp = writePtr(dr, d);
+      if (dp == 0) { st = ENOMEM; break; }
+      const sp = readPtr(sr, s);
+      if (pn != 0 && sp == ps + pn && dp == pd + pn) {
+        pn += <usize>step;
+      } else {
+        if (pn != 0) memory.copy(pd, ps, pn);
+        ps = sp; pd = dp; pn = <usize>step;
+      }
+      k += step;
+    }
+    if (pn != 0) memory.copy(pd, ps, pn);
+    countBytes(dr, k, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE);
+    countBytes(sr, k, STAT_BYTES_FROM_RAM, STAT_BYTES_FROM_DEVICE);
+    moved += k;
+    if (st != OK) return st;
+  }
+  return OK;
+}
+
+/** Read, write or fill n bytes at physical pa against the host buffer (or fill byte `arg`). */
+function physHost(op: u32, pa: u64, n: u64, arg: usize): i32 {
+  moved = 0;
+  while (moved < n) {
+    const p0 = pa + moved;
+    const r = findRegion(p0);
+    if (r == 0) return EIO;
+    const m = min(n - moved, regionRemaining(r, p0));
+    let k: u64 = 0;
+    let st = OK;
+    while (k < m) {
+      const p = p0 + k;
+      const step = min(m - k, PAGE_SIZE - (p & (PAGE_SIZE - 1)));
+      const host = arg + <usize>(moved + k);
+      if (op == OP_READ) {
+        memory.copy(host, readPtr(r, p), <usize>step);
+      } else {
+        const dp = writePtr(r, p);
+        if (dp == 0) { st = ENOMEM; break; }
+        if (op == OP_WRITE) memory.copy(dp, host, <usize>step);
+        else memory.fill(dp, <u8>arg, <usize>step);
+      }
+      k += step;
+    }
+    if (op == OP_READ) countBytes(r, k, STAT_BYTES_FROM_RAM, STAT_BYTES_FROM_DEVICE);
+    else countBytes(r, k, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE);
+    moved += k;
+    if (st != OK) return st;
+  }
+  return OK;
+}
+
+@inline function wraps(addr: u64, len: u64): bool {
+  return addr + len < addr && addr + len != 0;
+}
+
+/**
+ * DMA copy of `len` bytes from (srcRid, src) to (dstRid, dst), both translated by their
+ * requester's domain. Returns OK or the status of the fault or error that stopped it; the result
+ * block holds bytes done and, on a fault, the side (0 src, 1 dst), iova, reason and family code.
+ */
+export function dmaCopy(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 {
+  stat(STAT_DMA_OPS, 1);
+  if (wraps(src, len) || wraps(dst, len)) return finish(EINVAL, 0);
+  const sDom = domainOfRid(srcRid);
+  const dDom = domainOfRid(dstRid);
+  let done: u64 = 0;
+  while (done < len) {
+    const si = src + done;
+    const di = dst + done;
+    if (!translate(srcRid, sDom, si, ACCESS_READ)) return faulted(0, si, done);
+    const spa = tOut;
+    const sAvail = avail(si);
+    if (!translate(dstRid, dDom, di, ACCESS_WRITE)) return faulted(1, di, done);
+    const n = min3(len - done, sAvail, avail(di));
+    const st = physCopy(spa, tOut, n);
+    done += moved;
+    if (st != OK) return finish(st, done);
+  }
+  return finish(OK, done);
+}
+
+/** Host-buffer transfers: read (device -> staging), write (staging -> device) or fill. */
+function dmaHost(op: u32, rid: u32, addr: u64, len: u64, arg: usize): i32 {
+  stat(STAT_DMA_OPS, 1);
+  if (wraps(addr, len)) return finish(EINVAL, 0);
+  if (op != OP_FILL && (arg < gStaging || <u64>(arg - gStaging) + len > <u64>STAGING_SIZE)) return finish(EINVAL, 0);
+  const dom = domainOfRid(rid);
+  const access = op == OP_READ ? ACCESS_READ : ACCESS_WRITE;
+  let done: u64 = 0;
+  while (done < len) {
+    const a = addr + done;
+    if (!translate(rid, dom, a, access)) return faulted(0, a, done);
+    const n = min(len - done, avail(a));
+    const st = physHost(op, tOut, n, op == OP_FILL ? arg : arg + <usize>done);
+    done += moved;
+    if (st != OK) return finish(st, done);
+  }
+  return finish(OK, done);
+}
+
+/** Reads `len` bytes at (rid, addr) into the staging buffer at `host`. */
+export function dmaRead(rid: u32, addr: u64, len: u64, host: usize): i32 {
+  return dmaHost(OP_READ, rid, addr, len, host);
+}
+/** Writes `len` bytes from the staging buffer at `host` to (rid, addr). */
+export function dmaWrite(rid: u32, addr: u64, len: u64, host: usize): i32 {
+  return dmaHost(OP_WRITE, rid, addr, len, host);
+}
+/** Fills `len` bytes at (rid, addr) with `value`. */
+export function dmaFill(rid: u32, addr: u64, len: u64, value: u32): i32 {
+  return dmaHost(OP_FILL, rid, addr, len, <usize>(value & 0xff));
+}

@@ -1,0 +1,266 @@
+// The core's exports, and nothing else. Every fallible export returns 0 or a negative errno
+// (or, for address and size results, a non-negative value or a negative errno); details go to
+// the result block. 64-bit arguments are i64/u64 (BigInt on the host side), used only by
+// per-object calls; per-page and per-translation work is batched through the staging area.
+
+import {
+  ABI_VERSION, OK, EINVAL, ENOENT, ENODEV, PAGE_SIZE, DOMAIN_TYPE, DOMAIN_PAGING, DOMAIN_UNIT,
+  DOMAIN_MAPPED, RES_STATUS, RES_VALUE, RES_BYTES, RES_SHIFT, RES_PERM, RES_FAULT_REASON,
+  RES_FAULT_CODE, RES_FAULT_IOVA, RES_FAULT_SIDE, UNIT_FAULT_OVERFLOW, BATCH_MAX, BATCH_OUT,
+  BATCH_STATUS, MAPDESC_STRIDE, FAULT_STRIDE, STAGING_SIZE,
+} from './abi';
+import * as state from './state';
+import { initLayout } from './state';
+import { addRegion as addRegionImpl } from './mem/phys';
+import * as frames from './mem/frames';
+import { chunksFree as chunksFreeImpl } from './mem/arena';
+import { mapRange, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd } from './pgtable/engine';
+import {
+  createUnit as createUnitImpl, createDomain as createDomainImpl, destroyDomain as destroyDomainImpl,
+  attachDevice as attachDeviceImpl, deviceDomain as deviceDomainImpl, domainOf, unitOf, unitAt,
+  invalidateUnmapped, flushQueue,
+} from './iommu/unit';
+import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
+import { drainFaults } from './iommu/fault';
+import { translate as translateImpl, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
+export { dmaCopy, dmaRead, dmaWrite, dmaFill } from './dma/engine';
+
+export function abiVersion(): u32 { return ABI_VERSION; }
+
+/** Lays out the instance with an arena of `arenaBytes`. OK, EINVAL, EBUSY (twice), ENOMEM. */
+export function init(arenaBytes: u32): i32 { return initLayout(arenaBytes); }
+
+// Where the shared blocks are, for the host's views (valid after init).
+export function resultPtr(): usize { return state.gResult; }
+export function statsPtr(): usize { return state.gStats; }
+export function stagingPtr(): usize { return state.gStaging; }
+export function regionsPtr(): usize { return state.gRegions; }
+export function unitsPtr(): usize { return state.gUnits; }
+export function domainsPtr(): usize { return state.gDomains; }
+export function tracePtr(): usize { return state.gTrace; }
+
+// ---- physical memory ----
+
+/** See mem/phys.ts addRegion. Returns the region id or a negative errno. */
+export function addRegion(base: u64, size: u64, kind: u32, flags: u32, owner: u32): i32 {
+  return addRegionImpl(base, size, kind, flags, owner);
+}
+export function chunksFree(): u32 { return chunksFreeImpl(); }
+
+/** Frames: see mem/frames.ts. */
+export function frameAlloc(n: u64, alignFrames: u64, flags: u32): i64 { return frames.allocFrames(n, alignFrames, flags); }
+export function frameGet(pa: u64): i32 { return frames.getFrame(pa); }
+export function framePut(pa: u64): i32 { return frames.putFrame(pa); }
+export function frameFree(pa: u64, n: u64): i32 { return frames.freeFrames(pa, n); }
+export function framePin(pa: u64, pin: u32): i32 { return frames.pinFrame(pa, pin != 0); }
+export function frameInfo(pa: u64): i32 { return frames.frameInfo(pa); }
+export function framesFree(): u64 { return frames.framesFree(); }
+
+// ---- IOMMU ----
+
+export function createUnit(family: u32, tlbSets: u32, tlbWays: u32, faultCap: u32, fqCap: u32): i32 {
+  return createUnitImpl(family, tlbSets, tlbWays, faultCap, fqCap);
+}
+export function createDomain(unit: u32, type: u32, format: u32, ias: u32, oas: u32, strict: u32): i32 {
+  return createDomainImpl(unit, type, format, ias, oas, strict);
+}
+export function destroyDomain(id: u32): i32 { return destroyDomainImpl(id); }
+export function attachDevice(rid: u32, dom: i32): i32 { return attachDeviceImpl(rid, dom); }
+export function deviceDomain(rid: u32): i32 { return deviceDomainImpl(rid); }
+
+/** A paging domain's record, or 0 after storing ENOENT/ENODEV as the status. */
+function pagingDomain(dom: u32): usize {
+  const d = domainOf(dom);
+  if (d == 0) { store<i32>(state.gResult + RES_STATUS, ENOENT); return 0; }
+  if (load<u32>(d + DOMAIN_TYPE) != DOMAIN_PAGING) { store<i32>(state.gResult + RES_STATUS, ENODEV); return 0; }
+  return d;
+}
+
+/**
+ * iommu_map: maps [iova, +size) to [pa, +size) with `prot`. Returns OK, or ENOENT (no domain),
+ * ENODEV (not a paging domain), EINVAL, ERANGE, EEXIST, ENOMEM; on failure nothing changed.
+ */
+export function map(dom: u32, iova: u64, pa: u64, size: u64, prot: u32): i32 {
+  const d = pagingDomain(dom);
+  if (d == 0) return load<i32>(state.gResult + RES_STATUS);
+  const st = mapRange(d, iova, pa, size, prot);
+  if (st == OK) store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) + size);
+  return st;
+}
+
+function unmapIn(d: usize, dom: u32, iova: u64, size: u64): i64 {
+  const n = unmapRange(d, iova, size);
+  if (n > 0) {
+    store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) - <u64>n);
+    invalidateUnmapped(d, dom, uGatherStart, uGatherEnd);
+  }
+  return n;
+}
+
+/**
+ * iommu_unmap: returns the bytes unmapped (whole leaves; 0 at a hole) or ENOENT, ENODEV, EINVAL,
+ * ERANGE. Strict domains have the IOTLB invalidated before this returns; lazy ones queue it.
+ */
+export function unmap(dom: u32, iova: u64, size: u64): i64 {
+  const d = pagingDomain(dom);
+  if (d == 0) return <i64>load<i32>(state.gResult + RES_STATUS);
+  return unmapIn(d, dom, iova, size);
+}
+
+/**
+ * Maps `n` descriptors (iova, pa, size at MAPDESC_STRIDE in staging) with `prot`, all or nothing:
+ * on the first failure the ones already mapped are unmapped, RES_VALUE holds the failing index,
+ * and its status is returned.
+ */
+export function mapBatch(dom: u32, n: u32, prot: u32): i32 {
+  const d = pagingDomain(dom);
+  if (d == 0) return load<i32>(state.gResult + RES_STATUS);
+  if (n > STAGING_SIZE / MAPDESC_STRIDE) return EINVAL;
+  const base = state.gStaging;
+  for (let i: u32 = 0; i < n; i++) {
+    const e = base + <usize>(i * MAPDESC_STRIDE);
+    const size = load<u64>(e + 16);
+    const st = mapRange(d, load<u64>(e), load<u64>(e + 8), size, prot);
+    store<i32>(e + 24, st);
+    if (st != OK) {
+      for (let j: u32 = 0; j < i; j++) {
+        const f = base + <usize>(j * MAPDESC_STRIDE);
+        unmapIn(d, dom, load<u64>(f), load<u64>(f + 16));
+      }
+      store<u64>(state.gResult + RES_VALUE, i);
+      return st;
+    }
+    store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) + size);
+  }
+  return OK;
+}
+
+/** Unmaps `n` descriptors (iova, size at MAPDESC_STRIDE in staging; bytes written back at +8). Returns total bytes. */
+export function unmapBatch(dom: u32, n: u32): i64 {
+  const d = pagingDomain(dom);
+  if (d == 0) return <i64>load<i32>(state.gResult + RES_STATUS);
+  if (n > STAGING_SIZE / MAPDESC_STRIDE) return EINVAL;
+  let total: i64 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const e = state.gStaging + <usize>(i * MAPDESC_STRIDE);
+    const r = unmapIn(d, dom, load<u64>(e), load<u64>(e + 16));
+    store<i64>(e + 8, r);
+    if (r > 0) total += r;
+  }
+  return total;
+}
+
+/**
+ * Software walk (iova_to_phys) with a per-level trace. Returns 0, a FAULT_* reason (> 0), or
+ * ENOENT/ENODEV. On 0: RES_VALUE = output address, RES_SHIFT, RES_PERM; RES_BYTES = levels traced.
+ */
+export function walk(dom: u32, iova: u64): i32 {
+  const d = pagingDomain(dom);
+  if (d == 0) return load<i32>(state.gResult + RES_STATUS);
+  const reason = walkImpl(d, iova, true);
+  store<u64>(state.gResult + RES_BYTES, wDepth);
+  if (reason == 0) {
+    store<u64>(state.gResult + RES_VALUE, wOut);
+    store<u32>(state.gResult + RES_SHIFT, wShift);
+    store<u32>(state.gResult + RES_PERM, wPerm);
+  }
+  return <i32>reason;
+}
+
+function storeFault(iova: u64): void {
+  store<u32>(state.gResult + RES_FAULT_REASON, tReason);
+  store<u32>(state.gResult + RES_FAULT_CODE, tCode);
+  store<u64>(state.gResult + RES_FAULT_IOVA, iova);
+  store<u32>(state.gResult + RES_FAULT_SIDE, 0);
+}
+
+/**
+ * Translates one address as requester `rid` would. Returns OK (RES_VALUE = output, RES_SHIFT,
+ * RES_PERM) or the fault's status (EFAULT, EACCES, ERANGE, EPERM blocked, ENODEV no domain)
+ * with the reason and family code in the result block and a record on the unit's fault queue.
+ */
+export function translate(rid: u32, iova: u64, access: u32): i32 {
+  if (access == 0 || access > 3) return EINVAL;
+  if (!translateImpl(rid, domainOfRid(rid), iova, access)) {
+    storeFault(iova);
+    return tStatus;
+  }
+  store<u64>(state.gResult + RES_VALUE, tOut);
+  store<u32>(state.gResult + RES_SHIFT, tShift);
+  store<u32>(state.gResult + RES_PERM, tPerm);
+  return OK;
+}
+
+/**
+ * Translates `n` addresses (u64 at staging) for `rid`: outputs (u64) at staging + BATCH_OUT,
+ * status (i32) at staging + BATCH_STATUS, 0 output on a fault. Returns the number of faults, or
+ * EINVAL for a bad n or access.
+ */
+export function translateBatch(rid: u32, n: u32, access: u32): i32 {
+  if (n > BATCH_MAX || access == 0 || access > 3) return EINVAL;
+  const dom = domainOfRid(rid);
+  const inp = state.gStaging;
+  const out = inp + BATCH_OUT;
+  const sts = inp + BATCH_STATUS;
+  let faults = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const off = <usize>i << 3;
+    if (translateImpl(rid, dom, load<u64>(inp + off), access)) {
+      store<u64>(out + off, tOut);
+      store<i32>(sts + (<usize>i << 2), OK);
+    } else {
+      store<u64>(out + off, 0);
+      store<i32>(sts + (<usize>i << 2), tStatus);
+      faults++;
+    }
+  }
+  return faults;
+}
+
+// ---- IOTLB and flush queue ----
+
+/** Flushes unit `unit`'s lazy queue. Returns entries that were pending, or ENOENT. */
+export function flush(unit: u32): i32 {
+  const u = unitOf(unit);
+  return u == 0 ? ENOENT : <i32>flushQueue(u);
+}
+export function invalidateAll(unit: u32): i32 {
+  const u = unitOf(unit);
+  if (u == 0) return ENOENT;
+  tlbInvalidateAll(u);
+  return OK;
+}
+export function invalidateDomain(dom: u32): i32 {
+  const d = domainOf(dom);
+  if (d == 0) return ENOENT;
+  tlbInvalidateDomain(unitAt(load<u32>(d + DOMAIN_UNIT)), dom);
+  return OK;
+}
+/** Invalidates [start, end) of domain `dom`. OK, ENOENT, EINVAL (empty range). */
+export function invalidateRange(dom: u32, start: u64, end: u64): i32 {
+  const d = domainOf(dom);
+  if (d == 0) return ENOENT;
+  if (end <= start && end != 0) return EINVAL;
+  tlbInvalidateRange(unitAt(load<u32>(d + DOMAIN_UNIT)), dom, start & ~(<u64>PAGE_SIZE - 1), end);
+  return OK;
+}
+export function tlbValid(unit: u32): i32 {
+  const u = unitOf(unit);
+  return u == 0 ? ENOENT : <i32>tlbValidEntries(u);
+}
+
+// ---- faults ----
+
+/** Moves up to `max` fault records of `unit` to the staging area. Returns the count or ENOENT/EINVAL. */
+export function faultsDrain(unit: u32, max: u32): i32 {
+  const u = unitOf(unit);
+  if (u == 0) return ENOENT;
+  if (max > STAGING_SIZE / FAULT_STRIDE) return EINVAL;
+  return <i32>drainFaults(u, state.gStaging, max);
+}
+export function faultsClearOverflow(unit: u32): i32 {
+  const u = unitOf(unit);
+  if (u == 0) return ENOENT;
+  store<u32>(u + UNIT_FAULT_OVERFLOW, 0);
+  return OK;
+}

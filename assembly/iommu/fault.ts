@@ -1,0 +1,98 @@
+// Fault records: hardware events, not exceptions. A bounded ring per unit; when it is full the
+// new record is dropped and the overflow flag set (VT-d PFO, SMMU EVENTQ overflow).
+
+import {
+  FAMILY_VTD, UNIT_FAMILY, UNIT_FAULT_CAP, UNIT_FAULT_PTR, UNIT_FAULT_HEAD, UNIT_FAULT_COUNT,
+  UNIT_FAULT_OVERFLOW, UNIT_FAULT_SEQ, UNIT_STAT_FAULTS, FAULT_STRIDE, FAULT_IOVA, FAULT_RID,
+  FAULT_DOMAIN, FAULT_REASON, FAULT_ACCESS, FAULT_CODE, FAULT_SEQ, ACCESS_WRITE, FAULT_TRANSLATION,
+  FAULT_PERMISSION, FAULT_ADDRESS_SIZE, FAULT_BLOCKED, FAULT_NO_DOMAIN, FAULT_ACCESS_FLAG,
+  FAULT_RESERVED_BIT, VTD_FR_CONTEXT_ENTRY_P, VTD_FR_ADDR_BEYOND_MGAW, VTD_FR_WRITE, VTD_FR_READ,
+  VTD_FR_PAGING_ENTRY_RSVD, SMMU_EVT_C_BAD_STE, SMMU_EVT_F_TRANSLATION, SMMU_EVT_F_ADDR_SIZE,
+  SMMU_EVT_F_ACCESS, SMMU_EVT_F_PERMISSION, EFAULT, EACCES, ERANGE, EPERM, ENODEV,
+} from '../abi';
+
+/**
+ * The code the family's hardware reports. `outputSide` tells an address-size fault on the output
+ * (SMMU F_ADDR_SIZE) from one on the input (SMMU reports that as F_TRANSLATION).
+ * SMMUv3 records nothing for an abort STE (Linux's blocked domain): code 0 says so.
+ */
+export function familyCode(family: u32, reason: u32, access: u32, outputSide: bool): u32 {
+  if (family == FAMILY_VTD) {
+    switch (reason) {
+      case FAULT_TRANSLATION:
+      case FAULT_PERMISSION: return (access & ACCESS_WRITE) != 0 ? VTD_FR_WRITE : VTD_FR_READ;
+      case FAULT_ADDRESS_SIZE: return VTD_FR_ADDR_BEYOND_MGAW;
+      case FAULT_BLOCKED:
+      case FAULT_NO_DOMAIN: return VTD_FR_CONTEXT_ENTRY_P;
+      default: return VTD_FR_PAGING_ENTRY_RSVD;
+    }
+  }
+  switch (reason) {
+    case FAULT_TRANSLATION: return SMMU_EVT_F_TRANSLATION;
+    case FAULT_PERMISSION: return SMMU_EVT_F_PERMISSION;
+    case FAULT_ADDRESS_SIZE: return outputSide ? SMMU_EVT_F_ADDR_SIZE : SMMU_EVT_F_TRANSLATION;
+    case FAULT_ACCESS_FLAG: return SMMU_EVT_F_ACCESS;
+    case FAULT_NO_DOMAIN: return SMMU_EVT_C_BAD_STE;
+    case FAULT_BLOCKED: return 0;
+    default: return SMMU_EVT_F_TRANSLATION;
+  }
+}
+
+/** The status a faulted operation returns. */
+export function reasonStatus(reason: u32): i32 {
+  switch (reason) {
+    case FAULT_PERMISSION:
+    case FAULT_ACCESS_FLAG: return EACCES;
+    case FAULT_ADDRESS_SIZE: return ERANGE;
+    case FAULT_BLOCKED: return EPERM;
+    case FAULT_NO_DOMAIN: return ENODEV;
+    case FAULT_RESERVED_BIT:
+    default: return EFAULT;
+  }
+}
+
+/** Appends a record to unit `u`'s ring. Returns the family code recorded. */
+export function recordFault(u: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool): u32 {
+  const code = familyCode(load<u32>(u + UNIT_FAMILY), reason, access, outputSide);
+  store<u64>(u + UNIT_STAT_FAULTS, load<u64>(u + UNIT_STAT_FAULTS) + 1);
+  const seq = load<u32>(u + UNIT_FAULT_SEQ) + 1;
+  store<u32>(u + UNIT_FAULT_SEQ, seq);
+  const cap = load<u32>(u + UNIT_FAULT_CAP);
+  const count = load<u32>(u + UNIT_FAULT_COUNT);
+  if (count >= cap) {
+    store<u32>(u + UNIT_FAULT_OVERFLOW, 1);
+    return code;
+  }
+  const slot = (load<u32>(u + UNIT_FAULT_HEAD) + count) % cap;
+  const r = <usize>load<u32>(u + UNIT_FAULT_PTR) + <usize>(slot * FAULT_STRIDE);
+  store<u64>(r + FAULT_IOVA, iova);
+  store<u32>(r + FAULT_RID, rid);
+  store<i32>(r + FAULT_DOMAIN, dom);
+  store<u16>(r + FAULT_REASON, <u16>reason);
+  store<u16>(r + FAULT_ACCESS, <u16>access);
+  store<u32>(r + FAULT_CODE, code);
+  store<u32>(r + FAULT_SEQ, seq);
+  store<u32>(u + UNIT_FAULT_COUNT, count + 1);
+  return code;
+}
+
+/**
+ * Moves up to `max` records, oldest first, to `out`. Returns how many were moved. The overflow
+ * flag stays set until the host clears it (as software clears PFO).
+ */
+export function drainFaults(u: usize, out: usize, max: u32): u32 {
+  const cap = load<u32>(u + UNIT_FAULT_CAP);
+  let head = load<u32>(u + UNIT_FAULT_HEAD);
+  let count = load<u32>(u + UNIT_FAULT_COUNT);
+  const ring = <usize>load<u32>(u + UNIT_FAULT_PTR);
+  let n: u32 = 0;
+  while (n < max && count > 0) {
+    memory.copy(out + <usize>(n * FAULT_STRIDE), ring + <usize>(head * FAULT_STRIDE), FAULT_STRIDE);
+    head = (head + 1) % cap;
+    count--;
+    n++;
+  }
+  store<u32>(u + UNIT_FAULT_HEAD, head);
+  store<u32>(u + UNIT_FAULT_COUNT, count);
+  return n;
+}

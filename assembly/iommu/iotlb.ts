@@ -1,0 +1,147 @@
+// The IOTLB of a unit: sets x ways of TLB_STRIDE-byte entries keyed by (domain, page size, vpn),
+// round-robin replacement per set. A hit is one set probe per cached page size (4K, then 2M,
+// then 1G; a size never inserted since the last full flush is not probed).
+
+import {
+  UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, UNIT_TLB_RR, UNIT_SIZES_CACHED, TLB_STRIDE, TLB_VPN,
+  TLB_OUT, TLB_SHIFT, TLB_PERM, TLB_DOMAIN, UNIT_STAT_INVALIDATIONS, UNIT_STAT_INVALIDATED,
+} from '../abi';
+
+@inline function sizeBit(shift: u32): u32 {
+  return 1 << ((shift - 12) / 9);
+}
+
+@inline function setIndex(vpn: u64, dom: u32, sets: u32): u32 {
+  return (<u32>vpn ^ <u32>(vpn >> 32) ^ (dom * 0x9e3779b1)) & (sets - 1);
+}
+
+@inline function bump(u: usize, off: u32, n: u64): void {
+  store<u64>(u + off, load<u64>(u + off) + n);
+}
+
+// The entry the last lookup hit.
+export let hitOut: u64 = 0;
+export let hitShift: u32 = 0;
+export let hitPerm: u32 = 0;
+
+/** Looks up `iova` for domain id `dom` in unit record `u`. True on a hit (hit* set). */
+export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
+  const sizes = load<u32>(u + UNIT_SIZES_CACHED);
+  if (sizes == 0) return false;
+  const sets = load<u32>(u + UNIT_TLB_SETS);
+  const ways = load<u32>(u + UNIT_TLB_WAYS);
+  const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+  const tag = dom + 1;
+  for (let shift: u32 = 12; shift <= 30; shift += 9) {
+    if ((sizes & sizeBit(shift)) == 0) continue;
+    const vpn = iova >> shift;
+    let e = tlb + <usize>(setIndex(vpn, dom, sets) * ways * TLB_STRIDE);
+    for (let w: u32 = 0; w < ways; w++, e += TLB_STRIDE) {
+      if (load<u32>(e + TLB_DOMAIN) == tag && load<u64>(e + TLB_VPN) == vpn && load<u8>(e + TLB_SHIFT) == shift) {
+        hitOut = load<u64>(e + TLB_OUT) | (iova & ((<u64>1 << shift) - 1));
+        hitShift = shift;
+        hitPerm = load<u8>(e + TLB_PERM);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/** Caches a walk result: leaf of `shift` mapping iova to out, with rights `perm`. */
+export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
+  const sets = load<u32>(u + UNIT_TLB_SETS);
+  const ways = load<u32>(u + UNIT_TLB_WAYS);
+  const vpn = iova >> shift;
+  const set = setIndex(vpn, dom, sets);
+  const base = <usize>load<u32>(u + UNIT_TLB_PTR) + <usize>(set * ways * TLB_STRIDE);
+  let victim: usize = 0;
+  for (let w: u32 = 0; w < ways; w++) {
+    const e = base + <usize>(w * TLB_STRIDE);
+    if (load<u32>(e + TLB_DOMAIN) == 0) { victim = e; break; }
+  }
+  if (victim == 0) {
+    const rr = <usize>load<u32>(u + UNIT_TLB_RR) + <usize>set;
+    const w = <u32>load<u8>(rr);
+    store<u8>(rr, <u8>((w + 1) % ways));
+    victim = base + <usize>(w * TLB_STRIDE);
+  }
+  store<u64>(victim + TLB_VPN, vpn);
+  store<u64>(victim + TLB_OUT, out & ~((<u64>1 << shift) - 1));
+  store<u8>(victim + TLB_SHIFT, <u8>shift);
+  store<u8>(victim + TLB_PERM, <u8>perm);
+  store<u32>(victim + TLB_DOMAIN, dom + 1);
+  store<u32>(u + UNIT_SIZES_CACHED, load<u32>(u + UNIT_SIZES_CACHED) | sizeBit(shift));
+}
+
+@inline function entries(u: usize): u32 {
+  return load<u32>(u + UNIT_TLB_SETS) * load<u32>(u + UNIT_TLB_WAYS);
+}
+
+/** Drops every entry of the unit. */
+export function tlbInvalidateAll(u: usize): void {
+  let n: u64 = 0;
+  const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+  const count = entries(u);
+  for (let i: u32 = 0; i < count; i++) if (load<u32>(tlb + <usize>(i * TLB_STRIDE) + TLB_DOMAIN) != 0) n++;
+  memory.fill(tlb, 0, <usize>(count * TLB_STRIDE));
+  store<u32>(u + UNIT_SIZES_CACHED, 0);
+  bump(u, UNIT_STAT_INVALIDATIONS, 1);
+  bump(u, UNIT_STAT_INVALIDATED, n);
+}
+
+/** Drops the entries of domain `dom`. */
+export function tlbInvalidateDomain(u: usize, dom: u32): void {
+  tlbInvalidateRange(u, dom, 0, 0xffffffffffffffff);
+}
+
+/**
+ * Drops the entries of domain `dom` that overlap [start, end) (end exclusive; ~0 means to the
+ * top), whatever their page size: a 2 MiB entry goes when any 4 KiB piece of it is unmapped.
+ * Small ranges probe the sets; ranges with more pages than the TLB has entries scan it.
+ */
+export function tlbInvalidateRange(u: usize, dom: u32, start: u64, end: u64): void {
+  let n: u64 = 0;
+  const tag = dom + 1;
+  const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+  const count = entries(u);
+  const sizes = load<u32>(u + UNIT_SIZES_CACHED);
+  const last = end - 1;
+  if (((last - start) >> 12) >= <u64>count) {
+    for (let i: u32 = 0; i < count; i++) {
+      const e = tlb + <usize>(i * TLB_STRIDE);
+      if (load<u32>(e + TLB_DOMAIN) != tag) continue;
+      const shift = <u32>load<u8>(e + TLB_SHIFT);
+      const first = load<u64>(e + TLB_VPN) << shift;
+      const eLast = first + ((<u64>1 << shift) - 1);
+      if (first <= last && start <= eLast) { store<u32>(e + TLB_DOMAIN, 0); n++; }
+    }
+  } else {
+    const sets = load<u32>(u + UNIT_TLB_SETS);
+    const ways = load<u32>(u + UNIT_TLB_WAYS);
+    for (let shift: u32 = 12; shift <= 30; shift += 9) {
+      if ((sizes & sizeBit(shift)) == 0) continue;
+      const vLast = last >> shift;
+      for (let vpn = start >> shift; vpn <= vLast; vpn++) {
+        let e = tlb + <usize>(setIndex(vpn, dom, sets) * ways * TLB_STRIDE);
+        for (let w: u32 = 0; w < ways; w++, e += TLB_STRIDE) {
+          if (load<u32>(e + TLB_DOMAIN) == tag && load<u64>(e + TLB_VPN) == vpn && load<u8>(e + TLB_SHIFT) == shift) {
+            store<u32>(e + TLB_DOMAIN, 0);
+            n++;
+          }
+        }
+      }
+    }
+  }
+  bump(u, UNIT_STAT_INVALIDATIONS, 1);
+  bump(u, UNIT_STAT_INVALIDATED, n);
+}
+
+/** Valid entries, for leak checks. */
+export function tlbValidEntries(u: usize): u32 {
+  let n: u32 = 0;
+  const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+  const count = entries(u);
+  for (let i: u32 = 0; i < count; i++) if (load<u32>(tlb + <usize>(i * TLB_STRIDE) + TLB_DOMAIN) != 0) n++;
+  return n;
+}

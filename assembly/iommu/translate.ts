@@ -1,0 +1,95 @@
+// Translation: the IOTLB fast path, the walk on a miss, faults on failure.
+
+import {
+  ACCESS_READ, ACCESS_WRITE, DOMAIN_TYPE, DOMAIN_UNIT, DOMAIN_PAGING, DOMAIN_IDENTITY,
+  DOMAIN_DIRECT, FAULT_BLOCKED, FAULT_NO_DOMAIN, FAULT_PERMISSION, RID_PHYS,
+  UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS, UNIT_STAT_TRANSLATIONS,
+} from '../abi';
+import { domainAt, unitAt, deviceOf } from './unit';
+import { tlbLookup, tlbInsert, hitOut, hitShift, hitPerm } from './iotlb';
+import { walk, wOut, wShift, wPerm, wDepth } from '../pgtable/engine';
+import { recordFault, reasonStatus } from './fault';
+
+// Result of the last translate(): output address and the end (exclusive) of the iova range the
+// same translation covers; 0 means "to the top of the address space".
+export let tOut: u64 = 0;
+export let tEnd: u64 = 0;
+export let tShift: u32 = 0;
+export let tPerm: u32 = 0;
+// On failure: the reason, the family code recorded, and the status to return.
+export let tReason: u32 = 0;
+export let tCode: u32 = 0;
+export let tStatus: i32 = 0;
+
+@inline function bump(u: usize, off: u32): void {
+  store<u64>(u + off, load<u64>(u + off) + 1);
+}
+
+/** Resolves `rid` to its domain: an id, DOMAIN_DIRECT, or -1. RID_PHYS is always direct. */
+@inline export function domainOfRid(rid: u32): i32 {
+  if (rid == RID_PHYS) return DOMAIN_DIRECT;
+  const p = deviceOf(rid);
+  return p == 0 ? -1 : load<i32>(p + 4);
+}
+
+/**
+ * Translates `iova` for requester `rid` in domain `dom` (from domainOfRid) for `access`.
+ * Returns true and sets tOut/tEnd/tShift/tPerm, or false with tReason/tCode/tStatus set and a
+ * fault record queued on the unit (a requester with no domain has no unit to record on).
+ */
+export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
+  if (dom == DOMAIN_DIRECT) {
+    tOut = iova; tEnd = 0; tShift = 64; tPerm = ACCESS_READ | ACCESS_WRITE;
+    return true;
+  }
+  if (dom < 0) {
+    tReason = FAULT_NO_DOMAIN; tCode = 0; tStatus = reasonStatus(FAULT_NO_DOMAIN);
+    return false;
+  }
+  const d = domainAt(<u32>dom);
+  const u = unitAt(load<u32>(d + DOMAIN_UNIT));
+  bump(u, UNIT_STAT_TRANSLATIONS);
+  const type = load<u32>(d + DOMAIN_TYPE);
+  if (type == DOMAIN_PAGING) {
+    if (tlbLookup(u, <u32>dom, iova)) {
+      bump(u, UNIT_STAT_HITS);
+      if ((hitPerm & access) != access) return fail(u, rid, dom, iova, access, FAULT_PERMISSION, false);
+      setLeaf(iova, hitOut, hitShift, hitPerm);
+      return true;
+    }
+    bump(u, UNIT_STAT_MISSES);
+    return slowPath(u, d, rid, dom, iova, access);
+  }
+  if (type == DOMAIN_IDENTITY) {
+    tOut = iova; tEnd = 0; tShift = 64; tPerm = ACCESS_READ | ACCESS_WRITE;
+    return true;
+  }
+  return fail(u, rid, dom, iova, access, FAULT_BLOCKED, false);
+}
+
+@inline function setLeaf(iova: u64, out: u64, shift: u32, perm: u32): void {
+  tOut = out;
+  tShift = shift;
+  tPerm = perm;
+  tEnd = (iova | ((<u64>1 << shift) - 1)) + 1;
+}
+
+@inline function fail(u: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool): bool {
+  tReason = reason;
+  tCode = recordFault(u, rid, dom, iova, access, reason, outputSide);
+  tStatus = reasonStatus(reason);
+  return false;
+}
+
+@inline function slowPath(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32): bool {
+  bump(u, UNIT_STAT_WALKS);
+  const reason = walk(d, iova, false);
+  if (reason != 0) {
+    // The input-width check comes before any level, so a fault after a level is on the output.
+    return fail(u, rid, dom, iova, access, reason, wDepth > 0);
+  }
+  tlbInsert(u, <u32>dom, iova, wOut, wShift, wPerm);
+  if ((wPerm & access) != access) return fail(u, rid, dom, iova, access, FAULT_PERMISSION, false);
+  setLeaf(iova, wOut, wShift, wPerm);
+  return true;
+}

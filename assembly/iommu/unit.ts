@@ -1,0 +1,199 @@
+// IOMMU units, domains and the device (requester ID) table.
+
+import {
+  OK, EINVAL, ENOSPC, ENOMEM, ENOENT, EBUSY, MAX_UNITS, UNIT_STRIDE, UNIT_PRESENT, UNIT_FAMILY,
+  UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, UNIT_TLB_RR, UNIT_FAULT_CAP, UNIT_FAULT_PTR,
+  UNIT_FQ_CAP, UNIT_FQ_PTR, UNIT_FQ_COUNT, UNIT_STAT_FQ_FLUSHES, FAMILY_VTD, FAMILY_SMMUV3,
+  TLB_STRIDE, FAULT_STRIDE, FQ_STRIDE, PAGE_SIZE, MAX_DOMAINS, DOMAIN_STRIDE, DOMAIN_TYPE,
+  DOMAIN_UNIT, DOMAIN_FORMAT, DOMAIN_IAS, DOMAIN_OAS, DOMAIN_LEVELS, DOMAIN_ROOT, DOMAIN_PGSIZES,
+  DOMAIN_STRICT, DOMAIN_TABLE_FRAMES, DOMAIN_MAPPED, DOMAIN_PAGING, DOMAIN_IDENTITY, DOMAIN_BLOCKED,
+  DOMAIN_DIRECT, MAX_DEVICES, RID_PHYS, PG_PGTABLE,
+} from '../abi';
+import { gUnits, gDomains, gDevices, DEVICE_STRIDE } from '../state';
+import { allocContiguous } from '../mem/arena';
+import { allocFrames } from '../mem/frames';
+import { checkWidths, levelsFor, PGSIZES_4K_GRANULE } from '../pgtable/format';
+import { freeAllTables } from '../pgtable/engine';
+import { tlbInvalidateDomain, tlbInvalidateRange } from './iotlb';
+
+let unitCount: u32 = 0;
+// One bit per domain: which domains a queue flush has already invalidated.
+const flushSeen: usize = memory.data(<i32>(MAX_DOMAINS / 8));
+let deviceCount: u32 = 0;
+
+@inline export function unitAt(id: u32): usize {
+  return gUnits + <usize>(id * UNIT_STRIDE);
+}
+@inline export function domainAt(id: u32): usize {
+  return gDomains + <usize>(id * DOMAIN_STRIDE);
+}
+
+/** A unit record for `id`, or 0 when there is no such unit. */
+export function unitOf(id: u32): usize {
+  if (id >= unitCount) return 0;
+  return unitAt(id);
+}
+
+/** A domain record for `id`, or 0 when there is no such live domain. */
+export function domainOf(id: u32): usize {
+  if (id >= MAX_DOMAINS) return 0;
+  const d = domainAt(id);
+  return load<u32>(d + DOMAIN_TYPE) == 0 ? 0 : d;
+}
+
+@inline function isPow2(x: u32): bool {
+  return x != 0 && (x & (x - 1)) == 0;
+}
+
+/**
+ * Creates an IOMMU unit. `tlbSets` a power of two (1..65536), `tlbWays` 1..16, `faultCap`
+ * 1..65536, `fqCap` (lazy flush queue) 1..65536. Returns the unit id or EINVAL, ENOSPC, ENOMEM.
+ */
+export function createUnit(family: u32, tlbSets: u32, tlbWays: u32, faultCap: u32, fqCap: u32): i32 {
+  if (family != FAMILY_VTD && family != FAMILY_SMMUV3) return EINVAL;
+  if (!isPow2(tlbSets) || tlbSets > 65536 || tlbWays == 0 || tlbWays > 16) return EINVAL;
+  if (faultCap == 0 || faultCap > 65536 || fqCap == 0 || fqCap > 65536) return EINVAL;
+  if (unitCount >= MAX_UNITS) return ENOSPC;
+  const tlbBytes = tlbSets * tlbWays * TLB_STRIDE;
+  const bytes = tlbBytes + tlbSets + faultCap * FAULT_STRIDE + fqCap * FQ_STRIDE;
+  const base = allocContiguous((bytes + PAGE_SIZE - 1) / PAGE_SIZE);
+  if (base == 0) return ENOMEM;
+  const u = unitAt(unitCount);
+  store<u32>(u + UNIT_PRESENT, 1);
+  store<u32>(u + UNIT_FAMILY, family);
+  store<u32>(u + UNIT_TLB_SETS, tlbSets);
+  store<u32>(u + UNIT_TLB_WAYS, tlbWays);
+  store<u32>(u + UNIT_TLB_PTR, <u32>base);
+  store<u32>(u + UNIT_TLB_RR, <u32>(base + tlbBytes));
+  store<u32>(u + UNIT_FAULT_CAP, faultCap);
+  store<u32>(u + UNIT_FAULT_PTR, <u32>(base + tlbBytes + tlbSets));
+  store<u32>(u + UNIT_FQ_CAP, fqCap);
+  store<u32>(u + UNIT_FQ_PTR, <u32>(base + tlbBytes + tlbSets + faultCap * FAULT_STRIDE));
+  const id = unitCount++;
+  return <i32>id;
+}
+
+/**
+ * Creates a domain on unit `unit`. Paging domains take a format and widths (checked per format)
+ * and get a root table frame; identity and blocked domains ignore them. `strict` chooses strict
+ * (1) or lazy (0) IOTLB invalidation. Returns the domain id or EINVAL, ENOENT (no unit), ENOSPC,
+ * ENOMEM (no frame for the root table).
+ */
+export function createDomain(unit: u32, type: u32, format: u32, ias: u32, oas: u32, strict: u32): i32 {
+  if (unitOf(unit) == 0) return ENOENT;
+  if (type != DOMAIN_PAGING && type != DOMAIN_IDENTITY && type != DOMAIN_BLOCKED) return EINVAL;
+  if (type == DOMAIN_PAGING && checkWidths(format, ias, oas) != OK) return EINVAL;
+  let id: u32 = 0;
+  while (id < MAX_DOMAINS && load<u32>(domainAt(id) + DOMAIN_TYPE) != 0) id++;
+  if (id >= MAX_DOMAINS) return ENOSPC;
+  const d = domainAt(id);
+  if (type == DOMAIN_PAGING) {
+    const root = allocFrames(1, 1, PG_PGTABLE);
+    if (root < 0) return <i32>root;
+    store<u64>(d + DOMAIN_ROOT, <u64>root);
+    store<u32>(d + DOMAIN_FORMAT, format);
+    store<u32>(d + DOMAIN_IAS, ias);
+    store<u32>(d + DOMAIN_OAS, oas);
+    store<u32>(d + DOMAIN_LEVELS, levelsFor(ias));
+    store<u64>(d + DOMAIN_PGSIZES, PGSIZES_4K_GRANULE);
+    store<u32>(d + DOMAIN_TABLE_FRAMES, 1);
+  }
+  store<u32>(d + DOMAIN_TYPE, type);
+  store<u32>(d + DOMAIN_UNIT, unit);
+  store<u32>(d + DOMAIN_STRICT, strict != 0 ? 1 : 0);
+  store<u64>(d + DOMAIN_MAPPED, 0);
+  return <i32>id;
+}
+
+/**
+ * Frees a domain: its IOTLB entries, its pending lazy invalidations, every table frame.
+ * Returns OK, ENOENT, or EBUSY while a device is still attached to it.
+ */
+export function destroyDomain(id: u32): i32 {
+  const d = domainOf(id);
+  if (d == 0) return ENOENT;
+  for (let i: u32 = 0; i < deviceCount; i++) {
+    if (load<i32>(gDevices + <usize>(i * DEVICE_STRIDE) + 4) == <i32>id) return EBUSY;
+  }
+  const u = unitAt(load<u32>(d + DOMAIN_UNIT));
+  flushQueue(u);
+  tlbInvalidateDomain(u, id);
+  if (load<u32>(d + DOMAIN_TYPE) == DOMAIN_PAGING) freeAllTables(d);
+  memory.fill(d, 0, DOMAIN_STRIDE);
+  return OK;
+}
+
+/** The device record of `rid`, or 0. */
+export function deviceOf(rid: u32): usize {
+  for (let i: u32 = 0; i < deviceCount; i++) {
+    const p = gDevices + <usize>(i * DEVICE_STRIDE);
+    if (load<u32>(p) == rid) return p;
+  }
+  return 0;
+}
+
+/**
+ * Attaches requester `rid` to domain `dom`, to DOMAIN_DIRECT (no IOMMU in its path), or detaches
+ * it (-1). Returns OK, EINVAL (RID_PHYS, bad value), ENOENT (no such domain), ENOSPC.
+ */
+export function attachDevice(rid: u32, dom: i32): i32 {
+  if (rid == RID_PHYS) return EINVAL;
+  if (dom >= 0 && domainOf(<u32>dom) == 0) return ENOENT;
+  if (dom < 0 && dom != -1 && dom != DOMAIN_DIRECT) return EINVAL;
+  let p = deviceOf(rid);
+  if (p == 0) {
+    if (deviceCount >= MAX_DEVICES) return ENOSPC;
+    p = gDevices + <usize>(deviceCount * DEVICE_STRIDE);
+    deviceCount++;
+    store<u32>(p, rid);
+  }
+  store<i32>(p + 4, dom);
+  return OK;
+}
+
+/** The domain `rid` is attached to: an id, DOMAIN_DIRECT, or -1 (none). */
+export function deviceDomain(rid: u32): i32 {
+  const p = deviceOf(rid);
+  return p == 0 ? -1 : load<i32>(p + 4);
+}
+
+/**
+ * Records an unmapped range for invalidation: now in strict mode, or on the unit's flush queue
+ * in lazy mode (a full queue is flushed first), leaving the stale window lazy mode really has.
+ */
+export function invalidateUnmapped(d: usize, dom: u32, start: u64, end: u64): void {
+  const u = unitAt(load<u32>(d + DOMAIN_UNIT));
+  if (load<u32>(d + DOMAIN_STRICT) != 0) {
+    tlbInvalidateRange(u, dom, start, end);
+    return;
+  }
+  if (load<u32>(u + UNIT_FQ_COUNT) >= load<u32>(u + UNIT_FQ_CAP)) flushQueue(u);
+  const n = load<u32>(u + UNIT_FQ_COUNT);
+  const e = <usize>load<u32>(u + UNIT_FQ_PTR) + <usize>(n * FQ_STRIDE);
+  store<u32>(e, dom);
+  store<u64>(e + 8, start);
+  store<u64>(e + 16, end);
+  store<u32>(u + UNIT_FQ_COUNT, n + 1);
+}
+
+/**
+ * Flushes the lazy queue: like Linux's flush queue, one domain-wide IOTLB flush per domain with
+ * pending entries. Returns how many entries were pending.
+ */
+export function flushQueue(u: usize): u32 {
+  const n = load<u32>(u + UNIT_FQ_COUNT);
+  if (n == 0) return 0;
+  const q = <usize>load<u32>(u + UNIT_FQ_PTR);
+  memory.fill(flushSeen, 0, MAX_DOMAINS / 8);
+  for (let i: u32 = 0; i < n; i++) {
+    const dom = load<u32>(q + <usize>(i * FQ_STRIDE));
+    const byte = flushSeen + <usize>(dom >> 3);
+    const bit: u32 = 1 << (dom & 7);
+    if ((<u32>load<u8>(byte) & bit) != 0) continue;
+    store<u8>(byte, <u8>(<u32>load<u8>(byte) | bit));
+    tlbInvalidateDomain(u, dom);
+  }
+  store<u32>(u + UNIT_FQ_COUNT, 0);
+  store<u64>(u + UNIT_STAT_FQ_FLUSHES, load<u64>(u + UNIT_STAT_FQ_FLUSHES) + 1);
+  return n;
+}

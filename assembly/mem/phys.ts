@@ -1,0 +1,172 @@
+// Simulated physical address space: regions of RAM and device memory with sparse backing.
+//
+// Each region has a 3-level radix over its pages; a leaf slot holds the arena chunk that backs
+// one 4 KiB page. Reads of a page never written come from the shared zero page, so a 96 GiB
+// HBM region costs one root node until something is written.
+//
+//   region-relative page index (30 bits)
+//   +------------+------------+------------+
+//   | 29      20 | 19      10 | 9        0 |
+//   |  root idx  |  mid idx   |  leaf idx  |
+//   +------------+------------+------------+
+
+import {
+  OK, EINVAL, ENOMEM, ENOSPC, EEXIST, MAX_REGIONS, REGION_STRIDE, REGION_BASE, REGION_SIZE,
+  REGION_KIND, REGION_FLAGS, REGION_OWNER, REGION_RADIX, REGION_MAX_SHIFT, REGION_KIND_RAM,
+  REGION_KIND_DEVICE, PAGE_SHIFT, PAGE_SIZE,
+} from '../abi';
+import { gRegions, gZeroPage } from '../state';
+import { allocChunk, freeChunk } from './arena';
+import { initFrames } from './frames';
+
+let regionCount: u32 = 0;
+let lastRegion: usize = 0; // the region the previous lookup found: DMA walks stay in one region
+
+@inline export function regionAt(id: u32): usize {
+  return gRegions + <usize>(id * REGION_STRIDE);
+}
+
+export function regionsUsed(): u32 {
+  return regionCount;
+}
+
+/**
+ * Adds a region [base, base + size). Returns its id (>= 0), or EINVAL (size 0, not page-aligned,
+ * larger than 2^42, wrapping past 2^64, unknown kind), EEXIST (overlaps a region), ENOSPC (table
+ * full), ENOMEM (no arena for the radix root or frame directory).
+ */
+export function addRegion(base: u64, size: u64, kind: u32, flags: u32, owner: u32): i32 {
+  if (size == 0 || ((base | size) & (PAGE_SIZE - 1)) != 0) return EINVAL;
+  if (size > (<u64>1 << REGION_MAX_SHIFT)) return EINVAL;
+  if (base + size < base && base + size != 0) return EINVAL;
+  if (kind != REGION_KIND_RAM && kind != REGION_KIND_DEVICE) return EINVAL;
+  const last = base + size - 1;
+  for (let i: u32 = 0; i < regionCount; i++) {
+    const r = regionAt(i);
+    const b = load<u64>(r + REGION_BASE);
+    const l = b + load<u64>(r + REGION_SIZE) - 1;
+    if (base <= l && b <= last) return EEXIST;
+  }
+  if (regionCount >= MAX_REGIONS) return ENOSPC;
+  const root = allocChunk();
+  if (root == 0) return ENOMEM;
+  const r = regionAt(regionCount);
+  store<u64>(r + REGION_BASE, base);
+  store<u64>(r + REGION_SIZE, size);
+  store<u32>(r + REGION_KIND, kind);
+  store<u32>(r + REGION_FLAGS, flags);
+  store<u32>(r + REGION_OWNER, owner);
+  store<u32>(r + REGION_RADIX, <u32>root);
+  if (kind == REGION_KIND_RAM) {
+    const st = initFrames(r, size >> PAGE_SHIFT);
+    if (st != OK) {
+      freeChunk(root);
+      memory.fill(r, 0, REGION_STRIDE);
+      return st;
+    }
+  }
+  const id = regionCount++;
+  return <i32>id;
+}
+
+/** The region holding `pa`, or 0. */
+export function findRegion(pa: u64): usize {
+  let r = lastRegion;
+  if (r != 0 && pa - load<u64>(r + REGION_BASE) < load<u64>(r + REGION_SIZE)) return r;
+  for (let i: u32 = 0; i < regionCount; i++) {
+    r = regionAt(i);
+    if (pa - load<u64>(r + REGION_BASE) < load<u64>(r + REGION_SIZE)) {
+      lastRegion = r;
+      return r;
+    }
+  }
+  return 0;
+}
+
+/** Bytes from `pa` to the end of region `r`. */
+@inline export function regionRemaining(r: usize, pa: u64): u64 {
+  return load<u64>(r + REGION_BASE) + load<u64>(r + REGION_SIZE) - pa;
+}
+
+/**
+ * The linear-memory address of the byte at `pa` inside region `r`, for reading: the zero page
+ * when the page was never written.
+ */
+export function readPtr(r: usize, pa: u64): usize {
+  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
+  const off = <usize>(pa & (PAGE_SIZE - 1));
+  const root = <usize>load<u32>(r + REGION_RADIX);
+  const mid = <usize>load<u32>(root + (<usize>(page >> 20) << 2));
+  if (mid == 0) return gZeroPage + off;
+  const leaf = <usize>load<u32>(mid + (<usize>((page >> 10) & 1023) << 2));
+  if (leaf == 0) return gZeroPage + off;
+  const chunk = <usize>load<u32>(leaf + (<usize>(page & 1023) << 2));
+  return (chunk == 0 ? gZeroPage : chunk) + off;
+}
+
+/**
+ * The linear-memory address of the byte at `pa` for writing, backing the page on first write.
+ * Returns 0 when the arena is exhausted.
+ */
+export function writePtr(r: usize, pa: u64): usize {
+  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
+  const off = <usize>(pa & (PAGE_SIZE - 1));
+  const root = <usize>load<u32>(r + REGION_RADIX);
+  const midSlot = root + (<usize>(page >> 20) << 2);
+  let mid = <usize>load<u32>(midSlot);
+  if (mid == 0) {
+    mid = allocChunk();
+    if (mid == 0) return 0;
+    store<u32>(midSlot, <u32>mid);
+  }
+  const leafSlot = mid + (<usize>((page >> 10) & 1023) << 2);
+  let leaf = <usize>load<u32>(leafSlot);
+  if (leaf == 0) {
+    leaf = allocChunk();
+    if (leaf == 0) return 0;
+    store<u32>(leafSlot, <u32>leaf);
+  }
+  const chunkSlot = leaf + (<usize>(page & 1023) << 2);
+  let chunk = <usize>load<u32>(chunkSlot);
+  if (chunk == 0) {
+    chunk = allocChunk();
+    if (chunk == 0) return 0;
+    store<u32>(chunkSlot, <u32>chunk);
+  }
+  return chunk + off;
+}
+
+/** Drops the backing of the page at `pa` (a freed frame reads as zeros again). */
+export function discardPage(r: usize, pa: u64): void {
+  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
+  const root = <usize>load<u32>(r + REGION_RADIX);
+  const mid = <usize>load<u32>(root + (<usize>(page >> 20) << 2));
+  if (mid == 0) return;
+  const leaf = <usize>load<u32>(mid + (<usize>((page >> 10) & 1023) << 2));
+  if (leaf == 0) return;
+  const slot = leaf + (<usize>(page & 1023) << 2);
+  const chunk = <usize>load<u32>(slot);
+  if (chunk != 0) {
+    store<u32>(slot, 0);
+    freeChunk(chunk);
+  }
+}
+
+// ---- 64-bit accessors used by page-table code (tables live in simulated RAM) ----
+
+/** Reads the u64 at `pa`; 0 when nothing backs it or no region holds it. */
+export function physRead64(pa: u64): u64 {
+  const r = findRegion(pa);
+  if (r == 0) return 0;
+  return load<u64>(readPtr(r, pa));
+}
+
+/** Writes the u64 at `pa`. Returns OK, EINVAL (no region) or ENOMEM. */
+export function physWrite64(pa: u64, v: u64): i32 {
+  const r = findRegion(pa);
+  if (r == 0) return EINVAL;
+  const p = writePtr(r, pa);
+  if (p == 0) return ENOMEM;
+  store<u64>(p, v);
+  return OK;
+}

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// The whole suite runs twice: against the debug Wasm build (asserts on) and the release build
+// (-O3, noAssert). bindings/ picks the build from DMABUF_SIM_WASM.
+const include = ['test/**/*.test.ts'];
+
+export default defineConfig({
+  test: {
+    testTimeout: 60_000,
+    projects: [
+      { extends: true, test: { name: 'debug', include, env: { DMABUF_SIM_WASM: 'debug' } } },
+      { extends: true, test: { name: 'release', include, env: { DMABUF_SIM_WASM: 'release' } } },
+    ],
+  },
+});
