@@ -24,6 +24,11 @@ import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntr
 import { drainFaults } from './iommu/fault';
 import { translate as translateImpl, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
 export { dmaCopy, dmaRead, dmaWrite, dmaFill } from './dma/engine';
+import { hostAccess } from './dma/engine';
+
+/** Host read/write of physical memory (not DMA: no counters). Status as dmaRead/dmaWrite. */
+export function hostRead(pa: u64, len: u64, host: usize): i32 { return hostAccess(false, pa, len, host); }
+export function hostWrite(pa: u64, len: u64, host: usize): i32 { return hostAccess(true, pa, len, host); }
 
 export function abiVersion(): u32 { return ABI_VERSION; }
 

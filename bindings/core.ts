@@ -52,6 +52,8 @@ export interface CoreExports {
   dmaRead(rid: number, addr: bigint, len: bigint, host: number): number;
   dmaWrite(rid: number, addr: bigint, len: bigint, host: number): number;
   dmaFill(rid: number, addr: bigint, len: bigint, value: number): number;
+  hostRead(pa: bigint, len: bigint, host: number): number;
+  hostWrite(pa: bigint, len: bigint, host: number): number;
 }
 
 export type CoreBuild = 'debug' | 'release';

@@ -6,7 +6,7 @@ import {
   OK, EINVAL, EIO, ENOMEM, PAGE_SIZE, ACCESS_READ, ACCESS_WRITE, REGION_KIND, REGION_KIND_RAM,
   STAGING_SIZE, RES_STATUS, RES_BYTES, RES_FAULT_SIDE, RES_FAULT_IOVA, RES_FAULT_REASON,
   RES_FAULT_CODE, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE, STAT_BYTES_FROM_RAM,
-  STAT_BYTES_FROM_DEVICE, STAT_DMA_OPS, STAT_DMA_FAULTS,
+  STAT_BYTES_FROM_DEVICE, STAT_DMA_OPS, STAT_DMA_FAULTS, RID_PHYS,
 } from '../abi';
 import { gResult, gStats, gStaging } from '../state';
 import { findRegion, readPtr, writePtr, regionRemaining } from '../mem/phys';
@@ -31,7 +31,7 @@ function faulted(side: u32, iova: u64, done: u64): i32 {
   store<u64>(gResult + RES_FAULT_IOVA, iova);
   store<u32>(gResult + RES_FAULT_REASON, tReason);
   store<u32>(gResult + RES_FAULT_CODE, tCode);
-  stat(STAT_DMA_FAULTS, 1);
+  if (counting) stat(STAT_DMA_FAULTS, 1);
   return finish(tStatus, done);
 }
 
@@ -45,8 +45,11 @@ function faulted(side: u32, iova: u64, done: u64): i32 {
   return min(a, min(b, c));
 }
 
+// Host (backdoor) accesses move bytes too, but they are not DMA and are not counted as such.
+let counting = true;
+
 @inline function countBytes(r: usize, n: u64, toOff: u32, devOff: u32): void {
-  stat(load<u32>(r + REGION_KIND) == REGION_KIND_RAM ? toOff : devOff, n);
+  if (counting) stat(load<u32>(r + REGION_KIND) == REGION_KIND_RAM ? toOff : devOff, n);
 }
 
 // Bytes the last phys* helper moved before it stopped.
@@ -157,7 +160,7 @@ export function dmaCopy(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64):
 
 /** Host-buffer transfers: read (device -> staging), write (staging -> device) or fill. */
 function dmaHost(op: u32, rid: u32, addr: u64, len: u64, arg: usize): i32 {
-  stat(STAT_DMA_OPS, 1);
+  if (counting) stat(STAT_DMA_OPS, 1);
   if (wraps(addr, len)) return finish(EINVAL, 0);
   if (op != OP_FILL && (arg < gStaging || <u64>(arg - gStaging) + len > <u64>STAGING_SIZE)) return finish(EINVAL, 0);
   const dom = domainOfRid(rid);
@@ -185,4 +188,12 @@ export function dmaWrite(rid: u32, addr: u64, len: u64, host: usize): i32 {
 /** Fills `len` bytes at (rid, addr) with `value`. */
 export function dmaFill(rid: u32, addr: u64, len: u64, value: u32): i32 {
   return dmaHost(OP_FILL, rid, addr, len, <usize>(value & 0xff));
+}
+
+/** The host's own read (write = false) or write of physical memory through the staging buffer. */
+export function hostAccess(write: bool, pa: u64, len: u64, host: usize): i32 {
+  counting = false;
+  const st = dmaHost(write ? OP_WRITE : OP_READ, RID_PHYS, pa, len, host);
+  counting = true;
+  return st;
 }

@@ -120,8 +120,8 @@ export class PhysicalMemory {
       const n = Math.min(ABI.STAGING_SIZE, buf.length - off);
       if (op === 'write') this._core.views.u8.set(buf.subarray(off, off + n), staging);
       const st = op === 'write'
-        ? e.dmaWrite(ABI.RID_PHYS, pa + BigInt(off), BigInt(n), staging)
-        : e.dmaRead(ABI.RID_PHYS, pa + BigInt(off), BigInt(n), staging);
+        ? e.hostWrite(pa + BigInt(off), BigInt(n), staging)
+        : e.hostRead(pa + BigInt(off), BigInt(n), staging);
       check(st, op, `${n} bytes at ${hex(pa + BigInt(off))}`);
       if (op === 'read') buf.set(this._core.views.u8.subarray(staging, staging + n), off);
     }
