@@ -4,7 +4,7 @@
 // so each line must stay of the form `export const NAME: type = <expression of earlier names>;`.
 // ABI_VERSION changes whenever a layout or a meaning below changes; bindings check it.
 
-export const ABI_VERSION: u32 = 1;
+export const ABI_VERSION: u32 = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Status codes: 0 or a negative Linux errno.
@@ -160,23 +160,23 @@ export const DOMAIN_TABLE_FRAMES: u32 = 44;
 export const DOMAIN_MAPPED: u32 = 48;
 
 // ---------------------------------------------------------------------------------------------
-// IOTLB entry (TLB_STRIDE bytes), sets x ways per unit, round-robin replacement per set:
+// IOTLB entry (TLB_STRIDE bytes), sets x ways per unit, round-robin replacement per set. The tag
+// packs the domain and the page shift so that a probe is one u64 and one u32 compare:
 //
 //    63                                            0
 //   +-----------------------------------------------+
 //   | vpn = iova >> shift                            |  0
 //   +-----------------------------------------------+
 //   | output address of the leaf (aligned)          |  8
-//   +-----------------------+-----------+-----+-----+
-//   | domain id + 1 (0=free)|  reserved | perm|shift| 16
-//   +-----------------------+-----------+-----+-----+
+//   +-----------------------------+-----------------+
+//   | perm (u32)                  | tag (u32)       | 16    tag = (domain id + 1) << 8 | shift
+//   +-----------------------------+-----------------+        (0 = free entry)
 //   | reserved                                      | 24
 export const TLB_STRIDE: u32 = 32;
 export const TLB_VPN: u32 = 0;
 export const TLB_OUT: u32 = 8;
-export const TLB_SHIFT: u32 = 16;
-export const TLB_PERM: u32 = 17;
-export const TLB_DOMAIN: u32 = 20;
+export const TLB_TAG: u32 = 16;
+export const TLB_PERM: u32 = 20;
 
 // ---------------------------------------------------------------------------------------------
 // Fault record (FAULT_STRIDE bytes), a bounded ring per unit:

@@ -4,7 +4,7 @@
 // per-object calls; per-page and per-translation work is batched through the staging area.
 
 import {
-  ABI_VERSION, OK, EINVAL, ENOENT, ENODEV, PAGE_SIZE, DOMAIN_TYPE, DOMAIN_PAGING, DOMAIN_UNIT,
+  ABI_VERSION, OK, EINVAL, ENOENT, ENODEV, ENOMEM, PAGE_SIZE, DOMAIN_TYPE, DOMAIN_PAGING, DOMAIN_UNIT,
   DOMAIN_MAPPED, RES_STATUS, RES_VALUE, RES_BYTES, RES_SHIFT, RES_PERM, RES_FAULT_REASON,
   RES_FAULT_CODE, RES_FAULT_IOVA, RES_FAULT_SIDE, UNIT_FAULT_OVERFLOW, BATCH_MAX, BATCH_OUT,
   BATCH_STATUS, MAPDESC_STRIDE, FAULT_STRIDE, STAGING_SIZE,
@@ -22,7 +22,7 @@ import {
 } from './iommu/unit';
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
 import { drainFaults } from './iommu/fault';
-import { translate as translateImpl, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
+import { translate as translateImpl, translateMany, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
 export { dmaCopy, dmaRead, dmaWrite, dmaFill } from './dma/engine';
 import { hostAccess } from './dma/engine';
 
@@ -203,23 +203,8 @@ export function translate(rid: u32, iova: u64, access: u32): i32 {
  */
 export function translateBatch(rid: u32, n: u32, access: u32): i32 {
   if (n > BATCH_MAX || access == 0 || access > 3) return EINVAL;
-  const dom = domainOfRid(rid);
   const inp = state.gStaging;
-  const out = inp + BATCH_OUT;
-  const sts = inp + BATCH_STATUS;
-  let faults = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const off = <usize>i << 3;
-    if (translateImpl(rid, dom, load<u64>(inp + off), access)) {
-      store<u64>(out + off, tOut);
-      store<i32>(sts + (<usize>i << 2), OK);
-    } else {
-      store<u64>(out + off, 0);
-      store<i32>(sts + (<usize>i << 2), tStatus);
-      faults++;
-    }
-  }
-  return faults;
+  return <i32>translateMany(rid, access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
 }
 
 // ---- IOTLB and flush queue ----
@@ -267,5 +252,27 @@ export function faultsClearOverflow(unit: u32): i32 {
   const u = unitOf(unit);
   if (u == 0) return ENOENT;
   store<u32>(u + UNIT_FAULT_OVERFLOW, 0);
+  return OK;
+}
+
+// ---- benchmark baseline ----
+
+import { allocContiguous } from './mem/arena';
+let benchBuf: usize = 0;
+let benchLen: u32 = 0;
+
+/**
+ * The baseline the benchmarks divide by: `reps` raw memory.copy calls of `len` bytes between two
+ * buffers of the arena (made on first use). Returns OK, EINVAL (len 0 or over 16 MiB), ENOMEM.
+ */
+export function memcpyBench(len: u32, reps: u32): i32 {
+  if (len == 0 || len > (16 << 20)) return EINVAL;
+  if (benchLen < len) {
+    benchBuf = allocContiguous((2 * len + PAGE_SIZE - 1) / PAGE_SIZE);
+    if (benchBuf == 0) { benchLen = 0; return ENOMEM; }
+    benchLen = len;
+    memory.fill(benchBuf, 0x5a, <usize>(2 * len));
+  }
+  for (let i: u32 = 0; i < reps; i++) memory.copy(benchBuf + len, benchBuf, len);
   return OK;
 }

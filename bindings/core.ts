@@ -54,6 +54,7 @@ export interface CoreExports {
   dmaFill(rid: number, addr: bigint, len: bigint, value: number): number;
   hostRead(pa: bigint, len: bigint, host: number): number;
   hostWrite(pa: bigint, len: bigint, host: number): number;
+  memcpyBench(len: number, reps: number): number;
 }
 
 export type CoreBuild = 'debug' | 'release';

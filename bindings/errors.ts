@@ -29,6 +29,7 @@ export const ERRNO = {
   EOVERFLOW: 75,
   EBADFD: 77,
   EOPNOTSUPP: 95,
+  EREMOTEIO: 121,
   ETIMEDOUT: 110,
   ERESTARTSYS: 512,
 } as const;

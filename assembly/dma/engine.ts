@@ -3,13 +3,14 @@
 // sparse backing. A fault stops the transfer; what was done stays done, as on hardware.
 
 import {
-  OK, EINVAL, EIO, ENOMEM, PAGE_SIZE, ACCESS_READ, ACCESS_WRITE, REGION_KIND, REGION_KIND_RAM,
+  OK, EINVAL, EIO, ENOMEM, PAGE_SIZE, PAGE_SHIFT, REGION_BASE, ACCESS_READ, ACCESS_WRITE, REGION_KIND, REGION_KIND_RAM,
   STAGING_SIZE, RES_STATUS, RES_BYTES, RES_FAULT_SIDE, RES_FAULT_IOVA, RES_FAULT_REASON,
   RES_FAULT_CODE, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE, STAT_BYTES_FROM_RAM,
   STAT_BYTES_FROM_DEVICE, STAT_DMA_OPS, STAT_DMA_FAULTS, RID_PHYS,
 } from '../abi';
-import { gResult, gStats, gStaging } from '../state';
-import { findRegion, readPtr, writePtr, regionRemaining } from '../mem/phys';
+import { gResult, gStats, gStaging, gZeroPage } from '../state';
+import { findRegion, leafNode, regionRemaining } from '../mem/phys';
+import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
@@ -21,6 +22,7 @@ const OP_FILL: u32 = 3;
 }
 
 function finish(status: i32, done: u64): i32 {
+  flushCopy();
   store<i32>(gResult + RES_STATUS, status);
   store<u64>(gResult + RES_BYTES, done);
   return status;
@@ -55,9 +57,67 @@ let counting = true;
 // Bytes the last phys* helper moved before it stopped.
 let moved: u64 = 0;
 
+// Radix leaf nodes of the last pages touched, so bulk loops look the radix up once per 4 MiB.
+let srcKey: u64 = 0xffffffffffffffff;
+let srcLeaf: usize = 0;
+let dstKey: u64 = 0xffffffffffffffff;
+let dstLeaf: usize = 0;
+
+/** Linear address of the byte at `pa` (region r) for reading; the zero page if never written. */
+@inline function srcPtr(r: usize, pa: u64): usize {
+  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
+  const key = (<u64>r << 32) | <u64>(page >> 10);
+  if (key != srcKey) { srcLeaf = leafNode(r, page, false); srcKey = key; }
+  const chunk: usize = srcLeaf == 0 ? 0 : <usize>load<u32>(srcLeaf + (<usize>(page & 1023) << 2));
+  return (chunk == 0 ? gZeroPage : chunk) + <usize>(pa & (PAGE_SIZE - 1));
+}
+
+/** Linear address of the byte at `pa` for writing, backing it on first write; 0 on ENOMEM. */
+@inline function dstPtr(r: usize, pa: u64): usize {
+  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
+  const key = (<u64>r << 32) | <u64>(page >> 10);
+  if (key != dstKey || dstLeaf == 0) { dstLeaf = leafNode(r, page, true); dstKey = key; }
+  if (dstLeaf == 0) return 0;
+  const slot = dstLeaf + (<usize>(page & 1023) << 2);
+  let chunk = <usize>load<u32>(slot);
+  if (chunk == 0) {
+    chunk = allocChunk();
+    if (chunk == 0) return 0;
+    store<u32>(slot, <u32>chunk);
+    // A source leaf cached for the same page range is unaffected: the slot lives in it.
+  }
+  return chunk + <usize>(pa & (PAGE_SIZE - 1));
+}
+
+/** Forgets cached leaf nodes (a region's backing was dropped page by page elsewhere). */
+export function dmaForgetLeaves(): void {
+  srcKey = 0xffffffffffffffff;
+  dstKey = 0xffffffffffffffff;
+}
+
+// A copy not yet issued: consecutive pieces whose backing is adjacent on both sides become one
+// memory.copy, across translations too, so a transfer over memory written in order runs at
+// memcpy speed. Every exit of a transfer flushes it first.
+let pendSrc: usize = 0;
+let pendDst: usize = 0;
+let pendLen: usize = 0;
+
+@inline function queueCopy(dp: usize, sp: usize, n: usize): void {
+  if (pendLen != 0 && sp == pendSrc + pendLen && dp == pendDst + pendLen) {
+    pendLen += n;
+    return;
+  }
+  flushCopy();
+  pendSrc = sp; pendDst = dp; pendLen = n;
+}
+
+function flushCopy(): void {
+  if (pendLen != 0) memory.copy(pendDst, pendSrc, pendLen);
+  pendLen = 0;
+}
+
 /**
- * Copies n bytes from physical spa to physical dpa. Adjacent backing chunks are merged into one
- * memory.copy, so a transfer over freshly written memory runs at memcpy speed.
+ * Copies n bytes from physical spa to physical dpa (queued: see queueCopy).
  * Returns OK, EIO (an address no region decodes) or ENOMEM (no arena to back a written page).
  */
 function physCopy(spa: u64, dpa: u64, n: u64): i32 {
@@ -70,24 +130,16 @@ function physCopy(spa: u64, dpa: u64, n: u64): i32 {
     if (sr == 0 || dr == 0) return EIO;
     const m = min3(n - moved, regionRemaining(sr, s0), regionRemaining(dr, d0));
     let k: u64 = 0;
-    let ps: usize = 0, pd: usize = 0, pn: usize = 0;
     let st = OK;
     while (k < m) {
       const s = s0 + k;
       const d = d0 + k;
       const step = min3(m - k, PAGE_SIZE - (s & (PAGE_SIZE - 1)), PAGE_SIZE - (d & (PAGE_SIZE - 1)));
-      const dp = writePtr(dr, d);
+      const dp = dstPtr(dr, d);
       if (dp == 0) { st = ENOMEM; break; }
-      const sp = readPtr(sr, s);
-      if (pn != 0 && sp == ps + pn && dp == pd + pn) {
-        pn += <usize>step;
-      } else {
-        if (pn != 0) memory.copy(pd, ps, pn);
-        ps = sp; pd = dp; pn = <usize>step;
-      }
+      queueCopy(dp, srcPtr(sr, s), <usize>step);
       k += step;
     }
-    if (pn != 0) memory.copy(pd, ps, pn);
     countBytes(dr, k, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE);
     countBytes(sr, k, STAT_BYTES_FROM_RAM, STAT_BYTES_FROM_DEVICE);
     moved += k;
@@ -111,9 +163,9 @@ function physHost(op: u32, pa: u64, n: u64, arg: usize): i32 {
       const step = min(m - k, PAGE_SIZE - (p & (PAGE_SIZE - 1)));
       const host = arg + <usize>(moved + k);
       if (op == OP_READ) {
-        memory.copy(host, readPtr(r, p), <usize>step);
+        memory.copy(host, srcPtr(r, p), <usize>step);
       } else {
-        const dp = writePtr(r, p);
+        const dp = dstPtr(r, p);
         if (dp == 0) { st = ENOMEM; break; }
         if (op == OP_WRITE) memory.copy(dp, host, <usize>step);
         else memory.fill(dp, <u8>arg, <usize>step);

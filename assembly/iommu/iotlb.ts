@@ -1,17 +1,21 @@
 // The IOTLB of a unit: sets x ways of TLB_STRIDE-byte entries keyed by (domain, page size, vpn),
-// round-robin replacement per set. A hit is one set probe per cached page size (4K, then 2M,
-// then 1G; a size never inserted since the last full flush is not probed).
+// round-robin replacement per set. A lookup probes one set per page size cached since the last
+// full flush (4K, then 2M, then 1G); a probe compares the vpn and the packed (domain, shift) tag.
 
 import {
   UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, UNIT_TLB_RR, UNIT_SIZES_CACHED, TLB_STRIDE, TLB_VPN,
-  TLB_OUT, TLB_SHIFT, TLB_PERM, TLB_DOMAIN, UNIT_STAT_INVALIDATIONS, UNIT_STAT_INVALIDATED,
+  TLB_OUT, TLB_TAG, TLB_PERM, UNIT_STAT_INVALIDATIONS, UNIT_STAT_INVALIDATED,
 } from '../abi';
 
-@inline function sizeBit(shift: u32): u32 {
+@inline export function sizeBit(shift: u32): u32 {
   return 1 << ((shift - 12) / 9);
 }
 
-@inline function setIndex(vpn: u64, dom: u32, sets: u32): u32 {
+@inline export function tlbTag(dom: u32, shift: u32): u32 {
+  return ((dom + 1) << 8) | shift;
+}
+
+@inline export function setIndex(vpn: u64, dom: u32, sets: u32): u32 {
   return (<u32>vpn ^ <u32>(vpn >> 32) ^ (dom * 0x9e3779b1)) & (sets - 1);
 }
 
@@ -24,6 +28,16 @@ export let hitOut: u64 = 0;
 export let hitShift: u32 = 0;
 export let hitPerm: u32 = 0;
 
+/** The entry caching (dom, shift, vpn) in the set that holds it, or 0. */
+@inline export function probe(tlb: usize, sets: u32, ways: u32, dom: u32, shift: u32, vpn: u64): usize {
+  const tag = tlbTag(dom, shift);
+  let e = tlb + <usize>(setIndex(vpn, dom, sets) * ways * TLB_STRIDE);
+  for (let w: u32 = 0; w < ways; w++, e += TLB_STRIDE) {
+    if (load<u64>(e + TLB_VPN) == vpn && load<u32>(e + TLB_TAG) == tag) return e;
+  }
+  return 0;
+}
+
 /** Looks up `iova` for domain id `dom` in unit record `u`. True on a hit (hit* set). */
 export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
@@ -31,18 +45,14 @@ export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
   const sets = load<u32>(u + UNIT_TLB_SETS);
   const ways = load<u32>(u + UNIT_TLB_WAYS);
   const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
-  const tag = dom + 1;
   for (let shift: u32 = 12; shift <= 30; shift += 9) {
     if ((sizes & sizeBit(shift)) == 0) continue;
-    const vpn = iova >> shift;
-    let e = tlb + <usize>(setIndex(vpn, dom, sets) * ways * TLB_STRIDE);
-    for (let w: u32 = 0; w < ways; w++, e += TLB_STRIDE) {
-      if (load<u32>(e + TLB_DOMAIN) == tag && load<u64>(e + TLB_VPN) == vpn && load<u8>(e + TLB_SHIFT) == shift) {
-        hitOut = load<u64>(e + TLB_OUT) | (iova & ((<u64>1 << shift) - 1));
-        hitShift = shift;
-        hitPerm = load<u8>(e + TLB_PERM);
-        return true;
-      }
+    const e = probe(tlb, sets, ways, dom, shift, iova >> shift);
+    if (e != 0) {
+      hitOut = load<u64>(e + TLB_OUT) | (iova & ((<u64>1 << shift) - 1));
+      hitShift = shift;
+      hitPerm = load<u32>(e + TLB_PERM);
+      return true;
     }
   }
   return false;
@@ -58,7 +68,7 @@ export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, p
   let victim: usize = 0;
   for (let w: u32 = 0; w < ways; w++) {
     const e = base + <usize>(w * TLB_STRIDE);
-    if (load<u32>(e + TLB_DOMAIN) == 0) { victim = e; break; }
+    if (load<u32>(e + TLB_TAG) == 0) { victim = e; break; }
   }
   if (victim == 0) {
     const rr = <usize>load<u32>(u + UNIT_TLB_RR) + <usize>set;
@@ -68,9 +78,8 @@ export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, p
   }
   store<u64>(victim + TLB_VPN, vpn);
   store<u64>(victim + TLB_OUT, out & ~((<u64>1 << shift) - 1));
-  store<u8>(victim + TLB_SHIFT, <u8>shift);
-  store<u8>(victim + TLB_PERM, <u8>perm);
-  store<u32>(victim + TLB_DOMAIN, dom + 1);
+  store<u32>(victim + TLB_TAG, tlbTag(dom, shift));
+  store<u32>(victim + TLB_PERM, perm);
   store<u32>(u + UNIT_SIZES_CACHED, load<u32>(u + UNIT_SIZES_CACHED) | sizeBit(shift));
 }
 
@@ -80,11 +89,8 @@ export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, p
 
 /** Drops every entry of the unit. */
 export function tlbInvalidateAll(u: usize): void {
-  let n: u64 = 0;
-  const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
-  const count = entries(u);
-  for (let i: u32 = 0; i < count; i++) if (load<u32>(tlb + <usize>(i * TLB_STRIDE) + TLB_DOMAIN) != 0) n++;
-  memory.fill(tlb, 0, <usize>(count * TLB_STRIDE));
+  const n = tlbValidEntries(u);
+  memory.fill(<usize>load<u32>(u + UNIT_TLB_PTR), 0, <usize>(entries(u) * TLB_STRIDE));
   store<u32>(u + UNIT_SIZES_CACHED, 0);
   bump(u, UNIT_STAT_INVALIDATIONS, 1);
   bump(u, UNIT_STAT_INVALIDATED, n);
@@ -92,44 +98,39 @@ export function tlbInvalidateAll(u: usize): void {
 
 /** Drops the entries of domain `dom`. */
 export function tlbInvalidateDomain(u: usize, dom: u32): void {
-  tlbInvalidateRange(u, dom, 0, 0xffffffffffffffff);
+  tlbInvalidateRange(u, dom, 0, 0);
 }
 
 /**
- * Drops the entries of domain `dom` that overlap [start, end) (end exclusive; ~0 means to the
+ * Drops the entries of domain `dom` that overlap [start, end) (end exclusive; 0 means to the
  * top), whatever their page size: a 2 MiB entry goes when any 4 KiB piece of it is unmapped.
  * Small ranges probe the sets; ranges with more pages than the TLB has entries scan it.
  */
 export function tlbInvalidateRange(u: usize, dom: u32, start: u64, end: u64): void {
   let n: u64 = 0;
-  const tag = dom + 1;
   const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
   const count = entries(u);
-  const sizes = load<u32>(u + UNIT_SIZES_CACHED);
   const last = end - 1;
   if (((last - start) >> 12) >= <u64>count) {
     for (let i: u32 = 0; i < count; i++) {
       const e = tlb + <usize>(i * TLB_STRIDE);
-      if (load<u32>(e + TLB_DOMAIN) != tag) continue;
-      const shift = <u32>load<u8>(e + TLB_SHIFT);
+      const tag = load<u32>(e + TLB_TAG);
+      if ((tag >> 8) != dom + 1) continue;
+      const shift = tag & 0xff;
       const first = load<u64>(e + TLB_VPN) << shift;
       const eLast = first + ((<u64>1 << shift) - 1);
-      if (first <= last && start <= eLast) { store<u32>(e + TLB_DOMAIN, 0); n++; }
+      if (first <= last && start <= eLast) { store<u32>(e + TLB_TAG, 0); n++; }
     }
   } else {
+    const sizes = load<u32>(u + UNIT_SIZES_CACHED);
     const sets = load<u32>(u + UNIT_TLB_SETS);
     const ways = load<u32>(u + UNIT_TLB_WAYS);
     for (let shift: u32 = 12; shift <= 30; shift += 9) {
       if ((sizes & sizeBit(shift)) == 0) continue;
       const vLast = last >> shift;
       for (let vpn = start >> shift; vpn <= vLast; vpn++) {
-        let e = tlb + <usize>(setIndex(vpn, dom, sets) * ways * TLB_STRIDE);
-        for (let w: u32 = 0; w < ways; w++, e += TLB_STRIDE) {
-          if (load<u32>(e + TLB_DOMAIN) == tag && load<u64>(e + TLB_VPN) == vpn && load<u8>(e + TLB_SHIFT) == shift) {
-            store<u32>(e + TLB_DOMAIN, 0);
-            n++;
-          }
-        }
+        const e = probe(tlb, sets, ways, dom, shift, vpn);
+        if (e != 0) { store<u32>(e + TLB_TAG, 0); n++; }
       }
     }
   }
@@ -142,6 +143,6 @@ export function tlbValidEntries(u: usize): u32 {
   let n: u32 = 0;
   const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
   const count = entries(u);
-  for (let i: u32 = 0; i < count; i++) if (load<u32>(tlb + <usize>(i * TLB_STRIDE) + TLB_DOMAIN) != 0) n++;
+  for (let i: u32 = 0; i < count; i++) if (load<u32>(tlb + <usize>(i * TLB_STRIDE) + TLB_TAG) != 0) n++;
   return n;
 }

@@ -136,6 +136,30 @@ export function writePtr(r: usize, pa: u64): usize {
   return chunk + off;
 }
 
+/**
+ * The radix leaf node (1024 chunk slots) covering region page `page`, made on demand when
+ * `create`; 0 when absent (or the arena is exhausted). Bulk copies look it up once per 4 MiB.
+ */
+export function leafNode(r: usize, page: u32, create: bool): usize {
+  const root = <usize>load<u32>(r + REGION_RADIX);
+  const midSlot = root + (<usize>(page >> 20) << 2);
+  let mid = <usize>load<u32>(midSlot);
+  if (mid == 0) {
+    if (!create) return 0;
+    mid = allocChunk();
+    if (mid == 0) return 0;
+    store<u32>(midSlot, <u32>mid);
+  }
+  const leafSlot = mid + (<usize>((page >> 10) & 1023) << 2);
+  let leaf = <usize>load<u32>(leafSlot);
+  if (leaf == 0 && create) {
+    leaf = allocChunk();
+    if (leaf == 0) return 0;
+    store<u32>(leafSlot, <u32>leaf);
+  }
+  return leaf;
+}
+
 /** Drops the backing of the page at `pa` (a freed frame reads as zeros again). */
 export function discardPage(r: usize, pa: u64): void {
   const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);

@@ -1,0 +1,42 @@
+/**
+ * Benchmark harness: methods are sampled round-robin (interleaved, so machine noise hits all of
+ * them alike), each sample runs long enough to time (>= 25 ms), and a method's figure is the
+ * median of its samples. Ratios are taken between methods measured in the same run.
+ */
+export interface Method {
+  name: string;
+  /** Runs `reps` operations. */
+  run(reps: number): void;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+function calibrate(m: Method, minMs: number): number {
+  let reps = 1;
+  for (;;) {
+    const t0 = now();
+    m.run(reps);
+    const dt = now() - t0;
+    if (dt >= minMs) return reps;
+    reps = Math.ceil(reps * Math.min(100, Math.max(2, (minMs * 1.2) / Math.max(dt, 0.01))));
+  }
+}
+
+/** Nanoseconds per operation for each method: median over `samples` interleaved samples. */
+export function measure(methods: Method[], samples = 9, minMs = 25): Map<string, number> {
+  const reps = methods.map((m) => calibrate(m, minMs)); // also the warm-up
+  const times = methods.map(() => [] as number[]);
+  for (let s = 0; s < samples; s++) {
+    methods.forEach((m, i) => {
+      const t0 = now();
+      m.run(reps[i]!);
+      times[i]!.push(((now() - t0) * 1e6) / reps[i]!);
+    });
+  }
+  const out = new Map<string, number>();
+  methods.forEach((m, i) => {
+    const t = times[i]!.sort((a, b) => a - b);
+    out.set(m.name, t[Math.floor(t.length / 2)]!);
+  });
+  return out;
+}

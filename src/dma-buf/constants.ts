@@ -1,0 +1,88 @@
+/**
+ * Numeric constants of the dma-buf uAPI and kernel API, with their kernel values so that
+ * scenarios written against the real headers read the same here.
+ */
+
+/** The kernel's page size. Every alignment check in dma-buf uses it. */
+export const PAGE_SIZE = 4096;
+export const PAGE_SHIFT = 12;
+
+/** enum dma_data_direction (include/linux/dma-direction.h). */
+export const DmaDataDirection = {
+  BIDIRECTIONAL: 0,
+  TO_DEVICE: 1,
+  FROM_DEVICE: 2,
+  NONE: 3,
+} as const;
+export type DmaDataDirection = (typeof DmaDataDirection)[keyof typeof DmaDataDirection];
+
+/** True for the three directions a mapping may use (DMA_NONE is not one of them). */
+export function isValidMapDirection(dir: number): dir is DmaDataDirection {
+  return dir === 0 || dir === 1 || dir === 2;
+}
+
+/** open(2) flags that matter to dma-buf files (asm-generic/fcntl.h). */
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_ACCMODE = 3;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+
+/** mmap(2) prot and flags. */
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const MAP_PRIVATE = 2;
+
+/** lseek(2) whence. */
+export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
+export const SEEK_END = 2;
+
+/** poll(2) event bits. */
+export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+
+/** struct dma_buf_sync flags (uapi/linux/dma-buf.h). */
+export const DMA_BUF_SYNC_READ = 1;
+export const DMA_BUF_SYNC_WRITE = 2;
+export const DMA_BUF_SYNC_RW = 3;
+export const DMA_BUF_SYNC_START = 0;
+export const DMA_BUF_SYNC_END = 4;
+export const DMA_BUF_SYNC_VALID_FLAGS_MASK = DMA_BUF_SYNC_RW | DMA_BUF_SYNC_END;
+
+/** DMA_BUF_NAME_LEN: the name buffer size, NUL included. */
+export const DMA_BUF_NAME_LEN = 32;
+
+// _IOC encoding of asm-generic/ioctl.h: dir(2) | size(14) | type(8) | nr(8).
+function ioc(dir: number, type: string, nr: number, size: number): number {
+  return ((dir << 30) | (size << 16) | (type.charCodeAt(0) << 8) | nr) >>> 0;
+}
+const IOC_WRITE = 1;
+const IOC_READ = 2;
+
+/** _IOW('b', 0, struct dma_buf_sync) */
+export const DMA_BUF_IOCTL_SYNC = ioc(IOC_WRITE, 'b', 0, 8);
+/** _IOW('b', 1, const char *): both pointer-size variants are accepted, as the kernel does. */
+export const DMA_BUF_SET_NAME_A = ioc(IOC_WRITE, 'b', 1, 4);
+export const DMA_BUF_SET_NAME_B = ioc(IOC_WRITE, 'b', 1, 8);
+/** _IOWR('b', 2, struct dma_buf_export_sync_file) */
+export const DMA_BUF_IOCTL_EXPORT_SYNC_FILE = ioc(IOC_WRITE | IOC_READ, 'b', 2, 8);
+/** _IOW('b', 3, struct dma_buf_import_sync_file) */
+export const DMA_BUF_IOCTL_IMPORT_SYNC_FILE = ioc(IOC_WRITE, 'b', 3, 8);
+
+/**
+ * MAX_SCHEDULE_TIMEOUT: "wait forever". A successful infinite wait returns this value, as
+ * schedule_timeout() does.
+ */
+export const MAX_SCHEDULE_TIMEOUT = Number.MAX_SAFE_INTEGER;
+
+/** MAX_ERRNO: dma_fence_set_error accepts -MAX_ERRNO <= err < 0. */
+export const MAX_ERRNO = 4095;
+
+/** Kernel return values used by functions that return an int instead of failing. */
+export const NEG_EINVAL = -22;
+export const NEG_ENOENT = -2;
+export const NEG_ERESTARTSYS = -512;

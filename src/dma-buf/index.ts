@@ -1,0 +1,30 @@
+/** The DMA-BUF framework: buffers, attachments, sg tables, fences, reservations, fds and uAPI. */
+export * from './constants.js';
+export { SimClock } from './clock.js';
+export { EventLog, type Disposable, type DmaBufEvent, type DmaBufEventKind, type DmaBufEventListener } from './events.js';
+export { resolveProfile, KERNEL_PROFILE_NAMES, type KernelProfile, type KernelProfileName } from './profile.js';
+export { DmaBufKernel, type DmaBufKernelOptions, type EventIds } from './kernel.js';
+export { DmaFence, type DmaFenceCallback, type DmaFenceNames } from './fence.js';
+export { DmaResv, DmaResvUsage, dmaResvUsageRw, type DmaResvEntry } from './resv.js';
+export { SgTable, type SgEntry, type PageRef, type SgTableOptions } from './sg-table.js';
+export { SyncFile } from './sync-file.js';
+export { DmaBuf, DmaBufMmap, type DmaBufRefKind } from './dma-buf.js';
+export { DmaBufAttachment } from './attachment.js';
+export type {
+  DmaDevice,
+  DmaBufExporterOps,
+  DmaBufImporterOps,
+  DmaBufExportInfo,
+  DmaBufOwner,
+  DmaBufVma,
+  IosysMap,
+} from './ops.js';
+export {
+  SimProcess,
+  type OpenFile,
+  type SimProcessOptions,
+  type DmaBufSyncArg,
+  type DmaBufSyncFileArg,
+  type DmaBufNameArg,
+  type MmapRequest,
+} from './process.js';

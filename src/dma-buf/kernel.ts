@@ -1,0 +1,221 @@
+import { SimError, type ErrnoCode } from '../../bindings/errors.js';
+import { SimClock } from './clock.js';
+import { DmaBuf } from './dma-buf.js';
+import { EventLog, type Disposable, type DmaBufEvent, type DmaBufEventInput, type DmaBufEventListener } from './events.js';
+import { DmaFence, type DmaFenceNames } from './fence.js';
+import type { DmaBufExportInfo } from './ops.js';
+import { resolveProfile, type KernelProfile, type KernelProfileName } from './profile.js';
+import { DmaResv } from './resv.js';
+import type { SgTable } from './sg-table.js';
+
+export interface DmaBufKernelOptions {
+  /** Kernel behaviour era. @default '6.x' */
+  profile?: KernelProfileName;
+  /** Per-rule overrides of the profile, e.g. `{ attachTimeMapping: false }`. */
+  overrides?: Partial<Omit<KernelProfile, 'name'>>;
+  /**
+   * Turn every kernel WARN (wrong lock state, pin on a static attachment, ...) into a thrown
+   * SimError EINVAL, raised before the call changes anything. @default false (WARNs are events)
+   */
+  strict?: boolean;
+  /** Share a clock with other layers. @default a new SimClock at time 0 */
+  clock?: SimClock;
+  /** Keep every event in `events`. @default true */
+  recordEvents?: boolean;
+  /**
+   * CONFIG_DMABUF_MOVE_NOTIFY. When false, dynamic importers of dynamic exporters are pinned on
+   * every map, as if static (DB-11). @default true
+   */
+  configMoveNotify?: boolean;
+  /** CONFIG_DMA_API_DEBUG: report unaligned sg entries as 'debug' events (DB-12). @default false */
+  dmaApiDebug?: boolean;
+}
+
+/** Ids that events carry. */
+export interface EventIds {
+  dmaBufId?: number;
+  attachmentId?: number;
+}
+
+/**
+ * The simulated kernel's dma-buf context: behaviour profile, virtual clock, strict mode, event
+ * log, id and fence-context allocators. Every DmaBuf, fence and reservation belongs to one.
+ */
+export class DmaBufKernel {
+  readonly profile: KernelProfile;
+  readonly clock: SimClock;
+  readonly strict: boolean;
+  readonly configMoveNotify: boolean;
+  readonly dmaApiDebug: boolean;
+  /**
+   * A signal is pending for the current task: interruptible waits return -ERESTARTSYS (uAPI
+   * calls then fail with EINTR). Scenarios set and clear it.
+   */
+  signalPending = false;
+
+  private readonly _log: EventLog;
+  private _fenceContext = 1; // context 0 is the stub's
+  private _ids = { dmaBuf: 1, attachment: 1, resv: 1 };
+  private _allocFailures = 0;
+  private _stub: DmaFence | undefined;
+  private readonly _live = new Set<DmaBuf>();
+  /** @internal Tables handed to importers and not yet unmapped (DB-12: never the same one twice). */
+  readonly _liveTables = new Set<SgTable>();
+
+  constructor(opts: DmaBufKernelOptions = {}) {
+    this.profile = resolveProfile(opts.profile ?? '6.x', opts.overrides);
+    this.clock = opts.clock ?? new SimClock();
+    this.strict = opts.strict ?? false;
+    this.configMoveNotify = opts.configMoveNotify ?? true;
+    this.dmaApiDebug = opts.dmaApiDebug ?? false;
+    this._log = new EventLog(opts.recordEvents ?? true);
+  }
+
+  /** Every event so far (when recording). */
+  get events(): readonly DmaBufEvent[] {
+    return this._log.events;
+  }
+
+  /** Subscribes to events as they happen. */
+  onEvent(listener: DmaBufEventListener): Disposable {
+    return this._log.subscribe(listener);
+  }
+
+  clearEvents(): void {
+    this._log.clear();
+  }
+
+  /** Buffers exported and not yet released. */
+  get liveBuffers(): ReadonlySet<DmaBuf> {
+    return this._live;
+  }
+
+  /** dma_buf_export (DB-01..DB-03). Returns the buffer holding one (kernel) reference. */
+  export(info: DmaBufExportInfo): DmaBuf {
+    return DmaBuf._export(this, info);
+  }
+
+  /** dma_fence_context_alloc: `num` consecutive fresh contexts; returns the first. */
+  fenceContextAlloc(num = 1): number {
+    if (!Number.isSafeInteger(num) || num < 1) {
+      throw new SimError('EINVAL', 'dma_fence_context_alloc', `num must be a positive integer, got ${num}`);
+    }
+    const first = this._fenceContext;
+    this._fenceContext += num;
+    return first;
+  }
+
+  /** dma_fence_init. */
+  createFence(context: number, seqno: number, names?: DmaFenceNames): DmaFence {
+    return new DmaFence(this, context, seqno, names);
+  }
+
+  /** dma_fence_get_stub: one shared fence, always signaled, context 0. */
+  getStub(): DmaFence {
+    if (!this._stub) {
+      this._stub = new DmaFence(this, 0, 0, { driverName: 'stub', timelineName: 'stub' });
+      this._stub.checkAndSignal();
+    }
+    return this._stub;
+  }
+
+  /** dma_resv_init. */
+  createResv(): DmaResv {
+    return new DmaResv(this, this._ids.resv++);
+  }
+
+  /** Makes the next `count` kernel allocations (export, attach) fail with ENOMEM. */
+  injectAllocFailure(count = 1): void {
+    this._allocFailures = count;
+  }
+
+  // ---- used by the rest of src/dma-buf ----
+
+  /** @internal kzalloc: throws ENOMEM when a failure was injected. */
+  _alloc(op: string, rule: string): void {
+    if (this._allocFailures > 0) {
+      this._allocFailures--;
+      throw new SimError('ENOMEM', op, 'allocation failed (injected)', rule);
+    }
+  }
+
+  /** @internal */
+  _nextDmaBufId(): number {
+    return this._ids.dmaBuf++;
+  }
+
+  /** @internal */
+  _nextAttachmentId(): number {
+    return this._ids.attachment++;
+  }
+
+  /** @internal */
+  _track(buf: DmaBuf, live: boolean): void {
+    if (live) this._live.add(buf);
+    else this._live.delete(buf);
+  }
+
+  /** @internal Appends an event stamped with the current virtual time. */
+  emit(input: DmaBufEventInput): DmaBufEvent {
+    return this._log.emit(this.clock.now, input);
+  }
+
+  /**
+   * A kernel WARN: the call is wrong but the kernel carries on. Emits a 'warn' event; in strict
+   * mode throws EINVAL instead of carrying on (callers warn before changing anything).
+   */
+  warn(rule: string, op: string, message: string, ids: EventIds = {}): void {
+    this.emit({ kind: 'warn', rule, ...ids, detail: { op, message } });
+    if (this.strict) throw new SimError('EINVAL', op, message, rule);
+  }
+
+  /**
+   * A WARN_ON that also makes the kernel function fail (bad arguments, contract violations):
+   * emits the 'warn' event and throws in every mode.
+   */
+  warnRefuse(rule: string, op: string, message: string, ids: EventIds = {}, code: ErrnoCode = 'EINVAL'): never {
+    this.emit({ kind: 'warn', rule, ...ids, detail: { op, message } });
+    throw new SimError(code, op, message, rule);
+  }
+
+  /**
+   * Misuse whose kernel outcome is a BUG, memory corruption or undefined behaviour: always
+   * refused (EINVAL unless stated), with a 'warn' event marked emulator-defined.
+   */
+  bug(rule: string, op: string, message: string, ids: EventIds = {}, code: ErrnoCode = 'EINVAL'): never {
+    this.emit({ kind: 'warn', rule, ...ids, detail: { op, message, emulatorDefined: true } });
+    throw new SimError(code, op, `${message} (emulator-defined: undefined in the kernel)`, rule);
+  }
+
+  /** @internal Checks the lock state a call needs (DB-25/DB-28): a WARN when it is wrong. */
+  checkResvHeld(resv: DmaResv, wantHeld: boolean, op: string, rule: string, ids: EventIds = {}): void {
+    if (resv.isLocked() === wantHeld) return;
+    this.warn(rule, op, wantHeld ? `resv ${resv.id} must be held` : `resv ${resv.id} must not be held`, ids);
+  }
+
+  /**
+   * @internal The DB-25 convention for a call. Under the 5.15 ('legacy') convention only calls
+   * marked `inLegacy` are checked: there, only dynamic paths and the framework's own lock takers
+   * cared about resv.
+   */
+  _checkLock(resv: DmaResv | undefined, wantHeld: boolean, op: string, ids: EventIds = {}, inLegacy = false): void {
+    if (!resv) return;
+    if (this.profile.lockConvention === 'legacy' && !inLegacy) return;
+    this.checkResvHeld(resv, wantHeld, op, 'DB-25', ids);
+  }
+
+  /**
+   * @internal Runs `fn` with the lock taken, as the framework's own dma_resv_lock calls do. When
+   * the caller already holds it (a WARN was reported), it runs under the caller's hold instead of
+   * deadlocking.
+   */
+  _withResvLock<T>(resv: DmaResv, fn: () => T): T {
+    if (resv.isLocked()) return fn();
+    resv.lock();
+    try {
+      return fn();
+    } finally {
+      resv.unlock();
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import { SimError } from '../../bindings/errors.js';
+
+/** Kernel behaviour eras of spec/dmabuf.md: '5.15', '6.x' (v6.2-6.14, default), 'latest' (2025+). */
+export type KernelProfileName = '5.15' | '6.x' | 'latest';
+
+/**
+ * Every era-tagged rule, as a switch. A profile is a named set of these; each can be overridden
+ * (the spec asks for DB-09 to be an option because it decides the habanalabs errno).
+ */
+export interface KernelProfile {
+  readonly name: KernelProfileName;
+  /**
+   * DB-09 [5.x-6.14]: when attachment and exporter disagree on dynamic-ness, attach maps at once
+   * (BIDIRECTIONAL, pinning a dynamic exporter) and caches the table. Off in 'latest'.
+   */
+  readonly attachTimeMapping: boolean;
+  /** DB-10 / DB-02 [<=6.14]: exporters may ask for `cacheSgtMapping`. Ignored in 'latest'. */
+  readonly sgtCaching: boolean;
+  /** DB-21 [5.13-5.15]: SET_NAME on a buffer with attachments fails with EBUSY. */
+  readonly setNameBusyWhenAttached: boolean;
+  /** DB-29 [<6.15]: a second dma_fence_signal returns -EINVAL (later it returns nothing). */
+  readonly doubleSignalReturnsEinval: boolean;
+  /**
+   * DB-25: 'full' is the 6.2+ convention (importers hold resv for pin/unpin/map/unmap/vmap/vunmap
+   * and not for the rest). 'legacy' is 5.15: only dynamic paths assert the lock.
+   */
+  readonly lockConvention: 'full' | 'legacy';
+  /** DB-11 [6.x]: a map for a static importer waits on KERNEL-usage fences. */
+  readonly mapWaitsKernelFences: boolean;
+  /** DB-22: EXPORT/IMPORT_SYNC_FILE exist (v6.0+); before that they are unknown ioctls. */
+  readonly syncFileIoctls: boolean;
+}
+
+const PROFILES: Record<KernelProfileName, KernelProfile> = {
+  '5.15': {
+    name: '5.15',
+    attachTimeMapping: true,
+    sgtCaching: true,
+    setNameBusyWhenAttached: true,
+    doubleSignalReturnsEinval: true,
+    lockConvention: 'legacy',
+    mapWaitsKernelFences: false,
+    syncFileIoctls: false,
+  },
+  '6.x': {
+    name: '6.x',
+    attachTimeMapping: true,
+    sgtCaching: true,
+    setNameBusyWhenAttached: false,
+    doubleSignalReturnsEinval: true,
+    lockConvention: 'full',
+    mapWaitsKernelFences: true,
+    syncFileIoctls: true,
+  },
+  latest: {
+    name: 'latest',
+    attachTimeMapping: false,
+    sgtCaching: false,
+    setNameBusyWhenAttached: false,
+    doubleSignalReturnsEinval: false,
+    lockConvention: 'full',
+    mapWaitsKernelFences: true,
+    syncFileIoctls: true,
+  },
+};
+
+export const KERNEL_PROFILE_NAMES: readonly KernelProfileName[] = ['5.15', '6.x', 'latest'];
+
+/** The named profile, with any switches overridden. Unknown names are EINVAL. */
+export function resolveProfile(
+  name: KernelProfileName = '6.x',
+  overrides: Partial<Omit<KernelProfile, 'name'>> = {},
+): KernelProfile {
+  const base = PROFILES[name];
+  if (!base) {
+    throw new SimError('EINVAL', 'resolveProfile', `unknown kernel profile '${String(name)}' (expected 5.15, 6.x or latest)`);
+  }
+  return Object.freeze({ ...base, ...overrides, name });
+}

@@ -1,0 +1,26 @@
+import type { DmaFence } from './fence.js';
+
+/**
+ * A sync_file: the fences an fd stands for (already unwrapped, as dma_fence_unwrap gives them).
+ * It is signaled when all of them are.
+ */
+export class SyncFile {
+  readonly fences: readonly DmaFence[];
+
+  constructor(fences: readonly DmaFence[]) {
+    this.fences = Object.freeze([...fences]);
+  }
+
+  isSignaled(): boolean {
+    return this.fences.every((f) => f.isSignaled());
+  }
+
+  /** sync_file status: 1 signaled, 0 pending, the first error when one failed. */
+  getStatus(): number {
+    for (const f of this.fences) {
+      const s = f.getStatus();
+      if (s <= 0) return s;
+    }
+    return 1;
+  }
+}
