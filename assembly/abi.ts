@@ -4,7 +4,7 @@
 // so each line must stay of the form `export const NAME: type = <expression of earlier names>;`.
 // ABI_VERSION changes whenever a layout or a meaning below changes; bindings check it.
 
-export const ABI_VERSION: u32 = 2;
+export const ABI_VERSION: u32 = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Status codes: 0 or a negative Linux errno.
@@ -110,6 +110,12 @@ export const MAX_DEVICES: u32 = 4096;
 export const RID_PHYS: u32 = 0xffffffff;
 /** Domain value of a device that does DMA without an IOMMU (dma-direct). */
 export const DOMAIN_DIRECT: i32 = -2;
+
+// Peer-to-peer routes: a requester's DMA to a bus address inside a peer's BAR below a common
+// switch is routed by the switch and never reaches the IOMMU (P2PDMA BUS_ADDR).
+//   window record: 0 rid u32 | 4 in use u32 | 8 bus base u64 | 16 size u64 | 24 cpu base u64
+export const MAX_P2P_WINDOWS: u32 = 256;
+export const P2P_WINDOW_STRIDE: u32 = 32;
 
 // Unit record (UNIT_STRIDE bytes):
 //   0 present u32 | 4 family u32 | 8 tlb sets u32 | 12 tlb ways u32 | 16 tlb ptr u32

@@ -17,7 +17,7 @@ import { chunksFree as chunksFreeImpl } from './mem/arena';
 import { mapRange, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd } from './pgtable/engine';
 import {
   createUnit as createUnitImpl, createDomain as createDomainImpl, destroyDomain as destroyDomainImpl,
-  attachDevice as attachDeviceImpl, deviceDomain as deviceDomainImpl, domainOf, unitOf, unitAt,
+  attachDevice as attachDeviceImpl, deviceDomain as deviceDomainImpl, placeDevice as placeDeviceImpl, domainOf, unitOf, unitAt,
   invalidateUnmapped, flushQueue,
 } from './iommu/unit';
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
@@ -72,6 +72,8 @@ export function createDomain(unit: u32, type: u32, format: u32, ias: u32, oas: u
 export function destroyDomain(id: u32): i32 { return destroyDomainImpl(id); }
 export function attachDevice(rid: u32, dom: i32): i32 { return attachDeviceImpl(rid, dom); }
 export function deviceDomain(rid: u32): i32 { return deviceDomainImpl(rid); }
+/** Places `rid` behind `unit` with no domain (see iommu/unit.ts placeDevice). */
+export function placeDevice(rid: u32, unit: u32): i32 { return placeDeviceImpl(rid, unit); }
 
 /** A paging domain's record, or 0 after storing ENOENT/ENODEV as the status. */
 function pagingDomain(dom: u32): usize {
@@ -206,6 +208,13 @@ export function translateBatch(rid: u32, n: u32, access: u32): i32 {
   const inp = state.gStaging;
   return <i32>translateMany(rid, access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
 }
+
+// ---- peer-to-peer routes ----
+
+import { addWindow, removeWindow } from './iommu/p2p';
+/** See iommu/p2p.ts. */
+export function addP2pRoute(rid: u32, bus: u64, size: u64, cpu: u64): i32 { return addWindow(rid, bus, size, cpu); }
+export function removeP2pRoute(rid: u32, bus: u64): i32 { return removeWindow(rid, bus); }
 
 // ---- IOTLB and flush queue ----
 

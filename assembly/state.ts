@@ -5,7 +5,7 @@
 //   | header     4 KiB   |
 //   | zero page  4 KiB   |  what reads of never-written memory copy from
 //   | staging    1 MiB   |  batches and host buffers
-//   | regions, units, domains, devices, walk trace
+//   | regions, units, domains, devices, walk trace, p2p windows
 //   | arena  (arena bytes, 4 KiB chunks: backing, radix nodes, frame records, TLBs, rings)
 //   +--------------------+
 // Memory grows once, here; the host re-derives its views after init.
@@ -13,7 +13,7 @@
 import {
   OK, ENOMEM, EBUSY, EINVAL, PAGE_SIZE, RESULT_SIZE, STAGING_SIZE, MAX_REGIONS, REGION_STRIDE,
   MAX_UNITS, UNIT_STRIDE, MAX_DOMAINS, DOMAIN_STRIDE, MAX_DEVICES, TRACE_STRIDE, TRACE_MAX,
-  STAT_CHUNKS_TOTAL,
+  STAT_CHUNKS_TOTAL, MAX_P2P_WINDOWS, P2P_WINDOW_STRIDE,
 } from './abi';
 
 export let gResult: usize = 0;
@@ -25,12 +25,17 @@ export let gUnits: usize = 0;
 export let gDomains: usize = 0;
 export let gDevices: usize = 0;
 export let gTrace: usize = 0;
+export let gWindows: usize = 0;
 export let gArenaBase: usize = 0;
 export let gArenaChunks: u32 = 0;
 export let gReady: bool = false;
 
-/** Device record: 0 rid u32 | 4 domain i32 (-1 = none). */
-export const DEVICE_STRIDE: u32 = 8;
+/**
+ * Device record: 0 rid u32 | 4 domain i32 (-1 = none) | 8 unit u32 (the unit the requester sits
+ * behind, kept across detach so a detached requester's faults are still reported) | 12 reserved.
+ */
+export const DEVICE_STRIDE: u32 = 16;
+export const DEVICE_NO_UNIT: u32 = 0xffffffff;
 
 @inline function alignUp(x: usize, a: usize): usize {
   return (x + a - 1) & ~(a - 1);
@@ -55,6 +60,7 @@ export function initLayout(arenaBytes: u32): i32 {
   gDomains = p; p += <usize>(MAX_DOMAINS * DOMAIN_STRIDE);
   gDevices = p; p += <usize>(MAX_DEVICES * DEVICE_STRIDE);
   gTrace = p; p += <usize>(TRACE_MAX * TRACE_STRIDE);
+  gWindows = p; p += <usize>(MAX_P2P_WINDOWS * P2P_WINDOW_STRIDE);
   p = alignUp(p, PAGE_SIZE);
   gArenaBase = p;
   const end: u64 = <u64>p + <u64>arenaBytes;
@@ -65,7 +71,10 @@ export function initLayout(arenaBytes: u32): i32 {
   gArenaChunks = arenaBytes / PAGE_SIZE;
   store<u64>(gStats + STAT_CHUNKS_TOTAL, <u64>gArenaChunks);
   // Devices start unattached.
-  for (let i: u32 = 0; i < MAX_DEVICES; i++) store<i32>(gDevices + <usize>(i * DEVICE_STRIDE) + 4, -1);
+  for (let i: u32 = 0; i < MAX_DEVICES; i++) {
+    store<i32>(gDevices + <usize>(i * DEVICE_STRIDE) + 4, -1);
+    store<u32>(gDevices + <usize>(i * DEVICE_STRIDE) + 8, DEVICE_NO_UNIT);
+  }
   gReady = true;
   return OK;
 }

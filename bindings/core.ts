@@ -34,6 +34,7 @@ export interface CoreExports {
   destroyDomain(id: number): number;
   attachDevice(rid: number, dom: number): number;
   deviceDomain(rid: number): number;
+  placeDevice(rid: number, unit: number): number;
   map(dom: number, iova: bigint, pa: bigint, size: bigint, prot: number): number;
   unmap(dom: number, iova: bigint, size: bigint): bigint;
   mapBatch(dom: number, n: number, prot: number): number;
@@ -55,6 +56,8 @@ export interface CoreExports {
   hostRead(pa: bigint, len: bigint, host: number): number;
   hostWrite(pa: bigint, len: bigint, host: number): number;
   memcpyBench(len: number, reps: number): number;
+  addP2pRoute(rid: number, bus: bigint, size: bigint, cpu: bigint): number;
+  removeP2pRoute(rid: number, bus: bigint): number;
 }
 
 export type CoreBuild = 'debug' | 'release';

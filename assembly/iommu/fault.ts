@@ -14,7 +14,8 @@ import {
 /**
  * The code the family's hardware reports. `outputSide` tells an address-size fault on the output
  * (SMMU F_ADDR_SIZE) from one on the input (SMMU reports that as F_TRANSLATION).
- * SMMUv3 records nothing for an abort STE (Linux's blocked domain): code 0 says so.
+ * SMMUv3 hardware records no event for an abort STE (Linux's blocked domain); the emulator
+ * still queues a record, for visibility, with code 0 to say the hardware would not.
  */
 export function familyCode(family: u32, reason: u32, access: u32, outputSide: bool): u32 {
   if (family == FAMILY_VTD) {

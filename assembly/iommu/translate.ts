@@ -6,10 +6,12 @@ import {
   UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS, UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED,
   UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT, TLB_PERM, OK,
 } from '../abi';
-import { domainAt, unitAt, deviceOf } from './unit';
+import { domainAt, unitAt, deviceOf, deviceUnit } from './unit';
+import { DEVICE_NO_UNIT } from '../state';
 import { tlbLookup, tlbInsert, hitOut, hitShift, hitPerm, probe, sizeBit } from './iotlb';
 import { walk, wOut, wShift, wPerm, wDepth } from '../pgtable/engine';
 import { recordFault, reasonStatus } from './fault';
+import { route, rOut, rEnd } from './p2p';
 
 // Result of the last translate(): output address and the end (exclusive) of the iova range the
 // same translation covers; 0 means "to the top of the address space".
@@ -34,16 +36,24 @@ export let tStatus: i32 = 0;
 }
 
 /**
- * Translates `iova` for requester `rid` in domain `dom` (from domainOfRid) for `access`.
+ * Translates `iova` for requester `rid` in domain `dom` (from domainOfRid) for `access`. A bus
+ * address inside a peer route goes to the peer without the IOMMU (see p2p.ts).
  * Returns true and sets tOut/tEnd/tShift/tPerm, or false with tReason/tCode/tStatus set and a
  * fault record queued on the unit (a requester with no domain has no unit to record on).
  */
 export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
+  if (route(rid, iova)) {
+    tOut = rOut; tEnd = rEnd; tShift = 64; tPerm = ACCESS_READ | ACCESS_WRITE;
+    return true;
+  }
   if (dom == DOMAIN_DIRECT) {
     tOut = iova; tEnd = 0; tShift = 64; tPerm = ACCESS_READ | ACCESS_WRITE;
     return true;
   }
   if (dom < 0) {
+    const unit = deviceUnit(rid);
+    if (unit != DEVICE_NO_UNIT) return fail(unitAt(unit), rid, -1, iova, access, FAULT_NO_DOMAIN, false);
+    // A requester behind no known unit: nothing can record the fault.
     tReason = FAULT_NO_DOMAIN; tCode = 0; tStatus = reasonStatus(FAULT_NO_DOMAIN);
     return false;
   }

@@ -9,7 +9,7 @@ import {
   DOMAIN_STRICT, DOMAIN_TABLE_FRAMES, DOMAIN_MAPPED, DOMAIN_PAGING, DOMAIN_IDENTITY, DOMAIN_BLOCKED,
   DOMAIN_DIRECT, MAX_DEVICES, RID_PHYS, PG_PGTABLE,
 } from '../abi';
-import { gUnits, gDomains, gDevices, DEVICE_STRIDE } from '../state';
+import { gUnits, gDomains, gDevices, DEVICE_STRIDE, DEVICE_NO_UNIT } from '../state';
 import { allocContiguous } from '../mem/arena';
 import { allocFrames } from '../mem/frames';
 import { checkWidths, levelsFor, PGSIZES_4K_GRANULE } from '../pgtable/format';
@@ -148,7 +148,27 @@ export function attachDevice(rid: u32, dom: i32): i32 {
     store<u32>(p, rid);
   }
   store<i32>(p + 4, dom);
+  if (dom >= 0) store<u32>(p + 8, load<u32>(domainAt(<u32>dom) + DOMAIN_UNIT));
+  else if (dom == DOMAIN_DIRECT) store<u32>(p + 8, DEVICE_NO_UNIT);
   return OK;
+}
+
+/**
+ * Places requester `rid` behind unit `unit` without a domain (a stream with no valid STE /
+ * context entry), so that its DMA faults are recorded there. OK, EINVAL, ENOENT, ENOSPC.
+ */
+export function placeDevice(rid: u32, unit: u32): i32 {
+  if (unitOf(unit) == 0) return ENOENT;
+  const st = attachDevice(rid, -1);
+  if (st != OK) return st;
+  store<u32>(deviceOf(rid) + 8, unit);
+  return OK;
+}
+
+/** The unit `rid` sits behind, or DEVICE_NO_UNIT. */
+export function deviceUnit(rid: u32): u32 {
+  const p = deviceOf(rid);
+  return p == 0 ? DEVICE_NO_UNIT : load<u32>(p + 8);
 }
 
 /** The domain `rid` is attached to: an id, DOMAIN_DIRECT, or -1 (none). */

@@ -122,6 +122,8 @@ function markRun(r: usize, f: u64, n: u64, flags: u32): i32 {
     store<u32>(rec + FRAME_FLAGS, flags);
     store<u32>(rec + FRAME_AUX, 0);
     store<u32>(slot + 4, load<u32>(slot + 4) + 1);
+    // The host may have written the frame while it was free; a new frame reads as zeros.
+    discardPage(r, load<u64>(r + REGION_BASE) + (idx << PAGE_SHIFT));
   }
   store<u64>(r + REGION_FREE_FRAMES, load<u64>(r + REGION_FREE_FRAMES) - n);
   return OK;

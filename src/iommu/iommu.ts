@@ -354,6 +354,35 @@ export class Iommu {
     check(this._core.exports.attachDevice(r, d), op, `${formatRid(r)} -> ${d}`);
   }
 
+  /**
+   * Routes `rid`'s DMA to bus addresses [bus, bus + size) straight to physical [cpu, cpu + size),
+   * bypassing its IOMMU domain: a peer's BAR reached through a common switch (P2PDMA BUS_ADDR).
+   * Throws EINVAL, EEXIST (overlaps a route of the same requester), ENOSPC (256 routes).
+   */
+  addP2pRoute(rid: number | string, bus: bigint, size: bigint, cpu: bigint): void {
+    const op = 'addP2pRoute';
+    const r = ridArg(op, 'rid', rid);
+    u64Arg(op, 'bus', bus);
+    u64Arg(op, 'size', size);
+    u64Arg(op, 'cpu', cpu);
+    check(this._core.exports.addP2pRoute(r, bus, size, cpu), op, `${formatRid(r)}: bus ${hex(bus)}+${hex(size)} -> ${hex(cpu)}`);
+  }
+
+  removeP2pRoute(rid: number | string, bus: bigint): void {
+    const op = 'removeP2pRoute';
+    const r = ridArg(op, 'rid', rid);
+    check(this._core.exports.removeP2pRoute(r, u64Arg(op, 'bus', bus)), op, `${formatRid(r)}: no route at ${hex(bus)}`);
+  }
+
+  /**
+   * Puts requester `rid` behind `unit` with no domain: a stream with no valid context entry or
+   * STE. Its DMA faults as no-domain and the unit records it (VT-d reason 2, SMMUv3 C_BAD_STE).
+   */
+  place(rid: number | string, unit: IommuUnit): void {
+    const r = ridArg('placeDevice', 'rid', rid);
+    check(this._core.exports.placeDevice(r, unit.id), 'placeDevice', `${formatRid(r)} behind unit ${unit.id}`);
+  }
+
   /** The domain id `rid` is attached to, 'direct', or null. */
   domainOf(rid: number | string): number | 'direct' | null {
     const d = this._core.exports.deviceDomain(ridArg('domainOf', 'rid', rid));
