@@ -1,0 +1,160 @@
+/**
+ * A machine: the core (memory, IOMMU, DMA engine) wired to a PCI topology, the kernel's P2PDMA
+ * decisions, the DMA API per device and the DMA-BUF framework. Drivers and scenarios build on
+ * this; it holds no policy of its own beyond what the kernel does at boot:
+ *  - every memory BAR is a device-memory region at its CPU address;
+ *  - with an IOMMU, one unit per host bridge and a default paging domain per device (the DMA
+ *    API domain Linux gives each group); without, DMA is direct;
+ *  - a client's DMA to a peer BAR whose map type is BUS_ADDR is routed by the switch below
+ *    both of them and never reaches the IOMMU.
+ */
+import { createSimulator, type Simulator } from '../simulator.js';
+import { SimError } from '../../bindings/errors.js';
+import type { Region } from '../memory/physical-memory.js';
+import type { IommuDomain, IommuFamily, IommuUnit, PgtableFormat } from '../iommu/iommu.js';
+import {
+  parseTopology, P2pdma, Topology, PciFunction, type Bar, type Device, type HostBridge,
+  type TopologyDescription,
+} from '../pci/index.js';
+import { DmaDevice, p2pResolverFrom, Swiotlb, type DmaDeviceOptions, type P2pResolver } from '../dma-mapping/index.js';
+import { DmaBufKernel, type KernelProfileName } from '../dma-buf/index.js';
+
+export interface MachineIommuOptions {
+  family: IommuFamily;
+  /** Strict (default) or lazy IOTLB invalidation for the default domains. */
+  strict?: boolean;
+  /** @default 48 */
+  ias?: number;
+}
+
+export interface MachineOptions {
+  /** The PCI topology: a parsed Topology, its JSON description, or the JSON text. */
+  topology: Topology | TopologyDescription | string;
+  /** IOMMU per host bridge; omitted or null: no IOMMU, DMA is direct. */
+  iommu?: MachineIommuOptions | null;
+  /** DMA-BUF kernel behaviour era. @default '6.x' */
+  profile?: KernelProfileName;
+  /** DB-25 violations throw instead of being reported. @default false */
+  strictLocking?: boolean;
+  /** System RAM above 4 GiB. @default 16 GiB */
+  ramBytes?: bigint;
+  /** @default 128 MiB */
+  arenaBytes?: number;
+}
+
+/** Where system RAM lives: above 4 GiB (general use), and below 2 GiB (swiotlb, 32-bit masks). */
+export const RAM_HIGH_BASE = 0x1_0000_0000n;
+export const RAM_LOW_BASE = 0x10_0000n;
+export const RAM_LOW_SIZE = 0x7ff0_0000n;
+
+export class Machine {
+  private readonly _dmaDevices = new Map<PciFunction, DmaDevice>();
+  private readonly _barRegions = new Map<Bar, Region>();
+  private readonly _units = new Map<HostBridge, IommuUnit>();
+  readonly swiotlb: Swiotlb;
+  readonly p2pResolver: P2pResolver;
+
+  private constructor(
+    readonly sim: Simulator,
+    readonly topology: Topology,
+    readonly p2pdma: P2pdma,
+    readonly kernel: DmaBufKernel,
+    readonly ram: Region,
+    readonly ramLow: Region,
+    readonly iommu: MachineIommuOptions | null,
+  ) {
+    this.swiotlb = new Swiotlb(sim.memory, {});
+    this.p2pResolver = p2pResolverFrom(p2pdma);
+  }
+
+  static async create(opts: MachineOptions): Promise<Machine> {
+    const topo = opts.topology instanceof Topology ? opts.topology : parseTopology(opts.topology);
+    const sim = await createSimulator({ arenaBytes: opts.arenaBytes ?? 128 << 20 });
+    const ram = sim.memory.addRegion({ base: RAM_HIGH_BASE, size: opts.ramBytes ?? 16n << 30n, kind: 'ram', name: 'System RAM' });
+    const ramLow = sim.memory.addRegion({ base: RAM_LOW_BASE, size: RAM_LOW_SIZE, kind: 'ram', name: 'System RAM (low)' });
+    const kernel = new DmaBufKernel({ profile: opts.profile ?? '6.x', strict: opts.strictLocking ?? false });
+    const m = new Machine(sim, topo, new P2pdma(topo), kernel, ram, ramLow, opts.iommu ?? null);
+    for (const bar of topo.allBars()) {
+      if (bar.type !== 'mem') continue;
+      const region = sim.memory.addRegion({
+        base: bar.cpuAddress, size: bar.size, kind: 'device', cpuAccessible: true,
+        cacheable: false, name: `${bar.device.name} BAR${bar.index}`,
+      });
+      m._barRegions.set(bar, region);
+    }
+    if (m.iommu) {
+      for (const hb of topo.hostBridges) {
+        m._units.set(hb, sim.iommu.createUnit({ family: m.iommu.family, name: `${m.iommu.family === 'vtd' ? 'dmar' : 'smmu'}${m._units.size}` }));
+      }
+    }
+    m._routePeers();
+    return m;
+  }
+
+  /** A PCI function by name or BDF. Throws ENODEV. */
+  pci(nameOrBdf: string): PciFunction {
+    const d = this.topology.get(nameOrBdf);
+    if (!(d instanceof PciFunction)) throw new SimError('ENODEV', 'pci', `no PCI function '${nameOrBdf}'`);
+    return d;
+  }
+
+  /** Requester ID of a PCI function: segment << 16 | bus << 8 | devfn. */
+  rid(fn: PciFunction): number {
+    return ((fn.hostBridge.segment << 16) | fn.devId) >>> 0;
+  }
+
+  /** The IOMMU unit of a host bridge (null without an IOMMU). */
+  unitOf(fn: PciFunction): IommuUnit | null {
+    return this._units.get(fn.hostBridge) ?? null;
+  }
+
+  units(): IommuUnit[] {
+    return [...this._units.values()];
+  }
+
+  /** The device-memory region behind a BAR. */
+  barRegion(bar: Bar): Region {
+    const r = this._barRegions.get(bar);
+    if (!r) throw new SimError('EINVAL', 'barRegion', `BAR${bar.index} of ${bar.device.name} is not a memory BAR`);
+    return r;
+  }
+
+  /**
+   * The DMA API face of a PCI function, made on first use with its default domain (a paging
+   * domain on its host bridge's unit, or direct without an IOMMU).
+   */
+  dmaDevice(fn: PciFunction, opts: Partial<Omit<DmaDeviceOptions, 'rid' | 'domain'>> = {}): DmaDevice {
+    let d = this._dmaDevices.get(fn);
+    if (d) return d;
+    const unit = this.unitOf(fn);
+    let domain: IommuDomain | 'direct' = 'direct';
+    if (unit && this.iommu) {
+      const format: PgtableFormat = this.iommu.family === 'vtd' ? 'vtd-ss' : 'arm-lpae-s1';
+      domain = unit.createDomain({ type: 'paging', format, ias: this.iommu.ias ?? 48, oas: 48, strict: this.iommu.strict ?? true });
+    }
+    d = new DmaDevice(this.sim, {
+      rid: this.rid(fn), domain, name: fn.name, p2pClient: fn, p2p: this.p2pResolver,
+      dmaMask: (1n << 64n) - 1n, coherentDmaMask: (1n << 64n) - 1n, swiotlb: this.swiotlb, ...opts,
+    });
+    this._dmaDevices.set(fn, d);
+    return d;
+  }
+
+  /** P2PDMA map type between a provider and a client (the kernel's decision, cached as it does). */
+  decide(provider: Device, client: Device) {
+    return this.p2pdma.decide(provider, client);
+  }
+
+  /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
+  private _routePeers(): void {
+    const eps = this.topology.endpoints();
+    for (const provider of eps) {
+      const bars = provider.bars.filter((b) => b.type === 'mem');
+      if (bars.length === 0) continue;
+      for (const client of eps) {
+        if (client === provider || this.p2pdma.decide(provider, client).mapType !== 'BUS_ADDR') continue;
+        for (const bar of bars) this.sim.iommu.addP2pRoute(this.rid(client), bar.busAddress, bar.size, bar.cpuAddress);
+      }
+    }
+  }
+}
