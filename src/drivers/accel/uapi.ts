@@ -1,0 +1,60 @@
+/**
+ * The habanalabs memory uAPI (include/uapi/drm/habanalabs_accel.h): HL_IOCTL_MEMORY and
+ * union hl_mem_args, as TypeScript objects. Numbers are the kernel's.
+ */
+
+/** HL_IOCTL_MEMORY: _IOWR('H', 0x04, union hl_mem_args). */
+export const HL_IOCTL_MEMORY_NR = 0x04;
+
+/** in.op values. MAP_BLOCK (4) and TS_ALLOC (6) are not modelled: they fail as unknown ops. */
+export const HL_MEM_OP_ALLOC = 0;
+export const HL_MEM_OP_FREE = 1;
+export const HL_MEM_OP_MAP = 2;
+export const HL_MEM_OP_UNMAP = 3;
+export const HL_MEM_OP_EXPORT_DMABUF_FD = 5;
+
+/** in.flags bits of ALLOC and MAP. For EXPORT_DMABUF_FD, in.flags are dma-buf file/fd flags. */
+export const HL_MEM_CONTIGUOUS = 0x1;
+export const HL_MEM_SHARED = 0x2;
+export const HL_MEM_USERPTR = 0x4;
+
+export type HlMemOpName = 'ALLOC' | 'FREE' | 'MAP' | 'UNMAP' | 'EXPORT_DMABUF_FD';
+
+export const HL_MEM_OPS: Readonly<Record<HlMemOpName, number>> = {
+  ALLOC: HL_MEM_OP_ALLOC,
+  FREE: HL_MEM_OP_FREE,
+  MAP: HL_MEM_OP_MAP,
+  UNMAP: HL_MEM_OP_UNMAP,
+  EXPORT_DMABUF_FD: HL_MEM_OP_EXPORT_DMABUF_FD,
+};
+
+/**
+ * union hl_mem_args, input side. Which fields count depends on `op`:
+ *  - ALLOC: memSize, flags (HL_MEM_CONTIGUOUS).
+ *  - FREE: handle.
+ *  - MAP: handle (device memory), or flags HL_MEM_USERPTR with hostVirtAddr + memSize.
+ *  - UNMAP: deviceVirtAddr.
+ *  - EXPORT_DMABUF_FD: final form {addr, memSize, offset}; 5.15 form {handle, memSize} (the same
+ *    union slot: `handle` is read when `addr` is absent). flags = dma-buf file/fd flags, passed on
+ *    unvalidated (HL-08).
+ */
+export interface HlMemArgs {
+  op: HlMemOpName | number;
+  flags?: number;
+  memSize?: bigint | number;
+  handle?: bigint | number;
+  hostVirtAddr?: bigint | number;
+  deviceVirtAddr?: bigint | number;
+  addr?: bigint | number;
+  offset?: bigint | number;
+}
+
+/** union hl_mem_args, output side (what the ioctl writes back). */
+export interface HlMemOut {
+  /** ALLOC: the memory handle (0 on a device without DRAM virtual memory). */
+  handle?: bigint;
+  /** MAP: the device virtual address (no-MMU mode: the physical DRAM address). */
+  deviceVirtAddr?: bigint;
+  /** EXPORT_DMABUF_FD: the new dma-buf fd. */
+  fd?: number;
+}

@@ -1,0 +1,302 @@
+/**
+ * ib_umem_dmabuf (drivers/infiniband/core/umem_dmabuf.c): the RDMA core's dynamic importer of a
+ * dma-buf. It attaches with importer ops (IM-02), maps the whole buffer and trims the table to the
+ * MR's page range (IM-03), pins for NICs without on-demand paging (IM-04), and revokes and
+ * releases (IM-05).
+ *
+ * The exporter's SgTable is immutable here, so the "in-place" trim is kept beside it as a list of
+ * DMA segments plus the first entry's advance and the last entry's trim; unmapping hands the
+ * exporter its untouched table, which is what the kernel's undo of the trim achieves.
+ */
+import { SimError, errnoName, type ErrnoCode } from '../../../bindings/errors.js';
+import {
+  DmaDataDirection,
+  DmaResvUsage,
+  MAX_SCHEDULE_TIMEOUT,
+  PAGE_SIZE,
+  type DmaBuf,
+  type DmaBufAttachment,
+  type DmaBufImporterOps,
+  type SgTable,
+  type SimProcess,
+} from '../../dma-buf/index.js';
+import type { DmaBufImporterDevice } from '../device.js';
+
+const PAGE = BigInt(PAGE_SIZE);
+const U64_MAX = (1n << 64n) - 1n;
+
+/** One DMA segment of the trimmed table, with its byte offset from the start of the trimmed range. */
+export interface UmemSegment {
+  readonly dmaAddress: bigint;
+  readonly length: bigint;
+  /** Offset of the segment's first byte from ALIGN_DOWN(umem offset, PAGE_SIZE). */
+  readonly start: bigint;
+}
+
+/** What map_pages did to the exporter's table (first entry advanced, last trimmed, nents). */
+export interface UmemTrim {
+  readonly firstIndex: number;
+  readonly firstOffset: bigint;
+  readonly lastIndex: number;
+  readonly lastTrim: bigint;
+  /** Entries of the exporter's table that overlap the MR's page range. */
+  readonly nmap: number;
+}
+
+function alignDown(v: bigint): bigint {
+  return v - (v % PAGE);
+}
+function alignUp(v: bigint): bigint {
+  return alignDown(v + PAGE - 1n);
+}
+
+/** ib_umem_num_pages: PAGE_SIZE blocks covering [address, address + length). */
+export function umemNumPages(address: bigint, length: bigint): bigint {
+  return (alignUp(address + length) - alignDown(address)) / PAGE;
+}
+
+/**
+ * struct ib_umem_dmabuf. Create with `UmemDmabuf.get` (ODP importers) or `UmemDmabuf.getPinned`
+ * (NICs that cannot take moves).
+ */
+export class UmemDmabuf {
+  /** The table returned by dma_buf_map_attachment while mapped, else null (umem_dmabuf->sgt). */
+  private _sgt: SgTable | null = null;
+  private _segments: UmemSegment[] = [];
+  private _trim: UmemTrim | null = null;
+  private _pinned = false;
+  private _revoked = false;
+  private _released = false;
+  /** Set by the driver that owns the umem (umem_dmabuf->private). */
+  private: unknown = undefined;
+
+  private constructor(
+    readonly dmabuf: DmaBuf,
+    readonly attach: DmaBufAttachment,
+    /** umem->address: the offset of the MR inside the dma-buf. */
+    readonly address: bigint,
+    readonly length: bigint,
+    readonly access: number,
+  ) {}
+
+  /**
+   * ib_umem_dmabuf_get (IM-02): `offset + size` must not wrap; `ops` must have moveNotify; the fd
+   * must be a dma-buf of at least `offset + size` bytes covering at least one page. Then
+   * dma_buf_dynamic_attach(dmabuf, dev, ops), whose error passes through (EPERM from an exporter
+   * that maps at attach time, DB-09). The dma_buf_get reference is held until release.
+   */
+  static get(
+    process: SimProcess,
+    dev: DmaBufImporterDevice,
+    offset: bigint,
+    size: bigint,
+    fd: number,
+    access: number,
+    ops: DmaBufImporterOps | null,
+  ): UmemDmabuf {
+    const op = 'ib_umem_dmabuf_get';
+    if (offset < 0n || size < 0n || offset + size > U64_MAX) {
+      throw new SimError('EINVAL', op, `offset ${offset} + size ${size} overflows`, 'IM-02');
+    }
+    const end = offset + size;
+    if (!ops || typeof ops.moveNotify !== 'function') {
+      throw new SimError('EINVAL', op, 'importer ops with move_notify are required', 'IM-02');
+    }
+    const dmabuf = process.dmaBufGet(fd);
+    let attach: DmaBufAttachment;
+    try {
+      if (BigInt(dmabuf.size) < end) {
+        throw new SimError('EINVAL', op, `the dma-buf has ${dmabuf.size} bytes, the MR ends at ${end}`, 'IM-02');
+      }
+      if (umemNumPages(offset, size) === 0n) throw new SimError('EINVAL', op, 'the MR covers no page', 'IM-02');
+      // The attachment's importer priv is set once the umem exists (attach->importer_priv).
+      const holder: { umem?: UmemDmabuf } = {};
+      attach = dmabuf.dynamicAttach(dev, ops, holder);
+      const umem = new UmemDmabuf(dmabuf, attach, offset, size, access);
+      holder.umem = umem;
+      return umem;
+    } catch (e) {
+      dmabuf.put();
+      throw e;
+    }
+  }
+
+  /**
+   * ib_umem_dmabuf_get_pinned (IM-04): get with ops {allowPeer2Peer, moveNotify = warn}, then
+   * under resv: dma_buf_pin and map_pages, unwinding on error.
+   */
+  static getPinned(
+    process: SimProcess,
+    dev: DmaBufImporterDevice,
+    offset: bigint,
+    size: bigint,
+    fd: number,
+    access: number,
+    onUnexpectedMove: (attach: DmaBufAttachment) => void,
+  ): UmemDmabuf {
+    const umem = UmemDmabuf.get(process, dev, offset, size, fd, access, {
+      allowPeer2Peer: true,
+      moveNotify: (att) => onUnexpectedMove(att),
+    });
+    const resv = umem.dmabuf.resv;
+    try {
+      resv.lock();
+      try {
+        umem.attach.pin();
+        umem._pinned = true;
+        umem.mapPages();
+      } catch (e) {
+        // ib_umem_release undoes a map that succeeded before the fence wait failed.
+        umem.unmapPages();
+        if (umem._pinned) {
+          umem.attach.unpin();
+          umem._pinned = false;
+        }
+        throw e;
+      } finally {
+        resv.unlock();
+      }
+    } catch (e) {
+      umem._detachAndPut();
+      throw e;
+    }
+    return umem;
+  }
+
+  /** The umem of an attachment made by `get` (attach->importer_priv), if any. */
+  static of(attach: DmaBufAttachment): UmemDmabuf | undefined {
+    return (attach.importerPriv as { umem?: UmemDmabuf } | undefined)?.umem;
+  }
+
+  get mapped(): boolean {
+    return this._sgt !== null;
+  }
+  get pinned(): boolean {
+    return this._pinned;
+  }
+  get revoked(): boolean {
+    return this._revoked;
+  }
+  get released(): boolean {
+    return this._released;
+  }
+  /** The exporter's table while mapped. */
+  get sgt(): SgTable | null {
+    return this._sgt;
+  }
+  /** The trimmed DMA segments while mapped (empty when unmapped). */
+  get segments(): readonly UmemSegment[] {
+    return this._segments;
+  }
+  get trim(): UmemTrim | null {
+    return this._trim;
+  }
+  /** Offset of the MR's first byte inside the trimmed range (the offset's in-page part). */
+  get firstByteOffset(): bigint {
+    return this.address % PAGE;
+  }
+
+  /**
+   * ib_umem_dmabuf_map_pages (IM-03), resv held: EINVAL once revoked; when not mapped,
+   * dma_buf_map_attachment(BIDIRECTIONAL) and trim to [ALIGN_DOWN(offset), ALIGN(offset+len)).
+   * Then wait on the KERNEL-usage fences ([5.x]: the exclusive, i.e. WRITE-class, fence):
+   * an error passes through, a timeout is ETIMEDOUT.
+   */
+  mapPages(): void {
+    const op = 'ib_umem_dmabuf_map_pages';
+    const k = this.dmabuf.kernel;
+    k.checkResvHeld(this.dmabuf.resv, true, op, 'DB-25', this.attach._ids());
+    if (this._revoked) throw new SimError('EINVAL', op, 'the umem is revoked', 'IM-03');
+    if (!this._sgt) {
+      const sgt = this.attach.map(DmaDataDirection.BIDIRECTIONAL);
+      const { segments, trim } = trimTable(sgt, alignDown(this.address), alignUp(this.address + this.length));
+      this._sgt = sgt;
+      this._segments = segments;
+      this._trim = trim;
+    }
+    const usage = k.profile.name === '5.15' ? DmaResvUsage.WRITE : DmaResvUsage.KERNEL;
+    const r = this.dmabuf.resv.waitTimeout(usage, false, MAX_SCHEDULE_TIMEOUT);
+    if (r < 0) throw new SimError(errnoName(r) as ErrnoCode, op, 'waiting for the kernel fences failed', 'IM-03');
+    if (r === 0) throw new SimError('ETIMEDOUT', op, 'the kernel fences did not signal', 'IM-03');
+  }
+
+  /** ib_umem_dmabuf_unmap_pages (IM-03), resv held: undo the trim and unmap; no-op when not mapped. */
+  unmapPages(): void {
+    const k = this.dmabuf.kernel;
+    k.checkResvHeld(this.dmabuf.resv, true, 'ib_umem_dmabuf_unmap_pages', 'DB-25', this.attach._ids());
+    const sgt = this._sgt;
+    if (!sgt) return;
+    this._sgt = null;
+    this._segments = [];
+    this._trim = null;
+    this.attach.unmap(sgt, DmaDataDirection.BIDIRECTIONAL);
+  }
+
+  /** ib_umem_dmabuf_revoke (IM-05), idempotent: under resv unmap, unpin if pinned, mark revoked. */
+  revoke(): void {
+    if (this._revoked || this._released) return;
+    const k = this.dmabuf.kernel;
+    k._withResvLock(this.dmabuf.resv, () => {
+      this.unmapPages();
+      if (this._pinned) {
+        this.attach.unpin();
+        this._pinned = false;
+      }
+      this._revoked = true;
+    });
+  }
+
+  /** ib_umem_dmabuf_release (IM-05): revoke, dma_buf_detach, dma_buf_put. A second call does nothing. */
+  release(): void {
+    if (this._released) return;
+    this.revoke();
+    this._detachAndPut();
+  }
+
+  private _detachAndPut(): void {
+    this._released = true;
+    this.attach.detach();
+    this.dmabuf.put();
+  }
+}
+
+/**
+ * The IM-03 trim: walk the DMA entries, count those overlapping [start, end), advance the entry
+ * holding `start` and cut the entry holding `end`.
+ */
+export function trimTable(sgt: SgTable, start: bigint, end: bigint): { segments: UmemSegment[]; trim: UmemTrim } {
+  const segs = sgt.dmaSegments();
+  const segments: UmemSegment[] = [];
+  let cur = 0n;
+  let nmap = 0;
+  let firstIndex = -1;
+  let firstOffset = 0n;
+  let lastIndex = -1;
+  let lastTrim = 0n;
+  for (let i = 0; i < segs.length; i++) {
+    const e = segs[i]!;
+    let addr = e.dmaAddress;
+    let len = BigInt(e.length);
+    if (start < cur + len && cur < end) nmap++;
+    if (cur <= start && start < cur + len) {
+      const off = start - cur;
+      firstIndex = i;
+      firstOffset = off;
+      addr += off;
+      len -= off;
+      cur += off;
+    }
+    const inRange = cur >= start && cur < end;
+    if (cur < end && end <= cur + len) {
+      const t = cur + len - end;
+      lastIndex = i;
+      lastTrim = t;
+      len -= t;
+      if (inRange) segments.push({ dmaAddress: addr, length: len, start: cur - start });
+      break;
+    }
+    if (inRange) segments.push({ dmaAddress: addr, length: len, start: cur - start });
+    cur += len;
+  }
+  return { segments, trim: { firstIndex, firstOffset, lastIndex, lastTrim, nmap } };
+}
