@@ -4,7 +4,7 @@
 // so each line must stay of the form `export const NAME: type = <expression of earlier names>;`.
 // ABI_VERSION changes whenever a layout or a meaning below changes; bindings check it.
 
-export const ABI_VERSION: u32 = 4;
+export const ABI_VERSION: u32 = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Status codes: 0 or a negative Linux errno.
@@ -38,6 +38,11 @@ export const REGION_KIND_DEVICE: u32 = 2;
 /** Region flags (bit 0..7). */
 export const REGION_CPU_ACCESSIBLE: u32 = 1;
 export const REGION_CACHEABLE: u32 = 2;
+/**
+ * Set by the core on regions made by addDirectRegion (mem/direct.ts): every page is backed by a
+ * host-given range of linear memory (the radix is filled up front), not by the sparse arena.
+ */
+export const REGION_DIRECT: u32 = 256;
 
 // Region record (REGION_STRIDE bytes):
 //   0 base u64 | 8 size u64 | 16 kind u32 | 20 flags u32 | 24 owner u32 | 28 radix root u32

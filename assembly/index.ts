@@ -7,11 +7,12 @@ import {
   ABI_VERSION, OK, EINVAL, ENOENT, ENODEV, ENOMEM, PAGE_SIZE, DOMAIN_TYPE, DOMAIN_PAGING, DOMAIN_UNIT,
   DOMAIN_MAPPED, RES_STATUS, RES_VALUE, RES_BYTES, RES_SHIFT, RES_PERM, RES_FAULT_REASON,
   RES_FAULT_CODE, RES_FAULT_IOVA, RES_FAULT_SIDE, UNIT_FAULT_OVERFLOW, BATCH_MAX, BATCH_OUT,
-  BATCH_STATUS, MAPDESC_STRIDE, FAULT_STRIDE, STAGING_SIZE,
+  BATCH_STATUS, MAPDESC_STRIDE, FAULT_STRIDE, STAGING_SIZE, REGION_DIRECT,
 } from './abi';
 import * as state from './state';
-import { initLayout } from './state';
+import { initLayout, fixedBytes } from './state';
 import { addRegion as addRegionImpl } from './mem/phys';
+import { addDirectRegion as addDirectRegionImpl } from './mem/direct';
 import * as frames from './mem/frames';
 import { chunksFree as chunksFreeImpl } from './mem/arena';
 import { mapRange, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd } from './pgtable/engine';
@@ -32,8 +33,14 @@ export function hostWrite(pa: u64, len: u64, host: usize): i32 { return hostAcce
 
 export function abiVersion(): u32 { return ABI_VERSION; }
 
-/** Lays out the instance with an arena of `arenaBytes`. OK, EINVAL, EBUSY (twice), ENOMEM. */
-export function init(arenaBytes: u32): i32 { return initLayout(arenaBytes); }
+/**
+ * Lays out the instance (state.ts initLayout): init(0, arenaBytes) standalone, or
+ * init(base, bytes) to keep everything in [base, base + bytes) of an imported memory.
+ * OK, EINVAL, EBUSY (twice), ENOMEM.
+ */
+export function init(base: usize, bytes: u32): i32 { return initLayout(base, bytes); }
+/** Bytes the fixed blocks take at the front of the window; the arena is the rest. */
+export function layoutFixedBytes(): u32 { return fixedBytes(); }
 
 // Where the shared blocks are, for the host's views (valid after init).
 export function resultPtr(): usize { return state.gResult; }
@@ -48,7 +55,14 @@ export function tracePtr(): usize { return state.gTrace; }
 
 /** See mem/phys.ts addRegion. Returns the region id or a negative errno. */
 export function addRegion(base: u64, size: u64, kind: u32, flags: u32, owner: u32): i32 {
-  return addRegionImpl(base, size, kind, flags, owner);
+  return addRegionImpl(base, size, kind, flags & ~REGION_DIRECT, owner);
+}
+/**
+ * A region backed by the host's linear memory [linear, linear + size) instead of the sparse
+ * arena (see mem/direct.ts). Returns the region id or a negative errno.
+ */
+export function addDirectRegion(base: u64, size: u64, kind: u32, flags: u32, owner: u32, linear: usize): i32 {
+  return addDirectRegionImpl(base, size, kind, flags & ~REGION_DIRECT, owner, linear);
 }
 export function chunksFree(): u32 { return chunksFreeImpl(); }
 

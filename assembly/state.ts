@@ -1,14 +1,18 @@
-// Linear-memory layout of one simulator instance, laid out once by init().
+// Linear-memory layout of one simulator instance, laid out once by init(base, bytes).
 //
-//   __heap_base (64 KiB aligned)
+//   base: __heap_base (64 KiB aligned) when standalone (init(0, arenaBytes)), or the start of the
+//   window [base, base + bytes) an embedding host gives the core in its own memory
 //   +--------------------+  header: result block, global counters
 //   | header     4 KiB   |
 //   | zero page  4 KiB   |  what reads of never-written memory copy from
 //   | staging    1 MiB   |  batches and host buffers
 //   | regions, units, domains, devices, walk trace, p2p windows
-//   | arena  (arena bytes, 4 KiB chunks: backing, radix nodes, frame records, TLBs, rings)
+//   | scratch: page-table walk path, flush-queue domain bitmap
+//   | arena  (4 KiB chunks: backing, radix nodes, frame records, TLBs, rings)
 //   +--------------------+
-// Memory grows once, here; the host re-derives its views after init.
+// Standalone, memory grows once, here; the host re-derives its views after init. Embedded, the
+// core never grows memory and writes nothing outside its window: the module has no data
+// segments, no runtime heap use, and every block above (scratch included) is in the window.
 
 import {
   OK, ENOMEM, EBUSY, EINVAL, PAGE_SIZE, RESULT_SIZE, STAGING_SIZE, MAX_REGIONS, REGION_STRIDE,
@@ -26,9 +30,21 @@ export let gDomains: usize = 0;
 export let gDevices: usize = 0;
 export let gTrace: usize = 0;
 export let gWindows: usize = 0;
+export let gPathTable: usize = 0; // 8 x u64: tables visited by the last descent (pgtable/engine)
+export let gPathSlot: usize = 0;  // 8 x u64: their slots
+export let gFlushSeen: usize = 0; // MAX_DOMAINS bits (iommu/unit flushQueue)
 export let gArenaBase: usize = 0;
 export let gArenaChunks: u32 = 0;
+/** Fresh arena chunks may hold old bytes (embedded: the host's memory); allocation zeroes them. */
+export let gArenaDirty: bool = false;
+/** The window the core may write: [gBase, gEnd). */
+export let gBase: usize = 0;
+export let gEnd: u64 = 0;
 export let gReady: bool = false;
+
+// Embed builds set ASC_EMBED=1 and the others ASC_EMBED=0 (asconfig.json "use": a compile-time
+// constant); an embedded core refuses init(0, ..), since the standalone path would grow and
+// write the host's memory.
 
 /**
  * Device record: 0 rid u32 | 4 domain i32 (-1 = none) | 8 unit u32 (the unit the requester sits
@@ -41,15 +57,48 @@ export const DEVICE_NO_UNIT: u32 = 0xffffffff;
   return (x + a - 1) & ~(a - 1);
 }
 
+/** Bytes of the fixed blocks in front of the arena (the same for any page-aligned base). */
+export function fixedBytes(): u32 {
+  let p: usize = PAGE_SIZE + PAGE_SIZE + STAGING_SIZE;
+  p += <usize>(MAX_REGIONS * REGION_STRIDE) + <usize>(MAX_UNITS * UNIT_STRIDE);
+  p += <usize>(MAX_DOMAINS * DOMAIN_STRIDE) + <usize>(MAX_DEVICES * DEVICE_STRIDE);
+  p += <usize>(TRACE_MAX * TRACE_STRIDE) + <usize>(MAX_P2P_WINDOWS * P2P_WINDOW_STRIDE);
+  p += SCRATCH_BYTES;
+  return <u32>alignUp(p, PAGE_SIZE);
+}
+
+const PATH_BYTES: usize = 64;
+const SCRATCH_BYTES: usize = 2 * PATH_BYTES + <usize>(MAX_DOMAINS / 8);
+
 /**
- * Lays out the instance and grows memory once to hold an arena of `arenaBytes`.
- * Returns: OK; EINVAL for an arena below 1 MiB or not a multiple of 4 KiB; EBUSY when called
- * twice; ENOMEM when linear memory cannot grow that far (4 GiB is the wasm32 ceiling).
+ * Lays out the instance.
+ * - Standalone, `base` = 0: the blocks start at __heap_base (64 KiB aligned), followed by an arena
+ *   of `bytes`; memory grows once to hold it. EINVAL for an arena below 1 MiB or not a multiple
+ *   of 4 KiB; ENOMEM when linear memory cannot grow that far (4 GiB is the wasm32 ceiling).
+ * - Embedded, `base` != 0: everything lives in [base, base + bytes) of the host's memory, which
+ *   must already be that large (ENOMEM otherwise; memory is never grown). The fixed blocks take
+ *   fixedBytes() at the front and are zeroed; the arena is the rest and must be at least 1 MiB.
+ *   EINVAL for a base or size not a multiple of 4 KiB, a window that wraps past 4 GiB, or one
+ *   too small for the blocks plus 1 MiB of arena.
+ * EBUSY when called twice.
  */
-export function initLayout(arenaBytes: u32): i32 {
+export function initLayout(base: usize, bytes: u32): i32 {
   if (gReady) return EBUSY;
-  if (arenaBytes < (1 << 20) || (arenaBytes & (PAGE_SIZE - 1)) != 0) return EINVAL;
-  let p = alignUp(__heap_base, 65536);
+  if (ASC_EMBED && base == 0) return EINVAL;
+  const embed = ASC_EMBED ? true : base != 0; // constant in embed builds: no memory.grow in them
+  if ((bytes & (PAGE_SIZE - 1)) != 0 || (base & (PAGE_SIZE - 1)) != 0) return EINVAL;
+  let p = embed ? base : alignUp(__heap_base, 65536);
+  const start = p;
+  const fixed = <usize>fixedBytes();
+  let arenaBytes: u64 = bytes;
+  if (embed) {
+    if (<u64>bytes < <u64>fixed + (1 << 20)) return EINVAL;
+    if (<u64>base + <u64>bytes > 0x100000000) return EINVAL;
+    arenaBytes = <u64>bytes - <u64>fixed;
+    if (<u64>base + <u64>bytes > (<u64>memory.size() << 16)) return ENOMEM;
+  } else if (bytes < (1 << 20)) {
+    return EINVAL;
+  }
   gResult = p;
   gStats = p + RESULT_SIZE;
   p += PAGE_SIZE;
@@ -61,14 +110,25 @@ export function initLayout(arenaBytes: u32): i32 {
   gDevices = p; p += <usize>(MAX_DEVICES * DEVICE_STRIDE);
   gTrace = p; p += <usize>(TRACE_MAX * TRACE_STRIDE);
   gWindows = p; p += <usize>(MAX_P2P_WINDOWS * P2P_WINDOW_STRIDE);
+  gPathTable = p; p += PATH_BYTES;
+  gPathSlot = p; p += PATH_BYTES;
+  gFlushSeen = p; p += <usize>(MAX_DOMAINS / 8);
   p = alignUp(p, PAGE_SIZE);
   gArenaBase = p;
-  const end: u64 = <u64>p + <u64>arenaBytes;
-  if (end > 0xffff0000) return ENOMEM;
-  const needPages = <i32>((end + 65535) >> 16);
-  const have = memory.size();
-  if (needPages > have && memory.grow(needPages - have) < 0) return ENOMEM;
-  gArenaChunks = arenaBytes / PAGE_SIZE;
+  const end: u64 = <u64>p + arenaBytes;
+  if (embed) {
+    // The host's memory may hold anything: zero the fixed blocks now, arena chunks on first use.
+    memory.fill(start, 0, p - start);
+    gArenaDirty = true;
+  } else {
+    if (end > 0xffff0000) return ENOMEM;
+    const needPages = <i32>((end + 65535) >> 16);
+    const have = memory.size();
+    if (needPages > have && memory.grow(needPages - have) < 0) return ENOMEM;
+  }
+  gBase = start;
+  gEnd = end;
+  gArenaChunks = <u32>(arenaBytes / PAGE_SIZE);
   store<u64>(gStats + STAT_CHUNKS_TOTAL, <u64>gArenaChunks);
   // Devices start unattached.
   for (let i: u32 = 0; i < MAX_DEVICES; i++) {

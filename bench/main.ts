@@ -5,12 +5,14 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchCore, rssChild } from './core.js';
+import { benchMapSg } from './mapsg.js';
 
 const TARGETS: Record<string, [string, number]> = {
   copy4k_vs_memcpy: ['>=', 0.8],
   copy2m_vs_memcpy: ['>=', 0.95],
   translate_hit_vs_ts: ['>=', 2.5],
   rss_mb_96g_device: ['<=', 200],
+  mapsg_overhead_vs_core: ['<=', 1.5],
 };
 
 async function main(): Promise<void> {
@@ -19,7 +21,7 @@ async function main(): Promise<void> {
     return;
   }
   const json = process.argv.includes('--json');
-  const results: Record<string, number> = { ...(await benchCore()) };
+  const results: Record<string, number> = { ...(await benchCore()), ...(await benchMapSg()) };
   const child = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--rss-child'], { encoding: 'utf8' });
   results.rss_mb_96g_device = JSON.parse(child.trim().split('\n').pop()!).rss;
   const round = (v: number) => Math.round(v * 1000) / 1000;

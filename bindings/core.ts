@@ -5,6 +5,7 @@
  */
 import * as ABI from './generated/abi.js';
 import { CoreTrapError, SimError } from './errors.js';
+import { CORE_FLAVORS, loadCoreBytes, type CoreFlavor } from './core-source.js';
 
 export { ABI };
 
@@ -12,7 +13,10 @@ export { ABI };
 export interface CoreExports {
   readonly memory: WebAssembly.Memory;
   abiVersion(): number;
-  init(arenaBytes: number): number;
+  /** init(0, arenaBytes) standalone; init(base, bytes) to live in [base, base + bytes) of an imported memory. */
+  init(base: number, bytes: number): number;
+  /** Bytes the fixed blocks take at the front of an embedded window (the arena is the rest). */
+  layoutFixedBytes(): number;
   resultPtr(): number;
   statsPtr(): number;
   stagingPtr(): number;
@@ -21,6 +25,8 @@ export interface CoreExports {
   domainsPtr(): number;
   tracePtr(): number;
   addRegion(base: bigint, size: bigint, kind: number, flags: number, owner: number): number;
+  /** A region backed by linear memory [linear, linear + size) the host owns (assembly/mem/direct.ts). */
+  addDirectRegion(base: bigint, size: bigint, kind: number, flags: number, owner: number, linear: number): number;
   chunksFree(): number;
   frameAlloc(n: bigint, alignFrames: bigint, flags: number): bigint;
   frameGet(pa: bigint): number;
@@ -61,34 +67,46 @@ export interface CoreExports {
 }
 
 export type CoreBuild = 'debug' | 'release';
+export type { CoreFlavor } from './core-source.js';
 
-/** The build the environment asks for (DMABUF_SIM_WASM=debug|release), release by default. */
+/**
+ * The build the environment asks for (DMABUF_SIM_WASM=debug|release: process.env in Node,
+ * import.meta.env under vite/vitest in a browser), release by default.
+ */
 export function defaultBuild(): CoreBuild {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  return env?.DMABUF_SIM_WASM === 'debug' ? 'debug' : 'release';
+  const want = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DMABUF_SIM_WASM
+    ?? (import.meta as { env?: Record<string, string | undefined> }).env?.DMABUF_SIM_WASM;
+  // A bundle that carries only the release core (dist/browser.js, dist/core.js) runs it.
+  return want === 'debug' && CORE_FLAVORS.includes('debug') ? 'debug' : 'release';
 }
 
-const modules = new Map<CoreBuild, Promise<WebAssembly.Module>>();
+const modules = new Map<CoreFlavor, Promise<WebAssembly.Module>>();
 
-function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(s);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return bytes;
-}
-
-/** Compiles a build of the core once; later calls share the Module. */
-export function compileCore(build: CoreBuild = defaultBuild()): Promise<WebAssembly.Module> {
+/**
+ * Compiles a build of the core once; later calls share the Module. The bytes come from
+ * core-source.ts, the loader seam each bundle replaces (see rollup.config.mjs).
+ */
+export function compileCore(build: CoreFlavor = defaultBuild()): Promise<WebAssembly.Module> {
   let m = modules.get(build);
   if (!m) {
-    const load = build === 'debug' ? import('./generated/core-debug.js') : import('./generated/core-release.js');
-    m = load.then((mod) => WebAssembly.compile(decodeBase64(mod.wasmBase64)));
+    m = loadCoreBytes(build).then((bytes) => WebAssembly.compile(bytes));
+    m.catch(() => modules.delete(build));
     modules.set(build, m);
   }
   return m;
 }
 
-/** Typed-array views over linear memory, re-derived whenever the memory has grown. */
+/** Whether a memory is shared (its buffer a SharedArrayBuffer, even where that global is hidden). */
+export function isSharedMemory(memory: WebAssembly.Memory): boolean {
+  return Object.prototype.toString.call(memory.buffer) === '[object SharedArrayBuffer]';
+}
+
+/**
+ * Typed-array views over linear memory, re-derived whenever the memory has grown: on every
+ * access the buffer is compared with the one the views were made on. A grow detaches a plain
+ * ArrayBuffer and, for shared memory, makes memory.buffer a new, longer SharedArrayBuffer, so
+ * both kinds are caught, whoever grew the memory (the core, or an embedding host).
+ */
 export class CoreViews {
   private _buffer: ArrayBuffer | SharedArrayBuffer | null = null;
   private _u8!: Uint8Array;
@@ -138,10 +156,13 @@ export class Core {
   readonly exports: CoreExports;
   readonly views: CoreViews;
   readonly layout: CoreLayout;
-  readonly build: CoreBuild;
+  readonly build: CoreFlavor;
   private _trapped: string | null = null;
 
-  private constructor(instance: WebAssembly.Instance, build: CoreBuild, arenaBytes: number) {
+  /** For an embedded core: its window [base, base + bytes) in the host's memory. */
+  readonly window: { readonly base: number; readonly bytes: number } | null;
+
+  private constructor(instance: WebAssembly.Instance, build: CoreFlavor, base: number, bytes: number) {
     const raw = instance.exports as unknown as CoreExports;
     this.build = build;
     this.views = new CoreViews(raw.memory);
@@ -163,7 +184,9 @@ export class Core {
     if (this.exports.abiVersion() !== ABI.ABI_VERSION) {
       throw new Error(`dmabuf-sim: core ABI ${this.exports.abiVersion()} does not match bindings ABI ${ABI.ABI_VERSION}`);
     }
-    check(this.exports.init(arenaBytes), 'init', `arenaBytes=${arenaBytes}`);
+    this.window = base === 0 ? null : { base, bytes };
+    check(this.exports.init(base, bytes), 'init', base === 0 ? `arenaBytes=${bytes}` : `base=${base} bytes=${bytes}`,
+      base === 0 ? undefined : 'base and bytes multiples of 4096, the window inside the memory, fixed blocks + 1 MiB arena at least');
     const e = this.exports;
     this.layout = {
       result: e.resultPtr(), stats: e.statsPtr(), staging: e.stagingPtr(), regions: e.regionsPtr(),
@@ -184,7 +207,30 @@ export class Core {
       },
     });
     memory = (instance.exports as unknown as CoreExports).memory;
-    return new Core(instance, build, arenaBytes);
+    return new Core(instance, build, 0, arenaBytes);
+  }
+
+  /**
+   * Instantiates the embed build on the host's memory (shared or not: the matching build is
+   * chosen), keeping all its state in [base, base + bytes). The core writes nothing outside that
+   * window and never grows the memory; the host may grow it at any time.
+   */
+  static async embed(memory: WebAssembly.Memory, base: number, bytes: number): Promise<Core> {
+    if (!(memory instanceof WebAssembly.Memory)) throw new SimError('EINVAL', 'embed', 'memory must be a WebAssembly.Memory');
+    for (const [name, v] of [['base', base], ['bytes', bytes]] as const) {
+      if (!Number.isInteger(v) || v <= 0 || v % 4096 !== 0 || v >= 2 ** 32) {
+        throw new SimError('EINVAL', 'embed', `${name} = ${v} must be a positive multiple of 4096 below 2^32`);
+      }
+    }
+    const build: CoreFlavor = isSharedMemory(memory) ? 'embed-shared' : 'embed';
+    const module = await compileCore(build);
+    const instance = await WebAssembly.instantiate(module, {
+      env: {
+        memory,
+        abort() { throw new CoreTrapError('abort in the embed core'); },
+      },
+    });
+    return new Core(instance, build, base, bytes);
   }
 
   get trapped(): boolean {

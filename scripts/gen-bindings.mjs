@@ -1,6 +1,7 @@
 // Generates bindings/generated/ from the core: abi.ts (the constants of assembly/abi.ts, the one
 // source of truth) and core-<build>.ts (each Wasm build as base64, so one ESM module loads the
-// core in Node and in browsers without fetch or fs). Run after asc; never edit the output.
+// core in Node and in browsers without fetch or fs), after checking that the embed builds keep
+// to their window. Run after asc; never edit the output.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 
 const root = new URL('../', import.meta.url);
@@ -27,11 +28,60 @@ for (const raw of src.split('\n')) {
 }
 writeFileSync(new URL('abi.ts', out), lines.join('\n') + '\n');
 
-for (const build of ['debug', 'release']) {
+// The sections of a Wasm module: [id, payload start, payload end].
+function sections(bytes) {
+  const out = [];
+  let p = 8;
+  const leb = () => {
+    let v = 0, shift = 0, b;
+    do { b = bytes[p++]; v += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
+    return v;
+  };
+  while (p < bytes.length) {
+    const id = bytes[p++];
+    const len = leb();
+    out.push([id, p, p + len]);
+    p += len;
+  }
+  return out;
+}
+
+// The embed builds must write nothing outside the window the host gives them: no data segments
+// (written at instantiation, wherever asc placed them), no memory.grow, memory imported (shared
+// for embed-shared), no other imports. The .wat beside each build is checked for memory.grow.
+function checkEmbed(build, wasm) {
+  const fail = (msg) => { throw new Error(`build/core.${build}.wasm: ${msg}`); };
+  const secs = sections(wasm);
+  for (const [id, a, b] of secs) {
+    if (id === 11 && wasm[a] !== 0) fail('has data segments: it would write outside its window');
+    if (id === 12 && wasm[a] !== 0) fail('declares data segments (data count section)');
+    if (id === 5) fail('defines its own memory; it must import the host\'s');
+    void b;
+  }
+  const mod = new WebAssembly.Module(wasm);
+  const imports = WebAssembly.Module.imports(mod);
+  if (imports.length !== 1 || imports[0].module !== 'env' || imports[0].name !== 'memory' || imports[0].kind !== 'memory') {
+    fail(`imports must be exactly env.memory, got ${JSON.stringify(imports)}`);
+  }
+  // The one import entry: count, module name, field name, kind 2 (memory), limits flags
+  // (bit 1 = shared). Names are short, so each length is a one-byte LEB.
+  const [, imp] = secs.find(([id]) => id === 2);
+  let q = imp + 1;
+  q += 1 + wasm[q];
+  q += 1 + wasm[q];
+  if (wasm[q] !== 2) fail('import is not a memory');
+  const shared = (wasm[q + 1] & 2) !== 0;
+  if (shared !== (build === 'embed-shared')) fail(`memory shared = ${shared}, expected ${build === 'embed-shared'}`);
+  const wat = readFileSync(new URL(`build/core.${build}.wat`, root), 'utf8');
+  if (/memory\.grow/.test(wat)) fail('contains memory.grow');
+}
+
+for (const build of ['debug', 'release', 'embed', 'embed-shared']) {
   const wasm = readFileSync(new URL(`build/core.${build}.wasm`, root));
+  if (build.startsWith('embed')) checkEmbed(build, wasm);
   writeFileSync(
     new URL(`core-${build}.ts`, out),
     `${header}export const wasmBase64 = '${wasm.toString('base64')}';\n`,
   );
 }
-console.log(`bindings/generated: ${Object.keys(values).length} ABI constants, debug and release cores`);
+console.log(`bindings/generated: ${Object.keys(values).length} ABI constants; debug, release, embed and embed-shared cores (embed builds: no data, no grow, imported memory)`);

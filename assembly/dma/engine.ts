@@ -9,8 +9,7 @@ import {
   STAT_BYTES_FROM_DEVICE, STAT_DMA_OPS, STAT_DMA_FAULTS, RID_PHYS,
 } from '../abi';
 import { gResult, gStats, gStaging, gZeroPage } from '../state';
-import { findRegion, leafNode, regionRemaining } from '../mem/phys';
-import { allocChunk } from '../mem/arena';
+import { findRegion, leafNode, regionRemaining, writePtr } from '../mem/phys';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
@@ -57,42 +56,38 @@ let counting = true;
 // Bytes the last phys* helper moved before it stopped.
 let moved: u64 = 0;
 
-// Radix leaf nodes of the last pages touched, so bulk loops look the radix up once per 4 MiB.
-let srcKey: u64 = 0xffffffffffffffff;
+// Radix leaf nodes of the last pages touched, so bulk loops walk the radix once per 4 MiB.
+// Leaf nodes are never freed, so a cached non-zero leaf stays valid; an absent one is not cached
+// (a later write may create it).
+let srcKey: u64 = 0;
 let srcLeaf: usize = 0;
-let dstKey: u64 = 0xffffffffffffffff;
+let dstKey: u64 = 0;
 let dstLeaf: usize = 0;
 
-/** Linear address of the byte at `pa` (region r) for reading; the zero page if never written. */
+@inline function leafKey(r: usize, pa: u64): u64 {
+  return (<u64>r << 32) | ((pa - load<u64>(r + REGION_BASE)) >> 22);
+}
+
+/** readPtr with the source leaf cached. */
 @inline function srcPtr(r: usize, pa: u64): usize {
-  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
-  const key = (<u64>r << 32) | <u64>(page >> 10);
-  if (key != srcKey) { srcLeaf = leafNode(r, page, false); srcKey = key; }
-  const chunk: usize = srcLeaf == 0 ? 0 : <usize>load<u32>(srcLeaf + (<usize>(page & 1023) << 2));
+  const key = leafKey(r, pa);
+  if (key != srcKey || srcLeaf == 0) {
+    srcLeaf = leafNode(r, <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT), false);
+    srcKey = key;
+  }
+  if (srcLeaf == 0) return gZeroPage + <usize>(pa & (PAGE_SIZE - 1));
+  const chunk = <usize>load<u32>(srcLeaf + <usize>(((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT) & 1023) * 4);
   return (chunk == 0 ? gZeroPage : chunk) + <usize>(pa & (PAGE_SIZE - 1));
 }
 
-/** Linear address of the byte at `pa` for writing, backing it on first write; 0 on ENOMEM. */
+/** writePtr with the destination leaf cached. 0 on ENOMEM. */
 @inline function dstPtr(r: usize, pa: u64): usize {
-  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
-  const key = (<u64>r << 32) | <u64>(page >> 10);
-  if (key != dstKey || dstLeaf == 0) { dstLeaf = leafNode(r, page, true); dstKey = key; }
-  if (dstLeaf == 0) return 0;
-  const slot = dstLeaf + (<usize>(page & 1023) << 2);
-  let chunk = <usize>load<u32>(slot);
-  if (chunk == 0) {
-    chunk = allocChunk();
-    if (chunk == 0) return 0;
-    store<u32>(slot, <u32>chunk);
-    // A source leaf cached for the same page range is unaffected: the slot lives in it.
+  const key = leafKey(r, pa);
+  if (key != dstKey || dstLeaf == 0) {
+    dstLeaf = leafNode(r, <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT), true);
+    dstKey = key;
   }
-  return chunk + <usize>(pa & (PAGE_SIZE - 1));
-}
-
-/** Forgets cached leaf nodes (a region's backing was dropped page by page elsewhere). */
-export function dmaForgetLeaves(): void {
-  srcKey = 0xffffffffffffffff;
-  dstKey = 0xffffffffffffffff;
+  return dstLeaf == 0 ? 0 : writePtr(r, pa, dstLeaf);
 }
 
 // A copy not yet issued: consecutive pieces whose backing is adjacent on both sides become one

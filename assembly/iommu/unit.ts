@@ -9,7 +9,7 @@ import {
   DOMAIN_STRICT, DOMAIN_TABLE_FRAMES, DOMAIN_MAPPED, DOMAIN_PAGING, DOMAIN_IDENTITY, DOMAIN_BLOCKED,
   DOMAIN_DIRECT, MAX_DEVICES, RID_PHYS, PG_PGTABLE,
 } from '../abi';
-import { gUnits, gDomains, gDevices, DEVICE_STRIDE, DEVICE_NO_UNIT } from '../state';
+import { gUnits, gDomains, gDevices, gFlushSeen, DEVICE_STRIDE, DEVICE_NO_UNIT } from '../state';
 import { allocContiguous } from '../mem/arena';
 import { allocFrames } from '../mem/frames';
 import { checkWidths, levelsFor, PGSIZES_4K_GRANULE } from '../pgtable/format';
@@ -17,8 +17,8 @@ import { freeAllTables } from '../pgtable/engine';
 import { tlbInvalidateDomain, tlbInvalidateRange } from './iotlb';
 
 let unitCount: u32 = 0;
-// One bit per domain: which domains a queue flush has already invalidated.
-const flushSeen: usize = memory.data(<i32>(MAX_DOMAINS / 8));
+// One bit per domain, which domains a queue flush has already invalidated, is at gFlushSeen
+// (state.ts layout: no static data, so an embedded core writes only inside its window).
 let deviceCount: u32 = 0;
 
 @inline export function unitAt(id: u32): usize {
@@ -204,6 +204,7 @@ export function flushQueue(u: usize): u32 {
   const n = load<u32>(u + UNIT_FQ_COUNT);
   if (n == 0) return 0;
   const q = <usize>load<u32>(u + UNIT_FQ_PTR);
+  const flushSeen = gFlushSeen;
   memory.fill(flushSeen, 0, MAX_DOMAINS / 8);
   for (let i: u32 = 0; i < n; i++) {
     const dom = load<u32>(q + <usize>(i * FQ_STRIDE));

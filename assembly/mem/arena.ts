@@ -3,7 +3,7 @@
 // call that needed memory, never a trap.
 
 import { PAGE_SIZE, STAT_CHUNKS_USED } from '../abi';
-import { gArenaBase, gArenaChunks, gStats } from '../state';
+import { gArenaBase, gArenaChunks, gArenaDirty, gStats } from '../state';
 
 let bumpNext: u32 = 0;       // chunks below this index have been handed out at least once
 let freeHead: usize = 0;     // freed chunks, linked through their first word
@@ -18,6 +18,7 @@ export function allocChunk(): usize {
     if (bumpNext >= gArenaChunks) return 0;
     p = gArenaBase + <usize>bumpNext * PAGE_SIZE;
     bumpNext++;
+    if (gArenaDirty) memory.fill(p, 0, PAGE_SIZE); // embedded: the host's memory, not fresh pages
   }
   addUsed(1);
   return p;
@@ -28,6 +29,7 @@ export function allocContiguous(n: u32): usize {
   if (n == 0 || n > gArenaChunks - bumpNext) return 0;
   const p = gArenaBase + <usize>bumpNext * PAGE_SIZE;
   bumpNext += n;
+  if (gArenaDirty) memory.fill(p, 0, <usize>n * PAGE_SIZE);
   addUsed(<i64>n);
   return p;
 }

@@ -12,7 +12,7 @@
 
 import {
   OK, EINVAL, ENOMEM, ENOSPC, EEXIST, MAX_REGIONS, REGION_STRIDE, REGION_BASE, REGION_SIZE,
-  REGION_KIND, REGION_FLAGS, REGION_OWNER, REGION_RADIX, REGION_MAX_SHIFT, REGION_KIND_RAM,
+  REGION_KIND, REGION_FLAGS, REGION_DIRECT, REGION_OWNER, REGION_RADIX, REGION_MAX_SHIFT, REGION_KIND_RAM,
   REGION_KIND_DEVICE, PAGE_SHIFT, PAGE_SIZE,
 } from '../abi';
 import { gRegions, gZeroPage } from '../state';
@@ -89,54 +89,6 @@ export function findRegion(pa: u64): usize {
 }
 
 /**
- * The linear-memory address of the byte at `pa` inside region `r`, for reading: the zero page
- * when the page was never written.
- */
-export function readPtr(r: usize, pa: u64): usize {
-  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
-  const off = <usize>(pa & (PAGE_SIZE - 1));
-  const root = <usize>load<u32>(r + REGION_RADIX);
-  const mid = <usize>load<u32>(root + (<usize>(page >> 20) << 2));
-  if (mid == 0) return gZeroPage + off;
-  const leaf = <usize>load<u32>(mid + (<usize>((page >> 10) & 1023) << 2));
-  if (leaf == 0) return gZeroPage + off;
-  const chunk = <usize>load<u32>(leaf + (<usize>(page & 1023) << 2));
-  return (chunk == 0 ? gZeroPage : chunk) + off;
-}
-
-/**
- * The linear-memory address of the byte at `pa` for writing, backing the page on first write.
- * Returns 0 when the arena is exhausted.
- */
-export function writePtr(r: usize, pa: u64): usize {
-  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
-  const off = <usize>(pa & (PAGE_SIZE - 1));
-  const root = <usize>load<u32>(r + REGION_RADIX);
-  const midSlot = root + (<usize>(page >> 20) << 2);
-  let mid = <usize>load<u32>(midSlot);
-  if (mid == 0) {
-    mid = allocChunk();
-    if (mid == 0) return 0;
-    store<u32>(midSlot, <u32>mid);
-  }
-  const leafSlot = mid + (<usize>((page >> 10) & 1023) << 2);
-  let leaf = <usize>load<u32>(leafSlot);
-  if (leaf == 0) {
-    leaf = allocChunk();
-    if (leaf == 0) return 0;
-    store<u32>(leafSlot, <u32>leaf);
-  }
-  const chunkSlot = leaf + (<usize>(page & 1023) << 2);
-  let chunk = <usize>load<u32>(chunkSlot);
-  if (chunk == 0) {
-    chunk = allocChunk();
-    if (chunk == 0) return 0;
-    store<u32>(chunkSlot, <u32>chunk);
-  }
-  return chunk + off;
-}
-
-/**
  * The radix leaf node (1024 chunk slots) covering region page `page`, made on demand when
  * `create`; 0 when absent (or the arena is exhausted). Bulk copies look it up once per 4 MiB.
  */
@@ -160,13 +112,48 @@ export function leafNode(r: usize, page: u32, create: bool): usize {
   return leaf;
 }
 
+@inline function pageOf(r: usize, pa: u64): u32 {
+  return <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
+}
+
+/**
+ * The linear-memory address of the byte at `pa` inside region `r`, for reading: the zero page
+ * when the page was never written.
+ */
+export function readPtr(r: usize, pa: u64): usize {
+  const page = pageOf(r, pa);
+  const leaf = leafNode(r, page, false);
+  const chunk: usize = leaf == 0 ? 0 : <usize>load<u32>(leaf + (<usize>(page & 1023) << 2));
+  return (chunk == 0 ? gZeroPage : chunk) + <usize>(pa & (PAGE_SIZE - 1));
+}
+
+/**
+ * The linear-memory address of the byte at `pa` for writing, backing the page on first write
+ * (`leaf` may be given when the caller already has the page's radix leaf). 0 on ENOMEM.
+ */
+export function writePtr(r: usize, pa: u64, leaf: usize = 0): usize {
+  const page = pageOf(r, pa);
+  if (leaf == 0) leaf = leafNode(r, page, true);
+  if (leaf == 0) return 0;
+  const slot = leaf + (<usize>(page & 1023) << 2);
+  let chunk = <usize>load<u32>(slot);
+  if (chunk == 0) {
+    chunk = allocChunk();
+    if (chunk == 0) return 0;
+    store<u32>(slot, <u32>chunk);
+  }
+  return chunk + <usize>(pa & (PAGE_SIZE - 1));
+}
+
 /** Drops the backing of the page at `pa` (a freed frame reads as zeros again). */
 export function discardPage(r: usize, pa: u64): void {
-  const page = <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
-  const root = <usize>load<u32>(r + REGION_RADIX);
-  const mid = <usize>load<u32>(root + (<usize>(page >> 20) << 2));
-  if (mid == 0) return;
-  const leaf = <usize>load<u32>(mid + (<usize>((page >> 10) & 1023) << 2));
+  if ((load<u32>(r + REGION_FLAGS) & REGION_DIRECT) != 0) {
+    // Direct region (mem/direct.ts): the page is the host's memory; zero it in place.
+    memory.fill(readPtr(r, pa & ~(<u64>PAGE_SIZE - 1)), 0, PAGE_SIZE);
+    return;
+  }
+  const page = pageOf(r, pa);
+  const leaf = leafNode(r, page, false);
   if (leaf == 0) return;
   const slot = leaf + (<usize>(page & 1023) << 2);
   const chunk = <usize>load<u32>(slot);

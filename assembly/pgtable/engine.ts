@@ -8,7 +8,7 @@ import {
   DOMAIN_TABLE_FRAMES, FAULT_TRANSLATION, FAULT_PERMISSION, FAULT_ADDRESS_SIZE,
   FAULT_ACCESS_FLAG, FAULT_RESERVED_BIT, TRACE_STRIDE, TRACE_MAX,
 } from '../abi';
-import { gTrace } from '../state';
+import { gTrace, gPathTable, gPathSlot } from '../state';
 import { physRead64, physWrite64 } from '../mem/phys';
 import { allocFrames, allocatedFrame, putFrame } from '../mem/frames';
 import {
@@ -107,7 +107,31 @@ function bestShift(d: usize, iova: u64, pa: u64, remaining: u64): u32 {
   return 12;
 }
 
-function mapOne(d: usize, iova: u64, pa: u64, shift: u32, prot: u32): i32 {
+// Path of the last descent: the table at each level and the slot used in it.
+// Static data, not managed arrays: the core allocates nothing behind the layout's back.
+// The tables and slots on the last descent's path live at gPathTable/gPathSlot (state.ts layout:
+// no static data, so an embedded core writes only inside its window).
+@inline function getPath(a: usize, k: u32): u64 { return load<u64>(a + (<usize>k << 3)); }
+@inline function setPath(a: usize, k: u32, v: u64): void { store<u64>(a + (<usize>k << 3), v); }
+
+/** Frees the tables on the path to `depth` that hold no entries, deepest first (never the root). */
+function pruneFrom(d: usize, depth: u32): void {
+  for (let k = <i32>depth; k >= 1; k--) {
+    const t = getPath(gPathTable, <u32>k);
+    const rec = allocatedFrame(t);
+    if (rec == 0 || load<u32>(rec + FRAME_AUX) != 0) return;
+    physWrite64(getPath(gPathSlot, <u32>k - 1), 0);
+    addAux(getPath(gPathTable, <u32>k - 1), -1);
+    putFrame(t);
+    store<u32>(d + DOMAIN_TABLE_FRAMES, load<u32>(d + DOMAIN_TABLE_FRAMES) - 1);
+  }
+}
+
+/**
+ * Follows tables toward `iova`, recording the path, down to the level of page shift `stopShift`
+ * at the deepest; returns the depth reached (the first entry that is not followed).
+ */
+function descend(d: usize, iova: u64, stopShift: u32 = 12): u32 {
   const fmt = load<u32>(d + DOMAIN_FORMAT);
   const ias = load<u32>(d + DOMAIN_IAS);
   const levels = load<u32>(d + DOMAIN_LEVELS);
@@ -115,20 +139,39 @@ function mapOne(d: usize, iova: u64, pa: u64, shift: u32, prot: u32): i32 {
   for (let lvl: u32 = 0; lvl < levels; lvl++) {
     const s = lvlShift(lvl, levels);
     const slot = table + (idxAt(iova, s, lvl, ias) << 3);
+    setPath(gPathTable, lvl, table);
+    setPath(gPathSlot, lvl, slot);
     const pte = physRead64(slot);
-    const kind = pteKind(fmt, pte, s);
+    if (s == stopShift || pteKind(fmt, pte, s) != PTE_TABLE) return lvl;
+    table = pteAddr(fmt, pte);
+  }
+  return levels - 1;
+}
+
+/**
+ * Installs one leaf of page shift `shift`: follows the tables that exist, makes the missing ones.
+ * Returns OK, EEXIST (a leaf, or a table that still maps something, is in the way), ENOMEM.
+ */
+function mapOne(d: usize, iova: u64, pa: u64, shift: u32, prot: u32): i32 {
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const ias = load<u32>(d + DOMAIN_IAS);
+  const levels = load<u32>(d + DOMAIN_LEVELS);
+  const depth = descend(d, iova, shift);
+  let table = getPath(gPathTable, depth);
+  for (let lvl = depth; lvl < levels; lvl++) {
+    const s = lvlShift(lvl, levels);
+    const slot = table + (idxAt(iova, s, lvl, ias) << 3);
+    const kind = pteKind(fmt, physRead64(slot), s);
     if (s == shift) {
-      // We require an unmap first: a leaf, or a table that still maps something, is in the way.
+      // We require an unmap first.
       if (kind != PTE_INVALID) return EEXIST;
       const st = physWrite64(slot, pteMkLeaf(fmt, pa, prot, s));
       if (st != OK) return st;
       addAux(table, 1);
       return OK;
     }
-    if (kind == PTE_TABLE) {
-      table = pteAddr(fmt, pte);
-      continue;
-    }
+    // descend() stopped above the target level, so this entry is not a table: a larger leaf
+    // (or a reserved entry) is in the way.
     if (kind != PTE_INVALID) return EEXIST;
     const next = allocFrames(1, 1, PG_PGTABLE);
     if (next < 0) return <i32>next;
@@ -139,44 +182,6 @@ function mapOne(d: usize, iova: u64, pa: u64, shift: u32, prot: u32): i32 {
     table = <u64>next;
   }
   return EINVAL;
-}
-
-// Path of the last descent: the table at each level and the slot used in it.
-// Static data, not managed arrays: the core allocates nothing behind the layout's back.
-const pathTable: usize = memory.data(64, 8);
-const pathSlot: usize = memory.data(64, 8);
-@inline function getPath(a: usize, k: u32): u64 { return load<u64>(a + (<usize>k << 3)); }
-@inline function setPath(a: usize, k: u32, v: u64): void { store<u64>(a + (<usize>k << 3), v); }
-
-/** Frees the tables on the path to `depth` that hold no entries, deepest first (never the root). */
-function pruneFrom(d: usize, depth: u32): void {
-  for (let k = <i32>depth; k >= 1; k--) {
-    const t = getPath(pathTable, <u32>k);
-    const rec = allocatedFrame(t);
-    if (rec == 0 || load<u32>(rec + FRAME_AUX) != 0) return;
-    physWrite64(getPath(pathSlot, <u32>k - 1), 0);
-    addAux(getPath(pathTable, <u32>k - 1), -1);
-    putFrame(t);
-    store<u32>(d + DOMAIN_TABLE_FRAMES, load<u32>(d + DOMAIN_TABLE_FRAMES) - 1);
-  }
-}
-
-/** Follows tables toward `iova`, recording the path; returns the depth reached. */
-function descend(d: usize, iova: u64): u32 {
-  const fmt = load<u32>(d + DOMAIN_FORMAT);
-  const ias = load<u32>(d + DOMAIN_IAS);
-  const levels = load<u32>(d + DOMAIN_LEVELS);
-  let table = load<u64>(d + DOMAIN_ROOT);
-  for (let lvl: u32 = 0; lvl < levels; lvl++) {
-    const s = lvlShift(lvl, levels);
-    const slot = table + (idxAt(iova, s, lvl, ias) << 3);
-    setPath(pathTable, lvl, table);
-    setPath(pathSlot, lvl, slot);
-    const pte = physRead64(slot);
-    if (pteKind(fmt, pte, s) != PTE_TABLE) return lvl;
-    table = pteAddr(fmt, pte);
-  }
-  return levels - 1;
 }
 
 /** Leaf removed by the last unmapOne: its first iova. */
@@ -190,11 +195,11 @@ function unmapOne(d: usize, iova: u64): u64 {
   const fmt = load<u32>(d + DOMAIN_FORMAT);
   const levels = load<u32>(d + DOMAIN_LEVELS);
   const depth = descend(d, iova);
-  const slot = getPath(pathSlot, depth);
+  const slot = getPath(gPathSlot, depth);
   const s = lvlShift(depth, levels);
   if (pteKind(fmt, physRead64(slot), s) != PTE_LEAF) return 0;
   physWrite64(slot, 0);
-  addAux(getPath(pathTable, depth), -1);
+  addAux(getPath(gPathTable, depth), -1);
   pruneFrom(d, depth);
   const size: u64 = <u64>1 << s;
   uLeafStart = iova & ~(size - 1);

@@ -40,13 +40,41 @@ export interface DmaStats {
   faults: bigint;
 }
 
+/** A finished transfer, as observers see it. */
+export interface DmaTransfer {
+  op: 'copy' | 'fill' | 'read' | 'write';
+  src?: DmaEndpoint;
+  dst?: DmaEndpoint;
+  length: bigint;
+  result: DmaResult;
+}
+
 function ridOf(op: string, field: string, rid: DmaEndpoint['rid']): number {
   return rid === 'phys' ? ABI.RID_PHYS : ridArg(op, field, rid);
 }
 
 export class DmaEngine {
+  private readonly _observers = new Set<(t: DmaTransfer) => void>();
+
   /** @internal */
   constructor(private readonly _core: Core) {}
+
+  /**
+   * Calls `fn` after every transfer (whoever started it: a driver, a test, a scenario), for
+   * traces and reports. Returns a disposable that stops it.
+   */
+  onTransfer(fn: (t: DmaTransfer) => void): { dispose(): void } {
+    this._observers.add(fn);
+    return { dispose: () => { this._observers.delete(fn); } };
+  }
+
+  private _emit<R extends DmaResult>(t: Omit<DmaTransfer, 'result'>, result: R): R {
+    if (this._observers.size !== 0) {
+      const rec: DmaTransfer = { ...t, result: { ok: result.ok, code: result.code, bytesDone: result.bytesDone, ...(result.fault ? { fault: result.fault } : {}) } };
+      for (const fn of this._observers) fn(rec);
+    }
+    return result;
+  }
 
   private _result(st: number, bytesBefore = 0n): DmaResult {
     const c = this._core;
@@ -79,7 +107,7 @@ export class DmaEngine {
     u64Arg(op, 'dst.addr', dst.addr);
     DmaEngine._len(op, src.addr, length, 'src.addr');
     DmaEngine._len(op, dst.addr, length, 'dst.addr');
-    return this._result(this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length));
+    return this._emit({ op: 'copy', src, dst, length }, this._result(this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length)));
   }
 
   /** Fills `length` bytes with `value` (0..255). */
@@ -89,11 +117,15 @@ export class DmaEngine {
     u64Arg(op, 'dst.addr', dst.addr);
     intArg(op, 'value', value, 0, 255);
     DmaEngine._len(op, dst.addr, length, 'dst.addr');
-    return this._result(this._core.exports.dmaFill(d, dst.addr, length, value));
+    return this._emit({ op: 'fill', dst, length }, this._result(this._core.exports.dmaFill(d, dst.addr, length, value)));
   }
 
   /** Device writes `data` from a host buffer to its address space (host -> device memory). */
   write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
+    return this._emit({ op: 'write', dst, length: BigInt(data.length) }, this._write(dst, data));
+  }
+
+  private _write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
     const op = 'dmaWrite';
     const d = ridOf(op, 'dst.rid', dst.rid);
     u64Arg(op, 'dst.addr', dst.addr);
@@ -114,6 +146,10 @@ export class DmaEngine {
 
   /** Device reads `length` bytes from its address space into a new host buffer. */
   read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
+    return this._emit({ op: 'read', src, length: BigInt(length) }, this._read(src, length));
+  }
+
+  private _read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
     const op = 'dmaRead';
     const s = ridOf(op, 'src.rid', src.rid);
     u64Arg(op, 'src.addr', src.addr);

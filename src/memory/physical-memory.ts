@@ -22,6 +22,12 @@ export interface RegionOptions {
   owner?: number;
   /** A label for reports. */
   name?: string;
+  /**
+   * Embedded cores (dmabuf-sim/embed): back the region by the host's own linear memory at this
+   * byte address (4 KiB aligned, [linear, linear + size) inside the memory and outside the core's
+   * window) instead of the sparse arena, so the host's pointer sees what DMA does.
+   */
+  linear?: number;
 }
 
 export interface Region {
@@ -70,8 +76,12 @@ export class PhysicalMemory {
     const cacheable = opts.cacheable ?? kind === 'ram';
     const flags = (cpuAccessible ? ABI.REGION_CPU_ACCESSIBLE : 0) | (cacheable ? ABI.REGION_CACHEABLE : 0);
     const kindCode = kind === 'ram' ? ABI.REGION_KIND_RAM : ABI.REGION_KIND_DEVICE;
-    const id = check(this._core.exports.addRegion(base, size, kindCode, flags, owner), op,
-      `${kind} region ${hex(base)}+${hex(size)}`);
+    const id = opts.linear === undefined
+      ? check(this._core.exports.addRegion(base, size, kindCode, flags, owner), op, `${kind} region ${hex(base)}+${hex(size)}`)
+      : check(this._core.exports.addDirectRegion(base, size, kindCode, flags, owner,
+        intArg(op, 'linear', opts.linear, 0, 2 ** 32 - 1)), op,
+        `${kind} region ${hex(base)}+${hex(size)} on linear memory ${hex(BigInt(opts.linear))}`,
+        'linear 4 KiB aligned, inside the memory and outside the core\'s window');
     const region: Region = Object.freeze({
       id, name: opts.name ?? `${kind}${id}`, base, size, kind, cpuAccessible, cacheable, owner,
     });

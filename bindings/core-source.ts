@@ -1,0 +1,22 @@
+/**
+ * Where the core's Wasm bytes come from: the loader seam of bindings/core.ts. This default one
+ * (used from source: tests, the tsc output, the CLI) has every build as a base64 module and loads
+ * the one asked for. Each rollup bundle replaces this module by one of bindings/sources/*
+ * (rollup.config.mjs): the Node entry reads dist/core.wasm beside it, the browser bundle inlines
+ * only the release build, the embed bundle only the embed builds.
+ */
+import { decodeBase64 } from './base64.js';
+
+export type CoreFlavor = 'debug' | 'release' | 'embed' | 'embed-shared';
+
+/** The builds this loader has. */
+export const CORE_FLAVORS: readonly CoreFlavor[] = ['debug', 'release', 'embed', 'embed-shared'];
+
+export async function loadCoreBytes(flavor: CoreFlavor): Promise<BufferSource> {
+  const mod =
+    flavor === 'debug' ? await import('./generated/core-debug.js')
+    : flavor === 'release' ? await import('./generated/core-release.js')
+    : flavor === 'embed' ? await import('./generated/core-embed.js')
+    : await import('./generated/core-embed-shared.js');
+  return decodeBase64(mod.wasmBase64);
+}

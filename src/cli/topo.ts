@@ -1,0 +1,30 @@
+/**
+ * `dmabuf-sim topo [file] [--json]`: a topology's tree and its pairwise P2P matrix (map type
+ * and distance; with --json every pair's decision with the kernel's reason). Without a file,
+ * the built-in seed machine.
+ */
+import { P2pdma, renderP2pMatrix, renderTopologyTree, topologyToJson } from '../pci/index.js';
+import { builtinTopology, builtinTopologyName, loadTopologyFile, type LoadedTopology, type ReadText } from '../scenario/topology-source.js';
+
+/** Loads `file` (or a builtin[:name]); throws ScenarioError for a bad file. */
+export function loadTopologyArg(file: string | undefined, read: ReadText): LoadedTopology {
+  if (file === undefined) return builtinTopology('seed');
+  const name = builtinTopologyName(file);
+  return name !== undefined ? builtinTopology(name) : loadTopologyFile(file, read);
+}
+
+export function topoText(t: LoadedTopology): string {
+  const p2p = new P2pdma(t.topology);
+  return [
+    `topology: ${t.source}`,
+    '',
+    renderTopologyTree(t.topology),
+    'P2P map type and distance:',
+    renderP2pMatrix(t.topology, p2p),
+  ].join('\n');
+}
+
+export function topoJson(t: LoadedTopology): string {
+  const j = topologyToJson(t.topology, new P2pdma(t.topology));
+  return JSON.stringify({ source: t.source, ...j }, null, 2) + '\n';
+}

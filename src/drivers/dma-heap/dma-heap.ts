@@ -1,0 +1,175 @@
+/**
+ * The dma-heap framework (drivers/dma-buf/dma-heap.c): named heaps under /dev/dma_heap/<name>,
+ * each a character device with one ioctl, DMA_HEAP_IOCTL_ALLOC, as spec/dmabuf.md §C gives it.
+ *
+ * dma_heap_ioctl: _IOC_NR >= the number of commands -> EINVAL (the ioctl type byte is not
+ * checked). The user struct is copied in for its own size (_IOC_SIZE of the user's command):
+ * a smaller struct is zero-extended, the extra bytes of a larger one are ignored, and the result
+ * goes back for the user's size. Then dma_heap_ioctl_allocate: fd != 0 -> EINVAL; fd_flags
+ * outside O_CLOEXEC | O_ACCMODE -> EINVAL; heap_flags outside the (empty) valid set -> EINVAL;
+ * dma_heap_buffer_alloc: len = PAGE_ALIGN(len) (wrapping, as on a 64-bit kernel), 0 -> EINVAL;
+ * the heap's allocate; dma_buf_fd with fd_flags (on failure the buffer is put).
+ */
+import { SimError } from '../../../bindings/errors.js';
+import { PAGE_SIZE, type DmaBuf, type OpenFile, type SimProcess } from '../../dma-buf/index.js';
+import type { Machine } from '../../machine/machine.js';
+import {
+  DMA_HEAP_ALLOCATION_DATA_SIZE,
+  DMA_HEAP_IOCTL_ALLOC,
+  DMA_HEAP_VALID_FD_FLAGS,
+  DMA_HEAP_VALID_HEAP_FLAGS,
+  IOC_READ,
+  IOC_WRITE,
+  decodeAllocationData,
+  type DmaHeapAllocationData,
+} from './uapi.js';
+import { SystemHeap, type SystemHeapOptions } from './system-heap.js';
+
+/** struct dma_heap_ops. */
+export interface DmaHeapOps {
+  /**
+   * Allocates a buffer of `len` bytes (page-aligned, > 0) exported with `fdFlags`; throws a
+   * SimError with the errno on failure (ENOMEM, EINTR...).
+   */
+  allocate(heap: DmaHeap, len: number, fdFlags: number, heapFlags: bigint): DmaBuf;
+}
+
+/** struct dma_heap. */
+export class DmaHeap {
+  /** @internal Use DmaHeaps.add. */
+  constructor(
+    readonly name: string,
+    readonly ops: DmaHeapOps,
+    readonly priv: unknown,
+  ) {}
+}
+
+const U64 = (1n << 64n) - 1n;
+
+export interface DmaHeapsOptions {
+  /** Register the "system" heap at creation (module init of system_heap.c). @default true */
+  systemHeap?: boolean | SystemHeapOptions;
+}
+
+/** The heaps of a machine and their /dev/dma_heap nodes. */
+export class DmaHeaps {
+  private readonly _heaps = new Map<string, DmaHeap>();
+  private readonly _files = new WeakMap<OpenFile, DmaHeap>();
+  /** The system heap, when registered. */
+  readonly system: SystemHeap | null;
+
+  private constructor(
+    readonly machine: Machine,
+    opts: DmaHeapsOptions,
+  ) {
+    if (opts.systemHeap === false) {
+      this.system = null;
+    } else {
+      this.system = new SystemHeap(machine, typeof opts.systemHeap === 'object' ? opts.systemHeap : {});
+      this.add('system', this.system, this.system);
+    }
+  }
+
+  static create(machine: Machine, opts: DmaHeapsOptions = {}): DmaHeaps {
+    return new DmaHeaps(machine, opts);
+  }
+
+  /** dma_heap_add: EINVAL for an empty name, missing allocate, or a name already registered. */
+  add(name: string, ops: DmaHeapOps, priv: unknown = null): DmaHeap {
+    const op = 'dma_heap_add';
+    if (typeof name !== 'string' || name === '') throw new SimError('EINVAL', op, 'the heap needs a name');
+    if (!ops || typeof ops.allocate !== 'function') throw new SimError('EINVAL', op, 'ops.allocate is required');
+    if (this._heaps.has(name)) throw new SimError('EINVAL', op, `a heap named '${name}' is already registered`);
+    const heap = new DmaHeap(name, ops, priv);
+    this._heaps.set(name, heap);
+    return heap;
+  }
+
+  /** readdir("/dev/dma_heap"). */
+  names(): string[] {
+    return [...this._heaps.keys()];
+  }
+
+  /** open("/dev/dma_heap/<name>", O_RDWR). ENOENT for an unknown heap. */
+  open(proc: SimProcess, name: string): number {
+    const heap = this._heaps.get(name);
+    if (!heap) throw new SimError('ENOENT', 'open', `/dev/dma_heap/${name} does not exist`);
+    const fd = proc.openFile(`/dev/dma_heap/${name}`);
+    this._files.set(proc.file(fd), heap);
+    return fd;
+  }
+
+  /**
+   * ioctl(2) on a heap fd. `arg` is the user struct: a DmaHeapAllocationData object (the full
+   * struct; `fd` is written back) or its raw bytes (at least _IOC_SIZE(cmd) of them, else EFAULT;
+   * the fd is written back into the first _IOC_SIZE(cmd) bytes); null is a bad pointer (EFAULT).
+   * EBADF, ENOTTY (not a heap fd), EINVAL (unknown nr), then the ALLOC checks. Returns 0.
+   */
+  ioctl(proc: SimProcess, fd: number, cmd: number, arg: DmaHeapAllocationData | Uint8Array | null): number {
+    const op = 'dma_heap_ioctl';
+    const heap = this._files.get(proc.file(fd));
+    if (!heap) throw new SimError('ENOTTY', op, `fd ${fd} is not a dma-heap`);
+    cmd >>>= 0;
+    const nr = cmd & 0xff;
+    if (nr >= 1) throw new SimError('EINVAL', op, `ioctl nr ${nr} is not a dma-heap command`);
+    const kcmd = DMA_HEAP_IOCTL_ALLOC;
+    const usize = (cmd >>> 16) & 0x3fff;
+    const udir = cmd >>> 30;
+    const kdir = kcmd >>> 30;
+    const inSize = udir & kdir & IOC_WRITE ? usize : 0;
+    const outSize = udir & kdir & IOC_READ ? usize : 0;
+    const ksize = Math.max(inSize, outSize, DMA_HEAP_ALLOCATION_DATA_SIZE);
+    const kdata = new Uint8Array(ksize);
+    if (arg === null || arg === undefined) {
+      if (inSize > 0 || outSize > 0) throw new SimError('EFAULT', op, 'bad argument pointer');
+    } else if (arg instanceof Uint8Array) {
+      if (arg.length < inSize) throw new SimError('EFAULT', op, `the user struct has ${arg.length} readable bytes, the command copies ${inSize}`);
+      kdata.set(arg.subarray(0, inSize));
+    } else {
+      const full = new Uint8Array(DMA_HEAP_ALLOCATION_DATA_SIZE);
+      const v = new DataView(full.buffer);
+      v.setBigUint64(0, BigInt.asUintN(64, BigInt(arg.len)), true);
+      v.setUint32(8, Number(BigInt.asUintN(32, BigInt(arg.fd))), true);
+      v.setUint32(12, Number(BigInt.asUintN(32, BigInt(arg.fdFlags))), true);
+      v.setBigUint64(16, BigInt.asUintN(64, BigInt(arg.heapFlags)), true);
+      kdata.set(full.subarray(0, Math.min(inSize, DMA_HEAP_ALLOCATION_DATA_SIZE)));
+    }
+    // switch (kcmd): only ALLOC exists.
+    const data = decodeAllocationData(kdata.subarray(0, DMA_HEAP_ALLOCATION_DATA_SIZE));
+    const newFd = this._allocate(proc, heap, data);
+    new DataView(kdata.buffer).setUint32(8, newFd, true);
+    if (arg instanceof Uint8Array) {
+      if (arg.length < outSize) throw new SimError('EFAULT', op, 'the user struct is not writable for the whole size');
+      arg.set(kdata.subarray(0, outSize));
+    } else if (arg && outSize >= 12) {
+      arg.fd = newFd;
+    }
+    return 0;
+  }
+
+  /** DMA_HEAP_IOCTL_ALLOC with the full struct; returns the new dma-buf fd (also in data.fd). */
+  alloc(proc: SimProcess, heapFd: number, data: DmaHeapAllocationData): number {
+    this.ioctl(proc, heapFd, DMA_HEAP_IOCTL_ALLOC, data);
+    return data.fd;
+  }
+
+  /** dma_heap_ioctl_allocate + dma_heap_buffer_alloc. */
+  private _allocate(proc: SimProcess, heap: DmaHeap, d: DmaHeapAllocationData): number {
+    const op = 'DMA_HEAP_IOCTL_ALLOC';
+    if (d.fd !== 0) throw new SimError('EINVAL', op, `fd must be 0 on input, got ${d.fd}`);
+    if (d.fdFlags & ~DMA_HEAP_VALID_FD_FLAGS) throw new SimError('EINVAL', op, `fd_flags 0x${(d.fdFlags >>> 0).toString(16)} outside O_CLOEXEC|O_ACCMODE`);
+    const heapFlags = BigInt(d.heapFlags);
+    if (heapFlags & ~DMA_HEAP_VALID_HEAP_FLAGS & U64) throw new SimError('EINVAL', op, `heap_flags 0x${heapFlags.toString(16)} are not supported`);
+    const page = BigInt(PAGE_SIZE);
+    const len = BigInt.asUintN(64, BigInt(d.len) + page - 1n) & ~(page - 1n);
+    if (len === 0n) throw new SimError('EINVAL', op, 'len is 0 (after PAGE_ALIGN)');
+    if (len > BigInt(Number.MAX_SAFE_INTEGER)) throw new SimError('ENOMEM', op, `len ${len} is more than memory`);
+    const buf = heap.ops.allocate(heap, Number(len), d.fdFlags, heapFlags);
+    try {
+      return proc.dmaBufFd(buf, d.fdFlags);
+    } catch (e) {
+      buf.put();
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,5 @@
+/** dma-heaps: the /dev/dma_heap framework and the system heap. */
+export * from './uapi.js';
+export * from './dma-heap.js';
+export * from './system-heap.js';
+export { mmapRead, mmapWrite, bufferRead, bufferWrite, pageBackedOf, bufferPhys, type PageBackedBuffer } from '../udmabuf/cpu-access.js';

@@ -1,0 +1,113 @@
+/**
+ * CPU access to page-backed dma-bufs (udmabuf, the system heap): what a userspace mmap or a
+ * kernel vmap of such a buffer reaches. Exporters register, per buffer, the physical address of
+ * each 4 KiB page; reads and writes through a mapping then go page by page to simulated RAM, so
+ * bytes a device DMAs into the buffer are the bytes the CPU sees, and the other way round.
+ */
+import { SimError } from '../../../bindings/errors.js';
+import { PAGE_SIZE, PROT_WRITE, type DmaBuf, type DmaBufMmap } from '../../dma-buf/index.js';
+import type { PhysicalMemory } from '../../memory/physical-memory.js';
+
+/** The pages behind a buffer: page i of the buffer is at `pagePhys(i)`. */
+export interface PageBackedBuffer {
+  readonly pageCount: number;
+  pagePhys(index: number): bigint;
+}
+
+const registry = new WeakMap<DmaBuf, PageBackedBuffer>();
+
+/** @internal Exporters call this once per buffer they export. */
+export function registerPageBacked(buf: DmaBuf, pages: PageBackedBuffer): void {
+  registry.set(buf, pages);
+}
+
+/** The page list of a page-backed buffer, or undefined for other exporters. */
+export function pageBackedOf(buf: DmaBuf): PageBackedBuffer | undefined {
+  return registry.get(buf);
+}
+
+/** Physical address of byte `offset` of a page-backed buffer. */
+export function bufferPhys(buf: DmaBuf, offset: number): bigint {
+  const pb = registry.get(buf);
+  if (!pb) throw new SimError('EINVAL', 'bufferPhys', `dma-buf ${buf.id} (${buf.expName}) is not page-backed`);
+  const idx = Math.floor(offset / PAGE_SIZE);
+  if (!Number.isSafeInteger(offset) || offset < 0 || idx >= pb.pageCount) {
+    throw new SimError('EFAULT', 'bufferPhys', `offset ${offset} is outside the buffer's ${pb.pageCount} pages`);
+  }
+  return pb.pagePhys(idx) + BigInt(offset % PAGE_SIZE);
+}
+
+function walk(
+  op: string,
+  pb: PageBackedBuffer,
+  firstPage: number,
+  pages: number,
+  offset: number,
+  length: number,
+  fn: (pa: bigint, from: number, n: number) => void,
+): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new SimError('EINVAL', op, `offset ${offset} / length ${length} must be non-negative integers`);
+  }
+  // A user access past the VMA is a segfault, past the buffer's pages a SIGBUS: both EFAULT here.
+  if (offset + length > pages * PAGE_SIZE) {
+    throw new SimError('EFAULT', op, `[${offset}, +${length}) is outside the ${pages}-page mapping`);
+  }
+  let done = 0;
+  while (done < length) {
+    const at = offset + done;
+    const page = firstPage + Math.floor(at / PAGE_SIZE);
+    if (page >= pb.pageCount) throw new SimError('EFAULT', op, `page ${page} is past the buffer (SIGBUS)`);
+    const inPage = at % PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - inPage, length - done);
+    fn(pb.pagePhys(page) + BigInt(inPage), done, n);
+    done += n;
+  }
+}
+
+function mappingPages(op: string, m: DmaBufMmap): { pb: PageBackedBuffer; first: number } {
+  if (!m.active) throw new SimError('EFAULT', op, 'the mapping was unmapped');
+  const pb = registry.get(m.dmabuf);
+  if (!pb) throw new SimError('EFAULT', op, `dma-buf ${m.dmabuf.id} (${m.dmabuf.expName}) is not page-backed`);
+  return { pb, first: Number(m.vma.pgoff) };
+}
+
+/** A load of `length` bytes at byte `offset` of a userspace mapping (from the VMA start). */
+export function mmapRead(mem: PhysicalMemory, m: DmaBufMmap, offset: number, length: number): Uint8Array {
+  const op = 'mmap read';
+  const { pb, first } = mappingPages(op, m);
+  const out = new Uint8Array(length);
+  walk(op, pb, first, m.vma.pages, offset, length, (pa, from, n) => out.set(mem.read(pa, n), from));
+  return out;
+}
+
+/** A store through a userspace mapping. EFAULT (SIGSEGV) when the mapping is not writable. */
+export function mmapWrite(mem: PhysicalMemory, m: DmaBufMmap, offset: number, data: Uint8Array): void {
+  const op = 'mmap write';
+  const { pb, first } = mappingPages(op, m);
+  if ((m.vma.prot & PROT_WRITE) === 0) throw new SimError('EFAULT', op, 'the mapping is not writable (SIGSEGV)');
+  walk(op, pb, first, m.vma.pages, offset, data.length, (pa, from, n) => mem.write(pa, data.subarray(from, from + n)));
+}
+
+/** A kernel access through vmap (or any CPU access to the whole buffer): read. */
+export function bufferRead(mem: PhysicalMemory, buf: DmaBuf, offset: number, length: number): Uint8Array {
+  const op = 'vmap read';
+  const pb = registry.get(buf);
+  if (!pb) throw new SimError('EINVAL', op, `dma-buf ${buf.id} (${buf.expName}) is not page-backed`);
+  const out = new Uint8Array(length);
+  walk(op, pb, 0, pb.pageCount, offset, length, (pa, from, n) => out.set(mem.read(pa, n), from));
+  return out;
+}
+
+/** A kernel access through vmap: write. */
+export function bufferWrite(mem: PhysicalMemory, buf: DmaBuf, offset: number, data: Uint8Array): void {
+  const op = 'vmap write';
+  const pb = registry.get(buf);
+  if (!pb) throw new SimError('EINVAL', op, `dma-buf ${buf.id} (${buf.expName}) is not page-backed`);
+  walk(op, pb, 0, pb.pageCount, offset, data.length, (pa, from, n) => mem.write(pa, data.subarray(from, from + n)));
+}
+
+/** A fake kernel virtual address for vmap (vmalloc space), distinct per buffer. */
+export function fakeVmapAddress(buf: DmaBuf): bigint {
+  return 0xffff_c900_0000_0000n + (BigInt(buf.id) << 32n);
+}

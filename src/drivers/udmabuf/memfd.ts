@@ -1,0 +1,302 @@
+/**
+ * memfd_create(2) for a simulated process: a shmem (or hugetlbfs) file whose pages are system-RAM
+ * frames of the machine, allocated on first touch, with the F_ADD_SEALS/F_GET_SEALS seals
+ * (mm/memfd.c, mm/shmem.c) that udmabuf checks.
+ *
+ * src/dma-buf's SimProcess has no file type for it, so the memfd is installed as an 'other' file
+ * (SimProcess.openFile) and this module keeps a registry keyed by that file object: dup'ed fds
+ * share it, a closed and reused fd does not. Limits of the model: closing the last fd does not
+ * free the pages (the inode is never evicted), FD_CLOEXEC of MFD_CLOEXEC is not recorded
+ * (openFile has no flag for it), and there is no read(2)/write(2) position (pread/pwrite only).
+ */
+import { SimError } from '../../../bindings/errors.js';
+import { MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_WRITE, type OpenFile, type SimProcess } from '../../dma-buf/index.js';
+import type { Machine } from '../../machine/machine.js';
+import type { PhysicalMemory } from '../../memory/physical-memory.js';
+import {
+  F_ADD_SEALS, F_ALL_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
+  HPAGE_SIZE, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_EXEC, MFD_HUGETLB, MFD_NAME_MAX_LEN, MFD_NOEXEC_SEAL,
+} from './uapi.js';
+
+const MAX_FILE_SIZE = BigInt(Number.MAX_SAFE_INTEGER) & ~0xfffn;
+
+export interface MemfdMmapRequest {
+  length: number;
+  prot: number;
+  flags: number;
+  /** Byte offset, page-aligned (huge-page-aligned for hugetlb). @default 0 */
+  offset?: number;
+}
+
+/** A mapping of a memfd into the process: loads and stores reach the file's pages. */
+export class MemfdMapping {
+  private _active = true;
+
+  /** @internal Use MemfdFile.mmap. */
+  constructor(
+    readonly file: MemfdFile,
+    readonly offset: number,
+    readonly length: number,
+    readonly prot: number,
+    readonly flags: number,
+  ) {}
+
+  get active(): boolean {
+    return this._active;
+  }
+
+  get sharedWritable(): boolean {
+    return (this.flags & MAP_SHARED) !== 0 && (this.prot & PROT_WRITE) !== 0;
+  }
+
+  /** A load; a page never touched is allocated (shmem fault), SIGBUS past EOF is EFAULT. */
+  read(offset: number, length: number): Uint8Array {
+    this._check('memfd mmap read', offset, length);
+    return this.file._access('memfd mmap read', this.offset + offset, length, null);
+  }
+
+  /** A store. Private mappings are copy-on-write: modelled as unsupported (EFAULT). */
+  write(offset: number, data: Uint8Array): void {
+    const op = 'memfd mmap write';
+    this._check(op, offset, data.length);
+    if ((this.prot & PROT_WRITE) === 0) throw new SimError('EFAULT', op, 'the mapping is not writable (SIGSEGV)');
+    if ((this.flags & MAP_SHARED) === 0) throw new SimError('EFAULT', op, 'stores to MAP_PRIVATE memfd mappings are not modelled');
+    this.file._access(op, this.offset + offset, data.length, data);
+  }
+
+  munmap(): void {
+    if (!this._active) throw new SimError('EINVAL', 'munmap', 'already unmapped');
+    this._active = false;
+    if (this.sharedWritable) this.file._sharedWritable--;
+  }
+
+  private _check(op: string, offset: number, length: number): void {
+    if (!this._active) throw new SimError('EFAULT', op, 'the mapping was unmapped');
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > this.length) {
+      throw new SimError('EFAULT', op, `[${offset}, +${length}) is outside the ${this.length}-byte mapping`);
+    }
+  }
+}
+
+/** The shmem/hugetlbfs inode behind a memfd. */
+export class MemfdFile {
+  /** i_size in bytes. */
+  private _size = 0;
+  private _seals: number;
+  /** Folio index -> physical address of the folio (page size `folioSize`). */
+  private readonly _folios = new Map<number, bigint>();
+  /** @internal Live MAP_SHARED + PROT_WRITE mappings (mapping_writably_mapped). */
+  _sharedWritable = 0;
+
+  /** @internal Use memfdCreate. */
+  constructor(
+    private readonly _mem: PhysicalMemory,
+    readonly name: string,
+    readonly flags: number,
+  ) {
+    // Without MFD_ALLOW_SEALING the file starts with F_SEAL_SEAL: no seal can ever be added.
+    this._seals = flags & MFD_ALLOW_SEALING ? 0 : F_SEAL_SEAL;
+  }
+
+  get hugetlb(): boolean {
+    return (this.flags & MFD_HUGETLB) !== 0;
+  }
+
+  /** Bytes per folio: 4 KiB (shmem) or 2 MiB (hugetlbfs). */
+  get folioSize(): number {
+    return this.hugetlb ? HPAGE_SIZE : PAGE_SIZE;
+  }
+
+  get size(): number {
+    return this._size;
+  }
+
+  get seals(): number {
+    return this._seals;
+  }
+
+  /** Folios allocated so far. */
+  get foliosAllocated(): number {
+    return this._folios.size;
+  }
+
+  /** F_GET_SEALS. */
+  getSeals(): number {
+    return this._seals;
+  }
+
+  /**
+   * F_ADD_SEALS (memfd_add_seals): EINVAL for unknown bits, EPERM once F_SEAL_SEAL is set, EBUSY
+   * for F_SEAL_WRITE while a shared writable mapping exists.
+   */
+  addSeals(seals: number): void {
+    const op = 'F_ADD_SEALS';
+    if (!Number.isInteger(seals) || seals < 0 || (seals & ~F_ALL_SEALS) !== 0) {
+      throw new SimError('EINVAL', op, `seals 0x${seals.toString(16)} has unknown bits`);
+    }
+    if (this._seals & F_SEAL_SEAL) throw new SimError('EPERM', op, 'the file is sealed against new seals (F_SEAL_SEAL)');
+    if (seals & F_SEAL_WRITE && !(this._seals & F_SEAL_WRITE) && this._sharedWritable > 0) {
+      throw new SimError('EBUSY', op, `${this._sharedWritable} shared writable mapping(s) exist`);
+    }
+    this._seals |= seals;
+  }
+
+  /** ftruncate(2): EINVAL (negative, too big, hugetlb not huge-page aligned), EPERM (seals). */
+  ftruncate(length: number | bigint): void {
+    const op = 'ftruncate';
+    const len = BigInt(length);
+    if (len < 0n || len > MAX_FILE_SIZE) throw new SimError('EINVAL', op, `length ${len} out of range`);
+    if (this.hugetlb && len % BigInt(HPAGE_SIZE) !== 0n) throw new SimError('EINVAL', op, 'hugetlbfs sizes are multiples of the huge page size');
+    const n = Number(len);
+    if (n < this._size && this._seals & F_SEAL_SHRINK) throw new SimError('EPERM', op, 'F_SEAL_SHRINK is set');
+    if (n > this._size && this._seals & F_SEAL_GROW) throw new SimError('EPERM', op, 'F_SEAL_GROW is set');
+    if (n < this._size) {
+      const keep = Math.ceil(n / this.folioSize);
+      for (const [idx, pa] of [...this._folios]) {
+        if (idx < keep) continue;
+        // The page cache drops its reference; pages pinned elsewhere (udmabuf) live on.
+        const frames = this.folioSize / PAGE_SIZE;
+        for (let i = 0; i < frames; i++) this._mem.putPage(pa + BigInt(i * PAGE_SIZE));
+        this._folios.delete(idx);
+      }
+      if (n % this.folioSize !== 0 && this._folios.has(keep - 1)) {
+        // Zero the tail of the last partial folio, as truncate_inode_pages does.
+        const start = n % this.folioSize;
+        this._mem.write(this._folios.get(keep - 1)! + BigInt(start), new Uint8Array(this.folioSize - start));
+      }
+    }
+    this._size = n;
+  }
+
+  /** pwrite(2): EPERM under F_SEAL_WRITE/F_SEAL_FUTURE_WRITE; grows the file (unless F_SEAL_GROW). */
+  pwrite(data: Uint8Array, offset: number): number {
+    const op = 'pwrite';
+    if (this._seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) throw new SimError('EPERM', op, 'the file is sealed against writes');
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new SimError('EINVAL', op, `offset ${offset}`);
+    const end = offset + data.length;
+    if (end > this._size) {
+      if (this._seals & F_SEAL_GROW) throw new SimError('EPERM', op, 'F_SEAL_GROW is set');
+      if (this.hugetlb) throw new SimError('EINVAL', op, 'hugetlbfs files have no write(2)');
+      this._size = end;
+    }
+    this._access(op, offset, data.length, data);
+    return data.length;
+  }
+
+  /** pread(2): reads up to EOF. */
+  pread(length: number, offset: number): Uint8Array {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new SimError('EINVAL', 'pread', 'offset and length must be non-negative integers');
+    }
+    const n = Math.max(0, Math.min(length, this._size - offset));
+    return this._access('pread', offset, n, null);
+  }
+
+  /**
+   * mmap(2) of the memfd: EINVAL (length 0, bad flags or unaligned offset), EPERM for a shared
+   * writable mapping under F_SEAL_WRITE/F_SEAL_FUTURE_WRITE. Pages past EOF fault with SIGBUS.
+   */
+  mmap(req: MemfdMmapRequest): MemfdMapping {
+    const op = 'mmap';
+    const type = req.flags & (MAP_SHARED | MAP_PRIVATE);
+    if (type !== MAP_SHARED && type !== MAP_PRIVATE) throw new SimError('EINVAL', op, 'exactly one of MAP_SHARED and MAP_PRIVATE');
+    if (!Number.isSafeInteger(req.length) || req.length <= 0) throw new SimError('EINVAL', op, `length ${req.length}`);
+    const offset = req.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % this.folioSize !== 0) {
+      throw new SimError('EINVAL', op, `offset ${offset} is not ${this.folioSize}-aligned`);
+    }
+    if (type === MAP_SHARED && req.prot & PROT_WRITE && this._seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+      throw new SimError('EPERM', op, 'shared writable mapping of a write-sealed memfd');
+    }
+    const length = this.hugetlb ? Math.ceil(req.length / HPAGE_SIZE) * HPAGE_SIZE : Math.ceil(req.length / PAGE_SIZE) * PAGE_SIZE;
+    const m = new MemfdMapping(this, offset, length, req.prot, req.flags);
+    if (m.sharedWritable) this._sharedWritable++;
+    return m;
+  }
+
+  /**
+   * @internal shmem_read_mapping_page / memfd_alloc_folio: the physical address of 4 KiB page
+   * `pgoff`, allocating its folio on first use. Past EOF: EINVAL (SGP_CACHE refuses it).
+   */
+  _page(op: string, pgoff: number): bigint {
+    if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff * PAGE_SIZE >= this._size) {
+      throw new SimError('EINVAL', op, `page ${pgoff} is past the end of ${this.name} (${this._size} bytes)`);
+    }
+    const per = this.folioSize / PAGE_SIZE;
+    const fidx = Math.floor(pgoff / per);
+    let pa = this._folios.get(fidx);
+    if (pa === undefined) {
+      pa = this._mem.allocFrames(per, per);
+      this._folios.set(fidx, pa);
+    }
+    return pa + BigInt((pgoff % per) * PAGE_SIZE);
+  }
+
+  /** @internal Byte access through the page cache: a user fault past EOF is SIGBUS (EFAULT). */
+  _access(op: string, offset: number, length: number, data: Uint8Array | null): Uint8Array {
+    if (offset + length > this._size && length > 0) {
+      throw new SimError('EFAULT', op, `[${offset}, +${length}) is past EOF (${this._size}): SIGBUS`);
+    }
+    const out = data ? data : new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const at = offset + done;
+      const n = Math.min(PAGE_SIZE - (at % PAGE_SIZE), length - done);
+      const pa = this._page(op, Math.floor(at / PAGE_SIZE)) + BigInt(at % PAGE_SIZE);
+      if (data) this._mem.write(pa, data.subarray(done, done + n));
+      else out.set(this._mem.read(pa, n), done);
+      done += n;
+    }
+    return out;
+  }
+}
+
+const registry = new WeakMap<OpenFile, MemfdFile>();
+
+/**
+ * memfd_create(2) in `proc`: returns the new fd. EINVAL for unknown flags, MFD_EXEC with
+ * MFD_NOEXEC_SEAL, or a name longer than 249 bytes; EFAULT for a missing name; EMFILE.
+ */
+export function memfdCreate(machine: Machine, proc: SimProcess, name: string, flags = 0): number {
+  const op = 'memfd_create';
+  if (typeof name !== 'string') throw new SimError('EFAULT', op, 'name is not a string');
+  if (new TextEncoder().encode(name).length > MFD_NAME_MAX_LEN) throw new SimError('EINVAL', op, `name is longer than ${MFD_NAME_MAX_LEN} bytes`);
+  const known = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC;
+  if (!Number.isInteger(flags) || flags < 0 || (flags & ~known) !== 0) throw new SimError('EINVAL', op, `unknown flags 0x${flags.toString(16)}`);
+  if (flags & MFD_EXEC && flags & MFD_NOEXEC_SEAL) throw new SimError('EINVAL', op, 'MFD_EXEC and MFD_NOEXEC_SEAL together');
+  // MFD_NOEXEC_SEAL implies MFD_ALLOW_SEALING (and seals F_SEAL_EXEC, not modelled).
+  const eff = flags & MFD_NOEXEC_SEAL ? flags | MFD_ALLOW_SEALING : flags;
+  const file = new MemfdFile(machine.sim.memory, name, eff);
+  const fd = proc.openFile(`memfd:${name}`);
+  registry.set(proc.file(fd), file);
+  return fd;
+}
+
+/** The memfd behind `fd`, or null when the fd is open but not a memfd. EBADF when not open. */
+export function memfdOf(proc: SimProcess, fd: number): MemfdFile | null {
+  return registry.get(proc.file(fd)) ?? null;
+}
+
+/** fcntl(2) F_ADD_SEALS / F_GET_SEALS. EINVAL on a file that is not a memfd (or other commands). */
+export function memfdFcntl(proc: SimProcess, fd: number, cmd: number, arg = 0): number {
+  const f = memfdOf(proc, fd);
+  if (cmd !== F_ADD_SEALS && cmd !== F_GET_SEALS) throw new SimError('EINVAL', 'fcntl', `command ${cmd} is not modelled`);
+  if (!f) throw new SimError('EINVAL', 'fcntl', `fd ${fd} does not support sealing`);
+  if (cmd === F_GET_SEALS) return f.getSeals();
+  f.addSeals(arg);
+  return 0;
+}
+
+/** ftruncate(2) on a memfd fd. EINVAL when the fd is not a memfd. */
+export function memfdTruncate(proc: SimProcess, fd: number, length: number | bigint): void {
+  const f = memfdOf(proc, fd);
+  if (!f) throw new SimError('EINVAL', 'ftruncate', `fd ${fd} is not a memfd`);
+  f.ftruncate(length);
+}
+
+/** mmap(2) of a memfd fd. ENODEV when the fd is not a memfd. */
+export function memfdMmap(proc: SimProcess, fd: number, req: MemfdMmapRequest): MemfdMapping {
+  const f = memfdOf(proc, fd);
+  if (!f) throw new SimError('ENODEV', 'mmap', `fd ${fd} is not a memfd`);
+  return f.mmap(req);
+}

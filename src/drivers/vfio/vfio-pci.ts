@@ -1,0 +1,348 @@
+/**
+ * vfio-pci as a dma-buf exporter of a device's BAR (drivers/vfio/pci/vfio_pci_dmabuf.c, [2025+]),
+ * rule by rule as spec/dmabuf.md §C gives it (IM-12, IM-13):
+ *  - VFIO_DEVICE_FEATURE_DMA_BUF exports page-aligned ranges of one memory BAR (offset = length =
+ *    0: the whole BAR) as one dma-buf; a dynamic exporter whose pin always fails (EOPNOTSUPP), so
+ *    importers must take move_notify.
+ *  - attach: only peer2peer importers (EOPNOTSUPP), not while revoked (ENODEV), and only when the
+ *    P2PDMA map type allows it (NOT_SUPPORTED: EINVAL). BUS_ADDR entries carry the bus address,
+ *    THRU_HOST_BRIDGE entries an IOVA of dma_map_resource on the importer's DMA device.
+ *  - revocation: a function reset, clearing memory decode in the command register, a power state
+ *    other than D0, or closing the device sets `revoked` and calls move_notify under each buffer's
+ *    resv; while revoked, attach and map fail with ENODEV. When the device is usable again
+ *    (decode on, D0) move_notify runs again with revoked cleared and importers may re-map.
+ */
+import { SimError } from '../../../bindings/errors.js';
+import {
+  O_ACCMODE,
+  O_CLOEXEC,
+  PAGE_SIZE,
+  SgTable,
+  type DmaBuf,
+  type DmaBufAttachment,
+  type DmaBufExporterOps,
+  type DmaDataDirection,
+  type SimProcess,
+} from '../../dma-buf/index.js';
+import type { DmaDevice as DmaApiDevice } from '../../dma-mapping/index.js';
+import type { Machine } from '../../machine/machine.js';
+import { findParentPciDev, PciFunction, type Bar, type P2pMapType } from '../../pci/index.js';
+import type { DmaBufImporterDevice } from '../device.js';
+
+const PAGE = BigInt(PAGE_SIZE);
+/** VFIO_PCI_ROM_REGION_INDEX: region indexes 0..5 are the BARs. */
+export const VFIO_PCI_ROM_REGION_INDEX = 6;
+/** The longest sg entry (sg->length is an unsigned int), page-aligned. */
+export const VFIO_DMABUF_MAX_SEG = 0xffff_f000n;
+
+export type VfioPowerState = 'D0' | 'D3hot';
+
+/** struct vfio_region_dma_range. */
+export interface VfioRegionDmaRange {
+  readonly offset: bigint | number;
+  readonly length: bigint | number;
+}
+
+/** struct vfio_device_feature_dma_buf. */
+export interface VfioDeviceFeatureDmaBuf {
+  /** The BAR (region index 0..5). */
+  regionIndex: number;
+  /** File flags of the new dma-buf: O_ACCMODE and O_CLOEXEC only. @default O_RDWR | O_CLOEXEC */
+  openFlags?: number;
+  /** Must be 0. @default 0 */
+  flags?: number;
+  dmaRanges: readonly VfioRegionDmaRange[];
+}
+
+export interface VfioPciOptions {
+  /** @default 'vfio-<pci name>' */
+  name?: string;
+}
+
+/** What the exporter keeps per dma-buf (struct vfio_pci_dma_buf). */
+export interface VfioDmabufPriv {
+  readonly device: VfioPciDevice;
+  readonly bar: Bar;
+  /** Physical ranges (phys_vec) in buffer order. */
+  readonly ranges: readonly { phys: bigint; length: bigint }[];
+  readonly size: bigint;
+  revoked: boolean;
+  released: boolean;
+}
+
+interface MappedEntry {
+  readonly dma: bigint;
+  readonly length: number;
+  readonly mappedBy: DmaApiDevice | null;
+}
+
+export type VfioEventKind = 'export' | 'revoke' | 'restore' | 'reset' | 'decode' | 'power' | 'close';
+
+export interface VfioEvent {
+  readonly seq: number;
+  readonly kind: VfioEventKind;
+  readonly detail: Record<string, unknown>;
+}
+
+export class VfioPciDevice {
+  readonly name: string;
+  readonly pci: PciFunction;
+  readonly events: VfioEvent[] = [];
+  private _memoryDecode = true;
+  private _power: VfioPowerState = 'D0';
+  private _inReset = false;
+  private _closed = false;
+  private readonly _bufs = new Set<DmaBuf>();
+  private readonly _tables = new Map<SgTable, MappedEntry[]>();
+  private _seq = 0;
+  private _opsCache: DmaBufExporterOps | undefined;
+
+  constructor(readonly machine: Machine, pci: PciFunction | string, opts: VfioPciOptions = {}) {
+    this.pci = typeof pci === 'string' ? machine.pci(pci) : pci;
+    this.name = opts.name ?? `vfio-${this.pci.name}`;
+  }
+
+  /** Binds vfio-pci to a PCI function of the machine. */
+  static create(machine: Machine, pci: PciFunction | string, opts: VfioPciOptions = {}): VfioPciDevice {
+    return new VfioPciDevice(machine, pci, opts);
+  }
+
+  /** PCI_COMMAND_MEMORY as the user last wrote it. */
+  get memoryDecode(): boolean {
+    return this._memoryDecode;
+  }
+
+  get powerState(): VfioPowerState {
+    return this._power;
+  }
+
+  get closed(): boolean {
+    return this._closed;
+  }
+
+  /** __vfio_pci_memory_enabled: decode on, D0, not in reset, device still open. */
+  get memoryEnabled(): boolean {
+    return this._memoryDecode && this._power === 'D0' && !this._inReset && !this._closed;
+  }
+
+  /** Exported dma-bufs not yet released. */
+  get dmabufs(): DmaBuf[] {
+    return [...this._bufs];
+  }
+
+  /** Exporter tables handed out and not yet unmapped. */
+  get liveTables(): number {
+    return this._tables.size;
+  }
+
+  /**
+   * VFIO_DEVICE_FEATURE_DMA_BUF (IM-13 ranges) in `proc`: returns the new fd. EINVAL: flags != 0,
+   * open flags outside O_ACCMODE | O_CLOEXEC, no ranges, a region that is not a memory BAR, a
+   * range not page-aligned, empty (except offset = length = 0, the whole BAR) or outside the BAR.
+   * ENODEV: a region index past the BARs, or the device is closed. A buffer exported while memory
+   * is disabled starts revoked.
+   */
+  exportDmabuf(proc: SimProcess, arg: VfioDeviceFeatureDmaBuf): number {
+    const op = 'vfio_pci_core_feature_dma_buf';
+    if (this._closed) throw new SimError('ENODEV', op, `${this.name} is closed`);
+    if (!arg || typeof arg !== 'object') throw new SimError('EFAULT', op, 'bad argument pointer');
+    const flags = arg.flags ?? 0;
+    if (flags !== 0) throw new SimError('EINVAL', op, `flags must be 0, got ${flags}`, 'IM-13');
+    const openFlags = arg.openFlags ?? (2 | O_CLOEXEC);
+    if (!Number.isInteger(openFlags) || (openFlags & ~(O_ACCMODE | O_CLOEXEC)) !== 0) {
+      throw new SimError('EINVAL', op, `open_flags 0x${openFlags.toString(16)} has bits other than O_ACCMODE | O_CLOEXEC`, 'IM-13');
+    }
+    if (!Number.isInteger(arg.regionIndex) || arg.regionIndex < 0) throw new SimError('EINVAL', op, 'region_index must be a non-negative integer');
+    if (arg.regionIndex >= VFIO_PCI_ROM_REGION_INDEX) {
+      throw new SimError('ENODEV', op, `region ${arg.regionIndex} is not a BAR`, 'IM-13');
+    }
+    const bar = this.pci.bar(arg.regionIndex);
+    if (!bar || bar.type !== 'mem') throw new SimError('EINVAL', op, `BAR${arg.regionIndex} of ${this.pci.name} is not a memory BAR`, 'IM-13');
+    if (!Array.isArray(arg.dmaRanges) || arg.dmaRanges.length === 0) throw new SimError('EINVAL', op, 'nr_ranges must be at least 1', 'IM-13');
+    const ranges: { phys: bigint; length: bigint }[] = [];
+    let size = 0n;
+    arg.dmaRanges.forEach((r, i) => {
+      const off = BigInt(r.offset);
+      let len = BigInt(r.length);
+      if (off === 0n && len === 0n) len = bar.size;
+      if (off < 0n || len <= 0n || off % PAGE !== 0n || len % PAGE !== 0n) {
+        throw new SimError('EINVAL', op, `dma_ranges[${i}]: offset 0x${off.toString(16)} and length 0x${len.toString(16)} must be page-aligned, length > 0`, 'IM-13');
+      }
+      if (off + len > bar.size) {
+        throw new SimError('EINVAL', op, `dma_ranges[${i}]: [0x${off.toString(16)}, +0x${len.toString(16)}) is outside BAR${bar.index} (0x${bar.size.toString(16)})`, 'IM-13');
+      }
+      ranges.push({ phys: bar.cpuAddress + off, length: len });
+      size += len;
+    });
+    if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new SimError('EINVAL', op, 'the ranges are too large');
+    const priv: VfioDmabufPriv = { device: this, bar, ranges, size, revoked: !this.memoryEnabled, released: false };
+    const buf = this.machine.kernel.export({ expName: 'vfio-pci', ops: this._ops(), size: Number(size), flags: openFlags & O_ACCMODE, priv });
+    this._bufs.add(buf);
+    try {
+      const fd = proc.dmaBufFd(buf, openFlags);
+      this._emit('export', { dmaBufId: buf.id, bar: bar.index, ranges: ranges.length, size, revoked: priv.revoked });
+      return fd;
+    } catch (e) {
+      buf.put();
+      throw e;
+    }
+  }
+
+  /**
+   * A function reset (VFIO_DEVICE_RESET): every buffer is revoked before the reset. The reset
+   * clears the command register, so memory decode is off afterwards and the buffers stay revoked
+   * until the user turns decode back on (`setMemoryDecode(true)` or `restore()`). With
+   * `restoreConfig` the saved config space is restored at once (pci_reset_function's
+   * save/restore): decode comes back on and, the device being usable, the buffers are restored.
+   */
+  reset(opts: { restoreConfig?: boolean } = {}): void {
+    if (this._closed) throw new SimError('ENODEV', 'VFIO_DEVICE_RESET', `${this.name} is closed`);
+    const decode = this._memoryDecode;
+    this._inReset = true;
+    this._sync('reset');
+    this._memoryDecode = opts.restoreConfig ? decode : false;
+    this._power = 'D0';
+    this._inReset = false;
+    this._emit('reset', { restoreConfig: opts.restoreConfig ?? false, memoryDecode: this._memoryDecode });
+    this._sync('reset');
+  }
+
+  /** A config write of PCI_COMMAND_MEMORY: off revokes, on restores (when otherwise usable). */
+  setMemoryDecode(on: boolean): void {
+    this._memoryDecode = on;
+    this._emit('decode', { on });
+    this._sync('decode');
+  }
+
+  /** A power-state change (PMCSR or runtime PM): anything but D0 revokes; back to D0 restores. */
+  setPowerState(state: VfioPowerState): void {
+    if (state !== 'D0' && state !== 'D3hot') throw new SimError('EINVAL', 'vfio_pci_set_power_state', `unknown power state ${String(state)}`);
+    this._power = state;
+    this._emit('power', { state });
+    this._sync('power');
+  }
+
+  /** The user makes the device usable again: D0 and memory decode on. */
+  restore(): void {
+    if (this._closed) throw new SimError('ENODEV', 'vfio restore', `${this.name} is closed`);
+    this._power = 'D0';
+    this._memoryDecode = true;
+    this._sync('restore');
+  }
+
+  /** Closing the device file (vfio_pci_dma_buf_cleanup): every buffer is revoked for good. */
+  close(): void {
+    if (this._closed) return;
+    this._closed = true;
+    this._emit('close', {});
+    this._sync('close');
+  }
+
+  /** vfio_pci_dma_buf_move: set `revoked` on every live buffer that differs, with move_notify under its resv. */
+  private _sync(why: string): void {
+    const revoked = !this.memoryEnabled;
+    const k = this.machine.kernel;
+    for (const buf of this._bufs) {
+      const priv = buf.priv as VfioDmabufPriv;
+      if (priv.revoked === revoked) continue;
+      k._withResvLock(buf.resv, () => {
+        priv.revoked = revoked;
+        buf.moveNotify();
+      });
+      this._emit(revoked ? 'revoke' : 'restore', { dmaBufId: buf.id, why });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Exporter ops
+
+  private _ops(): DmaBufExporterOps {
+    this._opsCache ??= {
+      attach: (buf, att) => this._attach(buf, att),
+      pin: () => {
+        throw new SimError('EOPNOTSUPP', 'vfio_pci_dma_buf_pin', 'vfio-pci buffers can be revoked at any time and cannot be pinned', 'IM-13');
+      },
+      unpin: () => {},
+      mapDmaBuf: (att, dir) => this._map(att, dir),
+      unmapDmaBuf: (att, sgt, dir) => this._unmap(att, sgt, dir),
+      release: (buf) => this._release(buf),
+    };
+    return this._opsCache;
+  }
+
+  /** vfio_pci_dma_buf_attach (IM-12). */
+  private _attach(buf: DmaBuf, att: DmaBufAttachment): void {
+    const op = 'vfio_pci_dma_buf_attach';
+    const priv = buf.priv as VfioDmabufPriv;
+    if (!att.peer2peer) throw new SimError('EOPNOTSUPP', op, 'the importer does not allow peer2peer', 'IM-12');
+    if (priv.revoked) throw new SimError('ENODEV', op, 'the buffer is revoked', 'IM-12');
+    const type = this._mapType(att);
+    if (type === 'NOT_SUPPORTED') throw new SimError('EINVAL', op, `no P2P path from ${this.pci.name} to ${att.dev.name}`, 'IM-12');
+    att.priv = { mapType: type };
+  }
+
+  private _mapType(att: DmaBufAttachment): P2pMapType {
+    const pci = (att.dev as DmaBufImporterDevice).pci;
+    const client = pci ? findParentPciDev(pci) : null;
+    return client ? this.machine.decide(this.pci, client).mapType : 'NOT_SUPPORTED';
+  }
+
+  /**
+   * vfio_pci_dma_buf_map (IM-12): ENODEV while revoked. Each range becomes entries of at most
+   * 0xffff_f000 bytes: BUS_ADDR -> bus address, THRU_HOST_BRIDGE -> dma_map_resource on the
+   * importer's DMA device (ENOMEM on failure, everything unmapped). No struct pages, orig_nents 0.
+   */
+  private _map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
+    const op = 'vfio_pci_dma_buf_map';
+    const priv = att.dmabuf.priv as VfioDmabufPriv;
+    if (priv.revoked) throw new SimError('ENODEV', op, 'the buffer is revoked', 'IM-12');
+    const type = (att.priv as { mapType?: P2pMapType } | undefined)?.mapType ?? this._mapType(att);
+    const imp = att.dev as DmaBufImporterDevice;
+    const client = imp.pci ? findParentPciDev(imp.pci) : null;
+    const dma = imp.dma ?? (client ? this.machine.dmaDevice(client) : null);
+    const mapped: MappedEntry[] = [];
+    const undo = () => {
+      for (const m of mapped) m.mappedBy?.unmapResource(m.dma, m.length, dir);
+    };
+    for (const r of priv.ranges) {
+      for (let at = 0n; at < r.length; at += VFIO_DMABUF_MAX_SEG) {
+        const len = r.length - at < VFIO_DMABUF_MAX_SEG ? r.length - at : VFIO_DMABUF_MAX_SEG;
+        const phys = r.phys + at;
+        if (type === 'BUS_ADDR') {
+          mapped.push({ dma: phys + priv.bar.busOffset, length: Number(len), mappedBy: null });
+          continue;
+        }
+        if (type !== 'THRU_HOST_BRIDGE' || !dma) {
+          undo();
+          throw new SimError('EINVAL', op, `no P2P path from ${this.pci.name} to ${imp.name}`, 'IM-12');
+        }
+        const addr = dma.mapResource(phys, Number(len), dir);
+        if (dma.mappingError(addr)) {
+          undo();
+          throw new SimError('ENOMEM', op, `dma_map_resource of 0x${phys.toString(16)} (+${len}) failed`, 'IM-12');
+        }
+        mapped.push({ dma: addr, length: Number(len), mappedBy: dma });
+      }
+    }
+    const sgt = new SgTable(mapped.map((m) => ({ dmaAddress: m.dma, length: m.length, page: null })), { origNents: 0 });
+    this._tables.set(sgt, mapped);
+    return sgt;
+  }
+
+  private _unmap(_att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
+    const mapped = this._tables.get(sgt);
+    if (!mapped) throw new SimError('EINVAL', 'vfio_pci_dma_buf_unmap', 'not a table this exporter made', 'IM-12');
+    this._tables.delete(sgt);
+    for (const m of mapped) m.mappedBy?.unmapResource(m.dma, m.length, dir);
+  }
+
+  private _release(buf: DmaBuf): void {
+    const priv = buf.priv as VfioDmabufPriv;
+    priv.released = true;
+    this._bufs.delete(buf);
+  }
+
+  private _emit(kind: VfioEventKind, detail: Record<string, unknown>): void {
+    this.events.push({ seq: this._seq++, kind, detail });
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The seed machine of the 2021 habanalabs thread, as a topology description (a TS module, so
+ * it bundles for the browser):
+ *  - host bridge hb0: a whitelisted Intel Skylake-E root complex (8086:2020) with three root
+ *    ports; on rp0 a PCIe switch whose downstream ports do not redirect (no ACS RR/CR), with a
+ *    Gaudi2 (gaudi0) and a ConnectX-6 NIC (nic0) below it: gaudi0 <-> nic0 is BUS_ADDR;
+ *  - a second NIC (nic1) and a GPU (gpu0) on the other root ports of hb0: THRU_HOST_BRIDGE;
+ *  - host bridge hb1: a root complex the kernel does not whitelist, with a third NIC (nic2):
+ *    NOT_SUPPORTED from anything below hb0.
+ */
+import type { TopologyDescription } from '../../pci/index.js';
+
+export const SEED_TOPOLOGY: TopologyDescription = {
+  cpu: { vendor: 'intel', family: 6 },
+  hostBridges: [
+    {
+      name: 'hb0',
+      segment: 0,
+      hostDevice: { name: 'hb0.dmi', vendor: '0x8086', device: '0x2020' },
+      rootPorts: [
+        { name: 'rp0', slot: 1, acs: ['SV', 'RR', 'CR', 'UF'] },
+        { name: 'rp1', slot: 2, acs: ['SV', 'RR', 'CR', 'UF'] },
+        { name: 'rp2', slot: 3, acs: ['SV', 'RR', 'CR', 'UF'] },
+      ],
+    },
+    {
+      name: 'hb1',
+      segment: 0,
+      rootBus: 0x80,
+      hostDevice: { name: 'hb1.host', vendor: '0x1234', device: '0x5678' },
+      rootPorts: [{ name: 'rp3', slot: 1, acs: ['SV', 'RR', 'CR', 'UF'] }],
+    },
+  ],
+  switches: [
+    {
+      name: 'sw0',
+      parent: 'rp0',
+      vendor: '0x1000',
+      device: '0xc010',
+      downstream: [
+        { name: 'sw0.dp0', acs: ['SV', 'UF'] },
+        { name: 'sw0.dp1', acs: ['SV', 'UF'] },
+      ],
+    },
+  ],
+  endpoints: [
+    {
+      name: 'gaudi0',
+      parent: 'sw0.dp0',
+      vendor: '0x1da3',
+      device: '0x1020',
+      driver: 'habanalabs',
+      bars: [
+        { index: 0, size: '32G', prefetchable: true },
+        { index: 2, size: '1M' },
+      ],
+    },
+    { name: 'nic0', parent: 'sw0.dp1', vendor: '0x15b3', device: '0x101b', driver: 'mlx5_core', bars: [{ size: '32M', prefetchable: true }] },
+    { name: 'nic1', parent: 'rp1', vendor: '0x15b3', device: '0x101d', driver: 'mlx5_core', bars: [{ size: '32M', prefetchable: true }] },
+    {
+      name: 'gpu0',
+      parent: 'rp2',
+      vendor: '0x1002',
+      device: '0x740f',
+      driver: 'amdgpu',
+      bars: [
+        { index: 0, size: '64G', prefetchable: true },
+        { index: 2, size: '2M', prefetchable: true },
+        { index: 5, size: '1M' },
+      ],
+    },
+    { name: 'nic2', parent: 'rp3', vendor: '0x15b3', device: '0x101d', driver: 'mlx5_core', bars: [{ size: '32M', prefetchable: true }] },
+  ],
+};

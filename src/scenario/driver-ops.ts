@@ -1,0 +1,309 @@
+/**
+ * The seed story's ops, backed by the reference drivers: the habanalabs-like accelerator
+ * (alloc, free, map, export, unmap of a device VA), the verbs-like RDMA NICs (register, post,
+ * deregistration), the dma-buf uAPI (mmap, close) and kernel importers (attach, mapAttachment,
+ * detach). Each act gets one process; drivers are probed on first use.
+ */
+import { SimError } from '../../bindings/errors.js';
+import type { Machine } from '../machine/machine.js';
+import type { IommuDomain } from '../iommu/iommu.js';
+import { HabanaDevice } from '../drivers/accel/index.js';
+import { importerDevice } from '../drivers/device.js';
+import {
+  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
+  IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_ATOMIC, IBV_ACCESS_RELAXED_ORDERING, type IbvContext, type IbvCq,
+  type IbvMr, type IbvPd, type IbvQp, type RdmaNicKind,
+} from '../drivers/rdma/index.js';
+import {
+  SimProcess, DmaDataDirection, O_CLOEXEC, O_RDWR, type DmaBufAttachment, type DmaBufMmap, type SgTable,
+} from '../dma-buf/index.js';
+import { O_RDONLY, O_WRONLY, MAP_SHARED, PROT_READ, PROT_WRITE } from '../dma-buf/constants.js';
+import type { ScenarioRunner, StepContext } from './runner.js';
+import { iommuWalkSection, sgTableSection } from './sections.js';
+import { describePattern, patternBytes } from './pattern.js';
+
+const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
+
+/** An accelerator allocation: the handle ALLOC returned, on its device. */
+interface AccelBuffer { kind: 'accel-buffer'; dev: HabanaDevice; handle: bigint; size: bigint }
+/** A device VA MAP returned. */
+interface AccelVa { kind: 'accel-va'; dev: HabanaDevice; va: bigint; size: bigint; handle: bigint }
+interface Nic { dev: RdmaDevice; ctx: IbvContext; pd: IbvPd; cq: IbvCq }
+interface Attached { att: DmaBufAttachment; importer: string; sgt: SgTable | null }
+
+/** Per-act state of the driver ops. */
+class ActDrivers {
+  readonly proc: SimProcess;
+  private readonly _accels = new Map<string, { dev: HabanaDevice; fd: number }>();
+  private readonly _nics = new Map<string, Nic>();
+  private readonly _qps = new Map<string, IbvQp>();
+
+  constructor(readonly machine: Machine) {
+    this.proc = new SimProcess(machine.kernel, { name: 'app' });
+  }
+
+  /** The accelerator driver bound to `name`, probed and opened on first use. */
+  accel(name: string): { dev: HabanaDevice; fd: number } {
+    let a = this._accels.get(name);
+    if (!a) {
+      const fn = this.machine.pci(name);
+      if (fn.driver !== null && fn.driver !== 'habanalabs') throw new SimError('ENODEV', 'open', `${name} is bound to ${fn.driver}, not habanalabs`);
+      const dev = HabanaDevice.create(this.machine, { pci: fn, generation: 'gaudi2', hbmBytes: 96n << 30n, name: `hl${this._accels.size}` });
+      a = { dev, fd: dev.open(this.proc) };
+      this._accels.set(name, a);
+    }
+    return a;
+  }
+
+  /** The RDMA device of NIC `name`; its kind is fixed by the first use. */
+  nic(name: string, kind: RdmaNicKind = 'odp'): Nic {
+    let n = this._nics.get(name);
+    if (!n) {
+      // mlx5 probe: dma_set_max_seg_size(2 GiB), so P2P ranges stay whole in its sg_tables.
+      this.machine.dmaDevice(this.machine.pci(name), { maxSegmentSize: 2 ** 31 });
+      const dev = new RdmaDevice(this.machine, name, { kind });
+      const ctx = ibvOpenDevice(dev, this.proc);
+      n = { dev, ctx, pd: ctx.allocPd(), cq: ctx.createCq() };
+      this._nics.set(name, n);
+    }
+    return n;
+  }
+
+  /** The connected RC QP of `from` toward `to` (both made and connected on first use). */
+  qp(from: string, to: string): IbvQp {
+    const key = `${from}>${to}`;
+    let q = this._qps.get(key);
+    if (!q) {
+      const a = this.nic(from);
+      const b = this.nic(to);
+      const qa = a.ctx.createQp(a.pd, { sendCq: a.cq, maxSendSge: 8, maxRecvSge: 8 });
+      const qb = b.ctx.createQp(b.pd, { sendCq: b.cq, maxSendSge: 8, maxRecvSge: 8 });
+      connectRcQps(qa, qb);
+      this._qps.set(key, qa);
+      this._qps.set(`${to}<${from}`, qb);
+      q = qa;
+    }
+    return q;
+  }
+
+  peerQp(from: string, to: string): IbvQp {
+    this.qp(from, to);
+    return this._qps.get(`${to}<${from}`)!;
+  }
+}
+
+function drivers(ctx: StepContext): ActDrivers {
+  let d = ctx.state.get('drivers') as ActDrivers | undefined;
+  if (!d) {
+    d = new ActDrivers(ctx.machine);
+    ctx.state.set('drivers', d);
+  }
+  return d;
+}
+
+const ACCESS: Record<string, number> = {
+  LOCAL_WRITE: IBV_ACCESS_LOCAL_WRITE, REMOTE_WRITE: IBV_ACCESS_REMOTE_WRITE, REMOTE_READ: IBV_ACCESS_REMOTE_READ,
+  REMOTE_ATOMIC: IBV_ACCESS_REMOTE_ATOMIC, RELAXED_ORDERING: IBV_ACCESS_RELAXED_ORDERING,
+};
+const OPEN: Record<string, number> = { O_RDONLY, O_WRONLY, O_RDWR, O_CLOEXEC };
+
+/** The paging domain a device's DMA goes through, if any. */
+function domainOf(machine: Machine, device: string): IommuDomain | null {
+  const d = machine.dmaDevice(machine.pci(device)).domain;
+  return d !== 'direct' && d.type === 'paging' ? d : null;
+}
+
+/** sg_table and, for a device behind an IOMMU, the walk of every DMA entry. */
+function showMapping(ctx: StepContext, importer: string, entries: readonly { dmaAddress: bigint }[], sgt: SgTable | null): void {
+  if (sgt) ctx.report.section(sgTableSection(sgt, `sg_table for ${importer}`));
+  const dom = domainOf(ctx.machine, importer);
+  if (!dom) return;
+  // A bus address routed by the switch never reaches the IOMMU: only IOVAs get a walk. The
+  // first few are enough to read; the rest are counted.
+  const iovas = entries.filter((e) => dom.walk(e.dmaAddress).ok);
+  for (const e of iovas.slice(0, 2)) ctx.report.section(iommuWalkSection(dom, e.dmaAddress, `${importer} IOMMU mapping of ${hex(e.dmaAddress)}`));
+  if (iovas.length > 2) ctx.report.log(`${iovas.length - 2} more entries are mapped in ${dom.unit.name} domain ${dom.id} the same way`);
+}
+
+function completionError(status: string): SimError {
+  return new SimError('EIO', 'ibv_poll_cq', `work completion status IBV_WC_${status}`);
+}
+
+export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
+  r.registerOp('alloc', (step, ctx) => {
+    const { dev, fd } = drivers(ctx).accel(step.args.device);
+    const out = dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'ALLOC', memSize: step.args.size });
+    const buf: AccelBuffer = { kind: 'accel-buffer', dev, handle: out.handle!, size: step.args.size };
+    return { value: buf, summary: `${dev.name}: HL_MEM_OP_ALLOC ${hex(step.args.size)} -> handle ${hex(out.handle!)}`, result: { handle: hex(out.handle!) } };
+  });
+
+  r.registerOp('free', (step, ctx) => {
+    const b = ctx.objects.get<AccelBuffer>(step.args.buffer, 'buffer');
+    const { fd } = drivers(ctx).accel(b.dev.pci.name);
+    b.dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'FREE', handle: b.handle });
+    return { summary: `HL_MEM_OP_FREE handle ${hex(b.handle)}` };
+  });
+
+  r.registerOp('map', (step, ctx) => {
+    const b = ctx.objects.get<AccelBuffer>(step.args.buffer, 'buffer');
+    const { fd } = drivers(ctx).accel(b.dev.pci.name);
+    const out = b.dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'MAP', handle: b.handle, ...(step.args.address !== undefined ? { deviceVirtAddr: step.args.address } : {}) });
+    const va: AccelVa = { kind: 'accel-va', dev: b.dev, va: out.deviceVirtAddr!, size: b.size, handle: b.handle };
+    return { value: va, summary: `HL_MEM_OP_MAP handle ${hex(b.handle)} -> device VA ${hex(va.va)}`, result: { va: hex(va.va) } };
+  });
+
+  r.registerOp('export', (step, ctx) => {
+    const d = drivers(ctx);
+    const o = ctx.objects.get<AccelBuffer | AccelVa>(step.args.buffer);
+    const { fd } = d.accel(o.dev.pci.name);
+    const flags = (step.args.flags ?? ['O_RDWR', 'O_CLOEXEC']).reduce((f, n) => f | OPEN[n]!, 0);
+    // Gaudi2 exports by device VA (HL-06); a bare handle is passed as the address, as the
+    // 5.15 uAPI took it, and the 6.x driver refuses it.
+    const addr = o.kind === 'accel-va' ? o.va : o.handle;
+    const out = o.dev.memoryIoctl(d.proc, fd, {
+      op: 'EXPORT_DMABUF_FD', addr, handle: o.handle, memSize: step.args.length ?? o.size, offset: step.args.offset ?? 0n, flags,
+    });
+    const buf = d.proc.dmaBufGet(out.fd!);
+    ctx.nameBuffer(buf.id, o.dev.pci.name);
+    ctx.state.set(`exporter:${buf.id}`, o.dev.pci.name);
+    buf.put();
+    return { value: out.fd, summary: `HL_MEM_OP_EXPORT_DMABUF_FD ${hex(addr)} -> fd ${out.fd} (dma-buf ${buf.id}, ${hex(buf.size)} bytes, exporter ${buf.expName})`, result: { fd: out.fd! } };
+  });
+
+  r.registerOp('register', (step, ctx) => {
+    const d = drivers(ctx);
+    const nic = d.nic(step.args.nic, step.args.kind ?? 'odp');
+    const fd = ctx.objects.get<number>(step.args.fd, 'fd');
+    const access = (step.args.access ?? ['LOCAL_WRITE']).reduce((f, n) => f | ACCESS[n]!, 0);
+    const offset = step.args.offset ?? 0n;
+    const iova = step.args.iova ?? offset;
+    const mr = nic.ctx.regDmabufMr(nic.pd, offset, Number(step.args.length), iova, fd, access);
+    ctx.report.log(`${nic.dev.name} (${nic.dev.kind}): map type ${ctx.machine.decide(mapProvider(ctx, fd), ctx.device(step.args.nic)).mapType}`);
+    showMapping(ctx, step.args.nic, mr.translation, mr.umem?.sgt ?? null);
+    return { value: mr, summary: `ibv_reg_dmabuf_mr(${nic.dev.name}, offset ${hex(offset)}, length ${hex(step.args.length)}, iova ${hex(iova)}, fd ${fd}) -> lkey ${hex(mr.lkey)} rkey ${hex(mr.rkey)}`, result: { lkey: mr.lkey, rkey: mr.rkey } };
+  });
+
+  r.registerOp('post', (step, ctx) => {
+    const d = drivers(ctx);
+    const { verb, from, to, length } = step.args;
+    const mr = ctx.objects.get<IbvMr>(step.args.mr, 'mr');
+    const n = Number(length);
+    const qp = d.qp(from, to);
+    const local = allocUserMemory(ctx.machine, n);
+    const src = d.nic(from);
+    const pattern = step.args.pattern ?? { kind: 'counter', start: 0, step: 1 } as const;
+    if (verb !== 'READ') local.write(0, patternBytes(pattern, n));
+    const lmr = src.ctx.regMr(src.pd, local, IBV_ACCESS_LOCAL_WRITE);
+    const sge = { addr: local.addr, length: n, lkey: lmr.lkey };
+    const remote = mr.iova + (step.args.offset ?? 0n);
+    if (verb === 'SEND') {
+      d.peerQp(from, to).postRecv({ wrId: step.index, sgList: [{ addr: remote, length: n, lkey: mr.lkey }] });
+      qp.postSend({ wrId: step.index, opcode: 'SEND', sgList: [sge] });
+    } else {
+      qp.postSend({ wrId: step.index, opcode: verb === 'WRITE' ? 'RDMA_WRITE' : 'RDMA_READ', sgList: [sge], remoteAddr: remote, rkey: mr.rkey });
+    }
+    const wc = src.cq.poll();
+    const status = wc[0]?.status ?? 'NONE';
+    const data = verb === 'READ' ? local.read(0, n) : undefined;
+    src.ctx.deregMr(lmr);
+    local.free();
+    const expected = step.expect.result?.status;
+    if (status !== 'SUCCESS' && expected === undefined) throw completionError(status);
+    return {
+      summary: `${from} RDMA ${verb} ${length} bytes ${verb === 'READ' ? 'from' : 'to'} ${to} (rkey ${hex(mr.rkey)}, iova ${hex(remote)})${verb !== 'READ' ? `, ${describePattern(pattern)}` : ''}: IBV_WC_${status}`,
+      result: { status }, ...(data ? { bytes: data } : {}),
+    };
+  });
+
+  r.registerOp('readBack', (step, ctx) => {
+    const o = ctx.objects.get<AccelBuffer | AccelVa>(step.args.buffer);
+    const off = step.args.offset ?? 0n;
+    const n = Number(step.args.length);
+    if (o.kind === 'accel-va') return { bytes: o.dev.vaRead(o.va + off, n), summary: `read ${n} bytes of HBM at device VA ${hex(o.va + off)}` };
+    if (o.kind === 'accel-buffer') {
+      const pack = o.dev.pack(Number(o.handle))!;
+      const page = pack.pages[Number(off / pack.pageSize)]!;
+      return { bytes: o.dev.dramRead(page + (off % pack.pageSize), n), summary: `read ${n} bytes of HBM at DRAM address ${hex(page + (off % pack.pageSize))}` };
+    }
+    throw new SimError('EINVAL', 'readBack', `${step.args.buffer} is not device memory`);
+  });
+
+  r.registerOp('mmap', (step, ctx) => {
+    const d = drivers(ctx);
+    const fd = ctx.objects.get<number>(step.args.fd, 'fd');
+    const size = d.proc.dmaBufGet(fd);
+    const length = Number(step.args.length ?? BigInt(size.size));
+    size.put();
+    const prot = (step.args.prot ?? ['READ', 'WRITE']).reduce((p, n) => p | (n === 'READ' ? PROT_READ : PROT_WRITE), 0);
+    const m = d.proc.mmap(fd, { length, prot, flags: MAP_SHARED, offset: step.args.offset ?? 0n });
+    return { value: m, summary: `mmap(fd ${fd}, ${length}) ok` };
+  });
+
+  r.registerOp('unmap', (step, ctx) => {
+    const d = drivers(ctx);
+    const o = ctx.objects.get<AccelVa | IbvMr | DmaBufMmap>(step.args.target);
+    if ((o as AccelVa).kind === 'accel-va') {
+      const va = o as AccelVa;
+      va.dev.memoryIoctl(d.proc, d.accel(va.dev.pci.name).fd, { op: 'UNMAP', deviceVirtAddr: va.va });
+      return { summary: `HL_MEM_OP_UNMAP device VA ${hex(va.va)}` };
+    }
+    if ((o as IbvMr).pd !== undefined) {
+      const mr = o as IbvMr;
+      mr.pd.context.deregMr(mr);
+      return { summary: `ibv_dereg_mr lkey ${hex(mr.lkey)}` };
+    }
+    d.proc.munmap(o as DmaBufMmap);
+    return { summary: 'munmap' };
+  });
+
+  r.registerOp('close', (step, ctx) => {
+    const fd = ctx.objects.get<number>(step.args.fd, 'fd');
+    drivers(ctx).proc.close(fd);
+    return { summary: `close(${fd})` };
+  });
+
+  r.registerOp('attach', (step, ctx) => {
+    const d = drivers(ctx);
+    const fd = ctx.objects.get<number>(step.args.fd, 'fd');
+    const buf = d.proc.dmaBufGet(fd);
+    const dev = importerDevice(ctx.machine, step.args.importer);
+    try {
+      const att = step.args.dynamic
+        ? buf.dynamicAttach(dev, { allowPeer2Peer: true, moveNotify: () => undefined })
+        : buf.attach(dev);
+      const a: Attached = { att, importer: step.args.importer, sgt: null };
+      return { value: a, summary: `${step.args.dynamic ? 'dma_buf_dynamic_attach' : 'dma_buf_attach'}(${step.args.importer}): peer2peer ${att.peer2peer}`, result: { peer2peer: att.peer2peer } };
+    } finally {
+      buf.put();
+    }
+  });
+
+  r.registerOp('mapAttachment', (step, ctx) => {
+    const a = ctx.objects.get<Attached>(step.args.attachment, 'attachment');
+    const sgt = a.att.mapUnlocked(DmaDataDirection.BIDIRECTIONAL);
+    a.sgt = sgt;
+    showMapping(ctx, a.importer, sgt.entries.slice(0, sgt.nents), sgt);
+    return { summary: `dma_buf_map_attachment: ${sgt.nents} entries` };
+  });
+
+  r.registerOp('detach', (step, ctx) => {
+    const a = ctx.objects.get<Attached>(step.args.attachment, 'attachment');
+    if (a.sgt) a.att.unmapUnlocked(a.sgt, DmaDataDirection.BIDIRECTIONAL);
+    a.sgt = null;
+    a.att.detach();
+    return { summary: 'dma_buf_detach' };
+  });
+
+  return r;
+}
+
+/** The exporting device of the dma-buf behind `fd` (for the P2P decision shown in the report). */
+function mapProvider(ctx: StepContext, fd: number) {
+  const buf = drivers(ctx).proc.dmaBufGet(fd);
+  try {
+    const name = ctx.state.get(`exporter:${buf.id}`) as string | undefined;
+    return ctx.device(name ?? buf.expName);
+  } finally {
+    buf.put();
+  }
+}

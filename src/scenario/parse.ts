@@ -1,0 +1,27 @@
+/** Scenario text (YAML or JSON) to a validated Scenario. */
+import type { Scenario } from './schema.js';
+import { ScenarioError, SourceDoc, type SourceFormat } from './source.js';
+import { readProblem, type ReadText } from './topology-source.js';
+import { validateScenario, type ValidateOptions } from './validate.js';
+
+export interface ParseOptions extends ValidateOptions {
+  /** Default: from the file name (.json is JSON, anything else YAML). */
+  format?: SourceFormat;
+}
+
+/** Parses and validates a scenario. Throws ScenarioError with every problem at its line. */
+export function parseScenario(text: string, file = '<inline>', opts: ParseOptions = {}): Scenario {
+  const doc = SourceDoc.parse(text, file, opts.format);
+  return validateScenario(doc, opts);
+}
+
+/** Reads, parses and validates a scenario file; topology files it names are read with `read` too. */
+export function loadScenarioFile(file: string, read: ReadText, opts: Omit<ParseOptions, 'readText'> = {}): Scenario {
+  let text: string;
+  try {
+    text = read(file);
+  } catch (e) {
+    throw new ScenarioError([{ file, path: '', message: `cannot read the file: ${readProblem(e)}` }]);
+  }
+  return parseScenario(text, file, { ...opts, readText: read });
+}

@@ -1,0 +1,114 @@
+/**
+ * Byte patterns of scenario files. Written as:
+ *   0xab                       every byte 0xab (same as { fill: 0xab }); zero = { fill: 0 }
+ *   counter                    0, 1, 2, ... 255, 0, ... (same as { counter: 0 })
+ *   { counter: 16, step: 3 }   16, 19, 22, ... (mod 256)
+ *   { text: "hello" }          the UTF-8 bytes, repeated
+ *   { hex: "de ad be ef" }     these bytes, repeated
+ *   { random: 42 }             a deterministic xorshift32 stream from this seed
+ */
+import type { Pattern } from './schema.js';
+
+/** A problem, or the pattern. */
+export function parsePattern(v: unknown): Pattern | string {
+  const byte = (x: unknown): number | undefined =>
+    typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 255 ? x : undefined;
+  if (typeof v === 'number') return byte(v) !== undefined ? { kind: 'fill', value: v } : `a fill byte must be 0..255, got ${v}`;
+  if (v === 'counter') return { kind: 'counter', start: 0, step: 1 };
+  if (v === 'zero') return { kind: 'fill', value: 0 };
+  const HELP = 'expected a pattern: a byte (0xab), zero, counter, { fill }, { counter, step? }, { text }, { hex } or { random }';
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${HELP}, got ${JSON.stringify(v)}`;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  const only = (...allowed: string[]): string | undefined => {
+    const extra = keys.find((k) => !allowed.includes(k));
+    return extra === undefined ? undefined : `unknown field '${extra}' in a ${allowed[0]} pattern`;
+  };
+  if ('fill' in o) {
+    const e = only('fill');
+    if (e) return e;
+    return byte(o.fill) !== undefined ? { kind: 'fill', value: o.fill as number } : `fill must be a byte 0..255, got ${JSON.stringify(o.fill)}`;
+  }
+  if ('counter' in o) {
+    const e = only('counter', 'step');
+    if (e) return e;
+    if (byte(o.counter) === undefined) return `counter must start at a byte 0..255, got ${JSON.stringify(o.counter)}`;
+    if (o.step !== undefined && byte(o.step) === undefined) return `step must be 0..255, got ${JSON.stringify(o.step)}`;
+    return { kind: 'counter', start: o.counter as number, step: (o.step as number | undefined) ?? 1 };
+  }
+  if ('text' in o) {
+    const e = only('text');
+    if (e) return e;
+    return typeof o.text === 'string' && o.text !== '' ? { kind: 'text', text: o.text } : 'text must be a non-empty string';
+  }
+  if ('hex' in o) {
+    const e = only('hex');
+    if (e) return e;
+    const s = typeof o.hex === 'string' ? o.hex.replace(/[\s:_-]/g, '').replace(/^0x/i, '') : '';
+    if (s === '' || s.length % 2 !== 0 || !/^[0-9a-f]+$/i.test(s)) return `hex must be an even number of hex digits, got ${JSON.stringify(o.hex)}`;
+    return { kind: 'hex', bytes: Array.from({ length: s.length / 2 }, (_, i) => parseInt(s.slice(i * 2, i * 2 + 2), 16)) };
+  }
+  if ('random' in o) {
+    const e = only('random');
+    if (e) return e;
+    const seed = o.random;
+    return typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff
+      ? { kind: 'random', seed }
+      : `random must be a seed 0..2^32-1, got ${JSON.stringify(seed)}`;
+  }
+  return `${HELP}, got an object with ${keys.length ? keys.join(', ') : 'no fields'}`;
+}
+
+/** `length` bytes of the pattern. */
+export function patternBytes(p: Pattern, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  switch (p.kind) {
+    case 'fill':
+      out.fill(p.value);
+      break;
+    case 'counter':
+      for (let i = 0; i < length; i++) out[i] = (p.start + i * p.step) & 0xff;
+      break;
+    case 'text':
+    case 'hex': {
+      const src = p.kind === 'text' ? new TextEncoder().encode(p.text) : Uint8Array.from(p.bytes);
+      for (let i = 0; i < length; i++) out[i] = src[i % src.length]!;
+      break;
+    }
+    case 'random': {
+      let x = p.seed >>> 0 || 0x9e3779b9;
+      for (let i = 0; i < length; i++) {
+        x ^= x << 13;
+        x >>>= 0;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        x >>>= 0;
+        out[i] = x & 0xff;
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+export function describePattern(p: Pattern): string {
+  switch (p.kind) {
+    case 'fill':
+      return `fill 0x${p.value.toString(16).padStart(2, '0')}`;
+    case 'counter':
+      return p.start === 0 && p.step === 1 ? 'counter' : `counter from ${p.start} step ${p.step}`;
+    case 'text':
+      return `text ${JSON.stringify(p.text)}`;
+    case 'hex':
+      return `hex ${p.bytes.map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+    case 'random':
+      return `random seed ${p.seed}`;
+  }
+}
+
+/** The first offset where `got` differs from the pattern, or -1 (length differences count). */
+export function firstMismatch(p: Pattern, got: Uint8Array): number {
+  const want = patternBytes(p, got.length);
+  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return i;
+  return -1;
+}

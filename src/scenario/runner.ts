@@ -1,0 +1,404 @@
+/**
+ * ScenarioRunner: runs a validated Scenario act by act, each on its own Machine, step by step
+ * through a registry of op handlers, checking each step's expectation.
+ *
+ *   const runner = new ScenarioRunner();          // the generic ops (note) are registered
+ *   runner.registerOp('alloc', (step, ctx) => {   // step.args is typed for built-in ops
+ *     const h = ctx.state.get('hl') ...; return { value: handle, summary: `handle ${h}` };
+ *   });
+ *   const report = await runner.run(scenario);    // report.exitCode: 0 or 1
+ *
+ * A handler gets the step (its args converted: sizes are bigints, names are strings) and a
+ * context: the act's machine, the named objects (`as:`), a per-act state map for drivers, the
+ * report (log lines and sections), the trace, and a DMA engine that records every transfer.
+ * It returns nothing or a StepOutcome; its `value` is bound to the step's `as:` name. It fails
+ * by throwing: a SimError whose code is in `expect.errno` passes the step; anything else fails
+ * it, and the rest of the act is skipped. IOMMU faults are drained after every step into the
+ * step's log and the trace.
+ */
+import { SimError } from '../../bindings/errors.js';
+import { Machine } from '../machine/machine.js';
+import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topologyToJson } from '../pci/index.js';
+import type { DmaEndpoint } from '../dma/dma-engine.js';
+import type { FaultRecord } from '../iommu/iommu.js';
+import { formatRid } from '../util/args.js';
+import { DmaBufTraceSource, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
+import { describePattern, patternBytes } from './pattern.js';
+import {
+  type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
+} from './report.js';
+import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
+import { ScenarioError } from './source.js';
+
+/** What a handler returns. */
+export interface StepOutcome {
+  /** Bound to the step's `as:` name (the handle, fd, MR, ...). */
+  value?: unknown;
+  /** One line for the report: "fd 3", "lkey 0x100". */
+  summary?: string;
+  /** What the step read, for `expect: { bytes }`. */
+  bytes?: Uint8Array;
+  /** Fields for `expect: { result }` and the JSON report. */
+  result?: Record<string, unknown>;
+}
+
+export type StepHandler<A = Record<string, unknown>> = (step: Step<A>, ctx: StepContext) => StepOutcome | void | Promise<StepOutcome | void>;
+
+/** Named objects of an act (what `as:` names). */
+export class ObjectTable {
+  private readonly _m = new Map<string, { kind: ObjectKind; value: unknown }>();
+
+  set(name: string, kind: ObjectKind, value: unknown): void {
+    this._m.set(name, { kind, value });
+  }
+
+  has(name: string): boolean {
+    return this._m.has(name);
+  }
+
+  /** The object; throws (failing the step) if the step that defines it did not succeed. */
+  get<T = unknown>(name: string, kind?: ObjectKind): T {
+    const o = this._m.get(name);
+    if (!o) throw new Error(`'${name}' does not exist (the step that defines it failed or did not run)`);
+    if (kind && o.kind !== kind) throw new Error(`'${name}' is a ${o.kind}, not a ${kind}`);
+    return o.value as T;
+  }
+
+  tryGet<T = unknown>(name: string): T | undefined {
+    return this._m.get(name)?.value as T | undefined;
+  }
+
+  delete(name: string): void {
+    this._m.delete(name);
+  }
+
+  entries(): [string, ObjectKind, unknown][] {
+    return [...this._m].map(([n, o]) => [n, o.kind, o.value]);
+  }
+}
+
+/** Where a handler writes its part of the report. */
+export interface ReportSink {
+  log(line: string): void;
+  section(section: ReportSection): void;
+}
+
+/** What a handler or an act hook sees of the act. */
+export interface ActContext {
+  readonly scenario: Scenario;
+  readonly act: Act;
+  readonly machine: Machine;
+  readonly objects: ObjectTable;
+  /** Per-act scratch space for drivers (a process, the probed drivers, ...). */
+  readonly state: Map<string, unknown>;
+  readonly trace: TraceProcess;
+  /** The DMA engine with every transfer recorded (trace, report, bytes-moved counters). */
+  readonly dma: TracedDma;
+  /** Puts a dma-buf's own events on its exporter device's trace thread. */
+  nameBuffer(dmaBufId: number, device: string): void;
+  /** A PCI function of the act's machine by name or BDF. */
+  device(nameOrBdf: string): PciFunction;
+  /** The device name for a requester ID. */
+  deviceName(rid: DmaEndpoint['rid']): string;
+  /** Drains the IOMMU fault queues now: the records go to the report and the trace too. */
+  collectFaults(): FaultRecord[];
+  /** Act-level report sections (shown at the end of the act). */
+  readonly report: ReportSink;
+}
+
+export interface StepContext extends ActContext {
+  readonly step: Step;
+  /** Lines and sections under this step. */
+  readonly report: ReportSink;
+}
+
+export type ActHook = (ctx: ActContext) => void | Promise<void>;
+
+export interface RunnerOptions {
+  /** Builds the act's machine. @default Machine.create from the act's topology, IOMMU and profile */
+  createMachine?: (act: Act) => Promise<Machine>;
+  /** Bytes of Wasm arena per machine. @default 64 MiB */
+  arenaBytes?: number;
+  /** Where the trace goes. @default a new TraceRecorder (see `runner.trace`) */
+  trace?: TraceRecorder;
+}
+
+export class ScenarioRunner {
+  private readonly _handlers = new Map<string, StepHandler>();
+  private readonly _actStart: ActHook[] = [];
+  private readonly _actEnd: ActHook[] = [];
+  readonly trace: TraceRecorder;
+
+  constructor(private readonly _opts: RunnerOptions = {}) {
+    this.trace = _opts.trace ?? new TraceRecorder();
+    registerGenericOps(this);
+  }
+
+  /** Registers the handler of an op (replacing any). The op must be in OP_SPECS (see defineOp). */
+  registerOp<K extends keyof OpArgs>(name: K, handler: StepHandler<OpArgs[K]>): this;
+  registerOp(name: string, handler: StepHandler): this;
+  registerOp(name: string, handler: StepHandler<never>): this {
+    if (!OP_SPECS[name]) throw new Error(`registerOp: unknown op '${name}' (define its fields with defineOp first)`);
+    this._handlers.set(name, handler as StepHandler);
+    return this;
+  }
+
+  hasOp(name: string): boolean {
+    return this._handlers.has(name);
+  }
+
+  /** Runs before the first step of every act (probe drivers, make a process). */
+  onActStart(hook: ActHook): this {
+    this._actStart.push(hook);
+    return this;
+  }
+
+  /** Runs after the last step of every act (add sections: mappings, page tables). */
+  onActEnd(hook: ActHook): this {
+    this._actEnd.push(hook);
+    return this;
+  }
+
+  /** Every op the scenario uses that has no handler, as diagnostics at the step. */
+  missingHandlers(s: Scenario): ScenarioError | null {
+    const diags = s.acts.flatMap((a) => a.steps.filter((st) => !this._handlers.has(st.op)).map((st) => ({
+      file: s.file, line: st.line, col: st.col, path: `${st.path}.op`, message: `op '${st.op}' has no handler in this build`,
+    })));
+    return diags.length ? new ScenarioError(diags) : null;
+  }
+
+  /** Runs every act. Throws ScenarioError (before running anything) when an op has no handler. */
+  async run(scenario: Scenario): Promise<RunReport> {
+    const missing = this.missingHandlers(scenario);
+    if (missing) throw missing;
+    const acts: ActReport[] = [];
+    const failures: RunFailure[] = [];
+    for (const act of scenario.acts) acts.push(await this._runAct(scenario, act, failures));
+    const steps = acts.flatMap((a) => a.steps);
+    const ok = failures.length === 0 && acts.every((a) => a.ok);
+    return {
+      scenario: scenario.name, ...(scenario.description !== undefined ? { description: scenario.description } : {}), file: scenario.file,
+      ok, exitCode: ok ? 0 : 1, acts, failures,
+      totals: {
+        acts: acts.length, steps: steps.length, passed: steps.filter((s) => s.status === 'passed').length,
+        failed: steps.filter((s) => s.status === 'failed').length, skipped: steps.filter((s) => s.status === 'skipped').length,
+      },
+    };
+  }
+
+  private async _runAct(scenario: Scenario, act: Act, failures: RunFailure[]): Promise<ActReport> {
+    const p2p = new P2pdma(act.topology);
+    const report: ActReport = {
+      index: act.index, title: act.title, profile: act.profile, iommu: act.iommu,
+      topology: {
+        source: act.topologySource, tree: renderTopologyTree(act.topology), matrix: renderP2pMatrix(act.topology, p2p),
+        json: topologyToJson(act.topology, p2p),
+      },
+      steps: [], sections: [], ok: true,
+    };
+    let machine: Machine;
+    try {
+      machine = this._opts.createMachine
+        ? await this._opts.createMachine(act)
+        : await Machine.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, arenaBytes: this._opts.arenaBytes ?? 64 << 20 });
+    } catch (e) {
+      report.ok = false;
+      report.error = e instanceof Error ? e.message : String(e);
+      failures.push({ act: act.index, actTitle: act.title, step: 0, path: `acts[${act.index}]`, line: act.steps[0]?.line ?? 1, message: `the machine could not be built: ${report.error}` });
+      report.steps = act.steps.map((s) => this._record(s, 0, 'skipped', 'skipped'));
+      return report;
+    }
+    const clock = () => machine.kernel.clock.now;
+    const proc = this.trace.process(act.index + 1, `act ${act.index + 1}: ${act.title}`, clock);
+    const dmabufSource = new DmaBufTraceSource(machine.kernel, proc);
+    const ridNames = new Map<number, string>();
+    for (const f of machine.topology.functions) ridNames.set(machine.rid(f), f.name);
+    const deviceName = (rid: DmaEndpoint['rid']): string =>
+      rid === 'phys' ? 'cpu' : typeof rid === 'number' ? ridNames.get(rid) ?? formatRid(rid) : machine.topology.find(rid)?.name ?? rid;
+    let stepSink: ReportSink | null = null;
+    const actSections: ReportSection[] = [];
+    const actSink: ReportSink = { log: (l) => actSections.push({ title: 'note', lines: [l] }), section: (s) => actSections.push(s) };
+    const transfers: TransferRecord[] = [];
+    const faults: { unit: string; f: FaultRecord }[] = [];
+    let stepTransfers: TransferRecord[] = [];
+    const onTransfer = (t: TransferRecord): void => {
+      transfers.push(t);
+      stepTransfers.push(t);
+    };
+    const dma = new TracedDma(machine.sim.dma, proc, deviceName, onTransfer);
+    const collectFaults = (): FaultRecord[] => {
+      const got: FaultRecord[] = [];
+      for (const u of machine.units()) {
+        for (const f of u.faults()) {
+          got.push(f);
+          faults.push({ unit: u.name, f });
+          const dev = deviceName(f.rid);
+          traceFault(proc, dev, u.name, f);
+          stepSink?.log(u.family === 'vtd'
+            ? `DMAR: [DMA ${f.access === 'write' ? 'Write' : 'Read'}] Request device [${f.bdf}] (${dev}) fault addr 0x${f.iova.toString(16)} [fault reason 0x${f.code.toString(16).padStart(2, '0')}] ${f.reason}`
+            : `arm-smmu-v3 ${u.name}: event 0x${f.code.toString(16).padStart(2, '0')} from ${f.bdf} (${dev}): ${f.access} iova 0x${f.iova.toString(16)} ${f.reason}`);
+        }
+      }
+      return got;
+    };
+    const objects = new ObjectTable();
+    const state = new Map<string, unknown>();
+    const base = {
+      scenario, act, machine, objects, state, trace: proc, dma,
+      nameBuffer: (id: number, dev: string) => dmabufSource.nameBuffer(id, dev),
+      device: (n: string) => machine.pci(n),
+      deviceName, collectFaults,
+    };
+    const actCtx: ActContext = { ...base, report: actSink };
+    let failed = false;
+    try {
+      for (const hook of this._actStart) await hook(actCtx);
+    } catch (e) {
+      failed = true;
+      report.error = `act setup failed: ${errText(e)}`;
+      failures.push({ act: act.index, actTitle: act.title, step: 0, path: `acts[${act.index}]`, line: act.steps[0]?.line ?? 1, message: report.error });
+    }
+    for (const step of act.steps) {
+      if (failed) {
+        report.steps.push(this._record(step, clock(), 'skipped', 'skipped'));
+        continue;
+      }
+      const rec = this._record(step, clock(), 'passed', 'ok');
+      stepSink = { log: (l) => rec.log.push(l), section: (s) => rec.sections.push(s) };
+      const ctx: StepContext = { ...base, step, report: stepSink };
+      proc.begin('scenario', step.op, 'step', { path: step.path, line: step.line, args: step.args, ...(step.as ? { as: step.as } : {}) });
+      let outcome: StepOutcome | void = undefined;
+      let error: unknown;
+      try {
+        outcome = await this._handlers.get(step.op)!(step, ctx);
+      } catch (e) {
+        error = e;
+      }
+      for (const l of summarizeTransfers(stepTransfers)) rec.log.push(l);
+      stepTransfers = [];
+      collectFaults();
+      this._judge(step, rec, outcome, error);
+      if (!error && step.as) objects.set(step.as, OP_SPECS[step.op]!.produces!, outcome && 'value' in outcome ? outcome.value : outcome?.result ?? true);
+      proc.end('scenario', step.op, 'step', { status: rec.status, outcome: rec.outcome, ...(rec.failure ? { failure: rec.failure } : {}) });
+      stepSink = null;
+      report.steps.push(rec);
+      if (rec.status === 'failed') {
+        failed = true;
+        failures.push({ act: act.index, actTitle: act.title, step: step.index, path: step.path, line: step.line, message: rec.failure! });
+      }
+    }
+    try {
+      for (const hook of this._actEnd) await hook(actCtx);
+    } catch (e) {
+      failed = true;
+      failures.push({ act: act.index, actTitle: act.title, step: 0, path: `acts[${act.index}]`, line: act.steps[0]?.line ?? 1, message: `act teardown failed: ${errText(e)}` });
+    }
+    collectFaults();
+    dmabufSource.dispose();
+    report.sections = [...actSections, countersSection(machine, transfers, faults.length)];
+    const u = machine.units().map((x) => x.stats());
+    proc.counter('iotlb', { hits: Number(u.reduce((s, x) => s + x.hits, 0n)), misses: Number(u.reduce((s, x) => s + x.misses, 0n)), faults: faults.length });
+    report.ok = !failed;
+    return report;
+  }
+
+  private _record(step: Step, time: number, status: StepRecord['status'], outcome: string): StepRecord {
+    return {
+      index: step.index, op: step.op, path: step.path, line: step.line, col: step.col, args: step.args,
+      ...(step.as ? { as: step.as } : {}), expect: describeExpectation(step.expect), status, outcome, time, log: [], sections: [],
+    };
+  }
+
+  /** Sets rec.status/outcome/failure from what the handler did and what the step expects. */
+  private _judge(step: Step, rec: StepRecord, outcome: StepOutcome | void, error: unknown): void {
+    const e = step.expect;
+    if (outcome?.summary) rec.summary = outcome.summary;
+    if (outcome?.result) rec.result = outcome.result;
+    const fail = (why: string): void => {
+      rec.status = 'failed';
+      rec.failure = why;
+    };
+    if (error !== undefined) {
+      if (error instanceof SimError) {
+        rec.outcome = error.code;
+        rec.message = error.message;
+        if (e.errno?.includes(error.code)) return;
+        fail(e.errno ? `expected ${e.errno.join(' or ')}, got ${error.code}: ${error.message}` : `unexpected ${error.code}: ${error.message}`);
+      } else {
+        rec.outcome = 'error';
+        rec.message = errText(error);
+        fail(`handler error: ${rec.message}`);
+      }
+      return;
+    }
+    if (e.errno) return fail(`expected ${e.errno.join(' or ')}, but the step succeeded`);
+    if (e.bytes) {
+      const got = outcome?.bytes;
+      if (!(got instanceof Uint8Array)) return fail(`expected bytes (${describePattern(e.bytes)}), but the step returned none`);
+      const want = patternBytes(e.bytes, got.length);
+      const at = got.findIndex((b, i) => b !== want[i]);
+      if (at >= 0) {
+        const h = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
+        return fail(`bytes differ from ${describePattern(e.bytes)} at offset 0x${at.toString(16)}: got ${h(got[at]!)}, want ${h(want[at]!)} (${got.length} bytes compared)`);
+      }
+      rec.log.push(`${got.length} bytes match ${describePattern(e.bytes)}`);
+    }
+    if (e.result) {
+      const r = outcome?.result ?? {};
+      for (const [k, want] of Object.entries(e.result)) {
+        if (!sameValue(r[k], want)) return fail(`result.${k} is ${r[k] === undefined ? 'missing' : formatArg(r[k])}, expected ${formatArg(want)}`);
+      }
+    }
+  }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function sameValue(got: unknown, want: string | number | boolean | null): boolean {
+  if (typeof got === 'bigint') {
+    if (typeof want === 'number') return Number.isInteger(want) && BigInt(want) === got;
+    if (typeof want === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(want)) return BigInt(want) === got;
+    return false;
+  }
+  return got === want;
+}
+
+function countersSection(machine: Machine, transfers: readonly TransferRecord[], nFaults: number): ReportSection {
+  const lines: string[] = [];
+  const units = machine.units().map((u) => ({ unit: u.name, family: u.family, ...u.stats() }));
+  for (const s of units) {
+    lines.push(`${s.unit}: IOTLB ${s.translations} translations, ${s.hits} hits, ${s.misses} misses, ${s.walks} walks, ${s.invalidations} invalidations (${s.invalidatedEntries} entries), ${s.faults} faults`);
+  }
+  if (units.length === 0) lines.push('no IOMMU: DMA is direct');
+  const d = machine.sim.dma.stats();
+  const moved = transfers.reduce((s, t) => s + t.result.bytesDone, 0n);
+  lines.push(`DMA: ${d.ops} ops, ${d.bytesToDevice} bytes to device memory, ${d.bytesFromDevice} from device memory, ${d.bytesToRam} to RAM, ${d.bytesFromRam} from RAM, ${d.faults} faults`);
+  lines.push(`transfers by the scenario: ${transfers.length}, ${moved} bytes moved; IOMMU fault records: ${nFaults}`);
+  const warns = machine.kernel.events.filter((e) => e.kind === 'warn');
+  if (warns.length) lines.push(`dma-buf WARNs: ${warns.map((w) => w.rule ?? '?').join(', ')}`);
+  return { title: 'counters', lines, data: { iommu: units, dma: d, transfers: transfers.length, bytesMoved: moved, faults: nFaults, warns: warns.length } };
+}
+
+/** The generic ops: note. */
+/**
+ * One line per (device, op, result) group of a step's DMA transfers: a 64K RDMA write over
+ * scattered 4K pages is sixteen transfers, and the reader wants the sum, plus the first address.
+ */
+export function summarizeTransfers(ts: readonly TransferRecord[]): string[] {
+  const groups = new Map<string, { first: TransferRecord; n: number; length: bigint; done: bigint }>();
+  for (const t of ts) {
+    const key = `${t.device}|${t.op}|${t.result.code}`;
+    const g = groups.get(key);
+    if (g) { g.n++; g.length += t.length; g.done += t.result.bytesDone; } else groups.set(key, { first: t, n: 1, length: t.length, done: t.result.bytesDone });
+  }
+  return [...groups.values()].map(({ first: t, n, length, done }) => {
+    const at = t.dst ? ` to 0x${t.dst.addr.toString(16)}` : t.src ? ` from 0x${t.src.addr.toString(16)}` : '';
+    return `dma ${t.device} ${t.op} ${length} bytes${at}${n > 1 ? ` and on, in ${n} transfers` : ''}: ${t.result.code}, ${done} done`;
+  });
+}
+
+export function registerGenericOps(r: ScenarioRunner): void {
+  r.registerOp('note', () => undefined);
+}

@@ -1,0 +1,51 @@
+/**
+ * Report sections handlers add under a step: the sg_table of a mapping, the IOMMU walk of
+ * each IOVA range mapped, the bytes a transfer moved. Each returns lines for the text report
+ * and data for --json.
+ */
+import type { SgTable } from '../dma-buf/index.js';
+import type { IommuDomain } from '../iommu/iommu.js';
+import { decodeEntry, formatSize } from '../iommu/pte-decode.js';
+import type { DmaResult } from '../dma/dma-engine.js';
+import type { ReportSection } from './report.js';
+
+const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
+
+/** sg_table: nents, orig_nents, and each DMA entry (address, length, struct page or none). */
+export function sgTableSection(sgt: SgTable, title = 'sg_table'): ReportSection {
+  const entries = sgt.entries.map((e, i) => ({
+    index: i, dmaAddress: e.dmaAddress, length: BigInt(e.length), page: e.page ? e.page.pfn : null, dma: i < sgt.nents,
+  }));
+  const lines = [`nents ${sgt.nents}, orig_nents ${sgt.origNents}, ${formatSize(sgt.totalLength())} for DMA${sgt.isPageless() ? ', no struct pages (P2P memory)' : ''}`];
+  for (const e of entries) {
+    lines.push(`[${e.index}] dma ${hex(e.dmaAddress)} len ${formatSize(e.length)} ${e.page === null ? 'page none' : `pfn ${hex(e.page)}`}${e.dma ? '' : ' (not for DMA)'}`);
+  }
+  return { title, lines, data: { nents: sgt.nents, origNents: sgt.origNents, pageless: sgt.isPageless(), entries } };
+}
+
+/**
+ * The walk of `iova` in a paging domain: one line per level with the entry decoded, then the
+ * output address.
+ */
+export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOMMU walk of ${hex(iova)}`): ReportSection {
+  const w = domain.walk(iova);
+  const fmt = domain.format ?? 'vtd-ss';
+  const levels = w.levels.map((l) => {
+    const d = decodeEntry(fmt, domain.ias, l.level, l.entry);
+    return { level: l.level, table: l.table, index: l.index, entry: l.entry, kind: d.kind, flags: d.flags, address: d.address ?? null, pageSize: d.pageSize ?? null };
+  });
+  const lines = [`${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias})`];
+  for (const l of levels) {
+    const tail = l.kind === 'leaf' ? ` ${formatSize(l.pageSize!)} page at ${hex(l.address!)}` : l.kind === 'table' && l.address !== null ? ` -> ${hex(l.address)}` : '';
+    lines.push(`L${l.level} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(18)} ${l.kind} ${l.flags.join(' ')}${tail}`);
+  }
+  lines.push(w.ok ? `=> ${hex(w.pa!)} (${formatSize(w.pageSize!)} page)` : `=> no translation (${w.reason})`);
+  return { title, lines, data: { unit: domain.unit.name, domain: domain.id, iova, ok: w.ok, pa: w.pa ?? null, pageSize: w.pageSize ?? null, reason: w.reason ?? null, levels } };
+}
+
+/** What a transfer moved. */
+export function bytesMovedSection(what: string, length: bigint, r: DmaResult): ReportSection {
+  const lines = [`${what}: ${r.bytesDone} of ${length} bytes, ${r.code}`];
+  if (r.fault) lines.push(`stopped by a fault on the ${r.fault.side} side at iova ${hex(r.fault.iova)}: ${r.fault.reason} (code ${r.fault.familyCode})`);
+  return { title: 'bytes moved', lines, data: { what, length, bytesDone: r.bytesDone, code: r.code, fault: r.fault ?? null } };
+}

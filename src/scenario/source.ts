@@ -1,0 +1,258 @@
+/**
+ * Scenario and topology files as a person writes them (YAML or JSON), with every value's
+ * position: a diagnostic names the file, the line and column, the field path and the problem,
+ *
+ *   seed.yaml:14:7: steps[3].nic: unknown device 'nic9' (devices: gaudi0, nic0, nic1)
+ *
+ * JSON is read by a strict scanner (so a JSON file with a YAML-only construct is still an
+ * error), then by the YAML parser for positions (JSON is YAML 1.2).
+ */
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+
+/** A path to a value: keys and list indices from the document root. */
+export type Path = readonly (string | number)[];
+
+export interface Diagnostic {
+  file: string;
+  /** 1-based; absent when the problem has no place in a file. */
+  line?: number;
+  col?: number;
+  /** `steps[3].nic`; '' for the whole document. */
+  path: string;
+  message: string;
+}
+
+export function formatPath(path: Path): string {
+  let s = '';
+  for (const k of path) s += typeof k === 'number' ? `[${k}]` : s === '' ? k : `.${k}`;
+  return s;
+}
+
+/** 'a.b[2].c' -> ['a', 'b', 2, 'c'] (the inverse of formatPath for plain keys). */
+export function parsePath(s: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  const re = /([^.[\]]+)|\[(\d+)\]/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s))) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return out;
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = d.line !== undefined ? `${d.file}:${d.line}:${d.col ?? 1}` : d.file;
+  return `${where}: ${d.path ? `${d.path}: ` : ''}${d.message}`;
+}
+
+/** A file that could not be read, parsed or validated. The CLI exits with status 2. */
+export class ScenarioError extends Error {
+  readonly diagnostics: readonly Diagnostic[];
+  constructor(diagnostics: readonly Diagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join('\n'));
+    this.name = 'ScenarioError';
+    this.diagnostics = diagnostics;
+  }
+}
+
+export type SourceFormat = 'yaml' | 'json';
+
+/** The format from a file name: .json is JSON, anything else YAML. */
+export function formatOf(file: string): SourceFormat {
+  return /\.json$/i.test(file) ? 'json' : 'yaml';
+}
+
+function lineColOf(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      start = i + 1;
+    }
+  }
+  return { line, col: offset - start + 1 };
+}
+
+/**
+ * Where a JSON text first breaks the grammar (RFC 8259), or null when it is valid. Node 20's
+ * JSON.parse does not say where.
+ */
+export function jsonSyntaxError(text: string): { offset: number; message: string } | null {
+  let i = 0;
+  const n = text.length;
+  class Stop {
+    constructor(readonly offset: number, readonly message: string) {}
+  }
+  const ws = (): void => {
+    while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const what = (): string => (i >= n ? 'the end of the file' : `'${text[i]}'`);
+  const stop = (msg: string): never => {
+    throw new Stop(i, msg);
+  };
+  const str = (): void => {
+    i++; // opening quote
+    for (;;) {
+      if (i >= n) stop('unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return;
+      }
+      if (c < 0x20) stop('control character in a string (write \\n, \\t, ...)');
+      if (c === 0x5c) {
+        const e = text[i + 1];
+        if (e === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) stop('bad \\u escape');
+          i += 6;
+        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else stop('bad escape in a string');
+      } else i++;
+    }
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') stop(`expected a key in double quotes, found ${what()}`);
+        str();
+        ws();
+        if (text[i] !== ':') stop(`expected ':' after the key, found ${what()}`);
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          ws();
+          if (text[i] === '}') stop("trailing comma before '}'");
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return;
+        }
+        stop(`expected ',' or '}' after a value, found ${what()}`);
+      }
+    }
+    if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          ws();
+          if (text[i] === ']') stop("trailing comma before ']'");
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return;
+        }
+        stop(`expected ',' or ']' after a value, found ${what()}`);
+      }
+    }
+    if (c === '"') return str();
+    const m = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    if (m && m[0] !== '-' && m[0] !== '') {
+      i += m[0].length;
+      return;
+    }
+    for (const w of ['true', 'false', 'null']) {
+      if (text.startsWith(w, i)) {
+        i += w.length;
+        return;
+      }
+    }
+    stop(`expected a value, found ${what()}`);
+  };
+  try {
+    value();
+    ws();
+    if (i < n) stop(`unexpected ${what()} after the end of the document`);
+    return null;
+  } catch (e) {
+    if (e instanceof Stop) return { offset: e.offset, message: e.message };
+    throw e;
+  }
+}
+
+/** A parsed document: its plain value and the positions of its nodes. */
+export class SourceDoc {
+  private constructor(
+    readonly file: string,
+    readonly text: string,
+    readonly value: unknown,
+    private readonly _doc: Document.Parsed,
+    private readonly _lines: LineCounter,
+  ) {}
+
+  /** Parses YAML or JSON. Throws ScenarioError for a syntax error, with its line and column. */
+  static parse(text: string, file: string, format: SourceFormat = formatOf(file)): SourceDoc {
+    if (format === 'json') {
+      const bad = jsonSyntaxError(text);
+      if (bad) {
+        const { line, col } = lineColOf(text, bad.offset);
+        throw new ScenarioError([{ file, line, col, path: '', message: `not valid JSON: ${bad.message}` }]);
+      }
+    }
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      throw new ScenarioError(doc.errors.slice(0, 5).map((e) => {
+        const pos = e.linePos?.[0];
+        const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        return { file, ...(pos ? { line: pos.line, col: pos.col } : {}), path: '', message: `not valid ${format === 'json' ? 'JSON' : 'YAML'}: ${message}` };
+      }));
+    }
+    const value = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+    return new SourceDoc(file, text, value, doc, lines);
+  }
+
+  /**
+   * The position of the value at `path` (or of its key, with at = 'key'). When the path goes
+   * past what the document has, the position of the deepest node that exists.
+   */
+  locate(path: Path, at: 'key' | 'value' = 'value'): { line: number; col: number } | undefined {
+    let node: unknown = this._doc.contents;
+    let pos = this._pos(node);
+    for (let i = 0; i < path.length; i++) {
+      const k = path[i]!;
+      const last = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === k);
+        if (!pair) return pos;
+        if (last && at === 'key') return this._pos(pair.key) ?? pos;
+        node = pair.value;
+        pos = this._pos(node) ?? this._pos(pair.key) ?? pos;
+      } else if (isSeq(node) && typeof k === 'number') {
+        node = node.items[k];
+        if (node === undefined) return pos;
+        pos = this._pos(node) ?? pos;
+      } else return pos;
+    }
+    return pos;
+  }
+
+  /** A diagnostic at `path`, with this file's name and the position. */
+  diag(path: Path, message: string, at: 'key' | 'value' = 'value', prefix: Path = []): Diagnostic {
+    const pos = this.locate(path, at);
+    return { file: this.file, ...(pos ?? {}), path: formatPath([...prefix, ...path]), message };
+  }
+
+  private _pos(node: unknown): { line: number; col: number } | undefined {
+    const range = (node as Node | null | undefined)?.range;
+    return range ? this._lines.linePos(range[0]) : undefined;
+  }
+}

@@ -1,0 +1,3 @@
+/** Chrome trace-event output (Perfetto) of scenario runs. */
+export * from './trace.js';
+export * from './sources.js';

@@ -1,0 +1,134 @@
+/**
+ * What the runner feeds into a trace: the DMA-BUF kernel's event stream, DMA transfers (a
+ * wrapper around the simulator's DMA engine that records each transfer with its bytes and
+ * result) and IOMMU fault records.
+ */
+import type { DmaBufEvent, DmaBufKernel } from '../dma-buf/index.js';
+import type { Disposable } from '../dma-buf/events.js';
+import type { DmaEndpoint, DmaEngine, DmaResult } from '../dma/dma-engine.js';
+import type { FaultRecord } from '../iommu/iommu.js';
+import { type TraceEvent, type TraceProcess, transferNs } from './trace.js';
+
+/** Thread for events that belong to no device. */
+export const DMABUF_THREAD = 'dma-buf';
+
+/**
+ * Subscribes to a kernel's dma-buf events and writes each as an instant event: on the
+ * importer's thread for attachment events (attach names the device), on the exporter's thread
+ * where the caller named it (nameBuffer), else on the 'dma-buf' thread. WARNs are
+ * process-wide instants in category 'warn'.
+ */
+export class DmaBufTraceSource implements Disposable {
+  private readonly _attachDevice = new Map<number, string>();
+  private readonly _bufferDevice = new Map<number, string>();
+  /** Events of buffers not yet named, to move when they are. */
+  private readonly _unnamed = new Map<number, TraceEvent[]>();
+  private readonly _sub: Disposable;
+
+  constructor(kernel: DmaBufKernel, private readonly _proc: TraceProcess) {
+    this._sub = kernel.onEvent((e) => this.record(e));
+  }
+
+  /** Puts a buffer's own events (export, release, ...) on its exporter device's thread. */
+  nameBuffer(dmaBufId: number, device: string): void {
+    this._bufferDevice.set(dmaBufId, device);
+    const tid = this._proc.thread(device);
+    for (const e of this._unnamed.get(dmaBufId) ?? []) e.tid = tid;
+    this._unnamed.delete(dmaBufId);
+  }
+
+  record(e: DmaBufEvent): void {
+    if (e.kind === 'attach' && e.attachmentId !== undefined && typeof e.detail.device === 'string') {
+      this._attachDevice.set(e.attachmentId, e.detail.device);
+    }
+    const thread = (e.attachmentId !== undefined ? this._attachDevice.get(e.attachmentId) : undefined)
+      ?? (e.dmaBufId !== undefined ? this._bufferDevice.get(e.dmaBufId) : undefined)
+      ?? DMABUF_THREAD;
+    const args: Record<string, unknown> = { seq: e.seq, ...e.detail };
+    if (e.dmaBufId !== undefined) args.dmaBuf = e.dmaBufId;
+    if (e.attachmentId !== undefined) args.attachment = e.attachmentId;
+    if (e.rule !== undefined) args.rule = e.rule;
+    const name = e.kind === 'warn' ? `WARN ${e.rule ?? ''}`.trim() : e.kind;
+    const ev = this._proc.instant(thread, name, e.kind === 'warn' ? 'warn' : 'dma-buf', args, e.kind === 'warn' ? 'p' : 't');
+    if (thread === DMABUF_THREAD && e.dmaBufId !== undefined && e.kind !== 'warn') {
+      const list = this._unnamed.get(e.dmaBufId) ?? [];
+      list.push(ev);
+      this._unnamed.set(e.dmaBufId, list);
+    }
+  }
+
+  dispose(): void {
+    this._sub.dispose();
+  }
+}
+
+/** A transfer as the runner reports it. */
+export interface TransferRecord {
+  op: 'copy' | 'fill' | 'write' | 'read';
+  device: string;
+  src?: DmaEndpoint;
+  dst?: DmaEndpoint;
+  length: bigint;
+  result: DmaResult;
+}
+
+/**
+ * The DMA engine with each transfer recorded: a complete event on the device's thread with
+ * bytes requested and done and the result code, and a record for the report.
+ */
+export class TracedDma {
+  readonly transfers: TransferRecord[] = [];
+  private readonly _sub: { dispose(): void };
+
+  /**
+   * Records every transfer of `_dma` (the scenario's own and the drivers'), until disposed.
+   * Its copy/fill/read/write are the engine's.
+   */
+  constructor(
+    private readonly _dma: DmaEngine,
+    private readonly _proc: TraceProcess | null,
+    /** A device name for a requester ID ('phys' for untranslated access). */
+    private readonly _deviceOf: (rid: DmaEndpoint['rid']) => string,
+    private readonly _onTransfer?: (t: TransferRecord) => void,
+  ) {
+    this._sub = _dma.onTransfer((t) => this._rec({ ...t, device: this._deviceOf((t.dst ?? t.src)!.rid) }));
+  }
+
+  dispose(): void {
+    this._sub.dispose();
+  }
+
+  private _rec(t: TransferRecord): void {
+    this.transfers.push(t);
+    this._onTransfer?.(t);
+    this._proc?.complete(t.device, `dma ${t.op}`, 'dma', transferNs(t.result.bytesDone), {
+      length: t.length, bytes: t.result.bytesDone, result: t.result.code,
+      ...(t.src ? { src: `${typeof t.src.rid === 'string' ? t.src.rid : this._deviceOf(t.src.rid)}@0x${t.src.addr.toString(16)}` } : {}),
+      ...(t.dst ? { dst: `${typeof t.dst.rid === 'string' ? t.dst.rid : this._deviceOf(t.dst.rid)}@0x${t.dst.addr.toString(16)}` } : {}),
+      ...(t.result.fault ? { fault: { ...t.result.fault } } : {}),
+    });
+  }
+
+  copy(src: DmaEndpoint, dst: DmaEndpoint, length: bigint): DmaResult {
+    return this._dma.copy(src, dst, length);
+  }
+
+  fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
+    return this._dma.fill(dst, value, length);
+  }
+
+  write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
+    return this._dma.write(dst, data);
+  }
+
+  read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
+    return this._dma.read(src, length);
+  }
+}
+
+/** An IOMMU fault record as a process-wide instant on the faulting device's thread. */
+export function traceFault(proc: TraceProcess, device: string, unit: string, f: FaultRecord): void {
+  proc.instant(device, `iommu fault (${f.reason})`, 'iommu', {
+    unit, bdf: f.bdf, domain: f.domain, iova: f.iova, access: f.access, reason: f.reason, code: f.code, seq: f.seq,
+  });
+}

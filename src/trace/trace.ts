@@ -1,0 +1,171 @@
+/**
+ * Chrome trace-event JSON (the format chrome://tracing and Perfetto open):
+ *   { traceEvents: [{ name, cat, ph, ts, dur?, pid, tid, args }], displayTimeUnit }
+ * ts and dur are in microseconds. Timestamps are deterministic: the simulator's virtual clock
+ * (ticks, read as nanoseconds) or, when it has not moved, one nanosecond after the previous
+ * event, so every event has its own time and time never goes backwards. Transfers take a
+ * modelled time (bytes at a fixed bandwidth) that moves the trace's cursor, not the
+ * simulator's clock.
+ *
+ * One process per act (pid = act number), one thread per device (tid in order of first use),
+ * plus a 'scenario' thread for the steps and a 'dma-buf' thread for events with no device.
+ */
+
+export type TracePhase = 'X' | 'B' | 'E' | 'i' | 'M' | 'C';
+
+export interface TraceEvent {
+  name: string;
+  cat: string;
+  ph: TracePhase;
+  /** Microseconds. */
+  ts: number;
+  /** Microseconds, for ph 'X'. */
+  dur?: number;
+  pid: number;
+  tid: number;
+  /** Scope of an instant event: thread, process or global. */
+  s?: 't' | 'p' | 'g';
+  args: Record<string, unknown>;
+}
+
+export interface TraceFile {
+  traceEvents: TraceEvent[];
+  displayTimeUnit: 'ns' | 'ms';
+  otherData?: Record<string, unknown>;
+}
+
+/** Modelled DMA time: a fixed setup time plus bytes at 16 bytes/ns (16 GB/s, PCIe 4.0 x16-ish). */
+export function transferNs(bytes: bigint | number): number {
+  return 100 + Math.ceil(Number(bytes) / 16);
+}
+
+/** bigints as hex strings, byte arrays as lengths, so args serialise. */
+export function traceArg(v: unknown): unknown {
+  if (typeof v === 'bigint') return `0x${v.toString(16)}`;
+  if (v instanceof Uint8Array) return `<${v.length} bytes>`;
+  if (Array.isArray(v)) return v.map(traceArg);
+  if (typeof v === 'object' && v !== null) {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) o[k] = traceArg(x);
+    return o;
+  }
+  return v;
+}
+
+/** One act's process in the trace. */
+export class TraceProcess {
+  private readonly _threads = new Map<string, number>();
+  /** Nanoseconds of the last event. */
+  private _cursor = -1;
+
+  /** @internal */
+  constructor(private readonly _rec: TraceRecorder, readonly pid: number, readonly name: string, private readonly _clock: () => number) {
+    _rec._processes.push(this);
+  }
+
+  /** The tid of a named thread (a device, 'scenario', 'dma-buf'), made on first use. */
+  thread(name: string): number {
+    let tid = this._threads.get(name);
+    if (tid === undefined) {
+      tid = this._threads.size + 1;
+      this._threads.set(name, tid);
+    }
+    return tid;
+  }
+
+  /** @internal Metadata: the process name and the names of threads that have events. */
+  _metadata(used: ReadonlySet<number>): TraceEvent[] {
+    const pid = this.pid;
+    const out: TraceEvent[] = [
+      { name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid, tid: 0, args: { name: this.name } },
+      { name: 'process_sort_index', cat: '__metadata', ph: 'M', ts: 0, pid, tid: 0, args: { sort_index: pid } },
+    ];
+    let order = 0;
+    for (const [name, tid] of this._threads) {
+      if (!used.has(tid)) continue;
+      out.push({ name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid, tid, args: { name } });
+      out.push({ name: 'thread_sort_index', cat: '__metadata', ph: 'M', ts: 0, pid, tid, args: { sort_index: ++order } });
+    }
+    return out;
+  }
+
+  /** The next timestamp in ns: the clock, or 1 ns after the last event. */
+  private _next(): number {
+    this._cursor = Math.max(this._clock(), this._cursor + 1);
+    return this._cursor;
+  }
+
+  /** An instant event; returned so a source can move it to another thread later. */
+  instant(thread: string, name: string, cat: string, args: Record<string, unknown> = {}, scope: 't' | 'p' = 't'): TraceEvent {
+    const tid = this.thread(thread);
+    const e: TraceEvent = { name, cat, ph: 'i', s: scope, ts: this._next() / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> };
+    this._rec._push(e);
+    return e;
+  }
+
+  /** A slice of `durNs` starting now; later events start after it ends. */
+  complete(thread: string, name: string, cat: string, durNs: number, args: Record<string, unknown> = {}): void {
+    const tid = this.thread(thread);
+    const start = this._next();
+    const dur = Math.max(1, Math.round(durNs));
+    this._cursor = start + dur - 1;
+    this._rec._push({ name, cat, ph: 'X', ts: start / 1000, dur: dur / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> });
+  }
+
+  begin(thread: string, name: string, cat: string, args: Record<string, unknown> = {}): void {
+    const tid = this.thread(thread);
+    this._rec._push({ name, cat, ph: 'B', ts: this._next() / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> });
+  }
+
+  end(thread: string, name: string, cat: string, args: Record<string, unknown> = {}): void {
+    const tid = this.thread(thread);
+    this._rec._push({ name, cat, ph: 'E', ts: this._next() / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> });
+  }
+
+  /** A counter track (ph 'C'): e.g. IOTLB hits and misses. */
+  counter(name: string, values: Record<string, number>): void {
+    this._rec._push({ name, cat: 'counter', ph: 'C', ts: this._next() / 1000, pid: this.pid, tid: 0, args: values });
+  }
+}
+
+/** The trace file as text: one event per line (diffable, and still what Perfetto opens). */
+export function stringifyTrace(t: TraceFile): string {
+  const { traceEvents, ...rest } = t;
+  const head = JSON.stringify(rest).slice(1, -1);
+  return `{${head},"traceEvents":[\n${traceEvents.map((e) => JSON.stringify(e)).join(',\n')}\n]}\n`;
+}
+
+/** Collects trace events of a run. */
+export class TraceRecorder {
+  private readonly _events: TraceEvent[] = [];
+  /** @internal */
+  readonly _processes: TraceProcess[] = [];
+
+  /** A process for an act; `clock` gives virtual time in ns (ticks). */
+  process(pid: number, name: string, clock: () => number = () => 0): TraceProcess {
+    return new TraceProcess(this, pid, name, clock);
+  }
+
+  /** @internal */
+  _push(e: TraceEvent): void {
+    this._events.push(e);
+  }
+
+  get events(): readonly TraceEvent[] {
+    return this._events;
+  }
+
+  /** The trace file: metadata first, then every process's events in time order. */
+  toJSON(otherData?: Record<string, unknown>): TraceFile {
+    const rest = this._events;
+    const used = new Map<number, Set<number>>();
+    for (const e of rest) {
+      if (!used.has(e.pid)) used.set(e.pid, new Set());
+      used.get(e.pid)!.add(e.tid);
+    }
+    const meta = this._processes.flatMap((p) => p._metadata(used.get(p.pid) ?? new Set()));
+    // Stable sort by process, then time: within a process events are already in time order.
+    const sorted = rest.map((e, i) => ({ e, i })).sort((a, b) => a.e.pid - b.e.pid || a.e.ts - b.e.ts || a.i - b.i).map((x) => x.e);
+    return { traceEvents: [...meta, ...sorted], displayTimeUnit: 'ns', ...(otherData ? { otherData } : {}) };
+  }
+}

@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs';
+import { SimError } from '../../../bindings/errors.js';
+import { Machine } from '../../../src/machine/machine.js';
+import { SimProcess, type KernelProfileName } from '../../../src/dma-buf/index.js';
+import {
+  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, type IbvContext, type IbvPd, type IbvCq, type IbvQp,
+  type RdmaNicKind, type UserMemory, type IbvMr,
+} from '../../../src/drivers/rdma/index.js';
+import { AmdgpuDevice, type AmdgpuDeviceOptions } from '../../../src/drivers/gpu/index.js';
+
+/**
+ * two-switches: gpu0 on rp1 of the whitelisted hb0 (THRU_HOST_BRIDGE to nic0 below sw0), nic1 and
+ * fpga0 below sw1 of hb1 (not whitelisted: no P2P with gpu0; BUS_ADDR between them).
+ */
+export const fixture = readFileSync(new URL('../../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
+
+export const MIB = 1n << 20n;
+
+export async function machine(opts: { profile?: KernelProfileName; iommu?: boolean; strictLocking?: boolean } = {}) {
+  return Machine.create({
+    topology: fixture,
+    iommu: opts.iommu === false ? null : { family: 'vtd' },
+    profile: opts.profile ?? '6.x',
+    strictLocking: opts.strictLocking ?? false,
+  });
+}
+
+/** A machine, a process and gpu0 with 1 MiB of visible VRAM and 2 MiB in all (small, so pressure is easy). */
+export async function gpuSetup(opts: { profile?: KernelProfileName; strictLocking?: boolean; gpu?: Partial<AmdgpuDeviceOptions> } = {}) {
+  const m = await machine(opts);
+  const proc = new SimProcess(m.kernel, { name: 'app' });
+  const gpu = AmdgpuDevice.create(m, { pci: 'gpu0', visibleVramBytes: MIB, vramBytes: 2n * MIB, ...opts.gpu });
+  return { m, proc, gpu };
+}
+
+export interface Side {
+  dev: RdmaDevice;
+  ctx: IbvContext;
+  pd: IbvPd;
+  cq: IbvCq;
+  qp: IbvQp;
+}
+
+export function side(m: Machine, proc: SimProcess, fn: string, kind: RdmaNicKind = 'odp'): Side {
+  const dev = new RdmaDevice(m, fn, { kind });
+  const ctx = ibvOpenDevice(dev, proc);
+  const pd = ctx.allocPd();
+  const cq = ctx.createCq();
+  const qp = ctx.createQp(pd, { sendCq: cq, maxSendSge: 8, maxRecvSge: 8 });
+  return { dev, ctx, pd, cq, qp };
+}
+
+/** A connected requester/responder pair of QPs on existing sides. */
+export function connect(req: Side, resp: Side): { req: Side; resp: Side } {
+  connectRcQps(req.qp, resp.qp);
+  return { req, resp };
+}
+
+/**
+ * RDMA plumbing for one MR: the requester's bounce buffer (registered LOCAL_WRITE) and helpers
+ * that post a WRITE or READ at an MR offset and return the completion.
+ */
+export function rdmaClient(m: Machine, req: Side, mr: IbvMr, size: number) {
+  const bounce: UserMemory = allocUserMemory(m, size);
+  const bmr = req.ctx.regMr(req.pd, bounce, 1);
+  let wr = 1;
+  return {
+    bounce,
+    write(offset: number, data: Uint8Array) {
+      bounce.write(0, data);
+      req.qp.postSend({ wrId: wr++, opcode: 'RDMA_WRITE', sgList: [{ addr: bounce.addr, length: data.length, lkey: bmr.lkey }], remoteAddr: mr.iova + BigInt(offset), rkey: mr.rkey });
+      return req.cq.poll()[0]!;
+    },
+    read(offset: number, length: number) {
+      req.qp.postSend({ wrId: wr++, opcode: 'RDMA_READ', sgList: [{ addr: bounce.addr, length, lkey: bmr.lkey }], remoteAddr: mr.iova + BigInt(offset), rkey: mr.rkey });
+      const wc = req.cq.poll()[0]!;
+      return { wc, data: bounce.read(0, length) };
+    },
+  };
+}
+
+export function bytes(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+export function errOf(fn: () => unknown): SimError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof SimError) return e;
+    throw e;
+  }
+  throw new Error('expected a SimError');
+}

@@ -1,0 +1,79 @@
+/**
+ * The default scenario end to end (`dmabuf-sim run`, what `npm start` runs): the three acts of
+ * the seed story on the real drivers, with the bytes checked by the scenario's own expectations
+ * and the report, JSON and trace checked here.
+ */
+import { describe, expect, it } from 'vitest';
+import { cli } from '../cli/cli-io.js';
+
+interface JsonStep { op: string; status: string; outcome: string; message?: string; summary?: string; sections: { title: string; data: Record<string, unknown> }[]; log: string[] }
+interface JsonAct { title: string; ok: boolean; steps: JsonStep[] }
+
+describe('the seed story (default scenario)', () => {
+  it('runs every act to its expectations and exits 0', async () => {
+    const r = await cli(['run']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^dmabuf-sim run: seed \(builtin:seed\.yaml\)/);
+    expect(r.out.trimEnd().split('\n').at(-1)).toMatch(/^result: OK: 4 acts, \d+ steps, (\d+) passed, 0 failed, 0 skipped$/);
+  });
+
+  it('act 1: BUS_ADDR over the switch; bus addresses without pages; the RDMA write lands in HBM', async () => {
+    const { out } = await cli(['run']);
+    const act1 = out.slice(out.indexOf('=== act 1/4'), out.indexOf('=== act 2/4'));
+    expect(act1).toMatch(/mlx5_\d+ \(odp\): map type BUS_ADDR/);
+    expect(act1).toContain('nents 1, orig_nents 0, 2M for DMA, no struct pages (P2P memory)');
+    expect(act1).toContain('[0] dma 0x4020000000 len 2M page none');
+    expect(act1).toContain('IBV_WC_SUCCESS');
+    expect(act1).toContain('dma nic0 write 65536 bytes to 0x4020001000: OK, 65536 done');
+    expect(act1).toContain('65536 bytes match random seed 2021');
+    expect(act1).not.toContain('IOMMU mapping');
+    expect(act1).toContain('act 1: OK');
+  });
+
+  it('act 2: THRU_HOST_BRIDGE with the IOMMU on; IOVAs from dma_map_resource, the page table shows them', async () => {
+    const { out } = await cli(['run']);
+    const act2 = out.slice(out.indexOf('=== act 2/4'), out.indexOf('=== act 3/4'));
+    expect(act2).toContain('map type THRU_HOST_BRIDGE');
+    expect(act2).toMatch(/\[0\] dma 0xffe00000 len 2M page none/);
+    expect(act2).toContain('nic1 IOMMU mapping of 0xffe00000:');
+    expect(act2).toMatch(/leaf R W PS 2M page at 0x4020000000/);
+    expect(act2).toContain('dma nic1 write 131072 bytes to 0xffe10000: OK, 131072 done');
+    expect(act2).toContain('131072 bytes match counter');
+    expect(act2).toMatch(/dmar0: IOTLB \d+ translations, \d+ hits, \d+ misses/);
+  });
+
+  it('acts 3 and 4: refused across a non-whitelisted host bridge, as 6.x and the latest kernel refuse it', async () => {
+    const r = await cli(['run', '--json']);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.out) as { acts: JsonAct[] };
+    const outcomes = (a: JsonAct) => a.steps.filter((s) => s.op !== 'note').map((s) => `${s.op}:${s.outcome}`);
+    expect(outcomes(rep.acts[2]!)).toEqual([
+      'alloc:ok', 'map:ok', 'export:ok', 'register:EPERM', 'attach:EPERM', 'attach:ok', 'mapAttachment:EPERM',
+      'detach:ok', 'mmap:EINVAL', 'unmap:EINVAL', 'close:ok', 'unmap:ok',
+    ]);
+    expect(outcomes(rep.acts[3]!)).toEqual([
+      'alloc:ok', 'map:ok', 'export:ok', 'register:EPERM', 'attach:ok', 'mapAttachment:EPERM', 'detach:ok', 'close:ok', 'unmap:ok',
+    ]);
+    const act3 = rep.acts[2]!.steps;
+    expect(act3.find((s) => s.op === 'mmap')!.message).toContain('[DB-18]');
+    expect(act3.find((s) => s.op === 'unmap' && s.outcome === 'EINVAL')!.message).toContain('memory is exported [HL-07]');
+    expect(act3.find((s) => s.op === 'mapAttachment')!.message).toContain('[HL-11]');
+    for (const a of rep.acts) expect(a.ok).toBe(true);
+  });
+
+  it('writes a Chrome trace with the steps, the dma-buf events and the DMA transfers', async () => {
+    const r = await cli(['run', '--trace', 'seed-trace.json']);
+    expect(r.code).toBe(0);
+    const trace = JSON.parse(r.written.get('seed-trace.json')!) as { traceEvents: { ph: string; name: string; cat: string; pid: number; ts: number }[] };
+    const ev = trace.traceEvents;
+    expect(new Set(ev.filter((e) => e.ph === 'M' && e.name === 'process_name').map((e) => e.pid))).toEqual(new Set([1, 2, 3, 4]));
+    expect(ev.filter((e) => e.cat === 'dma').length).toBeGreaterThan(0);
+    expect(ev.some((e) => e.cat === 'dma-buf' && /attach/.test(e.name))).toBe(true);
+    expect(ev.some((e) => e.cat === 'dma-buf' && /map/.test(e.name))).toBe(true);
+    for (const pid of [1, 2, 3, 4]) {
+      const ts = ev.filter((e) => e.pid === pid && e.ph !== 'M').map((e) => e.ts);
+      expect(ts).toEqual([...ts].sort((a, b) => a - b));
+    }
+  });
+});
