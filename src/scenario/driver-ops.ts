@@ -8,6 +8,8 @@ import { SimError } from '../../bindings/errors.js';
 import type { Machine } from '../machine/machine.js';
 import type { IommuDomain } from '../iommu/iommu.js';
 import { HabanaDevice } from '../drivers/accel/index.js';
+import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } from '../drivers/gpu/index.js';
+import { VfioPciDevice } from '../drivers/vfio/index.js';
 import { importerDevice } from '../drivers/device.js';
 import {
   RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
@@ -55,6 +57,27 @@ class ActDrivers {
     return a;
   }
 
+  private readonly _gpus = new Map<string, AmdgpuDevice>();
+  private readonly _vfio = new Map<string, VfioPciDevice>();
+
+  gpu(name: string): AmdgpuDevice {
+    let g = this._gpus.get(name);
+    if (!g) {
+      g = AmdgpuDevice.create(this.machine, { pci: name });
+      this._gpus.set(name, g);
+    }
+    return g;
+  }
+
+  vfio(name: string): VfioPciDevice {
+    let v = this._vfio.get(name);
+    if (!v) {
+      v = VfioPciDevice.create(this.machine, name);
+      this._vfio.set(name, v);
+    }
+    return v;
+  }
+
   /** The RDMA device of NIC `name`; its kind is fixed by the first use. */
   nic(name: string, kind: RdmaNicKind = 'odp'): Nic {
     let n = this._nics.get(name);
@@ -73,6 +96,8 @@ class ActDrivers {
   qp(from: string, to: string): IbvQp {
     const key = `${from}>${to}`;
     let q = this._qps.get(key);
+    // A QP that took an error stays in ERR (later work requests flush): connect a new pair.
+    if (q && q.state === 'ERR') q = undefined;
     if (!q) {
       const a = this.nic(from);
       const b = this.nic(to);
@@ -84,6 +109,10 @@ class ActDrivers {
       q = qa;
     }
     return q;
+  }
+
+  nicList(): Nic[] {
+    return [...this._nics.values()];
   }
 
   peerQp(from: string, to: string): IbvQp {
@@ -154,7 +183,17 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
 
   r.registerOp('export', (step, ctx) => {
     const d = drivers(ctx);
-    const o = ctx.objects.get<AccelBuffer | AccelVa>(step.args.buffer);
+    const any = ctx.objects.get<AccelBuffer | AccelVa | AmdgpuBo>(step.args.buffer);
+    if (!('kind' in any)) {
+      const bo = any as AmdgpuBo;
+      const fd = d.gpu(bo.device.pci.name).exportFd(d.proc, bo);
+      const buf = d.proc.dmaBufGet(fd);
+      ctx.nameBuffer(buf.id, bo.device.pci.name);
+      ctx.state.set(`exporter:${buf.id}`, bo.device.pci.name);
+      buf.put();
+      return { value: fd, summary: `amdgpu_gem_prime_export BO ${bo.id} (${bo.domain}) -> fd ${fd} (dma-buf ${buf.id}, dynamic exporter)`, result: { fd } };
+    }
+    const o = any as AccelBuffer | AccelVa;
     const { fd } = d.accel(o.dev.pci.name);
     const flags = (step.args.flags ?? ['O_RDWR', 'O_CLOEXEC']).reduce((f, n) => f | OPEN[n]!, 0);
     // Gaudi2 exports by device VA (HL-06); a bare handle is passed as the address, as the
@@ -216,9 +255,14 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
   });
 
   r.registerOp('readBack', (step, ctx) => {
-    const o = ctx.objects.get<AccelBuffer | AccelVa>(step.args.buffer);
+    const any = ctx.objects.get<AccelBuffer | AccelVa | AmdgpuBo>(step.args.buffer);
     const off = step.args.offset ?? 0n;
     const n = Number(step.args.length);
+    if (!('kind' in any)) {
+      const bo = any as AmdgpuBo;
+      return { bytes: bo.read(Number(off), n), summary: `read ${n} bytes of BO ${bo.id} (now in ${bo.domain}) with the GPU's DMA engine` };
+    }
+    const o = any as AccelBuffer | AccelVa;
     if (o.kind === 'accel-va') return { bytes: o.dev.vaRead(o.va + off, n), summary: `read ${n} bytes of HBM at device VA ${hex(o.va + off)}` };
     if (o.kind === 'accel-buffer') {
       const pack = o.dev.pack(Number(o.handle))!;
@@ -260,6 +304,59 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     const fd = ctx.objects.get<number>(step.args.fd, 'fd');
     drivers(ctx).proc.close(fd);
     return { summary: `close(${fd})` };
+  });
+
+  r.registerOp('gpuAlloc', (step, ctx) => {
+    const gpu = drivers(ctx).gpu(step.args.device);
+    const bo = gpu.createBo({ size: Number(step.args.size), domain: step.args.domain, flags: AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED });
+    return { value: bo, summary: `${step.args.device}: BO ${bo.id}, ${hex(step.args.size)} bytes in ${bo.domain}`, result: { domain: bo.domain } };
+  });
+
+  r.registerOp('pressure', (step, ctx) => {
+    const d = drivers(ctx);
+    const nics = d.nicList();
+    const before = nics.map((n) => n.dev.stats.invalidations);
+    const moved = d.gpu(step.args.device).memoryPressure(step.args.bytes !== undefined ? { bytes: step.args.bytes } : {});
+    for (const bo of moved) ctx.report.log(`BO ${bo.id} evicted to ${bo.domain}; the move is fenced (KERNEL usage) in its reservation`);
+    nics.forEach((n, i) => {
+      const inv = n.dev.stats.invalidations - before[i]!;
+      if (inv > 0) ctx.report.log(`${n.dev.name}: move_notify -> ${inv} MR${inv > 1 ? 's' : ''} invalidated (translation zapped, pages unmapped)`);
+    });
+    return { summary: `${moved.length} buffer${moved.length === 1 ? '' : 's'} evicted`, result: { evicted: moved.length } };
+  });
+
+  r.registerOp('vfioExport', (step, ctx) => {
+    const d = drivers(ctx);
+    const fd = d.vfio(step.args.device).exportDmabuf(d.proc, {
+      regionIndex: step.args.bar ?? 0, dmaRanges: [{ offset: step.args.offset ?? 0n, length: step.args.length }],
+    });
+    const buf = d.proc.dmaBufGet(fd);
+    ctx.nameBuffer(buf.id, step.args.device);
+    ctx.state.set(`exporter:${buf.id}`, step.args.device);
+    buf.put();
+    return { value: fd, summary: `vfio-pci ${step.args.device}: BAR${step.args.bar ?? 0} +${hex(step.args.offset ?? 0n)} ${hex(step.args.length)} bytes -> fd ${fd}`, result: { fd } };
+  });
+
+  const revocation = (verb: 'reset' | 'restore') => (step: { args: { device: string } }, ctx: StepContext) => {
+    const d = drivers(ctx);
+    const nics = d.nicList();
+    const before = nics.map((n) => n.dev.stats.invalidations);
+    const v = d.vfio(step.args.device);
+    if (verb === 'reset') v.reset(); else v.restore();
+    nics.forEach((n, i) => {
+      const inv = n.dev.stats.invalidations - before[i]!;
+      if (inv > 0) ctx.report.log(`${n.dev.name}: move_notify -> ${inv} MR${inv > 1 ? 's' : ''} invalidated`);
+    });
+    return { summary: verb === 'reset' ? `VFIO_DEVICE_RESET ${step.args.device}: dma-bufs revoked` : `${step.args.device} restored: dma-bufs usable again` };
+  };
+  r.registerOp('reset', revocation('reset'));
+  r.registerOp('restore', revocation('restore'));
+
+  r.registerOp('readBar', (step, ctx) => {
+    const bar = ctx.device(step.args.device).bar(step.args.bar ?? 0);
+    if (!bar) throw new SimError('EINVAL', 'readBar', `${step.args.device} has no BAR${step.args.bar ?? 0}`);
+    const at = bar.cpuAddress + (step.args.offset ?? 0n);
+    return { bytes: ctx.machine.sim.memory.read(at, Number(step.args.length)), summary: `read ${step.args.length} bytes of ${step.args.device} BAR${bar.index} at ${hex(at)}` };
   });
 
   r.registerOp('attach', (step, ctx) => {

@@ -176,6 +176,49 @@ export const OP_SPECS: Record<string, OpSpec> = {
     doc: 'undo a map (device VA), an mmap, or a register (ibv_dereg_mr)',
     fields: { target: { kind: ref('va', 'mmap', 'mr'), required: true, doc: 'what to undo' } },
   },
+  gpuAlloc: {
+    doc: 'create a GPU buffer object (amdgpu-like) in VRAM or GTT',
+    produces: 'buffer',
+    fields: {
+      device: { kind: DEVICE, required: true, doc: 'the GPU' },
+      size: { kind: SIZE, required: true, doc: 'bytes' },
+      domain: { kind: { type: 'enum', values: ['VRAM', 'GTT'] }, required: true, doc: 'where it starts' },
+    },
+  },
+  pressure: {
+    doc: 'GPU memory pressure: evict unpinned VRAM buffers to GTT (move_notify to every importer)',
+    fields: {
+      device: { kind: DEVICE, required: true, doc: 'the GPU' },
+      bytes: { kind: SIZE, doc: 'stop after this much (default: everything evictable)' },
+    },
+  },
+  vfioExport: {
+    doc: 'export a range of a vfio-pci device BAR as a dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF): an fd',
+    produces: 'fd',
+    fields: {
+      device: { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' },
+      bar: { kind: { type: 'int', min: 0, max: 5 }, doc: 'BAR index (default 0)' },
+      offset: { kind: SIZE, doc: 'offset in the BAR (default 0)' },
+      length: { kind: SIZE, required: true, doc: 'bytes' },
+    },
+  },
+  reset: {
+    doc: 'reset a vfio-pci device: its dma-bufs are revoked (move_notify) until restore',
+    fields: { device: { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' } },
+  },
+  restore: {
+    doc: 'restore a vfio-pci device (memory decode on, D0): its dma-bufs are usable again',
+    fields: { device: { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' } },
+  },
+  readBar: {
+    doc: 'read BAR memory of a device (what the device holds there)',
+    fields: {
+      device: { kind: DEVICE, required: true, doc: 'the device' },
+      bar: { kind: { type: 'int', min: 0, max: 5 }, doc: 'BAR index (default 0)' },
+      offset: { kind: SIZE, doc: 'offset in the BAR (default 0)' },
+      length: { kind: SIZE, required: true, doc: 'bytes' },
+    },
+  },
   attach: {
     doc: 'a kernel importer attaches to a dma-buf: static (dma_buf_attach) or dynamic with allow_peer2peer',
     produces: 'attachment',
@@ -224,6 +267,12 @@ export interface OpArgs {
   mmap: { fd: string; offset?: bigint; length?: bigint; prot?: string[] };
   unmap: { target: string };
   close: { fd: string };
+  gpuAlloc: { device: string; size: bigint; domain: 'VRAM' | 'GTT' };
+  pressure: { device: string; bytes?: bigint };
+  vfioExport: { device: string; bar?: number; offset?: bigint; length: bigint };
+  reset: { device: string };
+  restore: { device: string };
+  readBar: { device: string; bar?: number; offset?: bigint; length: bigint };
   attach: { importer: string; fd: string; dynamic?: boolean };
   mapAttachment: { attachment: string };
   detach: { attachment: string };

@@ -63,7 +63,7 @@ describe('dmabuf-sim topo', () => {
       code: 2, err: 't.json:1:47: hostBridges[0].segment: cannot read "x" as an integer (e.g. 4096 or "0x1000")\n',
     });
     expect(await cli(['topo', 'nowhere.json'])).toMatchObject({ code: 2, err: 'nowhere.json: cannot read the file: no such file\n' });
-    expect(await cli(['topo', 'builtin:big'])).toMatchObject({ code: 2, err: "builtin:big: no built-in topology 'big' (built-in: seed)\n" });
+    expect(await cli(['topo', 'builtin:big'])).toMatchObject({ code: 2, err: "builtin:big: no built-in topology 'big' (built-in: seed, seed-vfio)\n" });
     expect((await cli(['topo', 'a.json', 'b.json'])).code).toBe(2);
     expect((await cli(['topo', '--trace', 'x'])).err).toMatch(/^dmabuf-sim topo: unknown option '--trace'/);
   });

@@ -54,7 +54,7 @@ describe('scenario validation', () => {
       `test/scenario/fixtures/bad-fields.yaml:4:5: steps[0]: op 'alloc' needs 'size' (bytes ("2M"))`,
       'test/scenario/fixtures/bad-fields.yaml:10:13: steps[1].length: expected a size (e.g. 4096, "0x1000", "2M"), got boolean true',
       "test/scenario/fixtures/bad-fields.yaml:13:10: steps[2].nic: unknown device 'nic9' (devices: gaudi0, nic0, nic1, gpu0, nic2); did you mean 'nic0'?",
-      "test/scenario/fixtures/bad-fields.yaml:16:9: steps[3].op: unknown op 'alocc' (ops: note, alloc, free, map, export, register, post, readBack, mmap, unmap, attach, mapAttachment, detach, close); did you mean 'alloc'?",
+      "test/scenario/fixtures/bad-fields.yaml:16:9: steps[3].op: unknown op 'alocc' (ops: note, alloc, free, map, export, register, post, readBack, mmap, unmap, gpuAlloc, pressure, vfioExport, reset, restore, readBar, attach, mapAttachment, detach, close); did you mean 'alloc'?",
       "test/scenario/fixtures/bad-fields.yaml:19:9: steps[4].fd: unknown fd 'fd7' (fds: fd0); did you mean 'fd0'?",
     ]);
     expect(err!.diagnostics[3]).toEqual({ file: 'test/scenario/fixtures/bad-fields.yaml', line: 13, col: 10, path: 'steps[2].nic', message: "unknown device 'nic9' (devices: gaudi0, nic0, nic1, gpu0, nic2); did you mean 'nic0'?" });
@@ -151,7 +151,7 @@ describe('scenario validation', () => {
     expect(errors('name: x\ntopology: nowhere.json\nsteps: []\n', `${FIX}/s.yaml`)).toEqual([
       `${FIX}/s.yaml:2:11: topology: cannot read topology file 'nowhere.json': no such file`,
     ]);
-    expect(errors('name: x\ntopology: builtin:nope\nsteps: []\n')).toEqual(["s.yaml:2:11: topology: no built-in topology 'nope' (built-in: seed)"]);
+    expect(errors('name: x\ntopology: builtin:nope\nsteps: []\n')).toEqual(["s.yaml:2:11: topology: no built-in topology 'nope' (built-in: seed, seed-vfio)"]);
     const viaFile = parseScenario('name: x\ntopology: ../../pci/fixtures/two-switches.json\nsteps:\n  - { op: alloc, device: fpga0, size: 4K }\n', `${FIX}/s.yaml`, { readText: read });
     expect(viaFile.acts[0]!.topologySource).toBe(`${FIX}/../../pci/fixtures/two-switches.json`);
   });

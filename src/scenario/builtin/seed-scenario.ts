@@ -85,4 +85,46 @@ acts:
       - { op: detach, attachment: dyn }
       - { op: close, fd: fd }
       - { op: unmap, target: va }
+
+  - title: an on-demand MR on a GPU buffer that memory pressure moves (move_notify)
+    iommu: { family: vtd, strict: true }
+    steps:
+      - op: note
+        text: amdgpu is a dynamic exporter; gpu0 and nic0 are P2P through the whitelisted host bridge, so the buffer stays in VRAM
+      - { op: gpuAlloc, device: gpu0, size: 256K, domain: VRAM, as: bo }
+      - { op: export, buffer: bo, as: fd }
+      - { op: register, nic: nic0, fd: fd, length: 256K, access: [LOCAL_WRITE, REMOTE_WRITE, REMOTE_READ], as: mr }
+      - { op: post, verb: WRITE, from: nic1, to: nic0, mr: mr, length: 128K, pattern: { random: 4 } }
+      - op: note
+        text: memory pressure evicts the buffer to GTT; the exporter calls move_notify under the reservation lock
+      - { op: pressure, device: gpu0 }
+      - op: note
+        text: the next RDMA access page-faults the MR, which maps it again, now onto GTT pages
+      - { op: post, verb: WRITE, from: nic1, to: nic0, mr: mr, offset: 128K, length: 128K, pattern: { random: 5 } }
+      - { op: readBack, buffer: bo, length: 128K, expect: { bytes: { random: 4 } } }
+      - { op: readBack, buffer: bo, offset: 128K, length: 128K, expect: { bytes: { random: 5 } } }
+      - { op: post, verb: READ, from: nic1, to: nic0, mr: mr, length: 4K, expect: { bytes: { random: 4 } } }
+      - { op: unmap, target: mr }
+      - { op: close, fd: fd }
+
+  - title: a vfio-pci BAR exported to a NIC, revoked by a device reset
+    topology: builtin:seed-vfio
+    iommu: { family: vtd, strict: true }
+    steps:
+      - { op: vfioExport, device: fpga0, offset: 1M, length: 16K, as: fd }
+      - { op: register, nic: nic0, fd: fd, length: 16K, access: [LOCAL_WRITE, REMOTE_WRITE, REMOTE_READ], as: mr }
+      - { op: post, verb: WRITE, from: nic1, to: nic0, mr: mr, length: 16K, pattern: counter }
+      - { op: readBar, device: fpga0, offset: 1M, length: 16K, expect: { bytes: counter } }
+      - op: note
+        text: a reset revokes the dma-buf; move_notify invalidates the MR, and its next page fault cannot map it
+      - { op: reset, device: fpga0 }
+      - { op: post, verb: WRITE, from: nic1, to: nic0, mr: mr, length: 4K, pattern: 0xee, expect: { result: { status: REM_ACCESS_ERR } } }
+      - { op: register, nic: nic0, fd: fd, length: 16K, expect: { errno: ENODEV } }
+      - { op: readBar, device: fpga0, offset: 1M, length: 16K, expect: { bytes: counter } }
+      - { op: restore, device: fpga0 }
+      - { op: register, nic: nic0, fd: fd, length: 16K, access: [LOCAL_WRITE, REMOTE_WRITE, REMOTE_READ], as: mr2 }
+      - { op: post, verb: READ, from: nic1, to: nic0, mr: mr2, length: 16K, expect: { bytes: counter } }
+      - { op: unmap, target: mr2 }
+      - { op: unmap, target: mr }
+      - { op: close, fd: fd }
 `;

@@ -72,3 +72,18 @@ export const SEED_TOPOLOGY: TopologyDescription = {
     { name: 'nic2', parent: 'rp3', vendor: '0x15b3', device: '0x101d', driver: 'mlx5_core', bars: [{ size: '32M', prefetchable: true }] },
   ],
 };
+
+/**
+ * The seed machine with one more device under the switch: an FPGA card bound to vfio-pci
+ * (fpga0, 10ee:9038, BAR0 256M), the revocable exporter of the 2025+ kernels.
+ */
+export const SEED_VFIO_TOPOLOGY: TopologyDescription = {
+  ...SEED_TOPOLOGY,
+  switches: SEED_TOPOLOGY.switches!.map((sw) => sw.name !== 'sw0' ? sw : {
+    ...sw, downstream: [...(sw.downstream as object[]), { name: 'sw0.dp2', acs: ['SV', 'UF'] }],
+  }) as TopologyDescription['switches'],
+  endpoints: [
+    ...SEED_TOPOLOGY.endpoints!,
+    { name: 'fpga0', parent: 'sw0.dp2', vendor: '0x10ee', device: '0x9038', driver: 'vfio-pci', bars: [{ size: '256M', prefetchable: true }] },
+  ],
+};
