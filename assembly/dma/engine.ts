@@ -10,6 +10,7 @@ import {
 } from '../abi';
 import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePtr } from '../mem/phys';
+import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
@@ -68,26 +69,38 @@ let dstLeaf: usize = 0;
   return (<u64>r << 32) | ((pa - load<u64>(r + REGION_BASE)) >> 22);
 }
 
-/** readPtr with the source leaf cached. */
-@inline function srcPtr(r: usize, pa: u64): usize {
+/** The radix leaf of source page `pa` (0 when nothing there was ever written), cached. */
+@inline function srcLeafOf(r: usize, pa: u64): usize {
   const key = leafKey(r, pa);
   if (key != srcKey || srcLeaf == 0) {
     srcLeaf = leafNode(r, <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT), false);
     srcKey = key;
   }
-  if (srcLeaf == 0) return gZeroPage + <usize>(pa & (PAGE_SIZE - 1));
-  const chunk = <usize>load<u32>(srcLeaf + <usize>(((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT) & 1023) * 4);
-  return (chunk == 0 ? gZeroPage : chunk) + <usize>(pa & (PAGE_SIZE - 1));
+  return srcLeaf;
 }
 
-/** writePtr with the destination leaf cached. 0 on ENOMEM. */
-@inline function dstPtr(r: usize, pa: u64): usize {
+/** The radix leaf of destination page `pa`, made if needed and cached; 0 on ENOMEM. */
+@inline function dstLeafOf(r: usize, pa: u64): usize {
   const key = leafKey(r, pa);
   if (key != dstKey || dstLeaf == 0) {
     dstLeaf = leafNode(r, <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT), true);
     dstKey = key;
   }
-  return dstLeaf == 0 ? 0 : writePtr(r, pa, dstLeaf);
+  return dstLeaf;
+}
+
+/** readPtr with the source leaf cached. */
+@inline function srcPtr(r: usize, pa: u64): usize {
+  const leaf = srcLeafOf(r, pa);
+  if (leaf == 0) return gZeroPage + <usize>(pa & (PAGE_SIZE - 1));
+  const chunk = <usize>load<u32>(leaf + <usize>(((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT) & 1023) * 4);
+  return (chunk == 0 ? gZeroPage : chunk) + <usize>(pa & (PAGE_SIZE - 1));
+}
+
+/** writePtr with the destination leaf cached. 0 on ENOMEM. */
+@inline function dstPtr(r: usize, pa: u64): usize {
+  const leaf = dstLeafOf(r, pa);
+  return leaf == 0 ? 0 : writePtr(r, pa, leaf);
 }
 
 // A copy not yet issued: consecutive pieces whose backing is adjacent on both sides become one
@@ -111,6 +124,41 @@ function flushCopy(): void {
   pendLen = 0;
 }
 
+// Set when alignedPages stopped because a destination page could not be backed.
+let alignedNoMem = false;
+
+/**
+ * Queues the copy of the whole pages of [s0, s0 + m) to [d0, ...), both page-aligned and inside
+ * regions sr and dr, with the radix leaves in hand. Returns the bytes queued (whole pages); on a
+ * page that cannot be backed it stops there and sets alignedNoMem.
+ */
+function alignedPages(sr: usize, s0: u64, dr: usize, d0: u64, m: u64): u64 {
+  const pages = <u32>(m >> PAGE_SHIFT);
+  let sp = <u32>((s0 - load<u64>(sr + REGION_BASE)) >> PAGE_SHIFT);
+  let dp = <u32>((d0 - load<u64>(dr + REGION_BASE)) >> PAGE_SHIFT);
+  let sLeaf = srcLeafOf(sr, s0);
+  let dLeaf = dstLeafOf(dr, d0);
+  alignedNoMem = false;
+  for (let i: u32 = 0; i < pages; i++, sp++, dp++) {
+    const off = <u64>i << PAGE_SHIFT;
+    if (i != 0 && (sp & 1023) == 0) sLeaf = srcLeafOf(sr, s0 + off);
+    if (i != 0 && (dp & 1023) == 0) dLeaf = dstLeafOf(dr, d0 + off);
+    let dc: usize = 0;
+    if (dLeaf != 0) {
+      const slot = dLeaf + (<usize>(dp & 1023) << 2);
+      dc = <usize>load<u32>(slot);
+      if (dc == 0) {
+        dc = allocChunk();
+        if (dc != 0) store<u32>(slot, <u32>dc);
+      }
+    }
+    if (dc == 0) { alignedNoMem = true; return off; }
+    const sc: usize = sLeaf == 0 ? 0 : <usize>load<u32>(sLeaf + (<usize>(sp & 1023) << 2));
+    queueCopy(dc, sc == 0 ? gZeroPage : sc, PAGE_SIZE);
+  }
+  return <u64>pages << PAGE_SHIFT;
+}
+
 /**
  * Copies n bytes from physical spa to physical dpa (queued: see queueCopy).
  * Returns OK, EIO (an address no region decodes) or ENOMEM (no arena to back a written page).
@@ -126,7 +174,12 @@ function physCopy(spa: u64, dpa: u64, n: u64): i32 {
     const m = min3(n - moved, regionRemaining(sr, s0), regionRemaining(dr, d0));
     let k: u64 = 0;
     let st = OK;
-    while (k < m) {
+    // Both sides page-aligned (the usual case): whole pages, one slot load per side.
+    if (((s0 | d0) & (PAGE_SIZE - 1)) == 0) {
+      k = alignedPages(sr, s0, dr, d0, m);
+      if (alignedNoMem) st = ENOMEM;
+    }
+    while (st == OK && k < m) {
       const s = s0 + k;
       const d = d0 + k;
       const step = min3(m - k, PAGE_SIZE - (s & (PAGE_SIZE - 1)), PAGE_SIZE - (d & (PAGE_SIZE - 1)));
