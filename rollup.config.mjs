@@ -3,6 +3,7 @@
 //   dist/browser.js  the same API for pages ("." under the "browser" condition), release core inlined
 //   dist/core.js     dmabuf-sim/core: raw core + ABI constants, release core inlined (Node and pages)
 //   dist/embed.js    dmabuf-sim/embed: the API on a host's memory, embed cores inlined (Node and pages)
+//   dist/web/        the demo page (npm run web): src/web/index.html and app.js, release core inlined
 // Each bundle replaces bindings/core-source.ts (the loader seam) with one of bindings/sources/*.
 // Types come from tsc (tsconfig.build.json: dist/src/*.d.ts). TypeScript is transpiled by esbuild.
 import { existsSync, readFileSync } from 'node:fs';
@@ -37,6 +38,14 @@ function coreSource(variant) {
     },
   };
 }
+
+/** Copies the demo page's HTML beside its script. */
+const webHtml = {
+  name: 'web-html',
+  generateBundle() {
+    this.emitFile({ type: 'asset', fileName: 'index.html', source: readFileSync(here('./src/web/index.html')) });
+  },
+};
 
 /** Copies the Wasm builds beside the Node entry. */
 const wasmBeside = {
@@ -80,6 +89,12 @@ export default [
     input: 'src/embed-entry.ts',
     output: output('dist/embed.js'),
     plugins: [coreSource('inline-embed'), tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts()],
+    onwarn,
+  },
+  {
+    input: 'src/web/app.ts',
+    output: { dir: 'dist/web', entryFileNames: 'app.js', format: 'es', sourcemap: true, inlineDynamicImports: true },
+    plugins: [coreSource('inline-release'), tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts(), webHtml],
     onwarn,
   },
 ];

@@ -22,6 +22,9 @@ const browser = (name: string) => ({
         '--disable-component-update', '--disable-sync', '--no-first-run',
       ], // playwright gives each launch a fresh temporary profile (it refuses --user-data-dir)
     },
+    // Room for a whole page at scale 1: test/browser/web.spec.ts screenshots the demo page at
+    // 1400px wide (the test iframe is scaled down when it does not fit this window).
+    contextOptions: { viewport: { width: 1440, height: 3000 } },
   }),
 });
 

@@ -14,6 +14,7 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 function calibrate(m: Method, minMs: number): number {
   let reps = 1;
   for (;;) {
+    if (reps > 2 ** 40) throw new Error(`benchmark method '${m.name}' does no measurable work`);
     const t0 = now();
     m.run(reps);
     const dt = now() - t0;

@@ -15,6 +15,11 @@ let windowCount: u32 = 0;
 export let rOut: u64 = 0;
 export let rEnd: u64 = 0;
 
+/** Whether any peer route exists (run extension then stops at each translation, to keep them exact). */
+@inline export function routesActive(): bool {
+  return windowCount != 0;
+}
+
 /** Whether `rid`'s access to bus address `bus` is routed to a peer; sets rOut/rEnd. */
 @inline export function route(rid: u32, bus: u64): bool {
   if (windowCount == 0) return false;

@@ -182,7 +182,8 @@ function fabricOf(m: Machine): Fabric {
   return f;
 }
 
-const deviceCounts: Record<RdmaNicKind, number> = { pinned: 0, odp: 0 };
+/** ib_device names (mlx5_0, efa_0, ...) are numbered per machine, as per host. */
+const deviceCounts = new WeakMap<Machine, Record<RdmaNicKind, number>>();
 
 /** An ib_device on a PCI function. */
 export class RdmaDevice {
@@ -212,7 +213,9 @@ export class RdmaDevice {
     }
     this.fn = typeof fn === 'string' ? machine.pci(fn) : fn;
     this.kind = opts.kind;
-    this.name = opts.name ?? `${opts.kind === 'odp' ? 'mlx5' : 'efa'}_${deviceCounts[opts.kind]++}`;
+    let counts = deviceCounts.get(machine);
+    if (!counts) deviceCounts.set(machine, counts = { odp: 0, pinned: 0 });
+    this.name = opts.name ?? `${opts.kind === 'odp' ? 'mlx5' : 'efa'}_${counts[opts.kind]++}`;
     this.dma = opts.dma ?? machine.dmaDevice(this.fn);
     this.rid = machine.rid(this.fn);
     this.importer = importerDevice(machine, this.fn, this.dma);

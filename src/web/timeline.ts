@@ -1,0 +1,128 @@
+/**
+ * The steps of an act as a timeline: op, arguments, outcome (errnos in red with the kernel's
+ * message, expected ones marked), and under each step what happened during it: DMA-BUF events
+ * (attach, map, unmap, move_notify, ...) and DMA transfers and IOMMU faults from the trace, the
+ * step's log lines, its sg_table and IOMMU walk sections.
+ */
+import type { ActReport, ReportSection, StepRecord } from '../scenario/index.js';
+import { formatArg } from '../scenario/index.js';
+import type { TraceEvent, TraceFile } from '../trace/index.js';
+import { h, hex, toBigInt } from './dom.js';
+
+/** dma-buf reference counting and fd bookkeeping: in the trace, too fine-grained for the timeline. */
+const QUIET = new Set(['get', 'put', 'fd']);
+
+/** Trace events per step (by the step's path), for one act (pid = act number). */
+export function eventsByStep(trace: TraceFile, act: number): Map<string, { ev: TraceEvent; thread: string }[]> {
+  const pid = act + 1;
+  const threads = new Map<number, string>();
+  for (const e of trace.traceEvents) if (e.pid === pid && e.ph === 'M' && e.name === 'thread_name') threads.set(e.tid, String(e.args['name']));
+  const out = new Map<string, { ev: TraceEvent; thread: string }[]>();
+  let current: string | null = null;
+  for (const e of trace.traceEvents) {
+    if (e.pid !== pid || e.ph === 'M' || e.ph === 'C') continue;
+    if (e.cat === 'step') {
+      current = e.ph === 'B' ? String(e.args['path']) : null;
+      continue;
+    }
+    if (!current || QUIET.has(e.name)) continue;
+    const list = out.get(current) ?? [];
+    list.push({ ev: e, thread: threads.get(e.tid) ?? `tid ${e.tid}` });
+    out.set(current, list);
+  }
+  return out;
+}
+
+function argText(s: StepRecord): string {
+  return Object.entries(s.args).map(([k, v]) => `${k}=${formatArg(v)}`).join(' ');
+}
+
+function eventChip({ ev, thread }: { ev: TraceEvent; thread: string }): HTMLElement {
+  const a = ev.args;
+  if (ev.cat === 'dma') {
+    const where = a['dst'] ? `to ${String(a['dst'])}` : a['src'] ? `from ${String(a['src'])}` : '';
+    const ok = a['result'] === 'OK';
+    return h('li', { class: `ev ev-dma${ok ? '' : ' bad'}`, 'data-event': ev.name },
+      h('span', { class: 'tag' }, 'DMA'), ` ${thread} ${ev.name.replace(/^dma /, '')} ${Number(toBigInt(a['bytes']) ?? 0n)} B ${where}: ${String(a['result'])}`);
+  }
+  if (ev.cat === 'iommu') {
+    return h('li', { class: 'ev ev-fault bad', 'data-event': 'fault' },
+      h('span', { class: 'tag' }, 'FAULT'), ` ${thread} ${String(a['access'])} iova ${String(a['iova'])}: ${String(a['reason'])} (${String(a['unit'])})`);
+  }
+  if (ev.cat === 'warn') return h('li', { class: 'ev ev-warn bad', 'data-event': 'warn' }, h('span', { class: 'tag' }, 'WARN'), ` ${ev.name}`);
+  const detail = Object.entries(a).filter(([k]) => !['seq', 'dmaBuf', 'attachment', 'cached', 'dir'].includes(k)).map(([k, v]) => `${k} ${String(v)}`).join(', ');
+  const cls = ev.name === 'move_notify' ? 'ev-move' : ev.name === 'map' || ev.name === 'unmap' ? 'ev-map' : 'ev-dmabuf';
+  return h('li', { class: `ev ${cls}`, 'data-event': ev.name },
+    h('span', { class: 'tag' }, ev.name), ` ${thread} dma-buf ${String(a['dmaBuf'] ?? '')}${a['attachment'] !== undefined ? ` att ${String(a['attachment'])}` : ''}${detail ? `: ${detail}` : ''}`);
+}
+
+export type OnPickIova = (step: StepRecord, device: string, iova: bigint) => void;
+
+function section(sec: ReportSection, step: StepRecord, onPick: OnPickIova): HTMLElement {
+  const data = sec.data as Record<string, unknown> | undefined;
+  const sg = /^sg_table for (\S+)/.exec(sec.title);
+  if (sg && data && Array.isArray(data['entries'])) {
+    const device = sg[1]!;
+    const entries = data['entries'] as { index: number; dmaAddress: unknown; length: unknown; page: unknown; dma: boolean }[];
+    return h('div', { class: 'sec sgt', 'data-sgt': device },
+      h('div', { class: 'sec-title' }, sec.title, h('span', { class: 'muted' }, ` — ${sec.lines[0] ?? ''}`)),
+      h('table', { class: 'sgt-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'dma_address'), h('th', {}, 'length'), h('th', {}, 'page'), h('th', {}, ''))),
+        h('tbody', {}, entries.map((e) => {
+          const addr = toBigInt(e.dmaAddress);
+          const len = toBigInt(e.length);
+          return h('tr', { class: e.dma ? '' : 'muted' },
+            h('td', {}, e.index),
+            h('td', { class: 'mono' }, addr === null ? String(e.dmaAddress) : hex(addr)),
+            h('td', {}, len === null ? String(e.length) : formatArg(len)),
+            h('td', {}, e.page === null ? 'none' : `pfn ${hex(toBigInt(e.page) ?? 0n)}`),
+            h('td', {}, addr !== null && e.dma ? h('button', { class: 'link', type: 'button', 'data-walk-iova': hex(addr), onclick: () => onPick(step, device, addr) }, 'walk') : ''),
+          );
+        })),
+      ),
+    );
+  }
+  return h('div', { class: 'sec' }, h('div', { class: 'sec-title' }, sec.title), h('pre', {}, sec.lines.join('\n')));
+}
+
+function outcomeBadge(s: StepRecord): HTMLElement {
+  if (s.status === 'skipped') return h('span', { class: 'badge skip' }, 'skipped');
+  if (s.status === 'failed') return h('span', { class: 'badge fail' }, s.outcome === 'ok' ? 'FAILED' : `${s.outcome} FAILED`);
+  if (s.outcome !== 'ok') return h('span', { class: 'badge errno', title: 'this errno was expected' }, s.outcome, h('small', {}, ' expected'));
+  return h('span', { class: 'badge ok' }, 'ok');
+}
+
+export function timeline(act: ActReport, trace: TraceFile, onPick: OnPickIova): HTMLElement {
+  const events = eventsByStep(trace, act.index);
+  const items = act.steps.map((st) => {
+    const id = `${act.index + 1}:${st.index}`;
+    if (st.op === 'note' && st.status === 'passed') {
+      return h('li', { class: 'step note', 'data-step': id }, h('span', { class: 'idx' }, ''), h('div', { class: 'body' }, String(st.args['text'] ?? '')));
+    }
+    const evs = events.get(st.path) ?? [];
+    const cls = st.status === 'failed' ? 'failed' : st.status === 'skipped' ? 'skipped' : st.outcome !== 'ok' ? 'errno' : 'ok';
+    return h('li', { class: `step ${cls}`, 'data-step': id, 'data-op': st.op, 'data-outcome': st.outcome, 'data-status': st.status },
+      h('span', { class: 'idx' }, `#${st.index}`),
+      h('div', { class: 'body' },
+        h('div', { class: 'head' },
+          h('span', { class: 'op' }, st.op), ' ', h('span', { class: 'args mono' }, argText(st)),
+          st.as ? h('span', { class: 'as' }, ` → ${st.as}`) : '',
+          ' ', outcomeBadge(st),
+          h('span', { class: 'line muted', title: st.path }, ` line ${st.line}`),
+        ),
+        st.status === 'failed' ? h('div', { class: 'msg fail-msg' }, st.failure ?? st.message ?? '') : '',
+        st.outcome !== 'ok' && st.message && st.status !== 'failed' ? h('div', { class: 'msg errno-msg' }, st.message) : '',
+        st.summary ? h('div', { class: 'summary' }, st.summary) : '',
+        evs.length ? h('ul', { class: 'events' }, evs.map(eventChip)) : '',
+        st.log.length ? h('pre', { class: 'log' }, st.log.join('\n')) : '',
+        st.sections.map((sec) => section(sec, st, onPick)),
+      ),
+    );
+  });
+  return h('ol', { class: 'timeline' }, items);
+}
+
+/** End-of-act sections (counters). */
+export function actSections(act: ActReport): HTMLElement {
+  return h('div', { class: 'act-sections' }, act.sections.map((sec) => h('div', { class: 'sec' }, h('div', { class: 'sec-title' }, sec.title), h('pre', {}, sec.lines.join('\n')))));
+}

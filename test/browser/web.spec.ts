@@ -1,0 +1,123 @@
+/**
+ * The demo page (dist/web, built by npm run build) in a real browser: it runs the default
+ * scenario and shows the P2P decision of each kind, a step that failed with EPERM, and a page
+ * table walk of an IOVA from act 2's sg_table. A screenshot goes to test-artifacts/web-demo.png.
+ *
+ * The page carries only the release core, so it runs in the browser-release project alone.
+ */
+import { expect, it } from 'vitest';
+import { page } from 'vitest/browser';
+
+const env = (import.meta as unknown as { env: Record<string, string | undefined> }).env;
+// The built page, not the sources, from the test server (its root is the repository).
+const pageUrl = new URL('/dist/web/index.html', location.origin).href;
+
+async function until<T>(what: string, f: () => T | null | undefined | false, ms = 30_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function loadPage(): Promise<{ frame: HTMLIFrameElement; doc: Document }> {
+  await page.viewport(1400, 1000);
+  document.body.style.margin = '0';
+  const frame = document.createElement('iframe');
+  frame.style.cssText = 'width:1400px;height:1000px;border:0;display:block';
+  frame.src = pageUrl;
+  const loaded = new Promise((r) => frame.addEventListener('load', r, { once: true }));
+  document.body.appendChild(frame);
+  await loaded;
+  return { frame, doc: frame.contentDocument! };
+}
+
+it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the demo page runs the default scenario and shows decisions, errnos and a page-table walk', async () => {
+  const { frame, doc } = await loadPage();
+  const $ = <T extends Element = HTMLElement>(sel: string): T | null => doc.querySelector<T>(sel);
+  const body = doc.body;
+
+  // The page runs the built-in scenario on load; run it again with the Run button, as a user would.
+  await until('the first run', () => body.dataset['state'] === 'done');
+  expect($<HTMLSelectElement>('#scenario')!.value).toBe('seed');
+  $<HTMLButtonElement>('#run')!.click();
+  await until('the second run', () => body.dataset['runs'] === '2' && body.dataset['state'] === 'done');
+  expect($('#status [data-result]')!.dataset['result']).toBe('ok');
+  expect($('#status')!.textContent).toContain('6 acts, 75 steps, 75 passed, 0 failed');
+  expect(doc.querySelectorAll('[data-act-tab]')).toHaveLength(6);
+  expect($('#isolation [data-isolated]')!.dataset['isolated']).toBe(String(globalThis.crossOriginIsolated === true));
+
+  // Act 1: a pair of each kind, with the kernel's reason as its tooltip, in the matrix and as arcs.
+  const pair = (p: string) => $<HTMLTableCellElement>(`#act table.matrix [data-pair="${p}"]`)!;
+  const want = { 'gaudi0:nic0': 'BUS_ADDR', 'gaudi0:nic1': 'THRU_HOST_BRIDGE', 'gaudi0:nic2': 'NOT_SUPPORTED' } as const;
+  for (const [p, mt] of Object.entries(want)) {
+    const cell = pair(p);
+    expect(cell.dataset['mapType'], p).toBe(mt);
+    expect(cell.dataset['reason']!.length, p).toBeGreaterThan(10);
+    expect(cell.title).toContain(cell.dataset['reason']!);
+    const arc = $(`#act svg.topo [data-arc="${p}"]`)!;
+    expect(arc.getAttribute('data-map-type')).toBe(mt);
+    expect(arc.querySelector('title')!.textContent).toContain(cell.dataset['reason']!);
+  }
+  expect(pair('gaudi0:nic0').title).toContain('no ACS redirect');
+  expect(pair('gaudi0:nic1').title).toContain('whitelisted');
+  expect(pair('gaudi0:nic2').title).toMatch(/not.*whitelist|whitelist.*not/i);
+  for (const mt of ['BUS_ADDR', 'THRU_HOST_BRIDGE', 'NOT_SUPPORTED']) {
+    expect(doc.querySelectorAll(`#act table.matrix td[data-map-type="${mt}"]`).length, mt).toBeGreaterThan(0);
+  }
+
+  // Act 3: nic2 across the host bridge outside the whitelist: register fails with EPERM, as expected.
+  $<HTMLButtonElement>('[data-act-tab="3"]')!.click();
+  const eperm = await until('an EPERM step', () => $<HTMLElement>('#act .step[data-outcome="EPERM"]'));
+  expect(eperm.dataset['op']).toBe('register');
+  expect(eperm.dataset['status']).toBe('passed');
+  expect(eperm.querySelector('.badge.errno')!.textContent).toContain('EPERM');
+  expect(eperm.querySelector('.errno-msg')!.textContent).toContain('failed to map dmabuf because p2p is disabled');
+  expect(doc.defaultView!.getComputedStyle(eperm.querySelector('.errno-msg')!).color).toMatch(/rgb\((1[5-9]\d|2\d\d), \d{1,2}, \d{1,2}\)/); // red
+
+  // Act 2: nic1's sg_table holds IOVA 0xffe00000; the walk of it in nic1's domain (after the
+  // register step) ends in a 2M leaf at 0x4020000000 (gaudi0's BAR0 + 0x20000000).
+  $<HTMLButtonElement>('[data-act-tab="2"]')!.click();
+  const sgt = await until('nic1 sg_table', () => $<HTMLElement>('#act [data-sgt="nic1"]'));
+  expect(sgt.textContent).toContain('0xffe00000');
+  const panel = $('#act .pt-panel')!;
+  const out = panel.querySelector<HTMLElement>('.walk-out')!;
+  const device = await until('the device list', () => {
+    const d = panel.querySelector<HTMLSelectElement>('select.pt-device');
+    return d && [...d.options].some((o) => o.value === 'nic1') ? d : null;
+  });
+  // The panel opens on the act's last sg_table entry and walks it; wait for that, then walk by hand.
+  await until('the first walk', () => out.dataset['walks'] === '1');
+  const iova = panel.querySelector<HTMLInputElement>('input.pt-iova')!;
+  const walk = async (dev: string, addr: string): Promise<HTMLElement> => {
+    const n = Number(out.dataset['walks']);
+    device.value = dev;
+    iova.value = addr;
+    panel.querySelector<HTMLButtonElement>('button.pt-walk')!.click();
+    await until(`the walk of ${addr}`, () => Number(out.dataset['walks']) > n);
+    return out.querySelector<HTMLElement>('[data-walk-iova]')!;
+  };
+  const hole = await walk('nic1', '0x1000');
+  expect(hole.dataset['walkIova']).toBe('0x1000');
+  expect(hole.dataset['walkFault']).toBeTruthy();
+  expect(hole.dataset['walkPa']).toBeUndefined();
+  const result = await walk('nic1', '0xffe00000');
+  expect(result.dataset['walkIova']).toBe('0xffe00000');
+  expect(result.dataset['walkFault']).toBeUndefined();
+  expect(result.dataset['walkPa']).toBe('0x4020000000');
+  expect(result.dataset['walkSize']).toBe('2M');
+  const levels = [...panel.querySelectorAll<HTMLElement>('tr[data-level]')];
+  expect(levels.map((l) => l.dataset['kind'])).toEqual(['table', 'table', 'leaf']);
+  expect(levels.at(-1)!.dataset['leafSize']).toBe('2M');
+  expect(levels.at(-1)!.textContent).toContain('PS');
+  expect(result.textContent).toContain('0x4020000000');
+
+  // The whole page, as it stands, into the artifacts.
+  const height = Math.min(2900, doc.documentElement.scrollHeight);
+  await page.viewport(1400, height);
+  frame.style.height = `${height}px`;
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  await page.screenshot({ element: frame, path: '../../test-artifacts/web-demo.png' });
+});
