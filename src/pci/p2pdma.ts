@@ -327,7 +327,7 @@ export class P2pdma {
     const p = this.asProvider(pdev, OP);
     const b = p.bars.find((x) => x.index === bar);
     if (!b || b.type !== 'mem') {
-      throw new SimError('EINVAL', OP, `${p.bdf}: BAR ${bar} is ${b ? 'an I/O BAR' : 'not implemented'}, not a memory BAR`);
+      throw new SimError('EINVAL', OP, `${p.bdf}: BAR ${bar} is ${b ? 'an I/O BAR' : 'absent'}, not a memory BAR`);
     }
     if (offset < 0n || size < 0n) throw new SimError('EINVAL', OP, `${p.bdf}: negative size or offset`);
     if (offset >= b.size) throw new SimError('EINVAL', OP, `${p.bdf}: offset ${hex(offset)} is not below the BAR ${bar} length ${hex(b.size)}`);

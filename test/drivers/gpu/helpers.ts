@@ -79,15 +79,8 @@ export function rdmaClient(m: Machine, req: Side, mr: IbvMr, size: number) {
   };
 }
 
-export function bytes(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
+// One deterministic byte generator for the driver tests.
+export { bytes } from '../rdma/helpers/setup.js';
 
 export function errOf(fn: () => unknown): SimError {
   try {
