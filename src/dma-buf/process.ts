@@ -79,6 +79,8 @@ export class SimProcess {
   readonly name: string;
   readonly fdLimit: number;
   private readonly _fds = new Map<number, FdEntry>();
+  /** Open non-dma-buf files: how many fds share each, and its ->release. */
+  private readonly _otherFiles = new Map<OpenFile, { fds: number; release: (() => void) | undefined }>();
   private readonly _mmaps = new Set<DmaBufMmap>();
 
   constructor(
@@ -113,9 +115,16 @@ export class SimProcess {
     return this._entry(fd, 'fcntl').cloexec;
   }
 
-  /** Opens a file that is not a dma-buf (for EINVAL/ENOTTY cases and other layers' fds). */
-  openFile(name: string): number {
-    return this._install({ kind: 'other', name }, false, 'open');
+  /**
+   * Opens a file that is not a dma-buf (a device node, a memfd, or a plain file for EINVAL/ENOTTY
+   * cases). `release` is the file's ->release: it runs once, when the last fd of the file
+   * closes (dup'ed fds share the file). EMFILE when the table is full.
+   */
+  openFile(name: string, opts: { cloexec?: boolean; release?: () => void } = {}): number {
+    const file: OpenFile = { kind: 'other', name };
+    const fd = this._install(file, opts.cloexec ?? false, 'open');
+    this._otherFiles.set(file, { fds: 1, release: opts.release });
+    return fd;
   }
 
   /**
@@ -153,8 +162,15 @@ export class SimProcess {
   close(fd: number): void {
     const op = 'close';
     const e = this._entry(fd, op);
+    // The reference goes first: a refused drop (EINVAL) leaves the fd open.
     if (e.file.kind === 'dma-buf') e.file.dmabuf._dropRef('fd', op);
     this._fds.delete(fd);
+    if (e.file.kind === 'dma-buf') return;
+    const other = this._otherFiles.get(e.file);
+    if (other && --other.fds === 0) {
+      this._otherFiles.delete(e.file);
+      other.release?.();
+    }
   }
 
   /** dup(2): the lowest free fd, same file, FD_CLOEXEC cleared. EBADF, EMFILE. */
@@ -355,6 +371,7 @@ export class SimProcess {
   private _install(file: OpenFile, cloexec: boolean, op: string): number {
     const fd = this._freeFd(op);
     if (file.kind === 'dma-buf') file.dmabuf._addRef('fd');
+    else { const o = this._otherFiles.get(file); if (o) o.fds++; }
     this._fds.set(fd, { file, cloexec });
     return fd;
   }

@@ -44,6 +44,21 @@ function setup(opts: TestExporterOptions = {}, profile: KernelProfileName = '6.x
 }
 
 describe('fds and references (DB-04, DB-05)', () => {
+  it('a non-dma-buf file is released once, when its last (dup\'ed) fd closes; FD_CLOEXEC as opened', () => {
+    const { p } = setup();
+    let released = 0;
+    const fd = p.openFile('dev', { cloexec: true, release: () => { released++; } });
+    expect(p.isCloexec(fd)).toBe(true);
+    const d = p.dup(fd);
+    expect(p.isCloexec(d)).toBe(false);
+    p.close(fd);
+    expect(released).toBe(0);
+    p.close(d);
+    expect(released).toBe(1);
+    expect(() => p.close(d)).toThrowError(err('EBADF'));
+    expect(released).toBe(1);
+  });
+
   it('DB-04 dma_buf_fd turns the export reference into the fd reference; only O_CLOEXEC matters', () => {
     const { p, buf } = setup();
     const fd = p.dmaBufFd(buf, O_CLOEXEC | O_WRONLY);

@@ -291,7 +291,8 @@ export class HabanaDevice {
     if (!this.isOperational()) throw new SimError('EBUSY', op, `${this.name} is ${this.status}`);
     if (this._fpriv) throw new SimError('EBUSY', op, `${this.name} is already attached to an application (compute context in use)`, 'HL-09');
     const fpriv = new HlFpriv(this, proc);
-    const fd = proc.openFile(`accel:${this.name}`);
+    // hl_device_release: the file's reference on the context goes when its last fd closes.
+    const fd = proc.openFile(`accel:${this.name}`, { release: () => this._filePut(fpriv) });
     fpriv.file = proc.file(fd);
     this._fpriv = fpriv;
     return fd;
@@ -303,10 +304,8 @@ export class HabanaDevice {
    * exported dma-buf has been released too (HL-09).
    */
   close(proc: SimProcess, fd: number): void {
-    const fpriv = this._fprivOf(proc, fd, 'close');
+    this._fprivOf(proc, fd, 'close');
     proc.close(fd);
-    if (proc.openFds.some((x) => proc.file(x) === fpriv.file)) return;
-    this._filePut(fpriv);
   }
 
   /**

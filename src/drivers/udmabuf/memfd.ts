@@ -6,8 +6,8 @@
  * src/dma-buf's SimProcess has no file type for it, so the memfd is installed as an 'other' file
  * (SimProcess.openFile) and this module keeps a registry keyed by that file object: dup'ed fds
  * share it, a closed and reused fd does not. Limits of the model: closing the last fd does not
- * free the pages (the inode is never evicted), FD_CLOEXEC of MFD_CLOEXEC is not recorded
- * (openFile has no flag for it), and there is no read(2)/write(2) position (pread/pwrite only).
+ * free the pages (the inode is never evicted: mappings and udmabufs may still use them), and
+ * there is no read(2)/write(2) position (pread/pwrite only).
  */
 import { SimError } from '../../../bindings/errors.js';
 import { MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_WRITE, type OpenFile, type SimProcess } from '../../dma-buf/index.js';
@@ -267,7 +267,7 @@ export function memfdCreate(machine: Machine, proc: SimProcess, name: string, fl
   // MFD_NOEXEC_SEAL implies MFD_ALLOW_SEALING (and seals F_SEAL_EXEC, not modelled).
   const eff = flags & MFD_NOEXEC_SEAL ? flags | MFD_ALLOW_SEALING : flags;
   const file = new MemfdFile(machine.sim.memory, name, eff);
-  const fd = proc.openFile(`memfd:${name}`);
+  const fd = proc.openFile(`memfd:${name}`, { cloexec: (flags & MFD_CLOEXEC) !== 0 });
   registry.set(proc.file(fd), file);
   return fd;
 }

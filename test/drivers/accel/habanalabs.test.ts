@@ -235,6 +235,22 @@ describe('habanalabs memory ioctl', () => {
     expect(s.dev.open(s.proc)).toBeGreaterThanOrEqual(0);
   });
 
+  it('HL-09 a plain close(2) of the device fd drops the file reference too (the file ->release)', async () => {
+    const s = await setup('gaudi2');
+    const { va } = allocMap(s, 2n * M);
+    const fd = exportFd(s, { addr: va, memSize: 2n * M });
+    const fpriv = s.dev.computeFile!;
+    const dup = s.proc.dup(s.fd);
+    s.proc.close(s.fd);
+    expect(fpriv.fileRefs).toBe(2); // the dup'ed fd still holds the file
+    s.proc.close(dup);
+    expect(fpriv.fileRefs).toBe(1); // only the exported dma-buf's reference is left
+    expect(fpriv.released).toBe(false);
+    s.proc.close(fd);
+    expect(fpriv.released).toBe(true);
+    expect(s.dev.open(s.proc)).toBeGreaterThanOrEqual(0);
+  });
+
   it('HL-09 the fd is published last: EMFILE unwinds every count and leaves nothing installed', async () => {
     const s = await setup('gaudi2', { fdLimit: 1 });
     const { va } = allocMap(s, 2n * M);
