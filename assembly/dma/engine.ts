@@ -124,6 +124,9 @@ function flushCopy(): void {
   pendLen = 0;
 }
 
+// Offsets of four consecutive pages, for the 4-page compare in alignedPages.
+const STEP4 = i32x4(0, 4096, 8192, 12288);
+
 // Set when alignedPages stopped because a destination page could not be backed.
 let alignedNoMem = false;
 
@@ -151,6 +154,19 @@ function alignedPages(sr: usize, s0: u64, dr: usize, d0: u64, m: u64): u64 {
     // The pending copy in locals for the loop (queueCopy's rule, without global traffic).
     let ps = pendSrc, pd = pendDst, pn = pendLen;
     for (let j: u32 = 0; j < run; j++, sSlot += 4, dSlot += 4) {
+      // Four pages at once while both sides continue the pending run (memory written in order):
+      // one 128-bit compare per side instead of four slot loads and branches.
+      while (pn != 0 && sLeaf != 0 && j + 4 <= run) {
+        const sNext = i32x4.add(i32x4.splat(<i32>(ps + pn)), STEP4);
+        const dNext = i32x4.add(i32x4.splat(<i32>(pd + pn)), STEP4);
+        if (!v128.all_true<i32>(i32x4.eq(v128.load(sSlot), sNext))) break;
+        if (!v128.all_true<i32>(i32x4.eq(v128.load(dSlot), dNext))) break;
+        pn += 4 * PAGE_SIZE;
+        j += 4;
+        sSlot += 16;
+        dSlot += 16;
+      }
+      if (j >= run) break;
       let dc = <usize>load<u32>(dSlot);
       if (dc == 0) {
         dc = allocChunk();
