@@ -154,6 +154,31 @@ function showMapping(ctx: StepContext, importer: string, entries: readonly { dma
   if (iovas.length > 2) ctx.report.log(`${iovas.length - 2} more entries are mapped in ${dom.unit.name} domain ${dom.id} the same way`);
 }
 
+/**
+ * Puts a freshly exported dma-buf's events on its exporter's trace thread and remembers the
+ * exporter (for the P2P decision the register step reports). Returns what the report shows.
+ */
+function announceExport(ctx: StepContext, fd: number, device: string): { id: number; size: number; expName: string } {
+  const buf = drivers(ctx).proc.dmaBufGet(fd);
+  ctx.nameBuffer(buf.id, device);
+  ctx.state.set(`exporter:${buf.id}`, device);
+  const seen = { id: buf.id, size: buf.size, expName: buf.expName };
+  buf.put();
+  return seen;
+}
+
+/** Runs `fn` (an eviction, a revocation) and logs, per NIC, the MRs move_notify invalidated meanwhile. */
+function logInvalidations<T>(ctx: StepContext, fn: () => T): T {
+  const nics = drivers(ctx).nicList();
+  const before = nics.map((n) => n.dev.stats.invalidations);
+  const out = fn();
+  nics.forEach((n, i) => {
+    const inv = n.dev.stats.invalidations - before[i]!;
+    if (inv > 0) ctx.report.log(`${n.dev.name}: move_notify -> ${inv} MR${inv > 1 ? 's' : ''} invalidated (translation zapped, pages unmapped)`);
+  });
+  return out;
+}
+
 function completionError(status: string): SimError {
   return new SimError('EIO', 'ibv_poll_cq', `work completion status IBV_WC_${status}`);
 }
@@ -187,10 +212,7 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     if (!('kind' in any)) {
       const bo = any as AmdgpuBo;
       const fd = d.gpu(bo.device.pci.name).exportFd(d.proc, bo);
-      const buf = d.proc.dmaBufGet(fd);
-      ctx.nameBuffer(buf.id, bo.device.pci.name);
-      ctx.state.set(`exporter:${buf.id}`, bo.device.pci.name);
-      buf.put();
+      const buf = announceExport(ctx, fd, bo.device.pci.name);
       return { value: fd, summary: `amdgpu_gem_prime_export BO ${bo.id} (${bo.domain}) -> fd ${fd} (dma-buf ${buf.id}, dynamic exporter)`, result: { fd } };
     }
     const o = any as AccelBuffer | AccelVa;
@@ -202,10 +224,7 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     const out = o.dev.memoryIoctl(d.proc, fd, {
       op: 'EXPORT_DMABUF_FD', addr, handle: o.handle, memSize: step.args.length ?? o.size, offset: step.args.offset ?? 0n, flags,
     });
-    const buf = d.proc.dmaBufGet(out.fd!);
-    ctx.nameBuffer(buf.id, o.dev.pci.name);
-    ctx.state.set(`exporter:${buf.id}`, o.dev.pci.name);
-    buf.put();
+    const buf = announceExport(ctx, out.fd!, o.dev.pci.name);
     return { value: out.fd, summary: `HL_MEM_OP_EXPORT_DMABUF_FD ${hex(addr)} -> fd ${out.fd} (dma-buf ${buf.id}, ${hex(buf.size)} bytes, exporter ${buf.expName})`, result: { fd: out.fd! } };
   });
 
@@ -313,15 +332,9 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
   });
 
   r.registerOp('pressure', (step, ctx) => {
-    const d = drivers(ctx);
-    const nics = d.nicList();
-    const before = nics.map((n) => n.dev.stats.invalidations);
-    const moved = d.gpu(step.args.device).memoryPressure(step.args.bytes !== undefined ? { bytes: step.args.bytes } : {});
+    const gpu = drivers(ctx).gpu(step.args.device);
+    const moved = logInvalidations(ctx, () => gpu.memoryPressure(step.args.bytes !== undefined ? { bytes: step.args.bytes } : {}));
     for (const bo of moved) ctx.report.log(`BO ${bo.id} evicted to ${bo.domain}; the move is fenced (KERNEL usage) in its reservation`);
-    nics.forEach((n, i) => {
-      const inv = n.dev.stats.invalidations - before[i]!;
-      if (inv > 0) ctx.report.log(`${n.dev.name}: move_notify -> ${inv} MR${inv > 1 ? 's' : ''} invalidated (translation zapped, pages unmapped)`);
-    });
     return { summary: `${moved.length} buffer${moved.length === 1 ? '' : 's'} evicted`, result: { evicted: moved.length } };
   });
 
@@ -330,23 +343,13 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     const fd = d.vfio(step.args.device).exportDmabuf(d.proc, {
       regionIndex: step.args.bar ?? 0, dmaRanges: [{ offset: step.args.offset ?? 0n, length: step.args.length }],
     });
-    const buf = d.proc.dmaBufGet(fd);
-    ctx.nameBuffer(buf.id, step.args.device);
-    ctx.state.set(`exporter:${buf.id}`, step.args.device);
-    buf.put();
+    announceExport(ctx, fd, step.args.device);
     return { value: fd, summary: `vfio-pci ${step.args.device}: BAR${step.args.bar ?? 0} +${hex(step.args.offset ?? 0n)} ${hex(step.args.length)} bytes -> fd ${fd}`, result: { fd } };
   });
 
   const revocation = (verb: 'reset' | 'restore') => (step: { args: { device: string } }, ctx: StepContext) => {
-    const d = drivers(ctx);
-    const nics = d.nicList();
-    const before = nics.map((n) => n.dev.stats.invalidations);
-    const v = d.vfio(step.args.device);
-    if (verb === 'reset') v.reset(); else v.restore();
-    nics.forEach((n, i) => {
-      const inv = n.dev.stats.invalidations - before[i]!;
-      if (inv > 0) ctx.report.log(`${n.dev.name}: move_notify -> ${inv} MR${inv > 1 ? 's' : ''} invalidated`);
-    });
+    const v = drivers(ctx).vfio(step.args.device);
+    logInvalidations(ctx, () => (verb === 'reset' ? v.reset() : v.restore()));
     return { summary: verb === 'reset' ? `VFIO_DEVICE_RESET ${step.args.device}: dma-bufs revoked` : `${step.args.device} restored: dma-bufs usable again` };
   };
   r.registerOp('reset', revocation('reset'));

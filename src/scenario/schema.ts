@@ -87,6 +87,13 @@ export interface OpSpec {
 const ref = (...kinds: ObjectKind[]): FieldKind => ({ type: 'ref', kinds });
 const DEVICE: FieldKind = { type: 'device' };
 const SIZE: FieldKind = { type: 'size' };
+const VFIO_DEVICE: FieldSpec = { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' };
+/** A byte range of a BAR (vfioExport, readBar). */
+const BAR_RANGE: Record<string, FieldSpec> = {
+  bar: { kind: { type: 'int', min: 0, max: 5 }, doc: 'BAR index (default 0)' },
+  offset: { kind: SIZE, doc: 'offset in the BAR (default 0)' },
+  length: { kind: SIZE, required: true, doc: 'bytes' },
+};
 
 export const OPEN_FLAGS = ['O_RDONLY', 'O_WRONLY', 'O_RDWR', 'O_CLOEXEC'] as const;
 export const IB_ACCESS = ['LOCAL_WRITE', 'REMOTE_WRITE', 'REMOTE_READ', 'REMOTE_ATOMIC', 'RELAXED_ORDERING'] as const;
@@ -196,27 +203,23 @@ export const OP_SPECS: Record<string, OpSpec> = {
     doc: 'export a range of a vfio-pci device BAR as a dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF): an fd',
     produces: 'fd',
     fields: {
-      device: { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' },
-      bar: { kind: { type: 'int', min: 0, max: 5 }, doc: 'BAR index (default 0)' },
-      offset: { kind: SIZE, doc: 'offset in the BAR (default 0)' },
-      length: { kind: SIZE, required: true, doc: 'bytes' },
+      device: VFIO_DEVICE,
+      ...BAR_RANGE,
     },
   },
   reset: {
     doc: 'reset a vfio-pci device: its dma-bufs are revoked (move_notify) until restore',
-    fields: { device: { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' } },
+    fields: { device: VFIO_DEVICE },
   },
   restore: {
     doc: 'restore a vfio-pci device (memory decode on, D0): its dma-bufs are usable again',
-    fields: { device: { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' } },
+    fields: { device: VFIO_DEVICE },
   },
   readBar: {
     doc: 'read BAR memory of a device (what the device holds there)',
     fields: {
       device: { kind: DEVICE, required: true, doc: 'the device' },
-      bar: { kind: { type: 'int', min: 0, max: 5 }, doc: 'BAR index (default 0)' },
-      offset: { kind: SIZE, doc: 'offset in the BAR (default 0)' },
-      length: { kind: SIZE, required: true, doc: 'bytes' },
+      ...BAR_RANGE,
     },
   },
   attach: {

@@ -1,29 +1,19 @@
-import { readFileSync } from 'node:fs';
 import { SimError } from '../../../bindings/errors.js';
-import { Machine } from '../../../src/machine/machine.js';
+import type { Machine } from '../../../src/machine/machine.js';
 import { SimProcess, type KernelProfileName } from '../../../src/dma-buf/index.js';
 import {
   RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, type IbvContext, type IbvPd, type IbvCq, type IbvQp,
   type RdmaNicKind, type UserMemory, type IbvMr,
 } from '../../../src/drivers/rdma/index.js';
 import { AmdgpuDevice, type AmdgpuDeviceOptions } from '../../../src/drivers/gpu/index.js';
+import { machine } from '../rdma/helpers/setup.js';
 
-/**
- * two-switches: gpu0 on rp1 of the whitelisted hb0 (THRU_HOST_BRIDGE to nic0 below sw0), nic1 and
- * fpga0 below sw1 of hb1 (not whitelisted: no P2P with gpu0; BUS_ADDR between them).
- */
-export const fixture = readFileSync(new URL('../../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
+// two-switches: gpu0 on rp1 of the whitelisted hb0 (THRU_HOST_BRIDGE to nic0 below sw0), nic1
+// and fpga0 below sw1 of hb1 (not whitelisted: no P2P with gpu0; BUS_ADDR between them).
+// The machine is the RDMA tests' one.
+export { fixture, machine } from '../rdma/helpers/setup.js';
 
 export const MIB = 1n << 20n;
-
-export async function machine(opts: { profile?: KernelProfileName; iommu?: boolean; strictLocking?: boolean } = {}) {
-  return Machine.create({
-    topology: fixture,
-    iommu: opts.iommu === false ? null : { family: 'vtd' },
-    profile: opts.profile ?? '6.x',
-    strictLocking: opts.strictLocking ?? false,
-  });
-}
 
 /** A machine, a process and gpu0 with 1 MiB of visible VRAM and 2 MiB in all (small, so pressure is easy). */
 export async function gpuSetup(opts: { profile?: KernelProfileName; strictLocking?: boolean; gpu?: Partial<AmdgpuDeviceOptions> } = {}) {
