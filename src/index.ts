@@ -1,4 +1,10 @@
-/** dmabuf-sim: the public API. */
+/**
+ * dmabuf-sim: the public API. Everything a user builds on (and everything the reference drivers,
+ * the scenario runner and the examples use): the simulator core (memory, IOMMU, DMA engine), a
+ * Machine (core + PCI topology + P2PDMA + DMA API + DMA-BUF kernel), the PCI topology builders
+ * and P2PDMA decisions, the DMA mapping API, and the DMA-BUF framework with the exporter and
+ * importer ops interfaces. One SimError class for every layer and every entry.
+ */
 export { createSimulator, type Simulator, type SimulatorOptions } from './simulator.js';
 export { SimError, CoreTrapError, ERRNO, errnoName, type ErrnoCode } from '../bindings/errors.js';
 export { PhysicalMemory, type Region, type RegionOptions, type RegionKind, type FrameInfo } from './memory/physical-memory.js';
@@ -9,3 +15,22 @@ export {
 } from './iommu/iommu.js';
 export { DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats } from './dma/dma-engine.js';
 export { formatRid } from './util/args.js';
+
+// The machine: core + topology + P2PDMA + DMA API + DMA-BUF kernel.
+export {
+  Machine, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, type MachineOptions, type MachineIommuOptions,
+} from './machine/machine.js';
+
+// PCI topology and the kernel's P2PDMA decisions.
+export * from './pci/index.js';
+
+// The DMA mapping API.
+export * from './dma-mapping/index.js';
+
+// The DMA-BUF framework: buffers, attachments, sg_tables, fences, reservations, fds and uAPI.
+export * from './dma-buf/index.js';
+// dma-buf's attach->dev (only a name is needed by the framework); the DMA API's device is DmaDevice.
+export type { DmaDevice as DmaBufDevice } from './dma-buf/index.js';
+export { DmaDevice } from './dma-mapping/index.js';
+// The page size as a number (src/pci keeps a bigint twin for its bus-address arithmetic).
+export { PAGE_SIZE, PAGE_SHIFT } from './dma-buf/index.js';

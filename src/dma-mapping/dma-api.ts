@@ -29,8 +29,10 @@ import { IommuDmaCookie, type CookieOptions } from './cookie.js';
 import { ScatterList } from './sg.js';
 import type { Swiotlb } from './swiotlb.js';
 import type { IovaDevice } from './iova.js';
+import type { P2pMapType } from '../pci/p2pdma.js';
 
-export type P2pMapType = 'BUS_ADDR' | 'THRU_HOST_BRIDGE' | 'NOT_SUPPORTED';
+/** The one P2PDMA map type, from src/pci (pci_p2pdma_map_type). */
+export type { P2pMapType };
 
 /**
  * What the DMA layer needs from PCI P2PDMA: pci_p2pdma_map_type(provider, client) and the
