@@ -1,10 +1,12 @@
-// Bundles (npm run bundle, after npm run asbuild):
-//   dist/node.js     Node ESM entry of the API ("."), loads dist/core.wasm (+ core.debug.wasm) beside it
-//   dist/browser.js  the same API for pages ("." under the "browser" condition), release core inlined
-//   dist/core.js     dmabuf-sim/core: raw core + ABI constants, release core inlined (Node and pages)
-//   dist/embed.js    dmabuf-sim/embed: the API on a host's memory, embed cores inlined (Node and pages)
-//   dist/web/        the demo page (npm run web): src/web/index.html and app.js, release core inlined
-// Each bundle replaces bindings/core-source.ts (the loader seam) with one of bindings/sources/*.
+// Bundles (npm run bundle, after npm run asbuild). Two multi-entry builds whose entries share
+// chunks, so every entry of one build loads one copy of the library (one SimError class):
+//   Node     dist/node.js (".") drivers.js scenario.js core.js embed.js cli.js + lib-*.js chunks;
+//            the Wasm builds beside them (core.wasm = release, core.debug.wasm, core.embed.wasm,
+//            core.embed-shared.wasm), read on first use (bindings/sources/file.ts)
+//   browser  dist/browser.js (".") and dist/browser/{drivers,scenario,core,embed}.js + chunks;
+//            no node: imports; each Wasm build inlined as base64 in a chunk of its own, loaded
+//            only when asked for (bindings/core-source.ts)
+//   web      dist/web/: the demo page (npm run web), release core inlined
 // Types come from tsc (tsconfig.build.json: dist/src/*.d.ts). TypeScript is transpiled by esbuild.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -47,18 +49,34 @@ const webHtml = {
   },
 };
 
-/** Copies the Wasm builds beside the Node entry. */
+/** Copies the Wasm builds beside the Node build. */
 const wasmBeside = {
   name: 'wasm-beside',
   generateBundle() {
-    this.emitFile({ type: 'asset', fileName: 'core.wasm', source: readFileSync(here('./build/core.release.wasm')) });
-    this.emitFile({ type: 'asset', fileName: 'core.debug.wasm', source: readFileSync(here('./build/core.debug.wasm')) });
+    for (const [file, build] of [['core.wasm', 'release'], ['core.debug.wasm', 'debug'], ['core.embed.wasm', 'embed'], ['core.embed-shared.wasm', 'embed-shared']]) {
+      this.emitFile({ type: 'asset', fileName: file, source: readFileSync(here(`./build/core.${build}.wasm`)) });
+    }
   },
+};
+
+/** The public entries, by output name. */
+const entries = {
+  drivers: 'src/drivers/index.ts',
+  scenario: 'src/scenario/index.ts',
+  core: 'src/core-entry.ts',
+  embed: 'src/embed-entry.ts',
 };
 
 const nodeExternal = (id) => id.startsWith('node:') || builtinModules.includes(id) || runtimeDeps.some((d) => id === d || id.startsWith(`${d}/`));
 const ts = () => esbuild({ target: 'es2022', tsconfig: here('./tsconfig.json') });
-const output = (file) => ({ file, format: 'es', sourcemap: true, inlineDynamicImports: true });
+/** The browser build must not reach Node's built-ins (a page has none). */
+const noNode = {
+  name: 'no-node',
+  resolveId(source, importer) {
+    if (source.startsWith('node:') || builtinModules.includes(source)) throw new Error(`browser build: ${importer} imports ${source}`);
+    return null;
+  },
+};
 const onwarn = (w, warn) => {
   // A bundle that would need something unresolved is broken: fail instead of warning.
   if (w.code === 'UNRESOLVED_IMPORT') throw new Error(w.message);
@@ -67,28 +85,16 @@ const onwarn = (w, warn) => {
 
 export default [
   {
-    input: 'src/index.ts',
-    output: output('dist/node.js'),
+    input: { node: 'src/index.ts', ...entries, cli: 'src/cli/main.ts' },
+    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: 'lib-[name]-[hash].js' },
     external: nodeExternal,
     plugins: [coreSource('file'), tsJs, ts(), wasmBeside],
     onwarn,
   },
   {
-    input: 'src/index.ts',
-    output: output('dist/browser.js'),
-    plugins: [coreSource('inline-release'), tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts()],
-    onwarn,
-  },
-  {
-    input: 'src/core-entry.ts',
-    output: output('dist/core.js'),
-    plugins: [coreSource('inline-release'), tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts()],
-    onwarn,
-  },
-  {
-    input: 'src/embed-entry.ts',
-    output: output('dist/embed.js'),
-    plugins: [coreSource('inline-embed'), tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts()],
+    input: { browser: 'src/index.ts', ...Object.fromEntries(Object.entries(entries).map(([k, v]) => [`browser/${k}`, v])) },
+    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: 'browser/lib-[name]-[hash].js' },
+    plugins: [tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts(), noNode],
     onwarn,
   },
   {

@@ -13,8 +13,31 @@ const src = readFileSync(new URL('assembly/abi.ts', root), 'utf8');
 const values = {};
 const lines = [header];
 const decl = /^export const ([A-Z0-9_]+): (u8|u16|u32|i32|u64|i64) = (.+);$/;
+// Each constant carries the comment above it into the generated file (its own /** */ block, or
+// else the // lines of its section), so the public ABI is documented where a user reads it.
+let section = '';
+let pending = [];
+let block = null;
 for (const raw of src.split('\n')) {
   const line = raw.trim();
+  if (block) {
+    block.push(line.replace(/^\*\/?\s?/, '').replace(/\*\/$/, '').trim());
+    if (line.endsWith('*/')) { pending = block.filter(Boolean); block = null; }
+    continue;
+  }
+  if (line.startsWith('/**')) {
+    const body = line.slice(3);
+    if (body.endsWith('*/')) pending = [body.slice(0, -2).trim()];
+    else block = [body.trim()].filter(Boolean);
+    continue;
+  }
+  if (line.startsWith('//')) {
+    const text = line.replace(/^\/\/\s?/, '');
+    if (/^-+$/.test(text)) { section = ''; continue; }
+    section = section ? `${section} ${text}` : text;
+    continue;
+  }
+  if (line === '') { section = ''; pending = []; continue; }
   if (!line.startsWith('export const')) continue;
   const m = decl.exec(line);
   if (!m) throw new Error(`assembly/abi.ts: cannot read "${line}": use "export const NAME: type = expr;"`);
@@ -24,7 +47,9 @@ for (const raw of src.split('\n')) {
   const value = Function(...names, `return (${expr.replace(/_/g, (c, i, s) => (/[0-9]/.test(s[i - 1] ?? '') ? '' : c))});`)(...names.map((n) => values[n]));
   if (!Number.isSafeInteger(value)) throw new Error(`assembly/abi.ts: ${name} = ${value} is not a safe integer`);
   values[name] = value;
-  lines.push(`export const ${name} = ${value};`);
+  const doc = (pending.length > 0 ? pending.join(' ') : section || `ABI constant ${name}`).replace(/\*\//g, '* /');
+  lines.push(`/** ${doc} */`, `export const ${name} = ${value};`);
+  pending = [];
 }
 writeFileSync(new URL('abi.ts', out), lines.join('\n') + '\n');
 

@@ -38,8 +38,21 @@ export interface MachineOptions {
   strictLocking?: boolean;
   /** System RAM above 4 GiB. @default 16 GiB */
   ramBytes?: bigint;
-  /** @default 128 MiB */
+  /** @default 128 MiB (ignored with `simulator`) */
   arenaBytes?: number;
+  /**
+   * Build the machine on this simulator instead of a new one: for instance an embedded one
+   * (dmabuf-sim/embed's createEmbeddedSimulator) whose core lives in a window of a host's memory.
+   * The machine adds its RAM and BAR regions to it; the simulator must have none at those
+   * addresses.
+   */
+  simulator?: Simulator;
+  /**
+   * Embedded simulators only: back the system RAM above 4 GiB (`ramBytes` of it) by the host's own
+   * linear memory from this byte offset (RegionOptions.linear), so the host sees every byte a
+   * device DMAs into RAM. IOMMU page tables are allocated from RAM too, so they land there.
+   */
+  ramLinear?: number;
 }
 
 /** Where system RAM lives: above 4 GiB (general use), and below 2 GiB (swiotlb, 32-bit masks). */
@@ -69,8 +82,11 @@ export class Machine {
 
   static async create(opts: MachineOptions): Promise<Machine> {
     const topo = opts.topology instanceof Topology ? opts.topology : parseTopology(opts.topology);
-    const sim = await createSimulator({ arenaBytes: opts.arenaBytes ?? 128 << 20 });
-    const ram = sim.memory.addRegion({ base: RAM_HIGH_BASE, size: opts.ramBytes ?? 16n << 30n, kind: 'ram', name: 'System RAM' });
+    const sim = opts.simulator ?? await createSimulator({ arenaBytes: opts.arenaBytes ?? 128 << 20 });
+    const ram = sim.memory.addRegion({
+      base: RAM_HIGH_BASE, size: opts.ramBytes ?? 16n << 30n, kind: 'ram', name: 'System RAM',
+      ...(opts.ramLinear === undefined ? {} : { linear: opts.ramLinear }),
+    });
     const ramLow = sim.memory.addRegion({ base: RAM_LOW_BASE, size: RAM_LOW_SIZE, kind: 'ram', name: 'System RAM (low)' });
     const kernel = new DmaBufKernel({ profile: opts.profile ?? '6.x', strict: opts.strictLocking ?? false });
     const m = new Machine(sim, topo, new P2pdma(topo), kernel, ram, ramLow, opts.iommu ?? null);
