@@ -98,6 +98,8 @@ export interface IovaStats {
   allocFailures: number;
   /** Current max32_alloc_size, in pages. */
   max32AllocSize: number;
+  /** Tree nodes stepped over by allocations so far: the walk's work, to show it stays near-linear. */
+  walkSteps: number;
 }
 
 /**
@@ -195,6 +197,7 @@ export class IovaDomain {
   private misses = 0;
   private flushes = 0;
   private failures = 0;
+  private steps = 0;
 
   /**
    * init_iova_domain. `granule`: power of two, 1..64 KiB. `startPfn`: lowest allocatable PFN
@@ -505,6 +508,7 @@ export class IovaDomain {
       cacheFlushes: this.flushes,
       allocFailures: this.failures,
       max32AllocSize: this.max32AllocSize,
+      walkSteps: this.steps,
     };
   }
 
@@ -584,6 +588,7 @@ export class IovaDomain {
         if (c.key < high) high = c.key;
         newPfn = high >= size ? high - size - ((high - size) % align) : -1;
         curr = this.tree.prev(c);
+        this.steps++;
       } while (curr !== null && newPfn >= low && newPfn <= curr.hi);
       if (newPfn >= low) break;
       if (!retried && retryPfn < limitEx) {
