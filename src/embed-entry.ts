@@ -27,6 +27,7 @@ export {
   type DomainType, type PgtableFormat, type Access, type FaultReason,
 } from './iommu/iommu.js';
 export { DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats } from './dma/dma-engine.js';
+export { Machine, type MachineOptions } from './machine/machine.js';
 
 /** The whole simulator API (memory, iommu, dma) on an embedded core. */
 export async function createEmbeddedSimulator(options: EmbedOptions): Promise<Simulator> {
