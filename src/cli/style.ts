@@ -1,8 +1,9 @@
 /**
  * Colour for the terminal: Node's util.styleText (Node 20.12+) when standard output is a TTY and
- * NO_COLOR is unset (https://no-color.org: any non-empty value), plain text otherwise. Node 20's
- * styleText does not look at the stream or NO_COLOR itself (that came in Node 22.13), so the
- * decision is made here, once, by the caller.
+ * NO_COLOR is unset (https://no-color.org: any non-empty value), plain text otherwise. The
+ * decision is made here, once, by the caller (wantColor), and styleText is told not to make its
+ * own (validateStream: false): older Node 20 releases never look, newer ones look at
+ * process.stdout, which is not where a test or an embedding host writes.
  */
 import { styleText } from 'node:util';
 import type { ReportStyle, StyleKind } from '../scenario/report.js';
@@ -25,4 +26,8 @@ export function wantColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = 
 }
 
 /** A report style that colours with util.styleText. */
-export const ttyStyle: ReportStyle = (kind, text) => (text === '' ? text : styleText(FORMATS[kind], text));
+export const ttyStyle: ReportStyle = (kind, text) => (text === '' ? text : style(FORMATS[kind], text, { validateStream: false }));
+
+// Node 20.20's styleText also takes options (validateStream: whether to look at process.stdout
+// and the environment itself); @types/node 20 does not declare them yet.
+const style = styleText as (format: Format, text: string, options?: { validateStream?: boolean }) => string;
