@@ -70,7 +70,7 @@ function eventChip({ ev, thread, n, bytes }: Chip, expected: boolean): HTMLEleme
     const ok = a['result'] === 'OK';
     return h('li', { class: `ev ev-dma${ok ? '' : bad}`, 'data-event': ev.name, 'data-count': n },
       h('span', { class: 'tag' }, 'DMA'), ` ${thread} ${ev.name.replace(/^dma /, '')} `,
-      n > 1 ? h('span', { class: 'count' }, `${n} transfers, ${formatArg(bytes)} B`) : `${bytes} B`,
+      n > 1 ? h('span', { class: 'count' }, `${n} transfers, ${formatArg(bytes)}`) : `${bytes} B`,
       ` ${n > 1 ? `${where.replace(/^(to|from) /, '$1 ')} and on` : where}: ${String(a['result'])}`);
   }
   if (ev.cat === 'iommu' && ev.name.startsWith('iommu fault')) {
@@ -78,8 +78,8 @@ function eventChip({ ev, thread, n, bytes }: Chip, expected: boolean): HTMLEleme
       h('span', { class: 'tag' }, 'FAULT'), ` ${thread} ${String(a['access'])} iova ${String(a['iova'])}: ${String(a['reason'])} (${String(a['unit'])})`);
   }
   if (ev.cat === 'iommu') {
-    const what = ev.name === 'iotlb invalidation' ? `${String(a['invalidations'])} invalidation(s), ${String(a['entries'])} entries` : `${formatArg(BigInt(Number(a['bytes'] ?? 0)))} B, domain ${String(a['domain'])} now ${formatArg(BigInt(Number(a['mapped'] ?? 0)))} B`;
-    return h('li', { class: 'ev ev-map', 'data-event': ev.name }, h('span', { class: 'tag' }, ev.name.replace(/^iommu /, '')), ` ${thread} ${what}`);
+    const what = ev.name === 'iotlb invalidation' ? `${String(a['invalidations'])} invalidation(s), ${String(a['entries'])} entries` : `${formatArg(BigInt(Number(a['bytes'] ?? 0)))}, domain ${String(a['domain'])} now maps ${formatArg(BigInt(Number(a['mapped'] ?? 0)))}`;
+    return h('li', { class: 'ev ev-map', 'data-event': ev.name }, h('span', { class: 'tag' }, ev.name), ` ${thread} ${what}`);
   }
   if (ev.cat === 'warn') return h('li', { class: 'ev ev-warn bad', 'data-event': 'warn' }, h('span', { class: 'tag' }, 'WARN'), ` ${ev.name}`);
   const detail = Object.entries(a).filter(([k]) => !['seq', 'dmaBuf', 'attachment', 'cached', 'dir'].includes(k)).map(([k, v]) => `${k} ${String(v)}`).join(', ');
