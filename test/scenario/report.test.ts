@@ -48,6 +48,17 @@ describe('the report of the default runner', () => {
     expect(levels.map((l) => [l.depth, l.level, l.name])).toEqual([[0, 4, 'L4 PML4E'], [1, 3, 'L3 PDPE'], [2, 2, 'L2 PDE']]);
   });
 
+  it('ARM SMMUv3 walks count their levels up from 0', async () => {
+    const text = SWITCH_IOMMU.replace('family: vtd', 'family: smmuv3');
+    const r = await createDefaultRunner().run(parseScenario(text, 'arm.yaml'));
+    expect(r.exitCode).toBe(0);
+    const walk = r.acts[0]!.steps[4]!.sections.find((s) => s.title.startsWith('nic1 IOMMU mapping of'))!;
+    expect(walk.lines[0]).toMatch(/\(arm-lpae-s1, ias 48\)$/);
+    const levels = (walk.data as { levels: { level: number; name: string }[] }).levels;
+    expect(levels.map((l) => l.name)).toEqual(['L0', 'L1', 'L2']);
+    expect(walk.lines.slice(1, 4).map((l) => l.split(' ')[0])).toEqual(['L0', 'L1', 'L2']);
+  });
+
   it('the seed story: each topology printed once, steps numbered without notes', async () => {
     const r = await createDefaultRunner().run(parseScenario(SEED_SCENARIO, 'seed.yaml'));
     expect(r.exitCode).toBe(0);
