@@ -22,13 +22,12 @@ import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topology
 import type { DmaEndpoint } from '../dma/dma-engine.js';
 import type { FaultRecord } from '../iommu/iommu.js';
 import { formatRid } from '../util/args.js';
-import { DmaBufTraceSource, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
+import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
 import { describePattern, patternBytes } from './pattern.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
   type TopologyReport,
 } from './report.js';
-import { IotlbTracker } from '../trace/iommu.js';
 import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
 import { ScenarioError } from './source.js';
 
