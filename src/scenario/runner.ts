@@ -7,6 +7,7 @@
  *     const h = ctx.state.get('hl') ...; return { value: handle, summary: `handle ${h}` };
  *   });
  *   const report = await runner.run(scenario);    // report.exitCode: 0 or 1
+ *   await runner.run(scenario, { acts: [1] });    // the second act alone (`run --act 2`)
  *
  * A handler gets the step (its args converted: sizes are bigints, names are strings) and a
  * context: the act's machine, the named objects (`as:`), a per-act state map for drivers, the
@@ -14,7 +15,8 @@
  * It returns nothing or a StepOutcome; its `value` is bound to the step's `as:` name. It fails
  * by throwing: a SimError whose code is in `expect.errno` passes the step; anything else fails
  * it, and the rest of the act is skipped. IOMMU faults are drained after every step into the
- * step's log and the trace.
+ * step's log and the trace; the trace also gets each step's IOMMU map/unmap and IOTLB
+ * invalidations, and IOTLB counters after every transfer (IotlbTracker).
  */
 import { SimError } from '../../bindings/errors.js';
 import { Machine } from '../machine/machine.js';
