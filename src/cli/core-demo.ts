@@ -5,6 +5,7 @@
 import { createSimulator, Prot, formatRid } from '../index.js';
 import { decodeEntry, formatSize } from '../iommu/pte-decode.js';
 import { hex } from '../util/args.js';
+import { levelName } from '../scenario/pt-levels.js';
 
 export interface DemoReport {
   lines: string[];
@@ -60,7 +61,7 @@ export async function runCoreDemo(): Promise<DemoReport> {
   const w = dom.walk(hbmIova + 0x1234n);
   for (const l of w.levels) {
     const d = decodeEntry('vtd-ss', 48, l.level, l.entry);
-    say(`  L${4 - l.level} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(14)} ${d.kind} ${d.flags.join(' ')}${d.kind === 'leaf' ? ` ${formatSize(d.pageSize!)} page at ${hex(d.address)}` : d.kind === 'table' ? ` -> ${hex(d.address)}` : ''}`);
+    say(`  ${levelName('vtd-ss', 48, l.level).label.padEnd(8)} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(14)} ${d.kind} ${d.flags.join(' ')}${d.kind === 'leaf' ? ` ${formatSize(d.pageSize!)} page at ${hex(d.address)}` : d.kind === 'table' ? ` -> ${hex(d.address)}` : ''}`);
   }
   say(`  => ${hex(w.pa!)}`);
 

@@ -1,97 +1,190 @@
 #!/usr/bin/env node
 /**
- * dmabuf-sim command line:
- *   run [file] [--json] [--trace out.json]   a scenario (without a file, the built-in default)
- *   topo [file] [--json]                      a topology's tree and P2P matrix
- *   help
- * Exit status: 0 ok, 1 an expectation failed, 2 usage or file error.
+ * dmabuf-sim command line (see USAGE and docs/guide.md). Arguments are parsed with Node's
+ * util.parseArgs, strictly: an unknown option is a usage error.
+ * Exit status: 0 ok, 1 an expectation failed, 2 usage or file error (a bare `dmabuf-sim` too).
  */
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runCoreDemo } from './core-demo.js';
+import { BUILTINS, showBuiltin } from './show.js';
+import { wantColor, ttyStyle } from './style.js';
 import { loadTopologyArg, topoJson, topoText } from './topo.js';
 import { createDefaultRunner } from '../scenario/default-runner.js';
 import { loadScenarioFile, parseScenario } from '../scenario/parse.js';
 import { SEED_SCENARIO, SEED_SCENARIO_FILE } from '../scenario/builtin/index.js';
-import { renderJson, renderText } from '../scenario/report.js';
+import { renderJson, renderText, type ReportDetail, type ReportStyle } from '../scenario/report.js';
 import { OP_SPECS } from '../scenario/schema.js';
 import { ScenarioError } from '../scenario/source.js';
+import type { Scenario } from '../scenario/schema.js';
 import { stringifyTrace } from '../trace/trace.js';
+
+/** What `-` names: standard input, for a scenario or a topology. */
+export const STDIN = '-';
+
+const COMMANDS: Record<string, { synopsis: string; help: string }> = {
+  run: {
+    synopsis: 'run [file|-] [--json] [--trace out.json] [--act N] [--quiet|--verbose]',
+    help: `Runs a scenario file (YAML or JSON; - reads standard input). Without a file, the built-in
+seed scenario: habanalabs HBM exported to RDMA NICs over a PCIe switch, through the IOMMU,
+refused across a host bridge that is not whitelisted, and three more acts (dmabuf-sim show seed
+prints it).
+
+options:
+  --json            the report as JSON (counters as numbers, topologies as data)
+  --trace FILE      also write a Chrome trace-event file (open it in https://ui.perfetto.dev)
+  --act N           run act N only (1-based)
+  -q, --quiet       one line per act and the result
+  -v, --verbose     also the dma-buf events of each step
+  -h, --help        this text`,
+  },
+  topo: {
+    synopsis: 'topo [file|-] [--json]',
+    help: `Prints a PCI topology's tree and the pairwise P2P matrix (map type and distance) of a
+topology file (JSON or YAML; - reads standard input; builtin:NAME for a built-in machine), or of
+the built-in seed machine. The output of topo --json is accepted back as a topology file.
+
+options:
+  --json            the devices and every provider/client pair with the kernel's reason
+  -h, --help        this text`,
+  },
+  show: {
+    synopsis: 'show [name]',
+    help: `Prints a built-in scenario or topology, to start a file of your own from:
+${Object.entries(BUILTINS).map(([n, b]) => `  ${n.padEnd(20)}${b.doc}`).join('\n')}
+Without a name, lists them.
+
+  dmabuf-sim show seed > my.yaml && dmabuf-sim run my.yaml`,
+  },
+  demo: {
+    synopsis: 'demo [--json]',
+    help: `The core alone: an IOMMU domain, a 4-level VT-d page table, DMA through it, a fault and
+the IOTLB counters.
+
+options:
+  --json            the lines as JSON
+  -h, --help        this text`,
+  },
+  help: { synopsis: 'help [command]', help: 'Prints the usage, or the help of a command.' },
+};
 
 export const USAGE = `usage: dmabuf-sim <command> [options]
 
 commands:
-  run [file] [--json] [--trace out.json]
-             run a scenario file (YAML or JSON); without a file, the built-in seed
-             scenario (habanalabs HBM exported to RDMA NICs: over a PCIe switch, through
-             the IOMMU, refused across a host bridge that is not whitelisted)
-  demo [--json]
-             the core demo: an IOMMU domain, a 4-level page table, DMA through it, a fault
-  topo [file] [--json]
-             the PCI topology tree and the pairwise P2P matrix (map type, distance; with
-             --json every pair with the kernel's reason) of a topology JSON file, or of the
-             built-in seed machine
-  help       this text
+${Object.values(COMMANDS).map((c) => `  ${c.synopsis}`).join('\n')}
 
+  dmabuf-sim run                  the seed story (npm start runs this)
+  dmabuf-sim show seed > my.yaml  a scenario to start from
+  dmabuf-sim <command> --help     the options of a command
+
+options: -h, --help; -V, --version
 exit status: 0 ok, 1 an expectation failed, 2 usage or file error
+colour: when standard output is a terminal, unless NO_COLOR is set
+docs: docs/guide.md, docs/scenario-format.md, docs/topology-format.md, docs/rules.md in the package
 
 scenario ops: ${Object.keys(OP_SPECS).join(', ')}`;
 
-/** Where the CLI writes; tests capture it. */
+/** Where the CLI reads and writes; tests capture it. */
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
+  /** A file's text; `-` is standard input. */
   readText(file: string): string;
   writeText(file: string, text: string): void;
+  /** Colour the report (standard output is a terminal and NO_COLOR is unset). */
+  color?: boolean;
 }
 
 export const nodeIo: CliIo = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
-  readText: (f) => readFileSync(f, 'utf8'),
+  readText: (f) => readFileSync(f === STDIN ? 0 : f, 'utf8'),
   writeText: (f, t) => writeFileSync(f, t),
+  color: wantColor(process.stdout),
 };
 
-class UsageError extends Error {}
-
-interface Parsed {
-  positional: string[];
-  json: boolean;
-  trace?: string;
+class UsageError extends Error {
+  constructor(readonly command: string | null, message: string) {
+    super(message);
+  }
 }
 
-function parseArgs(cmd: string, args: string[], allowTrace: boolean): Parsed {
-  const p: Parsed = { positional: [], json: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json') p.json = true;
-    else if (allowTrace && (a === '--trace' || a.startsWith('--trace='))) {
-      const v = a === '--trace' ? args[++i] : a.slice('--trace='.length);
-      if (!v) throw new UsageError(`${cmd}: --trace needs a file name`);
-      p.trace = v;
-    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`${cmd}: unknown option '${a}'`);
-    else p.positional.push(a);
+type Options = NonNullable<ParseArgsConfig['options']>;
+const HELP: Options = { help: { type: 'boolean', short: 'h' } };
+
+/** util.parseArgs with our usage errors: unknown options and missing values name the command. */
+function parse<O extends Options>(cmd: string, args: string[], options: O, maxPositionals: number) {
+  let r;
+  try {
+    r = parseArgs({ args, options: { ...HELP, ...options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    const m = e instanceof Error ? e.message : String(e);
+    // Node's messages are long ("Unknown option '--jsn'. To specify a positional argument
+    // starting with a '-', place it at the end of the command after '--', as in '-- \"--jsn\"").
+    const unknown = /Unknown option '([^']+)'/.exec(m);
+    const missing = /Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument missing/.exec(m);
+    throw new UsageError(cmd, unknown ? `unknown option '${unknown[1]}'` : missing ? `${missing[1]} needs a value` : m);
   }
-  if (p.positional.length > 1) throw new UsageError(`${cmd}: one file at most (got ${p.positional.join(' ')})`);
-  return p;
+  if (r.positionals.length > maxPositionals) {
+    throw new UsageError(cmd, maxPositionals === 0 ? `takes no argument (got ${r.positionals.join(' ')})` : `one argument at most (got ${r.positionals.join(' ')})`);
+  }
+  return r;
 }
 
 const line = (s: string): string => (s.endsWith('\n') ? s : `${s}\n`);
 
-async function runCommand(args: string[], io: CliIo): Promise<number> {
-  const p = parseArgs('run', args, true);
-  const file = p.positional[0];
-  const scenario = file === undefined
-    ? parseScenario(SEED_SCENARIO, SEED_SCENARIO_FILE)
-    : loadScenarioFile(file, io.readText);
-  const runner = createDefaultRunner();
-  const report = await runner.run(scenario);
-  io.out(p.json ? line(renderJson(report)) : renderText(report));
-  if (p.trace) {
+/** The package version, from the package.json above this file (src/cli or dist/src/cli). */
+export function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
     try {
-      io.writeText(p.trace, stringifyTrace(runner.trace.toJSON({ scenario: scenario.name, file: scenario.file })));
+      const p = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'dmabuf-sim' && p.version) return p.version;
+    } catch {
+      // not here: one level up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+/** Scenario text from `file` ('-': standard input; undefined: the built-in seed). */
+function loadScenario(file: string | undefined, io: CliIo): Scenario {
+  if (file === undefined) return parseScenario(SEED_SCENARIO, SEED_SCENARIO_FILE);
+  if (file !== STDIN) return loadScenarioFile(file, io.readText);
+  const text = io.readText(STDIN);
+  return parseScenario(text, '<stdin>', { format: /^\s*[{[]/.test(text) ? 'json' : 'yaml', readText: io.readText });
+}
+
+async function runCommand(args: string[], io: CliIo): Promise<number> {
+  const { values: v, positionals } = parse('run', args, {
+    json: { type: 'boolean' }, trace: { type: 'string' }, act: { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' }, verbose: { type: 'boolean', short: 'v' },
+  }, 1);
+  if (v.help) return help('run', io);
+  if (v.quiet && v.verbose) throw new UsageError('run', '--quiet and --verbose do not go together');
+  if (v.trace === '') throw new UsageError('run', '--trace needs a file name');
+  const scenario = loadScenario(positionals[0], io);
+  let acts: number[] | undefined;
+  if (v.act !== undefined) {
+    const n = /^\d+$/.test(v.act) ? Number(v.act) : NaN;
+    if (!(n >= 1 && n <= scenario.acts.length)) {
+      throw new UsageError('run', `--act ${v.act}: the scenario has ${scenario.acts.length} act${scenario.acts.length === 1 ? '' : 's'} (1..${scenario.acts.length})`);
+    }
+    acts = [n - 1];
+  }
+  const runner = createDefaultRunner();
+  const report = await runner.run(scenario, acts ? { acts } : {});
+  const detail: ReportDetail = v.quiet ? 'quiet' : v.verbose ? 'verbose' : 'normal';
+  const style: ReportStyle | undefined = io.color ? ttyStyle : undefined;
+  io.out(v.json ? line(renderJson(report)) : renderText(report, { detail, ...(style ? { style } : {}) }));
+  if (v.trace !== undefined) {
+    try {
+      io.writeText(v.trace, stringifyTrace(runner.trace.toJSON({ scenario: scenario.name, file: scenario.file })));
     } catch (e) {
-      io.err(`dmabuf-sim run: cannot write the trace to '${p.trace}': ${e instanceof Error ? e.message : String(e)}\n`);
+      io.err(`dmabuf-sim run: cannot write the trace to '${v.trace}': ${e instanceof Error ? e.message : String(e)}\n`);
       return 2;
     }
   }
@@ -99,40 +192,78 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
 }
 
 function topoCommand(args: string[], io: CliIo): number {
-  const p = parseArgs('topo', args, false);
-  const t = loadTopologyArg(p.positional[0], io.readText);
-  io.out(p.json ? topoJson(t) : topoText(t));
+  const { values: v, positionals } = parse('topo', args, { json: { type: 'boolean' } }, 1);
+  if (v.help) return help('topo', io);
+  const t = loadTopologyArg(positionals[0], io.readText);
+  io.out(v.json ? topoJson(t) : topoText(t));
+  return 0;
+}
+
+function showCommand(args: string[], io: CliIo): number {
+  const { values: v, positionals } = parse('show', args, {}, 1);
+  if (v.help || positionals.length === 0) return help('show', io);
+  const text = showBuiltin(positionals[0]!);
+  if (text === undefined) throw new UsageError('show', `no built-in '${positionals[0]}' (built-in: ${Object.keys(BUILTINS).join(', ')})`);
+  io.out(line(text));
+  return 0;
+}
+
+async function demoCommand(args: string[], io: CliIo): Promise<number> {
+  const { values: v } = parse('demo', args, { json: { type: 'boolean' } }, 0);
+  if (v.help) return help('demo', io);
+  const r = await runCoreDemo();
+  io.out(v.json ? JSON.stringify({ scenario: 'core-demo', ok: r.ok, exitCode: r.ok ? 0 : 1, lines: r.lines }, null, 2) + '\n' : line(r.lines.join('\n')));
+  return r.ok ? 0 : 1;
+}
+
+function help(cmd: string | undefined, io: CliIo): number {
+  if (cmd === undefined) {
+    io.out(`${USAGE}\n`);
+    return 0;
+  }
+  const c = COMMANDS[cmd];
+  if (!c) throw new UsageError(null, `no command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  io.out(`usage: dmabuf-sim ${c.synopsis}\n\n${c.help}\n`);
   return 0;
 }
 
 /** Runs the CLI with `argv` (without node and the script); returns the exit status. */
 export async function main(argv: string[], io: CliIo = nodeIo): Promise<number> {
-  const [cmd = 'run', ...rest] = argv;
+  const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
+      case undefined:
+        // A bare command prints the usage, not the 500-line story: `dmabuf-sim run` does that.
+        io.err(`${USAGE}\n`);
+        return 2;
       case 'run':
         return await runCommand(rest, io);
       case 'topo':
         return topoCommand(rest, io);
-      case 'demo': {
-        const p = parseArgs('demo', rest, false);
-        if (p.positional.length) throw new UsageError('demo: takes no file');
-        const r = await runCoreDemo();
-        io.out(p.json ? JSON.stringify({ scenario: 'core-demo', ok: r.ok, exitCode: r.ok ? 0 : 1, lines: r.lines }, null, 2) + '\n' : line(r.lines.join('\n')));
-        return r.ok ? 0 : 1;
+      case 'show':
+        return showCommand(rest, io);
+      case 'demo':
+        return await demoCommand(rest, io);
+      case 'help': {
+        const { positionals } = parse('help', rest, {}, 1);
+        return help(positionals[0], io);
       }
-      case 'help':
       case '--help':
       case '-h':
-        io.out(`${USAGE}\n`);
+        return help(undefined, io);
+      case '--version':
+      case '-V':
+        io.out(`dmabuf-sim ${packageVersion()}\n`);
         return 0;
       default:
-        io.err(`dmabuf-sim: unknown command '${cmd}'\n\n${USAGE}\n`);
-        return 2;
+        throw new UsageError(null, cmd.startsWith('-') ? `unknown option '${cmd}' (a command comes first)` : `unknown command '${cmd}'`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`dmabuf-sim ${e.message}\n\n${USAGE}\n`);
+      const synopsis = e.command ? COMMANDS[e.command]?.synopsis : undefined;
+      io.err(e.command
+        ? `dmabuf-sim ${e.command}: ${e.message}\nusage: dmabuf-sim ${synopsis}\n(dmabuf-sim ${e.command} --help for the options)\n`
+        : `dmabuf-sim: ${e.message}\n\n${USAGE}\n`);
       return 2;
     }
     if (e instanceof ScenarioError) {

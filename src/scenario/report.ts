@@ -1,8 +1,8 @@
 /**
  * The run report: a data model (what --json prints) and a text renderer in the manner of a
- * kernel log: per act the topology tree, the P2P matrix, then each step with its result or
- * errno and whatever sections its handler added (sg_table, IOMMU walks, bytes moved), and the
- * counters at the end of the act.
+ * kernel log: each distinct topology once (tree and P2P matrix), then per act each step with its
+ * result or errno and whatever sections its handler added (sg_table, IOMMU walks, bytes moved),
+ * and the counters at the end of the act.
  */
 import type { TopologyJson } from '../pci/index.js';
 import { describePattern } from './pattern.js';
@@ -18,8 +18,10 @@ export interface ReportSection {
 export type StepStatus = 'passed' | 'failed' | 'skipped';
 
 export interface StepRecord {
-  /** 1-based within the act. */
+  /** 1-based position within the act, notes included (what the step's path counts). */
   index: number;
+  /** The step number the report shows: 1, 2, 3... within the act, notes not counted (null for a note). */
+  number: number | null;
   op: string;
   path: string;
   line: number;
@@ -41,16 +43,29 @@ export interface StepRecord {
   /** Virtual time (ns) when the step started. */
   time: number;
   log: string[];
+  /** The dma-buf events of the step ('attach dma-buf 1 by nic0'), as `run --verbose` shows them. */
+  events: string[];
   sections: ReportSection[];
 }
 
+/** A topology the scenario's acts run on, once however many acts use it. */
+export interface TopologyReport {
+  /** 'builtin:seed', a file, or '<scenario file> (inline)'. */
+  source: string;
+  /** Devices, host bridges and every endpoint pair's P2P decision, as `dmabuf-sim topo --json` prints them. */
+  data: TopologyJson;
+  /** The tree and the matrix as text, for the text report (--json leaves them out). */
+  text: { tree: string; matrix: string };
+}
+
 export interface ActReport {
-  /** 0-based. */
+  /** 0-based, in the scenario (also when `run --act` runs one act). */
   index: number;
   title: string;
   profile: string;
   iommu: ActIommu | null;
-  topology: { source: string; tree: string; matrix: string; json: TopologyJson };
+  /** Index in RunReport.topologies. */
+  topology: number;
   steps: StepRecord[];
   /** End-of-act sections: counters, faults. */
   sections: ReportSection[];
@@ -62,6 +77,7 @@ export interface ActReport {
 export interface RunFailure {
   act: number;
   actTitle: string;
+  /** The step's number (0: the act itself, before or after its steps). */
   step: number;
   path: string;
   line: number;
@@ -75,9 +91,25 @@ export interface RunReport {
   ok: boolean;
   /** 0: every expectation held; 1: one failed. */
   exitCode: 0 | 1;
+  /** Acts in the scenario (the report holds fewer when only some were run). */
+  actsInScenario: number;
+  topologies: TopologyReport[];
   acts: ActReport[];
   failures: RunFailure[];
+  /** Steps do not count notes. */
   totals: { acts: number; steps: number; passed: number; failed: number; skipped: number };
+}
+
+/** What the text renderer may colour. */
+export type StyleKind = 'ok' | 'fail' | 'errno' | 'expected' | 'head' | 'dim';
+/** Colours `text` as `kind` (the CLI passes util.styleText on a terminal). */
+export type ReportStyle = (kind: StyleKind, text: string) => string;
+/** quiet: one line per act; normal: every step; verbose: also each step's dma-buf events. */
+export type ReportDetail = 'quiet' | 'normal' | 'verbose';
+
+export interface RenderOptions {
+  detail?: ReportDetail;
+  style?: ReportStyle;
 }
 
 export function describeExpectation(e: Expectation): string {
@@ -118,9 +150,9 @@ export function jsonSafe(v: unknown): unknown {
   return v;
 }
 
-/** The report as JSON text. */
+/** The report as JSON text: topologies as data (their text rendering left out). */
 export function renderJson(r: RunReport): string {
-  return JSON.stringify(jsonSafe(r), null, 2);
+  return JSON.stringify(jsonSafe({ ...r, topologies: r.topologies.map(({ text: _, ...t }) => t) }), null, 2);
 }
 
 function stamp(ns: number): string {
@@ -135,42 +167,67 @@ function indent(text: string, pad: string): string[] {
 function stepHead(s: StepRecord): string {
   if (s.op === 'note') return `-- ${String(s.args.text ?? '')}`;
   const args = Object.entries(s.args).map(([k, v]) => `${k}=${formatArg(v)}`).join(' ');
-  return `#${s.index} ${s.op}${args ? ` ${args}` : ''}${s.as ? ` -> ${s.as}` : ''}`;
+  return `#${s.number} ${s.op}${args ? ` ${args}` : ''}${s.as ? ` -> ${s.as}` : ''}`;
 }
 
-function stepResult(s: StepRecord): string {
-  if (s.status === 'skipped') return 'skipped';
-  if (s.status === 'failed') return `FAILED: ${s.failure ?? s.message ?? s.outcome}`;
+function stepResult(s: StepRecord, st: ReportStyle): string {
+  if (s.status === 'skipped') return st('dim', 'skipped');
+  if (s.status === 'failed') return st('fail', `FAILED: ${s.failure ?? s.message ?? s.outcome}`);
   // An expected errno, with the kernel's words for it (the SimError message names the op and rule).
-  if (s.outcome !== 'ok') return `${s.outcome} (expected)${s.message ? `: ${s.message}` : ''}`;
-  return s.summary ? `ok, ${s.summary}` : 'ok';
+  if (s.outcome !== 'ok') return `${st('errno', s.outcome)} ${st('expected', '(expected)')}${s.message ? `: ${s.message}` : ''}`;
+  return s.summary ? `${st('ok', 'ok')}, ${s.summary}` : st('ok', 'ok');
 }
 
-/** The report as text, one act after another. */
-export function renderText(r: RunReport): string {
+const plain: ReportStyle = (_k, t) => t;
+const plural = (n: number, w: string): string => `${n} ${w}${n === 1 ? '' : 's'}`;
+
+function actLine(r: RunReport, a: ActReport, st: ReportStyle): string {
+  const steps = a.steps.filter((s) => s.number !== null);
+  const failed = steps.filter((s) => s.status === 'failed').length;
+  const skipped = steps.filter((s) => s.status === 'skipped').length;
+  const errnos = steps.filter((s) => s.status === 'passed' && s.outcome !== 'ok').length;
+  return `act ${a.index + 1}: ${a.ok ? st('ok', 'OK') : st('fail', 'FAILED')} (${plural(steps.length, 'step')}`
+    + `${errnos ? `, ${errnos} expected errno${errnos === 1 ? '' : 's'}` : ''}${failed ? `, ${failed} failed` : ''}${skipped ? `, ${skipped} skipped` : ''})`;
+}
+
+/** The report as text: each topology once, then one act after another. */
+export function renderText(r: RunReport, opts: RenderOptions = {}): string {
+  const st = opts.style ?? plain;
+  const detail = opts.detail ?? 'normal';
   const out: string[] = [];
-  out.push(`dmabuf-sim run: ${r.scenario} (${r.file})`);
-  if (r.description) out.push(...indent(r.description.trim(), '  '));
+  out.push(st('head', `dmabuf-sim run: ${r.scenario} (${r.file})`));
+  if (r.description && detail !== 'quiet') out.push(...indent(r.description.trim(), '  '));
+  const shown = new Set<number>();
   for (const a of r.acts) {
+    if (detail === 'quiet') {
+      out.push(`${actLine(r, a, st)}: ${a.title}`);
+      continue;
+    }
+    const topo = r.topologies[a.topology]!;
+    if (!shown.has(a.topology)) {
+      // Once per distinct topology: the acts after it that share it say so in their header.
+      shown.add(a.topology);
+      out.push('');
+      out.push(st('head', `topology ${topo.source}:`));
+      out.push(...indent(topo.text.tree, '  '));
+      out.push('');
+      out.push('P2P map type and distance:');
+      out.push(...indent(topo.text.matrix, '  '));
+    }
     out.push('');
-    out.push(`=== act ${a.index + 1}/${r.acts.length}: ${a.title} ===`);
-    out.push(`kernel profile ${a.profile}; IOMMU ${a.iommu ? `${a.iommu.family} (${a.iommu.strict ? 'strict' : 'lazy'})` : 'none (DMA is direct)'}; topology ${a.topology.source}`);
+    out.push(st('head', `=== act ${a.index + 1}/${r.actsInScenario}: ${a.title} ===`));
+    out.push(`kernel profile ${a.profile}; IOMMU ${a.iommu ? `${a.iommu.family} (${a.iommu.strict ? 'strict' : 'lazy'})` : 'none (DMA is direct)'}; topology ${topo.source}`);
     out.push('');
-    out.push('topology:');
-    out.push(...indent(a.topology.tree, '  '));
-    out.push('');
-    out.push('P2P map type and distance:');
-    out.push(...indent(a.topology.matrix, '  '));
-    out.push('');
-    if (a.error) out.push(`act could not start: ${a.error}`);
+    if (a.error) out.push(st('fail', `act could not start: ${a.error}`));
     for (const s of a.steps) {
-      const t = stamp(s.time);
+      const t = st('dim', stamp(s.time));
       if (s.op === 'note' && s.status === 'passed') {
         out.push(`${t} ${stepHead(s)}`);
         continue;
       }
-      out.push(`${t} ${stepHead(s)}: ${stepResult(s)}  (line ${s.line})`);
+      out.push(`${t} ${stepHead(s)}: ${stepResult(s, st)}  ${st('dim', `(line ${s.line})`)}`);
       if (s.status === 'failed' && s.message && s.failure && !s.failure.includes(s.message)) out.push(`${t}     ${s.message}`);
+      if (detail === 'verbose') for (const e of s.events) out.push(`${t}     ${st('dim', e)}`);
       for (const l of s.log) out.push(`${t}     ${l}`);
       for (const sec of s.sections) {
         out.push(`${t}     ${sec.title}:`);
@@ -183,13 +240,12 @@ export function renderText(r: RunReport): string {
       out.push(...sec.lines.map((l) => `  ${l}`));
     }
     out.push('');
-    const failed = a.steps.filter((s) => s.status === 'failed');
-    const skipped = a.steps.filter((s) => s.status === 'skipped').length;
-    out.push(`act ${a.index + 1}: ${a.ok ? 'OK' : 'FAILED'} (${a.steps.length} step${a.steps.length === 1 ? '' : 's'}${failed.length ? `, ${failed.length} failed` : ''}${skipped ? `, ${skipped} skipped` : ''})`);
+    out.push(actLine(r, a, st));
   }
-  out.push('');
+  if (detail !== 'quiet') out.push('');
   const t = r.totals;
-  out.push(`result: ${r.ok ? 'OK' : 'FAILED'}: ${t.acts} act${t.acts === 1 ? '' : 's'}, ${t.steps} step${t.steps === 1 ? '' : 's'}, ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`);
-  for (const f of r.failures) out.push(`  ${r.file}:${f.line}: act ${f.act + 1} step #${f.step} (${f.path}): ${f.message}`);
+  const ran = r.acts.length < r.actsInScenario ? ` of ${r.actsInScenario}` : '';
+  out.push(`result: ${r.ok ? st('ok', 'OK') : st('fail', 'FAILED')}: ${plural(t.acts, 'act')}${ran}, ${plural(t.steps, 'step')}, ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`);
+  for (const f of r.failures) out.push(st('fail', `  ${r.file}:${f.line}: act ${f.act + 1}${f.step ? ` step #${f.step}` : ''} (${f.path}): ${f.message}`));
   return out.join('\n') + '\n';
 }

@@ -7,6 +7,7 @@
  *     const h = ctx.state.get('hl') ...; return { value: handle, summary: `handle ${h}` };
  *   });
  *   const report = await runner.run(scenario);    // report.exitCode: 0 or 1
+ *   await runner.run(scenario, { acts: [1] });    // the second act alone (`run --act 2`)
  *
  * A handler gets the step (its args converted: sizes are bigints, names are strings) and a
  * context: the act's machine, the named objects (`as:`), a per-act state map for drivers, the
@@ -14,7 +15,8 @@
  * It returns nothing or a StepOutcome; its `value` is bound to the step's `as:` name. It fails
  * by throwing: a SimError whose code is in `expect.errno` passes the step; anything else fails
  * it, and the rest of the act is skipped. IOMMU faults are drained after every step into the
- * step's log and the trace.
+ * step's log and the trace; the trace also gets each step's IOMMU map/unmap and IOTLB
+ * invalidations, and IOTLB counters after every transfer (IotlbTracker).
  */
 import { SimError } from '../../bindings/errors.js';
 import { Machine } from '../machine/machine.js';
@@ -22,10 +24,11 @@ import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topology
 import type { DmaEndpoint } from '../dma/dma-engine.js';
 import type { FaultRecord } from '../iommu/iommu.js';
 import { formatRid } from '../util/args.js';
-import { DmaBufTraceSource, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
+import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
 import { describePattern, patternBytes } from './pattern.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
+  type TopologyReport,
 } from './report.js';
 import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
 import { ScenarioError } from './source.js';
@@ -123,6 +126,12 @@ export interface RunnerOptions {
   trace?: TraceRecorder;
 }
 
+/** What to run of a scenario. */
+export interface RunOptions {
+  /** 0-based indices of the acts to run, in scenario order. @default every act */
+  acts?: readonly number[];
+}
+
 export class ScenarioRunner {
   private readonly _handlers = new Map<string, StepHandler>();
   private readonly _actStart: ActHook[] = [];
@@ -167,18 +176,38 @@ export class ScenarioRunner {
     return diags.length ? new ScenarioError(diags) : null;
   }
 
-  /** Runs every act. Throws ScenarioError (before running anything) when an op has no handler. */
-  async run(scenario: Scenario): Promise<RunReport> {
-    const missing = this.missingHandlers(scenario);
+  /**
+   * Runs every act (or those `opts.acts` names). Throws ScenarioError (before running anything)
+   * when an op has no handler, RangeError for an act the scenario does not have.
+   */
+  async run(scenario: Scenario, opts: RunOptions = {}): Promise<RunReport> {
+    const chosen = opts.acts ? scenario.acts.filter((a) => opts.acts!.includes(a.index)) : scenario.acts;
+    for (const i of opts.acts ?? []) if (!scenario.acts[i]) throw new RangeError(`run: the scenario has no act ${i + 1}`);
+    const missing = this.missingHandlers({ ...scenario, acts: chosen });
     if (missing) throw missing;
     const acts: ActReport[] = [];
     const failures: RunFailure[] = [];
-    for (const act of scenario.acts) acts.push(await this._runAct(scenario, act, failures));
-    const steps = acts.flatMap((a) => a.steps);
+    const topologies: TopologyReport[] = [];
+    const topoIndex = new Map<string, number>();
+    for (const act of chosen) {
+      const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
+      let t = topoIndex.get(key);
+      if (t === undefined) {
+        const p2p = new P2pdma(act.topology);
+        t = topologies.length;
+        topologies.push({
+          source: act.topologySource, data: topologyToJson(act.topology, p2p),
+          text: { tree: renderTopologyTree(act.topology), matrix: renderP2pMatrix(act.topology, p2p) },
+        });
+        topoIndex.set(key, t);
+      }
+      acts.push(await this._runAct(scenario, act, t, failures));
+    }
+    const steps = acts.flatMap((a) => a.steps).filter((s) => s.number !== null);
     const ok = failures.length === 0 && acts.every((a) => a.ok);
     return {
       scenario: scenario.name, ...(scenario.description !== undefined ? { description: scenario.description } : {}), file: scenario.file,
-      ok, exitCode: ok ? 0 : 1, acts, failures,
+      ok, exitCode: ok ? 0 : 1, actsInScenario: scenario.acts.length, topologies, acts, failures,
       totals: {
         acts: acts.length, steps: steps.length, passed: steps.filter((s) => s.status === 'passed').length,
         failed: steps.filter((s) => s.status === 'failed').length, skipped: steps.filter((s) => s.status === 'skipped').length,
@@ -186,16 +215,14 @@ export class ScenarioRunner {
     };
   }
 
-  private async _runAct(scenario: Scenario, act: Act, failures: RunFailure[]): Promise<ActReport> {
-    const p2p = new P2pdma(act.topology);
+  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[]): Promise<ActReport> {
     const report: ActReport = {
-      index: act.index, title: act.title, profile: act.profile, iommu: act.iommu,
-      topology: {
-        source: act.topologySource, tree: renderTopologyTree(act.topology), matrix: renderP2pMatrix(act.topology, p2p),
-        json: topologyToJson(act.topology, p2p),
-      },
-      steps: [], sections: [], ok: true,
+      index: act.index, title: act.title, profile: act.profile, iommu: act.iommu, topology, steps: [], sections: [], ok: true,
     };
+    // Step numbers as the report shows them: notes are not steps.
+    const numbers = new Map<Step, number>();
+    for (const s of act.steps) if (s.op !== 'note') numbers.set(s, numbers.size + 1);
+    const numberOf = (s: Step): number | null => numbers.get(s) ?? null;
     let machine: Machine;
     try {
       machine = this._opts.createMachine
@@ -205,7 +232,7 @@ export class ScenarioRunner {
       report.ok = false;
       report.error = e instanceof Error ? e.message : String(e);
       failures.push({ act: act.index, actTitle: act.title, step: 0, path: `acts[${act.index}]`, line: act.steps[0]?.line ?? 1, message: `the machine could not be built: ${report.error}` });
-      report.steps = act.steps.map((s) => this._record(s, 0, 'skipped', 'skipped'));
+      report.steps = act.steps.map((s) => this._record(s, numberOf(s), 0, 'skipped', 'skipped'));
       return report;
     }
     const clock = () => machine.kernel.clock.now;
@@ -221,10 +248,30 @@ export class ScenarioRunner {
     const transfers: TransferRecord[] = [];
     const faults: { unit: string; f: FaultRecord }[] = [];
     let stepTransfers: TransferRecord[] = [];
+    // IOTLB counters over time, IOMMU map/unmap and invalidations, on the trace.
+    const iotlb = new IotlbTracker(machine, proc, deviceName);
     const onTransfer = (t: TransferRecord): void => {
       transfers.push(t);
       stepTransfers.push(t);
+      iotlb.sample();
     };
+    let stepEvents: string[] | null = null;
+    // Who exports each dma-buf and who imports each attachment: for the BUS_ADDR-but-IOVA note.
+    const exporters = new Map<number, string>();
+    const importers = new Map<number, string>();
+    let stepMaps: { exporter: string; importer: string }[] = [];
+    const eventSub = machine.kernel.onEvent((e) => {
+      const d = e.detail as Record<string, unknown>;
+      if (e.kind === 'attach' && e.attachmentId !== undefined && typeof d['device'] === 'string') importers.set(e.attachmentId, d['device']);
+      if (e.kind === 'map' && e.attachmentId !== undefined && e.dmaBufId !== undefined) {
+        const exporter = exporters.get(e.dmaBufId);
+        const importer = importers.get(e.attachmentId);
+        if (exporter && importer) stepMaps.push({ exporter, importer });
+      }
+      if (!stepEvents || QUIET_EVENTS.has(e.kind)) return;
+      const who = typeof d['device'] === 'string' ? ` (${d['device']})` : '';
+      stepEvents.push(`dma-buf ${e.kind}${e.rule ? ` [${e.rule}]` : ''}${e.dmaBufId !== undefined ? ` dma-buf ${e.dmaBufId}` : ''}${e.attachmentId !== undefined ? ` attachment ${e.attachmentId}` : ''}${who}`);
+    });
     const dma = new TracedDma(machine.sim.dma, proc, deviceName, onTransfer);
     const collectFaults = (): FaultRecord[] => {
       const got: FaultRecord[] = [];
@@ -245,7 +292,10 @@ export class ScenarioRunner {
     const state = new Map<string, unknown>();
     const base = {
       scenario, act, machine, objects, state, trace: proc, dma,
-      nameBuffer: (id: number, dev: string) => dmabufSource.nameBuffer(id, dev),
+      nameBuffer: (id: number, dev: string) => {
+        exporters.set(id, dev);
+        dmabufSource.nameBuffer(id, dev);
+      },
       device: (n: string) => machine.pci(n),
       deviceName, collectFaults,
     };
@@ -260,10 +310,11 @@ export class ScenarioRunner {
     }
     for (const step of act.steps) {
       if (failed) {
-        report.steps.push(this._record(step, clock(), 'skipped', 'skipped'));
+        report.steps.push(this._record(step, numberOf(step), clock(), 'skipped', 'skipped'));
         continue;
       }
-      const rec = this._record(step, clock(), 'passed', 'ok');
+      const rec = this._record(step, numberOf(step), clock(), 'passed', 'ok');
+      stepEvents = rec.events;
       stepSink = { log: (l) => rec.log.push(l), section: (s) => rec.sections.push(s) };
       const ctx: StepContext = { ...base, step, report: stepSink };
       proc.begin('scenario', step.op, 'step', { path: step.path, line: step.line, args: step.args, ...(step.as ? { as: step.as } : {}) });
@@ -276,7 +327,11 @@ export class ScenarioRunner {
       }
       for (const l of summarizeTransfers(stepTransfers)) rec.log.push(l);
       stepTransfers = [];
+      stepEvents = null;
       collectFaults();
+      iotlb.step();
+      for (const l of busAddrIovaNotes(machine, rec, stepMaps)) rec.log.push(l);
+      stepMaps = [];
       this._judge(step, rec, outcome, error);
       if (!error && step.as) objects.set(step.as, OP_SPECS[step.op]!.produces!, outcome && 'value' in outcome ? outcome.value : outcome?.result ?? true);
       proc.end('scenario', step.op, 'step', { status: rec.status, outcome: rec.outcome, ...(rec.failure ? { failure: rec.failure } : {}) });
@@ -284,7 +339,7 @@ export class ScenarioRunner {
       report.steps.push(rec);
       if (rec.status === 'failed') {
         failed = true;
-        failures.push({ act: act.index, actTitle: act.title, step: step.index, path: step.path, line: step.line, message: rec.failure! });
+        failures.push({ act: act.index, actTitle: act.title, step: rec.number ?? 0, path: step.path, line: step.line, message: rec.failure! });
       }
     }
     try {
@@ -294,18 +349,18 @@ export class ScenarioRunner {
       failures.push({ act: act.index, actTitle: act.title, step: 0, path: `acts[${act.index}]`, line: act.steps[0]?.line ?? 1, message: `act teardown failed: ${errText(e)}` });
     }
     collectFaults();
+    iotlb.step();
+    eventSub.dispose();
     dmabufSource.dispose();
     report.sections = [...actSections, countersSection(machine, transfers, faults.length)];
-    const u = machine.units().map((x) => x.stats());
-    proc.counter('iotlb', { hits: Number(u.reduce((s, x) => s + x.hits, 0n)), misses: Number(u.reduce((s, x) => s + x.misses, 0n)), faults: faults.length });
     report.ok = !failed;
     return report;
   }
 
-  private _record(step: Step, time: number, status: StepRecord['status'], outcome: string): StepRecord {
+  private _record(step: Step, number: number | null, time: number, status: StepRecord['status'], outcome: string): StepRecord {
     return {
-      index: step.index, op: step.op, path: step.path, line: step.line, col: step.col, args: step.args,
-      ...(step.as ? { as: step.as } : {}), expect: describeExpectation(step.expect), status, outcome, time, log: [], sections: [],
+      index: step.index, number, op: step.op, path: step.path, line: step.line, col: step.col, args: step.args,
+      ...(step.as ? { as: step.as } : {}), expect: describeExpectation(step.expect), status, outcome, time, log: [], events: [], sections: [],
     };
   }
 
@@ -367,7 +422,7 @@ function sameValue(got: unknown, want: string | number | boolean | null): boolea
 
 function countersSection(machine: Machine, transfers: readonly TransferRecord[], nFaults: number): ReportSection {
   const lines: string[] = [];
-  const units = machine.units().map((u) => ({ unit: u.name, family: u.family, ...u.stats() }));
+  const units = machine.units().map((u) => ({ unit: u.name, family: u.family, ...counts(u.stats()) }));
   for (const s of units) {
     lines.push(`${s.unit}: IOTLB ${s.translations} translations, ${s.hits} hits, ${s.misses} misses, ${s.walks} walks, ${s.invalidations} invalidations (${s.invalidatedEntries} entries), ${s.faults} faults`);
   }
@@ -378,8 +433,45 @@ function countersSection(machine: Machine, transfers: readonly TransferRecord[],
   lines.push(`transfers by the scenario: ${transfers.length}, ${moved} bytes moved; IOMMU fault records: ${nFaults}`);
   const warns = machine.kernel.events.filter((e) => e.kind === 'warn');
   if (warns.length) lines.push(`dma-buf WARNs: ${warns.map((w) => w.rule ?? '?').join(', ')}`);
-  return { title: 'counters', lines, data: { iommu: units, dma: d, transfers: transfers.length, bytesMoved: moved, faults: nFaults, warns: warns.length } };
+  return { title: 'counters', lines, data: { iommu: units, dma: counts(d), transfers: transfers.length, bytesMoved: Number(moved), faults: nFaults, warns: warns.length } };
 }
+
+/**
+ * When pci_p2pdma_map_type() says BUS_ADDR (a switch could route the TLPs) yet the importer got
+ * IOVAs: the exporter called dma_map_resource() for every entry, as habanalabs does (HL-11), and
+ * under an IOMMU that returns an IOVA whatever the topology. Say so, or the reader sees a
+ * contradiction. Reads the step's sg_table sections (their entries are the DMA addresses).
+ */
+function busAddrIovaNotes(machine: Machine, rec: StepRecord, maps: readonly { exporter: string; importer: string }[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const { exporter, importer } of maps) {
+    if (seen.has(`${exporter}>${importer}`)) continue;
+    seen.add(`${exporter}>${importer}`);
+    const exp = machine.topology.find(exporter);
+    const imp = machine.topology.functions.find((f) => f.name === importer);
+    if (!exp || !imp || machine.decide(exp, imp).mapType !== 'BUS_ADDR') continue;
+    const dom = machine.units().flatMap((u) => u.domains()).find((d) => d.id === machine.sim.iommu.domainOf(machine.rid(imp)));
+    if (!dom || dom.type !== 'paging') continue;
+    const entries = rec.sections
+      .filter((sec) => sec.title === `sg_table for ${importer}`)
+      .flatMap((sec) => ((sec.data as { entries?: { dmaAddress: unknown; dma: boolean }[] } | undefined)?.entries ?? []));
+    const iova = entries.find((e) => e.dma && typeof e.dmaAddress === 'bigint' && dom.walk(e.dmaAddress).ok);
+    if (!iova) continue;
+    out.push(`${exporter} -> ${importer} is BUS_ADDR, yet ${importer} got IOVAs (0x${(iova.dmaAddress as bigint).toString(16)}...): `
+      + `the exporter maps every entry with dma_map_resource() (HL-11), which under an IOMMU returns an IOVA in ${importer}'s domain; `
+      + 'its DMA goes up to the IOMMU instead of across the switch');
+  }
+  return out;
+}
+
+/** Counters as plain numbers for --json (they stay far below 2^53; addresses stay hex strings). */
+function counts<T extends object>(o: T): { [K in keyof T]: T[K] extends bigint ? number : T[K] } {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])) as never;
+}
+
+/** dma-buf reference counting and fd bookkeeping: too fine-grained for a step's event list. */
+const QUIET_EVENTS = new Set(['get', 'put', 'fd']);
 
 /** The generic ops: note. */
 /**

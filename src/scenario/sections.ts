@@ -8,6 +8,7 @@ import type { IommuDomain } from '../iommu/iommu.js';
 import { decodeEntry, formatSize } from '../iommu/pte-decode.js';
 import type { DmaResult } from '../dma/dma-engine.js';
 import type { ReportSection } from './report.js';
+import { levelName } from './pt-levels.js';
 
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
 
@@ -32,12 +33,13 @@ export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOM
   const fmt = domain.format ?? 'vtd-ss';
   const levels = w.levels.map((l) => {
     const d = decodeEntry(fmt, domain.ias, l.level, l.entry);
-    return { level: l.level, table: l.table, index: l.index, entry: l.entry, kind: d.kind, flags: d.flags, address: d.address ?? null, pageSize: d.pageSize ?? null };
+    const n = levelName(fmt, domain.ias, l.level);
+    return { depth: l.level, level: n.level, name: n.label, table: l.table, index: l.index, entry: l.entry, kind: d.kind, flags: d.flags, address: d.address ?? null, pageSize: d.pageSize ?? null };
   });
   const lines = [`${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias})`];
   for (const l of levels) {
     const tail = l.kind === 'leaf' ? ` ${formatSize(l.pageSize!)} page at ${hex(l.address!)}` : l.kind === 'table' && l.address !== null ? ` -> ${hex(l.address)}` : '';
-    lines.push(`L${l.level} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(18)} ${l.kind} ${l.flags.join(' ')}${tail}`);
+    lines.push(`${l.name.padEnd(8)} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(18)} ${l.kind} ${l.flags.join(' ')}${tail}`);
   }
   lines.push(w.ok ? `=> ${hex(w.pa!)} (${formatSize(w.pageSize!)} page)` : `=> no translation (${w.reason})`);
   return { title, lines, data: { unit: domain.unit.name, domain: domain.id, iova, ok: w.ok, pa: w.pa ?? null, pageSize: w.pageSize ?? null, reason: w.reason ?? null, levels } };

@@ -30,6 +30,8 @@ export function builtinTopologyName(ref: string): string | undefined {
  * becomes a diagnostic pointing at the field it names.
  */
 export function topologyFromDoc(doc: SourceDoc, path: Path, value: unknown, source: string): LoadedTopology | Diagnostic {
+  // What `dmabuf-sim topo --json` prints: the description it was built from, under `description`.
+  if (isTopoJson(value)) return topologyFromDoc(doc, [...path, 'description'], value.description, source);
   try {
     const topology = parseTopology(value);
     return { source, description: value as TopologyDescription, topology };
@@ -42,6 +44,11 @@ export function topologyFromDoc(doc: SourceDoc, path: Path, value: unknown, sour
     const problem = m[2]!;
     return doc.diag(full, problem, /^unknown field/.test(problem) ? 'key' : 'value');
   }
+}
+
+/** The output of `topo --json`: an analysis with the input description inside. */
+function isTopoJson(v: unknown): v is { description: unknown } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && 'description' in v && 'p2p' in v && 'devices' in v;
 }
 
 /** A built-in topology by name, or a diagnostic listing the names. */

@@ -6,7 +6,7 @@
  * The page state is on <body>: data-state = idle | running | done | invalid | error, and
  * data-runs counts finished runs (tests wait on these).
  */
-import { ScenarioError, type ActReport, type StepRecord } from '../scenario/index.js';
+import { OP_SPECS, ScenarioError, type Scenario, type StepRecord } from '../scenario/index.js';
 import { h } from './dom.js';
 import { BUILTIN_SCENARIOS, MachineSnapshots, parse, runScenario, type PageRun } from './run.js';
 import { p2pLegend, p2pMatrix, topologyGraph } from './topology-view.js';
@@ -76,6 +76,8 @@ async function run(): Promise<void> {
     try {
       scenario = parse(text, file);
     } catch (e) {
+      // The results on the page were another scenario's: clear them with the errors.
+      clearRun();
       setState('invalid');
       status.replaceChildren(errorsView(e, builtin ? null : source));
       return;
@@ -102,6 +104,31 @@ async function run(): Promise<void> {
   }
 }
 
+function clearRun(): void {
+  state.run = null;
+  state.snapshots = null;
+  state.act = 0;
+  $('#description').textContent = '';
+  $('#tabs').replaceChildren();
+  $('#act').replaceChildren();
+}
+
+/** The devices an act's steps name (device, nic, from, to, importer...): what the act is about. */
+function actDevices(scenario: Scenario, act: number): Set<string> {
+  const a = scenario.acts[act];
+  const out = new Set<string>();
+  if (!a) return out;
+  for (const st of a.steps) {
+    const spec = OP_SPECS[st.op];
+    for (const [k, f] of Object.entries(spec?.fields ?? {})) {
+      const v = st.args[k];
+      if (f.kind.type !== 'device' || typeof v !== 'string') continue;
+      out.add(a.topology.find(v)?.name ?? v);
+    }
+  }
+  return out;
+}
+
 function renderRun(): void {
   const r = state.run;
   if (!r) return;
@@ -110,12 +137,8 @@ function renderRun(): void {
     type: 'button', role: 'tab', class: `tab ${a.ok ? 'ok' : 'fail'}`, 'data-act-tab': a.index + 1,
     'aria-selected': a.index === state.act ? 'true' : 'false', title: a.title,
     onclick: () => showAct(a.index),
-  }, h('span', { class: 'n' }, `${a.index + 1}`), ` ${shortTitle(a)}`)));
+  }, h('span', { class: 'n' }, `${a.index + 1}`), ` ${a.title}`)));
   showAct(state.act);
-}
-
-function shortTitle(a: ActReport): string {
-  return a.title.length > 52 ? `${a.title.slice(0, 50)}…` : a.title;
 }
 
 function showAct(i: number, walk?: Partial<WalkRequest>): void {
@@ -128,21 +151,24 @@ function showAct(i: number, walk?: Partial<WalkRequest>): void {
     $('#act .pt-panel').replaceWith(panel);
     panel.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
   };
+  const topo = r.report.topologies[a.topology]!;
   const iommu = a.iommu ? `IOMMU ${a.iommu.family} (${a.iommu.strict ? 'strict' : 'lazy'})` : 'no IOMMU (DMA is direct)';
-  const errnos = a.steps.filter((s) => s.outcome !== 'ok' && s.outcome !== 'skipped').length;
+  const steps = a.steps.filter((s) => s.number !== null);
+  const errnos = steps.filter((s) => s.status === 'passed' && s.outcome !== 'ok').length;
+  const focus = actDevices(r.scenario, i);
   $('#act').replaceChildren(
     h('div', { class: 'act-head', 'data-act': i + 1 },
       h('h2', {}, `Act ${i + 1}: ${a.title}`),
       h('div', { class: 'meta' },
-        h('span', { class: 'pill' }, `kernel ${a.profile}`), h('span', { class: 'pill' }, iommu), h('span', { class: 'pill' }, `topology ${a.topology.source}`),
-        h('span', { class: `pill ${a.ok ? 'ok' : 'fail'}` }, `${a.ok ? 'OK' : 'FAILED'}: ${a.steps.length} steps${errnos ? `, ${errnos} errno${errnos === 1 ? '' : 's'}` : ''}`)),
+        h('span', { class: 'pill' }, `kernel ${a.profile}`), h('span', { class: 'pill' }, iommu), h('span', { class: 'pill' }, `topology ${topo.source}`),
+        h('span', { class: `pill ${a.ok ? 'ok' : 'fail'}` }, `${a.ok ? 'OK' : 'FAILED'}: ${steps.length} steps${errnos ? `, ${errnos} expected errno${errnos === 1 ? '' : 's'}` : ''}`)),
       a.error ? h('div', { class: 'errors' }, a.error) : ''),
     h('div', { class: 'act-grid' },
       h('section', { class: 'panel topo-panel' },
         h('h3', {}, 'Topology and P2P decisions'),
-        h('p', { class: 'muted small' }, 'Arcs join endpoint pairs, coloured by pci_p2pdma_map_type(); hover an arc, a box or a matrix cell for the kernel\'s reason.'),
-        h('div', { class: 'topo-scroll' }, topologyGraph(a.topology.json)),
-        h('div', { class: 'matrix-wrap' }, p2pMatrix(a.topology.json), p2pLegend())),
+        h('p', { class: 'muted small' }, 'Arcs join endpoint pairs, coloured by pci_p2pdma_map_type(); hover an arc, a box or a matrix cell for the kernel\'s reason. The devices this act uses are outlined.'),
+        h('div', { class: 'topo-scroll' }, topologyGraph(topo.data, focus)),
+        h('div', { class: 'matrix-wrap' }, p2pMatrix(topo.data), p2pLegend())),
       pageTablePanel(a, state.snapshots!, walk)),
     h('section', { class: 'panel' },
       h('h3', {}, 'Timeline'),

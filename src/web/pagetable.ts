@@ -7,6 +7,7 @@ import type { ActReport } from '../scenario/index.js';
 import { decodeEntry, formatSize } from '../iommu/pte-decode.js';
 import type { IommuDomain } from '../iommu/iommu.js';
 import { h, hex } from './dom.js';
+import { levelName } from '../scenario/pt-levels.js';
 import { pagingDomains, type MachineSnapshots } from './run.js';
 
 export interface WalkRequest {
@@ -46,8 +47,9 @@ function walkTable(domain: IommuDomain, iova: bigint): HTMLElement {
   const rows = w.levels.map((l) => {
     const d = decodeEntry(fmt, domain.ias, l.level, l.entry);
     const to = d.kind === 'leaf' ? `${formatSize(d.pageSize!)} page at ${hex(d.address)}` : d.kind === 'table' ? `next table ${hex(d.address)}` : d.kind;
-    return h('tr', { class: `lvl k-${d.kind}`, 'data-level': l.level, 'data-kind': d.kind, ...(d.kind === 'leaf' ? { 'data-leaf-size': formatSize(d.pageSize!) } : {}) },
-      h('td', {}, `L${l.level}`),
+    const n = levelName(fmt, domain.ias, l.level);
+    return h('tr', { class: `lvl k-${d.kind}`, 'data-level': n.level, 'data-kind': d.kind, ...(d.kind === 'leaf' ? { 'data-leaf-size': formatSize(d.pageSize!) } : {}) },
+      h('td', {}, n.label),
       h('td', { class: 'mono' }, hex(l.table)),
       h('td', { class: 'num' }, l.index),
       h('td', { class: 'mono' }, `0x${l.entry.toString(16).padStart(16, '0')}`),
@@ -78,7 +80,7 @@ export function pageTablePanel(act: ActReport, snapshots: MachineSnapshots, init
   }
   const stepSel = h('select', { id: `pt-step-${act.index}`, 'aria-label': 'after step' },
     h('option', { value: '0' }, 'before the first step'),
-    act.steps.map((st, i) => h('option', { value: String(i + 1) }, `after #${st.index} ${st.op}${st.op === 'note' ? '' : st.outcome !== 'ok' ? ` (${st.outcome})` : ''}`)));
+    act.steps.map((st, i) => h('option', { value: String(i + 1) }, st.number === null ? `after the note "${String(st.args['text'] ?? '').slice(0, 40)}"` : `after #${st.number} ${st.op}${st.outcome !== 'ok' ? ` (${st.outcome})` : ''}`)));
   stepSel.value = String(initial.steps ?? act.steps.length);
   const devSel = h('select', { 'aria-label': 'device', class: 'pt-device' });
   const iovaIn = h('input', { type: 'text', class: 'mono pt-iova', placeholder: '0xffe00000', spellcheck: 'false', 'aria-label': 'IOVA (hex)', value: initial.iova !== undefined ? hex(initial.iova) : '' });

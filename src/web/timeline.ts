@@ -37,17 +37,49 @@ function argText(s: StepRecord): string {
   return Object.entries(s.args).map(([k, v]) => `${k}=${formatArg(v)}`).join(' ');
 }
 
-function eventChip({ ev, thread }: { ev: TraceEvent; thread: string }): HTMLElement {
+interface Chip {
+  ev: TraceEvent;
+  thread: string;
+  /** Transfers folded into this one (same device, direction and result, one after another). */
+  n: number;
+  bytes: bigint;
+}
+
+/** Consecutive DMA transfers of one device with the same result become one line: 16 x 4K is '16 transfers, 64K'. */
+export function groupEvents(evs: readonly { ev: TraceEvent; thread: string }[]): Chip[] {
+  const out: Chip[] = [];
+  for (const e of evs) {
+    const bytes = toBigInt(e.ev.args['bytes']) ?? 0n;
+    const last = out.at(-1);
+    if (last && e.ev.cat === 'dma' && last.ev.cat === 'dma' && last.thread === e.thread && last.ev.name === e.ev.name && last.ev.args['result'] === e.ev.args['result']) {
+      last.n++;
+      last.bytes += bytes;
+      continue;
+    }
+    out.push({ ...e, n: 1, bytes });
+  }
+  return out;
+}
+
+/** A red mark for what went wrong, amber where the step expected it (the step passed). */
+function eventChip({ ev, thread, n, bytes }: Chip, expected: boolean): HTMLElement {
   const a = ev.args;
+  const bad = expected ? ' expected' : ' bad';
   if (ev.cat === 'dma') {
     const where = a['dst'] ? `to ${String(a['dst'])}` : a['src'] ? `from ${String(a['src'])}` : '';
     const ok = a['result'] === 'OK';
-    return h('li', { class: `ev ev-dma${ok ? '' : ' bad'}`, 'data-event': ev.name },
-      h('span', { class: 'tag' }, 'DMA'), ` ${thread} ${ev.name.replace(/^dma /, '')} ${Number(toBigInt(a['bytes']) ?? 0n)} B ${where}: ${String(a['result'])}`);
+    return h('li', { class: `ev ev-dma${ok ? '' : bad}`, 'data-event': ev.name, 'data-count': n },
+      h('span', { class: 'tag' }, 'DMA'), ` ${thread} ${ev.name.replace(/^dma /, '')} `,
+      n > 1 ? h('span', { class: 'count' }, `${n} transfers, ${formatArg(bytes)}`) : `${bytes} B`,
+      ` ${n > 1 ? `${where.replace(/^(to|from) /, '$1 ')} and on` : where}: ${String(a['result'])}`);
+  }
+  if (ev.cat === 'iommu' && ev.name.startsWith('iommu fault')) {
+    return h('li', { class: `ev ev-fault${bad}`, 'data-event': 'fault' },
+      h('span', { class: 'tag' }, 'FAULT'), ` ${thread} ${String(a['access'])} iova ${String(a['iova'])}: ${String(a['reason'])} (${String(a['unit'])})`);
   }
   if (ev.cat === 'iommu') {
-    return h('li', { class: 'ev ev-fault bad', 'data-event': 'fault' },
-      h('span', { class: 'tag' }, 'FAULT'), ` ${thread} ${String(a['access'])} iova ${String(a['iova'])}: ${String(a['reason'])} (${String(a['unit'])})`);
+    const what = ev.name === 'iotlb invalidation' ? `${String(a['invalidations'])} invalidation(s), ${String(a['entries'])} entries` : `${formatArg(BigInt(Number(a['bytes'] ?? 0)))}, domain ${String(a['domain'])} now maps ${formatArg(BigInt(Number(a['mapped'] ?? 0)))}`;
+    return h('li', { class: 'ev ev-map', 'data-event': ev.name }, h('span', { class: 'tag' }, ev.name), ` ${thread} ${what}`);
   }
   if (ev.cat === 'warn') return h('li', { class: 'ev ev-warn bad', 'data-event': 'warn' }, h('span', { class: 'tag' }, 'WARN'), ` ${ev.name}`);
   const detail = Object.entries(a).filter(([k]) => !['seq', 'dmaBuf', 'attachment', 'cached', 'dir'].includes(k)).map(([k, v]) => `${k} ${String(v)}`).join(', ');
@@ -95,14 +127,14 @@ function outcomeBadge(s: StepRecord): HTMLElement {
 export function timeline(act: ActReport, trace: TraceFile, onPick: OnPickIova): HTMLElement {
   const events = eventsByStep(trace, act.index);
   const items = act.steps.map((st) => {
-    const id = `${act.index + 1}:${st.index}`;
+    const id = `${act.index + 1}:${st.number ?? `note${st.index}`}`;
     if (st.op === 'note' && st.status === 'passed') {
       return h('li', { class: 'step note', 'data-step': id }, h('span', { class: 'idx' }, ''), h('div', { class: 'body' }, String(st.args['text'] ?? '')));
     }
     const evs = events.get(st.path) ?? [];
     const cls = st.status === 'failed' ? 'failed' : st.status === 'skipped' ? 'skipped' : st.outcome !== 'ok' ? 'errno' : 'ok';
     return h('li', { class: `step ${cls}`, 'data-step': id, 'data-op': st.op, 'data-outcome': st.outcome, 'data-status': st.status },
-      h('span', { class: 'idx' }, `#${st.index}`),
+      h('span', { class: 'idx' }, `#${st.number}`),
       h('div', { class: 'body' },
         h('div', { class: 'head' },
           h('span', { class: 'op' }, st.op), ' ', h('span', { class: 'args mono' }, argText(st)),
@@ -113,7 +145,7 @@ export function timeline(act: ActReport, trace: TraceFile, onPick: OnPickIova): 
         st.status === 'failed' ? h('div', { class: 'msg fail-msg' }, st.failure ?? st.message ?? '') : '',
         st.outcome !== 'ok' && st.message && st.status !== 'failed' ? h('div', { class: 'msg errno-msg' }, st.message) : '',
         st.summary ? h('div', { class: 'summary' }, st.summary) : '',
-        evs.length ? h('ul', { class: 'events' }, evs.map(eventChip)) : '',
+        evs.length ? h('ul', { class: 'events' }, groupEvents(evs).map((c) => eventChip(c, st.status === 'passed'))) : '',
         st.log.length ? h('pre', { class: 'log' }, st.log.join('\n')) : '',
         st.sections.map((sec) => section(sec, st, onPick)),
       ),

@@ -114,7 +114,8 @@ function pairTitle(p: Pair): string {
   return `${p.provider} -> ${p.client}: ${p.mapType}, distance ${p.distance}\n${p.reason}${p.acsRedirect.length ? `\nACS redirect at ${p.acsRedirect.join(', ')}` : ''}`;
 }
 
-export function topologyGraph(t: TopologyJson): SVGSVGElement {
+/** The tree with its P2P arcs; `focus` names the devices to outline (those an act uses), their pairs' arcs too. */
+export function topologyGraph(t: TopologyJson, focus: ReadonlySet<string> = new Set()): SVGSVGElement {
   const roots = buildForest(t);
   const { width, depth } = layout(roots);
   const nodes = all(roots);
@@ -144,12 +145,13 @@ export function topologyGraph(t: TopologyJson): SVGSVGElement {
     const back = t.p2p?.find((q) => q.provider === p.client && q.client === p.provider);
     const title = back && back.mapType !== p.mapType ? `${pairTitle(p)}\n\n${pairTitle(back)}` : pairTitle(p);
     return s('path', {
-      class: `arc mt-${p.mapType}`, 'data-arc': pairKey(p), 'data-map-type': p.mapType,
+      class: `arc mt-${p.mapType}${focus.has(p.provider) && focus.has(p.client) ? ' focus' : ''}`, 'data-arc': pairKey(p), 'data-map-type': p.mapType,
       d: `M${x1},${baseY} C${x1},${baseY + dy * 1.3} ${x2},${baseY + dy * 1.3} ${x2},${baseY}`,
     }, s('title', {}, title));
   });
 
-  const boxes = nodes.map((n) => s('g', { class: `node k-${n.kind}${n.kind === 'hb' && n.sub === 'not whitelisted' ? ' hb-no' : ''}`, 'data-node': n.id, transform: `translate(${cx(n) - NODE_W / 2},${cy(n) - NODE_H / 2})` },
+  const boxes = nodes.map((n) => s('g', { class: `node k-${n.kind}${n.kind === 'hb' && n.sub === 'not whitelisted' ? ' hb-no' : ''}${focus.has(n.id) ? ' focus' : ''}`, 'data-node': n.id,
+    ...(focus.has(n.id) ? { 'data-focus': 'true' } : {}), transform: `translate(${cx(n) - NODE_W / 2},${cy(n) - NODE_H / 2})` },
     s('title', {}, n.title),
     s('rect', { width: NODE_W, height: NODE_H, rx: 6 }),
     s('text', { x: NODE_W / 2, y: 14, class: 'label' }, n.label),

@@ -45,8 +45,21 @@ it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the demo page runs the default sc
   $<HTMLButtonElement>('#run')!.click();
   await until('the second run', () => body.dataset['runs'] === '2' && body.dataset['state'] === 'done');
   expect($('#status [data-result]')!.dataset['result']).toBe('ok');
-  expect($('#status')!.textContent).toContain('6 acts, 75 steps, 75 passed, 0 failed');
+  expect($('#status')!.textContent).toContain('6 acts, 64 steps, 64 passed, 0 failed');
   expect(doc.querySelectorAll('[data-act-tab]')).toHaveLength(6);
+  // Tabs carry whole titles, however long.
+  expect($('[data-act-tab="3"]')!.textContent).toContain('gaudi0 and nic2 across a host bridge not in the whitelist (6.x)');
+  expect($('[data-act-tab="6"]')!.textContent).toContain('a vfio-pci BAR exported to a NIC, revoked by a device reset');
+  // Act 1 is about gaudi0, nic0 and nic1: outlined in the topology, and their arcs too; nic2 is not.
+  const focused = () => [...doc.querySelectorAll<SVGGElement>('#act svg.topo [data-focus]')].map((g) => g.getAttribute('data-node')).sort();
+  expect(focused()).toEqual(['gaudi0', 'nic0', 'nic1']);
+  expect($('#act svg.topo [data-arc="gaudi0:nic0"]')!.classList.contains('focus')).toBe(true);
+  expect($('#act svg.topo [data-arc="gaudi0:nic2"]')!.classList.contains('focus')).toBe(false);
+  // Sixteen 4K reads of the sender's buffer are one line, not sixteen.
+  const post = $('#act .step[data-op="post"]')!;
+  const grouped = post.querySelector<HTMLElement>('.ev-dma[data-count="16"]')!;
+  expect(grouped.textContent).toContain('16 transfers, 64K');
+  expect(post.querySelectorAll('.ev-dma')).toHaveLength(2);
   expect($('#isolation [data-isolated]')!.dataset['isolated']).toBe(String(globalThis.crossOriginIsolated === true));
 
   // Act 1: a pair of each kind, with the kernel's reason as its tooltip, in the matrix and as arcs.
@@ -75,7 +88,12 @@ it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the demo page runs the default sc
   expect(eperm.dataset['status']).toBe('passed');
   expect(eperm.querySelector('.badge.errno')!.textContent).toContain('EPERM');
   expect(eperm.querySelector('.errno-msg')!.textContent).toContain('failed to map dmabuf because p2p is disabled');
-  expect(doc.defaultView!.getComputedStyle(eperm.querySelector('.errno-msg')!).color).toMatch(/rgb\((1[5-9]\d|2\d\d), \d{1,2}, \d{1,2}\)/); // red
+  // An expected errno is a passed step: amber, not the red of a failure.
+  const css = (el: Element) => doc.defaultView!.getComputedStyle(el);
+  expect(css(eperm.querySelector('.errno-msg')!).color).toBe('rgb(122, 77, 0)');
+  expect(css(eperm.querySelector('.badge.errno')!).backgroundColor).not.toMatch(/^rgb\(196, 49, 75\)/);
+  expect(focused()).toEqual(['gaudi0', 'nic2']);
+  expect($('#act .act-head')!.textContent).toContain('12 steps, 5 expected errnos');
 
   // Act 2: nic1's sg_table holds IOVA 0xffe00000; the walk of it in nic1's domain (after the
   // register step) ends in a 2M leaf at 0x4020000000 (gaudi0's BAR0 + 0x20000000).
@@ -110,6 +128,9 @@ it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the demo page runs the default sc
   expect(result.dataset['walkSize']).toBe('2M');
   const levels = [...panel.querySelectorAll<HTMLElement>('tr[data-level]')];
   expect(levels.map((l) => l.dataset['kind'])).toEqual(['table', 'table', 'leaf']);
+  // VT-d numbers its levels down to the leaf, as the report and `demo` do.
+  expect(levels.map((l) => l.dataset['level'])).toEqual(['4', '3', '2']);
+  expect(levels.map((l) => l.querySelector('td')!.textContent)).toEqual(['L4 PML4E', 'L3 PDPE', 'L2 PDE']);
   expect(levels.at(-1)!.dataset['leafSize']).toBe('2M');
   expect(levels.at(-1)!.textContent).toContain('PS');
   expect(result.textContent).toContain('0x4020000000');
@@ -120,4 +141,15 @@ it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the demo page runs the default sc
   frame.style.height = `${height}px`;
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   await page.screenshot({ element: frame, path: '../../test-artifacts/web-demo.png' });
+
+  // An invalid pasted scenario: the errors, and nothing left of the previous run.
+  const source = $<HTMLTextAreaElement>('#source')!;
+  source.value = 'name: broken\ntopology: builtin\nsteps:\n  - { op: alloc, device: nic9, size: 4K }\n';
+  source.dispatchEvent(new Event('input'));
+  $<HTMLButtonElement>('#run')!.click();
+  await until('the invalid run', () => body.dataset['state'] === 'invalid');
+  expect($('#status .errors')!.textContent).toContain("unknown device 'nic9'");
+  expect(doc.querySelectorAll('[data-act-tab]')).toHaveLength(0);
+  expect($('#act')!.children).toHaveLength(0);
+  expect($('#description')!.textContent).toBe('');
 });

@@ -9,7 +9,8 @@ export interface CliRun {
   written: Map<string, string>;
 }
 
-export async function cli(argv: string[], files: Record<string, string> = {}): Promise<CliRun> {
+/** `files['-']` is standard input. */
+export async function cli(argv: string[], files: Record<string, string> = {}, opts: { color?: boolean } = {}): Promise<CliRun> {
   let out = '';
   let err = '';
   const written = new Map<string, string>();
@@ -18,6 +19,7 @@ export async function cli(argv: string[], files: Record<string, string> = {}): P
     err: (t) => void (err += t),
     readText: (f) => (f in files ? files[f]! : readFileSync(f, 'utf8')),
     writeText: (f, t) => void written.set(f, t),
+    color: opts.color ?? false,
   });
   return { code, out, err, written };
 }

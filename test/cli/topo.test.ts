@@ -42,6 +42,31 @@ describe('dmabuf-sim topo', () => {
     expect(j.p2p).toHaveLength(25);
   });
 
+  it('the output of topo --json is a topology file again (round trip)', async () => {
+    for (const src of ['builtin:seed', 'builtin:seed-vfio', 'test/pci/fixtures/two-switches.json']) {
+      const j = await cli(['topo', src, '--json']);
+      expect(j.code, src).toBe(0);
+      const first = JSON.parse(j.out);
+      expect(first.description.hostBridges.length, src).toBe(first.hostBridges.length);
+      const again = await cli(['topo', 'out.json', '--json'], { 'out.json': j.out });
+      expect(again.code, src).toBe(0);
+      const second = JSON.parse(again.out);
+      expect(second.source).toBe('out.json');
+      expect({ ...second, source: src }).toEqual(first);
+      const text = await cli(['topo', '-'], { '-': j.out });
+      expect(text.out.split('\n').slice(1), src).toEqual((await cli(['topo', src])).out.split('\n').slice(1));
+    }
+    // A scenario can name it as its topology too; a bad description inside it points into `description`.
+    const j = (await cli(['topo', '--json'])).out;
+    const r = await cli(['run', '-q', 's.yaml'], { 's.yaml': 'name: t\ntopology: t.json\nsteps:\n  - { op: alloc, device: gaudi0, size: 4K }\n', 't.json': j });
+    expect(r).toMatchObject({ code: 0, err: '' });
+    const bad = JSON.parse(j);
+    bad.description.endpoints[0].parent = 'rp9';
+    const e = await cli(['topo', 'b.json'], { 'b.json': JSON.stringify(bad, null, 2) });
+    expect(e.code).toBe(2);
+    expect(e.err).toMatch(/^b\.json:\d+:\d+: description\.endpoints\[0\]\.parent: no root port, downstream port or host bridge named "rp9"\n$/);
+  });
+
   it('a topology file', async () => {
     const r = await cli(['topo', 'test/pci/fixtures/two-switches.json']);
     expect(r.code).toBe(0);
@@ -66,5 +91,6 @@ describe('dmabuf-sim topo', () => {
     expect(await cli(['topo', 'builtin:big'])).toMatchObject({ code: 2, err: "builtin:big: no built-in topology 'big' (built-in: seed, seed-vfio)\n" });
     expect((await cli(['topo', 'a.json', 'b.json'])).code).toBe(2);
     expect((await cli(['topo', '--trace', 'x'])).err).toMatch(/^dmabuf-sim topo: unknown option '--trace'/);
+    expect(await cli(['topo', '-'], { '-': '{ "hostBridges": [] }' })).toMatchObject({ code: 2, err: '<stdin>:1:18: hostBridges: at least one host bridge is required\n' });
   });
 });

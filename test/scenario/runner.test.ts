@@ -14,7 +14,9 @@ describe('ScenarioRunner', () => {
     const s = loadScenarioFile('test/scenario/fixtures/seed.yaml', read);
     const r = await runner().run(s);
     expect(r.failures).toEqual([]);
-    expect(r).toMatchObject({ ok: true, exitCode: 0, totals: { acts: 3, steps: 16, passed: 16, failed: 0, skipped: 0 } });
+    expect(r).toMatchObject({ ok: true, exitCode: 0, totals: { acts: 3, steps: 15, passed: 15, failed: 0, skipped: 0 } });
+    // Notes are not steps: the act's steps are numbered 1, 2, 3... past them.
+    expect(r.acts[0]!.steps.map((x) => x.number)).toEqual([null, 1, 2, 3, 4, 5, 6]);
     const a0 = r.acts[0]!;
     expect(a0.steps.map((x) => [x.op, x.status, x.outcome])).toEqual([
       ['note', 'passed', 'ok'], ['alloc', 'passed', 'ok'], ['export', 'passed', 'ok'], ['mmap', 'passed', 'EINVAL'],
@@ -29,18 +31,23 @@ describe('ScenarioRunner', () => {
     expect(text).toContain('kernel profile 6.x; IOMMU none (DMA is direct); topology builtin:seed');
     expect(text).toContain('  gaudi0    X       BUS 4   HB 6    HB 6    NS');
     expect(text).toContain('[    0.000000] -- gaudi0 and nic0 share a PCIe switch');
-    expect(text).toContain('[    0.000000] #2 alloc device=gaudi0 size=2M -> buf0: ok, handle 1  (line 12)');
-    expect(text).toContain('[    0.000000] #4 mmap fd=fd0: EINVAL (expected): mmap: EINVAL: habanalabs dma-buf has no CPU access  (line 20)');
-    expect(text).toContain('[    0.000000] #5 register nic=nic0 fd=fd0 length=2M access=LOCAL_WRITE|REMOTE_WRITE|REMOTE_READ -> mr0: ok, mapType BUS_ADDR  (line 23)');
+    expect(text).toContain('[    0.000000] #1 alloc device=gaudi0 size=2M -> buf0: ok, handle 1  (line 12)');
+    expect(text).toContain('[    0.000000] #3 mmap fd=fd0: EINVAL (expected): mmap: EINVAL: habanalabs dma-buf has no CPU access  (line 20)');
+    expect(text).toContain('[    0.000000] #4 register nic=nic0 fd=fd0 length=2M access=LOCAL_WRITE|REMOTE_WRITE|REMOTE_READ -> mr0: ok, mapType BUS_ADDR  (line 23)');
     expect(text).toContain('[    0.000000]     sg_table:\n[    0.000000]       nents 1: dma 0x4000000000 len 2097152 page none');
-    expect(text).toContain('#6 post verb=WRITE from=nic1 to=nic0 mr=mr0 length=4K pattern=<counter>: ok, 4096 bytes  (line 29)');
+    expect(text).toContain('#5 post verb=WRITE from=nic1 to=nic0 mr=mr0 length=4K pattern=<counter>: ok, 4096 bytes  (line 29)');
     expect(text).toContain('counters:\n  no IOMMU: DMA is direct\n  DMA: 1 ops, 4096 bytes to device memory');
     expect(text).toContain('dmar0: IOTLB 0 translations');
-    expect(text).toContain('act 3: OK (3 steps)');
-    expect(text.trimEnd().split('\n').at(-1)).toBe('result: OK: 3 acts, 16 steps, 16 passed, 0 failed, 0 skipped');
+    expect(text).toContain('act 3: OK (3 steps, 1 expected errno)');
+    expect(text.trimEnd().split('\n').at(-1)).toBe('result: OK: 3 acts, 15 steps, 15 passed, 0 failed, 0 skipped');
     const json = JSON.parse(renderJson(r));
     expect(json.acts[0].steps[1]).toMatchObject({ op: 'alloc', args: { device: 'gaudi0', size: '0x200000' }, as: 'buf0', status: 'passed', result: { handle: 1 } });
-    expect(json.acts[0].topology.json.p2p.find((p: { provider: string; client: string }) => p.provider === 'gaudi0' && p.client === 'nic2')).toMatchObject({ mapType: 'NOT_SUPPORTED' });
+    // Topologies are data, once each, and the acts point at them; no pre-rendered text.
+    expect(json.topologies).toHaveLength(1);
+    expect(json.topologies[0]).not.toHaveProperty('text');
+    expect(json.acts.map((a: { topology: number }) => a.topology)).toEqual([0, 0, 0]);
+    expect(text.match(/P2P map type and distance:/g)).toHaveLength(1);
+    expect(json.topologies[json.acts[0].topology].data.p2p.find((p: { provider: string; client: string }) => p.provider === 'gaudi0' && p.client === 'nic2')).toMatchObject({ mapType: 'NOT_SUPPORTED' });
     expect(json.acts[0].sections[0].title).toBe('counters');
   });
 

@@ -1,5 +1,5 @@
 /**
- * The default scenario end to end (`dmabuf-sim run`, what `npm start` runs): the three acts of
+ * The default scenario end to end (`dmabuf-sim run`, what `npm start` runs): the six acts of
  * the seed story on the real drivers, with the bytes checked by the scenario's own expectations
  * and the report, JSON and trace checked here.
  */

@@ -1,5 +1,5 @@
 /**
- * The default scenario, the story of the 2021 habanalabs thread in three acts on the seed
+ * The default scenario, the story of the 2021 habanalabs thread in six acts on the seed
  * machine (builtin topology): Gaudi2 HBM exported as a dma-buf, registered by RDMA NICs with
  * ibv_reg_dmabuf_mr, written by a remote NIC, and refused where the kernel refuses it.
  * Kept as scenario text (a TS module, so it bundles for the browser): `dmabuf-sim run` runs it,
