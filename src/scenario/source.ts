@@ -7,6 +7,7 @@
  * JSON is read by a strict scanner (so a JSON file with a YAML-only construct is still an
  * error), then by the YAML parser for positions (JSON is YAML 1.2).
  */
+import { SimError } from '../index.js';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 
 /** A path to a value: keys and list indices from the document root. */
@@ -43,10 +44,13 @@ export function formatDiagnostic(d: Diagnostic): string {
 }
 
 /** A file that could not be read, parsed or validated. The CLI exits with status 2. */
-export class ScenarioError extends Error {
+export class ScenarioError extends SimError {
   readonly diagnostics: readonly Diagnostic[];
   constructor(diagnostics: readonly Diagnostic[]) {
-    super(diagnostics.map(formatDiagnostic).join('\n'));
+    // A SimError like every other error of the package (EINVAL: the input is bad); its message
+    // is the diagnostics alone, each pointing at file:line:column.
+    super('EINVAL', 'scenario', 'invalid scenario');
+    this.message = diagnostics.map(formatDiagnostic).join('\n');
     this.name = 'ScenarioError';
     this.diagnostics = diagnostics;
   }
