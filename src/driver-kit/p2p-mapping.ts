@@ -87,12 +87,13 @@ export class P2pSgTable extends SgTable {
 }
 
 /**
- * pci_p2pdma_map_type(provider, attach->dev): NOT_SUPPORTED when the importer is not a PCI device
- * (no PCI function above it).
+ * pci_p2pdma_map_type(provider, attach->dev): the kernel's decision for the pair (the provider
+ * being a P2PDMA provider by exporting, as pcim_p2pdma_provider makes it); NOT_SUPPORTED when the
+ * importer is not a PCI device (no PCI function above it).
  */
 export function p2pMapType(host: KitHost, provider: PciFunction, att: DmaBufAttachment): P2pMapType {
   const client = importerPciFunction(att.dev);
-  return client ? host.p2pdma.mapType(provider, client) : 'NOT_SUPPORTED';
+  return client ? host.p2pdma.decide(provider, client).mapType : 'NOT_SUPPORTED';
 }
 
 /**
