@@ -14,24 +14,27 @@
  * through the BAR, so exports of it fail (HL-05/HL-06). The driver never maps HBM for the CPU:
  * the exporter has no mmap or vmap.
  */
-import { SimError, type ErrnoCode } from '../../../bindings/errors.js';
 import {
   DmaDataDirection,
+  dmaBufFreeSgt,
+  dmaBufPhysVecToSgt,
+  GenPool,
+  importerPciFunction,
   PAGE_SIZE,
-  SgTable,
+  SimError,
+  type Bar,
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
+  type ErrnoCode,
   type KernelProfileName,
+  type Machine,
   type OpenFile,
+  type PciFunction,
+  type Region,
+  type SgTable,
   type SimProcess,
-} from '../../dma-buf/index.js';
-import type { DmaDevice as DmaApiDevice } from '../../dma-mapping/index.js';
-import { DMA_MAPPING_ERROR } from '../../dma-mapping/constants.js';
-import type { Machine } from '../../machine/machine.js';
-import type { Region } from '../../memory/physical-memory.js';
-import { findParentPciDev, PciFunction, type Bar, type P2pMapType } from '../../pci/index.js';
-import type { DmaBufImporterDevice } from '../device.js';
+} from '../../index.js';
 import { layoutChunks, layoutChunks515, type DeviceChunk } from './sg.js';
 import {
   HL_MEM_CONTIGUOUS,
@@ -159,15 +162,8 @@ export interface HlAttachInfo {
   readonly client: PciFunction | null;
 }
 
-interface MappedEntry {
-  readonly dma: bigint;
-  readonly length: number;
-  /** null: a bus address, nothing to unmap. */
-  readonly dev: DmaApiDevice | null;
-}
-
-const hiddenCursor = new WeakMap<Machine, bigint>();
-let deviceCount = 0;
+/** Device VA space MAP hands out: 2^44 bytes from dramVaBase. */
+const DRAM_VA_SPACE = 1n << 44n;
 
 export class HabanaDevice {
   readonly name: string;
@@ -201,12 +197,12 @@ export class HabanaDevice {
   private _fpriv: HlFpriv | null = null;
   private readonly _packs = new Map<number, HlPhysPgPack>();
   private _nextHandle = 1;
-  private readonly _poolBase: bigint;
-  private readonly _poolUsed: Uint8Array;
-  private _poolHint = 0;
-  private readonly _vaFree: Array<{ start: bigint; end: bigint }>;
+  /** DRAM pages ALLOC hands out (hl_vm dram_pg_pool), in units of 4 KiB aligned to dramPageSize. */
+  private readonly _dramPool: GenPool;
+  /** Device VA blocks MAP hands out (the context's va_range for DRAM). */
+  private readonly _vaPool: GenPool;
   private _userptrTag = 0n;
-  private readonly _tables = new Map<SgTable, MappedEntry[]>();
+  private readonly _tables = new Set<SgTable>();
 
   private constructor(readonly machine: Machine, opts: HabanaDeviceOptions) {
     const op = 'habanalabs probe';
@@ -216,7 +212,7 @@ export class HabanaDevice {
       throw new SimError('EINVAL', op, `generation must be 'gaudi1' or 'gaudi2', got ${String(opts.generation)}`);
     }
     const gaudi2 = opts.generation === 'gaudi2';
-    this.name = opts.name ?? `hl${deviceCount++}`;
+    this.name = opts.name ?? machine.deviceName('hl');
     this.hbmBytes = opts.hbmBytes ?? (gaudi2 ? 96n << 30n : 32n << 30n);
     const bar = this.pci.bar(opts.dramBarIndex ?? 0);
     if (!bar || bar.type !== 'mem') throw new SimError('EINVAL', op, `${this.pci.name} has no memory BAR${opts.dramBarIndex ?? 0}`);
@@ -235,20 +231,18 @@ export class HabanaDevice {
     this.barRegion = machine.barRegion(bar);
     if (this.hbmBytes > bar.size) {
       const size = this.hbmBytes - bar.size;
-      const base = hiddenCursor.get(machine) ?? HIDDEN_HBM_BASE;
-      this.hiddenRegion = machine.sim.memory.addRegion({
-        base, size, kind: 'device', cpuAccessible: false, cacheable: false, name: `${this.pci.name} HBM (beyond BAR${bar.index})`,
-      });
-      hiddenCursor.set(machine, base + ((size + (1n << 30n) - 1n) & ~((1n << 30n) - 1n)));
+      this.hiddenRegion = machine.addDeviceMemory({ size, name: `${this.pci.name} HBM (beyond BAR${bar.index})`, from: HIDDEN_HBM_BASE });
     } else {
       this.hiddenRegion = null;
     }
     // DRAM page pool: [user base rounded up to a page, end).
-    this._poolBase = (this.dramUserBaseAddress + this.dramPageSize - 1n) / this.dramPageSize * this.dramPageSize;
-    const n = this._poolBase < this.dramEndAddress ? (this.dramEndAddress - this._poolBase) / this.dramPageSize : 0n;
-    this._poolUsed = new Uint8Array(Number(n));
+    const poolBase = (this.dramUserBaseAddress + this.dramPageSize - 1n) / this.dramPageSize * this.dramPageSize;
+    const n = poolBase < this.dramEndAddress ? (this.dramEndAddress - poolBase) / this.dramPageSize : 0n;
+    this._dramPool = new GenPool({ name: `${this.name} DRAM` });
+    if (n > 0n) this._dramPool.add(poolBase, n * this.dramPageSize);
     const vaBase = opts.dramVaBase ?? 0x1000_0000_0000n;
-    this._vaFree = [{ start: vaBase, end: vaBase + (1n << 44n) }];
+    this._vaPool = new GenPool({ name: `${this.name} device VA` });
+    this._vaPool.add(vaBase, DRAM_VA_SPACE);
   }
 
   /** Probes the device on a machine. */
@@ -430,32 +424,34 @@ export class HabanaDevice {
     return this._err(code, 'hl_mem_ioctl', `unknown opcode ${String(op ?? given)} for memory IOCTL`, 'HL-02');
   }
 
-  /** alloc_device_memory: size rounded up to DRAM pages, contiguous or page by page. */
+  /**
+   * alloc_device_memory: size rounded up to DRAM pages, one contiguous run (first fit) or page by
+   * page, lowest free pages first; ENOMEM with nothing taken when they are not there.
+   */
   private _allocDeviceMemory(size: bigint, contiguous: boolean): number {
     const op = 'alloc_device_memory';
     const ps = this.dramPageSize;
     const n = (size + ps - 1n) / ps;
-    if (n > BigInt(this._poolUsed.length)) throw this._err('ENOMEM', op, `cannot allocate ${n} pages of ${ps} bytes`);
-    const count = Number(n);
-    const idx: number[] = [];
+    const pool = this._dramPool;
+    if (n * ps > pool.size()) throw this._err('ENOMEM', op, `cannot allocate ${n} pages of ${ps} bytes`);
+    const pages: bigint[] = [];
     if (contiguous) {
-      const start = this._findRun(count);
-      if (start < 0) throw this._err('ENOMEM', op, `cannot allocate ${count} contiguous pages`);
-      for (let i = 0; i < count; i++) idx.push(start + i);
+      const start = pool.tryAlloc(n * ps, { align: ps, op });
+      if (start === null) throw this._err('ENOMEM', op, `cannot allocate ${n} contiguous pages`);
+      for (let i = 0n; i < n; i++) pages.push(start + i * ps);
     } else {
-      let i = this._poolHint;
-      while (idx.length < count && i < this._poolUsed.length) {
-        if (this._poolUsed[i] === 0) idx.push(i);
-        i++;
+      for (let i = 0n; i < n; i++) {
+        const p = pool.tryAlloc(ps, { align: ps, op });
+        if (p === null) {
+          for (const q of pages) pool.free(q, ps, op);
+          throw this._err('ENOMEM', op, 'cannot allocate device memory (out of memory)');
+        }
+        pages.push(p);
       }
-      if (idx.length < count) throw this._err('ENOMEM', op, 'cannot allocate device memory (out of memory)');
     }
-    for (const i of idx) this._poolUsed[i] = 1;
-    this._advanceHint();
     const handle = this._nextHandle++;
     const pack: HlPhysPgPack = {
-      handle, vmType: 'phys_pack', pages: idx.map((i) => this._poolBase + BigInt(i) * ps), pageSize: ps,
-      totalSize: n * ps, contiguous, mappingCnt: 0, exportingCnt: 0,
+      handle, vmType: 'phys_pack', pages, pageSize: ps, totalSize: n * ps, contiguous, mappingCnt: 0, exportingCnt: 0,
     };
     this._packs.set(handle, pack);
     this.dramUsedMem += pack.totalSize;
@@ -475,11 +471,8 @@ export class HabanaDevice {
 
   private _releasePack(pack: HlPhysPgPack): void {
     this._packs.delete(pack.handle);
-    for (const p of pack.pages) {
-      const i = Number((p - this._poolBase) / pack.pageSize);
-      this._poolUsed[i] = 0;
-      if (i < this._poolHint) this._poolHint = i;
-    }
+    if (pack.contiguous) this._dramPool.free(pack.pages[0]!, pack.totalSize, 'free_device_memory');
+    else for (const p of pack.pages) this._dramPool.free(p, pack.pageSize, 'free_device_memory');
     this.dramUsedMem -= pack.totalSize;
   }
 
@@ -671,12 +664,10 @@ export class HabanaDevice {
 
   /** hl_dmabuf_attach (HL-10): P2P distance to the importer; < 0 clears peer2peer. Never fails. */
   private _attach(_buf: DmaBuf, att: DmaBufAttachment): void {
-    const pci = (att.dev as DmaBufImporterDevice).pci;
+    const client = importerPciFunction(att.dev);
     let distance = -1;
-    let client: PciFunction | null = null;
-    if (pci) {
-      client = findParentPciDev(pci);
-      distance = this.machine.p2pdma.distance(this.pci, pci, { verbose: true }).distance;
+    if (client) {
+      distance = this.machine.p2pdma.distance(this.pci, att.dev.pci ?? client, { verbose: true }).distance;
     } else {
       this.log.push(`${att.dev.name}: not a PCI device, no P2P distance`);
     }
@@ -685,16 +676,20 @@ export class HabanaDevice {
     att.priv = info;
   }
 
-  /** hl_map_dmabuf (HL-11, HL-12). */
+  /**
+   * hl_map_dmabuf (HL-11, HL-12): the era's chunk layout, then the kit's P2P mapping helper on
+   * the DRAM BAR addresses. With 'map-resource' (the merged driver) every entry is
+   * dma_map_resource'd, even for a BUS_ADDR peer; with 'p2pdma' a BUS_ADDR peer gets bus
+   * addresses. A failed mapping is ENOMEM with nothing left mapped.
+   */
   private _map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
     const op = 'hl_map_dmabuf';
     const priv = att.dmabuf.priv as HlDmabufPriv;
     if (!att.peer2peer) throw this._err('EPERM', op, 'failed to map dmabuf because p2p is disabled', 'HL-11');
-    const imp = att.dev as DmaBufImporterDevice;
     const info = att.priv as HlAttachInfo | undefined;
-    const client = info?.client ?? (imp.pci ? findParentPciDev(imp.pci) : null);
-    const dma = imp.dma ?? (client ? this.machine.dmaDevice(client) : null);
-    if (!dma) throw this._err('EINVAL', op, `${imp.name} has no DMA device`, 'HL-11');
+    const client = info?.client ?? importerPciFunction(att.dev);
+    const dma = att.dev.dma ?? (client ? this.machine.dmaDevice(client) : null);
+    if (!dma) throw this._err('EINVAL', op, `${att.dev.name} has no DMA device`, 'HL-11');
     let chunks: DeviceChunk[];
     if (priv.era === '5.15') {
       chunks = layoutChunks515(priv.pages, priv.pageSize);
@@ -704,34 +699,26 @@ export class HabanaDevice {
         offset: priv.offset, maxSegSize: BigInt(dma.maxSegmentSize),
       });
     }
-    const mapType: P2pMapType = client ? this.machine.decide(this.pci, client).mapType : 'NOT_SUPPORTED';
-    const busDirect = this.p2pMapping === 'p2pdma' && mapType === 'BUS_ADDR';
-    const mapped: MappedEntry[] = [];
-    for (const c of chunks) {
-      const bar = this.barAddress(c.devAddr);
-      const length = Number(c.length);
-      if (busDirect) {
-        mapped.push({ dma: bar + this.dramBar.busOffset, length, dev: null });
-        continue;
-      }
-      const addr = dma.mapResource(bar, length, dir);
-      if (addr === DMA_MAPPING_ERROR) {
-        for (const m of mapped) if (m.dev) m.dev.unmapResource(m.dma, m.length, dir);
-        throw this._err('ENOMEM', op, `dma_map_resource of 0x${bar.toString(16)} (+${length}) failed`, 'HL-11');
-      }
-      mapped.push({ dma: addr, length, dev: dma });
+    const ranges = chunks.map((c) => ({ phys: this.barAddress(c.devAddr), length: c.length }));
+    let sgt: SgTable;
+    try {
+      // The layout already follows the importer's max segment size (or, in 5.15, ignores it).
+      sgt = dmaBufPhysVecToSgt(this.machine, att, this.pci, ranges, dir, {
+        importerMaxSegment: false, alwaysMapResource: this.p2pMapping === 'map-resource', op, rule: 'HL-11',
+      });
+    } catch (e) {
+      if (e instanceof SimError) this.log.push(`${this.name}: ${op}: ${e.message}`);
+      throw e;
     }
-    const sgt = new SgTable(mapped.map((m) => ({ dmaAddress: m.dma, length: m.length, page: null })), { origNents: 0 });
-    this._tables.set(sgt, mapped);
+    this._tables.add(sgt);
     return sgt;
   }
 
   /** hl_unmap_dmabuf (HL-13): dma_unmap_resource on every DMA entry, then free the table. */
-  private _unmap(_att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
-    const mapped = this._tables.get(sgt);
-    if (!mapped) throw new SimError('EINVAL', 'hl_unmap_dmabuf', 'not a table this exporter made', 'HL-13');
-    for (const m of mapped) if (m.dev) m.dev.unmapResource(m.dma, m.length, dir);
+  private _unmap(att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
+    if (!this._tables.has(sgt)) throw new SimError('EINVAL', 'hl_unmap_dmabuf', 'not a table this exporter made', 'HL-13');
     this._tables.delete(sgt);
+    dmaBufFreeSgt(att, sgt, dir, 'hl_unmap_dmabuf');
   }
 
   /** Tables handed out by map_dma_buf and not yet unmapped. */
@@ -818,48 +805,14 @@ export class HabanaDevice {
     }
   }
 
-  private _findRun(count: number): number {
-    const used = this._poolUsed;
-    let run = 0;
-    for (let i = 0; i < used.length; i++) {
-      run = used[i] === 0 ? run + 1 : 0;
-      if (run === count) return i - count + 1;
-    }
-    return -1;
-  }
-
-  private _advanceHint(): void {
-    while (this._poolHint < this._poolUsed.length && this._poolUsed[this._poolHint] === 1) this._poolHint++;
-  }
-
   private _vaAlloc(size: bigint, align: bigint): bigint {
-    for (let i = 0; i < this._vaFree.length; i++) {
-      const b = this._vaFree[i]!;
-      const start = (b.start + align - 1n) / align * align;
-      if (start + size > b.end) continue;
-      const rest: Array<{ start: bigint; end: bigint }> = [];
-      if (start > b.start) rest.push({ start: b.start, end: start });
-      if (start + size < b.end) rest.push({ start: start + size, end: b.end });
-      this._vaFree.splice(i, 1, ...rest);
-      return start;
-    }
-    throw this._err('ENOMEM', 'map_device_va', 'no free device VA block');
+    const va = this._vaPool.tryAlloc(size, { align, op: 'map_device_va' });
+    if (va === null) throw this._err('ENOMEM', 'map_device_va', 'no free device VA block');
+    return va;
   }
 
   private _vaFreeBlock(start: bigint, size: bigint): void {
-    const list = this._vaFree;
-    let i = 0;
-    while (i < list.length && list[i]!.start < start) i++;
-    list.splice(i, 0, { start, end: start + size });
-    // merge with neighbours
-    if (i + 1 < list.length && list[i]!.end === list[i + 1]!.start) {
-      list[i]!.end = list[i + 1]!.end;
-      list.splice(i + 1, 1);
-    }
-    if (i > 0 && list[i - 1]!.end === list[i]!.start) {
-      list[i - 1]!.end = list[i]!.end;
-      list.splice(i, 1);
-    }
+    this._vaPool.free(start, size, 'unmap_device_va');
   }
 }
 
