@@ -21,30 +21,39 @@
  * dynamically with allow_peer2peer and invalidates its GPU page-table entries on move_notify; the
  * next GPU access re-validates (map again, wait for the KERNEL fences).
  */
-import { SimError } from '../../../bindings/errors.js';
 import {
   DmaDataDirection,
+  dmaBufFreeSgt,
+  dmaBufPhysVecToSgt,
   DmaResvUsage,
+  dmaResvUsageRw,
+  GenPool,
+  importerDevice,
+  importerPciFunction,
   MAX_SCHEDULE_TIMEOUT,
   O_CLOEXEC,
   O_RDWR,
   PAGE_SIZE,
+  requireImporterDmaDevice,
+  ScatterList,
   SgTable,
-  dmaResvUsageRw,
+  SimError,
+  withResvLock,
+  type Bar,
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type DmaBufVma,
+  type DmaDevice as DmaApiDevice,
+  type DmaEndpoint,
   type DmaFence,
   type DmaResv,
+  type ImporterDevice,
+  type Machine,
+  type PciFunction,
+  type Region,
   type SimProcess,
-} from '../../dma-buf/index.js';
-import { ScatterList, type DmaDevice as DmaApiDevice } from '../../dma-mapping/index.js';
-import type { DmaEndpoint } from '../../dma/dma-engine.js';
-import type { Machine } from '../../machine/machine.js';
-import type { Region } from '../../memory/physical-memory.js';
-import { findParentPciDev, PciFunction, type Bar } from '../../pci/index.js';
-import { importerDevice, type DmaBufImporterDevice } from '../device.js';
+} from '../../index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const BIDI = DmaDataDirection.BIDIRECTIONAL;
@@ -137,8 +146,6 @@ interface TableRecord {
   readonly free: () => void;
 }
 
-const invisibleCursor = new WeakMap<Machine, bigint>();
-let deviceCount = 0;
 
 /** A buffer object: exported-capable (own memory) or imported (an attachment to another's dma-buf). */
 export class AmdgpuBo {
@@ -255,7 +262,7 @@ export class AmdgpuDevice {
   readonly dma: DmaApiDevice;
   readonly rid: number;
   /** attach->dev of the GPU as an importer. */
-  readonly importer: DmaBufImporterDevice;
+  readonly importer: ImporterDevice;
   readonly copyTicksPerPage: number;
   readonly p2pMapping: 'map-resource' | 'p2pdma';
   /** The SDMA fence timeline of moves. */
@@ -267,7 +274,8 @@ export class AmdgpuDevice {
    */
   vmLockContended = false;
 
-  private readonly _free: { visible: VramChunk[]; invisible: VramChunk[] };
+  /** VRAM by offset: the CPU-visible window and the rest (amdgpu_vram_mgr's two ranges). */
+  private readonly _vram: { visible: GenPool; invisible: GenPool | null };
   private readonly _lru = new Set<AmdgpuBo>();
   private readonly _bos = new Set<AmdgpuBo>();
   private readonly _tables = new Map<SgTable, TableRecord>();
@@ -283,7 +291,7 @@ export class AmdgpuDevice {
     const bar = this.pci.bar(opts.vramBarIndex ?? 0);
     if (!bar || bar.type !== 'mem') throw new SimError('EINVAL', op, `${this.pci.name} has no memory BAR${opts.vramBarIndex ?? 0}`);
     this.vramBar = bar;
-    this.name = opts.name ?? `amdgpu${deviceCount++}`;
+    this.name = opts.name ?? machine.deviceName('amdgpu');
     const visible = opts.visibleVramBytes ?? bar.size;
     if (visible <= 0n || visible % PAGE !== 0n || visible > bar.size) {
       throw new SimError('EINVAL', op, `visibleVramBytes must be a positive multiple of 4 KiB within BAR${bar.index} (${bar.size})`);
@@ -294,19 +302,18 @@ export class AmdgpuDevice {
     this.vramBytes = total;
     if (total > visible) {
       const size = total - visible;
-      const base = invisibleCursor.get(machine) ?? AMDGPU_INVISIBLE_VRAM_BASE;
-      this.invisibleRegion = machine.sim.memory.addRegion({
-        base, size, kind: 'device', cpuAccessible: false, cacheable: false, name: `${this.pci.name} VRAM (invisible)`,
-      });
-      const gib = (1n << 30n) - 1n;
-      invisibleCursor.set(machine, base + ((size + gib) & ~gib));
+      this.invisibleRegion = machine.addDeviceMemory({ size, name: `${this.pci.name} VRAM (invisible)`, from: AMDGPU_INVISIBLE_VRAM_BASE });
     } else {
       this.invisibleRegion = null;
     }
-    this._free = {
-      visible: [{ offset: 0n, length: visible }],
-      invisible: total > visible ? [{ offset: visible, length: total - visible }] : [],
-    };
+    const visiblePool = new GenPool({ name: `${this.name} visible VRAM` });
+    visiblePool.add(0n, visible);
+    let invisiblePool: GenPool | null = null;
+    if (total > visible) {
+      invisiblePool = new GenPool({ name: `${this.name} invisible VRAM` });
+      invisiblePool.add(visible, total - visible);
+    }
+    this._vram = { visible: visiblePool, invisible: invisiblePool };
     this.dma = machine.dmaDevice(this.pci);
     this.rid = machine.rid(this.pci);
     this.importer = importerDevice(machine, this.pci, this.dma);
@@ -332,10 +339,9 @@ export class AmdgpuDevice {
 
   /** VRAM in use: visible and invisible bytes (including storage waiting for its move fence). */
   vramUsage(): { visible: bigint; invisible: bigint } {
-    const sum = (l: VramChunk[]) => l.reduce((s, c) => s + c.length, 0n);
     return {
-      visible: this.visibleVramBytes - sum(this._free.visible),
-      invisible: this.vramBytes - this.visibleVramBytes - sum(this._free.invisible),
+      visible: this.visibleVramBytes - this._vram.visible.avail(),
+      invisible: this.vramBytes - this.visibleVramBytes - (this._vram.invisible?.avail() ?? 0n),
     };
   }
 
@@ -532,8 +538,8 @@ export class AmdgpuDevice {
 
   /** amdgpu_dma_buf_attach (IM-07): no P2P path (distance < 0) clears peer2peer. Never fails. */
   private _attach(_buf: DmaBuf, att: DmaBufAttachment): void {
-    const pci = (att.dev as DmaBufImporterDevice).pci;
-    const distance = pci ? this.machine.p2pdma.distance(this.pci, pci, { verbose: false }).distance : -1;
+    const client = importerPciFunction(att.dev);
+    const distance = client ? this.machine.p2pdma.distance(this.pci, att.dev.pci ?? client, { verbose: false }).distance : -1;
     if (distance < 0) att.peer2peer = false;
     att.priv = { distance };
   }
@@ -579,10 +585,8 @@ export class AmdgpuDevice {
       throw new SimError('EBUSY', op, `BO ${bo.id} is pinned in ${bo.domain}`, 'IM-08');
     }
     const backing = bo._backing!;
-    const imp = att.dev as DmaBufImporterDevice;
-    const client = imp.pci ? findParentPciDev(imp.pci) : null;
-    const dma = imp.dma ?? (client ? this.machine.dmaDevice(client) : null);
-    if (!dma) throw new SimError('EINVAL', op, `${imp.name} has no DMA device`, 'IM-08');
+    const imp = att.dev;
+    const dma = requireImporterDmaDevice(this.machine, imp, op, 'IM-08');
     const p = backing.placement;
     let sgt: SgTable;
     let free: () => void;
@@ -593,29 +597,14 @@ export class AmdgpuDevice {
       sgt = new SgTable(sgl.dmaSegments(), { nents: sgl.nents, origNents: sgl.origNents });
       free = () => dma.unmapSg(sgl, dir);
     } else {
-      const busDirect = this.p2pMapping === 'p2pdma' && client !== null && this.machine.decide(this.pci, client).mapType === 'BUS_ADDR';
-      const mapped: { dma: bigint; length: number; mappedBy: DmaApiDevice | null }[] = [];
-      const undo = () => {
-        for (const m of mapped) m.mappedBy?.unmapResource(m.dma, m.length, dir);
-      };
-      for (const c of p.chunks) {
-        for (let at = 0n; at < c.length; at += AMDGPU_MAX_SG_SEGMENT_SIZE) {
-          const len = c.length - at < AMDGPU_MAX_SG_SEGMENT_SIZE ? c.length - at : AMDGPU_MAX_SG_SEGMENT_SIZE;
-          const phys = this.vramPhys(c.offset + at);
-          if (busDirect) {
-            mapped.push({ dma: phys + this.vramBar.busOffset, length: Number(len), mappedBy: null });
-            continue;
-          }
-          const addr = dma.mapResource(phys, Number(len), dir);
-          if (dma.mappingError(addr)) {
-            undo();
-            throw new SimError('ENOMEM', op, `dma_map_resource of 0x${phys.toString(16)} (+${len}) failed`, 'IM-08');
-          }
-          mapped.push({ dma: addr, length: Number(len), mappedBy: dma });
-        }
-      }
-      sgt = new SgTable(mapped.map((m) => ({ dmaAddress: m.dma, length: m.length, page: null })));
-      free = undo;
+      // amdgpu_vram_mgr_alloc_sgt: entries of at most 2 GiB, whatever the importer's limit.
+      const ranges = p.chunks.map((c) => ({ phys: this.vramPhys(c.offset), length: c.length }));
+      const table = dmaBufPhysVecToSgt(this.machine, att, this.pci, ranges, dir, {
+        maxSegment: AMDGPU_MAX_SG_SEGMENT_SIZE, importerMaxSegment: false,
+        alwaysMapResource: this.p2pMapping === 'map-resource', op, rule: 'IM-08',
+      });
+      sgt = table;
+      free = () => dmaBufFreeSgt(att, table, dir, 'amdgpu_dma_buf_unmap');
     }
     backing.tables++;
     this._tables.set(sgt, { backing, free });
@@ -669,7 +658,7 @@ export class AmdgpuDevice {
   private _importMoveNotify(att: DmaBufAttachment): void {
     const bo = (att.importerPriv as { bo?: AmdgpuBo }).bo;
     const st = bo?._import;
-    this.machine.kernel.checkResvHeld(att.dmabuf.resv, true, 'amdgpu_dma_buf_move_notify', 'DB-16', att._ids());
+    this.machine.kernel.checkResvHeld(att.dmabuf.resv, true, 'amdgpu_dma_buf_move_notify', 'DB-16', { dmaBufId: att.dmabuf.id, attachmentId: att.id });
     if (!bo || !st || !st.sgt) return;
     const sgt = st.sgt;
     st.sgt = null;
@@ -685,7 +674,7 @@ export class AmdgpuDevice {
     const st = bo._import!;
     if (st.ptes && st.sgt && !st.attach.isStale(st.sgt)) return;
     const resv = st.attach.dmabuf.resv;
-    this.machine.kernel._withResvLock(resv, () => {
+    withResvLock(resv, () => {
       if (st.sgt && st.attach.isStale(st.sgt)) {
         st.attach.unmap(st.sgt, BIDI);
         st.sgt = null;
@@ -853,7 +842,8 @@ export class AmdgpuDevice {
       : bo.flags & AMDGPU_GEM_CREATE_NO_CPU_ACCESS ? ['invisible', 'visible'] : ['visible', 'invisible'];
     const tryAlloc = (): VramChunk[] | null => {
       for (const z of zones) {
-        const c = takeChunks(this._free[z], size);
+        const pool = this._vram[z];
+        const c = pool ? takeChunks(pool, size) : null;
         if (c) return c;
       }
       return null;
@@ -931,7 +921,7 @@ export class AmdgpuDevice {
     b.freed = true;
     const p = b.placement;
     if (p.domain === 'VRAM') {
-      for (const c of p.chunks) freeChunk(this._free[c.offset < this.visibleVramBytes ? 'visible' : 'invisible'], c);
+      for (const c of p.chunks) (c.offset < this.visibleVramBytes ? this._vram.visible : this._vram.invisible!).free(c.offset, c.length, 'amdgpu_vram_mgr_del');
     } else {
       this.dma.unmapSg(p.gart, BIDI);
       const mem = this.machine.sim.memory;
@@ -949,7 +939,7 @@ export class AmdgpuDevice {
     if (bo._import) {
       const st = bo._import;
       const buf = st.attach.dmabuf;
-      this.machine.kernel._withResvLock(buf.resv, () => {
+      withResvLock(buf.resv, () => {
         if (st.sgt) st.attach.unmap(st.sgt, BIDI);
         st.sgt = null;
         st.ptes = null;
@@ -974,7 +964,7 @@ export class AmdgpuDevice {
   }
 
   private _locked<T>(bo: AmdgpuBo, fn: () => T): T {
-    return this.machine.kernel._withResvLock(bo.resv, fn);
+    return withResvLock(bo.resv, fn);
   }
 
   private _touch(bo: AmdgpuBo): void {
@@ -1003,44 +993,25 @@ function domainBit(d: AmdgpuDomain): number {
   return d === 'VRAM' ? AMDGPU_GEM_DOMAIN_VRAM : AMDGPU_GEM_DOMAIN_GTT;
 }
 
-/** First-fit over a sorted free list, taking whole or partial ranges until `size` is covered. */
-function takeChunks(free: VramChunk[], size: bigint): VramChunk[] | null {
-  const total = free.reduce((s, c) => s + c.length, 0n);
-  if (total < size) return null;
+/**
+ * VRAM for `size` bytes from one pool: one free run that holds it all (first fit), else pieces
+ * taken from the lowest free runs up (amdgpu_vram_mgr may scatter a BO); null when the pool has
+ * less free than that.
+ */
+function takeChunks(pool: GenPool, size: bigint): VramChunk[] | null {
+  if (pool.avail() < size) return null;
+  const whole = pool.tryAlloc(size, { op: 'amdgpu_vram_mgr_new' });
+  if (whole !== null) return [{ offset: whole, length: size }];
   const out: VramChunk[] = [];
   let left = size;
-  // Prefer one range that holds it all.
-  const whole = free.findIndex((c) => c.length >= size);
-  if (whole >= 0) {
-    const c = free[whole]!;
-    out.push({ offset: c.offset, length: size });
-    if (c.length === size) free.splice(whole, 1);
-    else free[whole] = { offset: c.offset + size, length: c.length - size };
-    return out;
-  }
-  while (left > 0n) {
-    const c = free[0]!;
-    const n = c.length < left ? c.length : left;
-    out.push({ offset: c.offset, length: n });
-    if (n === c.length) free.shift();
-    else free[0] = { offset: c.offset + n, length: c.length - n };
+  for (const ext of pool.freeExtents()) {
+    if (left === 0n) break;
+    const n = ext.size < left ? ext.size : left;
+    pool.allocFixed(ext.start, n, 'amdgpu_vram_mgr_new');
+    out.push({ offset: ext.start, length: n });
     left -= n;
   }
   return out;
-}
-
-function freeChunk(free: VramChunk[], c: VramChunk): void {
-  let i = 0;
-  while (i < free.length && free[i]!.offset < c.offset) i++;
-  free.splice(i, 0, { ...c });
-  if (i + 1 < free.length && free[i]!.offset + free[i]!.length === free[i + 1]!.offset) {
-    free[i] = { offset: free[i]!.offset, length: free[i]!.length + free[i + 1]!.length };
-    free.splice(i + 1, 1);
-  }
-  if (i > 0 && free[i - 1]!.offset + free[i - 1]!.length === free[i]!.offset) {
-    free[i - 1] = { offset: free[i - 1]!.offset, length: free[i - 1]!.length + free[i]!.length };
-    free.splice(i, 1);
-  }
 }
 
 /** Calls fn(endpoint, bufferOffset, length) for each piece of [offset, offset+length) over the extents. */
