@@ -34,8 +34,6 @@ import { HlMemoryManager, minB, type HlPhysPgPack, type HlVmHashNode } from './m
 import { HL_MEM_OPS, type HlMemArgs, type HlMemOut } from './uapi.js';
 
 const PAGE = BigInt(PAGE_SIZE);
-/** Where hidden HBM regions go: above the MEM64 window (which ends at 2^46). */
-const HIDDEN_HBM_BASE = 1n << 46n;
 
 export type HabanaGeneration = 'gaudi1' | 'gaudi2';
 
@@ -146,7 +144,8 @@ export class HabanaDevice {
     this.barRegion = machine.barRegion(bar);
     if (this.hbmBytes > bar.size) {
       const size = this.hbmBytes - bar.size;
-      this.hiddenRegion = machine.addDeviceMemory({ size, name: `${this.pci.name} HBM (beyond BAR${bar.index})`, from: HIDDEN_HBM_BASE });
+      // The machine's device memory beyond the BARs, from its base (2^46, above the MEM64 window).
+      this.hiddenRegion = machine.addDeviceMemory({ size, name: `${this.pci.name} HBM (beyond BAR${bar.index})` });
     } else {
       this.hiddenRegion = null;
     }
