@@ -18,7 +18,8 @@ export { formatRid } from './util/args.js';
 
 // The machine: core + topology + P2PDMA + DMA API + DMA-BUF kernel.
 export {
-  Machine, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, type MachineOptions, type MachineIommuOptions,
+  Machine, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, DEVICE_MEMORY_BASE, DEVICE_MEMORY_END, type MachineOptions,
+  type MachineIommuOptions, type DeviceMemoryOptions,
 } from './machine/machine.js';
 
 // PCI topology and the kernel's P2PDMA decisions.
@@ -29,8 +30,12 @@ export * from './dma-mapping/index.js';
 
 // The DMA-BUF framework: buffers, attachments, sg_tables, fences, reservations, fds and uAPI.
 export * from './dma-buf/index.js';
-// dma-buf's attach->dev (only a name is needed by the framework); the DMA API's device is DmaDevice.
-export type { DmaDevice as DmaBufDevice } from './dma-buf/index.js';
+// attach->dev: one importer-device type for attach/dynamicAttach and every exporter. The DMA
+// API's device is DmaDevice.
+export type { ImporterDevice } from './dma-buf/ops.js';
 export { DmaDevice } from './dma-mapping/index.js';
 // The page size as a number (src/pci keeps a bigint twin for its bus-address arithmetic).
 export { PAGE_SIZE, PAGE_SHIFT } from './dma-buf/index.js';
+
+// The driver kit: range allocator (gen_pool), importer devices, the P2P exporter mapping helper.
+export * from './driver-kit/index.js';

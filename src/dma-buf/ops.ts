@@ -8,14 +8,31 @@ import type { DmaBuf } from './dma-buf.js';
 import type { DmaBufAttachment } from './attachment.js';
 import type { SgTable } from './sg-table.js';
 import type { DmaResv } from './resv.js';
+// dma-buf sits above PCI and the DMA API: attach->dev may reference both (types only).
+import type { Device } from '../pci/topology.js';
+import type { DmaDevice as DmaApiDevice } from '../dma-mapping/dma-api.js';
 
 /**
- * The device an attachment is made for. Only a name is needed here; the PCI and DMA-mapping
- * layers pass richer objects.
+ * The device an attachment is made for (attach->dev), the one type every importer passes to
+ * attach/dynamicAttach and every exporter reads from `attach.dev`. The framework itself needs only
+ * the name; P2P exporters need the rest:
+ *  - `pci`: the topology device the importer's struct device hangs off: a PciFunction, or a
+ *    platform/auxiliary device whose nearest PCI ancestor is used (find_parent_pci_dev). Absent:
+ *    not a PCI device, so there is no P2P path (pci_p2pdma_distance < 0).
+ *  - `dma`: the DMA API device mappings are made on (dma_buf_sgt_dma_device). Absent: the
+ *    machine's DMA device of the nearest PCI function (its default IOMMU domain or direct).
+ * A DMA API DmaDevice of src/dma-mapping fits this type as it is (its name, no pci, no dma), and
+ * exporters that map pages treat it as its own DMA device. importerDevice() of the driver kit
+ * builds one from a topology device.
  */
-export interface DmaDevice {
+export interface ImporterDevice {
   readonly name: string;
+  readonly pci?: Device;
+  readonly dma?: DmaApiDevice;
 }
+
+/** @deprecated The old name of ImporterDevice (kept for src/dma-buf's own files). */
+export type DmaDevice = ImporterDevice;
 
 /** struct iosys_map: a kernel virtual address of the whole buffer. */
 export interface IosysMap {

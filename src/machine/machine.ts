@@ -18,6 +18,7 @@ import {
 } from '../pci/index.js';
 import { DmaDevice, p2pResolverFrom, Swiotlb, type DmaDeviceOptions, type P2pResolver } from '../dma-mapping/index.js';
 import { DmaBufKernel, type KernelProfileName } from '../dma-buf/index.js';
+import { GenPool } from '../driver-kit/gen-pool.js';
 
 export interface MachineIommuOptions {
   family: IommuFamily;
@@ -59,11 +60,29 @@ export interface MachineOptions {
 export const RAM_HIGH_BASE = 0x1_0000_0000n;
 export const RAM_LOW_BASE = 0x10_0000n;
 export const RAM_LOW_SIZE = 0x7ff0_0000n;
+/**
+ * Device memory beyond the BARs (HBM or VRAM no BAR reaches) lives above the MEM64 window, which
+ * ends at 2^46, in 1 GiB-aligned pieces up to 2^48.
+ */
+export const DEVICE_MEMORY_BASE = 1n << 46n;
+export const DEVICE_MEMORY_END = 1n << 48n;
+
+export interface DeviceMemoryOptions {
+  /** Bytes; the address space is handed out in whole GiB. */
+  size: bigint;
+  /** Region name, e.g. `gaudi0 HBM (beyond BAR0)`. */
+  name: string;
+  /** Lowest address to use (first fit from there). @default DEVICE_MEMORY_BASE */
+  from?: bigint;
+}
 
 export class Machine {
   private readonly _dmaDevices = new Map<PciFunction, DmaDevice>();
   private readonly _barRegions = new Map<Bar, Region>();
   private readonly _units = new Map<HostBridge, IommuUnit>();
+  private readonly _nameCounters = new Map<string, number>();
+  /** The physical address space of device memory beyond the BARs (gen_pool, 1 GiB units). */
+  private readonly _deviceMemory = new GenPool({ minAllocOrder: 30, name: 'device memory' });
   readonly swiotlb: Swiotlb;
   readonly p2pResolver: P2pResolver;
 
@@ -78,6 +97,34 @@ export class Machine {
   ) {
     this.swiotlb = new Swiotlb(sim.memory, {});
     this.p2pResolver = p2pResolverFrom(p2pdma);
+    this._deviceMemory.add(DEVICE_MEMORY_BASE, DEVICE_MEMORY_END - DEVICE_MEMORY_BASE);
+  }
+
+  /**
+   * The next instance name for a driver prefix on this machine: `hl0`, `hl1`, ... Each machine
+   * counts on its own, so two machines in one process name their devices the same way.
+   */
+  deviceName(prefix: string): string {
+    const n = this._nameCounters.get(prefix) ?? 0;
+    this._nameCounters.set(prefix, n + 1);
+    return `${prefix}${n}`;
+  }
+
+  /**
+   * Device memory no BAR reaches (HBM beyond the DRAM BAR, invisible VRAM): a device-memory
+   * region, not CPU-accessible, placed first fit in [DEVICE_MEMORY_BASE, DEVICE_MEMORY_END) from
+   * `from`. ENOMEM when the space is used up; EINVAL for a bad size.
+   */
+  addDeviceMemory(opts: DeviceMemoryOptions): Region {
+    const op = 'addDeviceMemory';
+    if (!opts || typeof opts.size !== 'bigint' || opts.size <= 0n) throw new SimError('EINVAL', op, 'size must be a positive bigint');
+    const base = this._deviceMemory.alloc(opts.size, { from: opts.from, op });
+    try {
+      return this.sim.memory.addRegion({ base, size: opts.size, kind: 'device', cpuAccessible: false, cacheable: false, name: opts.name });
+    } catch (e) {
+      this._deviceMemory.free(base, opts.size, op);
+      throw e;
+    }
   }
 
   static async create(opts: MachineOptions): Promise<Machine> {

@@ -11,7 +11,6 @@ import { type KernelLogLine, logLine } from './log.js';
 import {
   DEFAULT_MAX_PHYSMEM_BITS,
   DEFAULT_SUBSECTION_SIZE,
-  GenPool,
   PAGE_SHIFT,
   PAGE_SIZE,
   type P2pAllocation,
@@ -20,6 +19,7 @@ import {
   type P2pPagemap,
 } from './resource.js';
 import { type Device, PciFunction, type Topology } from './topology.js';
+import { GenPool } from '../driver-kit/gen-pool.js';
 import { cpuSupportsP2pdma, hostBridgeWhitelist } from './whitelist.js';
 
 /**
@@ -338,7 +338,7 @@ export class P2pdma {
 
     this.init(p);
     const state = this.states.get(p)!;
-    state.pool ??= new GenPool(); // pci_p2pdma_setup_pool(): also creates the p2pmem sysfs group
+    state.pool ??= new GenPool({ name: `${p.bdf} p2pmem` }); // pci_p2pdma_setup_pool(): also creates the p2pmem sysfs group
 
     const start = b.cpuAddress + offset;
     const end = start + len - 1n;
@@ -363,7 +363,7 @@ export class P2pdma {
     const pgmap: P2pPagemap = Object.freeze({ provider: p, bar: b, start, end, busStart: b.busAddress + offset });
     this.pagemaps.push(pgmap);
     state.pagemaps.push(pgmap);
-    state.pool.add(start, pgmap.busStart, len);
+    state.pool.add(start, len, pgmap.busStart);
     this.log.push(logLine('info', p, `added peer-to-peer DMA memory ${hex(start)}-${hex(end)}`));
     return pgmap;
   }
@@ -371,10 +371,10 @@ export class P2pdma {
   /** pci_alloc_p2pmem(): page-granular P2P memory, or null (no state, no pool, no room, size 0). */
   alloc(pdev: PciFunction, size: bigint): P2pAllocation | null {
     const state = this.states.get(pdev);
-    if (!state?.pool) return null;
-    const got = state.pool.alloc(size);
-    if (!got) return null;
-    return Object.freeze({ provider: pdev, cpuAddress: got.cpu, busAddress: got.bus, size });
+    if (!state?.pool || size <= 0n) return null;
+    const cpu = state.pool.tryAlloc(size, { op: 'pci_alloc_p2pmem' });
+    if (cpu === null) return null;
+    return Object.freeze({ provider: pdev, cpuAddress: cpu, busAddress: state.pool.virtToPhys(cpu), size });
   }
 
   /** pci_free_p2pmem(pdev, addr, size). Freeing what was not allocated is EINVAL (the kernel BUG()s). */

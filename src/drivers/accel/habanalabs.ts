@@ -13,61 +13,32 @@
  * device-memory region above the machine's MEM64 window, not CPU-accessible and not reachable
  * through the BAR, so exports of it fail (HL-05/HL-06). The driver never maps HBM for the CPU:
  * the exporter has no mmap or vmap.
+ *
+ * Split as the kernel's files: this file is the device and its file operations; memory.ts the
+ * memory manager (ALLOC/FREE/MAP/UNMAP); dmabuf.ts the dma-buf export and exporter ops.
  */
-import { SimError, type ErrnoCode } from '../../../bindings/errors.js';
 import {
-  DmaDataDirection,
   PAGE_SIZE,
-  SgTable,
-  type DmaBuf,
-  type DmaBufAttachment,
-  type DmaBufExporterOps,
+  SimError,
+  type Bar,
+  type ErrnoCode,
   type KernelProfileName,
+  type Machine,
   type OpenFile,
+  type PciFunction,
+  type Region,
   type SimProcess,
-} from '../../dma-buf/index.js';
-import type { DmaDevice as DmaApiDevice } from '../../dma-mapping/index.js';
-import { DMA_MAPPING_ERROR } from '../../dma-mapping/constants.js';
-import type { Machine } from '../../machine/machine.js';
-import type { Region } from '../../memory/physical-memory.js';
-import { findParentPciDev, PciFunction, type Bar, type P2pMapType } from '../../pci/index.js';
-import type { DmaBufImporterDevice } from '../device.js';
-import { layoutChunks, layoutChunks515, type DeviceChunk } from './sg.js';
-import {
-  HL_MEM_CONTIGUOUS,
-  HL_MEM_OP_ALLOC,
-  HL_MEM_OP_EXPORT_DMABUF_FD,
-  HL_MEM_OP_FREE,
-  HL_MEM_OP_MAP,
-  HL_MEM_OP_UNMAP,
-  HL_MEM_OPS,
-  HL_MEM_USERPTR,
-  type HlMemArgs,
-  type HlMemOut,
-} from './uapi.js';
+} from '../../index.js';
+import { HlDmabufExporter, type HlP2pMapping } from './dmabuf.js';
+import { HlMemoryManager, minB, type HlPhysPgPack, type HlVmHashNode } from './memory.js';
+import { HL_MEM_OPS, type HlMemArgs, type HlMemOut } from './uapi.js';
 
-const U64 = (1n << 64n) - 1n;
 const PAGE = BigInt(PAGE_SIZE);
-const SZ_32M = 32n << 20n;
-const SZ_512M = 512n << 20n;
-/** Where hidden HBM regions go: above the MEM64 window (which ends at 2^46). */
-const HIDDEN_HBM_BASE = 1n << 46n;
 
 export type HabanaGeneration = 'gaudi1' | 'gaudi2';
 
 /** enum hl_device_status, as far as the memory ioctl cares: only 'operational' accepts calls. */
 export type HlDeviceStatus = 'operational' | 'in_reset' | 'malfunction' | 'needs_reset' | 'in_device_creation';
-
-/**
- * How map_dma_buf turns a BAR chunk into a DMA address for the importer:
- *  - 'p2pdma' (default): as pci_p2pdma_map_type would: a BUS_ADDR peer (same switch, no ACS
- *    redirect) gets the bus address and no mapping; a THRU_HOST_BRIDGE peer gets
- *    dma_map_resource on its DMA device (an IOVA in its IOMMU domain, or the address itself when
- *    direct).
- *  - 'map-resource': dma_map_resource for every entry, as the merged driver does; under an IOMMU
- *    even a switch peer gets an IOVA and its DMA goes up to the root complex.
- */
-export type HlP2pMapping = 'p2pdma' | 'map-resource';
 
 export interface HabanaDeviceOptions {
   /** The accelerator's PCI function (object, name or BDF). */
@@ -93,31 +64,6 @@ export interface HabanaDeviceOptions {
   name?: string;
 }
 
-/** hl_vm_phys_pg_pack: the DRAM pages of one ALLOC handle. */
-export interface HlPhysPgPack {
-  readonly handle: number;
-  readonly vmType: 'phys_pack' | 'userptr';
-  readonly pages: readonly bigint[];
-  readonly pageSize: bigint;
-  readonly totalSize: bigint;
-  readonly contiguous: boolean;
-  /** MAPs of this handle not yet unmapped. */
-  mappingCnt: number;
-  /** [5.15] exports of this handle not yet released. */
-  exportingCnt: number;
-}
-
-/** hl_vm_hash_node: one MAP of the context. */
-export interface HlVmHashNode {
-  readonly va: bigint;
-  readonly size: bigint;
-  /** The pack's handle, or (userptr) a kernel pointer, whose upper 32 bits are set. */
-  readonly handle: bigint;
-  readonly userptr: boolean;
-  /** Exports of this VA not yet released (HL-07). */
-  exportCnt: number;
-}
-
 /** One open of the compute device file (hl_fpriv) with its context. */
 export class HlFpriv {
   /** File references: the open file plus one per exported dma-buf not yet released (HL-09). */
@@ -134,40 +80,6 @@ export class HlFpriv {
     readonly proc: SimProcess,
   ) {}
 }
-
-/** What the exporter keeps per dma-buf (struct hl_dmabuf_priv). */
-interface HlDmabufPriv {
-  readonly fpriv: HlFpriv;
-  readonly node: HlVmHashNode | null;
-  readonly pack: HlPhysPgPack | null;
-  /** DRAM address of the first exported byte (addr + offset). */
-  readonly deviceAddress: bigint;
-  readonly offset: bigint;
-  readonly pages: readonly bigint[];
-  readonly pageSize: bigint;
-  readonly era: '5.15' | 'modern';
-  released: boolean;
-  /** dma_buf_fd failed: the export is being unwound by its caller. */
-  installFailed?: boolean;
-}
-
-/** What attach computed for an attachment (attach.priv). */
-export interface HlAttachInfo {
-  /** pci_p2pdma_distance(hdev->pdev, attach->dev, verbose): -1 without a P2P path. */
-  readonly distance: number;
-  /** The importer's PCI function, or null (not a PCI device). */
-  readonly client: PciFunction | null;
-}
-
-interface MappedEntry {
-  readonly dma: bigint;
-  readonly length: number;
-  /** null: a bus address, nothing to unmap. */
-  readonly dev: DmaApiDevice | null;
-}
-
-const hiddenCursor = new WeakMap<Machine, bigint>();
-let deviceCount = 0;
 
 export class HabanaDevice {
   readonly name: string;
@@ -198,15 +110,12 @@ export class HabanaDevice {
   /** dev_dbg/dev_err lines. */
   readonly log: string[] = [];
 
+  /** @internal The memory manager (memory.ts). */
+  readonly memory: HlMemoryManager;
+  /** @internal The dma-buf exporter (dmabuf.ts). */
+  readonly exporter: HlDmabufExporter;
+
   private _fpriv: HlFpriv | null = null;
-  private readonly _packs = new Map<number, HlPhysPgPack>();
-  private _nextHandle = 1;
-  private readonly _poolBase: bigint;
-  private readonly _poolUsed: Uint8Array;
-  private _poolHint = 0;
-  private readonly _vaFree: Array<{ start: bigint; end: bigint }>;
-  private _userptrTag = 0n;
-  private readonly _tables = new Map<SgTable, MappedEntry[]>();
 
   private constructor(readonly machine: Machine, opts: HabanaDeviceOptions) {
     const op = 'habanalabs probe';
@@ -216,7 +125,7 @@ export class HabanaDevice {
       throw new SimError('EINVAL', op, `generation must be 'gaudi1' or 'gaudi2', got ${String(opts.generation)}`);
     }
     const gaudi2 = opts.generation === 'gaudi2';
-    this.name = opts.name ?? `hl${deviceCount++}`;
+    this.name = opts.name ?? machine.deviceName('hl');
     this.hbmBytes = opts.hbmBytes ?? (gaudi2 ? 96n << 30n : 32n << 30n);
     const bar = this.pci.bar(opts.dramBarIndex ?? 0);
     if (!bar || bar.type !== 'mem') throw new SimError('EINVAL', op, `${this.pci.name} has no memory BAR${opts.dramBarIndex ?? 0}`);
@@ -235,20 +144,13 @@ export class HabanaDevice {
     this.barRegion = machine.barRegion(bar);
     if (this.hbmBytes > bar.size) {
       const size = this.hbmBytes - bar.size;
-      const base = hiddenCursor.get(machine) ?? HIDDEN_HBM_BASE;
-      this.hiddenRegion = machine.sim.memory.addRegion({
-        base, size, kind: 'device', cpuAccessible: false, cacheable: false, name: `${this.pci.name} HBM (beyond BAR${bar.index})`,
-      });
-      hiddenCursor.set(machine, base + ((size + (1n << 30n) - 1n) & ~((1n << 30n) - 1n)));
+      // The machine's device memory beyond the BARs, from its base (2^46, above the MEM64 window).
+      this.hiddenRegion = machine.addDeviceMemory({ size, name: `${this.pci.name} HBM (beyond BAR${bar.index})` });
     } else {
       this.hiddenRegion = null;
     }
-    // DRAM page pool: [user base rounded up to a page, end).
-    this._poolBase = (this.dramUserBaseAddress + this.dramPageSize - 1n) / this.dramPageSize * this.dramPageSize;
-    const n = this._poolBase < this.dramEndAddress ? (this.dramEndAddress - this._poolBase) / this.dramPageSize : 0n;
-    this._poolUsed = new Uint8Array(Number(n));
-    const vaBase = opts.dramVaBase ?? 0x1000_0000_0000n;
-    this._vaFree = [{ start: vaBase, end: vaBase + (1n << 44n) }];
+    this.memory = new HlMemoryManager(this, opts.dramVaBase ?? 0x1000_0000_0000n);
+    this.exporter = new HlDmabufExporter(this);
   }
 
   /** Probes the device on a machine. */
@@ -272,11 +174,11 @@ export class HabanaDevice {
 
   /** Handles of live ALLOCs. */
   get handles(): number[] {
-    return [...this._packs.keys()];
+    return this.memory.handles;
   }
 
   pack(handle: number): HlPhysPgPack | undefined {
-    return this._packs.get(handle);
+    return this.memory.packOf(handle);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -292,7 +194,7 @@ export class HabanaDevice {
     if (this._fpriv) throw new SimError('EBUSY', op, `${this.name} is already attached to an application (compute context in use)`, 'HL-09');
     const fpriv = new HlFpriv(this, proc);
     // hl_device_release: the file's reference on the context goes when its last fd closes.
-    const fd = proc.openFile(`accel:${this.name}`, { release: () => this._filePut(fpriv) });
+    const fd = proc.openFile(`accel:${this.name}`, { release: () => this.filePut(fpriv) });
     fpriv.file = proc.file(fd);
     this._fpriv = fpriv;
     return fd;
@@ -319,7 +221,7 @@ export class HabanaDevice {
       throw new SimError('EBUSY', 'hl_mem_ioctl', `device is ${this.status}, can't execute MEMORY IOCTL`, 'HL-01');
     }
     const opNum = typeof args.op === 'string' ? HL_MEM_OPS[args.op as keyof typeof HL_MEM_OPS] : args.op;
-    return this.mmuEnabled ? this._memIoctl(fpriv, opNum, args) : this._memIoctlNoMmu(fpriv, opNum, args);
+    return this.mmuEnabled ? this.memory.memIoctl(fpriv, opNum, args) : this.memory.memIoctlNoMmu(fpriv, opNum, args);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -363,415 +265,20 @@ export class HabanaDevice {
     return this.dramPciBarStart + (dramAddr - this.dramBaseAddress);
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // hl_mem_ioctl
-
-  private _memIoctl(fpriv: HlFpriv, op: number | undefined, args: HlMemArgs): HlMemOut {
-    switch (op) {
-      case HL_MEM_OP_ALLOC: {
-        const size = u64(args.memSize);
-        if (size === 0n) throw this._err('EINVAL', 'hl_mem_ioctl', 'alloc size must be larger than 0');
-        if (!this.dramSupportsVirtualMemory) {
-          // Accounting only: the user manages DRAM itself.
-          this.dramUsedMem += size;
-          return { handle: 0n };
-        }
-        return { handle: BigInt(this._allocDeviceMemory(size, ((args.flags ?? 0) & HL_MEM_CONTIGUOUS) !== 0)) };
-      }
-      case HL_MEM_OP_FREE:
-        if (!this.dramSupportsVirtualMemory) {
-          this.dramUsedMem -= u64(args.memSize);
-          return {};
-        }
-        this._freeDeviceMemory(u64(args.handle));
-        return {};
-      case HL_MEM_OP_MAP:
-        return { deviceVirtAddr: this._mapDeviceVa(fpriv, args) };
-      case HL_MEM_OP_UNMAP:
-        this._unmapDeviceVa(fpriv, u64(args.deviceVirtAddr));
-        return {};
-      case HL_MEM_OP_EXPORT_DMABUF_FD:
-        if (this.profile === '5.15') return { fd: this._export515(fpriv, args) };
-        return { fd: this._exportFromAddr(fpriv, u64(args.addr ?? args.handle), u64(args.memSize), u64(args.offset), args.flags ?? 0) };
-      default:
-        throw this._unknownOp(op, args.op);
-    }
-  }
-
-  /** mem_ioctl_no_mmu (HL-02). */
-  private _memIoctlNoMmu(fpriv: HlFpriv, op: number | undefined, args: HlMemArgs): HlMemOut {
-    switch (op) {
-      case HL_MEM_OP_ALLOC: {
-        const size = u64(args.memSize);
-        if (size === 0n) throw this._err('EINVAL', 'mem_ioctl_no_mmu', 'alloc size must be larger than 0');
-        return { handle: BigInt(this._allocDeviceMemory(size, true)) };
-      }
-      case HL_MEM_OP_FREE:
-        this._freeDeviceMemory(u64(args.handle));
-        return {};
-      case HL_MEM_OP_MAP: {
-        if ((args.flags ?? 0) & HL_MEM_USERPTR) throw this._err('EPERM', 'mem_ioctl_no_mmu', 'failed to map host memory when MMU is disabled');
-        const pack = this._packs.get(Number(u64(args.handle) & 0xffff_ffffn));
-        if (!pack) throw this._err('EINVAL', 'get_paddr_from_handle', `no match for handle ${args.handle}`);
-        return { deviceVirtAddr: pack.pages[0]! };
-      }
-      case HL_MEM_OP_UNMAP:
-        return {};
-      case HL_MEM_OP_EXPORT_DMABUF_FD:
-        if (this.profile === '5.15') return { fd: this._export515(fpriv, args) };
-        throw this._err('EPERM', 'mem_ioctl_no_mmu', 'dma-buf export is not supported with the MMU disabled', 'HL-02');
-      default:
-        throw this._unknownOp(op, args.op);
-    }
-  }
-
-  private _unknownOp(op: number | undefined, given: unknown): SimError {
-    const code: ErrnoCode = this.profile === '5.15' ? 'ENOTTY' : 'EINVAL';
-    return this._err(code, 'hl_mem_ioctl', `unknown opcode ${String(op ?? given)} for memory IOCTL`, 'HL-02');
-  }
-
-  /** alloc_device_memory: size rounded up to DRAM pages, contiguous or page by page. */
-  private _allocDeviceMemory(size: bigint, contiguous: boolean): number {
-    const op = 'alloc_device_memory';
-    const ps = this.dramPageSize;
-    const n = (size + ps - 1n) / ps;
-    if (n > BigInt(this._poolUsed.length)) throw this._err('ENOMEM', op, `cannot allocate ${n} pages of ${ps} bytes`);
-    const count = Number(n);
-    const idx: number[] = [];
-    if (contiguous) {
-      const start = this._findRun(count);
-      if (start < 0) throw this._err('ENOMEM', op, `cannot allocate ${count} contiguous pages`);
-      for (let i = 0; i < count; i++) idx.push(start + i);
-    } else {
-      let i = this._poolHint;
-      while (idx.length < count && i < this._poolUsed.length) {
-        if (this._poolUsed[i] === 0) idx.push(i);
-        i++;
-      }
-      if (idx.length < count) throw this._err('ENOMEM', op, 'cannot allocate device memory (out of memory)');
-    }
-    for (const i of idx) this._poolUsed[i] = 1;
-    this._advanceHint();
-    const handle = this._nextHandle++;
-    const pack: HlPhysPgPack = {
-      handle, vmType: 'phys_pack', pages: idx.map((i) => this._poolBase + BigInt(i) * ps), pageSize: ps,
-      totalSize: n * ps, contiguous, mappingCnt: 0, exportingCnt: 0,
-    };
-    this._packs.set(handle, pack);
-    this.dramUsedMem += pack.totalSize;
-    return handle;
-  }
-
-  /** free_device_memory (HL-07). */
-  private _freeDeviceMemory(handle64: bigint): void {
-    const op = 'free_device_memory';
-    const handle = Number(handle64 & 0xffff_ffffn);
-    const pack = handle64 > 0xffff_ffffn ? undefined : this._packs.get(handle);
-    if (!pack) throw this._err('EINVAL', op, `no match for handle ${handle64}`);
-    if (pack.mappingCnt > 0) throw this._err('EINVAL', op, `handle ${handle} is mapped, cannot free`, 'HL-07');
-    if (pack.exportingCnt > 0) throw this._err('EINVAL', op, `handle ${handle} is exported, cannot free`, 'HL-07');
-    this._releasePack(pack);
-  }
-
-  private _releasePack(pack: HlPhysPgPack): void {
-    this._packs.delete(pack.handle);
-    for (const p of pack.pages) {
-      const i = Number((p - this._poolBase) / pack.pageSize);
-      this._poolUsed[i] = 0;
-      if (i < this._poolHint) this._poolHint = i;
-    }
-    this.dramUsedMem -= pack.totalSize;
-  }
-
-  /** map_device_va: a DRAM handle (or, with HL_MEM_USERPTR, host memory) at a new device VA. */
-  private _mapDeviceVa(fpriv: HlFpriv, args: HlMemArgs): bigint {
-    const op = 'map_device_va';
-    if ((args.flags ?? 0) & HL_MEM_USERPTR) {
-      const size = u64(args.memSize);
-      if (size === 0n || args.hostVirtAddr === undefined) throw this._err('EINVAL', op, 'host mapping needs hostVirtAddr and memSize');
-      const va = this._vaAlloc(size, PAGE);
-      // The node's handle is the kernel's userptr pointer: its upper 32 bits are set.
-      const handle = 0xffff_8880_0000_0000n + (this._userptrTag++ << 12n);
-      fpriv.nodes.set(va, { va, size: (size + PAGE - 1n) & ~(PAGE - 1n), handle, userptr: true, exportCnt: 0 });
-      return va;
-    }
-    const h = u64(args.handle);
-    const pack = h > 0xffff_ffffn ? undefined : this._packs.get(Number(h));
-    if (!pack) throw this._err('EINVAL', op, `no match for handle ${h}`);
-    const va = this._vaAlloc(pack.totalSize, pack.pageSize);
-    pack.mappingCnt++;
-    fpriv.nodes.set(va, { va, size: pack.totalSize, handle: BigInt(pack.handle), userptr: false, exportCnt: 0 });
-    return va;
-  }
-
-  /** unmap_device_va (HL-07): exact VA; an exported VA is refused. */
-  private _unmapDeviceVa(fpriv: HlFpriv, va: bigint): void {
-    const op = 'unmap_device_va';
-    const node = fpriv.nodes.get(va);
-    if (!node) throw this._err('EINVAL', op, `unmap failed, no mem hnode for vaddr 0x${va.toString(16)}`);
-    if (node.exportCnt > 0) throw this._err('EINVAL', op, `failed to unmap 0x${va.toString(16)}, memory is exported`, 'HL-07');
-    fpriv.nodes.delete(va);
-    if (!node.userptr) {
-      const pack = this._packs.get(Number(node.handle));
-      if (pack) pack.mappingCnt--;
-    }
-    this._vaFreeBlock(node.va, node.size);
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Export
-
-  /** export_dmabuf_from_addr, final form (HL-03..HL-06, HL-08, HL-09). */
-  private _exportFromAddr(fpriv: HlFpriv, addr: bigint, size: bigint, offset: bigint, flags: number): number {
-    const op = 'export_dmabuf_from_addr';
-    if (!this.dramSupportsVirtualMemory && offset !== 0n) {
-      throw this._err('EINVAL', op, 'offset is not allowed in device without virtual memory', 'HL-03');
-    }
-    const exportAddr = (addr + offset) & U64;
-    if (!this.dramSupportsVirtualMemory) {
-      this._validateNoMmu(exportAddr, size);
-      return this._export(fpriv, {
-        node: null, pack: null, deviceAddress: exportAddr, offset: 0n, pages: [exportAddr], pageSize: size, era: 'modern',
-      }, size, flags);
-    }
-    // memhash_node_export_get
-    const node = fpriv.nodes.get(addr);
-    if (!node) throw this._err('EINVAL', op, `map address 0x${addr.toString(16)} not found`, 'HL-06');
-    if (node.handle >> 32n !== 0n) {
-      throw this._err('EINVAL', op, `invalid handle 0x${node.handle.toString(16)} for map address 0x${addr.toString(16)}`, 'HL-06');
-    }
-    node.exportCnt++;
-    try {
-      const pack = this._packs.get(Number(node.handle));
-      if (!pack) throw this._err('EINVAL', op, `no match for handle 0x${node.handle.toString(16)}`, 'HL-06');
-      if (pack.vmType !== 'phys_pack') throw this._err('EINVAL', op, `handle 0x${node.handle.toString(16)} does not represent DRAM memory`, 'HL-06');
-      this._validateCommon(exportAddr, size);
-      if (offset + size > pack.totalSize) {
-        throw this._err('EINVAL', op, `offset 0x${offset.toString(16)} and size 0x${size.toString(16)} exceed total map size 0x${pack.totalSize.toString(16)}`, 'HL-06');
-      }
-      this._validatePagesInBar(pack);
-      return this._export(fpriv, {
-        node, pack, deviceAddress: exportAddr, offset, pages: pack.pages, pageSize: pack.pageSize, era: 'modern',
-      }, size, flags);
-    } catch (e) {
-      node.exportCnt--;
-      throw e;
-    }
-  }
-
-  /** The 5.15 form: {handle, mem_size}. */
-  private _export515(fpriv: HlFpriv, args: HlMemArgs): number {
-    const op = 'export_dmabuf_from_handle';
-    const flags = args.flags ?? 0;
-    const handle = u64(args.handle ?? args.addr);
-    if (!this.dramSupportsVirtualMemory || !this.mmuEnabled) {
-      const size = u64(args.memSize);
-      const o = 'export_dmabuf_from_addr';
-      if (handle % SZ_32M !== 0n) throw this._err('EINVAL', o, `address 0x${handle.toString(16)} of exported device memory should be aligned to 32 MiB`, 'HL-05');
-      if (size === 0n) throw this._err('EINVAL', o, 'size of exported device memory should be greater than 0', 'HL-05');
-      if (size % SZ_32M !== 0n) throw this._err('EINVAL', o, `size 0x${size.toString(16)} of exported device memory should be aligned to 32 MiB`, 'HL-05');
-      this._validateRanges(handle, size);
-      const big = size > SZ_512M;
-      const pageSize = big ? SZ_32M : size;
-      const pages: bigint[] = [];
-      for (let a = handle; a < handle + size; a += pageSize) pages.push(a);
-      return this._export(fpriv, { node: null, pack: null, deviceAddress: handle, offset: 0n, pages, pageSize, era: '5.15' }, size, flags);
-    }
-    const pack = this._packs.get(Number(handle & 0xffff_ffffn));
-    if (!pack) throw this._err('EINVAL', op, `no match for handle 0x${(handle & 0xffff_ffffn).toString(16)}`, 'HL-06');
-    pack.exportingCnt++;
-    try {
-      if (pack.vmType !== 'phys_pack') throw this._err('EINVAL', op, `handle 0x${handle.toString(16)} is not for DRAM memory`, 'HL-06');
-      this._validatePagesInBar(pack);
-      return this._export(fpriv, {
-        node: null, pack, deviceAddress: pack.pages[0]!, offset: 0n, pages: pack.pages, pageSize: pack.pageSize, era: '5.15',
-      }, pack.totalSize, flags);
-    } catch (e) {
-      pack.exportingCnt--;
-      throw e;
-    }
-  }
-
-  /** validate_export_params_common (HL-04). */
-  private _validateCommon(addr: bigint, size: bigint): void {
-    const op = 'validate_export_params';
-    if (addr % PAGE !== 0n) throw this._err('EINVAL', op, `exported device memory address 0x${addr.toString(16)} should be aligned to 0x1000`, 'HL-04');
-    if (size < PAGE) throw this._err('EINVAL', op, `exported device memory size ${size} should be equal to or greater than 4096`, 'HL-04');
-  }
-
-  /** validate_export_params_no_mmu (HL-04, HL-05). */
-  private _validateNoMmu(addr: bigint, size: bigint): void {
-    this._validateCommon(addr, size);
-    this._validateRanges(addr, size);
-  }
-
-  /** HL-05: DRAM boundaries, then PCI BAR boundaries, with u64 wrap-around checks. */
-  private _validateRanges(addr: bigint, size: bigint): void {
-    const op = 'validate_export_params_no_mmu';
-    const end = (addr + size) & U64;
-    if (addr < this.dramUserBaseAddress || end > this.dramEndAddress || end < addr) {
-      throw this._err('EINVAL', op, `DRAM memory range 0x${addr.toString(16)} (+0x${size.toString(16)}) is outside of DRAM boundaries`, 'HL-05');
-    }
-    const bar = (this.dramPciBarStart + (addr - this.dramBaseAddress)) & U64;
-    const barEnd = (bar + size) & U64;
-    if (barEnd > this.dramPciBarStart + this.dramPciBarSize || barEnd < bar) {
-      throw this._err('EINVAL', op, `DRAM memory range 0x${addr.toString(16)} (+0x${size.toString(16)}) is outside of PCI BAR boundaries`, 'HL-05');
-    }
-  }
-
-  /** HL-06: every physical page of the pack inside the DRAM BAR. */
-  private _validatePagesInBar(pack: HlPhysPgPack): void {
-    const limit = this.dramPciBarStart + this.dramPciBarSize;
-    for (const p of pack.pages) {
-      const bar = this.barAddress(p);
-      if (bar + pack.pageSize > limit) {
-        throw this._err('EINVAL', 'validate_export_params', `DRAM memory range 0x${p.toString(16)} (+0x${pack.pageSize.toString(16)}) is outside of PCI BAR boundaries`, 'HL-06');
-      }
-    }
-  }
-
-  /**
-   * export_dmabuf (HL-08, HL-09): dma_buf_export with the flags as given, then every piece of
-   * bookkeeping (ctx and file references, export count), and only then the fd is installed. If
-   * the fd cannot be installed (EMFILE), the buffer is put and its release undoes the bookkeeping.
-   */
-  private _export(fpriv: HlFpriv, init: Omit<HlDmabufPriv, 'fpriv' | 'released'>, size: bigint, flags: number): number {
-    const op = 'export_dmabuf';
-    if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw this._err('EINVAL', op, `size ${size} is too large`);
-    const priv: HlDmabufPriv = { ...init, fpriv, released: false };
-    const buf = this.machine.kernel.export({ expName: 'habanalabs', ops: this._ops(), size: Number(size), flags, priv });
-    fpriv.ctxRefs++;
-    fpriv.fileRefs++;
-    this.dmabufExportCnt++;
-    try {
-      return fpriv.proc.dmaBufFd(buf, flags);
-    } catch (e) {
-      // The release undoes the references and the export count; the node/pack count taken before
-      // validation is dropped by the caller, as on any other failure.
-      priv.installFailed = true;
-      buf.put();
-      throw e;
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Exporter ops (HL-08: attach, map, unmap, release only)
-
-  private _opsCache: DmaBufExporterOps | undefined;
-
-  private _ops(): DmaBufExporterOps {
-    this._opsCache ??= {
-      attach: (buf, att) => this._attach(buf, att),
-      mapDmaBuf: (att, dir) => this._map(att, dir),
-      unmapDmaBuf: (att, sgt, dir) => this._unmap(att, sgt, dir),
-      release: (buf) => this._release(buf),
-    };
-    return this._opsCache;
-  }
-
-  /** hl_dmabuf_attach (HL-10): P2P distance to the importer; < 0 clears peer2peer. Never fails. */
-  private _attach(_buf: DmaBuf, att: DmaBufAttachment): void {
-    const pci = (att.dev as DmaBufImporterDevice).pci;
-    let distance = -1;
-    let client: PciFunction | null = null;
-    if (pci) {
-      client = findParentPciDev(pci);
-      distance = this.machine.p2pdma.distance(this.pci, pci, { verbose: true }).distance;
-    } else {
-      this.log.push(`${att.dev.name}: not a PCI device, no P2P distance`);
-    }
-    if (distance < 0) att.peer2peer = false;
-    const info: HlAttachInfo = { distance, client };
-    att.priv = info;
-  }
-
-  /** hl_map_dmabuf (HL-11, HL-12). */
-  private _map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
-    const op = 'hl_map_dmabuf';
-    const priv = att.dmabuf.priv as HlDmabufPriv;
-    if (!att.peer2peer) throw this._err('EPERM', op, 'failed to map dmabuf because p2p is disabled', 'HL-11');
-    const imp = att.dev as DmaBufImporterDevice;
-    const info = att.priv as HlAttachInfo | undefined;
-    const client = info?.client ?? (imp.pci ? findParentPciDev(imp.pci) : null);
-    const dma = imp.dma ?? (client ? this.machine.dmaDevice(client) : null);
-    if (!dma) throw this._err('EINVAL', op, `${imp.name} has no DMA device`, 'HL-11');
-    let chunks: DeviceChunk[];
-    if (priv.era === '5.15') {
-      chunks = layoutChunks515(priv.pages, priv.pageSize);
-    } else {
-      chunks = layoutChunks({
-        pages: priv.pages, pageSize: priv.pageSize, exportedSize: BigInt(att.dmabuf.size),
-        offset: priv.offset, maxSegSize: BigInt(dma.maxSegmentSize),
-      });
-    }
-    const mapType: P2pMapType = client ? this.machine.decide(this.pci, client).mapType : 'NOT_SUPPORTED';
-    const busDirect = this.p2pMapping === 'p2pdma' && mapType === 'BUS_ADDR';
-    const mapped: MappedEntry[] = [];
-    for (const c of chunks) {
-      const bar = this.barAddress(c.devAddr);
-      const length = Number(c.length);
-      if (busDirect) {
-        mapped.push({ dma: bar + this.dramBar.busOffset, length, dev: null });
-        continue;
-      }
-      const addr = dma.mapResource(bar, length, dir);
-      if (addr === DMA_MAPPING_ERROR) {
-        for (const m of mapped) if (m.dev) m.dev.unmapResource(m.dma, m.length, dir);
-        throw this._err('ENOMEM', op, `dma_map_resource of 0x${bar.toString(16)} (+${length}) failed`, 'HL-11');
-      }
-      mapped.push({ dma: addr, length, dev: dma });
-    }
-    const sgt = new SgTable(mapped.map((m) => ({ dmaAddress: m.dma, length: m.length, page: null })), { origNents: 0 });
-    this._tables.set(sgt, mapped);
-    return sgt;
-  }
-
-  /** hl_unmap_dmabuf (HL-13): dma_unmap_resource on every DMA entry, then free the table. */
-  private _unmap(_att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
-    const mapped = this._tables.get(sgt);
-    if (!mapped) throw new SimError('EINVAL', 'hl_unmap_dmabuf', 'not a table this exporter made', 'HL-13');
-    for (const m of mapped) if (m.dev) m.dev.unmapResource(m.dma, m.length, dir);
-    this._tables.delete(sgt);
-  }
-
   /** Tables handed out by map_dma_buf and not yet unmapped. */
   get liveTables(): number {
-    return this._tables.size;
-  }
-
-  /** hl_release_dmabuf (HL-07, HL-09). */
-  private _release(buf: DmaBuf): void {
-    const priv = buf.priv as HlDmabufPriv;
-    if (priv.released) return;
-    priv.released = true;
-    if (!priv.installFailed) {
-      if (priv.node) priv.node.exportCnt--;
-      if (priv.pack && priv.era === '5.15') priv.pack.exportingCnt--;
-    }
-    this.dmabufExportCnt--;
-    const fpriv = priv.fpriv;
-    fpriv.ctxRefs--;
-    this._filePut(fpriv);
+    return this.exporter.liveTables;
   }
 
   // ---------------------------------------------------------------------------------------------
   // Helpers
 
-  /** fput of the compute file: the last reference releases the file and its context. */
-  private _filePut(fpriv: HlFpriv): void {
+  /** @internal fput of the compute file: the last reference releases the file and its context. */
+  filePut(fpriv: HlFpriv): void {
     fpriv.fileRefs--;
     if (fpriv.fileRefs > 0) return;
     fpriv.ctxRefs--;
-    // hl_ctx_fini / hl_vm_ctx_fini: tear down what the context still holds.
-    for (const node of fpriv.nodes.values()) {
-      if (!node.userptr) {
-        const pack = this._packs.get(Number(node.handle));
-        if (pack) pack.mappingCnt--;
-      }
-      this._vaFreeBlock(node.va, node.size);
-    }
-    fpriv.nodes.clear();
-    for (const pack of [...this._packs.values()]) this._releasePack(pack);
+    this.memory.ctxFini(fpriv);
     fpriv.released = true;
     if (this._fpriv === fpriv) this._fpriv = null;
   }
@@ -783,7 +290,8 @@ export class HabanaDevice {
     return f;
   }
 
-  private _err(code: ErrnoCode, op: string, msg: string, rule?: string): SimError {
+  /** @internal A driver error, logged as dev_err does. */
+  err(code: ErrnoCode, op: string, msg: string, rule?: string): SimError {
     this.log.push(`${this.name}: ${op}: ${msg}`);
     return new SimError(code, op, msg, rule);
   }
@@ -804,9 +312,9 @@ export class HabanaDevice {
 
   private _vaWalk(op: string, va: bigint, len: number, fn: (dram: bigint, from: number, len: number) => void): void {
     const f = this._fpriv;
-    const node = f ? [...f.nodes.values()].find((n) => va >= n.va && va + BigInt(len) <= n.va + n.size) : undefined;
+    const node = f ? this.memory.nodeAt(f, va, len) : undefined;
     if (!node || node.userptr) throw new SimError('EINVAL', op, `device VA 0x${va.toString(16)} (+${len}) is not mapped DRAM`);
-    const pack = this._packs.get(Number(node.handle))!;
+    const pack = this.memory.packOf(Number(node.handle))!;
     let done = 0;
     while (done < len) {
       const rel = va + BigInt(done) - node.va;
@@ -817,57 +325,4 @@ export class HabanaDevice {
       done += n;
     }
   }
-
-  private _findRun(count: number): number {
-    const used = this._poolUsed;
-    let run = 0;
-    for (let i = 0; i < used.length; i++) {
-      run = used[i] === 0 ? run + 1 : 0;
-      if (run === count) return i - count + 1;
-    }
-    return -1;
-  }
-
-  private _advanceHint(): void {
-    while (this._poolHint < this._poolUsed.length && this._poolUsed[this._poolHint] === 1) this._poolHint++;
-  }
-
-  private _vaAlloc(size: bigint, align: bigint): bigint {
-    for (let i = 0; i < this._vaFree.length; i++) {
-      const b = this._vaFree[i]!;
-      const start = (b.start + align - 1n) / align * align;
-      if (start + size > b.end) continue;
-      const rest: Array<{ start: bigint; end: bigint }> = [];
-      if (start > b.start) rest.push({ start: b.start, end: start });
-      if (start + size < b.end) rest.push({ start: start + size, end: b.end });
-      this._vaFree.splice(i, 1, ...rest);
-      return start;
-    }
-    throw this._err('ENOMEM', 'map_device_va', 'no free device VA block');
-  }
-
-  private _vaFreeBlock(start: bigint, size: bigint): void {
-    const list = this._vaFree;
-    let i = 0;
-    while (i < list.length && list[i]!.start < start) i++;
-    list.splice(i, 0, { start, end: start + size });
-    // merge with neighbours
-    if (i + 1 < list.length && list[i]!.end === list[i + 1]!.start) {
-      list[i]!.end = list[i + 1]!.end;
-      list.splice(i + 1, 1);
-    }
-    if (i > 0 && list[i - 1]!.end === list[i]!.start) {
-      list[i - 1]!.end = list[i]!.end;
-      list.splice(i, 1);
-    }
-  }
-}
-
-function u64(v: bigint | number | undefined): bigint {
-  if (v === undefined) return 0n;
-  return BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(v)));
-}
-
-function minB(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
 }

@@ -4,8 +4,7 @@
  * on failure, never throwing for a kernel error. The dma-buf export wrappers do the only flag
  * validation there is (HL-08): the kernel passes flags through unchecked.
  */
-import { SimError } from '../../../bindings/errors.js';
-import { O_CLOEXEC, O_RDWR, type SimProcess } from '../../dma-buf/index.js';
+import { O_CLOEXEC, O_RDWR, SimError, type SimProcess } from '../../index.js';
 import type { HabanaDevice } from './habanalabs.js';
 import { HL_MEM_CONTIGUOUS, HL_MEM_SHARED, type HlMemArgs, type HlMemOut } from './uapi.js';
 

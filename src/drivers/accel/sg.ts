@@ -2,7 +2,7 @@
  * How habanalabs cuts exported device memory into sg entries (HL-12), as pure functions over
  * DRAM addresses. The exporter then maps each chunk for the importer (dma_map_resource).
  */
-import { SimError } from '../../../bindings/errors.js';
+import { SimError } from '../../index.js';
 
 const PAGE = 4096n;
 

@@ -1,2 +1,8 @@
 /** The amdgpu-like GPU driver: VRAM/GTT buffer objects, dma-buf exporter (IM-07..IM-10) and importer (IM-11). */
-export * from './amdgpu.js';
+export {
+  AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, AMDGPU_GEM_CREATE_NO_CPU_ACCESS, AMDGPU_GEM_DOMAIN_GTT, AMDGPU_GEM_DOMAIN_VRAM,
+  AmdgpuBo, type AmdgpuBoCreateOptions, type AmdgpuDomain, type AmdgpuEvent, type AmdgpuEventKind, type AmdgpuPlacement,
+  type VramChunk,
+} from './amdgpu_object.js';
+export { AMDGPU_INVISIBLE_VRAM_BASE, AmdgpuDevice, type AmdgpuDeviceOptions } from './amdgpu.js';
+export { AMDGPU_MAX_SG_SEGMENT_SIZE } from './amdgpu_dma_buf.js';

@@ -12,22 +12,26 @@
  *    resv; while revoked, attach and map fail with ENODEV. When the device is usable again
  *    (decode on, D0) move_notify runs again with revoked cleared and importers may re-map.
  */
-import { SimError } from '../../../bindings/errors.js';
 import {
+  dmaBufFreeSgt,
+  dmaBufPhysVecToSgt,
   O_ACCMODE,
   O_CLOEXEC,
+  p2pMapType,
   PAGE_SIZE,
-  SgTable,
+  SimError,
+  type Bar,
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type DmaDataDirection,
+  type Machine,
+  type P2pMapType,
+  type PciFunction,
+  type SgTable,
   type SimProcess,
-} from '../../dma-buf/index.js';
-import type { DmaDevice as DmaApiDevice } from '../../dma-mapping/index.js';
-import type { Machine } from '../../machine/machine.js';
-import { findParentPciDev, PciFunction, type Bar, type P2pMapType } from '../../pci/index.js';
-import type { DmaBufImporterDevice } from '../device.js';
+  withResvLock,
+} from '../../index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** VFIO_PCI_ROM_REGION_INDEX: region indexes 0..5 are the BARs. */
@@ -70,12 +74,6 @@ export interface VfioDmabufPriv {
   released: boolean;
 }
 
-interface MappedEntry {
-  readonly dma: bigint;
-  readonly length: number;
-  readonly mappedBy: DmaApiDevice | null;
-}
-
 export type VfioEventKind = 'export' | 'revoke' | 'restore' | 'reset' | 'decode' | 'power' | 'close';
 
 export interface VfioEvent {
@@ -93,7 +91,7 @@ export class VfioPciDevice {
   private _inReset = false;
   private _closed = false;
   private readonly _bufs = new Set<DmaBuf>();
-  private readonly _tables = new Map<SgTable, MappedEntry[]>();
+  private readonly _tables = new Set<SgTable>();
   private _seq = 0;
   private _opsCache: DmaBufExporterOps | undefined;
 
@@ -245,7 +243,7 @@ export class VfioPciDevice {
     for (const buf of this._bufs) {
       const priv = buf.priv as VfioDmabufPriv;
       if (priv.revoked === revoked) continue;
-      k._withResvLock(buf.resv, () => {
+      withResvLock(buf.resv, () => {
         priv.revoked = revoked;
         buf.moveNotify();
       });
@@ -282,58 +280,32 @@ export class VfioPciDevice {
   }
 
   private _mapType(att: DmaBufAttachment): P2pMapType {
-    const pci = (att.dev as DmaBufImporterDevice).pci;
-    const client = pci ? findParentPciDev(pci) : null;
-    return client ? this.machine.decide(this.pci, client).mapType : 'NOT_SUPPORTED';
+    return p2pMapType(this.machine, this.pci, att);
   }
 
   /**
-   * vfio_pci_dma_buf_map (IM-12): ENODEV while revoked. Each range becomes entries of at most
-   * 0xffff_f000 bytes: BUS_ADDR -> bus address, THRU_HOST_BRIDGE -> dma_map_resource on the
-   * importer's DMA device (ENOMEM on failure, everything unmapped). No struct pages, orig_nents 0.
+   * vfio_pci_dma_buf_map (IM-12): ENODEV while revoked, then dma_buf_phys_vec_to_sgt over the
+   * buffer's ranges: BUS_ADDR -> bus addresses, THRU_HOST_BRIDGE -> dma_map_resource on the
+   * importer's DMA device (ENOMEM on failure, everything unmapped), NOT_SUPPORTED -> EINVAL.
+   * Entries are cut at 0xffff_f000 bytes only (the helper does not look at the importer's
+   * max segment size). No struct pages, orig_nents 0.
    */
   private _map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
     const op = 'vfio_pci_dma_buf_map';
     const priv = att.dmabuf.priv as VfioDmabufPriv;
     if (priv.revoked) throw new SimError('ENODEV', op, 'the buffer is revoked', 'IM-12');
-    const type = (att.priv as { mapType?: P2pMapType } | undefined)?.mapType ?? this._mapType(att);
-    const imp = att.dev as DmaBufImporterDevice;
-    const client = imp.pci ? findParentPciDev(imp.pci) : null;
-    const dma = imp.dma ?? (client ? this.machine.dmaDevice(client) : null);
-    const mapped: MappedEntry[] = [];
-    const undo = () => {
-      for (const m of mapped) m.mappedBy?.unmapResource(m.dma, m.length, dir);
-    };
-    for (const r of priv.ranges) {
-      for (let at = 0n; at < r.length; at += VFIO_DMABUF_MAX_SEG) {
-        const len = r.length - at < VFIO_DMABUF_MAX_SEG ? r.length - at : VFIO_DMABUF_MAX_SEG;
-        const phys = r.phys + at;
-        if (type === 'BUS_ADDR') {
-          mapped.push({ dma: phys + priv.bar.busOffset, length: Number(len), mappedBy: null });
-          continue;
-        }
-        if (type !== 'THRU_HOST_BRIDGE' || !dma) {
-          undo();
-          throw new SimError('EINVAL', op, `no P2P path from ${this.pci.name} to ${imp.name}`, 'IM-12');
-        }
-        const addr = dma.mapResource(phys, Number(len), dir);
-        if (dma.mappingError(addr)) {
-          undo();
-          throw new SimError('ENOMEM', op, `dma_map_resource of 0x${phys.toString(16)} (+${len}) failed`, 'IM-12');
-        }
-        mapped.push({ dma: addr, length: Number(len), mappedBy: dma });
-      }
-    }
-    const sgt = new SgTable(mapped.map((m) => ({ dmaAddress: m.dma, length: m.length, page: null })), { origNents: 0 });
-    this._tables.set(sgt, mapped);
+    const sgt = dmaBufPhysVecToSgt(this.machine, att, this.pci, priv.ranges, dir, {
+      maxSegment: VFIO_DMABUF_MAX_SEG, importerMaxSegment: false, op, rule: 'IM-12',
+    });
+    this._tables.add(sgt);
     return sgt;
   }
 
-  private _unmap(_att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
-    const mapped = this._tables.get(sgt);
-    if (!mapped) throw new SimError('EINVAL', 'vfio_pci_dma_buf_unmap', 'not a table this exporter made', 'IM-12');
+  private _unmap(att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
+    const op = 'vfio_pci_dma_buf_unmap';
+    if (!this._tables.has(sgt)) throw new SimError('EINVAL', op, 'not a table this exporter made', 'IM-12');
     this._tables.delete(sgt);
-    for (const m of mapped) m.mappedBy?.unmapResource(m.dma, m.length, dir);
+    dmaBufFreeSgt(att, sgt, dir, op);
   }
 
   private _release(buf: DmaBuf): void {

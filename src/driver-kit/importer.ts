@@ -1,0 +1,59 @@
+/**
+ * The importer device of an attachment (attach->dev): building one from a topology device, and
+ * finding its PCI function and its DMA API device, as exporters need for the P2PDMA decision and
+ * for mappings.
+ */
+import { SimError } from '../../bindings/errors.js';
+import type { ImporterDevice } from '../dma-buf/ops.js';
+import { DmaDevice as DmaApiDevice } from '../dma-mapping/index.js';
+import { findParentPciDev, PciFunction, type Device, type P2pdma, type Topology } from '../pci/index.js';
+
+/**
+ * What the kit needs from a machine: the topology, the kernel's P2PDMA decisions and the DMA API
+ * device of a PCI function. src/machine's Machine is one (the kit sits below it, so it names the
+ * shape, not the class).
+ */
+export interface KitHost {
+  readonly topology: Topology;
+  readonly p2pdma: P2pdma;
+  dmaDevice(fn: PciFunction): DmaApiDevice;
+}
+
+/**
+ * The importer device of a topology device (by object, name or BDF; ENODEV when unknown):
+ * `{ name, pci }`, with the DMA device of its nearest PCI function unless `dma` is given.
+ */
+export function importerDevice(host: KitHost, dev: Device | string, dma?: DmaApiDevice): ImporterDevice {
+  const d = typeof dev === 'string' ? host.topology.get(dev) : dev;
+  const fn = findParentPciDev(d);
+  return { name: d.name, pci: d, ...(dma ? { dma } : fn ? { dma: host.dmaDevice(fn) } : {}) };
+}
+
+/**
+ * The PCI function an importer device resolves to (find_parent_pci_dev of `pci`, or the P2P
+ * client of a DMA API device passed as attach->dev), or null: not a PCI device.
+ */
+export function importerPciFunction(dev: ImporterDevice): PciFunction | null {
+  if (dev.pci) return findParentPciDev(dev.pci);
+  if (dev instanceof DmaApiDevice && dev.p2pClient instanceof PciFunction) return dev.p2pClient;
+  return null;
+}
+
+/**
+ * dma_buf_sgt_dma_device: the DMA API device mappings for `dev` are made on: `dma`, a DMA API
+ * device passed as attach->dev itself, or the host's DMA device of its PCI function; null when it
+ * has none.
+ */
+export function importerDmaDevice(host: KitHost, dev: ImporterDevice): DmaApiDevice | null {
+  if (dev instanceof DmaApiDevice) return dev;
+  if (dev.dma) return dev.dma;
+  const fn = importerPciFunction(dev);
+  return fn ? host.dmaDevice(fn) : null;
+}
+
+/** importerDmaDevice, or EINVAL (named by `op`) when the importer has no DMA API device. */
+export function requireImporterDmaDevice(host: KitHost, dev: ImporterDevice, op: string, rule?: string): DmaApiDevice {
+  const d = importerDmaDevice(host, dev);
+  if (!d) throw new SimError('EINVAL', op, `${dev.name} has no DMA device (pass an importer device with dma or pci)`, rule);
+  return d;
+}
