@@ -34,6 +34,7 @@ export const ERRNO = {
   ERESTARTSYS: 512,
 } as const;
 
+/** A symbolic errno name the simulator uses ('EINVAL', 'EPERM', ...): a key of {@link ERRNO}. */
 export type ErrnoCode = keyof typeof ERRNO;
 
 const CODE_BY_ERRNO = new Map<number, ErrnoCode>(

@@ -32,6 +32,7 @@ import { CPU_VENDORS, type CpuVendor, type Topology } from './topology.js';
 /** An integer written as a number or a string ("0x8086", "4096"). Sizes also take K/M/G/T suffixes. */
 export type NumberLike = number | string | bigint;
 
+/** A BAR as written in a topology description; the address is assigned when not given. */
 export interface BarDescription {
   index?: number;
   type?: 'mem' | 'io';
@@ -42,6 +43,7 @@ export interface BarDescription {
   cpuAddress?: NumberLike;
 }
 
+/** A PCI function as written in a topology description: ids, ACS, BARs, driver. */
 export interface FunctionDescription {
   name?: string;
   function?: number;
@@ -54,10 +56,12 @@ export interface FunctionDescription {
   driver?: string;
 }
 
+/** A function at a chosen slot of a root bus (a root port or the host device). */
 export interface PortDescription extends FunctionDescription {
   slot?: number;
 }
 
+/** A host bridge as written in a topology description: its segment, root bus, offset and root ports. */
 export interface HostBridgeDescription {
   name: string;
   segment?: number;
@@ -69,6 +73,7 @@ export interface HostBridgeDescription {
   rootPorts?: PortDescription[];
 }
 
+/** A PCIe switch as written in a topology description: upstream port and downstream ports. */
 export interface SwitchDescription {
   name: string;
   /** A root port or a downstream port of another switch. */
@@ -80,6 +85,7 @@ export interface SwitchDescription {
   downstream: PortDescription[] | number;
 }
 
+/** An endpoint device as written in a topology description, below a port or on a root bus. */
 export interface EndpointDescription extends FunctionDescription {
   name: string;
   /** A root port, a downstream port, or a host bridge (then it is an RCiEP on the root bus). */
@@ -89,12 +95,17 @@ export interface EndpointDescription extends FunctionDescription {
   functions?: FunctionDescription[];
 }
 
+/** A non-PCI platform device as written in a topology description. */
 export interface PlatformDeviceDescription {
   name: string;
   parent?: string | null;
   driver?: string;
 }
 
+/**
+ * The declarative (JSON) form of a topology: flat lists pointing at their parents by name.
+ * Read by {@link parseTopology}; {@link TopologyBuilder} collects the same shape in code.
+ */
 export interface TopologyDescription {
   cpu?: { vendor: CpuVendor; family: NumberLike };
   hostBridges: HostBridgeDescription[];
@@ -243,7 +254,10 @@ function slotSpec(o: Obj, path: string, ids: IdDefaults, what: string, name: str
 const RP_IDS: IdDefaults = { vendor: 0x8086, device: 0x2030 };
 const SW_IDS: IdDefaults = { vendor: 0x1000, device: 0xc010 };
 
-/** Checks a description and converts it to the internal spec (no topology is built yet). */
+/**
+ * Checks a description and converts it to the internal spec (no topology is built yet).
+ * @throws {@link SimError} EINVAL naming the JSON path of the first bad field.
+ */
 export function normalizeDescription(input: unknown): TopologySpec {
   const top = obj(input, '', ['cpu', 'hostBridges', 'switches', 'endpoints', 'platformDevices', '$schema', 'comment']);
 
@@ -360,8 +374,9 @@ function lineCol(text: string, offset: number): string {
 }
 
 /**
- * Builds a topology from a JSON text or an already-parsed description. Throws SimError EINVAL
- * naming the JSON path (or the line, for a syntax error) and the problem.
+ * Builds a topology from a JSON text or an already-parsed description.
+ * @throws {@link SimError} EINVAL naming the JSON path (or the line and column, for a syntax
+ *   error) and the problem; nothing is built.
  */
 export function parseTopology(input: string | TopologyDescription | unknown, options: BuildOptions = {}): Topology {
   let value: unknown = input;
