@@ -250,9 +250,13 @@ export interface CoreLayout {
 
 /** One instance of the core: its exports, views and the addresses of its shared blocks. */
 export class Core {
+  /** The core's exports, each guarded: after a trap every call throws {@link CoreTrapError}. */
   readonly exports: CoreExports;
+  /** Typed views over the core's linear memory, fresh after any grow. */
   readonly views: CoreViews;
+  /** Where the shared blocks are in linear memory. */
   readonly layout: CoreLayout;
+  /** Which build of the core this instance runs. */
   readonly build: CoreFlavor;
   private _trapped: string | null = null;
 

@@ -36,6 +36,7 @@ const cookies = new WeakMap<IommuDomain, IommuDmaCookie>();
  * with {@link IommuDmaCookie.of}.
  */
 export class IommuDmaCookie {
+  /** The domain's IOVA allocator (cookie->iovad). */
   readonly iovad: IovaDomain;
   /** Last IOVA byte the domain can translate (geometry.aperture_end). */
   readonly apertureEnd: bigint;
@@ -43,7 +44,12 @@ export class IommuDmaCookie {
   private _deferredHead = 0;
   private readonly _fqFlushesAt: number;
 
-  private constructor(private readonly _core: Core, readonly domain: IommuDomain, opts: CookieOptions) {
+  private constructor(
+    private readonly _core: Core,
+    /** The paging domain this cookie belongs to. */
+    readonly domain: IommuDomain,
+    opts: CookieOptions,
+  ) {
     this.iovad = new IovaDomain(ABI.PAGE_SIZE, 1);
     this.apertureEnd = (1n << BigInt(domain.ias)) - 1n;
     this._fqFlushesAt = (_core.layout.units + domain.unit.id * ABI.UNIT_STRIDE + ABI.UNIT_STAT_FQ_FLUSHES) >> 3;

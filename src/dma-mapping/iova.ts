@@ -68,6 +68,7 @@ class IovaNode extends RbNode {
 
 /** A snapshot of one range of the domain. */
 export interface IovaRange {
+  /** First PFN of the range. */
   readonly pfnLo: number;
   /** Inclusive. */
   readonly pfnHi: number;
@@ -81,11 +82,15 @@ export interface IovaRange {
 export interface IovaStats {
   /** Ranges handed out and not yet freed (reserved and cached ranges not included). */
   allocatedRanges: number;
+  /** Pages in those ranges. */
   allocatedPfns: number;
+  /** Ranges kept out by reserve(). */
   reservedRanges: number;
+  /** Pages in those ranges. */
   reservedPfns: number;
   /** Freed ranges parked in the range caches (still occupying the tree). */
   cachedRanges: number;
+  /** Pages in those ranges. */
   cachedPfns: number;
   /** Depot magazines, all orders. */
   depotMagazines: number;
@@ -109,6 +114,7 @@ export interface IovaStats {
  * fails, after which that device goes straight to its full mask, as in the kernel.
  */
 export interface IovaDevice {
+  /** Try below 4 GiB first; cleared after the first failed 32-bit attempt. */
   pci32BitWorkaround: boolean;
 }
 

@@ -19,7 +19,9 @@ export const SG_MAX_LENGTH = 0xffff_ffff;
 
 /** The shape of one DMA segment, compatible with src/dma-buf's SgEntry. */
 export interface DmaSegment {
+  /** sg_dma_address: the address the device uses (an IOVA, a bus address or a physical address). */
   readonly dmaAddress: bigint;
+  /** sg_dma_len: bytes. */
   readonly length: number;
   /** The struct page of CPU entry i (its frame number), or null for entries set without one. */
   readonly page: { readonly pfn: bigint } | null;

@@ -59,8 +59,11 @@ function nrSlots(bytes: number): number {
  * Give one to a {@link DmaDevice} with its `swiotlb` option.
  */
 export class Swiotlb {
+  /** Physical address of the pool (io_tlb_mem.start). */
   readonly base: bigint;
+  /** Bytes of the pool. */
   readonly size: bigint;
+  /** Slots of IO_TLB_SIZE bytes in the pool. */
   readonly nslabs: number;
   private readonly _baseNum: number;
   /** Free slots from here to the end of the segment (0 = in use). */

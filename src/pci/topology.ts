@@ -12,11 +12,17 @@ export type BarType = 'mem' | 'io';
 
 /** One BAR of a function. For a 64-bit BAR `index` is the lower of its two slots. */
 export interface Bar {
+  /** The function it belongs to. */
   readonly device: PciFunction;
+  /** BAR slot 0..5 (pci_resource n). */
   readonly index: number;
+  /** Memory or I/O. */
   readonly type: BarType;
+  /** Bytes (pci_resource_len), a power of two. */
   readonly size: bigint;
+  /** A 64-bit memory BAR (takes two slots). */
   readonly is64: boolean;
+  /** IORESOURCE_PREFETCH: P2PDMA providers publish prefetchable BARs. */
   readonly prefetchable: boolean;
   /** CPU physical address (pci_resource_start); an I/O port number for I/O BARs. */
   readonly cpuAddress: bigint;
@@ -33,7 +39,9 @@ export const CPU_VENDORS: readonly CpuVendor[] = ['intel', 'amd', 'hygon', 'zhao
 
 /** The boot CPU as cpu_data(0) describes it: vendor and family (x86 "family", e.g. 0x19 for Zen 3/4). */
 export interface CpuInfo {
+  /** x86_vendor, or the architecture. */
   readonly vendor: CpuVendor;
+  /** x86 family (boot_cpu_data.x86). */
   readonly family: number;
 }
 
@@ -51,7 +59,10 @@ abstract class DeviceBase {
   abstract readonly busType: 'pci' | 'platform';
   /** Bound driver name, if any; the kernel prints it in dev_warn() lines instead of the bus name. */
   driver: string | null = null;
-  constructor(readonly name: string) {}
+  constructor(
+    /** The device's name in the description (unique in a topology). */
+    readonly name: string,
+  ) {}
   /** dev_name(): the BDF for PCI, the name for platform devices. */
   abstract get devName(): string;
   /** The device-model parent (find_parent_pci_dev walks it). */
@@ -67,10 +78,13 @@ abstract class DeviceBase {
  * with the functions on it.
  */
 export class PciBus {
+  /** The functions on this bus, in scan order (bus->devices). */
   readonly devices: PciFunction[] = [];
   /** @internal */
   constructor(
+    /** The host bridge whose hierarchy it belongs to. */
     readonly hostBridge: HostBridge,
+    /** The bus number (bus->number). */
     readonly number: number,
     /** The bridge whose secondary bus this is; null for a root bus. */
     readonly self: PciFunction | null,
@@ -102,11 +116,17 @@ export class PciFunction extends DeviceBase {
   /** @internal */
   constructor(
     name: string,
+    /** The bus it sits on (pdev->bus). */
     readonly bus: PciBus,
+    /** PCI_SLOT(devfn), 0..31. */
     readonly slot: number,
+    /** PCI_FUNC(devfn), 0..7. */
     readonly fn: number,
+    /** PCI vendor ID. */
     readonly vendor: number,
+    /** PCI device ID. */
     readonly device: number,
+    /** What kind of function it is (pci_pcie_type; `host-bridge` for the class 0600 device). */
     readonly kind: PciKind,
     acs: number | null,
     /** pdev->non_mappable_bars: pcim_p2pdma_init refuses such devices with EOPNOTSUPP. */
@@ -236,7 +256,9 @@ export class HostBridge {
   _busEnd = 0;
   /** @internal */
   constructor(
+    /** Its name in the description. */
     readonly name: string,
+    /** PCI segment (domain) number. */
     readonly segment: number,
     /** Bus address minus CPU physical address for every BAR below (the window offset). */
     readonly busOffset: bigint,
@@ -268,10 +290,13 @@ export class Topology {
 
   /** @internal */
   constructor(
+    /** The boot CPU (the AMD Zen P2PDMA rule reads it). */
     readonly cpu: CpuInfo,
+    /** The host bridges, in description order. */
     readonly hostBridges: readonly HostBridge[],
     /** Every PCI function in enumeration (depth-first) order, as for_each_pci_dev visits them. */
     readonly functions: readonly PciFunction[],
+    /** The non-PCI devices. */
     readonly platformDevices: readonly PlatformDevice[],
   ) {
     for (const f of functions) {

@@ -45,8 +45,11 @@ export type Pattern =
  * and return a result whose fields equal these.
  */
 export interface Expectation {
+  /** The step must fail with one of these SimError codes ('EPERM', ...). */
   errno?: readonly string[];
+  /** The step must succeed and return these bytes. */
   bytes?: Pattern;
+  /** The step must succeed with a result whose named fields equal these. */
   result?: Readonly<Record<string, string | number | boolean | null>>;
 }
 
@@ -303,6 +306,7 @@ export type OpName = keyof OpArgs;
 
 /** One step after validation. */
 export interface Step<A = Record<string, unknown>> {
+  /** The op's name. */
   op: string;
   /** 1-based position within its act. */
   index: number;
@@ -310,10 +314,13 @@ export interface Step<A = Record<string, unknown>> {
   path: string;
   /** Where the step starts in the file. */
   line: number;
+  /** 1-based column of that place. */
   col: number;
+  /** The op's fields, converted to their kinds' types. */
   args: A;
   /** The name `as:` gives the step's object. */
   as?: string;
+  /** What the step must do (success when the file says nothing). */
   expect: Expectation;
 }
 
@@ -329,21 +336,30 @@ export interface ActIommu {
 export interface Act {
   /** 0-based. */
   index: number;
+  /** The act's title (the scenario name for a file with plain `steps`). */
   title: string;
+  /** The kernel profile its machine follows. */
   profile: KernelProfileName;
+  /** Its machine's IOMMU, or null for none. */
   iommu: ActIommu | null;
+  /** Where the topology came from ('builtin:seed', a file name, or inline). */
   topologySource: string;
+  /** The topology description the runner builds the machine from. */
   topologyDescription: TopologyDescription;
   /** Built once at validation, for device names. The runner builds the machine from the description. */
   topology: Topology;
+  /** The validated steps, in order. */
   steps: Step[];
 }
 
 /** A validated scenario: what {@link parseScenario} returns and the runner runs, act by act. */
 export interface Scenario {
+  /** The scenario's `name:`. */
   name: string;
+  /** The scenario's `description:`, if any. */
   description?: string;
   /** The file it came from ('<inline>' for text without a name). */
   file: string;
+  /** Its acts; a file with plain `steps` has one. */
   acts: Act[];
 }

@@ -50,6 +50,7 @@ export function formatDiagnostic(d: Diagnostic): string {
 
 /** A file that could not be read, parsed or validated, with one {@link Diagnostic} per problem. The CLI exits with status 2. */
 export class ScenarioError extends Error {
+  /** Every problem found, in the order found; the message has them one a line. */
   readonly diagnostics: readonly Diagnostic[];
   constructor(diagnostics: readonly Diagnostic[]) {
     super(diagnostics.map(formatDiagnostic).join('\n'));
@@ -198,8 +199,11 @@ export function jsonSyntaxError(text: string): { offset: number; message: string
 /** A parsed document: its plain value and the positions of its nodes. */
 export class SourceDoc {
   private constructor(
+    /** The file name diagnostics carry. */
     readonly file: string,
+    /** The source text. */
     readonly text: string,
+    /** The document as plain JavaScript values. */
     readonly value: unknown,
     private readonly _doc: Document.Parsed,
     private readonly _lines: LineCounter,
