@@ -7,6 +7,7 @@
  */
 import { decodeBase64 } from './base64.js';
 
+/** Every build of the core: the two standalone ones and the two embed ones (plain or shared host memory). */
 export type CoreFlavor = 'debug' | 'release' | 'embed' | 'embed-shared';
 
 /** The builds this loader has. */

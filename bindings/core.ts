@@ -11,61 +11,145 @@ export { ABI };
 
 /** The raw exports of the core (assembly/index.ts). i64/u64 parameters and results are BigInt. */
 export interface CoreExports {
+  /** The core's linear memory (the host's own memory for an embedded core). */
   readonly memory: WebAssembly.Memory;
+  /** ABI_VERSION the module was built with; Core checks it against the bindings' `ABI.ABI_VERSION`. */
   abiVersion(): number;
   /** init(0, arenaBytes) standalone; init(base, bytes) to live in [base, base + bytes) of an imported memory. */
   init(base: number, bytes: number): number;
   /** Bytes the fixed blocks take at the front of an embedded window (the arena is the rest). */
   layoutFixedBytes(): number;
+  /** Linear address of the result block (status, bytes, value and fault fields at `ABI.RES_*`). Valid after init. */
   resultPtr(): number;
+  /** Linear address of the u64 counters block (offsets `ABI.STAT_*`). */
   statsPtr(): number;
+  /** Linear address of the 1 MiB staging buffer for batch descriptors and host transfers. */
   stagingPtr(): number;
+  /** Linear address of the region table. */
   regionsPtr(): number;
+  /** Linear address of the IOMMU unit table. */
   unitsPtr(): number;
+  /** Linear address of the domain table. */
   domainsPtr(): number;
+  /** Linear address of the page-walk trace block filled by `walk`. */
   tracePtr(): number;
+  /**
+   * Adds a physical region [base, base + size) of `kind` (`ABI.REGION_KIND_*`). Returns the region
+   * id, or -EINVAL (size 0, not page-aligned, over 2^42, wrapping, unknown kind), -EEXIST
+   * (overlap), -ENOSPC (table full), -ENOMEM (no arena).
+   */
   addRegion(base: bigint, size: bigint, kind: number, flags: number, owner: number): number;
   /** A region backed by linear memory [linear, linear + size) the host owns (assembly/mem/direct.ts). */
   addDirectRegion(base: bigint, size: bigint, kind: number, flags: number, owner: number, linear: number): number;
+  /** Free 4 KiB chunks left in the arena (the sparse backing store). */
   chunksFree(): number;
+  /**
+   * Allocates `n` contiguous RAM frames aligned to `alignFrames` (a power of two), refcount 1,
+   * reading as zeros (alloc_pages). Returns the physical address, or -EINVAL / -ENOMEM.
+   */
   frameAlloc(n: bigint, alignFrames: bigint, flags: number): bigint;
+  /** get_page: refcount + 1. 0, or -EINVAL when `pa` is not an allocated frame. */
   frameGet(pa: bigint): number;
+  /** put_page: refcount - 1, freeing the frame at zero. The new refcount, or -EINVAL (not allocated, or last reference of a pinned frame). */
   framePut(pa: bigint): number;
+  /** Frees `n` frames from `pa` that each hold exactly one reference. 0, or -EINVAL with nothing freed. */
   frameFree(pa: bigint, n: bigint): number;
+  /** pin_user_pages-style pin count: +1 when `pin` is non-zero, else -1. The new pin count, or -EINVAL. */
   framePin(pa: bigint, pin: number): number;
+  /** Copies the frame record of `pa` into the result block (value = refcount | pincount << 32, bytes = flags | aux << 32). 0 or -EINVAL (not a RAM frame). */
   frameInfo(pa: bigint): number;
+  /** Free frames over all RAM regions. */
   framesFree(): bigint;
+  /**
+   * Creates an IOMMU unit of `family` (`ABI.FAMILY_*`) with a `tlbSets` x `tlbWays` IOTLB, a
+   * fault queue of `faultCap` records and a lazy flush queue of `fqCap` entries. Returns the unit
+   * id, or -EINVAL, -ENOSPC, -ENOMEM.
+   */
   createUnit(family: number, tlbSets: number, tlbWays: number, faultCap: number, fqCap: number): number;
+  /**
+   * Creates a domain (`ABI.DOMAIN_*`) on `unit` (iommu_domain_alloc). Paging domains take a page
+   * table format (`ABI.FMT_*`) and input/output address widths; `strict` 1 invalidates the IOTLB
+   * on every unmap, 0 queues it (lazy). Returns the domain id, or -EINVAL, -ENOENT, -ENOSPC, -ENOMEM.
+   */
   createDomain(unit: number, type: number, format: number, ias: number, oas: number, strict: number): number;
+  /** iommu_domain_free: drops its IOTLB entries, queued invalidations and table frames. 0, -ENOENT, or -EBUSY while a device is attached. */
   destroyDomain(id: number): number;
+  /** Attaches requester `rid` to domain `dom`, to `ABI.DOMAIN_DIRECT` (no IOMMU), or detaches it (-1). 0, -EINVAL, -ENOENT, -ENOSPC. */
   attachDevice(rid: number, dom: number): number;
+  /** The domain `rid` is attached to: an id, `ABI.DOMAIN_DIRECT`, or -1 (none). */
   deviceDomain(rid: number): number;
+  /** Places `rid` behind `unit` with no domain, so its DMA faults are recorded on that unit. 0, -EINVAL, -ENOENT, -ENOSPC. */
   placeDevice(rid: number, unit: number): number;
+  /**
+   * iommu_map: maps [iova, iova + size) to [pa, pa + size) with `prot` (`ABI.PROT_*`). 0, or
+   * -ENOENT (no domain), -ENODEV (not paging), -EINVAL, -ERANGE, -EEXIST, -ENOMEM, with nothing changed.
+   */
   map(dom: number, iova: bigint, pa: bigint, size: bigint, prot: number): number;
+  /**
+   * iommu_unmap: returns the bytes unmapped (whole leaves; 0 at a hole), or -ENOENT, -ENODEV,
+   * -EINVAL, -ERANGE. Strict domains are invalidated before it returns; lazy ones queue it.
+   */
   unmap(dom: number, iova: bigint, size: bigint): bigint;
+  /**
+   * Maps `n` (iova, pa, size) descriptors placed in staging at `ABI.MAPDESC_STRIDE`, all or
+   * nothing: on a failure the ones done are unmapped, RES_VALUE holds the failing index and its
+   * negative status is returned.
+   */
   mapBatch(dom: number, n: number, prot: number): number;
+  /** Unmaps `n` (iova, size) descriptors in staging, writing each one's bytes back at +8. Returns the total bytes, or a negative errno. */
   unmapBatch(dom: number, n: number): bigint;
+  /**
+   * Software page walk (iommu_iova_to_phys) with a per-level trace. 0 (RES_VALUE = output
+   * address, RES_SHIFT, RES_PERM), a positive `ABI.FAULT_*` reason, or -ENOENT / -ENODEV.
+   */
   walk(dom: number, iova: bigint): number;
+  /**
+   * Translates one address as requester `rid` would, through its IOTLB. 0 (RES_VALUE = output),
+   * or the fault's status (-EFAULT, -EACCES, -ERANGE, -EPERM when blocked, -ENODEV when no domain)
+   * with a record on the unit's fault queue.
+   */
   translate(rid: number, iova: bigint, access: number): number;
+  /** Translates `n` u64 addresses in staging (outputs at `ABI.BATCH_OUT`, statuses at `ABI.BATCH_STATUS`). Returns the number of faults, or -EINVAL. */
   translateBatch(rid: number, n: number, access: number): number;
+  /** Flushes the unit's lazy invalidation queue. Returns the entries that were pending, or -ENOENT. */
   flush(unit: number): number;
+  /** Drops every IOTLB entry of the unit. 0 or -ENOENT. */
   invalidateAll(unit: number): number;
+  /** Drops the IOTLB entries tagged with domain `dom`. 0 or -ENOENT. */
   invalidateDomain(dom: number): number;
+  /** Drops the domain's IOTLB entries in [start, end) (end 0: to the top). 0, -ENOENT, -EINVAL (empty range). */
   invalidateRange(dom: number, start: bigint, end: bigint): number;
+  /** Valid IOTLB entries of the unit, or -ENOENT. */
   tlbValid(unit: number): number;
+  /** Moves up to `max` fault records of the unit to staging (`ABI.FAULT_STRIDE` each). The count, or -ENOENT / -EINVAL. */
   faultsDrain(unit: number, max: number): number;
+  /** Clears the unit's fault-queue overflow flag. 0 or -ENOENT. */
   faultsClearOverflow(unit: number): number;
+  /**
+   * DMA copy of `len` bytes from (srcRid, src) to (dstRid, dst), each side translated by its
+   * requester's domain. 0, or the status of the fault or error that stopped it; the result block
+   * holds bytes done and, on a fault, the side (0 src, 1 dst), iova, reason and family code.
+   */
   dmaCopy(srcRid: number, src: bigint, dstRid: number, dst: bigint, len: bigint): number;
+  /** Device read: `len` bytes at (rid, addr) into linear memory at `host` (the staging buffer). Status as dmaCopy. */
   dmaRead(rid: number, addr: bigint, len: bigint, host: number): number;
+  /** Device write: `len` bytes from linear memory at `host` to (rid, addr). Status as dmaCopy. */
   dmaWrite(rid: number, addr: bigint, len: bigint, host: number): number;
+  /** Device fill of `len` bytes at (rid, addr) with byte `value`. Status as dmaCopy. */
   dmaFill(rid: number, addr: bigint, len: bigint, value: number): number;
+  /** The CPU's own read of physical memory into linear memory at `host` (not DMA: no counters). 0, -EIO (no region), -ENOMEM. */
   hostRead(pa: bigint, len: bigint, host: number): number;
+  /** The CPU's own write of physical memory from linear memory at `host`. 0, -EIO (no region), -ENOMEM. */
   hostWrite(pa: bigint, len: bigint, host: number): number;
+  /** Benchmark baseline: `reps` raw memory.copy calls of `len` bytes inside the arena. 0, -EINVAL (len 0 or over 16 MiB), -ENOMEM. */
   memcpyBench(len: number, reps: number): number;
+  /** Routes `rid`'s accesses to bus addresses [bus, bus + size) to a peer's [cpu, cpu + size) (a P2P path). 0, -EINVAL, -EEXIST (overlap), -ENOSPC. */
   addP2pRoute(rid: number, bus: bigint, size: bigint, cpu: bigint): number;
+  /** Removes `rid`'s peer route starting at `bus`. 0 or -ENOENT. */
   removeP2pRoute(rid: number, bus: bigint): number;
 }
 
+/** The standalone builds of the core: `debug` (assertions, names) or `release` (-O3, what bundles carry). */
 export type CoreBuild = 'debug' | 'release';
 export type { CoreFlavor } from './core-source.js';
 
@@ -127,10 +211,15 @@ export class CoreViews {
     this._u64 = new BigUint64Array(b);
     this._i64 = new BigInt64Array(b);
   }
+  /** Bytes of linear memory (index = linear address). */
   get u8(): Uint8Array { this._fresh(); return this._u8; }
+  /** Signed 32-bit words (index = address >> 2). */
   get i32(): Int32Array { this._fresh(); return this._i32; }
+  /** Unsigned 32-bit words (index = address >> 2). */
   get u32(): Uint32Array { this._fresh(); return this._u32; }
+  /** Unsigned 64-bit words (index = address >> 3). */
   get u64(): BigUint64Array { this._fresh(); return this._u64; }
+  /** Signed 64-bit words (index = address >> 3). */
   get i64(): BigInt64Array { this._fresh(); return this._i64; }
 }
 
@@ -141,21 +230,33 @@ function readAsString(memory: WebAssembly.Memory, ptr: number): string {
   return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, len));
 }
 
+/** Linear addresses of the core's shared blocks, read once after init (see the `*Ptr` exports). */
 export interface CoreLayout {
+  /** The result block: status, bytes, value and fault fields at `ABI.RES_*`. */
   result: number;
+  /** The u64 counters at `ABI.STAT_*`. */
   stats: number;
+  /** The 1 MiB staging buffer for batch descriptors and host transfers. */
   staging: number;
+  /** The region table. */
   regions: number;
+  /** The IOMMU unit table. */
   units: number;
+  /** The domain table. */
   domains: number;
+  /** The page-walk trace filled by `walk` (`ABI.TRACE_STRIDE` per level). */
   trace: number;
 }
 
 /** One instance of the core: its exports, views and the addresses of its shared blocks. */
 export class Core {
+  /** The core's exports, each guarded: after a trap every call throws {@link CoreTrapError}. */
   readonly exports: CoreExports;
+  /** Typed views over the core's linear memory, fresh after any grow. */
   readonly views: CoreViews;
+  /** Where the shared blocks are in linear memory. */
   readonly layout: CoreLayout;
+  /** Which build of the core this instance runs. */
   readonly build: CoreFlavor;
   private _trapped: string | null = null;
 
@@ -194,7 +295,11 @@ export class Core {
     };
   }
 
-  /** Instantiates a core with an arena of `arenaBytes` (a multiple of 4 KiB, at least 1 MiB). */
+  /**
+   * Instantiates a core with an arena of `arenaBytes` (a multiple of 4 KiB, at least 1 MiB).
+   * @throws {@link SimError} EINVAL when `arenaBytes` is below 1 MiB or not a multiple of 4096;
+   *   ENOMEM when linear memory cannot grow that far (the promise rejects).
+   */
   static async create(arenaBytes: number, build: CoreBuild = defaultBuild()): Promise<Core> {
     const module = await compileCore(build);
     let memory: WebAssembly.Memory | undefined;
@@ -214,6 +319,9 @@ export class Core {
    * Instantiates the embed build on the host's memory (shared or not: the matching build is
    * chosen), keeping all its state in [base, base + bytes). The core writes nothing outside that
    * window and never grows the memory; the host may grow it at any time.
+   * @throws {@link SimError} EINVAL when `memory` is not a WebAssembly.Memory, `base` or `bytes`
+   *   is not a positive multiple of 4096 below 2^32, the window wraps past 4 GiB or is smaller
+   *   than the fixed blocks plus 1 MiB; ENOMEM when the memory does not yet hold the window.
    */
   static async embed(memory: WebAssembly.Memory, base: number, bytes: number): Promise<Core> {
     if (!(memory instanceof WebAssembly.Memory)) throw new SimError('EINVAL', 'embed', 'memory must be a WebAssembly.Memory');
@@ -233,26 +341,40 @@ export class Core {
     return new Core(instance, build, base, bytes);
   }
 
+  /** Whether an export trapped; every later call then throws {@link CoreTrapError}. */
   get trapped(): boolean {
     return this._trapped !== null;
   }
 
   // Result block accessors.
+  /** The status (0 or -errno) the last call left at `ABI.RES_STATUS`. */
   resultStatus(): number { return this.views.i32[(this.layout.result + ABI.RES_STATUS) >> 2]!; }
+  /** `ABI.RES_BYTES` of the result block: bytes done by the last transfer (or a level count, a frame's flags). */
   resultBytes(): bigint { return this.views.u64[(this.layout.result + ABI.RES_BYTES) >> 3]!; }
+  /** `ABI.RES_VALUE` of the result block: an output address, a failing index, a frame's counts. */
   resultValue(): bigint { return this.views.u64[(this.layout.result + ABI.RES_VALUE) >> 3]!; }
+  /** The u32 at byte offset `off` (an `ABI.RES_*` constant) of the result block. */
   resultU32(off: number): number { return this.views.u32[(this.layout.result + off) >> 2]!; }
+  /** The u64 at byte offset `off` (an `ABI.RES_*` constant) of the result block. */
   resultU64(off: number): bigint { return this.views.u64[(this.layout.result + off) >> 3]!; }
+  /** The counter at byte offset `off` (an `ABI.STAT_*` constant) of the stats block. */
   stat(off: number): bigint { return this.views.u64[(this.layout.stats + off) >> 3]!; }
 }
 
-/** Throws the SimError for a negative status; returns non-negative values unchanged. */
+/**
+ * Throws the SimError for a negative status; returns non-negative values unchanged. `op`,
+ * `detail` and `rule` become the error's operation, message and rule id.
+ * @throws {@link SimError} with the errno of `-status` (EIO for a status with no known name).
+ */
 export function check(status: number, op: string, detail: string, rule?: string): number {
   if (status < 0) throw SimError.fromStatus(status, op, detail, rule);
   return status;
 }
 
-/** The same for i64 results. */
+/**
+ * {@link check} for i64 results.
+ * @throws {@link SimError} with the errno of `-status` (EIO for a status with no known name).
+ */
 export function check64(status: bigint, op: string, detail: string, rule?: string): bigint {
   if (status < 0n) throw SimError.fromStatus(Number(status), op, detail, rule);
   return status;

@@ -15,6 +15,7 @@
  */
 import { Core } from './core.js';
 
+/** Where an embedded core lives: a window [base, base + bytes) of the host's memory. */
 export interface EmbedOptions {
   /** The host's memory (shared or not). It must already hold the window. */
   memory: WebAssembly.Memory;
@@ -24,7 +25,11 @@ export interface EmbedOptions {
   bytes: number;
 }
 
-/** Instantiates the embed core in the host's memory window. Throws SimError EINVAL or ENOMEM. */
+/**
+ * Instantiates the embed core in the host's memory window (the promise rejects on failure).
+ * @throws {@link SimError} EINVAL when the window is not page-aligned, wraps past 4 GiB or is
+ *   smaller than {@link fixedBytes} + 1 MiB; ENOMEM when the memory does not yet hold the window.
+ */
 export function createEmbeddedCore(options: EmbedOptions): Promise<Core> {
   return Core.embed(options.memory, options.base, options.bytes);
 }

@@ -34,6 +34,7 @@ export const ERRNO = {
   ERESTARTSYS: 512,
 } as const;
 
+/** A symbolic errno name the simulator uses ('EINVAL', 'EPERM', ...): a key of {@link ERRNO}. */
 export type ErrnoCode = keyof typeof ERRNO;
 
 const CODE_BY_ERRNO = new Map<number, ErrnoCode>(
@@ -50,11 +51,16 @@ export function errnoName(errno: number): string {
  * number, `op` the operation that failed, `rule` the spec rule id where one applies (DB-07, ...).
  */
 export class SimError extends Error {
+  /** The symbolic errno, as Node's system errors have it: 'EINVAL', 'EPERM', ... */
   readonly code: ErrnoCode;
+  /** The positive errno number (22 for EINVAL). */
   readonly errno: number;
+  /** The operation that failed, usually named after the kernel function ('dma_buf_attach', 'addRegion'). */
   readonly op: string;
+  /** The spec rule id the refusal comes from (DB-07, IM-03, ...), when there is one. */
   readonly rule: string | undefined;
 
+  /** The message becomes `<op>: <code>: <message> [<rule>]`. */
   constructor(code: ErrnoCode, op: string, message: string, rule?: string) {
     super(`${op}: ${code}: ${message}${rule ? ` [${rule}]` : ''}`);
     this.name = 'SimError';

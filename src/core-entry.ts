@@ -15,12 +15,13 @@
  *   e.translate(0x0100, 0x1234n, ABI.ACCESS_READ);           // 0; output at layout.result
  *   core.views.u64[(core.layout.result + ABI.RES_VALUE) / 8]; // 0x200234n
  */
-import { ABI, Core, CoreViews, compileCore, type CoreBuild, type CoreExports, type CoreLayout } from '../bindings/core.js';
+import { ABI, Core, CoreViews, compileCore, type CoreBuild, type CoreExports, type CoreFlavor, type CoreLayout } from '../bindings/core.js';
 import { SimError, CoreTrapError, ERRNO, errnoName, type ErrnoCode } from '../bindings/errors.js';
 
 export { ABI, Core, CoreViews, compileCore, SimError, CoreTrapError, ERRNO, errnoName };
-export type { CoreBuild, CoreExports, CoreLayout, ErrnoCode };
+export type { CoreBuild, CoreExports, CoreFlavor, CoreLayout, ErrnoCode };
 
+/** Options of {@link createCore}. */
 export interface CoreOptions {
   /** Bytes of arena (backing, radix, frame records, IOTLBs, rings), 1 MiB .. 3.5 GiB. @default 64 MiB */
   arenaBytes?: number;
@@ -28,7 +29,11 @@ export interface CoreOptions {
   build?: CoreBuild;
 }
 
-/** One core instance with its own memory. Compiles the module once per process. */
+/**
+ * One core instance with its own memory. Compiles the module once per process.
+ * @throws {@link SimError} EINVAL (the promise rejects) when `arenaBytes` is not a multiple of
+ *   4096 in 1 MiB..3.5 GiB; ENOMEM when linear memory cannot grow to hold it.
+ */
 export function createCore(options: CoreOptions = {}): Promise<Core> {
   const arena = options.arenaBytes ?? 64 << 20;
   if (!Number.isInteger(arena) || arena < 1 << 20 || arena > 3.5 * 2 ** 30 || arena % 4096 !== 0) {

@@ -19,7 +19,7 @@ export { ABI, Core, CoreViews, check, check64, type CoreExports, type CoreLayout
 export { SimError, CoreTrapError, ERRNO, errnoName, type ErrnoCode } from '../bindings/errors.js';
 export type { Simulator } from './simulator.js';
 export {
-  PhysicalMemory, type Region, type RegionOptions, type RegionKind, type FrameInfo,
+  PhysicalMemory, type Region, type RegionOptions, type RegionKind, type FrameInfo, type ArenaUsage,
 } from './memory/physical-memory.js';
 export {
   Iommu, IommuUnit, IommuDomain, Prot, type UnitOptions, type DomainOptions, type FaultRecord,

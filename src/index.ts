@@ -7,7 +7,7 @@
  */
 export { createSimulator, type Simulator, type SimulatorOptions } from './simulator.js';
 export { SimError, CoreTrapError, ERRNO, errnoName, type ErrnoCode } from '../bindings/errors.js';
-export { PhysicalMemory, type Region, type RegionOptions, type RegionKind, type FrameInfo } from './memory/physical-memory.js';
+export { PhysicalMemory, type Region, type RegionOptions, type RegionKind, type FrameInfo, type ArenaUsage } from './memory/physical-memory.js';
 export {
   Iommu, IommuUnit, IommuDomain, Prot, type UnitOptions, type DomainOptions, type FaultRecord,
   type TranslateResult, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,

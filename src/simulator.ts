@@ -5,6 +5,7 @@ import { PhysicalMemory } from './memory/physical-memory.js';
 import { Iommu } from './iommu/iommu.js';
 import { DmaEngine } from './dma/dma-engine.js';
 
+/** Options of {@link createSimulator}. */
 export interface SimulatorOptions {
   /**
    * Bytes of linear memory for backing, radix nodes, frame records, IOTLBs and rings; a
@@ -16,14 +17,24 @@ export interface SimulatorOptions {
   build?: CoreBuild;
 }
 
+/** One simulator: a core instance and the three layers over it. Simulators share nothing. */
 export interface Simulator {
+  /** Physical address space: regions, page frames, the CPU's own access. */
   readonly memory: PhysicalMemory;
+  /** IOMMU units, domains, mappings, translation and faults. */
   readonly iommu: Iommu;
+  /** The DMA engine: device reads, writes and copies through the IOMMU. */
   readonly dma: DmaEngine;
   /** @internal The core instance, for layers of this package. */
   readonly core: Core;
 }
 
+/**
+ * Creates a simulator on a fresh core instance (the Wasm module is compiled once per process).
+ * A {@link Machine} builds one of these for itself; use this directly for the core layers alone.
+ * @throws {@link SimError} EINVAL (the promise rejects) when `arenaBytes` is not a multiple of
+ *   4096 in 1 MiB..3.5 GiB; ENOMEM when linear memory cannot grow to hold the arena.
+ */
 export async function createSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
   const arena = options.arenaBytes ?? 256 * 1024 * 1024;
   if (!Number.isInteger(arena) || arena < 1 << 20 || arena > 3.5 * 2 ** 30 || arena % 4096 !== 0) {

@@ -1,14 +1,19 @@
 /** Constants of the DMA API (include/linux/dma-mapping.h, dma-direction.h). */
 import { ABI } from '../../bindings/core.js';
 
-/** enum dma_data_direction. */
+/** enum dma_data_direction: the device may read and write the buffer. */
 export const DMA_BIDIRECTIONAL = 0;
+/** The device reads the buffer (memory to device). */
 export const DMA_TO_DEVICE = 1;
+/** The device writes the buffer (device to memory). */
 export const DMA_FROM_DEVICE = 2;
+/** No direction: only for debugging in the kernel; every mapping call refuses it with EINVAL. */
 export const DMA_NONE = 3;
+/** enum dma_data_direction by name: `DmaDirection.TO_DEVICE` is {@link DMA_TO_DEVICE}. */
 export const DmaDirection = {
   BIDIRECTIONAL: DMA_BIDIRECTIONAL, TO_DEVICE: DMA_TO_DEVICE, FROM_DEVICE: DMA_FROM_DEVICE, NONE: DMA_NONE,
 } as const;
+/** One of the enum dma_data_direction values (0..3). */
 export type DmaDirection = (typeof DmaDirection)[keyof typeof DmaDirection];
 
 /** The DMA address every failed single mapping returns (~(dma_addr_t)0). */
@@ -43,6 +48,9 @@ export function dmaInfoToProt(dir: number, coherent: boolean, opts: { mmio?: boo
 
 /** Negative errno values dma_map_sgtable returns (EREMOTEIO: a P2P segment the client cannot reach). */
 export const DMA_ENOMEM = -12;
+/** -EINVAL from dma_map_sgtable: the IOMMU refused the mapping. */
 export const DMA_EINVAL = -22;
+/** -EIO from dma_map_sgtable: a segment beyond the DMA mask and no bounce buffer for it. */
 export const DMA_EIO = -5;
+/** -EREMOTEIO from dma_map_sgtable: a P2P segment the device cannot reach. */
 export const DMA_EREMOTEIO = -121;

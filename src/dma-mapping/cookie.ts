@@ -8,6 +8,7 @@ import { SimError } from '../../bindings/errors.js';
 import type { IommuDomain } from '../iommu/iommu.js';
 import { IOVA_MSI_WINDOW, IovaDomain, type IovaDevice } from './iova.js';
 
+/** Reserved regions of a new cookie (iommu_dma_init_domain's reserved-region setup). */
 export interface CookieOptions {
   /**
    * Reserve the x86 MSI window 0xfee00000-0xfeefffff (IOMMU_RESV_MSI of VT-d and AMD-Vi).
@@ -28,7 +29,14 @@ interface Deferred {
 
 const cookies = new WeakMap<IommuDomain, IommuDmaCookie>();
 
+/**
+ * The dma-iommu cookie of a paging domain (`struct iommu_dma_cookie`): the {@link IovaDomain}
+ * the DMA API allocates IOVAs from, with the reserved regions kept out, and in lazy mode the
+ * freed IOVAs held back until the unit's flush queue has been flushed. One per domain; get it
+ * with {@link IommuDmaCookie.of}.
+ */
 export class IommuDmaCookie {
+  /** The domain's IOVA allocator (cookie->iovad). */
   readonly iovad: IovaDomain;
   /** Last IOVA byte the domain can translate (geometry.aperture_end). */
   readonly apertureEnd: bigint;
@@ -36,7 +44,12 @@ export class IommuDmaCookie {
   private _deferredHead = 0;
   private readonly _fqFlushesAt: number;
 
-  private constructor(private readonly _core: Core, readonly domain: IommuDomain, opts: CookieOptions) {
+  private constructor(
+    private readonly _core: Core,
+    /** The paging domain this cookie belongs to. */
+    readonly domain: IommuDomain,
+    opts: CookieOptions,
+  ) {
     this.iovad = new IovaDomain(ABI.PAGE_SIZE, 1);
     this.apertureEnd = (1n << BigInt(domain.ias)) - 1n;
     this._fqFlushesAt = (_core.layout.units + domain.unit.id * ABI.UNIT_STRIDE + ABI.UNIT_STAT_FQ_FLUSHES) >> 3;
@@ -50,7 +63,9 @@ export class IommuDmaCookie {
 
   /**
    * iommu_get_dma_cookie + iommu_dma_init_domain: the cookie of a paging domain, created on
-   * first use with `opts`; later calls return it unchanged. ENODEV for a non-paging domain.
+   * first use with `opts`; later calls return it unchanged.
+   * @throws {@link SimError} ENODEV for a non-paging (identity or blocked) domain; EINVAL for a
+   *   bad `pciWindows` entry.
    */
   static of(core: Core, domain: IommuDomain, opts: CookieOptions = {}): IommuDmaCookie {
     let c = cookies.get(domain);
@@ -61,7 +76,11 @@ export class IommuDmaCookie {
     return c;
   }
 
-  /** reserve_iova over [start, end] (inclusive), clipped to the aperture. */
+  /**
+   * reserve_iova over [start, end] (inclusive), clipped to the aperture.
+   * @throws {@link SimError} EINVAL unless `start <= end` are non-negative bigints, or when the
+   *   range overlaps a live allocation.
+   */
   reserve(start: bigint, end: bigint): void {
     if (typeof start !== 'bigint' || typeof end !== 'bigint' || start < 0n || end < start) {
       throw new SimError('EINVAL', 'iova_reserve_pci_windows', 'window needs bigint start <= end');
@@ -96,6 +115,7 @@ export class IommuDmaCookie {
   /**
    * iommu_dma_alloc_iova: `size` bytes (granule multiple) below min(dmaLimit, aperture end).
    * Returns null when the space is exhausted.
+   * @throws {@link SimError} EINVAL for a non-positive size.
    */
   alloc(size: bigint, dmaLimit: bigint, dev?: IovaDevice): bigint | null {
     this.releaseFlushed();
@@ -108,6 +128,8 @@ export class IommuDmaCookie {
    * iommu_dma_free_iova after an unmap: strict domains free at once; lazy ones keep the range
    * until the unit's flush queue has been flushed. `afterUnmap` false (an error path that never
    * mapped it) frees at once in both modes.
+   * @throws {@link SimError} EINVAL (when freed at once) for a range that is not a live allocation
+   *   of that size.
    */
   free(iova: bigint, size: bigint, afterUnmap = true): void {
     if (this.domain.strict || !afterUnmap) {

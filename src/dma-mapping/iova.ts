@@ -68,6 +68,7 @@ class IovaNode extends RbNode {
 
 /** A snapshot of one range of the domain. */
 export interface IovaRange {
+  /** First PFN of the range. */
   readonly pfnLo: number;
   /** Inclusive. */
   readonly pfnHi: number;
@@ -77,14 +78,19 @@ export interface IovaRange {
   readonly reserved: boolean;
 }
 
+/** Counters of an {@link IovaDomain}, a snapshot. */
 export interface IovaStats {
   /** Ranges handed out and not yet freed (reserved and cached ranges not included). */
   allocatedRanges: number;
+  /** Pages in those ranges. */
   allocatedPfns: number;
+  /** Ranges kept out by reserve(). */
   reservedRanges: number;
+  /** Pages in those ranges. */
   reservedPfns: number;
   /** Freed ranges parked in the range caches (still occupying the tree). */
   cachedRanges: number;
+  /** Pages in those ranges. */
   cachedPfns: number;
   /** Depot magazines, all orders. */
   depotMagazines: number;
@@ -108,9 +114,11 @@ export interface IovaStats {
  * fails, after which that device goes straight to its full mask, as in the kernel.
  */
 export interface IovaDevice {
+  /** Try below 4 GiB first; cleared after the first failed 32-bit attempt. */
   pci32BitWorkaround: boolean;
 }
 
+/** Options of {@link IovaDomain.allocIova}: dma-iommu's 32-bit-first policy. */
 export interface AllocIovaOptions {
   /** Try below 4 GiB first when the limit is above it. Ignored when `device` is given. @default false */
   dev32First?: boolean;
@@ -161,6 +169,12 @@ function orderOf(n: number): number {
   return Math.log2(roundupPow2(n));
 }
 
+/**
+ * An IOVA allocator (`struct iova_domain`, drivers/iommu/iova.c): a red-black tree of allocated
+ * and reserved PFN ranges, allocating top-down below a limit, with the per-order range caches
+ * (magazines and depot) of alloc_iova_fast. The DMA API uses one per paging domain through its
+ * {@link IommuDmaCookie}; it can also be used alone. All bad arguments throw SimError EINVAL.
+ */
 export class IovaDomain {
   /** Bytes per IOVA page (the smallest IOMMU page size). */
   readonly granule: number;
@@ -202,6 +216,7 @@ export class IovaDomain {
   /**
    * init_iova_domain. `granule`: power of two, 1..64 KiB. `startPfn`: lowest allocatable PFN
    * (dma-iommu uses max(1, aperture_start >> shift) so that PFN 0 never comes out).
+   * @throws {@link SimError} EINVAL for a bad granule or a startPfn outside the space.
    */
   constructor(granule: number | bigint, startPfn: number | bigint) {
     const g = typeof granule === 'bigint' ? Number(granule) : granule;
@@ -228,7 +243,7 @@ export class IovaDomain {
    * alloc_iova: `size` pages at the highest free place ending at or below `limitPfn`
    * (inclusive; clamped to maxPfn) and starting at or above startPfn, aligned to
    * roundup_pow_of_two(size) if `sizeAligned`. Returns null when nothing fits.
-   * Throws EINVAL for a size that is not a positive integer or a limit below startPfn.
+   * @throws {@link SimError} EINVAL for a size that is not a positive integer or a bad limit.
    */
   alloc(size: number | bigint, limitPfn: number | bigint, sizeAligned = true): IovaRange | null {
     const n = this.checkSize(size, OP_ALLOC);
@@ -243,6 +258,7 @@ export class IovaDomain {
   /**
    * find_iova: the allocated or reserved range containing `pfn`, or null (free space, or a
    * freed range still parked in a range cache).
+   * @throws {@link SimError} EINVAL when `pfn` is not a PFN.
    */
   find(pfn: number | bigint): IovaRange | null {
     const p = toPfn(pfn, OP_FIND, 'pfn', IOVA_ANCHOR_PFN);
@@ -253,8 +269,9 @@ export class IovaDomain {
 
   /**
    * free_iova. Given a PFN, frees the allocated range containing it (the kernel's lookup); given
-   * a range, that exact range. EINVAL if it is not a live allocation (free space, reserved,
-   * already freed, or already parked in a range cache).
+   * a range, that exact range.
+   * @throws {@link SimError} EINVAL if it is not a live allocation (free space, reserved, already
+   *   freed, or already parked in a range cache).
    */
   free(target: number | bigint | IovaRange): void {
     let node: IovaNode | null;
@@ -279,8 +296,9 @@ export class IovaDomain {
    * reserve_iova: keeps [pfnLo, pfnHi] (inclusive) out of every allocation. Overlapping or
    * enclosing reservations are merged the kernel's way: the first overlapped reservation grows
    * down to pfnLo, and the part above the last one becomes a new node. Ranges parked in the range
-   * caches are flushed first. Throws EINVAL when pfnHi < pfnLo, pfnHi is beyond maxPfn, or the
-   * range overlaps a live allocation. Returns the reservation that now ends the range.
+   * caches are flushed first. Returns the reservation that now ends the range.
+   * @throws {@link SimError} EINVAL when pfnHi < pfnLo, either is beyond maxPfn, or the range
+   *   overlaps a live allocation.
    */
   reserve(pfnLo: number | bigint, pfnHi: number | bigint): IovaRange {
     const lo0 = toPfn(pfnLo, OP_RESERVE, 'pfnLo', this.maxPfn);
@@ -320,6 +338,8 @@ export class IovaDomain {
   /**
    * Reserves the bytes [start, start + length - 1], widened to whole granules, as
    * iova_reserve_iommu_regions does for each reserved region (MSI window, PCI windows).
+   * @throws {@link SimError} EINVAL for a non-positive length, a negative start, a range beyond
+   *   the space or overlapping a live allocation.
    */
   reserveRange(start: bigint, length: bigint): IovaRange {
     if (length <= 0n) throw einval(OP_RESERVE, 'length', `must be positive, got ${length}`);
@@ -336,6 +356,7 @@ export class IovaDomain {
    * 32 pages are rounded up to a power of two first, so that what is freed back fits the cache
    * of its order. Tries the range cache, then the tree; if the tree fails and `flushRcache`,
    * empties every cache back into the tree and tries once more. Returns the first PFN or null.
+   * @throws {@link SimError} EINVAL for a size that is not a positive integer or a bad limit.
    */
   allocFast(size: number | bigint, limitPfn: number | bigint, flushRcache = true): number | null {
     let n = this.checkSize(size, OP_ALLOC_FAST);
@@ -372,9 +393,9 @@ export class IovaDomain {
   /**
    * free_iova_fast: returns a range from allocFast. `pfn` must be its first PFN and `size` the
    * size asked of allocFast (or the rounded size). A cacheable range goes into the range cache
-   * of its order, otherwise back to the tree. EINVAL if `pfn` does not start a live allocation,
-   * or `size` does not match it (the kernel would cache it under the wrong order and hand out
-   * overlapping ranges later).
+   * of its order, otherwise back to the tree.
+   * @throws {@link SimError} EINVAL if `pfn` does not start a live allocation, or `size` does not
+   *   match it (the kernel would cache it under the wrong order and hand out overlapping ranges later).
    */
   freeFast(pfn: number | bigint, size: number | bigint): void {
     const p = toPfn(pfn, OP_FREE_FAST, 'pfn', IOVA_ANCHOR_PFN);
@@ -425,6 +446,7 @@ export class IovaDomain {
    * Advances simulated time. Each order's depot-trimming work runs every IOVA_DEPOT_DELAY_MS
    * once a magazine went to the depot: while the depot holds more magazines than CPUs it frees
    * one magazine's ranges per run; when it holds no more than that the work stops.
+   * @throws {@link SimError} EINVAL when `ms` is negative or not finite.
    */
   tick(ms: number): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) throw einval('iova_depot_work', 'ms', `must be a finite non-negative number, got ${ms}`);
@@ -448,8 +470,8 @@ export class IovaDomain {
    * iommu_dma_alloc_iova: `sizeBytes` (rounded up to the granule) below `dmaLimit`, the device's
    * DMA mask (inclusive byte address, e.g. 2^64 - 1). When the mask reaches above 4 GiB and the
    * device wants 32-bit-first, tries below 4 GiB without flushing the caches, then the full mask
-   * with flushing. Returns the IOVA or null. EINVAL for a non-positive size or a limit below the
-   * domain's start.
+   * with flushing. Returns the IOVA or null when the space is exhausted.
+   * @throws {@link SimError} EINVAL for a non-positive size or a limit below the domain's start.
    */
   allocIova(sizeBytes: bigint, dmaLimit: bigint, opts: AllocIovaOptions = {}): bigint | null {
     if (sizeBytes <= 0n) throw einval(OP_DMA_ALLOC, 'size', `must be positive, got ${sizeBytes}`);
@@ -475,7 +497,11 @@ export class IovaDomain {
     return pfn === null ? null : BigInt(pfn) << sh;
   }
 
-  /** iommu_dma_free_iova: frees an IOVA from allocIova with the size it was allocated with. */
+  /**
+   * iommu_dma_free_iova: frees an IOVA from allocIova with the size it was allocated with.
+   * @throws {@link SimError} EINVAL for a non-positive size, an unaligned or out-of-space IOVA,
+   *   or one that does not start a live allocation of that size.
+   */
   freeIova(iova: bigint, sizeBytes: bigint): void {
     if (sizeBytes <= 0n) throw einval(OP_DMA_FREE, 'size', `must be positive, got ${sizeBytes}`);
     if (iova < 0n || iova % BigInt(this.granule) !== 0n) {
@@ -492,6 +518,7 @@ export class IovaDomain {
   // ---------------------------------------------------------------------------------------------
   // Introspection
 
+  /** The allocator's counters, a snapshot. */
   stats(): IovaStats {
     let depot = 0;
     for (const rc of this.rcaches) depot += rc.depot.length;

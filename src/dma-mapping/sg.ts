@@ -19,12 +19,15 @@ export const SG_MAX_LENGTH = 0xffff_ffff;
 
 /** The shape of one DMA segment, compatible with src/dma-buf's SgEntry. */
 export interface DmaSegment {
+  /** sg_dma_address: the address the device uses (an IOVA, a bus address or a physical address). */
   readonly dmaAddress: bigint;
+  /** sg_dma_len: bytes. */
   readonly length: number;
   /** The struct page of CPU entry i (its frame number), or null for entries set without one. */
   readonly page: { readonly pfn: bigint } | null;
 }
 
+/** Options of {@link ScatterList.set}: what kind of memory the entry describes. */
 export interface SgSetOptions {
   /**
    * The P2PDMA provider device owning this memory (is_pci_p2pdma_page): the entry is a BAR page
@@ -47,6 +50,12 @@ export interface SgMappingState {
   readonly bounced: Map<number, { tlb: bigint; size: number }> | null;
 }
 
+/**
+ * A DMA-layer scatterlist: `struct sg_table` with its `struct scatterlist` entries, as
+ * sg_alloc_table makes it. Fill the CPU side with {@link ScatterList.set} or
+ * {@link ScatterList.fromPages}, then map it with {@link DmaDevice.mapSgtable} (dma_map_sgtable);
+ * the DMA side is valid for the first {@link ScatterList.nents} entries while mapped.
+ */
 export class ScatterList {
   /** Number of CPU entries (sg_table.orig_nents). */
   readonly origNents: number;
@@ -74,6 +83,10 @@ export class ScatterList {
   /** @internal */
   _mapping: SgMappingState | null = null;
 
+  /**
+   * sg_alloc_table: a list of `nents` empty CPU entries.
+   * @throws {@link SimError} EINVAL when `nents` is not an integer in 1..2^27.
+   */
   constructor(nents: number) {
     if (!Number.isSafeInteger(nents) || nents < 1 || nents > 2 ** 27) {
       throw new SimError('EINVAL', 'sg_alloc_table', `nents = ${nents} must be an integer in 1..2^27`);
@@ -88,7 +101,11 @@ export class ScatterList {
     this.busAddress = new Uint8Array(nents);
   }
 
-  /** A list of whole pages, one entry per physical address (each 4 KiB aligned). */
+  /**
+   * sg_alloc_table_from_pages without merging: one entry of `pageSize` bytes per physical address.
+   * @throws {@link SimError} EINVAL for an empty list, a page that is not a 4 KiB aligned
+   *   bigint, or `pageSize` outside 1..2^32-1.
+   */
   static fromPages(pages: readonly bigint[] | BigUint64Array, pageSize = PAGE): ScatterList {
     const sg = new ScatterList(pages.length);
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > SG_MAX_LENGTH) {
@@ -105,7 +122,11 @@ export class ScatterList {
     return sg;
   }
 
-  /** sg_set_page / sg_set_buf: entry i covers [phys, phys + length). */
+  /**
+   * sg_set_page / sg_set_buf: CPU entry i covers [phys, phys + length).
+   * @throws {@link SimError} EBUSY while the list is mapped; EINVAL for an index out of range,
+   *   `phys` not a u64 bigint, `length` outside 1..2^32-1, or a range wrapping past 2^64.
+   */
   set(i: number, phys: bigint, length: number, opts: SgSetOptions = {}): this {
     const op = 'sg_set_page';
     this._checkIndex(op, i);
@@ -133,13 +154,19 @@ export class ScatterList {
     return this;
   }
 
-  /** sg_phys of CPU entry i. */
+  /**
+   * sg_phys of CPU entry i.
+   * @throws {@link SimError} EINVAL for an index out of range.
+   */
   phys(i: number): bigint {
     this._checkIndex('sg_phys', i);
     return (BigInt(this.pfn[i]!) << 12n) + BigInt(this.offset[i]!);
   }
 
-  /** The P2PDMA provider of CPU entry i, if any. */
+  /**
+   * The P2PDMA provider of CPU entry i, if any.
+   * @throws {@link SimError} EINVAL for an index out of range.
+   */
   provider(i: number): unknown {
     this._checkIndex('sg_page', i);
     return this._providers?.[i];
@@ -159,6 +186,7 @@ export class ScatterList {
     return s;
   }
 
+  /** Whether the list is mapped for DMA (between dma_map_sgtable and dma_unmap_sgtable). */
   get mapped(): boolean {
     return this._mapping !== null;
   }

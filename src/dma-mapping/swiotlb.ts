@@ -18,12 +18,16 @@ import { SimError } from '../../bindings/errors.js';
 import type { PhysicalMemory } from '../memory/physical-memory.js';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from './constants.js';
 
+/** log2 of a bounce slot's size (include/linux/swiotlb.h). */
 export const IO_TLB_SHIFT = 11;
+/** Bytes of one bounce slot: 2 KiB. */
 export const IO_TLB_SIZE = 1 << IO_TLB_SHIFT;
+/** Slots per segment; no mapping crosses a segment, so the largest is 256 KiB. */
 export const IO_TLB_SEGSIZE = 128;
 /** The default pool: 64 MiB. */
 export const IO_TLB_DEFAULT_SIZE = 64n << 20n;
 
+/** Where and how large the bounce pool is (the kernel's `swiotlb=` parameter). */
 export interface SwiotlbOptions {
   /** Physical base of the pool (4 KiB aligned, inside a RAM region). @default allocated with allocFrames */
   base?: bigint;
@@ -31,12 +35,17 @@ export interface SwiotlbOptions {
   size?: bigint;
 }
 
+/** Counters of a {@link Swiotlb} pool. */
 export interface SwiotlbStats {
+  /** Slots in the pool. */
   nslabs: number;
+  /** Slots in use. */
   used: number;
   /** Mappings refused because no run of free slots was found. */
   full: number;
+  /** Copies from original memory into a bounce buffer (map, sync for device). */
   bouncedToDevice: number;
+  /** Copies from a bounce buffer back to original memory (unmap, sync for CPU). */
   bouncedToCpu: number;
 }
 
@@ -44,9 +53,17 @@ function nrSlots(bytes: number): number {
   return Math.ceil(bytes / IO_TLB_SIZE);
 }
 
+/**
+ * A swiotlb bounce-buffer pool (`struct io_tlb_mem`, kernel/dma/swiotlb.c): the DMA API maps
+ * memory a device's DMA mask cannot reach through slots of this pool and copies the bytes.
+ * Give one to a {@link DmaDevice} with its `swiotlb` option.
+ */
 export class Swiotlb {
+  /** Physical address of the pool (io_tlb_mem.start). */
   readonly base: bigint;
+  /** Bytes of the pool. */
   readonly size: bigint;
+  /** Slots of IO_TLB_SIZE bytes in the pool. */
   readonly nslabs: number;
   private readonly _baseNum: number;
   /** Free slots from here to the end of the segment (0 = in use). */
@@ -63,6 +80,12 @@ export class Swiotlb {
   private _toDev = 0;
   private _toCpu = 0;
 
+  /**
+   * swiotlb_init: a pool at `opts.base`, or in frames allocated from `_memory`.
+   * @throws {@link SimError} EINVAL when the size is not a positive multiple of 256 KiB up to
+   *   4 GiB, or the given base is not 4 KiB aligned or the pool not inside one RAM region;
+   *   ENOMEM when no free frames are left for it.
+   */
   constructor(private readonly _memory: PhysicalMemory, opts: SwiotlbOptions = {}) {
     const op = 'swiotlb_init';
     const size = opts.size ?? IO_TLB_DEFAULT_SIZE;
@@ -101,6 +124,7 @@ export class Swiotlb {
     return pa >= this.base && pa < this.base + this.size;
   }
 
+  /** The pool's counters, a snapshot. */
   stats(): SwiotlbStats {
     return { nslabs: this.nslabs, used: this._used, full: this._full, bouncedToDevice: this._toDev, bouncedToCpu: this._toCpu };
   }
@@ -109,6 +133,7 @@ export class Swiotlb {
    * swiotlb_tbl_map_single: bounce slots for [orig, +size), filled with the original bytes.
    * Returns the bounce buffer's physical address, or null when the pool has no room (or the
    * size is beyond the largest mapping): the caller returns DMA_MAPPING_ERROR.
+   * @throws {@link SimError} EIO when the original range is in no region.
    */
   map(orig: bigint, size: number): bigint | null {
     if (size > this.maxMappingSize || size <= 0) {
@@ -153,7 +178,7 @@ export class Swiotlb {
 
   /**
    * swiotlb_tbl_unmap_single: copies back (FROM_DEVICE, BIDIRECTIONAL) and frees the slots.
-   * EINVAL when `tlb` does not start a mapping.
+   * @throws {@link SimError} EINVAL when `tlb` does not start a mapping of this pool.
    */
   unmap(tlb: bigint, size: number, dir: number): void {
     const index = this._slotOf('swiotlb_tbl_unmap_single', tlb);
@@ -176,12 +201,18 @@ export class Swiotlb {
     this._used -= nslots;
   }
 
-  /** swiotlb_sync_single_for_device: original -> bounce buffer for TO_DEVICE and BIDIRECTIONAL. */
+  /**
+   * swiotlb_sync_single_for_device: original -> bounce buffer for TO_DEVICE and BIDIRECTIONAL.
+   * @throws {@link SimError} EINVAL when a copy is due and `tlb` is not in a live bounce buffer.
+   */
   syncForDevice(tlb: bigint, size: number, dir: number): void {
     if (dir === DMA_TO_DEVICE || dir === DMA_BIDIRECTIONAL) this._bounce(tlb, size, DMA_TO_DEVICE);
   }
 
-  /** swiotlb_sync_single_for_cpu: bounce buffer -> original for FROM_DEVICE and BIDIRECTIONAL. */
+  /**
+   * swiotlb_sync_single_for_cpu: bounce buffer -> original for FROM_DEVICE and BIDIRECTIONAL.
+   * @throws {@link SimError} EINVAL when a copy is due and `tlb` is not in a live bounce buffer.
+   */
   syncForCpu(tlb: bigint, size: number, dir: number): void {
     if (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL) this._bounce(tlb, size, DMA_FROM_DEVICE);
   }

@@ -6,17 +6,20 @@ import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError } from '../../bindings/errors.js';
 import { intArg, hex, oneOf, pageAlignedArg, u64Arg, U64_MAX } from '../util/args.js';
 
+/** System RAM (has a page-frame database, like the kernel's memmap) or device memory (a BAR, HBM, VRAM). */
 export type RegionKind = 'ram' | 'device';
 
+/** What {@link PhysicalMemory.addRegion} adds: one range of the physical address space. */
 export interface RegionOptions {
   /** Physical base address, 4 KiB aligned. */
   base: bigint;
   /** Size in bytes, 4 KiB aligned, at most 4 TiB. Costs nothing until written. */
   size: bigint;
+  /** RAM or device memory. */
   kind: RegionKind;
   /** Whether the CPU can reach it (false for HBM behind no BAR). @default true for RAM, false for device */
   cpuAccessible?: boolean;
-  /** @default true for RAM, false for device memory */
+  /** Whether CPU mappings of it are cacheable. @default true for RAM, false for device memory */
   cacheable?: boolean;
   /** An owner tag (a device index of the caller's choosing). @default 0 */
   owner?: number;
@@ -30,39 +33,64 @@ export interface RegionOptions {
   linear?: number;
 }
 
+/** A region as added (frozen): like a `struct resource` of the iomem tree. */
 export interface Region {
+  /** The core's region id. */
   readonly id: number;
+  /** The label given, or `<kind><id>`. */
   readonly name: string;
+  /** First physical address. */
   readonly base: bigint;
+  /** Bytes. */
   readonly size: bigint;
+  /** RAM or device memory. */
   readonly kind: RegionKind;
+  /** Whether the CPU can reach it. */
   readonly cpuAccessible: boolean;
+  /** Whether CPU mappings of it are cacheable. */
   readonly cacheable: boolean;
+  /** The owner tag given. */
   readonly owner: number;
 }
 
+/** One RAM frame's record in the page-frame database (the simulator's `struct page`). */
 export interface FrameInfo {
+  /** page_ref_count: 0 for a free frame. */
   refcount: number;
+  /** Pins taken by {@link PhysicalMemory.pinPage} (pin_user_pages' FOLL_PIN count). */
   pincount: number;
+  /** `ABI.PG_*` flags of the allocation. */
   flags: number;
   /** Live entries when the frame holds a page table. */
   tableEntries: number;
 }
 
+/** How much of the core's arena (the sparse backing store, 4 KiB chunks) is in use. */
 export interface ArenaUsage {
+  /** Chunks in use (backing, radix nodes, frame records, tables). */
   chunksUsed: number;
+  /** Chunks the arena has. */
   chunksTotal: number;
+  /** chunksUsed x 4096. */
   bytesUsed: number;
 }
 
+/**
+ * The simulated physical address space of one simulator: the regions (the kernel's iomem
+ * resources), the page-frame database of RAM (alloc_pages, get_page/put_page, pin_user_pages)
+ * and the CPU's own (backdoor) access to the bytes. Devices reach it through the IOMMU and
+ * {@link DmaEngine}, not through this class. Get it from {@link Simulator.memory}.
+ */
 export class PhysicalMemory {
   private readonly _regions: Region[] = [];
 
   constructor(private readonly _core: Core) {}
 
   /**
-   * Adds a region. Throws EINVAL (alignment, size 0 or over 4 TiB, wrapping), EEXIST (overlaps
-   * another region), ENOSPC (64 regions), ENOMEM (arena full).
+   * Adds a region of RAM or device memory; it costs nothing until written.
+   * @throws {@link SimError} EINVAL for an unaligned base or size, size 0 or over 4 TiB, a range
+   *   wrapping past 2^64, a bad kind, owner or `linear`; EEXIST when it overlaps another region;
+   *   ENOSPC when the region table (64) is full; ENOMEM when the arena is full.
    */
   addRegion(opts: RegionOptions): Region {
     const op = 'addRegion';
@@ -89,6 +117,7 @@ export class PhysicalMemory {
     return region;
   }
 
+  /** The regions added so far, in order. */
   regions(): readonly Region[] {
     return this._regions;
   }
@@ -99,8 +128,9 @@ export class PhysicalMemory {
   }
 
   /**
-   * Host (backdoor) read of physical memory: bytes never written read as zeros. Throws EINVAL
-   * for bad arguments and EIO when part of the range is in no region (nothing is returned).
+   * Host (backdoor) read of physical memory: bytes never written read as zeros.
+   * @throws {@link SimError} EINVAL for a bad `pa` or `length` or a range wrapping past 2^64;
+   *   EIO when part of the range is in no region (nothing is returned).
    */
   read(pa: bigint, length: number): Uint8Array {
     const out = new Uint8Array(intArg('read', 'length', length, 0, 2 ** 31));
@@ -108,7 +138,12 @@ export class PhysicalMemory {
     return out;
   }
 
-  /** Host write of physical memory. Throws EINVAL, EIO (no region), ENOMEM (arena full). */
+  /**
+   * Host (backdoor) write of physical memory.
+   * @throws {@link SimError} EINVAL for a bad `pa`, `data` not a Uint8Array or a range wrapping
+   *   past 2^64; EIO when part of the range is in no region (nothing is written); ENOMEM when the
+   *   arena cannot back a written page.
+   */
   write(pa: bigint, data: Uint8Array): void {
     if (!(data instanceof Uint8Array)) throw new SimError('EINVAL', 'write', 'data must be a Uint8Array');
     this._transfer('write', u64Arg('write', 'pa', pa), data);
@@ -139,8 +174,9 @@ export class PhysicalMemory {
 
   /**
    * Allocates `count` contiguous RAM frames aligned to `alignFrames` (a power of two); contents
-   * read as zeros and each frame has refcount 1. Returns the physical address. Throws EINVAL or
-   * ENOMEM.
+   * read as zeros and each frame has refcount 1 (alloc_pages). Returns the physical address.
+   * @throws {@link SimError} EINVAL for a bad count or an alignment that is not a power of two;
+   *   ENOMEM when no RAM region has such a free run.
    */
   allocFrames(count: number, alignFrames = 1): bigint {
     const op = 'allocFrames';
@@ -150,30 +186,47 @@ export class PhysicalMemory {
       `${count} frames aligned to ${alignFrames}`);
   }
 
-  /** Frees `count` frames from `pa`, each holding only its allocation reference. Throws EINVAL otherwise. */
+  /**
+   * Frees `count` frames from `pa` (__free_pages), each holding only its allocation reference.
+   * @throws {@link SimError} EINVAL when one is not allocated, has another reference or is pinned (nothing is freed).
+   */
   freeFrames(pa: bigint, count = 1): void {
     check(this._core.exports.frameFree(pageAlignedArg('freeFrames', 'pa', pa), BigInt(intArg('freeFrames', 'count', count, 1, 2 ** 40))),
       'freeFrames', `${count} frames at ${hex(pa)}: not all allocated with refcount 1 and unpinned`);
   }
 
-  /** get_page. Throws EINVAL when `pa` is not an allocated frame. */
+  /**
+   * get_page: takes a reference on the frame at `pa`.
+   * @throws {@link SimError} EINVAL when `pa` is not an allocated frame.
+   */
   getPage(pa: bigint): void {
     check(this._core.exports.frameGet(pageAlignedArg('getPage', 'pa', pa)), 'getPage', `${hex(pa)} is not an allocated frame`);
   }
 
-  /** put_page; the frame is freed when its count reaches 0. Returns the new count. */
+  /**
+   * put_page: drops a reference; the frame is freed when its count reaches 0. Returns the new count.
+   * @throws {@link SimError} EINVAL when `pa` is not an allocated frame, or this is the last
+   *   reference of a pinned frame.
+   */
   putPage(pa: bigint): number {
     return check(this._core.exports.framePut(pageAlignedArg('putPage', 'pa', pa)), 'putPage',
       `${hex(pa)} is not an allocated frame, or is pinned`);
   }
 
-  /** pin_user_pages-style pin / unpin. Returns the new pin count. */
+  /**
+   * pin_user_pages-style pin (`pin` true) or unpin_user_page (false). Returns the new pin count.
+   * @throws {@link SimError} EINVAL when `pa` is not an allocated frame, or (unpin) it is not pinned.
+   */
   pinPage(pa: bigint, pin = true): number {
     const op = pin ? 'pinPage' : 'unpinPage';
     return check(this._core.exports.framePin(pageAlignedArg(op, 'pa', pa), pin ? 1 : 0), op,
       `${hex(pa)} is not an allocated frame${pin ? '' : ' or is not pinned'}`);
   }
 
+  /**
+   * The frame record of the RAM frame at `pa` (zeros for a free frame).
+   * @throws {@link SimError} EINVAL when `pa` is not page-aligned or not in a RAM region.
+   */
   frameInfo(pa: bigint): FrameInfo {
     check(this._core.exports.frameInfo(pageAlignedArg('frameInfo', 'pa', pa)), 'frameInfo', `${hex(pa)} is not in a RAM region`);
     const v = this._core.resultValue();
@@ -189,6 +242,7 @@ export class PhysicalMemory {
     return BigInt.asUintN(64, this._core.exports.framesFree());
   }
 
+  /** The arena's use: what the simulated memory and tables cost in the host. */
   arena(): ArenaUsage {
     const used = Number(this._core.stat(ABI.STAT_CHUNKS_USED));
     return { chunksUsed: used, chunksTotal: Number(this._core.stat(ABI.STAT_CHUNKS_TOTAL)), bytesUsed: used * ABI.PAGE_SIZE };

@@ -12,19 +12,28 @@
  */
 import { SimError } from '../../bindings/errors.js';
 
-export const PCI_ACS_SV = 0x0001; // source validation
-export const PCI_ACS_TB = 0x0002; // translation blocking
-export const PCI_ACS_RR = 0x0004; // P2P request redirect
-export const PCI_ACS_CR = 0x0008; // P2P completion redirect
-export const PCI_ACS_UF = 0x0010; // upstream forwarding
-export const PCI_ACS_EC = 0x0020; // P2P egress control
-export const PCI_ACS_DT = 0x0040; // direct translated P2P
+/** ACS Source Validation. */
+export const PCI_ACS_SV = 0x0001;
+/** ACS Translation Blocking. */
+export const PCI_ACS_TB = 0x0002;
+/** ACS P2P Request Redirect: peer requests go up to the root complex. */
+export const PCI_ACS_RR = 0x0004;
+/** ACS P2P Completion Redirect. */
+export const PCI_ACS_CR = 0x0008;
+/** ACS Upstream Forwarding. */
+export const PCI_ACS_UF = 0x0010;
+/** ACS P2P Egress Control. */
+export const PCI_ACS_EC = 0x0020;
+/** ACS Direct Translated P2P. */
+export const PCI_ACS_DT = 0x0040;
 
 /** The bits that redirect peer-to-peer TLPs upstream. */
 export const PCI_ACS_REDIRECT_MASK = PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_EC;
 
+/** The name of one ACS control bit, as the scenario files and `describe` output spell it. */
 export type AcsBit = 'SV' | 'TB' | 'RR' | 'CR' | 'UF' | 'EC' | 'DT';
 
+/** Each ACS bit name's value in the control register. */
 export const ACS_BITS: Readonly<Record<AcsBit, number>> = {
   SV: PCI_ACS_SV,
   TB: PCI_ACS_TB,
@@ -39,8 +48,10 @@ const ACS_ORDER: readonly AcsBit[] = ['SV', 'TB', 'RR', 'CR', 'UF', 'EC', 'DT'];
 const ACS_ALL = 0x7f;
 
 /**
- * An ACS control value from a list of bit names (`['RR', 'CR']`) or a number (`0x1d`).
- * `path` names the field in error messages.
+ * An ACS control value from a list of bit names (`['RR', 'CR']`), a number (`0x1d`) or a hex
+ * string (`'0x1d'`). `op` and `path` name the operation and field in error messages.
+ * @throws {@link SimError} EINVAL for a value over 16 bits, reserved bits (above 0x7f), an
+ *   unknown bit name or any other type.
  */
 export function parseAcsCtrl(value: unknown, op: string, path: string): number {
   if (typeof value === 'number') {
@@ -81,15 +92,20 @@ export function acsRedirects(ctrl: number | null): boolean {
 
 /** One entry of `pci=disable_acs_redir=`: `[segment:]bus:device.function`. */
 export interface BdfPattern {
+  /** PCI segment (domain), 0 when not given. */
   segment: number;
+  /** Bus number. */
   bus: number;
+  /** Device number, 0..31. */
   slot: number;
+  /** Function number, 0..7. */
   fn: number;
 }
 
 /**
  * Parses the value of the kernel parameter `pci=disable_acs_redir=` (entries separated by `;`).
  * Only explicit addresses are supported, not the `pci:vendor:device` form.
+ * @throws {@link SimError} EINVAL for an entry that is not `[segment:]bus:device.function` or a device above 0x1f.
  */
 export function parseDisableAcsRedir(param: string, op: string): BdfPattern[] {
   if (param.trim() === '') return [];

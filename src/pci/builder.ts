@@ -21,6 +21,11 @@ import {
 } from './describe.js';
 import type { CpuVendor, Topology } from './topology.js';
 
+/**
+ * Builds a {@link Topology} in code: each call adds one element of a {@link TopologyDescription}
+ * (the JSON form), and {@link TopologyBuilder.build} checks and enumerates it like
+ * {@link parseTopology}. Nothing is checked before `build`.
+ */
 export class TopologyBuilder {
   private readonly desc: Required<TopologyDescription>;
 
@@ -34,21 +39,25 @@ export class TopologyBuilder {
     return this;
   }
 
+  /** Adds a host bridge (a PCI root complex with its root ports and optional host device 00.0). */
   hostBridge(name: string, d: Omit<HostBridgeDescription, 'name'> = {}): this {
     this.desc.hostBridges.push({ name, ...d });
     return this;
   }
 
+  /** Adds a PCIe switch below `d.parent` (a root port or another switch's downstream port). */
   switch(name: string, d: Omit<SwitchDescription, 'name'>): this {
     this.desc.switches.push({ name, ...d });
     return this;
   }
 
+  /** Adds an endpoint (one or more functions with BARs) below `d.parent`, or an RCiEP on a root bus. */
   endpoint(name: string, d: Omit<EndpointDescription, 'name'>): this {
     this.desc.endpoints.push({ name, ...d });
     return this;
   }
 
+  /** Adds a non-PCI platform device, optionally parented to another device. */
   platform(name: string, d: Omit<PlatformDeviceDescription, 'name'> = {}): this {
     this.desc.platformDevices.push({ name, ...d });
     return this;
@@ -59,7 +68,11 @@ export class TopologyBuilder {
     return structuredClone(this.desc);
   }
 
-  /** Checks and builds. Errors are SimError EINVAL with the path in the description. */
+  /**
+   * Checks the description and builds the topology.
+   * @throws {@link SimError} EINVAL naming the path of the first bad field (unknown parent,
+   *   duplicate name, bad BAR size or address, bus numbers exhausted, ...); nothing is built.
+   */
   build(options: BuildOptions = {}): Topology {
     return parseTopology(this.description(), options);
   }

@@ -32,74 +32,119 @@ import { CPU_VENDORS, type CpuVendor, type Topology } from './topology.js';
 /** An integer written as a number or a string ("0x8086", "4096"). Sizes also take K/M/G/T suffixes. */
 export type NumberLike = number | string | bigint;
 
+/** A BAR as written in a topology description; the address is assigned when not given. */
 export interface BarDescription {
+  /** BAR slot 0..5. @default the next free slot */
   index?: number;
+  /** @default 'mem' */
   type?: 'mem' | 'io';
+  /** Bytes, a power of two ("16M", "32G"). */
   size: NumberLike;
   /** Default: true for prefetchable memory BARs, false otherwise. */
   is64?: boolean;
+  /** @default false */
   prefetchable?: boolean;
+  /** CPU physical address, aligned to the size. @default assigned from the 32-bit, 64-bit or I/O window */
   cpuAddress?: NumberLike;
 }
 
+/** A PCI function as written in a topology description: ids, ACS, BARs, driver. */
 export interface FunctionDescription {
+  /**
+   * Its name. Defaults: an endpoint's function 0 takes the endpoint's name, the others
+   * `<endpoint>.<fn>`; ports `<host bridge>.rp<i>`, `<switch>.up`, `<switch>.dp<i>`.
+   */
   name?: string;
+  /** Function number 0..7. @default the next free one */
   function?: number;
+  /** PCI vendor ID ("0x10de"). */
   vendor?: NumberLike;
+  /** PCI device ID. */
   device?: NumberLike;
   /** ACS control bits; absent = no ACS capability, [] = capability with nothing enabled. */
   acs?: string[] | NumberLike;
+  /** Its BARs. @default none */
   bars?: BarDescription[];
+  /** pdev->non_mappable_bars: the BARs cannot be mapped, so P2PDMA refuses the device. @default false */
   nonMappableBars?: boolean;
+  /** The bound driver's name, printed in kernel log lines. */
   driver?: string;
 }
 
+/** A function at a chosen slot of a root bus (a root port or the host device). */
 export interface PortDescription extends FunctionDescription {
+  /** Slot on the root bus, 0..31. @default the next free one */
   slot?: number;
 }
 
+/** A host bridge as written in a topology description: its segment, root bus, offset and root ports. */
 export interface HostBridgeDescription {
+  /** Unique name. */
   name: string;
+  /** PCI segment (domain). @default 0 */
   segment?: number;
+  /** Number of its root bus. @default the next free number in the segment */
   rootBus?: number;
   /** Bus address minus CPU address for BARs below this host bridge. */
   busOffset?: NumberLike;
   /** The device at 00.0 of the root bus (what the whitelist reads); null = none. */
   hostDevice?: PortDescription | null;
+  /** Its root ports, on the root bus. */
   rootPorts?: PortDescription[];
 }
 
+/** A PCIe switch as written in a topology description: upstream port and downstream ports. */
 export interface SwitchDescription {
+  /** Unique name (its upstream port is `<name>.up` unless named). */
   name: string;
   /** A root port or a downstream port of another switch. */
   parent: string;
+  /** Vendor ID of the switch ports. */
   vendor?: NumberLike;
+  /** Device ID of the switch ports. */
   device?: NumberLike;
+  /** The upstream port's own fields (ACS, BARs). */
   upstream?: FunctionDescription;
   /** Downstream ports, or how many (named `<switch>.dp<i>`). */
   downstream: PortDescription[] | number;
 }
 
+/** An endpoint device as written in a topology description, below a port or on a root bus. */
 export interface EndpointDescription extends FunctionDescription {
+  /** Unique name. */
   name: string;
   /** A root port, a downstream port, or a host bridge (then it is an RCiEP on the root bus). */
   parent: string;
+  /** Slot on the root bus, for an RCiEP only. */
   slot?: number;
   /** Several functions; without it the endpoint is one function 0 described by its own fields. */
   functions?: FunctionDescription[];
 }
 
+/** A non-PCI platform device as written in a topology description. */
 export interface PlatformDeviceDescription {
+  /** Unique name (its dev_name). */
   name: string;
+  /** Any device of the topology as its device-model parent. @default null */
   parent?: string | null;
+  /** The bound driver's name. */
   driver?: string;
 }
 
+/**
+ * The declarative (JSON) form of a topology: flat lists pointing at their parents by name.
+ * Read by {@link parseTopology}; {@link TopologyBuilder} collects the same shape in code.
+ */
 export interface TopologyDescription {
+  /** The boot CPU. @default Intel family 6 */
   cpu?: { vendor: CpuVendor; family: NumberLike };
+  /** At least one host bridge. */
   hostBridges: HostBridgeDescription[];
+  /** PCIe switches. */
   switches?: SwitchDescription[];
+  /** Endpoint devices. */
   endpoints?: EndpointDescription[];
+  /** Non-PCI devices. */
   platformDevices?: PlatformDeviceDescription[];
 }
 
@@ -243,7 +288,10 @@ function slotSpec(o: Obj, path: string, ids: IdDefaults, what: string, name: str
 const RP_IDS: IdDefaults = { vendor: 0x8086, device: 0x2030 };
 const SW_IDS: IdDefaults = { vendor: 0x1000, device: 0xc010 };
 
-/** Checks a description and converts it to the internal spec (no topology is built yet). */
+/**
+ * Checks a description and converts it to the internal spec (no topology is built yet).
+ * @throws {@link SimError} EINVAL naming the JSON path of the first bad field.
+ */
 export function normalizeDescription(input: unknown): TopologySpec {
   const top = obj(input, '', ['cpu', 'hostBridges', 'switches', 'endpoints', 'platformDevices', '$schema', 'comment']);
 
@@ -360,8 +408,9 @@ function lineCol(text: string, offset: number): string {
 }
 
 /**
- * Builds a topology from a JSON text or an already-parsed description. Throws SimError EINVAL
- * naming the JSON path (or the line, for a syntax error) and the problem.
+ * Builds a topology from a JSON text or an already-parsed description.
+ * @throws {@link SimError} EINVAL naming the JSON path (or the line and column, for a syntax
+ *   error) and the problem; nothing is built.
  */
 export function parseTopology(input: string | TopologyDescription | unknown, options: BuildOptions = {}): Topology {
   let value: unknown = input;

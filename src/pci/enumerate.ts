@@ -32,6 +32,7 @@ export interface BarSpec {
   cpuAddress: bigint | undefined;
 }
 
+/** A checked PCI function: ids, ACS, BARs and bound driver; `path` is its place in the description. */
 export interface FunctionSpec {
   path: string;
   name: string | undefined;
@@ -49,6 +50,7 @@ export interface SlotFunctionSpec extends FunctionSpec {
   slot: number | undefined;
 }
 
+/** A checked host bridge: segment, root bus, CPU-to-bus offset, host device and root ports. */
 export interface HostBridgeSpec {
   path: string;
   name: string;
@@ -59,6 +61,7 @@ export interface HostBridgeSpec {
   rootPorts: SlotFunctionSpec[];
 }
 
+/** A checked PCIe switch: its upstream port function and downstream port functions, below `parent`. */
 export interface SwitchSpec {
   path: string;
   name: string;
@@ -67,6 +70,7 @@ export interface SwitchSpec {
   downstream: SlotFunctionSpec[];
 }
 
+/** A checked endpoint device: one or more functions below `parent`. */
 export interface EndpointSpec {
   path: string;
   name: string;
@@ -76,6 +80,7 @@ export interface EndpointSpec {
   functions: FunctionSpec[];
 }
 
+/** A checked platform (non-PCI) device. */
 export interface PlatformSpec {
   path: string;
   name: string;
@@ -83,6 +88,10 @@ export interface PlatformSpec {
   driver: string | undefined;
 }
 
+/**
+ * A checked topology description, the input of {@link buildTopology}: what
+ * {@link parseTopology} makes of a {@link TopologyDescription}.
+ */
 export interface TopologySpec {
   cpu: CpuInfo;
   hostBridges: HostBridgeSpec[];
@@ -91,6 +100,7 @@ export interface TopologySpec {
   platformDevices: PlatformSpec[];
 }
 
+/** Options of {@link buildTopology}, {@link parseTopology} and {@link TopologyBuilder.build}. */
 export interface BuildOptions {
   /**
    * Called once per memory BAR after the whole topology is built and checked (so never for a
@@ -149,7 +159,13 @@ class WindowAllocator {
   }
 }
 
-/** Builds the topology from a checked spec. Throws EINVAL naming the path; never half-builds. */
+/**
+ * Builds the topology from a checked spec, numbering buses depth-first as pci_scan_bridge does
+ * and placing BARs; never half-builds.
+ * @throws {@link SimError} EINVAL naming the path of the problem (duplicate name, unknown or
+ *   wrong parent, slot or function clash, bus numbers or a BAR window exhausted, BAR overlap,
+ *   a bad `disableAcsRedir` entry).
+ */
 export function buildTopology(spec: TopologySpec, options: BuildOptions = {}): Topology {
   const names = new Map<string, string>(); // name -> path where it was defined
   const claim = (name: string, path: string): void => {

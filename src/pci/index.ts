@@ -2,7 +2,10 @@
 export * from './acs.js';
 export * from './topology.js';
 export * from './whitelist.js';
-export { type BuildOptions, buildTopology, type TopologySpec } from './enumerate.js';
+export {
+  type BuildOptions, buildTopology, type TopologySpec, type HostBridgeSpec, type SwitchSpec, type EndpointSpec,
+  type PlatformSpec, type FunctionSpec, type SlotFunctionSpec, type BarSpec,
+} from './enumerate.js';
 export * from './describe.js';
 export * from './builder.js';
 export * from './log.js';

@@ -114,6 +114,10 @@ export function renderP2pMatrix(topo: Topology, p2pdma: P2pdma): string {
   return out.join('\n') + '\n';
 }
 
+/**
+ * What {@link topologyToJson} returns: the topology (and, given a P2pdma, every provider/client
+ * decision) with bigints as hex strings, for `--json` output and the web view.
+ */
 export interface TopologyJson {
   cpu: { vendor: string; family: number; supportsP2pdma: boolean };
   hostBridges: Array<{

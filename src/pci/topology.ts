@@ -7,15 +7,22 @@
 import { SimError } from '../../bindings/errors.js';
 import { acsRedirects, parseAcsCtrl } from './acs.js';
 
+/** A BAR's address space: memory (IORESOURCE_MEM) or I/O ports (IORESOURCE_IO). */
 export type BarType = 'mem' | 'io';
 
 /** One BAR of a function. For a 64-bit BAR `index` is the lower of its two slots. */
 export interface Bar {
+  /** The function it belongs to. */
   readonly device: PciFunction;
+  /** BAR slot 0..5 (pci_resource n). */
   readonly index: number;
+  /** Memory or I/O. */
   readonly type: BarType;
+  /** Bytes (pci_resource_len), a power of two. */
   readonly size: bigint;
+  /** A 64-bit memory BAR (takes two slots). */
   readonly is64: boolean;
+  /** IORESOURCE_PREFETCH: P2PDMA providers publish prefetchable BARs. */
   readonly prefetchable: boolean;
   /** CPU physical address (pci_resource_start); an I/O port number for I/O BARs. */
   readonly cpuAddress: bigint;
@@ -25,12 +32,16 @@ export interface Bar {
   readonly busOffset: bigint;
 }
 
+/** The boot CPU's vendor (cpuinfo_x86.x86_vendor, or the architecture for non-x86); the P2PDMA host-bridge whitelist keys on it. */
 export type CpuVendor = 'intel' | 'amd' | 'hygon' | 'zhaoxin' | 'arm' | 'nvidia' | 'google' | 'other';
+/** Every {@link CpuVendor}, for validation and listings. */
 export const CPU_VENDORS: readonly CpuVendor[] = ['intel', 'amd', 'hygon', 'zhaoxin', 'arm', 'nvidia', 'google', 'other'];
 
 /** The boot CPU as cpu_data(0) describes it: vendor and family (x86 "family", e.g. 0x19 for Zen 3/4). */
 export interface CpuInfo {
+  /** x86_vendor, or the architecture. */
   readonly vendor: CpuVendor;
+  /** x86 family (boot_cpu_data.x86). */
   readonly family: number;
 }
 
@@ -48,7 +59,10 @@ abstract class DeviceBase {
   abstract readonly busType: 'pci' | 'platform';
   /** Bound driver name, if any; the kernel prints it in dev_warn() lines instead of the bus name. */
   driver: string | null = null;
-  constructor(readonly name: string) {}
+  constructor(
+    /** The device's name in the description (unique in a topology). */
+    readonly name: string,
+  ) {}
   /** dev_name(): the BDF for PCI, the name for platform devices. */
   abstract get devName(): string;
   /** The device-model parent (find_parent_pci_dev walks it). */
@@ -59,23 +73,36 @@ abstract class DeviceBase {
   }
 }
 
+/**
+ * A PCI bus (`struct pci_bus`): a root bus of a host bridge or the secondary bus of a bridge,
+ * with the functions on it.
+ */
 export class PciBus {
+  /** The functions on this bus, in scan order (bus->devices). */
   readonly devices: PciFunction[] = [];
   /** @internal */
   constructor(
+    /** The host bridge whose hierarchy it belongs to. */
     readonly hostBridge: HostBridge,
+    /** The bus number (bus->number). */
     readonly number: number,
     /** The bridge whose secondary bus this is; null for a root bus. */
     readonly self: PciFunction | null,
   ) {}
+  /** The PCI segment (domain) of the host bridge above it. */
   get segment(): number {
     return this.hostBridge.segment;
   }
+  /** 'SSSS:BB', as the kernel names buses. */
   toString(): string {
     return `${hex(this.segment, 4)}:${hex(this.number, 2)}`;
   }
 }
 
+/**
+ * One PCI function (`struct pci_dev`): a bridge (root port, switch port) or an endpoint, with
+ * its BARs and ACS control. Made by {@link buildTopology}; look one up with {@link Topology.pci}.
+ */
 export class PciFunction extends DeviceBase {
   readonly busType = 'pci' as const;
   /** @internal set by enumeration */
@@ -89,11 +116,17 @@ export class PciFunction extends DeviceBase {
   /** @internal */
   constructor(
     name: string,
+    /** The bus it sits on (pdev->bus). */
     readonly bus: PciBus,
+    /** PCI_SLOT(devfn), 0..31. */
     readonly slot: number,
+    /** PCI_FUNC(devfn), 0..7. */
     readonly fn: number,
+    /** PCI vendor ID. */
     readonly vendor: number,
+    /** PCI device ID. */
     readonly device: number,
+    /** What kind of function it is (pci_pcie_type; `host-bridge` for the class 0600 device). */
     readonly kind: PciKind,
     acs: number | null,
     /** pdev->non_mappable_bars: pcim_p2pdma_init refuses such devices with EOPNOTSUPP. */
@@ -103,12 +136,15 @@ export class PciFunction extends DeviceBase {
     this._acs = acs;
   }
 
+  /** pci_domain_nr(): the segment of its bus. */
   get segment(): number {
     return this.bus.segment;
   }
+  /** The number of the bus it sits on. */
   get busNr(): number {
     return this.bus.number;
   }
+  /** PCI_DEVFN(slot, fn): slot << 3 | fn. */
   get devfn(): number {
     return (this.slot << 3) | this.fn;
   }
@@ -120,9 +156,11 @@ export class PciFunction extends DeviceBase {
   get bdf(): string {
     return `${hex(this.segment, 4)}:${hex(this.bus.number, 2)}:${hex(this.slot, 2)}.${this.fn}`;
   }
+  /** dev_name(): the BDF. */
   get devName(): string {
     return this.bdf;
   }
+  /** The host bridge above it (pci_find_host_bridge). */
   get hostBridge(): HostBridge {
     return this.bus.hostBridge;
   }
@@ -130,9 +168,11 @@ export class PciFunction extends DeviceBase {
   get upstream(): PciFunction | null {
     return this.bus.self;
   }
+  /** The device-model parent: the upstream bridge, null on a root bus. */
   get parent(): Device | null {
     return this.bus.self;
   }
+  /** Whether it is a PCI-to-PCI bridge (root port or switch port), with a secondary bus. */
   get isBridge(): boolean {
     return this.kind === 'root-port' || this.kind === 'switch-upstream' || this.kind === 'switch-downstream';
   }
@@ -140,12 +180,15 @@ export class PciFunction extends DeviceBase {
   get secondaryBus(): PciBus | null {
     return this._secondary;
   }
+  /** A bridge's secondary bus number, null for other functions. */
   get secondary(): number | null {
     return this._secondary?.number ?? null;
   }
+  /** A bridge's subordinate bus number (the highest bus below it), null for other functions. */
   get subordinate(): number | null {
     return this._subordinate;
   }
+  /** Its implemented BARs, in slot order. */
   get bars(): readonly Bar[] {
     return this._bars;
   }
@@ -164,6 +207,7 @@ export class PciFunction extends DeviceBase {
   /**
    * Writes the ACS control register (as setpci would). P2PDMA results already cached per
    * provider are not recomputed, exactly as in the kernel.
+   * @throws {@link SimError} EINVAL when the function has no ACS capability or `value` is not a valid ACS control.
    */
   setAcsCtrl(value: number | readonly string[]): void {
     if (this._acs === null) {
@@ -187,16 +231,24 @@ export class PlatformDevice extends DeviceBase {
   ) {
     super(name);
   }
+  /** dev_name(): its name. */
   get devName(): string {
     return this.name;
   }
+  /** The device-model parent given at build time, or null. */
   get parent(): Device | null {
     return this._parent;
   }
 }
 
+/** Any device of a topology: a PCI function or a platform device. */
 export type Device = PciFunction | PlatformDevice;
 
+/**
+ * A PCI host bridge (`struct pci_host_bridge`): the root of one PCI hierarchy, in a segment, with
+ * the offset between CPU and bus addresses of the windows below it. Peer traffic that has to
+ * cross a root complex is allowed only when the whitelist knows its host bridge device.
+ */
 export class HostBridge {
   /** @internal */
   _rootBus!: PciBus;
@@ -204,11 +256,14 @@ export class HostBridge {
   _busEnd = 0;
   /** @internal */
   constructor(
+    /** Its name in the description. */
     readonly name: string,
+    /** PCI segment (domain) number. */
     readonly segment: number,
     /** Bus address minus CPU physical address for every BAR below (the window offset). */
     readonly busOffset: bigint,
   ) {}
+  /** Its root bus. */
   get rootBus(): PciBus {
     return this._rootBus;
   }
@@ -222,6 +277,11 @@ export class HostBridge {
   }
 }
 
+/**
+ * A whole enumerated PCI hierarchy plus platform devices, as the kernel sees it after the PCI
+ * scan: what P2PDMA distance checks and the machine's drivers walk. Made by {@link buildTopology}
+ * or a {@link TopologyBuilder}, never by hand.
+ */
 export class Topology {
   /** @internal */
   readonly _byName = new Map<string, Device>();
@@ -230,10 +290,13 @@ export class Topology {
 
   /** @internal */
   constructor(
+    /** The boot CPU (the AMD Zen P2PDMA rule reads it). */
     readonly cpu: CpuInfo,
+    /** The host bridges, in description order. */
     readonly hostBridges: readonly HostBridge[],
     /** Every PCI function in enumeration (depth-first) order, as for_each_pci_dev visits them. */
     readonly functions: readonly PciFunction[],
+    /** The non-PCI devices. */
     readonly platformDevices: readonly PlatformDevice[],
   ) {
     for (const f of functions) {
@@ -243,7 +306,10 @@ export class Topology {
     for (const p of platformDevices) this._byName.set(p.name, p);
   }
 
-  /** A device by name or by BDF ('0000:03:00.0', or '03:00.0' in segment 0). Throws ENODEV. */
+  /**
+   * A device by name or by BDF ('0000:03:00.0', or '03:00.0' in segment 0).
+   * @throws {@link SimError} ENODEV when there is no such device.
+   */
   get(nameOrBdf: string): Device {
     const d = this.find(nameOrBdf);
     if (!d) throw new SimError('ENODEV', 'Topology.get', `no device named ${JSON.stringify(nameOrBdf)}`);
@@ -258,7 +324,10 @@ export class Topology {
     return this._byBdf.get(full.toLowerCase());
   }
 
-  /** A PCI function by name or BDF. Throws ENODEV when absent, EINVAL when not PCI. */
+  /**
+   * A PCI function by name or BDF.
+   * @throws {@link SimError} ENODEV when absent; EINVAL when the device is not on PCI.
+   */
   pci(nameOrBdf: string): PciFunction {
     const d = this.get(nameOrBdf);
     if (!(d instanceof PciFunction)) {

@@ -5,20 +5,28 @@
  */
 import type { CpuInfo, HostBridge, PciFunction } from './topology.js';
 
+/** Intel's PCI vendor ID (include/linux/pci_ids.h). */
 export const PCI_VENDOR_ID_INTEL = 0x8086;
+/** Google's PCI vendor ID. */
 export const PCI_VENDOR_ID_GOOGLE = 0x1ae0;
+/** NVIDIA's PCI vendor ID. */
 export const PCI_VENDOR_ID_NVIDIA = 0x10de;
+/** AMD's PCI vendor ID. */
 export const PCI_VENDOR_ID_AMD = 0x1022;
 /** Matches any device ID of the vendor. */
 export const PCI_ANY_ID = -1;
 /** The entry is good only when provider and client sit under this same host bridge. */
 export const REQ_SAME_HOST_BRIDGE = 1 << 0;
 
+/** One row of the P2PDMA host-bridge whitelist (pci_p2pdma_whitelist in drivers/pci/p2pdma.c). */
 export interface WhitelistEntry {
+  /** PCI vendor ID of the host bridge device. */
   readonly vendor: number;
   /** A device ID, or PCI_ANY_ID. */
   readonly device: number;
+  /** REQ_SAME_HOST_BRIDGE or 0. */
   readonly flags: number;
+  /** The kernel's comment for the row (the CPU family). */
   readonly comment: string;
 }
 
@@ -78,11 +86,15 @@ export function hostBridgeDev(host: HostBridge): PciFunction | null {
 
 /** A message the whitelist check would print, already formatted for the kernel log. */
 export interface WhitelistWarning {
+  /** The device the kernel prints the warning for (pci_warn). */
   readonly dev: PciFunction;
+  /** The message text. */
   readonly text: string;
 }
 
+/** The answer of {@link hostBridgeWhitelist}: may peer traffic cross these host bridges? */
 export interface HostBridgeCheck {
+  /** Whether the whitelist allows the path. */
   readonly ok: boolean;
   /** The 'Host bridge not in P2PDMA whitelist' warnings, in the order the kernel prints them. */
   readonly warnings: WhitelistWarning[];

@@ -2,6 +2,10 @@
 import { ScenarioRunner, type RunnerOptions } from './runner.js';
 import { registerDriverOps } from './driver-ops.js';
 
+/**
+ * A {@link ScenarioRunner} with every op of the seed story registered: the generic ops plus
+ * the ones backed by the reference drivers. What `dmabuf-sim run` uses.
+ */
 export function createDefaultRunner(opts: RunnerOptions = {}): ScenarioRunner {
   return registerDriverOps(new ScenarioRunner(opts));
 }

@@ -4,18 +4,27 @@ import { ScenarioError, SourceDoc, type SourceFormat } from './source.js';
 import { readProblem, type ReadText } from './topology-source.js';
 import { validateScenario, type ValidateOptions } from './validate.js';
 
+/** Options of {@link parseScenario}: validation options plus the text's format. */
 export interface ParseOptions extends ValidateOptions {
   /** Default: from the file name (.json is JSON, anything else YAML). */
   format?: SourceFormat;
 }
 
-/** Parses and validates a scenario. Throws ScenarioError with every problem at its line. */
+/**
+ * Parses and validates a scenario text (YAML or JSON); `file` names it in diagnostics and
+ * anchors relative topology file names.
+ * @throws {@link ScenarioError} with every problem found, each at its line and column (syntax,
+ *   unknown field or op, wrong type, unknown device or object name, bad topology).
+ */
 export function parseScenario(text: string, file = '<inline>', opts: ParseOptions = {}): Scenario {
   const doc = SourceDoc.parse(text, file, opts.format);
   return validateScenario(doc, opts);
 }
 
-/** Reads, parses and validates a scenario file; topology files it names are read with `read` too. */
+/**
+ * Reads, parses and validates a scenario file; topology files it names are read with `read` too.
+ * @throws {@link ScenarioError} when the file cannot be read, or as {@link parseScenario}.
+ */
 export function loadScenarioFile(file: string, read: ReadText, opts: Omit<ParseOptions, 'readText'> = {}): Scenario {
   let text: string;
   try {

@@ -91,6 +91,7 @@ export function patternBytes(p: Pattern, length: number): Uint8Array {
   return out;
 }
 
+/** A pattern in words for reports: 'fill 0x5a', 'counter', 'text "..."'. */
 export function describePattern(p: Pattern): string {
   switch (p.kind) {
     case 'fill':

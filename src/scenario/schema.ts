@@ -19,11 +19,14 @@ import type { TopologyDescription, Topology } from '../pci/index.js';
 import type { KernelProfileName } from '../dma-buf/index.js';
 import type { IommuFamily } from '../iommu/iommu.js';
 
+/** The kernel profiles a scenario's `profile:` may name (which kernel's dma-buf rules apply). */
 export const PROFILES: readonly KernelProfileName[] = ['5.15', '6.x', 'latest'];
+/** The IOMMU families a scenario's `iommu.family` may name: Intel VT-d or Arm SMMUv3. */
 export const IOMMU_FAMILIES: readonly IommuFamily[] = ['vtd', 'smmuv3'];
 
 /** Kinds of named objects a step can define with `as:` and later steps refer to. */
 export type ObjectKind = 'buffer' | 'va' | 'fd' | 'mr' | 'mmap' | 'attachment';
+/** Every {@link ObjectKind}. */
 export const OBJECT_KINDS: readonly ObjectKind[] = ['buffer', 'va', 'fd', 'mr', 'mmap', 'attachment'];
 /** Plural for messages: 'unknown fd 'fd9' (fds: fd0, fd1)'. */
 export const KIND_PLURAL: Record<ObjectKind, string> = { buffer: 'buffers', va: 'device VAs', fd: 'fds', mr: 'MRs', mmap: 'mmaps', attachment: 'attachments' };
@@ -42,8 +45,11 @@ export type Pattern =
  * and return a result whose fields equal these.
  */
 export interface Expectation {
+  /** The step must fail with one of these SimError codes ('EPERM', ...). */
   errno?: readonly string[];
+  /** The step must succeed and return these bytes. */
   bytes?: Pattern;
+  /** The step must succeed with a result whose named fields equal these. */
   result?: Readonly<Record<string, string | number | boolean | null>>;
 }
 
@@ -70,15 +76,21 @@ export type FieldKind =
   /** boolean */
   | { type: 'bool' };
 
+/** One field of an op: its kind, whether it is required, and its help line. */
 export interface FieldSpec {
+  /** What the value must be, and what validation converts it to. */
   kind: FieldKind;
+  /** Whether a step must give it. @default false */
   required?: boolean;
   /** One line for `dmabuf-sim help` and error messages. */
   doc: string;
 }
 
+/** One scenario op: its help line, its fields, and the kind of object its `as:` names. */
 export interface OpSpec {
+  /** One line for `dmabuf-sim help`. */
   doc: string;
+  /** The op's own fields by name (`op`, `expect` and `as` are common and not listed). */
   fields: Readonly<Record<string, FieldSpec>>;
   /** The kind of object `as:` names; absent: the op takes no `as:`. */
   produces?: ObjectKind;
@@ -95,9 +107,13 @@ const BAR_RANGE: Record<string, FieldSpec> = {
   length: { kind: SIZE, required: true, doc: 'bytes' },
 };
 
+/** The open(2) flags a dma-buf export step may ask for (DMA_BUF export flags are O_* flags). */
 export const OPEN_FLAGS = ['O_RDONLY', 'O_WRONLY', 'O_RDWR', 'O_CLOEXEC'] as const;
+/** The `enum ib_access_flags` names an MR registration step may give (IB_ACCESS_*). */
 export const IB_ACCESS = ['LOCAL_WRITE', 'REMOTE_WRITE', 'REMOTE_READ', 'REMOTE_ATOMIC', 'RELAXED_ORDERING'] as const;
+/** The RDMA work-request opcodes a `post` step may use (IB_WR_RDMA_WRITE, IB_WR_RDMA_READ, IB_WR_SEND). */
 export const RDMA_VERBS = ['WRITE', 'READ', 'SEND'] as const;
+/** The mmap(2) protections an `mmap` step may ask for (PROT_READ, PROT_WRITE). */
 export const MMAP_PROT = ['READ', 'WRITE'] as const;
 
 /** The op vocabulary of the seed story. Fields common to every op: op, expect (and as, where produces). */
@@ -248,7 +264,11 @@ export const OP_SPECS: Record<string, OpSpec> = {
 /** Fields every step may have besides its op's. */
 export const COMMON_FIELDS = ['op', 'expect'] as const;
 
-/** Adds (or replaces) an op; the lead's driver ops use this to extend the vocabulary. */
+/**
+ * Adds (or replaces) an op; the lead's driver ops use this to extend the vocabulary.
+ * @throws Error (not a SimError: a programming mistake) for a bad op name or a field named
+ *   `op`, `expect` or `as`.
+ */
 export function defineOp(name: string, spec: OpSpec): void {
   if (!/^[a-zA-Z][a-zA-Z0-9_]*$/.test(name)) throw new Error(`defineOp: bad op name '${name}'`);
   for (const f of Object.keys(spec.fields)) {
@@ -281,10 +301,12 @@ export interface OpArgs {
   detach: { attachment: string };
 }
 
+/** The name of a built-in op. */
 export type OpName = keyof OpArgs;
 
 /** One step after validation. */
 export interface Step<A = Record<string, unknown>> {
+  /** The op's name. */
   op: string;
   /** 1-based position within its act. */
   index: number;
@@ -292,35 +314,52 @@ export interface Step<A = Record<string, unknown>> {
   path: string;
   /** Where the step starts in the file. */
   line: number;
+  /** 1-based column of that place. */
   col: number;
+  /** The op's fields, converted to their kinds' types. */
   args: A;
   /** The name `as:` gives the step's object. */
   as?: string;
+  /** What the step must do (success when the file says nothing). */
   expect: Expectation;
 }
 
+/** An act's IOMMU: its family and whether unmaps invalidate the IOTLB at once (strict) or lazily. */
 export interface ActIommu {
+  /** Intel VT-d or Arm SMMUv3. */
   family: IommuFamily;
+  /** iommu.strict=1 (true) or lazy flush-queue invalidation (false). */
   strict: boolean;
 }
 
+/** One act of a validated scenario: its own machine (profile, IOMMU, topology) and its steps. */
 export interface Act {
   /** 0-based. */
   index: number;
+  /** The act's title (the scenario name for a file with plain `steps`). */
   title: string;
+  /** The kernel profile its machine follows. */
   profile: KernelProfileName;
+  /** Its machine's IOMMU, or null for none. */
   iommu: ActIommu | null;
+  /** Where the topology came from ('builtin:seed', a file name, or inline). */
   topologySource: string;
+  /** The topology description the runner builds the machine from. */
   topologyDescription: TopologyDescription;
   /** Built once at validation, for device names. The runner builds the machine from the description. */
   topology: Topology;
+  /** The validated steps, in order. */
   steps: Step[];
 }
 
+/** A validated scenario: what {@link parseScenario} returns and the runner runs, act by act. */
 export interface Scenario {
+  /** The scenario's `name:`. */
   name: string;
+  /** The scenario's `description:`, if any. */
   description?: string;
   /** The file it came from ('<inline>' for text without a name). */
   file: string;
+  /** Its acts; a file with plain `steps` has one. */
   acts: Act[];
 }

@@ -13,16 +13,21 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type
 /** A path to a value: keys and list indices from the document root. */
 export type Path = readonly (string | number)[];
 
+/** One problem in a scenario or topology file, at its place. */
 export interface Diagnostic {
+  /** The file name (or `builtin:<name>`, `<inline>`). */
   file: string;
   /** 1-based; absent when the problem has no place in a file. */
   line?: number;
+  /** 1-based column; absent with `line`. */
   col?: number;
   /** `steps[3].nic`; '' for the whole document. */
   path: string;
+  /** The problem, for people. */
   message: string;
 }
 
+/** ['steps', 3, 'nic'] -> 'steps[3].nic'. */
 export function formatPath(path: Path): string {
   let s = '';
   for (const k of path) s += typeof k === 'number' ? `[${k}]` : s === '' ? k : `.${k}`;
@@ -38,13 +43,18 @@ export function parsePath(s: string): (string | number)[] {
   return out;
 }
 
+/** 'file:line:col: path: message', as compilers print it. */
 export function formatDiagnostic(d: Diagnostic): string {
   const where = d.line !== undefined ? `${d.file}:${d.line}:${d.col ?? 1}` : d.file;
   return `${where}: ${d.path ? `${d.path}: ` : ''}${d.message}`;
 }
 
-/** A file that could not be read, parsed or validated. The CLI exits with status 2. */
+/**
+ * A file that could not be read, parsed or validated, with one {@link Diagnostic} per problem: a
+ * {@link SimError} with code EINVAL. The CLI exits with status 2.
+ */
 export class ScenarioError extends SimError {
+  /** Every problem found, in the order found; the message has them one a line. */
   readonly diagnostics: readonly Diagnostic[];
   constructor(diagnostics: readonly Diagnostic[]) {
     // A SimError like every other error of the package (EINVAL: the input is bad); its message
@@ -56,6 +66,7 @@ export class ScenarioError extends SimError {
   }
 }
 
+/** The syntax of a scenario or topology text. */
 export type SourceFormat = 'yaml' | 'json';
 
 /** The format from a file name: .json is JSON, anything else YAML. */
@@ -195,14 +206,20 @@ export function jsonSyntaxError(text: string): { offset: number; message: string
 /** A parsed document: its plain value and the positions of its nodes. */
 export class SourceDoc {
   private constructor(
+    /** The file name diagnostics carry. */
     readonly file: string,
+    /** The source text. */
     readonly text: string,
+    /** The document as plain JavaScript values. */
     readonly value: unknown,
     private readonly _doc: Document.Parsed,
     private readonly _lines: LineCounter,
   ) {}
 
-  /** Parses YAML or JSON. Throws ScenarioError for a syntax error, with its line and column. */
+  /**
+   * Parses YAML or JSON.
+   * @throws {@link ScenarioError} for a syntax error (or duplicate key), with its line and column.
+   */
   static parse(text: string, file: string, format: SourceFormat = formatOf(file)): SourceDoc {
     if (format === 'json') {
       const bad = jsonSyntaxError(text);

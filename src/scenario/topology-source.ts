@@ -8,10 +8,13 @@ import { parseTopology, type Topology, type TopologyDescription } from '../pci/i
 import { BUILTIN_TOPOLOGIES } from './builtin/index.js';
 import { type Diagnostic, parsePath, type Path, ScenarioError, SourceDoc, formatPath } from './source.js';
 
+/** A topology as a scenario act uses it: where it came from, its description and the built topology. */
 export interface LoadedTopology {
   /** 'builtin:seed', a file name, or `<scenario file> (inline)`. */
   source: string;
+  /** The description it was built from. */
   description: TopologyDescription;
+  /** The enumerated topology. */
   topology: Topology;
 }
 
@@ -27,7 +30,7 @@ export function builtinTopologyName(ref: string): string | undefined {
 
 /**
  * Builds a topology from a description found at `path` in `doc`; a parseTopology error
- * becomes a diagnostic pointing at the field it names.
+ * becomes a diagnostic pointing at the field it names (returned, not thrown).
  */
 export function topologyFromDoc(doc: SourceDoc, path: Path, value: unknown, source: string): LoadedTopology | Diagnostic {
   // What `dmabuf-sim topo --json` prints: the description it was built from, under `description`.
@@ -51,7 +54,10 @@ function isTopoJson(v: unknown): v is { description: unknown } {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && 'description' in v && 'p2p' in v && 'devices' in v;
 }
 
-/** A built-in topology by name, or a diagnostic listing the names. */
+/**
+ * A built-in topology by name.
+ * @throws {@link ScenarioError} naming the built-in topologies when there is none of that name.
+ */
 export function builtinTopology(name: string): LoadedTopology {
   const description = BUILTIN_TOPOLOGIES[name];
   if (!description) {
@@ -60,7 +66,10 @@ export function builtinTopology(name: string): LoadedTopology {
   return { source: `builtin:${name}`, description, topology: parseTopology(description) };
 }
 
-/** Reads and builds a topology file. Throws ScenarioError naming the file, line and field. */
+/**
+ * Reads and builds a topology file (JSON or YAML).
+ * @throws {@link ScenarioError} naming the file, line and field: unreadable file, syntax error or bad description.
+ */
 export function loadTopologyFile(file: string, read: ReadText): LoadedTopology {
   let text: string;
   try {

@@ -17,6 +17,7 @@ import {
 } from './topology-source.js';
 import type { IommuFamily } from '../iommu/iommu.js';
 
+/** Options of {@link validateScenario}. */
 export interface ValidateOptions {
   /** Reads topology files a scenario names. Without it, only built-in and inline topologies work. */
   readText?: ReadText;
@@ -408,7 +409,10 @@ export function resolveRelative(file: string, ref: string): string {
 const TOP_FIELDS = ['name', 'description', 'profile', 'iommu', 'topology', 'steps', 'acts', '$schema'];
 const ACT_FIELDS = ['title', 'topology', 'iommu', 'profile', 'steps'];
 
-/** Validates a parsed scenario document. Throws ScenarioError listing every problem found. */
+/**
+ * Validates a parsed scenario document into a typed {@link Scenario}, building each act's topology.
+ * @throws {@link ScenarioError} listing every problem found (up to `maxErrors`), each at its line.
+ */
 export function validateScenario(doc: SourceDoc, opts: ValidateOptions = {}): Scenario {
   const v = new Validator(doc, opts);
   const top = doc.value;

@@ -10,6 +10,11 @@
  */
 import type { TopologyDescription } from '../../pci/index.js';
 
+/**
+ * The seed machine (`topology: builtin` or `builtin:seed`): hb0 (whitelisted Skylake-E) with
+ * gaudi0 and nic0 under one switch (BUS_ADDR), nic1 and gpu0 on other root ports
+ * (THRU_HOST_BRIDGE); hb1 (not whitelisted) with nic2 (NOT_SUPPORTED from hb0).
+ */
 export const SEED_TOPOLOGY: TopologyDescription = {
   cpu: { vendor: 'intel', family: 6 },
   hostBridges: [
