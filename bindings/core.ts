@@ -33,6 +33,8 @@ export interface CoreExports {
   framePut(pa: bigint): number;
   frameFree(pa: bigint, n: bigint): number;
   framePin(pa: bigint, pin: number): number;
+  /** Pins or unpins `n` frames from `pa`, all or nothing (RES_VALUE: index of the failing frame). */
+  framePinRange(pa: bigint, n: bigint, pin: number): number;
   frameInfo(pa: bigint): number;
   framesFree(): bigint;
   createUnit(family: number, tlbSets: number, tlbWays: number, faultCap: number, fqCap: number): number;
@@ -56,6 +58,8 @@ export interface CoreExports {
   faultsDrain(unit: number, max: number): number;
   faultsClearOverflow(unit: number): number;
   dmaCopy(srcRid: number, src: bigint, dstRid: number, dst: bigint, len: bigint): number;
+  /** Vectored copy over `n` COPYDESC descriptors at staging (assembly/dma/engine.ts dmaCopyV). */
+  dmaCopyV(n: number): number;
   dmaRead(rid: number, addr: bigint, len: bigint, host: number): number;
   dmaWrite(rid: number, addr: bigint, len: bigint, host: number): number;
   dmaFill(rid: number, addr: bigint, len: bigint, value: number): number;
