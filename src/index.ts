@@ -13,7 +13,10 @@ export {
   type TranslateResult, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,
   type DomainType, type PgtableFormat, type Access, type FaultReason,
 } from './iommu/iommu.js';
-export { DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats } from './dma/dma-engine.js';
+export {
+  DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats, type DmaTransfer, type DmaCopyDescriptor,
+  type DmaVectorResult,
+} from './dma/dma-engine.js';
 export { formatRid } from './util/args.js';
 
 // The machine: core + topology + P2PDMA + DMA API + DMA-BUF kernel.

@@ -58,13 +58,13 @@ export interface DmaVectorResult extends DmaResult {
 
 /** A finished transfer, as observers see it. */
 export interface DmaTransfer {
-  op: 'copy' | 'copyv' | 'fill' | 'read' | 'write';
-  /** For copyv: the first descriptor's source (or the one that faulted). */
+  op: 'copy' | 'fill' | 'read' | 'write';
+  /** For a vectored copy: the first descriptor's source (or the one that stopped it). */
   src?: DmaEndpoint;
   dst?: DmaEndpoint;
-  /** Bytes asked for (for copyv: the sum of the descriptors' lengths). */
+  /** Bytes asked for (for a vectored copy: the sum of the descriptors' lengths). */
   length: bigint;
-  /** For copyv: the number of descriptors. */
+  /** For a vectored copy (copyv): the number of descriptors. */
   descriptors?: number;
   result: DmaResult;
 }
@@ -180,7 +180,7 @@ export class DmaEngine {
     const r: DmaVectorResult = { ...this._result(st), index };
     if (this._observers.size !== 0) {
       const at = descs[Math.min(index, n - 1)]!;
-      this._emit({ op: 'copyv', src: at.src, dst: at.dst, length: total, descriptors: n }, r);
+      this._emit({ op: 'copy', src: at.src, dst: at.dst, length: total, descriptors: n }, r);
     }
     return r;
   }

@@ -64,7 +64,7 @@ export class DmaBufTraceSource implements Disposable {
 
 /** A transfer as the runner reports it. */
 export interface TransferRecord {
-  op: 'copy' | 'copyv' | 'fill' | 'write' | 'read';
+  op: 'copy' | 'fill' | 'write' | 'read';
   device: string;
   src?: DmaEndpoint;
   dst?: DmaEndpoint;
