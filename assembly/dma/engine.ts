@@ -321,6 +321,9 @@ export function dmaCopy(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64):
  * dmaCopy does, and adjacent physical runs coalesce across descriptors. Returns OK or the status
  * that stopped it; the result block holds the total bytes done, in RES_VALUE the index of the
  * descriptor that stopped it (n when all completed) and, on a fault, its side, iova and codes.
+ * Descriptors are not fenced against each other: as across the pages of one copy, a run that
+ * continues in the backing on both sides is moved as one memory.copy (memmove), so a descriptor
+ * reading what an adjacent earlier one wrote sees the bytes from before that write.
  */
 export function dmaCopyV(n: u32): i32 {
   stat(STAT_DMA_OPS, 1);
