@@ -308,12 +308,41 @@ describe('vectored DMA copy (one core call per list of descriptors)', () => {
       expect((err as Error).message).toContain(field);
     }
     expectErrno(() => sim.dma.copyv('x' as never), 'EINVAL');
+    expectErrno(() => sim.dma.copyv(new Array(32769).fill(good)), 'EINVAL'); // more than the staging area holds
     expect(sim.memory.read(dst, 4096)).toEqual(new Uint8Array(4096));
     expect(sim.dma.stats()).toEqual(before);
     // An empty list is a transfer of nothing.
     expect(sim.dma.copyv([])).toEqual({ ok: true, code: 'OK', bytesDone: 0n, index: 0 });
     expect(sim.dma.copyv([good])).toEqual({ ok: true, code: 'OK', bytesDone: 64n, index: 1 });
     expect(sim.memory.read(dst, 64)).toEqual(pattern(4096, 3).subarray(0, 64));
+  });
+
+  it('the core checks every descriptor before moving a byte (a wrapping one is EINVAL with its index)', async () => {
+    const sim = await makeSim();
+    const src = RAM_BASE + 0x10_0000n;
+    const dst = RAM_BASE + 0x20_0000n;
+    sim.memory.write(src, pattern(64, 2));
+    const { core } = sim;
+    const put = (i: number, s: bigint, d: bigint, len: bigint) => {
+      const at = core.layout.staging + i * 32;
+      core.views.u32[at >> 2] = 0xffffffff; // RID_PHYS both sides
+      core.views.u32[(at + 4) >> 2] = 0xffffffff;
+      core.views.u64[(at + 8) >> 3] = s;
+      core.views.u64[(at + 16) >> 3] = d;
+      core.views.u64[(at + 24) >> 3] = len;
+    };
+    put(0, src, dst, 64n);
+    put(1, (1n << 64n) - 8n, dst, 64n);
+    expect(core.exports.dmaCopyV(2)).toBe(-22);
+    expect(core.resultValue()).toBe(1n);
+    expect(core.resultBytes()).toBe(0n);
+    expect(sim.memory.read(dst, 64)).toEqual(new Uint8Array(64));
+    put(0, src, dst, 64n); // the host read above used the staging area too
+    put(1, src, dst + 64n, 64n);
+    expect(core.exports.dmaCopyV(2)).toBe(0);
+    expect(core.resultValue()).toBe(2n);
+    expect(core.resultBytes()).toBe(128n);
+    expect(sim.memory.read(dst, 128)).toEqual(new Uint8Array([...pattern(64, 2), ...pattern(64, 2)]));
   });
 
   it('readInto fills a caller-supplied buffer (no fresh buffer per read)', async () => {
