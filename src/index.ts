@@ -18,6 +18,8 @@ export {
   type DmaVectorResult,
 } from './dma/dma-engine.js';
 export { formatRid } from './util/args.js';
+// Driver kit: vectored device-to-device copies over two lists of DMA runs.
+export { copyDmaRuns, pushDmaRun, type DmaRun } from './driver-kit/dma-copy.js';
 
 // The machine: core + topology + P2PDMA + DMA API + DMA-BUF kernel.
 export {

@@ -4,7 +4,7 @@
  * with the bytes before them done and the bytes after them untouched.
  */
 import { describe, expect, it } from 'vitest';
-import { Prot, SimError } from '../../src/index.js';
+import { Prot, SimError, copyDmaRuns, pushDmaRun, type DmaRun } from '../../src/index.js';
 import { HBM_BASE, RAM_BASE, makeSim, pattern } from '../helpers/sim.js';
 import { RID, expectErrno, rig } from './helpers/setup.js';
 
@@ -343,6 +343,29 @@ describe('vectored DMA copy (one core call per list of descriptors)', () => {
     expect(core.resultValue()).toBe(2n);
     expect(core.resultBytes()).toBe(128n);
     expect(sim.memory.read(dst, 128)).toEqual(new Uint8Array([...pattern(64, 2), ...pattern(64, 2)]));
+  });
+
+  it('driver kit: two run lists of different shapes pair into the descriptors of one vectored copy', async () => {
+    const sim = await makeSim();
+    const src = RAM_BASE + 0x10_0000n;
+    const dst = RAM_BASE + 0x40_0000n;
+    sim.memory.write(src, pattern(10000, 6));
+    const s: DmaRun[] = [];
+    pushDmaRun(s, 'phys', src, 3000n);
+    pushDmaRun(s, 'phys', src + 3000n, 7000n); // continues the first: merged
+    expect(s).toEqual([{ rid: 'phys', addr: src, length: 10000n }]);
+    const d: DmaRun[] = [];
+    pushDmaRun(d, 'phys', dst + 8192n, 4000n);
+    pushDmaRun(d, 'phys', dst, 6000n);
+    const before = sim.dma.stats();
+    const r = copyDmaRuns(sim.dma, s, d);
+    expect(r).toMatchObject({ ok: true, bytesDone: 10000n, index: 2 });
+    expect(r.descriptors.map((x) => x.length)).toEqual([4000n, 6000n]);
+    expect(sim.dma.stats().vectors - before.vectors).toBe(1n);
+    expect(sim.memory.read(dst + 8192n, 4000)).toEqual(pattern(10000, 6).subarray(0, 4000));
+    expect(sim.memory.read(dst, 6000)).toEqual(pattern(10000, 6).subarray(4000));
+    expectErrno(() => copyDmaRuns(sim.dma, s, [{ rid: 'phys', addr: dst, length: 9999n }]), 'EINVAL');
+    expect(sim.dma.stats().vectors - before.vectors).toBe(1n);
   });
 
   it('readInto fills a caller-supplied buffer (no fresh buffer per read)', async () => {

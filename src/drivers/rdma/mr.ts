@@ -8,7 +8,7 @@
  * scatterlist entries go by physically contiguous run, not by page.
  */
 import {
-  DmaDataDirection, PAGE_SIZE, ScatterList, SG_MAX_LENGTH, SimError, type DmaBufAttachment,
+  DmaDataDirection, PAGE_SIZE, ScatterList, SG_MAX_LENGTH, SimError, pushDmaRun, type DmaBufAttachment, type DmaRun,
 } from '../../index.js';
 import {
   IB_ACCESS_SUPPORTED, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_OPTIONAL_RANGE,
@@ -313,16 +313,9 @@ function findSeg(mtt: readonly MttSeg[], off: bigint): number {
   return lo;
 }
 
-/** A run of DMA addresses one NIC accesses. */
-export interface DmaRun {
-  rid: number;
-  addr: bigint;
-  length: bigint;
-}
-
 /**
  * The DMA runs of the first `limit` bytes of `pieces` through their MRs' MTTs (ready first),
- * appended to `out`; adjacent runs of one requester merge. Returns the failure text or null.
+ * appended to `out` (adjacent runs of one requester merge). Returns the failure text or null.
  */
 export function dmaRuns(pieces: readonly Piece[], limit: bigint, out: DmaRun[]): string | null {
   let left = limit;
@@ -342,10 +335,7 @@ export function dmaRuns(pieces: readonly Piece[], limit: bigint, out: DmaRun[]):
       }
       const inSeg = off - s.start;
       const n = s.length - inSeg < rem ? s.length - inSeg : rem;
-      const addr = s.dmaAddress + inSeg;
-      const last = out[out.length - 1];
-      if (last && last.rid === rid && last.addr + last.length === addr) last.length += n;
-      else out.push({ rid, addr, length: n });
+      pushDmaRun(out, rid, s.dmaAddress + inSeg, n);
       off += n;
       rem -= n;
       i++;

@@ -7,13 +7,13 @@
  * IOMMU domain or switch route, and no byte of the payload passes through JavaScript.
  * Completions carry the status a real HCA reports.
  */
-import { SimError, type DmaCopyDescriptor } from '../../index.js';
+import { SimError, copyDmaRuns, type DmaRun } from '../../index.js';
 import {
   IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_ATOMIC, IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_WRITE,
   type IbvQpState, type IbvWcOpcode, type IbvWcStatus, type IbvWrOpcode,
 } from './constants.js';
 import { fabricOf, type RdmaDevice } from './device.js';
-import { checkKey, dmaRuns, readyPiece, type DmaRun, type Piece } from './mr.js';
+import { checkKey, dmaRuns, readyPiece, type Piece } from './mr.js';
 import type { IbvContext, IbvPd } from './verbs.js';
 
 /** A work-queue scatter/gather element (struct ibv_sge). */
@@ -385,27 +385,12 @@ function transfer(from: readonly Piece[], to: readonly Piece[], total: number): 
   if (fs) return { ok: false, side: 'src', why: fs };
   const ds = dmaRuns(to, BigInt(total), dst);
   if (ds) return { ok: false, side: 'dst', why: ds };
-  const descs: DmaCopyDescriptor[] = [];
-  let i = 0;
-  let j = 0;
-  let si = 0n;
-  let dj = 0n;
-  while (i < src.length && j < dst.length) {
-    const a = src[i]!;
-    const b = dst[j]!;
-    const n = a.length - si < b.length - dj ? a.length - si : b.length - dj;
-    descs.push({ src: { rid: a.rid, addr: a.addr + si }, dst: { rid: b.rid, addr: b.addr + dj }, length: n });
-    si += n;
-    dj += n;
-    if (si === a.length) { i++; si = 0n; }
-    if (dj === b.length) { j++; dj = 0n; }
-  }
   const dev = from[0]!.mr.device;
-  const r = dev.machine.sim.dma.copyv(descs);
+  const r = copyDmaRuns(dev.machine.sim.dma, src, dst);
   if (r.ok) return { ok: true };
   // Errors the IOMMU does not report (EIO, ENOMEM) are charged to the writing side.
   const side = r.fault?.side ?? 'dst';
-  const d = descs[Math.min(r.index, descs.length - 1)]!;
+  const d = r.descriptors[Math.min(r.index, r.descriptors.length - 1)]!;
   const at = r.fault?.iova ?? (side === 'src' ? d.src.addr : d.dst.addr);
   const who = (side === 'src' ? from : to)[0]!.mr.device.name;
   return {
