@@ -4,7 +4,7 @@
 // so each line must stay of the form `export const NAME: type = <expression of earlier names>;`.
 // ABI_VERSION changes whenever a layout or a meaning below changes; bindings check it.
 
-export const ABI_VERSION: u32 = 5;
+export const ABI_VERSION: u32 = 6;
 
 // ---------------------------------------------------------------------------------------------
 // Status codes: 0 or a negative Linux errno.
@@ -253,7 +253,10 @@ export const STAT_DMA_OPS: u32 = 32;
 export const STAT_DMA_FAULTS: u32 = 40;
 export const STAT_CHUNKS_USED: u32 = 48;
 export const STAT_CHUNKS_TOTAL: u32 = 56;
-export const STATS_SIZE: u32 = 64;
+/** Vectored copies (dmaCopyV calls) and the descriptors they ran. */
+export const STAT_DMA_VECTORS: u32 = 64;
+export const STAT_DMA_DESCRIPTORS: u32 = 72;
+export const STATS_SIZE: u32 = 80;
 
 /** Staging area for batches and host buffers: iova/pa arrays in, results out. */
 export const STAGING_SIZE: u32 = 1048576;
@@ -265,6 +268,22 @@ export const BATCH_STATUS: u32 = 524288;
 
 // Map batch descriptor (MAPDESC_STRIDE bytes): 0 iova u64 | 8 pa u64 | 16 size u64 | 24 status i32
 export const MAPDESC_STRIDE: u32 = 32;
+
+// Vectored copy descriptor (COPYDESC_STRIDE bytes), an array at the start of staging:
+//   +------------+------------+
+//   | src rid u32| dst rid u32|  0     rid RID_PHYS: untranslated physical access
+//   +------------+------------+
+//   | src addr u64            |  8
+//   | dst addr u64            | 16
+//   | length u64              | 24
+//   +-------------------------+
+export const COPYDESC_STRIDE: u32 = 32;
+export const COPYDESC_SRC_RID: u32 = 0;
+export const COPYDESC_DST_RID: u32 = 4;
+export const COPYDESC_SRC: u32 = 8;
+export const COPYDESC_DST: u32 = 16;
+export const COPYDESC_LEN: u32 = 24;
+export const COPYDESC_MAX: u32 = STAGING_SIZE / COPYDESC_STRIDE;
 
 // Walk trace: up to 6 levels, each 0 level u32 | 4 index u32 | 8 table pa u64 | 16 entry u64
 export const TRACE_STRIDE: u32 = 24;

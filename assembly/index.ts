@@ -4,7 +4,7 @@
 // per-object calls; per-page and per-translation work is batched through the staging area.
 
 import {
-  ABI_VERSION, OK, EINVAL, ENOENT, ENODEV, ENOMEM, PAGE_SIZE, DOMAIN_TYPE, DOMAIN_PAGING, DOMAIN_UNIT,
+  ABI_VERSION, OK, EINVAL, ENOENT, ENODEV, ENOMEM, PAGE_SIZE, PAGE_SHIFT, DOMAIN_TYPE, DOMAIN_PAGING, DOMAIN_UNIT,
   DOMAIN_MAPPED, RES_STATUS, RES_VALUE, RES_BYTES, RES_SHIFT, RES_PERM, RES_FAULT_REASON,
   RES_FAULT_CODE, RES_FAULT_IOVA, RES_FAULT_SIDE, UNIT_FAULT_OVERFLOW, BATCH_MAX, BATCH_OUT,
   BATCH_STATUS, MAPDESC_STRIDE, FAULT_STRIDE, STAGING_SIZE, REGION_DIRECT,
@@ -24,7 +24,7 @@ import {
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
 import { drainFaults } from './iommu/fault';
 import { translate as translateImpl, translateMany, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
-export { dmaCopy, dmaRead, dmaWrite, dmaFill } from './dma/engine';
+export { dmaCopy, dmaCopyV, dmaRead, dmaWrite, dmaFill } from './dma/engine';
 import { hostAccess } from './dma/engine';
 
 /** Host read/write of physical memory (not DMA: no counters). Status as dmaRead/dmaWrite. */
@@ -72,6 +72,22 @@ export function frameGet(pa: u64): i32 { return frames.getFrame(pa); }
 export function framePut(pa: u64): i32 { return frames.putFrame(pa); }
 export function frameFree(pa: u64, n: u64): i32 { return frames.freeFrames(pa, n); }
 export function framePin(pa: u64, pin: u32): i32 { return frames.pinFrame(pa, pin != 0); }
+/**
+ * Pins (pin != 0) or unpins `n` consecutive frames from `pa`, all or nothing: on the first frame
+ * that fails (EINVAL: not an allocated frame, or not pinned) the ones done are undone, RES_VALUE
+ * holds its index and its status is returned. OK otherwise.
+ */
+export function framePinRange(pa: u64, n: u64, pin: u32): i32 {
+  for (let i: u64 = 0; i < n; i++) {
+    const st = frames.pinFrame(pa + (i << PAGE_SHIFT), pin != 0);
+    if (st < 0) {
+      for (let j: u64 = 0; j < i; j++) frames.pinFrame(pa + (j << PAGE_SHIFT), pin == 0);
+      store<u64>(state.gResult + RES_VALUE, i);
+      return st;
+    }
+  }
+  return OK;
+}
 export function frameInfo(pa: u64): i32 { return frames.frameInfo(pa); }
 export function framesFree(): u64 { return frames.framesFree(); }
 

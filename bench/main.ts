@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchCore, rssChild } from './core.js';
 import { benchMapSg } from './mapsg.js';
+import { benchRdma } from './rdma.js';
 
 const TARGETS: Record<string, [string, number]> = {
   copy4k_vs_memcpy: ['>=', 0.8],
@@ -13,6 +14,7 @@ const TARGETS: Record<string, [string, number]> = {
   translate_hit_vs_ts: ['>=', 2.5],
   rss_mb_96g_device: ['<=', 200],
   mapsg_overhead_vs_core: ['<=', 1.5],
+  rdma_write_1m_vs_dma_copy: ['>=', 0.8],
 };
 
 async function main(): Promise<void> {
@@ -21,7 +23,15 @@ async function main(): Promise<void> {
     return;
   }
   const json = process.argv.includes('--json');
-  const results: Record<string, number> = { ...(await benchCore()), ...(await benchMapSg()) };
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+  if (only === 'rdma') {
+    // A narrower run: just the RDMA key (npm run bench -- --json --only=rdma).
+    const r: Record<string, number> = { ...(await benchRdma()) };
+    for (const k of Object.keys(r)) r[k] = Math.round(r[k]! * 1000) / 1000;
+    console.log(json ? JSON.stringify(r) : r);
+    return;
+  }
+  const results: Record<string, number> = { ...(await benchCore()), ...(await benchMapSg()), ...(await benchRdma()) };
   const child = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--rss-child'], { encoding: 'utf8' });
   results.rss_mb_96g_device = JSON.parse(child.trim().split('\n').pop()!).rss;
   const round = (v: number) => Math.round(v * 1000) / 1000;

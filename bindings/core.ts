@@ -56,6 +56,8 @@ export interface CoreExports {
   frameFree(pa: bigint, n: bigint): number;
   /** pin_user_pages-style pin count: +1 when `pin` is non-zero, else -1. The new pin count, or -EINVAL. */
   framePin(pa: bigint, pin: number): number;
+  /** Pins or unpins `n` frames from `pa`, all or nothing (RES_VALUE: index of the failing frame). */
+  framePinRange(pa: bigint, n: bigint, pin: number): number;
   /** Copies the frame record of `pa` into the result block (value = refcount | pincount << 32, bytes = flags | aux << 32). 0 or -EINVAL (not a RAM frame). */
   frameInfo(pa: bigint): number;
   /** Free frames over all RAM regions. */
@@ -131,6 +133,8 @@ export interface CoreExports {
    * holds bytes done and, on a fault, the side (0 src, 1 dst), iova, reason and family code.
    */
   dmaCopy(srcRid: number, src: bigint, dstRid: number, dst: bigint, len: bigint): number;
+  /** Vectored copy over `n` COPYDESC descriptors at staging (assembly/dma/engine.ts dmaCopyV). */
+  dmaCopyV(n: number): number;
   /** Device read: `len` bytes at (rid, addr) into linear memory at `host` (the staging buffer). Status as dmaCopy. */
   dmaRead(rid: number, addr: bigint, len: bigint, host: number): number;
   /** Device write: `len` bytes from linear memory at `host` to (rid, addr). Status as dmaCopy. */

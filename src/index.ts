@@ -13,8 +13,13 @@ export {
   type TranslateResult, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,
   type DomainType, type PgtableFormat, type Access, type FaultReason,
 } from './iommu/iommu.js';
-export { DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats } from './dma/dma-engine.js';
+export {
+  DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats, type DmaTransfer, type DmaCopyDescriptor,
+  type DmaVectorResult,
+} from './dma/dma-engine.js';
 export { formatRid } from './util/args.js';
+// Driver kit: vectored device-to-device copies over two lists of DMA runs.
+export { copyDmaRuns, pushDmaRun, type DmaRun } from './driver-kit/dma-copy.js';
 
 // The machine: core + topology + P2PDMA + DMA API + DMA-BUF kernel.
 export {

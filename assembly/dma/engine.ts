@@ -6,7 +6,9 @@ import {
   OK, EINVAL, EIO, ENOMEM, PAGE_SIZE, PAGE_SHIFT, REGION_BASE, ACCESS_READ, ACCESS_WRITE, REGION_KIND, REGION_KIND_RAM,
   STAGING_SIZE, RES_STATUS, RES_BYTES, RES_FAULT_SIDE, RES_FAULT_IOVA, RES_FAULT_REASON,
   RES_FAULT_CODE, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE, STAT_BYTES_FROM_RAM,
-  STAT_BYTES_FROM_DEVICE, STAT_DMA_OPS, STAT_DMA_FAULTS, RID_PHYS,
+  STAT_BYTES_FROM_DEVICE, STAT_DMA_OPS, STAT_DMA_FAULTS, RID_PHYS, RES_VALUE, STAT_DMA_VECTORS,
+  STAT_DMA_DESCRIPTORS, COPYDESC_STRIDE, COPYDESC_SRC_RID, COPYDESC_DST_RID, COPYDESC_SRC, COPYDESC_DST,
+  COPYDESC_LEN, COPYDESC_MAX,
 } from '../abi';
 import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePtr } from '../mem/phys';
@@ -28,13 +30,18 @@ function finish(status: i32, done: u64): i32 {
   return status;
 }
 
-function faulted(side: u32, iova: u64, done: u64): i32 {
+/** Records the last translation's fault (side 0 src, 1 dst) in the result block; returns its status. */
+function recordFault(side: u32, iova: u64): i32 {
   store<u32>(gResult + RES_FAULT_SIDE, side);
   store<u64>(gResult + RES_FAULT_IOVA, iova);
   store<u32>(gResult + RES_FAULT_REASON, tReason);
   store<u32>(gResult + RES_FAULT_CODE, tCode);
   if (counting) stat(STAT_DMA_FAULTS, 1);
-  return finish(tStatus, done);
+  return tStatus;
+}
+
+function faulted(side: u32, iova: u64, done: u64): i32 {
+  return finish(recordFault(side, iova), done);
 }
 
 /** Bytes from iova to the end of the last translation (tEnd = 0: to the top of the space). */
@@ -267,6 +274,34 @@ function physHost(op: u32, pa: u64, n: u64, arg: usize): i32 {
   return addr + len < addr && addr + len != 0;
 }
 
+// Bytes the last copyRange moved before it returned.
+let copied: u64 = 0;
+
+/**
+ * Copies `len` bytes from (srcRid, src) to (dstRid, dst), each side translated by its
+ * requester's domain (or routed by a switch), one run of both translations at a time. Returns OK
+ * or the status that stopped it (a fault recorded with its side); `copied` holds the bytes done.
+ * The copy may still be queued (see queueCopy): callers finish() before returning to the host.
+ */
+function copyRange(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 {
+  const sDom = domainOfRid(srcRid);
+  const dDom = domainOfRid(dstRid);
+  copied = 0;
+  while (copied < len) {
+    const si = src + copied;
+    const di = dst + copied;
+    if (!translate(srcRid, sDom, si, ACCESS_READ)) return recordFault(0, si);
+    const spa = tOut;
+    const sRun = extendRun(sDom, si, ACCESS_READ, len - copied);
+    if (!translate(dstRid, dDom, di, ACCESS_WRITE)) return recordFault(1, di);
+    const n = min3(len - copied, sRun, extendRun(dDom, di, ACCESS_WRITE, min(len - copied, sRun)));
+    const st = physCopy(spa, tOut, n);
+    copied += moved;
+    if (st != OK) return st;
+  }
+  return OK;
+}
+
 /**
  * DMA copy of `len` bytes from (srcRid, src) to (dstRid, dst), both translated by their
  * requester's domain. Returns OK or the status of the fault or error that stopped it; the result
@@ -275,21 +310,48 @@ function physHost(op: u32, pa: u64, n: u64, arg: usize): i32 {
 export function dmaCopy(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 {
   stat(STAT_DMA_OPS, 1);
   if (wraps(src, len) || wraps(dst, len)) return finish(EINVAL, 0);
-  const sDom = domainOfRid(srcRid);
-  const dDom = domainOfRid(dstRid);
-  let done: u64 = 0;
-  while (done < len) {
-    const si = src + done;
-    const di = dst + done;
-    if (!translate(srcRid, sDom, si, ACCESS_READ)) return faulted(0, si, done);
-    const spa = tOut;
-    const sRun = extendRun(sDom, si, ACCESS_READ, len - done);
-    if (!translate(dstRid, dDom, di, ACCESS_WRITE)) return faulted(1, di, done);
-    const n = min3(len - done, sRun, extendRun(dDom, di, ACCESS_WRITE, min(len - done, sRun)));
-    const st = physCopy(spa, tOut, n);
-    done += moved;
-    if (st != OK) return finish(st, done);
+  const st = copyRange(srcRid, src, dstRid, dst, len);
+  return finish(st, copied);
+}
+
+/**
+ * Vectored DMA copy: the `n` descriptors at the start of staging (COPYDESC_* layout), in order,
+ * as one transfer. Every descriptor is checked before a byte moves (EINVAL with its index in
+ * RES_VALUE for a range that wraps past 2^64, or n over COPYDESC_MAX); then each is copied as
+ * dmaCopy does, and adjacent physical runs coalesce across descriptors. Returns OK or the status
+ * that stopped it; the result block holds the total bytes done, in RES_VALUE the index of the
+ * descriptor that stopped it (n when all completed) and, on a fault, its side, iova and codes.
+ * Descriptors are not fenced against each other: as across the pages of one copy, a run that
+ * continues in the backing on both sides is moved as one memory.copy (memmove), so a descriptor
+ * reading what an adjacent earlier one wrote sees the bytes from before that write.
+ */
+export function dmaCopyV(n: u32): i32 {
+  stat(STAT_DMA_OPS, 1);
+  stat(STAT_DMA_VECTORS, 1);
+  store<u64>(gResult + RES_VALUE, 0);
+  if (n > COPYDESC_MAX) return finish(EINVAL, 0);
+  const base = gStaging;
+  for (let i: u32 = 0; i < n; i++) {
+    const d = base + <usize>(i * COPYDESC_STRIDE);
+    const len = load<u64>(d + COPYDESC_LEN);
+    if (wraps(load<u64>(d + COPYDESC_SRC), len) || wraps(load<u64>(d + COPYDESC_DST), len)) {
+      store<u64>(gResult + RES_VALUE, i);
+      return finish(EINVAL, 0);
+    }
   }
+  stat(STAT_DMA_DESCRIPTORS, n);
+  let done: u64 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const d = base + <usize>(i * COPYDESC_STRIDE);
+    const st = copyRange(load<u32>(d + COPYDESC_SRC_RID), load<u64>(d + COPYDESC_SRC),
+      load<u32>(d + COPYDESC_DST_RID), load<u64>(d + COPYDESC_DST), load<u64>(d + COPYDESC_LEN));
+    done += copied;
+    if (st != OK) {
+      store<u64>(gResult + RES_VALUE, i);
+      return finish(st, done);
+    }
+  }
+  store<u64>(gResult + RES_VALUE, n);
   return finish(OK, done);
 }
 

@@ -38,14 +38,34 @@ export interface DmaStats {
   bytesFromDevice: bigint;
   ops: bigint;
   faults: bigint;
+  /** Vectored copies (copyv calls that reached the core) and the descriptors they ran. */
+  vectors: bigint;
+  descriptors: bigint;
+}
+
+/** One piece of a vectored copy: `length` bytes from `src` to `dst`, each side translated by its requester. */
+export interface DmaCopyDescriptor {
+  src: DmaEndpoint;
+  dst: DmaEndpoint;
+  length: bigint;
+}
+
+/** The result of a vectored copy. */
+export interface DmaVectorResult extends DmaResult {
+  /** The descriptor that stopped the transfer (the number of descriptors when all completed). */
+  index: number;
 }
 
 /** A finished transfer, as observers see it. */
 export interface DmaTransfer {
   op: 'copy' | 'fill' | 'read' | 'write';
+  /** For a vectored copy: the first descriptor's source (or the one that stopped it). */
   src?: DmaEndpoint;
   dst?: DmaEndpoint;
+  /** Bytes asked for (for a vectored copy: the sum of the descriptors' lengths). */
   length: bigint;
+  /** For a vectored copy (copyv): the number of descriptors. */
+  descriptors?: number;
   result: DmaResult;
 }
 
@@ -110,6 +130,61 @@ export class DmaEngine {
     return this._emit({ op: 'copy', src, dst, length }, this._result(this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length)));
   }
 
+  /**
+   * Vectored copy: the descriptors, in order, as one transfer and one core call. Every descriptor
+   * is checked first (SimError EINVAL naming the field, e.g. `descs[2].dst.addr`, and nothing is
+   * moved); they are written to the core's staging area through a view. A fault stops the
+   * transfer: `bytesDone` counts over all descriptors, `index` names the descriptor and
+   * `fault.side` the side that faulted; what was done stays done.
+   */
+  copyv(descs: readonly DmaCopyDescriptor[]): DmaVectorResult {
+    const op = 'dmaCopyV';
+    if (!Array.isArray(descs)) throw new SimError('EINVAL', op, 'descs must be an array of descriptors');
+    const n = descs.length;
+    if (n > ABI.COPYDESC_MAX) throw new SimError('EINVAL', op, `descs has ${n} descriptors, at most ${ABI.COPYDESC_MAX} fit the staging area`);
+    const srcRids = new Uint32Array(n);
+    const dstRids = new Uint32Array(n);
+    let total = 0n;
+    for (let i = 0; i < n; i++) {
+      const d = descs[i];
+      const f = `descs[${i}]`;
+      if (typeof d !== 'object' || d === null || typeof d.src !== 'object' || typeof d.dst !== 'object' || d.src === null || d.dst === null) {
+        throw new SimError('EINVAL', op, `${f} must be { src, dst, length }`);
+      }
+      srcRids[i] = ridOf(op, `${f}.src.rid`, d.src.rid);
+      dstRids[i] = ridOf(op, `${f}.dst.rid`, d.dst.rid);
+      u64Arg(op, `${f}.src.addr`, d.src.addr);
+      u64Arg(op, `${f}.dst.addr`, d.dst.addr);
+      u64Arg(op, `${f}.length`, d.length);
+      if (d.length > 0n && (d.src.addr + d.length - 1n > U64_MAX || d.dst.addr + d.length - 1n > U64_MAX)) {
+        throw new SimError('EINVAL', op, `${f}: ${d.src.addr + d.length - 1n > U64_MAX ? 'src' : 'dst'}.addr + length wraps past 2^64`);
+      }
+      total += d.length;
+    }
+    if (n === 0) return { ok: true, code: 'OK', bytesDone: 0n, index: 0 };
+    const c = this._core;
+    const u32 = c.views.u32;
+    const u64 = c.views.u64;
+    const base = c.layout.staging;
+    for (let i = 0; i < n; i++) {
+      const d = descs[i]!;
+      const at = base + i * ABI.COPYDESC_STRIDE;
+      u32[(at + ABI.COPYDESC_SRC_RID) >> 2] = srcRids[i]!;
+      u32[(at + ABI.COPYDESC_DST_RID) >> 2] = dstRids[i]!;
+      u64[(at + ABI.COPYDESC_SRC) >> 3] = d.src.addr;
+      u64[(at + ABI.COPYDESC_DST) >> 3] = d.dst.addr;
+      u64[(at + ABI.COPYDESC_LEN) >> 3] = d.length;
+    }
+    const st = c.exports.dmaCopyV(n);
+    const index = Number(c.resultValue());
+    const r: DmaVectorResult = { ...this._result(st), index };
+    if (this._observers.size !== 0) {
+      const at = descs[Math.min(index, n - 1)]!;
+      this._emit({ op: 'copy', src: at.src, dst: at.dst, length: total, descriptors: n }, r);
+    }
+    return r;
+  }
+
   /** Fills `length` bytes with `value` (0..255). */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
     const op = 'dmaFill';
@@ -146,16 +221,23 @@ export class DmaEngine {
 
   /** Device reads `length` bytes from its address space into a new host buffer. */
   read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
-    return this._emit({ op: 'read', src, length: BigInt(length) }, this._read(src, length));
+    intArg('dmaRead', 'length', length, 0, 2 ** 31);
+    const data = new Uint8Array(length);
+    return { ...this._emit({ op: 'read', src, length: BigInt(length) }, this._read(src, data)), data };
   }
 
-  private _read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
+  /** Device reads `out.length` bytes from its address space into the caller's buffer `out`. */
+  readInto(src: DmaEndpoint, out: Uint8Array): DmaResult {
+    if (!(out instanceof Uint8Array)) throw new SimError('EINVAL', 'dmaRead', 'out must be a Uint8Array');
+    return this._emit({ op: 'read', src, length: BigInt(out.length) }, this._read(src, out));
+  }
+
+  private _read(src: DmaEndpoint, data: Uint8Array): DmaResult {
     const op = 'dmaRead';
     const s = ridOf(op, 'src.rid', src.rid);
     u64Arg(op, 'src.addr', src.addr);
-    intArg(op, 'length', length, 0, 2 ** 31);
+    const length = data.length;
     DmaEngine._len(op, src.addr, BigInt(length), 'src.addr');
-    const data = new Uint8Array(length);
     const staging = this._core.layout.staging;
     let done = 0n;
     for (let off = 0; off < length || off === 0; off += ABI.STAGING_SIZE) {
@@ -164,10 +246,10 @@ export class DmaEngine {
       const got = Number(this._core.resultBytes());
       data.set(this._core.views.u8.subarray(staging, staging + got), off);
       const r = this._result(st, done);
-      if (!r.ok || off + n >= length) return { ...r, data };
+      if (!r.ok || off + n >= length) return r;
       done = r.bytesDone;
     }
-    return { ok: true, code: 'OK', bytesDone: done, data };
+    return { ok: true, code: 'OK', bytesDone: done };
   }
 
   stats(): DmaStats {
@@ -176,6 +258,7 @@ export class DmaEngine {
       bytesToRam: s(ABI.STAT_BYTES_TO_RAM), bytesToDevice: s(ABI.STAT_BYTES_TO_DEVICE),
       bytesFromRam: s(ABI.STAT_BYTES_FROM_RAM), bytesFromDevice: s(ABI.STAT_BYTES_FROM_DEVICE),
       ops: s(ABI.STAT_DMA_OPS), faults: s(ABI.STAT_DMA_FAULTS),
+      vectors: s(ABI.STAT_DMA_VECTORS), descriptors: s(ABI.STAT_DMA_DESCRIPTORS),
     };
   }
 }

@@ -138,6 +138,12 @@ export class PhysicalMemory {
     return out;
   }
 
+  /** Host read of physical memory into the caller's buffer `out` (no buffer is made). Errors as read. */
+  readInto(pa: bigint, out: Uint8Array): void {
+    if (!(out instanceof Uint8Array)) throw new SimError('EINVAL', 'read', 'out must be a Uint8Array');
+    this._transfer('read', u64Arg('read', 'pa', pa), out);
+  }
+
   /**
    * Host (backdoor) write of physical memory.
    * @throws {@link SimError} EINVAL for a bad `pa`, `data` not a Uint8Array or a range wrapping
@@ -221,6 +227,17 @@ export class PhysicalMemory {
     const op = pin ? 'pinPage' : 'unpinPage';
     return check(this._core.exports.framePin(pageAlignedArg(op, 'pa', pa), pin ? 1 : 0), op,
       `${hex(pa)} is not an allocated frame${pin ? '' : ' or is not pinned'}`);
+  }
+
+  /**
+   * pin_user_pages over `count` consecutive frames from `pa` (or unpin them), all or nothing:
+   * EINVAL when one is not an allocated frame (or, unpinning, not pinned), and none changed.
+   */
+  pinPages(pa: bigint, count: number, pin = true): void {
+    const op = pin ? 'pinPages' : 'unpinPages';
+    const n = intArg(op, 'count', count, 1, 2 ** 40);
+    const st = this._core.exports.framePinRange(pageAlignedArg(op, 'pa', pa), BigInt(n), pin ? 1 : 0);
+    check(st, op, `frame ${this._core.resultValue()} of ${count} at ${hex(pa)} is not an allocated frame${pin ? '' : ' or is not pinned'}`);
   }
 
   /**

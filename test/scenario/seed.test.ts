@@ -25,7 +25,7 @@ describe('the seed story (default scenario)', () => {
     expect(act1).toContain('nents 1, orig_nents 0, 2M for DMA, no struct pages (P2P memory)');
     expect(act1).toContain('[0] dma 0x4020000000 len 2M page none');
     expect(act1).toContain('IBV_WC_SUCCESS');
-    expect(act1).toContain('dma nic0 write 65536 bytes to 0x4020001000: OK, 65536 done');
+    expect(act1).toContain('dma nic0 copy 65536 bytes to 0x4020001000: OK, 65536 done');
     expect(act1).toContain('65536 bytes match random seed 2021');
     expect(act1).not.toContain('IOMMU mapping');
     expect(act1).toContain('act 1: OK');
@@ -38,7 +38,7 @@ describe('the seed story (default scenario)', () => {
     expect(act2).toMatch(/\[0\] dma 0xffe00000 len 2M page none/);
     expect(act2).toContain('nic1 IOMMU mapping of 0xffe00000:');
     expect(act2).toMatch(/leaf R W PS 2M page at 0x4020000000/);
-    expect(act2).toContain('dma nic1 write 131072 bytes to 0xffe10000: OK, 131072 done');
+    expect(act2).toContain('dma nic1 copy 131072 bytes to 0xffe10000: OK, 131072 done');
     expect(act2).toContain('131072 bytes match counter');
     expect(act2).toMatch(/dmar0: IOTLB \d+ translations, \d+ hits, \d+ misses/);
   });

@@ -2,8 +2,11 @@
 export * from './constants.js';
 export { UmemDmabuf, trimTable, umemNumPages, type UmemSegment, type UmemTrim } from './umem-dmabuf.js';
 export {
-  RdmaDevice, IbvContext, IbvPd, IbvMr, IbvCq, IbvQp, ibvOpenDevice, connectRcQps, allocUserMemory,
-  type RdmaNicKind, type RdmaDeviceOptions, type RdmaEvent, type RdmaEventKind, type RdmaDeviceStats,
-  type UserBuffer, type UserMemory, type IbvSge, type IbvSendWr, type IbvRecvWr, type IbvWc,
-  type IbvQpInitAttr, type IbvQpAttr,
-} from './verbs.js';
+  RdmaDevice, type RdmaNicKind, type RdmaDeviceOptions, type RdmaEvent, type RdmaEventKind, type RdmaDeviceStats,
+} from './device.js';
+export { allocUserMemory, type UserBuffer, type UserMemory } from './user-memory.js';
+export { IbvMr } from './mr.js';
+export {
+  IbvCq, IbvQp, connectRcQps, type IbvSge, type IbvSendWr, type IbvRecvWr, type IbvWc, type IbvQpInitAttr, type IbvQpAttr,
+} from './qp.js';
+export { IbvContext, IbvPd, ibvOpenDevice } from './verbs.js';

@@ -8,8 +8,10 @@
  * DMA segments plus the first entry's advance and the last entry's trim; unmapping hands the
  * exporter its untouched table, which is what the kernel's undo of the trim achieves.
  */
-import { SimError, errnoName, type ErrnoCode } from '../../../bindings/errors.js';
 import {
+  SimError,
+  errnoName,
+  type ErrnoCode,
   DmaDataDirection,
   DmaResvUsage,
   MAX_SCHEDULE_TIMEOUT,
@@ -19,8 +21,9 @@ import {
   type DmaBufImporterOps,
   type SgTable,
   type SimProcess,
-} from '../../dma-buf/index.js';
+} from '../../index.js';
 import type { DmaBufImporterDevice } from '../device.js';
+import { underResv } from './odp.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const U64_MAX = (1n << 64n) - 1n;
@@ -205,7 +208,7 @@ export class UmemDmabuf {
   mapPages(): void {
     const op = 'ib_umem_dmabuf_map_pages';
     const k = this.dmabuf.kernel;
-    k.checkResvHeld(this.dmabuf.resv, true, op, 'DB-25', this.attach._ids());
+    k.checkResvHeld(this.dmabuf.resv, true, op, 'DB-25', this._eventIds());
     if (this._revoked) throw new SimError('EINVAL', op, 'the umem is revoked', 'IM-03');
     if (!this._sgt) {
       const sgt = this.attach.map(DmaDataDirection.BIDIRECTIONAL);
@@ -223,7 +226,7 @@ export class UmemDmabuf {
   /** ib_umem_dmabuf_unmap_pages (IM-03), resv held: undo the trim and unmap; no-op when not mapped. */
   unmapPages(): void {
     const k = this.dmabuf.kernel;
-    k.checkResvHeld(this.dmabuf.resv, true, 'ib_umem_dmabuf_unmap_pages', 'DB-25', this.attach._ids());
+    k.checkResvHeld(this.dmabuf.resv, true, 'ib_umem_dmabuf_unmap_pages', 'DB-25', this._eventIds());
     const sgt = this._sgt;
     if (!sgt) return;
     this._sgt = null;
@@ -235,8 +238,7 @@ export class UmemDmabuf {
   /** ib_umem_dmabuf_revoke (IM-05), idempotent: under resv unmap, unpin if pinned, mark revoked. */
   revoke(): void {
     if (this._revoked || this._released) return;
-    const k = this.dmabuf.kernel;
-    k._withResvLock(this.dmabuf.resv, () => {
+    underResv(this.dmabuf.resv, () => {
       this.unmapPages();
       if (this._pinned) {
         this.attach.unpin();
@@ -251,6 +253,11 @@ export class UmemDmabuf {
     if (this._released) return;
     this.revoke();
     this._detachAndPut();
+  }
+
+  /** The ids the kernel's WARNs about this umem's attachment carry. */
+  private _eventIds(): { dmaBufId: number; attachmentId: number } {
+    return { dmaBufId: this.dmabuf.id, attachmentId: this.attach.id };
   }
 
   private _detachAndPut(): void {
