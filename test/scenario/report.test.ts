@@ -91,8 +91,9 @@ describe('the report of the default runner', () => {
     const evs = runner.trace.toJSON().traceEvents.filter((e) => e.pid === 2);
     const tid = (name: string) => evs.find((e) => e.ph === 'M' && e.name === 'thread_name' && e.args['name'] === name)!.tid;
     const counters = evs.filter((e) => e.ph === 'C' && e.name === 'iotlb dmar0');
-    // Sampled as the transfers go, not once per act; cumulative, so never decreasing.
-    expect(counters.length).toBeGreaterThan(2);
+    // A zero sample at the act's start, then one whenever a transfer moved the counters (act 2's
+    // RDMA WRITE is one vectored transfer through the IOMMU); cumulative, so never decreasing.
+    expect(counters.length).toBeGreaterThanOrEqual(2);
     const misses = counters.map((e) => e.args['misses'] as number);
     expect(misses[0]).toBe(0);
     expect(misses.every((m, i) => i === 0 || m >= misses[i - 1]!)).toBe(true);

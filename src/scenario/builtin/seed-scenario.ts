@@ -7,6 +7,7 @@
  */
 export const SEED_SCENARIO_FILE = 'builtin:seed.yaml';
 
+/** The seed story's scenario file, as YAML text (what `dmabuf-sim show seed` prints). */
 export const SEED_SCENARIO = `# habanalabs device memory exported for RDMA (dri-devel, June-September 2021)
 name: seed
 description: >-
