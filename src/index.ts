@@ -18,6 +18,8 @@ export {
   type DmaVectorResult,
 } from './dma/dma-engine.js';
 export { formatRid } from './util/args.js';
+// Page-table entry decoding (the report, the demo and the page print walks with it).
+export { decodeEntry, levelsFor, levelShift, type DecodedEntry } from './iommu/pte-decode.js';
 // Driver kit: vectored device-to-device copies over two lists of DMA runs.
 export { copyDmaRuns, pushDmaRun, type DmaRun } from './driver-kit/dma-copy.js';
 

@@ -152,7 +152,7 @@ export class Machine {
         m._units.set(hb, sim.iommu.createUnit({ family: m.iommu.family, name: `${m.iommu.family === 'vtd' ? 'dmar' : 'smmu'}${m._units.size}` }));
       }
     }
-    m._routePeers();
+    routePeers(m);
     return m;
   }
 
@@ -234,17 +234,17 @@ export class Machine {
   decide(provider: Device, client: Device) {
     return this.p2pdma.decide(provider, client);
   }
+}
 
-  /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
-  private _routePeers(): void {
-    const eps = this.topology.endpoints();
-    for (const provider of eps) {
-      const bars = provider.bars.filter((b) => b.type === 'mem');
-      if (bars.length === 0) continue;
-      for (const client of eps) {
-        if (client === provider || this.p2pdma.decide(provider, client).mapType !== 'BUS_ADDR') continue;
-        for (const bar of bars) this.sim.iommu.addP2pRoute(this.rid(client), bar.busAddress, bar.size, bar.cpuAddress);
-      }
+/** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
+function routePeers(m: Machine): void {
+  const eps = m.topology.endpoints();
+  for (const provider of eps) {
+    const bars = provider.bars.filter((b) => b.type === 'mem');
+    if (bars.length === 0) continue;
+    for (const client of eps) {
+      if (client === provider || m.p2pdma.decide(provider, client).mapType !== 'BUS_ADDR') continue;
+      for (const bar of bars) m.sim.iommu.addP2pRoute(m.rid(client), bar.busAddress, bar.size, bar.cpuAddress);
     }
   }
 }

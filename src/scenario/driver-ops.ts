@@ -4,22 +4,22 @@
  * deregistration), the dma-buf uAPI (mmap, close) and kernel importers (attach, mapAttachment,
  * detach). Each act gets one process; drivers are probed on first use.
  */
-import { SimError } from '../../bindings/errors.js';
-import type { Machine } from '../machine/machine.js';
-import type { IommuDomain } from '../iommu/iommu.js';
-import { HabanaDevice } from '../drivers/accel/index.js';
-import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } from '../drivers/gpu/index.js';
-import { VfioPciDevice } from '../drivers/vfio/index.js';
-import { importerDevice } from '../drivers/device.js';
+import { SimError } from '../index.js';
+import type { Machine } from '../index.js';
+import type { IommuDomain } from '../index.js';
+import { HabanaDevice } from '../drivers/index.js';
+import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } from '../drivers/index.js';
+import { VfioPciDevice } from '../drivers/index.js';
+import { importerDevice } from '../drivers/index.js';
 import {
   RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
   IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_ATOMIC, IBV_ACCESS_RELAXED_ORDERING, type IbvContext, type IbvCq,
   type IbvMr, type IbvPd, type IbvQp, type RdmaNicKind,
-} from '../drivers/rdma/index.js';
+} from '../drivers/index.js';
 import {
   SimProcess, DmaDataDirection, O_CLOEXEC, O_RDWR, type DmaBufAttachment, type DmaBufMmap, type SgTable,
-} from '../dma-buf/index.js';
-import { O_RDONLY, O_WRONLY, MAP_SHARED, PROT_READ, PROT_WRITE } from '../dma-buf/constants.js';
+} from '../index.js';
+import { O_RDONLY, O_WRONLY, MAP_SHARED, PROT_READ, PROT_WRITE } from '../index.js';
 import type { ScenarioRunner, StepContext } from './runner.js';
 import { iommuWalkSection, sgTableSection } from './sections.js';
 import { describePattern, patternBytes } from './pattern.js';

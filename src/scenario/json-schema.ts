@@ -8,8 +8,8 @@
  * The schemas describe the shape; the validator (validate.ts, parseTopology) stays the judge of
  * meaning: device names that exist, `as:` names defined earlier, BAR sizes that are powers of two.
  */
-import { ACS_BITS } from '../pci/acs.js';
-import { CPU_VENDORS } from '../pci/topology.js';
+import { ACS_BITS } from '../index.js';
+import { CPU_VENDORS } from '../index.js';
 import { IOMMU_FAMILIES, OP_SPECS, PROFILES, type FieldKind } from './schema.js';
 
 type Json = Record<string, unknown>;

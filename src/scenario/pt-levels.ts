@@ -8,8 +8,8 @@
  *  - ARM VMSA counts up from the top: with a 4K granule level 0 translates bits 47:39 and level 3
  *    bits 20:12, so a table with fewer levels starts lower down (3 levels, 39 bits: levels 1..3).
  */
-import type { PgtableFormat } from '../iommu/iommu.js';
-import { levelsFor } from '../iommu/pte-decode.js';
+import type { PgtableFormat } from '../index.js';
+import { levelsFor } from '../index.js';
 
 export interface LevelName {
   /** The architecture's level number. */

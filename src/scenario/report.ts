@@ -4,7 +4,7 @@
  * result or errno and whatever sections its handler added (sg_table, IOMMU walks, bytes moved),
  * and the counters at the end of the act.
  */
-import type { TopologyJson } from '../pci/index.js';
+import type { TopologyJson } from '../index.js';
 import { describePattern } from './pattern.js';
 import type { ActIommu, Expectation } from './schema.js';
 

@@ -18,12 +18,12 @@
  * step's log and the trace; the trace also gets each step's IOMMU map/unmap and IOTLB
  * invalidations, and IOTLB counters after every transfer (IotlbTracker).
  */
-import { SimError } from '../../bindings/errors.js';
-import { Machine } from '../machine/machine.js';
-import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topologyToJson } from '../pci/index.js';
-import type { DmaEndpoint } from '../dma/dma-engine.js';
-import type { FaultRecord } from '../iommu/iommu.js';
-import { formatRid } from '../util/args.js';
+import { SimError } from '../index.js';
+import { Machine } from '../index.js';
+import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topologyToJson } from '../index.js';
+import type { DmaEndpoint } from '../index.js';
+import type { FaultRecord } from '../index.js';
+import { formatRid } from '../index.js';
 import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
 import { describePattern, patternBytes } from './pattern.js';
 import {

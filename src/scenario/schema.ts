@@ -15,9 +15,9 @@
  * named object its `as:` defines. `defineOp` adds one; the runner needs a handler for every op
  * a scenario uses.
  */
-import type { TopologyDescription, Topology } from '../pci/index.js';
-import type { KernelProfileName } from '../dma-buf/index.js';
-import type { IommuFamily } from '../iommu/iommu.js';
+import type { TopologyDescription, Topology } from '../index.js';
+import type { KernelProfileName } from '../index.js';
+import type { IommuFamily } from '../index.js';
 
 /** The kernel profiles a scenario's `profile:` may name (which kernel's dma-buf rules apply). */
 export const PROFILES: readonly KernelProfileName[] = ['5.15', '6.x', 'latest'];

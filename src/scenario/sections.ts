@@ -3,10 +3,10 @@
  * each IOVA range mapped, the bytes a transfer moved. Each returns lines for the text report
  * and data for --json.
  */
-import type { SgTable } from '../dma-buf/index.js';
-import type { IommuDomain } from '../iommu/iommu.js';
-import { decodeEntry, formatSize } from '../iommu/pte-decode.js';
-import type { DmaResult } from '../dma/dma-engine.js';
+import type { SgTable } from '../index.js';
+import type { IommuDomain } from '../index.js';
+import { decodeEntry, formatSize } from '../index.js';
+import type { DmaResult } from '../index.js';
 import type { ReportSection } from './report.js';
 import { levelName } from './pt-levels.js';
 

@@ -3,8 +3,8 @@
  * (or YAML) file, or a description inline in a scenario. A bad description is a diagnostic at
  * the line and column of the field that parseTopology names.
  */
-import { SimError } from '../../bindings/errors.js';
-import { parseTopology, type Topology, type TopologyDescription } from '../pci/index.js';
+import { SimError } from '../index.js';
+import { parseTopology, type Topology, type TopologyDescription } from '../index.js';
 import { BUILTIN_TOPOLOGIES } from './builtin/index.js';
 import { type Diagnostic, parsePath, type Path, ScenarioError, SourceDoc, formatPath } from './source.js';
 

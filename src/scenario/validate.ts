@@ -3,9 +3,9 @@
  * diagnostic per problem (unknown field, wrong type, unknown op, unknown device or object
  * name, bad topology), each at its line and column.
  */
-import { ERRNO } from '../../bindings/errors.js';
-import { PciFunction } from '../pci/index.js';
-import type { KernelProfileName } from '../dma-buf/index.js';
+import { ERRNO } from '../index.js';
+import { PciFunction } from '../index.js';
+import type { KernelProfileName } from '../index.js';
 import { parsePattern } from './pattern.js';
 import {
   type Act, type ActIommu, COMMON_FIELDS, type Expectation, type FieldKind, IOMMU_FAMILIES, KIND_PLURAL,
@@ -15,7 +15,7 @@ import { type Diagnostic, formatPath, type Path, ScenarioError, type SourceDoc }
 import {
   builtinTopology, builtinTopologyName, type LoadedTopology, loadTopologyFile, type ReadText, topologyFromDoc,
 } from './topology-source.js';
-import type { IommuFamily } from '../iommu/iommu.js';
+import type { IommuFamily } from '../index.js';
 
 /** Options of {@link validateScenario}. */
 export interface ValidateOptions {

@@ -6,8 +6,8 @@
  * The core has no per-mapping callback, so map and unmap are read from the domain's mapped-bytes
  * counter at each step's end: one event per domain per step, not per page.
  */
-import type { Machine } from '../machine/machine.js';
-import type { IommuDomain, IommuUnit } from '../iommu/iommu.js';
+import type { Machine } from '../index.js';
+import type { IommuDomain, IommuUnit } from '../index.js';
 import type { TraceProcess } from './trace.js';
 
 interface UnitSample {

@@ -3,10 +3,10 @@
  * wrapper around the simulator's DMA engine that records each transfer with its bytes and
  * result) and IOMMU fault records.
  */
-import type { DmaBufEvent, DmaBufKernel } from '../dma-buf/index.js';
-import type { Disposable } from '../dma-buf/events.js';
-import type { DmaEndpoint, DmaEngine, DmaResult } from '../dma/dma-engine.js';
-import type { FaultRecord } from '../iommu/iommu.js';
+import type { DmaBufEvent, DmaBufKernel } from '../index.js';
+import type { Disposable } from '../index.js';
+import type { DmaEndpoint, DmaEngine, DmaResult } from '../index.js';
+import type { FaultRecord } from '../index.js';
 import { type TraceEvent, type TraceProcess, transferNs } from './trace.js';
 
 /** Thread for events that belong to no device. */

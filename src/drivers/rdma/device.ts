@@ -126,12 +126,12 @@ export class RdmaDevice {
   }
 
   /** @internal */
-  _emit(kind: RdmaEventKind, detail: Record<string, unknown>, ids: { lkey?: number; qpNum?: number } = {}): void {
+  emit(kind: RdmaEventKind, detail: Record<string, unknown>, ids: { lkey?: number; qpNum?: number } = {}): void {
     this.events.push({ seq: this._seq++, kind, device: this.name, ...ids, detail });
   }
 
   /** @internal mlx5-style key: index << 8 | variant byte. */
-  _allocKey(mr: IbvMr): number {
+  allocKey(mr: IbvMr): number {
     const index = this._mrIndex++;
     this._mrs.set(index, mr);
     return ((index << 8) | ((index * 0x3b) & 0xff)) >>> 0;

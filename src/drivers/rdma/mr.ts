@@ -164,9 +164,9 @@ export function regUserMr(
   mr._sgl = sgl;
   mr._pinnedRuns = pinned;
   mr._base = addr % PAGE;
-  mr.lkey = mr.rkey = dev._allocKey(mr);
+  mr.lkey = mr.rkey = dev.allocKey(mr);
   pd._users++;
-  dev._emit('reg_mr', { type: 'user', addr, length, iova, access: eff, nents: sgl.nents }, { lkey: mr.lkey });
+  dev.emit('reg_mr', { type: 'user', addr, length, iova, access: eff, nents: sgl.nents }, { lkey: mr.lkey });
   return mr;
 }
 
@@ -193,7 +193,7 @@ export function regDmabufMr(
     const eff = efaAccess(dev, op, access, 'IM-04');
     mr = new IbvMr(pd, 'dmabuf', off, length, va, eff);
     const umem = UmemDmabuf.getPinned(ctx.process, dev.importer, off, len, fd, eff, (att: DmaBufAttachment) => {
-      dev._emit('unexpected_move', { message: 'Invalidate callback should not be called when memory is pinned', attachmentId: att.id }, { lkey: mr.lkey });
+      dev.emit('unexpected_move', { message: 'Invalidate callback should not be called when memory is pinned', attachmentId: att.id }, { lkey: mr.lkey });
     });
     mr._umem = umem;
     umem.private = mr;
@@ -218,9 +218,9 @@ export function regDmabufMr(
       throw e;
     }
   }
-  mr.lkey = mr.rkey = dev._allocKey(mr);
+  mr.lkey = mr.rkey = dev.allocKey(mr);
   pd._users++;
-  dev._emit('reg_mr', { type: 'dmabuf', offset: off, length, iova: va, fd, access: mr.access, segments: mr._mtt?.length ?? 0 }, { lkey: mr.lkey });
+  dev.emit('reg_mr', { type: 'dmabuf', offset: off, length, iova: va, fd, access: mr.access, segments: mr._mtt?.length ?? 0 }, { lkey: mr.lkey });
   return mr;
 }
 
@@ -247,7 +247,7 @@ export function deregMr(ctx: IbvContext, mr: IbvMr): void {
     unpinRuns(dev, mr._pinnedRuns);
     mr._mtt = null;
   }
-  dev._emit('dereg_mr', { type: mr.type }, { lkey: mr.lkey });
+  dev.emit('dereg_mr', { type: mr.type }, { lkey: mr.lkey });
 }
 
 /** A checked access: `length` bytes at `offset` into `mr`. */

@@ -34,7 +34,7 @@ export function odpPageFault(mr: IbvMr, initial = false): string | null {
   if (!initial) {
     mr.pageFaults++;
     dev.stats.pageFaults++;
-    dev._emit('page_fault', { offset: umem.address, length: umem.length }, { lkey: mr.lkey });
+    dev.emit('page_fault', { offset: umem.address, length: umem.length }, { lkey: mr.lkey });
   }
   try {
     resv.lock();
@@ -59,7 +59,7 @@ export function odpPageFault(mr: IbvMr, initial = false): string | null {
   }
   if (!initial) {
     dev.stats.remaps++;
-    dev._emit('remap', { segments: mr._mtt.length, first: mr._mtt[0]!.dmaAddress }, { lkey: mr.lkey });
+    dev.emit('remap', { segments: mr._mtt.length, first: mr._mtt[0]!.dmaAddress }, { lkey: mr.lkey });
   }
   return null;
 }
@@ -75,5 +75,5 @@ export function odpInvalidate(dev: RdmaDevice, att: DmaBufAttachment): void {
   umem.unmapPages();
   mr.invalidations++;
   dev.stats.invalidations++;
-  dev._emit('invalidate', { generation: att.dmabuf.moveGeneration }, { lkey: mr.lkey });
+  dev.emit('invalidate', { generation: att.dmabuf.moveGeneration }, { lkey: mr.lkey });
 }

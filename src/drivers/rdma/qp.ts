@@ -60,7 +60,7 @@ export class IbvCq {
     return this._q.length;
   }
   /** @internal */
-  _push(wc: IbvWc): void {
+  push(wc: IbvWc): void {
     this._q.push(wc);
   }
 }
@@ -149,7 +149,7 @@ export class IbvQp {
     }
     if (to === 'INIT' && attr.accessFlags !== undefined) this.accessFlags = attr.accessFlags;
     this.state = to;
-    this.device._emit('qp_state', { from, to }, { qpNum: this.qpNum });
+    this.device.emit('qp_state', { from, to }, { qpNum: this.qpNum });
     if (to === 'ERR') this._flush();
     if (to === 'RESET') {
       this._sq.length = 0;
@@ -191,12 +191,12 @@ export class IbvQp {
       }
       if (this._rq.length >= this.cap.maxRecvWr) throw new SimError('ENOMEM', op, `receive queue of QP ${this.qpNum} is full`);
       if (this.state === 'ERR') {
-        this._complete(this.recvCq, wr.wrId, 'WR_FLUSH_ERR', 'RECV', 0);
+        this.complete(this.recvCq, wr.wrId, 'WR_FLUSH_ERR', 'RECV', 0);
         continue;
       }
       this._rq.push(wr);
     }
-    this._peer()?.progress();
+    this.peerQp()?.progress();
   }
 
   /** Runs queued send WRs until the queue is empty or a SEND waits for a receive. */
@@ -221,31 +221,31 @@ export class IbvQp {
     }
   }
 
-  private _peer(): IbvQp | undefined {
+  private peerQp(): IbvQp | undefined {
     return this.destQpNum === undefined ? undefined : fabricOf(this.device.machine).qps.get(this.destQpNum);
   }
 
   /** @internal */
-  _complete(cq: IbvCq, wrId: bigint | number, status: IbvWcStatus, opcode: IbvWcOpcode, byteLen: number, detail?: string): void {
+  complete(cq: IbvCq, wrId: bigint | number, status: IbvWcStatus, opcode: IbvWcOpcode, byteLen: number, detail?: string): void {
     const wc: IbvWc = { wrId, status, opcode, byteLen, qpNum: this.qpNum, ...(detail ? { detail } : {}) };
-    cq._push(wc);
-    if (status !== 'SUCCESS' && status !== 'WR_FLUSH_ERR') this.device._emit('completion', { ...wc }, { qpNum: this.qpNum });
+    cq.push(wc);
+    if (status !== 'SUCCESS' && status !== 'WR_FLUSH_ERR') this.device.emit('completion', { ...wc }, { qpNum: this.qpNum });
   }
 
   /** @internal Moves to ERR (completions of the queued WRs flush). */
-  _toError(): void {
+  toError(): void {
     if (this.state === 'ERR') return;
     this.modify({ state: 'ERR' });
   }
 
   private _flush(): void {
-    for (const wr of this._sq.splice(0)) this._complete(this.sendCq, wr.wrId, 'WR_FLUSH_ERR', wcOpcode(wr.opcode), 0);
-    for (const wr of this._rq.splice(0)) this._complete(this.recvCq, wr.wrId, 'WR_FLUSH_ERR', 'RECV', 0);
+    for (const wr of this._sq.splice(0)) this.complete(this.sendCq, wr.wrId, 'WR_FLUSH_ERR', wcOpcode(wr.opcode), 0);
+    for (const wr of this._rq.splice(0)) this.complete(this.recvCq, wr.wrId, 'WR_FLUSH_ERR', 'RECV', 0);
   }
 
   private _fail(wr: IbvSendWr, status: IbvWcStatus, detail: string): 'done' {
-    this._complete(this.sendCq, wr.wrId, status, wcOpcode(wr.opcode), 0, detail);
-    this._toError();
+    this.complete(this.sendCq, wr.wrId, status, wcOpcode(wr.opcode), 0, detail);
+    this.toError();
     return 'done';
   }
 
@@ -261,8 +261,8 @@ export class IbvQp {
       if (p) locals.push(p);
       total += sge.length;
     }
-    const peer = this._peer();
-    if (!peer || (peer.state !== 'RTR' && peer.state !== 'RTS') || peer._peer() !== this) {
+    const peer = this.peerQp();
+    if (!peer || (peer.state !== 'RTR' && peer.state !== 'RTS') || peer.peerQp() !== this) {
       return this._fail(wr, 'RETRY_EXC_ERR', 'the responder does not answer (not connected, or in error)');
     }
     const rdev = peer.device;
@@ -278,21 +278,21 @@ export class IbvQp {
       for (const [i, sge] of recv.sgList.entries()) {
         const p = checkKey(rdev, peer.pd, sge.lkey, sge.addr, sge.length, IBV_ACCESS_LOCAL_WRITE, 'lkey');
         if (typeof p === 'string') {
-          peer._complete(peer.recvCq, recv.wrId, 'LOC_PROT_ERR', 'RECV', 0, `recv sge[${i}]: ${p}`);
-          peer._toError();
+          peer.complete(peer.recvCq, recv.wrId, 'LOC_PROT_ERR', 'RECV', 0, `recv sge[${i}]: ${p}`);
+          peer.toError();
           return this._fail(wr, 'REM_OP_ERR', 'the responder hit a local protection error on its receive');
         }
         if (p) targets.push(p);
         room += sge.length;
       }
       if (room < total) {
-        peer._complete(peer.recvCq, recv.wrId, 'LOC_LEN_ERR', 'RECV', 0, `message of ${total} bytes, receive of ${room}`);
-        peer._toError();
+        peer.complete(peer.recvCq, recv.wrId, 'LOC_LEN_ERR', 'RECV', 0, `message of ${total} bytes, receive of ${room}`);
+        peer.toError();
         return this._fail(wr, 'REM_INV_REQ_ERR', 'the message is longer than the receive buffers');
       }
       const recvFailed = (why: string): 'done' => {
-        peer._complete(peer.recvCq, recv.wrId, 'LOC_PROT_ERR', 'RECV', 0, why);
-        peer._toError();
+        peer.complete(peer.recvCq, recv.wrId, 'LOC_PROT_ERR', 'RECV', 0, why);
+        peer.toError();
         return this._fail(wr, 'REM_OP_ERR', why);
       };
       const lr = readyAll(locals, false);
@@ -302,14 +302,14 @@ export class IbvQp {
       if (tr) return recvFailed(tr);
       const r = transfer(locals, used, total);
       if (!r.ok) return r.side === 'src' ? this._fail(wr, 'LOC_PROT_ERR', r.why) : recvFailed(r.why);
-      peer._complete(peer.recvCq, recv.wrId, 'SUCCESS', 'RECV', total);
-      this._complete(this.sendCq, wr.wrId, 'SUCCESS', 'SEND', total);
+      peer.complete(peer.recvCq, recv.wrId, 'SUCCESS', 'RECV', total);
+      this.complete(this.sendCq, wr.wrId, 'SUCCESS', 'SEND', total);
       return 'done';
     }
     // RDMA WRITE / READ: the responder checks its QP's access flags and the rkey.
     const remoteFailed = (why: string): 'done' => {
-      rdev._emit('async_event', { event: 'QP_ACCESS_ERR', why }, { qpNum: peer.qpNum });
-      peer._toError();
+      rdev.emit('async_event', { event: 'QP_ACCESS_ERR', why }, { qpNum: peer.qpNum });
+      peer.toError();
       return this._fail(wr, 'REM_ACCESS_ERR', why);
     };
     const need = isRead ? IBV_ACCESS_REMOTE_READ : IBV_ACCESS_REMOTE_WRITE;
@@ -329,7 +329,7 @@ export class IbvQp {
       if (rr) return remoteFailed(rr);
       const r = transfer(locals, remote, total);
       if (!r.ok) return r.side === 'src' ? this._fail(wr, 'LOC_PROT_ERR', r.why) : remoteFailed(r.why);
-      this._complete(this.sendCq, wr.wrId, 'SUCCESS', 'RDMA_WRITE', total);
+      this.complete(this.sendCq, wr.wrId, 'SUCCESS', 'RDMA_WRITE', total);
       return 'done';
     }
     // RDMA READ: the responder NIC reads its MR, the requester NIC writes its SGEs.
@@ -339,7 +339,7 @@ export class IbvQp {
     if (lr) return this._fail(wr, 'LOC_PROT_ERR', lr);
     const r = transfer(remote, locals, total);
     if (!r.ok) return r.side === 'src' ? remoteFailed(r.why) : this._fail(wr, 'LOC_PROT_ERR', r.why);
-    this._complete(this.sendCq, wr.wrId, 'SUCCESS', 'RDMA_READ', total);
+    this.complete(this.sendCq, wr.wrId, 'SUCCESS', 'RDMA_READ', total);
     return 'done';
   }
 }

@@ -160,7 +160,7 @@ export class UmemDmabuf {
         resv.unlock();
       }
     } catch (e) {
-      umem._detachAndPut();
+      umem.detachAndPut();
       throw e;
     }
     return umem;
@@ -252,7 +252,7 @@ export class UmemDmabuf {
   release(): void {
     if (this._released) return;
     this.revoke();
-    this._detachAndPut();
+    this.detachAndPut();
   }
 
   /** The ids the kernel's WARNs about this umem's attachment carry. */
@@ -260,7 +260,7 @@ export class UmemDmabuf {
     return { dmaBufId: this.dmabuf.id, attachmentId: this.attach.id };
   }
 
-  private _detachAndPut(): void {
+  private detachAndPut(): void {
     this._released = true;
     this.attach.detach();
     this.dmabuf.put();

@@ -1,5 +1,5 @@
 /** Built-in topologies and scenarios. */
-import type { TopologyDescription } from '../../pci/index.js';
+import type { TopologyDescription } from '../../index.js';
 import { SEED_TOPOLOGY, SEED_VFIO_TOPOLOGY } from './seed-topology.js';
 
 export { SEED_TOPOLOGY, SEED_VFIO_TOPOLOGY };

@@ -8,7 +8,7 @@
  *  - host bridge hb1: a root complex the kernel does not whitelist, with a third NIC (nic2):
  *    NOT_SUPPORTED from anything below hb0.
  */
-import type { TopologyDescription } from '../../pci/index.js';
+import type { TopologyDescription } from '../../index.js';
 
 /**
  * The seed machine (`topology: builtin` or `builtin:seed`): hb0 (whitelisted Skylake-E) with
