@@ -21,10 +21,14 @@ export type {
 } from './ops.js';
 export {
   SimProcess,
+  dmaBufFd,
+  dmaBufGet,
   type OpenFile,
+  type OtherFile,
   type SimProcessOptions,
   type DmaBufSyncArg,
   type DmaBufSyncFileArg,
   type DmaBufNameArg,
   type MmapRequest,
 } from './process.js';
+export { DmaBufFile, SyncFileFile, dmaBufFops, syncFileFops } from './file.js';

@@ -29,6 +29,7 @@ import {
   SEEK_END,
   SEEK_SET,
   SimProcess,
+  type DmaBufMmap,
   type KernelProfileName,
 } from '../../src/dma-buf/index.js';
 import { TestExporter, dev, type TestExporterOptions } from './helpers/exporter.js';
@@ -157,10 +158,10 @@ describe('mmap and llseek (DB-18, DB-19)', () => {
     const { p, buf, exp } = setup({ size: 4 * PAGE_SIZE + 100 });
     const fd = p.dmaBufFd(buf);
     const req = (length: number, offset: number) => ({ length, prot: PROT_READ, flags: MAP_SHARED, offset });
-    expect(p.mmap(fd, req(4 * PAGE_SIZE, 0)).vma).toEqual({ pgoff: 0n, pages: 4, prot: PROT_READ, flags: MAP_SHARED });
+    expect((p.mmap(fd, req(4 * PAGE_SIZE, 0)) as DmaBufMmap).vma).toEqual({ pgoff: 0n, pages: 4, prot: PROT_READ, flags: MAP_SHARED });
     expect(() => p.mmap(fd, req(5 * PAGE_SIZE, 0))).toThrowError(err('EINVAL', 'DB-18'));
     expect(() => p.mmap(fd, req(PAGE_SIZE, 4 * PAGE_SIZE))).toThrowError(err('EINVAL', 'DB-18'));
-    expect(p.mmap(fd, req(1, 3 * PAGE_SIZE)).vma.pgoff).toBe(3n);
+    expect((p.mmap(fd, req(1, 3 * PAGE_SIZE)) as DmaBufMmap).vma.pgoff).toBe(3n);
     expect(() => p.mmap(fd, req(PAGE_SIZE, 100))).toThrowError(err('EINVAL'));
     expect(() => p.mmap(fd, req(0, 0))).toThrowError(err('EINVAL'));
     expect(exp.ops_of('mmap')).toHaveLength(2);
