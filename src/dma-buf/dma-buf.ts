@@ -153,6 +153,11 @@ export class DmaBuf {
     return buf;
   }
 
+  /** The ids events about this object carry (for kernel.warn, resv.assertHeld...). */
+  get ids(): EventIds {
+    return this._ids();
+  }
+
   /** DB-06 dma_buf_is_dynamic: the exporter has pin (and so unpin). */
   isDynamic(): boolean {
     return typeof this.ops.pin === 'function';

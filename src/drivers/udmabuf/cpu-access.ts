@@ -5,8 +5,7 @@
  * mapping then go page by page to simulated RAM, so bytes a device DMAs into the buffer are the
  * bytes the CPU sees, and the other way round.
  */
-import { SimError } from '../../../bindings/errors.js';
-import { DmaBufMmap, PAGE_SIZE, PROT_WRITE, type DmaBuf, type PhysicalMemory, type VmArea } from '../../index.js';
+import { DmaBufMmap, SimError, PAGE_SIZE, PROT_WRITE, type DmaBuf, type PhysicalMemory, type VmArea } from '../../index.js';
 
 /** The pages behind a buffer: page i of the buffer is at `pagePhys(i)`. Exporters' priv extends it. */
 export abstract class PageBackedBuffer {

@@ -9,9 +9,8 @@
  * file goes (fds and mappings), the inode is evicted and those references are dropped, so pages
  * nobody else holds (a udmabuf, a pin) are freed. There is no read(2)/write(2) (pread/pwrite only).
  */
-import { SimError } from '../../../bindings/errors.js';
 import {
-  MAP_SHARED, O_RDWR, PAGE_SIZE, PROT_WRITE, SEEK_CUR, SEEK_END, SEEK_SET, VmArea,
+  SimError, MAP_SHARED, O_RDWR, PAGE_SIZE, PROT_WRITE, SEEK_CUR, SEEK_END, SEEK_SET, VmArea,
   type FileOperations, type Machine, type PhysicalMemory, type Process, type VmAreaInit,
 } from '../../index.js';
 import {
