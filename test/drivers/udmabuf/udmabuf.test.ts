@@ -270,6 +270,56 @@ describe('memfd seals', () => {
   });
 });
 
+describe('memfd file lifetime', () => {
+  it('the pages live until the last of fd, mapping, udmabuf and pin goes; then each frame is freed', async () => {
+    const s = await setup();
+    const proc = new SimProcess(s.m.kernel, { memory: s.m.sim.memory });
+    const devfd = s.dev.open(proc);
+    const mem = s.m.sim.memory;
+    const memfd = memfdCreate(s.m, proc, 'life', MFD_ALLOW_SEALING);
+    memfdFcntl(proc, memfd, F_ADD_SEALS, F_SEAL_SHRINK);
+    memfdTruncate(proc, memfd, 2 * PAGE);
+    const map = memfdMmap(proc, memfd, { length: 2 * PAGE, prot: PROT_READ | PROT_WRITE, flags: MAP_SHARED });
+    proc.writeUser(map.start, new Uint8Array([0x11]));
+    proc.writeUser(map.start + BigInt(PAGE), new Uint8Array([0x22]));
+    const ufd = proc.ioctl(devfd, UDMABUF_CREATE, { memfd, flags: 0, offset: 0, size: PAGE });
+    const pinned = proc.getUserPages(map.start + BigInt(PAGE), 1, { pin: true });
+    const inode = memfdOf(proc, memfd)!;
+    const [p0, p1] = [inode.pagePhys('t', 0), inode.pagePhys('t', 1)];
+    expect(pinned[0]!.pa).toBe(p1);
+    expect(mem.frameInfo(p0)).toMatchObject({ refcount: 2, pincount: 1 }); // page cache + udmabuf
+    expect(mem.frameInfo(p1)).toMatchObject({ refcount: 2, pincount: 1 }); // page cache + pin
+    const dup = proc.dup(memfd);
+    proc.close(memfd);
+    proc.close(dup);
+    expect(map.active).toBe(true); // the mapping keeps the file
+    expect(proc.readUser(map.start + BigInt(PAGE), 1)).toEqual(new Uint8Array([0x22]));
+    expect(mem.frameInfo(p0).refcount).toBe(2);
+    proc.munmap(map); // last file reference: the inode is evicted
+    expect(mem.frameInfo(p0)).toMatchObject({ refcount: 1, pincount: 1 });
+    expect(mem.frameInfo(p1)).toMatchObject({ refcount: 1, pincount: 1 });
+    const ubuf = proc.dmaBufGet(ufd);
+    expect(bufferRead(mem, ubuf, 0, 1)).toEqual(new Uint8Array([0x11]));
+    ubuf.put();
+    proc.close(ufd);
+    expect(mem.frameInfo(p0)).toMatchObject({ refcount: 0, pincount: 0 });
+    proc.putUserPages(pinned, { pin: true });
+    expect(mem.frameInfo(p1)).toMatchObject({ refcount: 0, pincount: 0 });
+  });
+
+  it('a memfd is seekable (SEEK_END gives its size) and has no ioctls; a reused fd number is not the old memfd', async () => {
+    const s = await setup();
+    const memfd = sealedMemfd(s, 3 * PAGE);
+    expect(s.proc.llseek(memfd, 0, SEEK_END)).toBe(BigInt(3 * PAGE));
+    expect(() => s.proc.ioctl(memfd, UDMABUF_CREATE, {})).toThrowError(err('ENOTTY'));
+    s.proc.close(memfd);
+    const other = s.proc.openFile('/dev/null');
+    expect(other).toBe(memfd);
+    expect(memfdOf(s.proc, other)).toBeNull();
+    expect(() => s.proc.ioctl(s.devfd, UDMABUF_CREATE, { memfd: other, flags: 0, offset: 0, size: PAGE })).toThrowError(err('EBADFD'));
+  });
+});
+
 describe('udmabuf exporter ops', () => {
   it('mmap: MAP_PRIVATE -> EINVAL; MAP_SHARED writes land in the memfd pages', async () => {
     const s = await setup();
