@@ -224,7 +224,7 @@ export class SystemHeap implements DmaHeapOps {
     mapSgtableOrThrow(a.dev, a.sgl, dir, 'system_heap_map_dma_buf');
     a.mapped = true;
     a.dir = dir;
-    const sgt = new SgTable(a.sgl.dmaSegments(), { nents: a.sgl.nents, origNents: a.sgl.origNents });
+    const sgt = SgTable.fromScatterList(a.sgl);
     this._tables.set(sgt, a);
     return sgt;
   }

@@ -316,7 +316,7 @@ export class UdmabufDevice {
     const ubuf = att.dmabuf.priv as UdmabufBuffer;
     const dev = attachmentDmaDevice(this.machine, att, op);
     const sgl = this._sgTable(ubuf, dev, dir, op);
-    const sgt = new SgTable(sgl.dmaSegments(), { nents: sgl.nents, origNents: sgl.origNents });
+    const sgt = SgTable.fromScatterList(sgl);
     this._tables.set(sgt, { sgl, dev });
     return sgt;
   }

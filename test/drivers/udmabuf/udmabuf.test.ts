@@ -344,6 +344,12 @@ describe('udmabuf exporter ops', () => {
       const sgt = att.mapUnlocked(BIDI);
       expect(sgt.isPageless()).toBe(false);
       expect(sgt.totalLength()).toBe(BigInt(8 * PAGE));
+      // The table is a view of the mapped ScatterList: the page face and the DMA face of one list.
+      const sgl = sgt.sgl!;
+      expect([sgt.nents, sgt.origNents]).toEqual([sgl.nents, sgl.origNents]);
+      expect(sgt.entries.map((e) => e.dmaAddress)).toEqual([...sgl.dmaAddress.subarray(0, sgl.nents)]);
+      expect(sgl.phys(3)).toBe(memfdOf(s.proc, memfd)!.pagePhys('t', 3));
+      expect(sgt.entries[0]!.page).toEqual({ pfn: sgl.phys(0) >> 12n });
       if (iommu) {
         expect(sgt.nents).toBe(1); // one IOVA range
         const dom = s.m.dmaDevice(nic).domain as IommuDomain;
