@@ -56,6 +56,17 @@ export class DmaBufMmap extends VmArea {
     super.munmap();
   }
 
+  /** A dma-buf mapping is a PFN mapping: pages come from the exporter's fault op, never via GUP. */
+  override get pfnMap(): boolean {
+    return true;
+  }
+
+  protected override fault(index: number, write: boolean, op: string): bigint {
+    const fault = this.dmabuf.ops.fault;
+    if (typeof fault !== 'function') return super.fault(index, write, op);
+    return fault(this.dmabuf, this.pgoff + BigInt(index), write);
+  }
+
   protected override close(): void {
     this.dmabuf.kernel.emit({ kind: 'munmap', dmaBufId: this.dmabuf.id, detail: { pgoff: this.pgoff, pages: this.pages } });
   }

@@ -334,7 +334,7 @@ export class Process {
   /**
    * get_user_pages / pin_user_pages over [addr, addr + length): the page of every page-sized
    * step, faulted in, each with a reference (and a pin with `pin`). EFAULT (nothing taken) when
-   * a page is unmapped, read-only for a write, or has no struct page (a PFN mapping).
+   * a page is unmapped, read-only for a write, or in a PFN mapping (VmArea.pfnMap).
    * Give them back with putUserPages.
    */
   getUserPages(addr: bigint, length: number, opts: GetUserPagesOptions = {}): UserPage[] {
@@ -349,6 +349,7 @@ export class Process {
       const va = first + BigInt(i) * page;
       const vma = this.mm.find(va);
       if (!vma) throw new SimError('EFAULT', op, `0x${va.toString(16)} is not mapped`);
+      if (vma.pfnMap) throw new SimError('EFAULT', op, `0x${va.toString(16)} is in a PFN mapping (no struct page to take)`);
       out.push({ pa: vma.pagePhys(Number((va - vma.start) / page), opts.write ?? false, op), vma });
     }
     for (const p of out) {

@@ -67,6 +67,14 @@ export class VmArea {
     return this._active;
   }
 
+  /**
+   * VM_PFNMAP: the mapping's pages are raw page frames put there by its driver, with no struct
+   * page to take a reference on; CPU accesses work, get_user_pages fails (EFAULT).
+   */
+  get pfnMap(): boolean {
+    return false;
+  }
+
   /** MAP_SHARED with PROT_WRITE (mapping_writably_mapped counts these). */
   get sharedWritable(): boolean {
     return (this.flags & MAP_SHARED) !== 0 && (this.prot & PROT_WRITE) !== 0;

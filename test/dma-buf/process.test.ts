@@ -374,3 +374,18 @@ describe('vmap and fdinfo (DB-24, DB-26)', () => {
     expect(p.fdinfo(fd).split('\n').slice(2)).toEqual(['size:\t8192', 'count:\t3', 'exp_name:\thabanalabs', 'name:\trdma-mr', '']);
   });
 });
+
+describe('CPU access through a process mapping (DB-18)', () => {
+  it('an exporter without a fault op gives a mapping the CPU cannot reach: copy_from_user is EFAULT', async () => {
+    const { makeSim } = await import('../helpers/sim.js');
+    const sim = await makeSim();
+    const k = new DmaBufKernel();
+    const p = new SimProcess(k, { memory: sim.memory });
+    const fd = p.dmaBufFd(new TestExporter(k, { mmap: true }).export());
+    const m = p.mmap(fd, { length: PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED });
+    expect(m.pfnMap).toBe(true);
+    expect(() => p.readUser(m.start, 1)).toThrowError(err('EFAULT'));
+    m.munmap();
+    p.close(fd);
+  });
+});

@@ -188,6 +188,7 @@ export class SystemHeap implements DmaHeapOps {
       unmapDmaBuf: (att, sgt, dir) => this._unmap(att, sgt, dir),
       release: (buf) => this._release(buf),
       mmap: () => {},
+      fault: (buf, pgoff) => (buf.priv as PageBackedBuffer).pagePhys(Number(pgoff)),
       vmap: (buf) => {
         (buf.priv as SystemHeapBuffer).vmapCnt++;
         return { vaddr: fakeVmapAddress(buf), isIomem: false };

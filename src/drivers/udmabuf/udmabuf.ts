@@ -282,6 +282,7 @@ export class UdmabufDevice {
         if ((vma.flags & MAP_SHARED) === 0) throw new SimError('EINVAL', 'mmap_udmabuf', 'only MAP_SHARED mappings are allowed');
         void buf;
       },
+      fault: (buf, pgoff) => (buf.priv as PageBackedBuffer).pagePhys(Number(pgoff)),
       vmap: (buf) => ({ vaddr: fakeVmapAddress(buf), isIomem: false }),
       vunmap: () => {},
       beginCpuAccess: (buf, dir) => this._beginCpu(buf, dir),

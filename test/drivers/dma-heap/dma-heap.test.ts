@@ -289,4 +289,20 @@ describe('system heap', () => {
     expect(() => mmapWrite(s.m.sim.memory, part, 0, new Uint8Array([1]))).toThrowError(err('EFAULT'));
     expect(() => s.proc.mmap(fd, { length: 2 * PAGE, prot: PROT_READ, flags: MAP_SHARED, offset: 3 * PAGE })).toThrowError(err('EINVAL'));
   });
+
+  it('user copies through the mapping reach the heap pages (the exporter\'s fault op); get_user_pages on it is EFAULT (PFN mapping)', async () => {
+    const s = await setup();
+    const proc = new SimProcess(s.m.kernel, { memory: s.m.sim.memory });
+    const heapFd = s.heaps.open(proc, 'system');
+    const data: DmaHeapAllocationData = { len: 3 * PAGE, fd: 0, fdFlags: O_RDWR, heapFlags: 0 };
+    proc.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, data);
+    const m = proc.mmap(data.fd, { length: 2 * PAGE, prot: PROT_READ | PROT_WRITE, flags: MAP_SHARED, offset: PAGE });
+    proc.writeUser(m.start + BigInt(PAGE - 2), new Uint8Array([1, 2, 3, 4]));
+    const buf = proc.dmaBufGet(data.fd);
+    expect(bufferRead(s.m.sim.memory, buf, 2 * PAGE - 2, 4)).toEqual(new Uint8Array([1, 2, 3, 4]));
+    expect(proc.readUser(m.start + BigInt(PAGE - 2), 4)).toEqual(mmapRead(s.m.sim.memory, m, PAGE - 2, 4));
+    expect(() => proc.getUserPages(m.start, PAGE)).toThrowError(err('EFAULT'));
+    expect(() => proc.readUser(m.end, 1)).toThrowError(err('EFAULT'));
+    buf.put();
+  });
 });
