@@ -89,14 +89,14 @@ export class SyncFileFile extends SimFile<SyncFile> {
 }
 
 /** sync_file_fops: poll and release (SYNC_IOC_MERGE/FILE_INFO are not modelled: ENOTTY). */
-export const syncFileFops: FileOperations<SyncFile> = {
+export const syncFileFops: FileOperations<SyncFile> = Object.freeze<FileOperations<SyncFile>>({
   name: 'sync_file',
   poll: (file) => (file.privateData.isSignaled() ? EPOLLIN : 0),
   release: () => {},
-};
+});
 
 /** dma_buf_fops. */
-export const dmaBufFops: FileOperations<DmaBuf> = {
+export const dmaBufFops: FileOperations<DmaBuf> = Object.freeze<FileOperations<DmaBuf>>({
   name: 'dma-buf',
   rule: 'DB-18',
   llseek: (file, offset, whence) => dmaBufLlseek(file.privateData, offset, whence),
@@ -105,7 +105,7 @@ export const dmaBufFops: FileOperations<DmaBuf> = {
   poll: (file, events) => dmaBufPoll(file.privateData, events),
   showFdinfo: (file) => file.privateData.fdinfoLines(),
   release: (file) => file.privateData._release(),
-};
+});
 
 /** dma_buf_llseek (DB-19): SEEK_END/0 gives the size, SEEK_SET/0 gives 0, all else EINVAL. */
 function dmaBufLlseek(buf: DmaBuf, offset: bigint, whence: number): bigint {

@@ -13,6 +13,7 @@
  * kernel's (fget/get_file), the fd table's and the mappings'. The last put runs `release` once.
  */
 import { SimError } from '../../bindings/errors.js';
+import { O_RDWR } from './constants.js';
 import type { Process } from './process.js';
 import type { VmArea, VmAreaInit } from './vma.js';
 
@@ -94,7 +95,7 @@ export class SimFile<P = unknown> {
     opts: SimFileOptions = {},
   ) {
     if (!fops || typeof fops.name !== 'string') throw new SimError('EINVAL', 'alloc_file', 'fops with a name are required');
-    this.flags = opts.flags ?? 2;
+    this.flags = opts.flags ?? O_RDWR;
     this.name = opts.name ?? fops.name;
   }
 

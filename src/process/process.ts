@@ -19,6 +19,7 @@ import {
   O_ACCMODE,
   O_CLOEXEC,
   O_RDONLY,
+  O_RDWR,
   O_WRONLY,
   PAGE_SHIFT,
   PAGE_SIZE,
@@ -153,7 +154,7 @@ export class Process {
    */
   open<P>(fops: FileOperations<P>, privateData: P, opts: { cloexec?: boolean; flags?: number; name?: string } = {}): number {
     this._freeFd('open');
-    const file = new SimFile(fops, privateData, { flags: opts.flags ?? 2, name: opts.name ?? fops.name });
+    const file = new SimFile(fops, privateData, { flags: opts.flags ?? O_RDWR, name: opts.name ?? fops.name });
     return this.fdInstall(file, { cloexec: opts.cloexec ?? false }, 'open');
   }
 
@@ -164,7 +165,7 @@ export class Process {
   openFile(name: string, opts: { cloexec?: boolean; release?: () => void; flags?: number } = {}): number {
     const release = opts.release;
     const fops: FileOperations<null> = release ? { name, release: () => release() } : { name };
-    return this.open(fops, null, { cloexec: opts.cloexec ?? false, flags: opts.flags ?? 2, name });
+    return this.open(fops, null, { cloexec: opts.cloexec ?? false, flags: opts.flags ?? O_RDWR, name });
   }
 
   /**

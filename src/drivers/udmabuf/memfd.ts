@@ -260,7 +260,7 @@ export class MemfdFile {
 }
 
 /** The memfd's file_operations: the file position, mmap of the page cache, eviction at release. */
-export const memfdFops: FileOperations<MemfdFile> = {
+export const memfdFops: FileOperations<MemfdFile> = Object.freeze<FileOperations<MemfdFile>>({
   name: 'memfd',
   llseek: (file, offset, whence) => {
     const base = whence === SEEK_SET ? 0n : whence === SEEK_CUR ? file.pos : whence === SEEK_END ? BigInt(file.privateData.size) : -1n;
@@ -271,7 +271,7 @@ export const memfdFops: FileOperations<MemfdFile> = {
   },
   mmap: (file, init) => file.privateData.mmap(init),
   release: (file) => file.privateData.evict(),
-};
+});
 
 /**
  * memfd_create(2) in `proc`: returns the new fd. EINVAL for unknown flags, MFD_EXEC with
