@@ -172,10 +172,9 @@ function sync(buf: DmaBuf, arg: DmaBufSyncArg | null): number {
           ? DmaDataDirection.BIDIRECTIONAL
           : undefined;
   if (dir === undefined) throw new SimError('EINVAL', op, 'flags must include READ and/or WRITE', 'DB-20');
-  userErrno(op, () => {
-    if (flags & BigInt(DMA_BUF_SYNC_END)) buf.endCpuAccess(dir);
-    else buf.beginCpuAccess(dir);
-  });
+  // An interrupted wait throws ERESTARTSYS; the syscall exit (Process.ioctl) makes it EINTR.
+  if (flags & BigInt(DMA_BUF_SYNC_END)) buf.endCpuAccess(dir);
+  else buf.beginCpuAccess(dir);
   return 0;
 }
 
@@ -225,17 +224,5 @@ function importSyncFile(buf: DmaBuf, arg: DmaBufSyncFileArg | null, proc: Proces
 function checkSyncFileFlags(op: string, flags: number): void {
   if (!Number.isInteger(flags) || flags & ~DMA_BUF_SYNC_RW || flags === 0) {
     throw new SimError('EINVAL', op, `flags must be READ, WRITE or both, got ${flags}`, 'DB-22');
-  }
-}
-
-/** ERESTARTSYS never reaches userspace: without SA_RESTART it is EINTR. */
-function userErrno(op: string, fn: () => void): void {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SimError && e.code === 'ERESTARTSYS') {
-      throw new SimError('EINTR', op, e.message, e.rule);
-    }
-    throw e;
   }
 }

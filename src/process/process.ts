@@ -226,7 +226,7 @@ export class Process {
     }
     const file = e.file;
     if (!file.fops.ioctl) throw new SimError('ENOTTY', op, `fd ${fd} (${file.name}) has no ioctls`);
-    return file.fops.ioctl(file, cmd, arg, this);
+    return syscallExit(() => file.fops.ioctl!(file, cmd, arg, this));
   }
 
   /**
@@ -388,5 +388,18 @@ export class Process {
   private _freeFd(op: string): number {
     for (let fd = 0; fd < this.fdLimit; fd++) if (!this._fds.has(fd)) return fd;
     throw new SimError('EMFILE', op, `all ${this.fdLimit} fds of ${this.name} are in use`);
+  }
+}
+
+/**
+ * The system-call exit path: ERESTARTSYS never reaches userspace; without SA_RESTART (the only
+ * case modelled) an interrupted call fails with EINTR.
+ */
+function syscallExit<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SimError && e.code === 'ERESTARTSYS') throw new SimError('EINTR', e.op, 'interrupted by a signal (ERESTARTSYS, no SA_RESTART)', e.rule);
+    throw e;
   }
 }

@@ -46,6 +46,12 @@ describe('file_operations dispatch', () => {
     expect(() => p.ioctl(99, 7)).toThrowError(err('EBADF'));
   });
 
+  it('an ioctl interrupted in the kernel (ERESTARTSYS) fails with EINTR at the syscall exit, rule kept', () => {
+    const p = new Process();
+    const fd = p.open({ name: 'waiter', ioctl: () => { throw new SimError('ERESTARTSYS', 'wait', 'signal', 'XX-02'); } }, null);
+    expect(() => p.ioctl(fd, 1)).toThrowError(err('EINTR', 'XX-02'));
+  });
+
   it('llseek without an llseek op is ESPIPE, as for a pipe; with one it reaches the driver and sets f_pos', () => {
     const p = new Process();
     const fd = p.open({ name: 'pipe' }, null);
