@@ -52,6 +52,12 @@ export interface FileOperations<P = unknown> {
    * ENODEV.
    */
   mmap?(file: SimFile<P>, init: VmAreaInit): VmArea;
+  /**
+   * The file's page size for mappings (hugetlbfs: the huge page size). mmap rounds the length up
+   * to it and aligns the address to it (ksys_mmap_pgoff, hugetlb_get_unmapped_area). Absent:
+   * PAGE_SIZE.
+   */
+  mmapPageSize?(file: SimFile<P>): number;
   /** poll: the ready events among `events`. Absent: DEFAULT_POLLMASK (always ready). */
   poll?(file: SimFile<P>, events: number): number;
   /** show_fdinfo: lines appended to /proc/<pid>/fdinfo/<fd> after pos and flags. */

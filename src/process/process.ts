@@ -273,7 +273,8 @@ export class Process {
     if (offset < 0n || offset % BigInt(PAGE_SIZE) !== 0n) {
       throw new SimError('EINVAL', op, `offset must be page-aligned, got ${offset}`, rule);
     }
-    const pages = Math.ceil(req.length / PAGE_SIZE);
+    const granule = file.fops.mmapPageSize?.(file) ?? PAGE_SIZE;
+    const pages = Math.ceil(req.length / granule) * (granule / PAGE_SIZE);
     const pgoff = offset >> BigInt(PAGE_SHIFT);
     if (pgoff + BigInt(pages) > U64_MAX >> BigInt(PAGE_SHIFT)) {
       throw new SimError('EOVERFLOW', op, 'offset + length overflows', rule);
@@ -284,7 +285,7 @@ export class Process {
       throw new SimError('EACCES', op, `shared writable mapping of a read-only ${file.name}`, rule);
     }
     if (!file.fops.mmap) throw new SimError('ENODEV', op, `fd ${fd} (${file.name}) cannot be mapped`);
-    const start = this.mm.unmappedArea(pages, req.addr, op);
+    const start = this.mm.unmappedArea(pages, req.addr, op, granule);
     const vma = file.fops.mmap(file, { mm: this.mm, start, pgoff, pages, prot: req.prot, flags: req.flags, file });
     file.get('mmap');
     this.mm.insert(vma);

@@ -208,14 +208,15 @@ export class AddressSpace {
   }
 
   /**
-   * get_unmapped_area: `hint` when it is page-aligned and [hint, +pages) is free (EEXIST when it
-   * overlaps a mapping, as MAP_FIXED_NOREPLACE), else the first free gap from mmapBase. ENOMEM
-   * when nothing fits below taskSize.
+   * get_unmapped_area: `hint` when it is `align`-aligned and [hint, +pages) is free (EEXIST when it
+   * overlaps a mapping, as MAP_FIXED_NOREPLACE), else the first free `align`-aligned gap from
+   * mmapBase. ENOMEM when nothing fits below taskSize.
    */
-  unmappedArea(pages: number, hint: bigint | undefined, op: string): bigint {
+  unmappedArea(pages: number, hint: bigint | undefined, op: string, align = PAGE_SIZE): bigint {
     const len = BigInt(pages) * PAGE;
+    const a = BigInt(align);
     if (hint !== undefined) {
-      if (hint < 0n || hint % PAGE !== 0n || hint + len > this.taskSize) {
+      if (hint < 0n || hint % a !== 0n || hint + len > this.taskSize) {
         throw new SimError('EINVAL', op, `address 0x${hint.toString(16)} is not a page-aligned user address`);
       }
       if (this._vmas.some((v) => v.start < hint + len && hint < v.end)) {
@@ -223,11 +224,12 @@ export class AddressSpace {
       }
       return hint;
     }
-    let at = this.mmapBase;
+    const up = (x: bigint) => ((x + a - 1n) / a) * a;
+    let at = up(this.mmapBase);
     for (const v of this._vmas) {
       if (v.end <= at) continue;
       if (v.start >= at + len) break;
-      at = v.end;
+      at = up(v.end);
     }
     if (at + len > this.taskSize) throw new SimError('ENOMEM', op, 'no room left in the address space');
     return at;

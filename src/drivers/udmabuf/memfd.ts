@@ -270,6 +270,7 @@ export const memfdFops: FileOperations<MemfdFile> = Object.freeze<FileOperations
     return file.pos;
   },
   mmap: (file, init) => file.privateData.mmap(init),
+  mmapPageSize: (file) => file.privateData.folioSize,
   release: (file) => file.privateData.evict(),
 });
 

@@ -307,6 +307,22 @@ describe('memfd file lifetime', () => {
     expect(mem.frameInfo(p1)).toMatchObject({ refcount: 0, pincount: 0 });
   });
 
+  it('a hugetlb memfd maps whole huge pages at a huge-page-aligned address (ksys_mmap_pgoff rounds the length)', async () => {
+    const s = await setup();
+    const hpage = 2 * 1024 * 1024;
+    const memfd = sealedMemfd(s, 2 * hpage, MFD_ALLOW_SEALING | MFD_HUGETLB);
+    const small = memfdOf(s.proc, memfd)!;
+    const first = memfdMmap(s.proc, memfd, { length: PAGE, prot: PROT_READ, flags: MAP_SHARED });
+    expect(first.length).toBe(hpage);
+    expect(first.start % BigInt(hpage)).toBe(0n);
+    const second = memfdMmap(s.proc, memfd, { length: hpage + 1, prot: PROT_READ, flags: MAP_SHARED });
+    expect(second.length).toBe(2 * hpage);
+    expect(second.start % BigInt(hpage)).toBe(0n);
+    expect(second.start >= first.end).toBe(true);
+    expect(() => memfdMmap(s.proc, memfd, { length: PAGE, prot: PROT_READ, flags: MAP_SHARED, offset: PAGE })).toThrowError(err('EINVAL'));
+    expect(small.folioSize).toBe(hpage);
+  });
+
   it('a memfd is seekable (SEEK_END gives its size) and has no ioctls; a reused fd number is not the old memfd', async () => {
     const s = await setup();
     const memfd = sealedMemfd(s, 3 * PAGE);
