@@ -85,6 +85,18 @@ export class SgTable {
     return this._entries;
   }
 
+  /**
+   * The CPU (page) face: the `origNents` physical ranges the table was built from, for a table
+   * that is a view of a ScatterList; empty for a table of DMA entries only (no page side).
+   */
+  cpuSegments(): readonly { readonly phys: bigint; readonly length: number }[] {
+    const sgl = this.sgl;
+    if (!sgl) return [];
+    const out: { phys: bigint; length: number }[] = [];
+    for (let i = 0; i < sgl.origNents; i++) out.push({ phys: sgl.phys(i), length: sgl.length[i]! });
+    return out;
+  }
+
   /** The entries a device may use: the first `nents`. */
   dmaSegments(): readonly SgEntry[] {
     return this.entries.slice(0, this.nents);

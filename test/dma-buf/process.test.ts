@@ -29,6 +29,10 @@ import {
   SEEK_END,
   SEEK_SET,
   SimProcess,
+  dmaBufFd,
+  dmaBufFops,
+  dmaBufGet,
+  syncFileFops,
   type DmaBufMmap,
   type KernelProfileName,
 } from '../../src/dma-buf/index.js';
@@ -387,5 +391,41 @@ describe('CPU access through a process mapping (DB-18)', () => {
     expect(() => p.readUser(m.start, 1)).toThrowError(err('EFAULT'));
     m.munmap();
     p.close(fd);
+  });
+});
+
+describe('dma-buf file operations through the process layer', () => {
+  it('a dma-buf fd is the buffer\'s one file (dma_buf_fops), shared by dup and by every process it is installed in', () => {
+    const { k, p, buf } = setup();
+    const fd = p.dmaBufFd(buf);
+    const f = p.file(fd);
+    expect(f).toBe(buf.file);
+    expect(f.fops).toBe(dmaBufFops);
+    expect(p.file(p.dup(fd))).toBe(f);
+    const q = new SimProcess(k, { name: 'other' });
+    const qfd = dmaBufFd(q, buf.get());
+    expect(q.file(qfd)).toBe(f);
+    expect(buf.refs).toEqual({ kernel: 0, fd: 3, mmap: 0 });
+    expect(dmaBufGet(q, qfd)).toBe(buf);
+    buf.put();
+  });
+
+  it('DB-22/DB-23 an exported sync_file fd polls readable once its fences signal; it has no llseek and no ioctls', () => {
+    const { k, p, buf } = setup();
+    const fd = p.dmaBufFd(buf);
+    const f = k.createFence(k.fenceContextAlloc(), 1);
+    buf.resv.withLock(() => {
+      buf.resv.reserveFences(1);
+      buf.resv.addFence(f, DmaResvUsage.WRITE);
+    });
+    const arg = { flags: DMA_BUF_SYNC_READ, fd: -1 };
+    p.ioctl(fd, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, arg);
+    expect(p.file(arg.fd).fops).toBe(syncFileFops);
+    expect(p.poll(arg.fd, EPOLLIN)).toBe(0);
+    f.signal();
+    expect(p.poll(arg.fd, EPOLLIN | EPOLLOUT)).toBe(EPOLLIN);
+    expect(() => p.llseek(arg.fd, 0, SEEK_SET)).toThrowError(err('ESPIPE'));
+    expect(() => p.ioctl(arg.fd, DMA_BUF_IOCTL_SYNC, { flags: DMA_BUF_SYNC_READ })).toThrowError(err('ENOTTY'));
+    p.close(arg.fd);
   });
 });

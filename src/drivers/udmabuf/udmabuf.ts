@@ -99,18 +99,14 @@ export class UdmabufBuffer extends PageBackedBuffer {
   }
 }
 
-interface Mapped {
-  readonly sgl: ScatterList;
-  readonly dev: DmaApiDevice;
-}
-
 export class UdmabufDevice {
   /** Module parameters; writable, as /sys/module/udmabuf/parameters are. */
   listLimit: number;
   sizeLimitMb: number;
   /** The misc device (udmabuf_misc.this_device) begin_cpu_access maps for. */
   readonly misc: DmaApiDevice;
-  private readonly _tables = new Map<SgTable, Mapped>();
+  /** Tables handed out, with the device each list was mapped for (the list itself is sgt.sgl). */
+  private readonly _tables = new Map<SgTable, DmaApiDevice>();
   private readonly _live = new Set<UdmabufBuffer>();
   private readonly _era: KernelProfileName;
 
@@ -318,15 +314,15 @@ export class UdmabufDevice {
     const dev = attachmentDmaDevice(this.machine, att, op);
     const sgl = this._sgTable(ubuf, dev, dir, op);
     const sgt = SgTable.fromScatterList(sgl);
-    this._tables.set(sgt, { sgl, dev });
+    this._tables.set(sgt, dev);
     return sgt;
   }
 
   /** unmap_udmabuf: dma_unmap_sgtable and free. */
   private _unmap(_att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
-    const m = this._tables.get(sgt);
-    if (!m) throw new SimError('EINVAL', 'unmap_udmabuf', 'not a table this exporter made');
-    m.dev.unmapSg(m.sgl, dir);
+    const dev = this._tables.get(sgt);
+    if (!dev || !sgt.sgl) throw new SimError('EINVAL', 'unmap_udmabuf', 'not a table this exporter made');
+    dev.unmapSg(sgt.sgl, dir);
     this._tables.delete(sgt);
   }
 

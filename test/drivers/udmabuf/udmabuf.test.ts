@@ -365,6 +365,7 @@ describe('udmabuf exporter ops', () => {
       expect([sgt.nents, sgt.origNents]).toEqual([sgl.nents, sgl.origNents]);
       expect(sgt.entries.map((e) => e.dmaAddress)).toEqual([...sgl.dmaAddress.subarray(0, sgl.nents)]);
       expect(sgl.phys(3)).toBe(memfdOf(s.proc, memfd)!.pagePhys('t', 3));
+      expect(sgt.cpuSegments().map((c) => c.phys)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => memfdOf(s.proc, memfd)!.pagePhys('t', i)));
       expect(sgt.entries[0]!.page).toEqual({ pfn: sgl.phys(0) >> 12n });
       if (iommu) {
         expect(sgt.nents).toBe(1); // one IOVA range
