@@ -31,7 +31,7 @@ export type DmaBufRefKind = FileRefKind;
 
 /**
  * A mapping of the buffer into a (simulated) address space, holding a file reference: a process
- * mapping (SimProcess.mmap, with its address) or a kernel importer's dma_buf_mmap (no address
+ * mapping (Process.mmap, with its address) or a kernel importer's dma_buf_mmap (no address
  * space, start 0).
  */
 export class DmaBufMmap extends VmArea {

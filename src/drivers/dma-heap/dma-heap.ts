@@ -1,6 +1,7 @@
 /**
  * The dma-heap framework (drivers/dma-buf/dma-heap.c): named heaps under /dev/dma_heap/<name>,
- * each a character device with one ioctl, DMA_HEAP_IOCTL_ALLOC, as spec/dmabuf.md §C gives it.
+ * each a character device whose one ioctl, DMA_HEAP_IOCTL_ALLOC, is reached through Process.ioctl
+ * (the heaps' file_operations), as spec/dmabuf.md §C gives it.
  *
  * dma_heap_ioctl: _IOC_NR >= the number of commands -> EINVAL (the ioctl type byte is not
  * checked). The user struct is copied in for its own size (_IOC_SIZE of the user's command):

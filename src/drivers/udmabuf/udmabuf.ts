@@ -2,8 +2,9 @@
  * udmabuf (drivers/dma-buf/udmabuf.c): /dev/udmabuf turns pages of a sealed memfd into a dma-buf,
  * as spec/dmabuf.md §C gives it, in the era of the machine's kernel profile.
  *
- * uAPI. UDMABUF_CREATE {memfd, flags, offset, size} and UDMABUF_CREATE_LIST {flags, count,
- * list[]}; both end in udmabuf_create, which checks, in the kernel's order:
+ * uAPI, through Process.ioctl on a /dev/udmabuf fd (the device's file_operations).
+ * UDMABUF_CREATE {memfd, flags, offset, size} and UDMABUF_CREATE_LIST {flags, count, list[]};
+ * both end in udmabuf_create, which checks, in the kernel's order:
  *  1. every item: offset and size PAGE_ALIGNED, and the running page count <= size_limit_mb
  *     (64 MiB) -> EINVAL; then a total of 0 pages -> EINVAL;
  *  2. every item: the memfd open (else EBADFD), a shmem file (or, from 5.16, hugetlbfs; else
