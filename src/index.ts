@@ -35,6 +35,9 @@ export * from './pci/index.js';
 // The DMA mapping API.
 export * from './dma-mapping/index.js';
 
+// Processes: files with their operations (file_operations), fd tables, address spaces.
+export * from './process/index.js';
+
 // The DMA-BUF framework: buffers, attachments, sg_tables, fences, reservations, fds and uAPI.
 export * from './dma-buf/index.js';
 // attach->dev: one importer-device type for attach/dynamicAttach and every exporter. The DMA

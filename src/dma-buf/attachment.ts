@@ -47,6 +47,11 @@ export class DmaBufAttachment {
     this.peer2peer = importerOps ? Boolean(importerOps.allowPeer2Peer) : false;
   }
 
+  /** The ids events about this object carry (for kernel.warn, resv.assertHeld...). */
+  get ids(): EventIds {
+    return this._ids();
+  }
+
   /** DB-06 dma_buf_attachment_is_dynamic: made with importer ops. */
   isDynamic(): boolean {
     return this.importerOps !== null;

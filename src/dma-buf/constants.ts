@@ -3,9 +3,11 @@
  * scenarios written against the real headers read the same here.
  */
 
-/** The kernel's page size. Every alignment check in dma-buf uses it. */
-export const PAGE_SIZE = 4096;
-export const PAGE_SHIFT = 12;
+// Page size and the VFS/mm uAPI numbers live in the process layer; re-exported for dma-buf users.
+export {
+  PAGE_SIZE, PAGE_SHIFT, O_RDONLY, O_WRONLY, O_RDWR, O_ACCMODE, O_NONBLOCK, O_CLOEXEC, PROT_READ, PROT_WRITE,
+  MAP_SHARED, MAP_PRIVATE, SEEK_SET, SEEK_CUR, SEEK_END, EPOLLIN, EPOLLOUT, EPOLLERR,
+} from '../process/constants.js';
 
 /** enum dma_data_direction (include/linux/dma-direction.h). */
 export const DmaDataDirection = {
@@ -20,30 +22,6 @@ export type DmaDataDirection = (typeof DmaDataDirection)[keyof typeof DmaDataDir
 export function isValidMapDirection(dir: number): dir is DmaDataDirection {
   return dir === 0 || dir === 1 || dir === 2;
 }
-
-/** open(2) flags that matter to dma-buf files (asm-generic/fcntl.h). */
-export const O_RDONLY = 0;
-export const O_WRONLY = 1;
-export const O_RDWR = 2;
-export const O_ACCMODE = 3;
-export const O_NONBLOCK = 0o4000;
-export const O_CLOEXEC = 0o2000000;
-
-/** mmap(2) prot and flags. */
-export const PROT_READ = 1;
-export const PROT_WRITE = 2;
-export const MAP_SHARED = 1;
-export const MAP_PRIVATE = 2;
-
-/** lseek(2) whence. */
-export const SEEK_SET = 0;
-export const SEEK_CUR = 1;
-export const SEEK_END = 2;
-
-/** poll(2) event bits. */
-export const EPOLLIN = 0x001;
-export const EPOLLOUT = 0x004;
-export const EPOLLERR = 0x008;
 
 /** struct dma_buf_sync flags (uapi/linux/dma-buf.h). */
 export const DMA_BUF_SYNC_READ = 1;

@@ -21,36 +21,54 @@ import type {
 } from './ops.js';
 import { DmaResvUsage, dmaResvUsageRw, type DmaResv } from './resv.js';
 import { SgTable } from './sg-table.js';
+import { DmaBufFile } from './file.js';
+import { VmArea, type FileRefKind, type VmAreaInit } from '../process/index.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 
 /** What holds a reference on the buffer's file (DB-05). */
-export type DmaBufRefKind = 'kernel' | 'fd' | 'mmap';
+export type DmaBufRefKind = FileRefKind;
 
-/** A mapping of the buffer into a (simulated) address space, holding a file reference. */
-export class DmaBufMmap {
-  private _active = true;
-
-  /** @internal Use DmaBuf.mmap or SimProcess.mmap. */
+/**
+ * A mapping of the buffer into a (simulated) address space, holding a file reference: a process
+ * mapping (Process.mmap, with its address) or a kernel importer's dma_buf_mmap (no address
+ * space, start 0).
+ */
+export class DmaBufMmap extends VmArea {
+  /** @internal Use DmaBuf.mmap or Process.mmap. */
   constructor(
+    init: VmAreaInit,
     readonly dmabuf: DmaBuf,
-    readonly vma: DmaBufVma,
-    private readonly _onUnmap?: (m: DmaBufMmap) => void,
-  ) {}
+  ) {
+    super(init);
+  }
 
-  get active(): boolean {
-    return this._active;
+  /** The part of the VMA the exporter's mmap saw. */
+  get vma(): DmaBufVma {
+    return { pgoff: this.pgoff, pages: this.pages, prot: this.prot, flags: this.flags };
   }
 
   /** munmap: drops the mapping's file reference, which may release the buffer. */
-  munmap(): void {
-    if (!this._active) {
+  override munmap(): void {
+    if (!this.active) {
       this.dmabuf.kernel.bug('DB-18', 'munmap', 'this mapping is already unmapped', { dmaBufId: this.dmabuf.id });
     }
-    this.dmabuf._dropRef('mmap', 'munmap');
-    this._active = false;
-    this._onUnmap?.(this);
-    this.dmabuf.kernel.emit({ kind: 'munmap', dmaBufId: this.dmabuf.id, detail: { pgoff: this.vma.pgoff, pages: this.vma.pages } });
+    super.munmap();
+  }
+
+  /** A dma-buf mapping is a PFN mapping: pages come from the exporter's fault op, never via GUP. */
+  override get pfnMap(): boolean {
+    return true;
+  }
+
+  protected override fault(index: number, write: boolean, op: string): bigint {
+    const fault = this.dmabuf.ops.fault;
+    if (typeof fault !== 'function') return super.fault(index, write, op);
+    return fault(this.dmabuf, this.pgoff + BigInt(index), write);
+  }
+
+  protected override close(): void {
+    this.dmabuf.kernel.emit({ kind: 'munmap', dmaBufId: this.dmabuf.id, detail: { pgoff: this.pgoff, pages: this.pages } });
   }
 }
 
@@ -69,11 +87,12 @@ export class DmaBuf {
   readonly owner: DmaBufOwner | undefined;
   /** f_flags of the buffer's file: O_ACCMODE | O_NONBLOCK of the export flags (DB-03). */
   readonly fileFlags: number;
+  /** dmabuf->file: the one file of the buffer, shared by its fds and mappings; its references are the buffer's. */
+  readonly file: DmaBufFile;
 
   private _name: string | undefined;
   /** Newest first, as list_add puts them, so moveNotify visits the newest attachment first. */
   private _attachments: DmaBufAttachment[] = [];
-  private _refs = { kernel: 1, fd: 0, mmap: 0 };
   private _vmapCount = 0;
   private _vmapPtr: IosysMap | undefined;
   private _released = false;
@@ -92,6 +111,7 @@ export class DmaBuf {
     this.resv = resv;
     this.owner = info.owner;
     this.fileFlags = (info.flags ?? 0) & (O_ACCMODE | O_NONBLOCK);
+    this.file = new DmaBufFile(this);
   }
 
   /** @internal dma_buf_export (DB-01..DB-03). */
@@ -144,6 +164,11 @@ export class DmaBuf {
     return buf;
   }
 
+  /** The ids events about this object carry (for kernel.warn, resv.assertHeld...). */
+  get ids(): EventIds {
+    return this._ids();
+  }
+
   /** DB-06 dma_buf_is_dynamic: the exporter has pin (and so unpin). */
   isDynamic(): boolean {
     return typeof this.ops.pin === 'function';
@@ -164,12 +189,12 @@ export class DmaBuf {
 
   /** References on the file: kernel gets, fds (across processes) and mmaps. */
   get refs(): Readonly<Record<DmaBufRefKind, number>> {
-    return { ...this._refs };
+    return this.file.refs;
   }
 
   /** file_count of the buffer's file. */
   get fileCount(): number {
-    return this._refs.kernel + this._refs.fd + this._refs.mmap;
+    return this.file.count;
   }
 
   get vmapCount(): number {
@@ -184,7 +209,7 @@ export class DmaBuf {
   /** get_dma_buf: one more kernel reference. */
   get(): this {
     this._assertAlive('get_dma_buf');
-    this._refs.kernel++;
+    this.file.get('kernel');
     this.kernel.emit({ kind: 'get', dmaBufId: this.id, detail: { count: this.fileCount } });
     return this;
   }
@@ -197,10 +222,10 @@ export class DmaBuf {
     const op = 'dma_buf_put';
     this._assertAlive(op);
     this.kernel._checkLock(this.resv, false, op, this._ids());
-    if (this._refs.kernel === 0) {
+    if (this.file.refs.kernel === 0) {
       this.kernel.bug('DB-05', op, 'no kernel reference is held (the remaining ones belong to fds or mmaps)', this._ids());
     }
-    this._dropRef('kernel', op);
+    this.file.put('kernel', op);
   }
 
   /** dma_buf_attach: a static attachment, never peer2peer (DB-07). */
@@ -381,21 +406,26 @@ export class DmaBuf {
     if (pgoff < 0n || pgoff + BigInt(vma.pages) > U64_MAX) {
       throw new SimError('EOVERFLOW', op, `pgoff ${pgoff} + ${vma.pages} pages overflows`, 'DB-18');
     }
-    return this._mmap({ ...vma, pgoff }, op);
+    const m = this._mmap({ mm: null, start: 0n, pgoff, pages: vma.pages, prot: vma.prot, flags: vma.flags, file: this.file }, op);
+    // vma_set_file: the mapping holds a reference on the buffer's file.
+    this.file.get('mmap');
+    return m;
   }
 
-  /** @internal dma_buf_mmap_internal: the range check and the exporter's mmap. */
-  _mmap(vma: DmaBufVma, op: string, onUnmap?: (m: DmaBufMmap) => void): DmaBufMmap {
+  /**
+   * @internal dma_buf_mmap_internal: the range check and the exporter's mmap. The caller takes
+   * the mapping's file reference.
+   */
+  _mmap(init: VmAreaInit, op: string): DmaBufMmap {
     if (typeof this.ops.mmap !== 'function') throw new SimError('EINVAL', op, 'the exporter has no mmap op', 'DB-18');
     const pages = BigInt(this.size) >> BigInt(PAGE_SHIFT);
-    if (vma.pgoff + BigInt(vma.pages) > pages) {
-      throw new SimError('EINVAL', op, `pages ${vma.pgoff}..${vma.pgoff + BigInt(vma.pages)} exceed the buffer's ${pages} whole pages`, 'DB-18');
+    if (init.pgoff + BigInt(init.pages) > pages) {
+      throw new SimError('EINVAL', op, `pages ${init.pgoff}..${init.pgoff + BigInt(init.pages)} exceed the buffer's ${pages} whole pages`, 'DB-18');
     }
     this.kernel._checkLock(this.resv, false, op, this._ids());
-    this.ops.mmap(this, vma);
-    this._refs.mmap++;
-    this.kernel.emit({ kind: 'mmap', dmaBufId: this.id, detail: { pgoff: vma.pgoff, pages: vma.pages, prot: vma.prot } });
-    return new DmaBufMmap(this, vma, onUnmap);
+    this.ops.mmap(this, { pgoff: init.pgoff, pages: init.pages, prot: init.prot, flags: init.flags });
+    this.kernel.emit({ kind: 'mmap', dmaBufId: this.id, detail: { pgoff: init.pgoff, pages: init.pages, prot: init.prot } });
+    return new DmaBufMmap(init, this);
   }
 
   /** DB-26: the dma-buf lines of /proc/<pid>/fdinfo/<fd>. count excludes the reader's own reference. */
@@ -414,40 +444,34 @@ export class DmaBuf {
     this.kernel.emit({ kind: 'set_name', dmaBufId: this.id, detail: { name } });
   }
 
-  /** @internal One more fd-table or mmap reference. */
-  _addRef(kind: DmaBufRefKind): void {
-    this._refs[kind]++;
-  }
-
-  /** @internal Converts the caller's kernel reference into an fd reference (dma_buf_fd). */
-  _kernelRefToFd(op: string): void {
+  /** @internal dma_buf_fd's checks before the caller's kernel reference becomes the fd's (DB-04). */
+  _beforeFdInstall(op: string): void {
     this._assertAlive(op);
-    if (this._refs.kernel === 0) {
+    if (this.file.refs.kernel === 0) {
       this.kernel.bug('DB-04', op, 'no kernel reference to hand over to the fd: take one with get() first', this._ids());
     }
-    this._refs.kernel--;
-    this._refs.fd++;
   }
 
   /**
-   * @internal Drops a reference; the last one runs release exactly once (DB-05). Dropping it while
-   * vmapped (a kernel BUG) or while attachments remain (WARN, then use after free) is refused with
-   * EINVAL, before anything changes.
+   * @internal Checks a reference drop before the file takes it (DB-05); the last drop then runs
+   * release exactly once. Dropping it while vmapped (a kernel BUG) or while attachments remain
+   * (WARN, then use after free) is refused with EINVAL, before anything changes.
    */
-  _dropRef(kind: DmaBufRefKind, op: string): void {
-    if (this._refs[kind] === 0) this.kernel.bug('DB-05', op, `no ${kind} reference is held`, this._ids());
-    if (this.fileCount === 1) {
+  _beforePut(kind: DmaBufRefKind, op: string): void {
+    const refs = this.file.refs;
+    if (refs[kind] === 0) this.kernel.bug('DB-05', op, `no ${kind} reference is held`, this._ids());
+    const count = this.file.count;
+    if (count === 1) {
       if (this._vmapCount > 0) this.kernel.bug('DB-24', op, 'the last reference would go while the buffer is vmapped', this._ids());
       if (this._attachments.length > 0) {
         this.kernel.bug('DB-05', op, `the last reference would go while ${this._attachments.length} attachment(s) remain`, this._ids());
       }
     }
-    this._refs[kind]--;
-    this.kernel.emit({ kind: 'put', dmaBufId: this.id, detail: { ref: kind, count: this.fileCount } });
-    if (this.fileCount === 0) this._release();
+    this.kernel.emit({ kind: 'put', dmaBufId: this.id, detail: { ref: kind, count: count - 1 } });
   }
 
-  private _release(): void {
+  /** @internal The file's release (dma_buf_file_release): the exporter's release, once. */
+  _release(): void {
     this._released = true;
     this.kernel._track(this, false);
     this.kernel.emit({ kind: 'release', dmaBufId: this.id, detail: { expName: this.expName } });

@@ -5,7 +5,9 @@ export { EventLog, type Disposable, type DmaBufEvent, type DmaBufEventKind, type
 export { resolveProfile, KERNEL_PROFILE_NAMES, type KernelProfile, type KernelProfileName } from './profile.js';
 export { DmaBufKernel, type DmaBufKernelOptions, type EventIds } from './kernel.js';
 export { DmaFence, type DmaFenceCallback, type DmaFenceNames } from './fence.js';
-export { DmaResv, DmaResvUsage, dmaResvUsageRw, type DmaResvEntry } from './resv.js';
+export {
+  DmaResv, DmaResvUsage, dmaResvUsageRw, dmaResvLockAll, WwAcquireCtx, NEG_EDEADLK, NEG_EALREADY, NEG_EINTR, type DmaResvEntry,
+} from './resv.js';
 export { SgTable, type SgEntry, type PageRef, type SgTableOptions } from './sg-table.js';
 export { SyncFile } from './sync-file.js';
 export { DmaBuf, DmaBufMmap, type DmaBufRefKind } from './dma-buf.js';
@@ -21,10 +23,14 @@ export type {
 } from './ops.js';
 export {
   SimProcess,
+  dmaBufFd,
+  dmaBufGet,
   type OpenFile,
+  type OtherFile,
   type SimProcessOptions,
   type DmaBufSyncArg,
   type DmaBufSyncFileArg,
   type DmaBufNameArg,
   type MmapRequest,
 } from './process.js';
+export { DmaBufFile, SyncFileFile, dmaBufFops, syncFileFops } from './file.js';

@@ -5,7 +5,7 @@ import { EventLog, type Disposable, type DmaBufEvent, type DmaBufEventInput, typ
 import { DmaFence, type DmaFenceNames } from './fence.js';
 import type { DmaBufExportInfo } from './ops.js';
 import { resolveProfile, type KernelProfile, type KernelProfileName } from './profile.js';
-import { DmaResv } from './resv.js';
+import { DmaResv, WwAcquireCtx } from './resv.js';
 import type { SgTable } from './sg-table.js';
 
 export interface DmaBufKernelOptions {
@@ -55,7 +55,7 @@ export class DmaBufKernel {
 
   private readonly _log: EventLog;
   private _fenceContext = 1; // context 0 is the stub's
-  private _ids = { dmaBuf: 1, attachment: 1, resv: 1 };
+  private _ids = { dmaBuf: 1, attachment: 1, resv: 1, acquireStamp: 1 };
   private _allocFailures = 0;
   private _stub: DmaFence | undefined;
   private readonly _live = new Set<DmaBuf>();
@@ -122,6 +122,11 @@ export class DmaBufKernel {
   /** dma_resv_init. */
   createResv(): DmaResv {
     return new DmaResv(this, this._ids.resv++);
+  }
+
+  /** ww_acquire_init(reservation_ww_class): a new acquire context, younger than every earlier one. */
+  wwAcquireInit(): WwAcquireCtx {
+    return new WwAcquireCtx(this, this._ids.acquireStamp++);
   }
 
   /** Makes the next `count` kernel allocations (export, attach) fail with ENOMEM. */

@@ -98,6 +98,14 @@ export interface DmaBufExporterOps {
    * checks. May throw (EINVAL, EACCES...).
    */
   mmap?(dmabuf: DmaBuf, vma: DmaBufVma): void;
+  /**
+   * Optional. The physical address of buffer page `pgoff` that a CPU access through a userspace
+   * mapping reaches (what the exporter's vm_ops->fault, or its remap_pfn_range, puts in the page
+   * table), for Process.readUser/writeUser. Called resv NOT held, only for pages inside a mapping
+   * that `mmap` accepted. Such mappings are PFN mappings: get_user_pages on them fails (EFAULT).
+   * Absent: CPU accesses through the mapping fault (EFAULT).
+   */
+  fault?(dmabuf: DmaBuf, pgoff: bigint, write: boolean): bigint;
   /** Optional; without it vmap fails with EINVAL (DB-24). Called with resv held, on the first vmap only. */
   vmap?(dmabuf: DmaBuf): IosysMap;
   /** Optional. Called with resv held, on the last vunmap only. */

@@ -1,6 +1,6 @@
 import { SimError } from '../../bindings/errors.js';
 import type { DmaFence } from './fence.js';
-import type { DmaBufKernel } from './kernel.js';
+import type { DmaBufKernel, EventIds } from './kernel.js';
 
 /**
  * enum dma_resv_usage (DB-27). Ordered: a query with usage U covers every fence whose usage is
@@ -23,13 +23,99 @@ function isUsage(u: unknown): u is DmaResvUsage {
   return u === 0 || u === 1 || u === 2 || u === 3;
 }
 
+/** Negative returns of the ww_mutex lock calls. */
+export const NEG_EDEADLK = -35;
+export const NEG_EALREADY = -114;
+export const NEG_EINTR = -4;
+
 /**
- * struct dma_resv: the buffer's lock plus its fence slots (DB-27, DB-28). The lock is a plain
- * held/not-held flag: the simulator is single-threaded, so what matters is whether a call is made
- * with the lock in the state the convention requires (DB-25), which the kernel context checks.
+ * struct ww_acquire_ctx of reservation_ww_class (a wait-die class): the context a task takes
+ * several reservation locks under, in any order, without deadlocking. Get one with
+ * `DmaBufKernel.wwAcquireInit()`; lock with `resv.lock(ctx)`; when a lock returns -EDEADLK, unlock
+ * every lock the context holds, take the contended one with `resv.lockSlow(ctx)` and start over;
+ * then `done()` (optional) and, once everything is unlocked, `fini()`. `dmaResvLockAll` runs
+ * that loop.
+ */
+export class WwAcquireCtx {
+  private readonly _held = new Set<DmaResv>();
+  private _done = false;
+  private _fini = false;
+
+  /** @internal Use DmaBufKernel.wwAcquireInit. */
+  constructor(
+    private readonly _kernel: DmaBufKernel,
+    /** Age: a smaller stamp is an older context, which wins (the younger one backs off). */
+    readonly stamp: number,
+  ) {}
+
+  /** ctx->acquired: locks held under this context. */
+  get acquired(): number {
+    return this._held.size;
+  }
+
+  /** The reservations held under this context. */
+  get held(): readonly DmaResv[] {
+    return [...this._held];
+  }
+
+  get isDone(): boolean {
+    return this._done;
+  }
+
+  get isFini(): boolean {
+    return this._fini;
+  }
+
+  /** ww_acquire_done: no lock may be taken under this context any more (EINVAL after). */
+  done(): void {
+    this._checkLive('ww_acquire_done');
+    this._done = true;
+  }
+
+  /**
+   * ww_acquire_fini: the context ends; every lock must have been unlocked first (the kernel's
+   * lockdep complains otherwise: refused with EINVAL, emulator choice).
+   */
+  fini(): void {
+    const op = 'ww_acquire_fini';
+    if (this._fini) this._kernel.bug('DB-25', op, `acquire context ${this.stamp} was already finished`);
+    if (this._held.size > 0) this._kernel.bug('DB-25', op, `acquire context ${this.stamp} still holds ${this._held.size} lock(s)`);
+    this._fini = true;
+  }
+
+  /** @internal A lock of this context was taken or dropped (DmaResv only). */
+  track(resv: DmaResv, held: boolean): void {
+    if (held) this._held.add(resv);
+    else this._held.delete(resv);
+  }
+
+  /** @internal EINVAL when the context can take no more locks. */
+  checkCanLock(op: string): void {
+    this._checkLive(op);
+    if (this._done) this._kernel.bug('DB-25', op, `acquire context ${this.stamp} is done: no more locks may be taken`);
+  }
+
+  private _checkLive(op: string): void {
+    if (this._fini) this._kernel.bug('DB-25', op, `acquire context ${this.stamp} was finished`);
+  }
+}
+
+/** Who holds a reservation lock: a context, or a task without one (null). */
+type Holder = WwAcquireCtx | null;
+
+/**
+ * struct dma_resv: the buffer's lock plus its fence slots (DB-27, DB-28).
+ *
+ * The lock is a ww_mutex of a wait-die class, modelled for one thread of execution: a lock
+ * either is free and is taken, or is already held by the caller (-EALREADY with the same
+ * context), or is held by someone else. In the kernel that someone runs on another CPU and the
+ * caller either backs off (-EDEADLK: the caller's context is younger and holds locks) or sleeps
+ * until the lock is free. The simulator has no other task to wait for, so a wait that could
+ * never end is refused with EBUSY (emulator choice) instead of hanging. What the DB-25 checks
+ * look at is whether a call is made with the lock in the state the convention requires.
  */
 export class DmaResv {
-  private _locked = false;
+  private _holder: Holder | undefined = undefined;
   private _fences: { fence: DmaFence; usage: DmaResvUsage }[] = [];
   private _maxFences = 0;
 
@@ -39,25 +125,53 @@ export class DmaResv {
     readonly id: number,
   ) {}
 
+  /** dma_resv_is_locked. */
   isLocked(): boolean {
-    return this._locked;
+    return this._holder !== undefined;
+  }
+
+  /** The acquire context holding the lock; null when held without one, undefined when free. */
+  get holder(): WwAcquireCtx | null | undefined {
+    return this._holder;
   }
 
   /**
-   * dma_resv_lock without an acquire context. Taking it twice would deadlock in the kernel; the
-   * emulator refuses with EBUSY instead (emulator choice).
+   * dma_resv_lock(obj, ctx). Returns 0 when the lock was taken. With a context: -EALREADY when
+   * this context already holds it (nothing changes), -EDEADLK when another context that is older
+   * holds it and this one holds other locks (wait-die: back off, see WwAcquireCtx). Throws EBUSY
+   * where the kernel would sleep for a holder that cannot run here (held without a context, or by
+   * a younger context, or this context holds nothing yet), and EINVAL for a finished or done
+   * context. Without a context, taking a held lock would deadlock: EBUSY.
    */
-  lock(): void {
-    if (this._locked) {
-      throw new SimError('EBUSY', 'dma_resv_lock', `resv ${this.id} is already held: locking it again would deadlock`, 'DB-25');
-    }
-    this._locked = true;
+  lock(ctx?: WwAcquireCtx | null): number {
+    return this._lock(ctx ?? null, false, 'dma_resv_lock');
   }
 
-  /** dma_resv_trylock: true when it took the lock. */
+  /** dma_resv_lock_interruptible: as lock, but a wait with a signal pending returns -EINTR. */
+  lockInterruptible(ctx?: WwAcquireCtx | null): number {
+    return this._lock(ctx ?? null, true, 'dma_resv_lock_interruptible');
+  }
+
+  /**
+   * dma_resv_lock_slow: after backing off from -EDEADLK (every lock of `ctx` unlocked), sleeps
+   * until the contended lock is free and takes it. Here: EINVAL if the context still holds locks,
+   * EBUSY if the lock is held (no one could release it).
+   */
+  lockSlow(ctx: WwAcquireCtx): void {
+    const op = 'dma_resv_lock_slow';
+    if (!ctx) this._kernel.warnRefuse('DB-25', op, 'an acquire context is required');
+    ctx.checkCanLock(op);
+    if (ctx.acquired > 0) this._kernel.bug('DB-25', op, `acquire context ${ctx.stamp} must unlock its ${ctx.acquired} lock(s) before the slow path`);
+    if (this._holder !== undefined) {
+      throw new SimError('EBUSY', op, `resv ${this.id} is held: the slow path would sleep forever (emulator choice)`, 'DB-25');
+    }
+    this._take(ctx);
+  }
+
+  /** dma_resv_trylock: true when it took the lock (never with a context, as in the kernel). */
   trylock(): boolean {
-    if (this._locked) return false;
-    this._locked = true;
+    if (this._holder !== undefined) return false;
+    this._take(null);
     return true;
   }
 
@@ -67,11 +181,61 @@ export class DmaResv {
    * that is not held is refused with EINVAL (emulator choice; the kernel WARNs).
    */
   unlock(): void {
-    if (!this._locked) {
+    if (this._holder === undefined) {
       throw new SimError('EINVAL', 'dma_resv_unlock', `resv ${this.id} is not locked`, 'DB-25');
     }
     this._maxFences = this._fences.length;
-    this._locked = false;
+    this._holder?.track(this, false);
+    this._holder = undefined;
+  }
+
+  /**
+   * The scoped form: takes the lock (with `ctx` if given), runs `fn`, and unlocks when `fn`
+   * returns or throws. When `ctx` already holds the lock (-EALREADY), `fn` runs under that hold
+   * and the lock stays held afterwards. -EDEADLK is thrown as a SimError EDEADLK (the caller backs
+   * off); EBUSY and EINVAL as lock() throws them.
+   */
+  withLock<T>(fn: () => T, ctx?: WwAcquireCtx | null): T {
+    const r = this.lock(ctx);
+    if (r === NEG_EALREADY) return fn();
+    if (r === NEG_EDEADLK) {
+      throw new SimError('EDEADLK', 'dma_resv_lock', `resv ${this.id} is held by an older acquire context: back off`, 'DB-25');
+    }
+    try {
+      return fn();
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * dma_resv_assert_held: a WARN (an EINVAL in strict mode) when the lock is not held. `rule`
+   * names the convention the caller follows. @default 'DB-25'
+   */
+  assertHeld(op: string, rule = 'DB-25', ids: EventIds = {}): void {
+    this._kernel.checkResvHeld(this, true, op, rule, ids);
+  }
+
+  private _lock(ctx: WwAcquireCtx | null, intr: boolean, op: string): number {
+    if (ctx) ctx.checkCanLock(op);
+    const h = this._holder;
+    if (h === undefined) {
+      this._take(ctx);
+      return 0;
+    }
+    if (ctx && h === ctx) return NEG_EALREADY;
+    // Wait-die: a younger context that already holds locks must not wait for an older one.
+    if (ctx && h !== null && ctx.acquired > 0 && ctx.stamp > h.stamp) return NEG_EDEADLK;
+    if (intr && this._kernel.signalPending) return NEG_EINTR;
+    if (!ctx && h === null) {
+      throw new SimError('EBUSY', op, `resv ${this.id} is already held: locking it again would deadlock`, 'DB-25');
+    }
+    throw new SimError('EBUSY', op, `resv ${this.id} is held${h ? ` by acquire context ${h.stamp}` : ''}: the caller would sleep with no one to release it (emulator choice)`, 'DB-25');
+  }
+
+  private _take(ctx: WwAcquireCtx | null): void {
+    this._holder = ctx;
+    ctx?.track(this, true);
   }
 
   /**
@@ -152,5 +316,38 @@ export class DmaResv {
       if (ret <= 0) return ret;
     }
     return ret;
+  }
+}
+
+/**
+ * Locks every reservation in `resvs` under one acquire context (the ww_mutex backoff loop the
+ * kernel's drm_exec runs), calls `fn` with all of them held, then unlocks them and finishes the
+ * context, also when `fn` throws. Duplicates are locked once. A lock that another task holds
+ * throws EBUSY (see DmaResv.lock); -EDEADLK is handled by backing off and retrying.
+ */
+export function dmaResvLockAll<T>(kernel: DmaBufKernel, resvs: readonly DmaResv[], fn: (ctx: WwAcquireCtx) => T): T {
+  const ctx = kernel.wwAcquireInit();
+  try {
+    let contended: DmaResv | null = null;
+    for (;;) {
+      let backoff: DmaResv | null = null;
+      for (const r of resvs) {
+        if (r === contended) continue;
+        const ret = r.lock(ctx);
+        if (ret === NEG_EDEADLK) {
+          backoff = r;
+          break;
+        }
+      }
+      if (!backoff) break;
+      for (const r of ctx.held) r.unlock();
+      backoff.lockSlow(ctx);
+      contended = backoff;
+    }
+    ctx.done();
+    return fn(ctx);
+  } finally {
+    for (const r of ctx.held) r.unlock();
+    ctx.fini();
   }
 }

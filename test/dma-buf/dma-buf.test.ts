@@ -514,3 +514,15 @@ describe('detach, pin, move_notify (DB-14..DB-17)', () => {
   });
 });
 
+
+describe('SgTable over a ScatterList (one scatterlist, two faces)', () => {
+  it('DB-12 a view needs a mapped list: an unmapped ScatterList is EINVAL; a table of plain entries has no page face', async () => {
+    const { ScatterList } = await import('../../src/dma-mapping/index.js');
+    const { SgTable } = await import('../../src/dma-buf/index.js');
+    const sgl = new ScatterList(2).set(0, 0x1000n, 4096).set(1, 0x3000n, 4096);
+    expect(() => SgTable.fromScatterList(sgl)).toThrowError(expect.objectContaining({ code: 'EINVAL', rule: 'DB-12' }));
+    const plain = new SgTable([{ dmaAddress: 0x1000n, length: 4096, page: null }]);
+    expect(plain.sgl).toBeNull();
+    expect(plain.cpuSegments()).toEqual([]);
+  });
+});

@@ -29,6 +29,11 @@ import {
   SEEK_END,
   SEEK_SET,
   SimProcess,
+  dmaBufFd,
+  dmaBufFops,
+  dmaBufGet,
+  syncFileFops,
+  type DmaBufMmap,
   type KernelProfileName,
 } from '../../src/dma-buf/index.js';
 import { TestExporter, dev, type TestExporterOptions } from './helpers/exporter.js';
@@ -157,10 +162,10 @@ describe('mmap and llseek (DB-18, DB-19)', () => {
     const { p, buf, exp } = setup({ size: 4 * PAGE_SIZE + 100 });
     const fd = p.dmaBufFd(buf);
     const req = (length: number, offset: number) => ({ length, prot: PROT_READ, flags: MAP_SHARED, offset });
-    expect(p.mmap(fd, req(4 * PAGE_SIZE, 0)).vma).toEqual({ pgoff: 0n, pages: 4, prot: PROT_READ, flags: MAP_SHARED });
+    expect((p.mmap(fd, req(4 * PAGE_SIZE, 0)) as DmaBufMmap).vma).toEqual({ pgoff: 0n, pages: 4, prot: PROT_READ, flags: MAP_SHARED });
     expect(() => p.mmap(fd, req(5 * PAGE_SIZE, 0))).toThrowError(err('EINVAL', 'DB-18'));
     expect(() => p.mmap(fd, req(PAGE_SIZE, 4 * PAGE_SIZE))).toThrowError(err('EINVAL', 'DB-18'));
-    expect(p.mmap(fd, req(1, 3 * PAGE_SIZE)).vma.pgoff).toBe(3n);
+    expect((p.mmap(fd, req(1, 3 * PAGE_SIZE)) as DmaBufMmap).vma.pgoff).toBe(3n);
     expect(() => p.mmap(fd, req(PAGE_SIZE, 100))).toThrowError(err('EINVAL'));
     expect(() => p.mmap(fd, req(0, 0))).toThrowError(err('EINVAL'));
     expect(exp.ops_of('mmap')).toHaveLength(2);
@@ -371,5 +376,56 @@ describe('vmap and fdinfo (DB-24, DB-26)', () => {
     p.ioctl(fd, DMA_BUF_SET_NAME_A, 'rdma-mr');
     p.dmaBufGet(fd);
     expect(p.fdinfo(fd).split('\n').slice(2)).toEqual(['size:\t8192', 'count:\t3', 'exp_name:\thabanalabs', 'name:\trdma-mr', '']);
+  });
+});
+
+describe('CPU access through a process mapping (DB-18)', () => {
+  it('an exporter without a fault op gives a mapping the CPU cannot reach: copy_from_user is EFAULT', async () => {
+    const { makeSim } = await import('../helpers/sim.js');
+    const sim = await makeSim();
+    const k = new DmaBufKernel();
+    const p = new SimProcess(k, { memory: sim.memory });
+    const fd = p.dmaBufFd(new TestExporter(k, { mmap: true }).export());
+    const m = p.mmap(fd, { length: PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED });
+    expect(m.pfnMap).toBe(true);
+    expect(() => p.readUser(m.start, 1)).toThrowError(err('EFAULT'));
+    m.munmap();
+    p.close(fd);
+  });
+});
+
+describe('dma-buf file operations through the process layer', () => {
+  it('a dma-buf fd is the buffer\'s one file (dma_buf_fops), shared by dup and by every process it is installed in', () => {
+    const { k, p, buf } = setup();
+    const fd = p.dmaBufFd(buf);
+    const f = p.file(fd);
+    expect(f).toBe(buf.file);
+    expect(f.fops).toBe(dmaBufFops);
+    expect(p.file(p.dup(fd))).toBe(f);
+    const q = new SimProcess(k, { name: 'other' });
+    const qfd = dmaBufFd(q, buf.get());
+    expect(q.file(qfd)).toBe(f);
+    expect(buf.refs).toEqual({ kernel: 0, fd: 3, mmap: 0 });
+    expect(dmaBufGet(q, qfd)).toBe(buf);
+    buf.put();
+  });
+
+  it('DB-22/DB-23 an exported sync_file fd polls readable once its fences signal; it has no llseek and no ioctls', () => {
+    const { k, p, buf } = setup();
+    const fd = p.dmaBufFd(buf);
+    const f = k.createFence(k.fenceContextAlloc(), 1);
+    buf.resv.withLock(() => {
+      buf.resv.reserveFences(1);
+      buf.resv.addFence(f, DmaResvUsage.WRITE);
+    });
+    const arg = { flags: DMA_BUF_SYNC_READ, fd: -1 };
+    p.ioctl(fd, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, arg);
+    expect(p.file(arg.fd).fops).toBe(syncFileFops);
+    expect(p.poll(arg.fd, EPOLLIN)).toBe(0);
+    f.signal();
+    expect(p.poll(arg.fd, EPOLLIN | EPOLLOUT)).toBe(EPOLLIN);
+    expect(() => p.llseek(arg.fd, 0, SEEK_SET)).toThrowError(err('ESPIPE'));
+    expect(() => p.ioctl(arg.fd, DMA_BUF_IOCTL_SYNC, { flags: DMA_BUF_SYNC_READ })).toThrowError(err('ENOTTY'));
+    p.close(arg.fd);
   });
 });

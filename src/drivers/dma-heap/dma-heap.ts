@@ -1,6 +1,7 @@
 /**
  * The dma-heap framework (drivers/dma-buf/dma-heap.c): named heaps under /dev/dma_heap/<name>,
- * each a character device with one ioctl, DMA_HEAP_IOCTL_ALLOC, as spec/dmabuf.md §C gives it.
+ * each a character device whose one ioctl, DMA_HEAP_IOCTL_ALLOC, is reached through Process.ioctl
+ * (the heaps' file_operations), as spec/dmabuf.md §C gives it.
  *
  * dma_heap_ioctl: _IOC_NR >= the number of commands -> EINVAL (the ioctl type byte is not
  * checked). The user struct is copied in for its own size (_IOC_SIZE of the user's command):
@@ -10,9 +11,7 @@
  * dma_heap_buffer_alloc: len = PAGE_ALIGN(len) (wrapping, as on a 64-bit kernel), 0 -> EINVAL;
  * the heap's allocate; dma_buf_fd with fd_flags (on failure the buffer is put).
  */
-import { SimError } from '../../../bindings/errors.js';
-import { PAGE_SIZE, type DmaBuf, type OpenFile, type SimProcess } from '../../dma-buf/index.js';
-import type { Machine } from '../../machine/machine.js';
+import { O_RDWR, PAGE_SIZE, SimError, dmaBufFd, type DmaBuf, type FileOperations, type Machine, type Process } from '../../index.js';
 import {
   DMA_HEAP_ALLOCATION_DATA_SIZE,
   DMA_HEAP_IOCTL_ALLOC,
@@ -54,7 +53,14 @@ export interface DmaHeapsOptions {
 /** The heaps of a machine and their /dev/dma_heap nodes. */
 export class DmaHeaps {
   private readonly _heaps = new Map<string, DmaHeap>();
-  private readonly _files = new WeakMap<OpenFile, DmaHeap>();
+  /**
+   * The file_operations of every /dev/dma_heap/<name> node (dma_heap_fops): unlocked_ioctl only,
+   * with the heap as the file's private data, reached through Process.ioctl.
+   */
+  readonly fops: FileOperations<DmaHeap> = {
+    name: 'dma_heap',
+    ioctl: (file, cmd, arg, proc) => this._ioctl(proc, file.privateData, cmd, arg as DmaHeapAllocationData | Uint8Array | null),
+  };
   /** The system heap, when registered. */
   readonly system: SystemHeap | null;
 
@@ -91,24 +97,20 @@ export class DmaHeaps {
   }
 
   /** open("/dev/dma_heap/<name>", O_RDWR). ENOENT for an unknown heap. */
-  open(proc: SimProcess, name: string): number {
+  open(proc: Process, name: string): number {
     const heap = this._heaps.get(name);
     if (!heap) throw new SimError('ENOENT', 'open', `/dev/dma_heap/${name} does not exist`);
-    const fd = proc.openFile(`/dev/dma_heap/${name}`);
-    this._files.set(proc.file(fd), heap);
-    return fd;
+    return proc.open(this.fops, heap, { flags: O_RDWR, name: `/dev/dma_heap/${name}` });
   }
 
   /**
-   * ioctl(2) on a heap fd. `arg` is the user struct: a DmaHeapAllocationData object (the full
+   * dma_heap_ioctl, from Process.ioctl on a heap fd. `arg` is the user struct: a DmaHeapAllocationData object (the full
    * struct; `fd` is written back) or its raw bytes (at least _IOC_SIZE(cmd) of them, else EFAULT;
    * the fd is written back into the first _IOC_SIZE(cmd) bytes); null is a bad pointer (EFAULT).
-   * EBADF, ENOTTY (not a heap fd), EINVAL (unknown nr), then the ALLOC checks. Returns 0.
+   * EINVAL (unknown nr), then the ALLOC checks. Returns 0.
    */
-  ioctl(proc: SimProcess, fd: number, cmd: number, arg: DmaHeapAllocationData | Uint8Array | null): number {
+  private _ioctl(proc: Process, heap: DmaHeap, cmd: number, arg: DmaHeapAllocationData | Uint8Array | null): number {
     const op = 'dma_heap_ioctl';
-    const heap = this._files.get(proc.file(fd));
-    if (!heap) throw new SimError('ENOTTY', op, `fd ${fd} is not a dma-heap`);
     cmd >>>= 0;
     const nr = cmd & 0xff;
     if (nr >= 1) throw new SimError('EINVAL', op, `ioctl nr ${nr} is not a dma-heap command`);
@@ -147,14 +149,8 @@ export class DmaHeaps {
     return 0;
   }
 
-  /** DMA_HEAP_IOCTL_ALLOC with the full struct; returns the new dma-buf fd (also in data.fd). */
-  alloc(proc: SimProcess, heapFd: number, data: DmaHeapAllocationData): number {
-    this.ioctl(proc, heapFd, DMA_HEAP_IOCTL_ALLOC, data);
-    return data.fd;
-  }
-
   /** dma_heap_ioctl_allocate + dma_heap_buffer_alloc. */
-  private _allocate(proc: SimProcess, heap: DmaHeap, d: DmaHeapAllocationData): number {
+  private _allocate(proc: Process, heap: DmaHeap, d: DmaHeapAllocationData): number {
     const op = 'DMA_HEAP_IOCTL_ALLOC';
     if (d.fd !== 0) throw new SimError('EINVAL', op, `fd must be 0 on input, got ${d.fd}`);
     if (d.fdFlags & ~DMA_HEAP_VALID_FD_FLAGS) throw new SimError('EINVAL', op, `fd_flags 0x${(d.fdFlags >>> 0).toString(16)} outside O_CLOEXEC|O_ACCMODE`);
@@ -166,7 +162,7 @@ export class DmaHeaps {
     if (len > BigInt(Number.MAX_SAFE_INTEGER)) throw new SimError('ENOMEM', op, `len ${len} is more than memory`);
     const buf = heap.ops.allocate(heap, Number(len), d.fdFlags, heapFlags);
     try {
-      return proc.dmaBufFd(buf, d.fdFlags);
+      return dmaBufFd(proc, buf, d.fdFlags);
     } catch (e) {
       buf.put();
       throw e;

@@ -2,4 +2,4 @@
 export * from './uapi.js';
 export * from './dma-heap.js';
 export * from './system-heap.js';
-export { mmapRead, mmapWrite, bufferRead, bufferWrite, pageBackedOf, bufferPhys, type PageBackedBuffer } from '../udmabuf/cpu-access.js';
+export { mmapRead, mmapWrite, bufferRead, bufferWrite, pageBackedOf, bufferPhys, PageBackedBuffer } from '../udmabuf/cpu-access.js';

@@ -12,18 +12,19 @@
  * mapped attachment (for the CPU, then for the device); mmap maps the pages from vm_pgoff
  * (private or shared); vmap is refcounted by the framework; release frees the pages.
  */
-import { SimError } from '../../../bindings/errors.js';
 import {
   DmaDataDirection,
   PAGE_SIZE,
+  ScatterList,
   SgTable,
+  SimError,
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
-} from '../../dma-buf/index.js';
-import { ScatterList, type DmaDevice as DmaApiDevice } from '../../dma-mapping/index.js';
-import type { Machine } from '../../machine/machine.js';
-import { fakeVmapAddress, registerPageBacked } from '../udmabuf/cpu-access.js';
+  type DmaDevice as DmaApiDevice,
+  type Machine,
+} from '../../index.js';
+import { PageBackedBuffer, fakeVmapAddress } from '../udmabuf/cpu-access.js';
 import { attachmentDmaDevice, mapSgtableOrThrow } from '../udmabuf/importer.js';
 import type { DmaHeap, DmaHeapOps } from './dma-heap.js';
 
@@ -42,15 +43,41 @@ export interface SystemHeapChunk {
   readonly bytes: number;
 }
 
-/** struct system_heap_buffer. */
-export interface SystemHeapBuffer {
-  readonly len: number;
-  readonly chunks: readonly SystemHeapChunk[];
+/** struct system_heap_buffer: dmabuf->priv. */
+export class SystemHeapBuffer extends PageBackedBuffer {
+  readonly attachments = new Set<SystemHeapAttachment>();
+  vmapCnt = 0;
+  released = false;
   /** Buffer page index where each chunk starts. */
   readonly firstPage: readonly number[];
-  readonly attachments: Set<SystemHeapAttachment>;
-  vmapCnt: number;
-  released: boolean;
+  readonly pageCount: number;
+
+  constructor(
+    readonly len: number,
+    readonly chunks: readonly SystemHeapChunk[],
+  ) {
+    super();
+    const first: number[] = [];
+    let p = 0;
+    for (const c of chunks) {
+      first.push(p);
+      p += c.bytes / PAGE_SIZE;
+    }
+    this.firstPage = first;
+    this.pageCount = p;
+  }
+
+  pagePhys(i: number): bigint {
+    // Binary search for the chunk holding page i.
+    let lo = 0;
+    let hi = this.chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.firstPage[mid]! <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.chunks[lo]!.pa + BigInt((i - this.firstPage[lo]!) * PAGE_SIZE);
+  }
 }
 
 /** struct dma_heap_attachment: the attachment's own copy of the table and whether it is mapped. */
@@ -118,13 +145,7 @@ export class SystemHeap implements DmaHeapOps {
       remaining -= c.bytes;
       maxOrder = c.order;
     }
-    const firstPage: number[] = [];
-    let p = 0;
-    for (const c of chunks) {
-      firstPage.push(p);
-      p += c.bytes / PAGE_SIZE;
-    }
-    const hb: SystemHeapBuffer = { len, chunks, firstPage, attachments: new Set(), vmapCnt: 0, released: false };
+    const hb = new SystemHeapBuffer(len, chunks);
     let buf: DmaBuf;
     try {
       buf = this.machine.kernel.export({ expName: 'system', ops: this._ops(), size: len, flags: fdFlags, priv: hb });
@@ -133,7 +154,6 @@ export class SystemHeap implements DmaHeapOps {
       throw e;
     }
     this._live.add(hb);
-    registerPageBacked(buf, { pageCount: p, pagePhys: (i) => this._pagePhys(hb, i) });
     return buf;
   }
 
@@ -155,18 +175,6 @@ export class SystemHeap implements DmaHeapOps {
     return null;
   }
 
-  private _pagePhys(hb: SystemHeapBuffer, i: number): bigint {
-    // Binary search for the chunk holding page i.
-    let lo = 0;
-    let hi = hb.chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (hb.firstPage[mid]! <= i) lo = mid;
-      else hi = mid - 1;
-    }
-    return hb.chunks[lo]!.pa + BigInt((i - hb.firstPage[lo]!) * PAGE_SIZE);
-  }
-
   // ---------------------------------------------------------------------------------------------
   // Exporter ops
 
@@ -180,6 +188,7 @@ export class SystemHeap implements DmaHeapOps {
       unmapDmaBuf: (att, sgt, dir) => this._unmap(att, sgt, dir),
       release: (buf) => this._release(buf),
       mmap: () => {},
+      fault: (buf, pgoff) => (buf.priv as PageBackedBuffer).pagePhys(Number(pgoff)),
       vmap: (buf) => {
         (buf.priv as SystemHeapBuffer).vmapCnt++;
         return { vaddr: fakeVmapAddress(buf), isIomem: false };
@@ -216,7 +225,7 @@ export class SystemHeap implements DmaHeapOps {
     mapSgtableOrThrow(a.dev, a.sgl, dir, 'system_heap_map_dma_buf');
     a.mapped = true;
     a.dir = dir;
-    const sgt = new SgTable(a.sgl.dmaSegments(), { nents: a.sgl.nents, origNents: a.sgl.origNents });
+    const sgt = SgTable.fromScatterList(a.sgl);
     this._tables.set(sgt, a);
     return sgt;
   }

@@ -1,5 +1,5 @@
 /** uAPI of dma-heaps (include/uapi/linux/dma-heap.h), with the kernel's values. */
-import { O_ACCMODE, O_CLOEXEC } from '../../dma-buf/index.js';
+import { O_ACCMODE, O_CLOEXEC } from '../../index.js';
 
 function ioc(dir: number, type: string, nr: number, size: number): number {
   return ((dir << 30) | (size << 16) | (type.charCodeAt(0) << 8) | nr) >>> 0;

@@ -1,35 +1,32 @@
 /**
  * CPU access to page-backed dma-bufs (udmabuf, the system heap): what a userspace mmap or a
- * kernel vmap of such a buffer reaches. Exporters register, per buffer, the physical address of
- * each 4 KiB page; reads and writes through a mapping then go page by page to simulated RAM, so
- * bytes a device DMAs into the buffer are the bytes the CPU sees, and the other way round.
+ * kernel vmap of such a buffer reaches. The exporter's per-buffer state (dmabuf->priv) is a
+ * PageBackedBuffer that knows the physical address of each 4 KiB page; reads and writes through a
+ * mapping then go page by page to simulated RAM, so bytes a device DMAs into the buffer are the
+ * bytes the CPU sees, and the other way round.
  */
-import { SimError } from '../../../bindings/errors.js';
-import { PAGE_SIZE, PROT_WRITE, type DmaBuf, type DmaBufMmap } from '../../dma-buf/index.js';
-import type { PhysicalMemory } from '../../memory/physical-memory.js';
+import { DmaBufMmap, SimError, PAGE_SIZE, PROT_WRITE, type DmaBuf, type PhysicalMemory, type VmArea } from '../../index.js';
 
-/** The pages behind a buffer: page i of the buffer is at `pagePhys(i)`. */
-export interface PageBackedBuffer {
-  readonly pageCount: number;
-  pagePhys(index: number): bigint;
-}
-
-const registry = new WeakMap<DmaBuf, PageBackedBuffer>();
-
-/** @internal Exporters call this once per buffer they export. */
-export function registerPageBacked(buf: DmaBuf, pages: PageBackedBuffer): void {
-  registry.set(buf, pages);
+/** The pages behind a buffer: page i of the buffer is at `pagePhys(i)`. Exporters' priv extends it. */
+export abstract class PageBackedBuffer {
+  abstract readonly pageCount: number;
+  abstract pagePhys(index: number): bigint;
 }
 
 /** The page list of a page-backed buffer, or undefined for other exporters. */
 export function pageBackedOf(buf: DmaBuf): PageBackedBuffer | undefined {
-  return registry.get(buf);
+  return buf.priv instanceof PageBackedBuffer ? buf.priv : undefined;
+}
+
+function pagesOf(op: string, buf: DmaBuf, code: 'EINVAL' | 'EFAULT'): PageBackedBuffer {
+  const pb = pageBackedOf(buf);
+  if (!pb) throw new SimError(code, op, `dma-buf ${buf.id} (${buf.expName}) is not page-backed`);
+  return pb;
 }
 
 /** Physical address of byte `offset` of a page-backed buffer. */
 export function bufferPhys(buf: DmaBuf, offset: number): bigint {
-  const pb = registry.get(buf);
-  if (!pb) throw new SimError('EINVAL', 'bufferPhys', `dma-buf ${buf.id} (${buf.expName}) is not page-backed`);
+  const pb = pagesOf('bufferPhys', buf, 'EINVAL');
   const idx = Math.floor(offset / PAGE_SIZE);
   if (!Number.isSafeInteger(offset) || offset < 0 || idx >= pb.pageCount) {
     throw new SimError('EFAULT', 'bufferPhys', `offset ${offset} is outside the buffer's ${pb.pageCount} pages`);
@@ -65,35 +62,33 @@ function walk(
   }
 }
 
-function mappingPages(op: string, m: DmaBufMmap): { pb: PageBackedBuffer; first: number } {
+function mappingPages(op: string, m: VmArea): { pb: PageBackedBuffer; first: number } {
   if (!m.active) throw new SimError('EFAULT', op, 'the mapping was unmapped');
-  const pb = registry.get(m.dmabuf);
-  if (!pb) throw new SimError('EFAULT', op, `dma-buf ${m.dmabuf.id} (${m.dmabuf.expName}) is not page-backed`);
-  return { pb, first: Number(m.vma.pgoff) };
+  if (!(m instanceof DmaBufMmap)) throw new SimError('EFAULT', op, 'not a mapping of a dma-buf');
+  return { pb: pagesOf(op, m.dmabuf, 'EFAULT'), first: Number(m.pgoff) };
 }
 
-/** A load of `length` bytes at byte `offset` of a userspace mapping (from the VMA start). */
-export function mmapRead(mem: PhysicalMemory, m: DmaBufMmap, offset: number, length: number): Uint8Array {
+/** A load of `length` bytes at byte `offset` of a userspace mapping of a dma-buf (from the VMA start). */
+export function mmapRead(mem: PhysicalMemory, m: VmArea, offset: number, length: number): Uint8Array {
   const op = 'mmap read';
   const { pb, first } = mappingPages(op, m);
   const out = new Uint8Array(length);
-  walk(op, pb, first, m.vma.pages, offset, length, (pa, from, n) => out.set(mem.read(pa, n), from));
+  walk(op, pb, first, m.pages, offset, length, (pa, from, n) => out.set(mem.read(pa, n), from));
   return out;
 }
 
-/** A store through a userspace mapping. EFAULT (SIGSEGV) when the mapping is not writable. */
-export function mmapWrite(mem: PhysicalMemory, m: DmaBufMmap, offset: number, data: Uint8Array): void {
+/** A store through a userspace mapping of a dma-buf. EFAULT (SIGSEGV) when the mapping is not writable. */
+export function mmapWrite(mem: PhysicalMemory, m: VmArea, offset: number, data: Uint8Array): void {
   const op = 'mmap write';
   const { pb, first } = mappingPages(op, m);
-  if ((m.vma.prot & PROT_WRITE) === 0) throw new SimError('EFAULT', op, 'the mapping is not writable (SIGSEGV)');
-  walk(op, pb, first, m.vma.pages, offset, data.length, (pa, from, n) => mem.write(pa, data.subarray(from, from + n)));
+  if ((m.prot & PROT_WRITE) === 0) throw new SimError('EFAULT', op, 'the mapping is not writable (SIGSEGV)');
+  walk(op, pb, first, m.pages, offset, data.length, (pa, from, n) => mem.write(pa, data.subarray(from, from + n)));
 }
 
 /** A kernel access through vmap (or any CPU access to the whole buffer): read. */
 export function bufferRead(mem: PhysicalMemory, buf: DmaBuf, offset: number, length: number): Uint8Array {
   const op = 'vmap read';
-  const pb = registry.get(buf);
-  if (!pb) throw new SimError('EINVAL', op, `dma-buf ${buf.id} (${buf.expName}) is not page-backed`);
+  const pb = pagesOf(op, buf, 'EINVAL');
   const out = new Uint8Array(length);
   walk(op, pb, 0, pb.pageCount, offset, length, (pa, from, n) => out.set(mem.read(pa, n), from));
   return out;
@@ -102,8 +97,7 @@ export function bufferRead(mem: PhysicalMemory, buf: DmaBuf, offset: number, len
 /** A kernel access through vmap: write. */
 export function bufferWrite(mem: PhysicalMemory, buf: DmaBuf, offset: number, data: Uint8Array): void {
   const op = 'vmap write';
-  const pb = registry.get(buf);
-  if (!pb) throw new SimError('EINVAL', op, `dma-buf ${buf.id} (${buf.expName}) is not page-backed`);
+  const pb = pagesOf(op, buf, 'EINVAL');
   walk(op, pb, 0, pb.pageCount, offset, data.length, (pa, from, n) => mem.write(pa, data.subarray(from, from + n)));
 }
 

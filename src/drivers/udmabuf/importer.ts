@@ -3,11 +3,10 @@
  * dma_map_sgtable: a DmaDevice of src/dma-mapping passed straight to dma_buf_attach (e.g.
  * machine.dmaDevice(fn)), or an importer device `{ name, pci, dma }` of src/drivers/device.ts.
  */
-import { SimError, errnoName, type ErrnoCode } from '../../../bindings/errors.js';
-import type { DmaBufAttachment } from '../../dma-buf/index.js';
-import { DmaDevice as DmaApiDevice, type ScatterList } from '../../dma-mapping/index.js';
-import type { Machine } from '../../machine/machine.js';
-import { findParentPciDev } from '../../pci/index.js';
+import {
+  DmaDevice as DmaApiDevice, SimError, errnoName, findParentPciDev,
+  type DmaBufAttachment, type ErrnoCode, type Machine, type ScatterList,
+} from '../../index.js';
 import type { DmaBufImporterDevice } from '../device.js';
 
 /** The DmaDevice mappings for `att` use. EINVAL when the attachment's device has no DMA API face. */

@@ -3,16 +3,16 @@
  * frames of the machine, allocated on first touch, with the F_ADD_SEALS/F_GET_SEALS seals
  * (mm/memfd.c, mm/shmem.c) that udmabuf checks.
  *
- * src/dma-buf's SimProcess has no file type for it, so the memfd is installed as an 'other' file
- * (SimProcess.openFile) and this module keeps a registry keyed by that file object: dup'ed fds
- * share it, a closed and reused fd does not. Limits of the model: closing the last fd does not
- * free the pages (the inode is never evicted: mappings and udmabufs may still use them), and
- * there is no read(2)/write(2) position (pread/pwrite only).
+ * The memfd is a file of the process layer with `memfdFops` (llseek, mmap, release) and the
+ * inode, a MemfdFile, as its private data: dup'ed fds and mappings share it, a closed and reused
+ * fd does not. The page cache holds one reference on each page; when the last reference to the
+ * file goes (fds and mappings), the inode is evicted and those references are dropped, so pages
+ * nobody else holds (a udmabuf, a pin) are freed. There is no read(2)/write(2) (pread/pwrite only).
  */
-import { SimError } from '../../../bindings/errors.js';
-import { MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_WRITE, type OpenFile, type SimProcess } from '../../dma-buf/index.js';
-import type { Machine } from '../../machine/machine.js';
-import type { PhysicalMemory } from '../../memory/physical-memory.js';
+import {
+  SimError, MAP_SHARED, O_RDWR, PAGE_SIZE, PROT_WRITE, SEEK_CUR, SEEK_END, SEEK_SET, VmArea,
+  type FileOperations, type Machine, type PhysicalMemory, type Process, type VmAreaInit,
+} from '../../index.js';
 import {
   F_ADD_SEALS, F_ALL_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
   HPAGE_SIZE, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_EXEC, MFD_HUGETLB, MFD_NAME_MAX_LEN, MFD_NOEXEC_SEAL,
@@ -29,30 +29,25 @@ export interface MemfdMmapRequest {
 }
 
 /** A mapping of a memfd into the process: loads and stores reach the file's pages. */
-export class MemfdMapping {
-  private _active = true;
-
-  /** @internal Use MemfdFile.mmap. */
+export class MemfdMapping extends VmArea {
+  /** @internal Made by the memfd's mmap. */
   constructor(
-    readonly file: MemfdFile,
-    readonly offset: number,
-    readonly length: number,
-    readonly prot: number,
-    readonly flags: number,
-  ) {}
-
-  get active(): boolean {
-    return this._active;
+    init: VmAreaInit,
+    readonly inode: MemfdFile,
+  ) {
+    super(init);
+    if (this.sharedWritable) inode.sharedWritableMaps++;
   }
 
-  get sharedWritable(): boolean {
-    return (this.flags & MAP_SHARED) !== 0 && (this.prot & PROT_WRITE) !== 0;
+  /** Byte offset of the mapping in the file. */
+  get offset(): number {
+    return Number(this.pgoff) * PAGE_SIZE;
   }
 
   /** A load; a page never touched is allocated (shmem fault), SIGBUS past EOF is EFAULT. */
   read(offset: number, length: number): Uint8Array {
     this._check('memfd mmap read', offset, length);
-    return this.file._access('memfd mmap read', this.offset + offset, length, null);
+    return this.inode.access('memfd mmap read', this.offset + offset, length, null);
   }
 
   /** A store. Private mappings are copy-on-write: modelled as unsupported (EFAULT). */
@@ -61,17 +56,23 @@ export class MemfdMapping {
     this._check(op, offset, data.length);
     if ((this.prot & PROT_WRITE) === 0) throw new SimError('EFAULT', op, 'the mapping is not writable (SIGSEGV)');
     if ((this.flags & MAP_SHARED) === 0) throw new SimError('EFAULT', op, 'stores to MAP_PRIVATE memfd mappings are not modelled');
-    this.file._access(op, this.offset + offset, data.length, data);
+    this.inode.access(op, this.offset + offset, data.length, data);
   }
 
-  munmap(): void {
-    if (!this._active) throw new SimError('EINVAL', 'munmap', 'already unmapped');
-    this._active = false;
-    if (this.sharedWritable) this.file._sharedWritable--;
+  /** shmem_fault: the page cache page (a private mapping is read-only here: no COW). */
+  protected override fault(index: number, write: boolean, op: string): bigint {
+    if (write && (this.flags & MAP_SHARED) === 0) throw new SimError('EFAULT', op, 'copy-on-write of MAP_PRIVATE memfd pages is not modelled');
+    const pgoff = Number(this.pgoff) + index;
+    if (pgoff * PAGE_SIZE >= this.inode.size) throw new SimError('EFAULT', op, `page ${pgoff} is past EOF (SIGBUS)`);
+    return this.inode.pagePhys(op, pgoff);
+  }
+
+  protected override close(): void {
+    if (this.sharedWritable) this.inode.sharedWritableMaps--;
   }
 
   private _check(op: string, offset: number, length: number): void {
-    if (!this._active) throw new SimError('EFAULT', op, 'the mapping was unmapped');
+    if (!this.active) throw new SimError('EFAULT', op, 'the mapping was unmapped');
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > this.length) {
       throw new SimError('EFAULT', op, `[${offset}, +${length}) is outside the ${this.length}-byte mapping`);
     }
@@ -85,8 +86,9 @@ export class MemfdFile {
   private _seals: number;
   /** Folio index -> physical address of the folio (page size `folioSize`). */
   private readonly _folios = new Map<number, bigint>();
-  /** @internal Live MAP_SHARED + PROT_WRITE mappings (mapping_writably_mapped). */
-  _sharedWritable = 0;
+  /** Live MAP_SHARED + PROT_WRITE mappings (mapping_writably_mapped). */
+  sharedWritableMaps = 0;
+  private _evicted = false;
 
   /** @internal Use memfdCreate. */
   constructor(
@@ -135,8 +137,8 @@ export class MemfdFile {
       throw new SimError('EINVAL', op, `seals 0x${seals.toString(16)} has unknown bits`);
     }
     if (this._seals & F_SEAL_SEAL) throw new SimError('EPERM', op, 'the file is sealed against new seals (F_SEAL_SEAL)');
-    if (seals & F_SEAL_WRITE && !(this._seals & F_SEAL_WRITE) && this._sharedWritable > 0) {
-      throw new SimError('EBUSY', op, `${this._sharedWritable} shared writable mapping(s) exist`);
+    if (seals & F_SEAL_WRITE && !(this._seals & F_SEAL_WRITE) && this.sharedWritableMaps > 0) {
+      throw new SimError('EBUSY', op, `${this.sharedWritableMaps} shared writable mapping(s) exist`);
     }
     this._seals |= seals;
   }
@@ -179,7 +181,7 @@ export class MemfdFile {
       if (this.hugetlb) throw new SimError('EINVAL', op, 'hugetlbfs files have no write(2)');
       this._size = end;
     }
-    this._access(op, offset, data.length, data);
+    this.access(op, offset, data.length, data);
     return data.length;
   }
 
@@ -189,36 +191,42 @@ export class MemfdFile {
       throw new SimError('EINVAL', 'pread', 'offset and length must be non-negative integers');
     }
     const n = Math.max(0, Math.min(length, this._size - offset));
-    return this._access('pread', offset, n, null);
+    return this.access('pread', offset, n, null);
   }
 
   /**
-   * mmap(2) of the memfd: EINVAL (length 0, bad flags or unaligned offset), EPERM for a shared
-   * writable mapping under F_SEAL_WRITE/F_SEAL_FUTURE_WRITE. Pages past EOF fault with SIGBUS.
+   * The memfd's mmap, after the VFS checks: EINVAL for an offset not aligned to the folio size
+   * (hugetlbfs), EPERM for a shared writable mapping under F_SEAL_WRITE/F_SEAL_FUTURE_WRITE.
+   * Pages past EOF fault with SIGBUS.
    */
-  mmap(req: MemfdMmapRequest): MemfdMapping {
+  mmap(init: VmAreaInit): MemfdMapping {
     const op = 'mmap';
-    const type = req.flags & (MAP_SHARED | MAP_PRIVATE);
-    if (type !== MAP_SHARED && type !== MAP_PRIVATE) throw new SimError('EINVAL', op, 'exactly one of MAP_SHARED and MAP_PRIVATE');
-    if (!Number.isSafeInteger(req.length) || req.length <= 0) throw new SimError('EINVAL', op, `length ${req.length}`);
-    const offset = req.offset ?? 0;
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset % this.folioSize !== 0) {
-      throw new SimError('EINVAL', op, `offset ${offset} is not ${this.folioSize}-aligned`);
-    }
-    if (type === MAP_SHARED && req.prot & PROT_WRITE && this._seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+    const offset = Number(init.pgoff) * PAGE_SIZE;
+    if (offset % this.folioSize !== 0) throw new SimError('EINVAL', op, `offset ${offset} is not ${this.folioSize}-aligned`);
+    if (init.flags & MAP_SHARED && init.prot & PROT_WRITE && this._seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
       throw new SimError('EPERM', op, 'shared writable mapping of a write-sealed memfd');
     }
-    const length = this.hugetlb ? Math.ceil(req.length / HPAGE_SIZE) * HPAGE_SIZE : Math.ceil(req.length / PAGE_SIZE) * PAGE_SIZE;
-    const m = new MemfdMapping(this, offset, length, req.prot, req.flags);
-    if (m.sharedWritable) this._sharedWritable++;
-    return m;
+    return new MemfdMapping(init, this);
   }
 
   /**
-   * @internal shmem_read_mapping_page / memfd_alloc_folio: the physical address of 4 KiB page
-   * `pgoff`, allocating its folio on first use. Past EOF: EINVAL (SGP_CACHE refuses it).
+   * Eviction when the last reference to the file went: the page cache drops its reference on
+   * every page; pages a udmabuf or a pin still holds live on until those go.
    */
-  _page(op: string, pgoff: number): bigint {
+  evict(): void {
+    if (this._evicted) return;
+    this._evicted = true;
+    const frames = this.folioSize / PAGE_SIZE;
+    for (const pa of this._folios.values()) for (let i = 0; i < frames; i++) this._mem.putPage(pa + BigInt(i * PAGE_SIZE));
+    this._folios.clear();
+  }
+
+  /**
+   * shmem_read_mapping_page / memfd_alloc_folio: the physical address of 4 KiB page `pgoff`,
+   * allocating its folio on first use. Past EOF: EINVAL (SGP_CACHE refuses it).
+   */
+  pagePhys(op: string, pgoff: number): bigint {
+    if (this._evicted) throw new SimError('EINVAL', op, `${this.name} was evicted`);
     if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff * PAGE_SIZE >= this._size) {
       throw new SimError('EINVAL', op, `page ${pgoff} is past the end of ${this.name} (${this._size} bytes)`);
     }
@@ -232,8 +240,8 @@ export class MemfdFile {
     return pa + BigInt((pgoff % per) * PAGE_SIZE);
   }
 
-  /** @internal Byte access through the page cache: a user fault past EOF is SIGBUS (EFAULT). */
-  _access(op: string, offset: number, length: number, data: Uint8Array | null): Uint8Array {
+  /** Byte access through the page cache: a user fault past EOF is SIGBUS (EFAULT). */
+  access(op: string, offset: number, length: number, data: Uint8Array | null): Uint8Array {
     if (offset + length > this._size && length > 0) {
       throw new SimError('EFAULT', op, `[${offset}, +${length}) is past EOF (${this._size}): SIGBUS`);
     }
@@ -242,7 +250,7 @@ export class MemfdFile {
     while (done < length) {
       const at = offset + done;
       const n = Math.min(PAGE_SIZE - (at % PAGE_SIZE), length - done);
-      const pa = this._page(op, Math.floor(at / PAGE_SIZE)) + BigInt(at % PAGE_SIZE);
+      const pa = this.pagePhys(op, Math.floor(at / PAGE_SIZE)) + BigInt(at % PAGE_SIZE);
       if (data) this._mem.write(pa, data.subarray(done, done + n));
       else out.set(this._mem.read(pa, n), done);
       done += n;
@@ -251,13 +259,26 @@ export class MemfdFile {
   }
 }
 
-const registry = new WeakMap<OpenFile, MemfdFile>();
+/** The memfd's file_operations: the file position, mmap of the page cache, eviction at release. */
+export const memfdFops: FileOperations<MemfdFile> = Object.freeze<FileOperations<MemfdFile>>({
+  name: 'memfd',
+  llseek: (file, offset, whence) => {
+    const base = whence === SEEK_SET ? 0n : whence === SEEK_CUR ? file.pos : whence === SEEK_END ? BigInt(file.privateData.size) : -1n;
+    if (base < 0n) throw new SimError('EINVAL', 'llseek', `whence ${whence} is not SEEK_SET, SEEK_CUR or SEEK_END`);
+    if (base + offset < 0n) throw new SimError('EINVAL', 'llseek', `position ${base + offset} is negative`);
+    file.pos = base + offset;
+    return file.pos;
+  },
+  mmap: (file, init) => file.privateData.mmap(init),
+  mmapPageSize: (file) => file.privateData.folioSize,
+  release: (file) => file.privateData.evict(),
+});
 
 /**
  * memfd_create(2) in `proc`: returns the new fd. EINVAL for unknown flags, MFD_EXEC with
  * MFD_NOEXEC_SEAL, or a name longer than 249 bytes; EFAULT for a missing name; EMFILE.
  */
-export function memfdCreate(machine: Machine, proc: SimProcess, name: string, flags = 0): number {
+export function memfdCreate(machine: Machine, proc: Process, name: string, flags = 0): number {
   const op = 'memfd_create';
   if (typeof name !== 'string') throw new SimError('EFAULT', op, 'name is not a string');
   if (new TextEncoder().encode(name).length > MFD_NAME_MAX_LEN) throw new SimError('EINVAL', op, `name is longer than ${MFD_NAME_MAX_LEN} bytes`);
@@ -266,19 +287,18 @@ export function memfdCreate(machine: Machine, proc: SimProcess, name: string, fl
   if (flags & MFD_EXEC && flags & MFD_NOEXEC_SEAL) throw new SimError('EINVAL', op, 'MFD_EXEC and MFD_NOEXEC_SEAL together');
   // MFD_NOEXEC_SEAL implies MFD_ALLOW_SEALING (and seals F_SEAL_EXEC, not modelled).
   const eff = flags & MFD_NOEXEC_SEAL ? flags | MFD_ALLOW_SEALING : flags;
-  const file = new MemfdFile(machine.sim.memory, name, eff);
-  const fd = proc.openFile(`memfd:${name}`, { cloexec: (flags & MFD_CLOEXEC) !== 0 });
-  registry.set(proc.file(fd), file);
-  return fd;
+  const inode = new MemfdFile(machine.sim.memory, name, eff);
+  return proc.open(memfdFops, inode, { cloexec: (flags & MFD_CLOEXEC) !== 0, flags: O_RDWR, name: `memfd:${name}` });
 }
 
 /** The memfd behind `fd`, or null when the fd is open but not a memfd. EBADF when not open. */
-export function memfdOf(proc: SimProcess, fd: number): MemfdFile | null {
-  return registry.get(proc.file(fd)) ?? null;
+export function memfdOf(proc: Process, fd: number): MemfdFile | null {
+  const file = proc.file(fd);
+  return file.fops === memfdFops ? (file.privateData as MemfdFile) : null;
 }
 
 /** fcntl(2) F_ADD_SEALS / F_GET_SEALS. EINVAL on a file that is not a memfd (or other commands). */
-export function memfdFcntl(proc: SimProcess, fd: number, cmd: number, arg = 0): number {
+export function memfdFcntl(proc: Process, fd: number, cmd: number, arg = 0): number {
   const f = memfdOf(proc, fd);
   if (cmd !== F_ADD_SEALS && cmd !== F_GET_SEALS) throw new SimError('EINVAL', 'fcntl', `command ${cmd} is not modelled`);
   if (!f) throw new SimError('EINVAL', 'fcntl', `fd ${fd} does not support sealing`);
@@ -288,15 +308,14 @@ export function memfdFcntl(proc: SimProcess, fd: number, cmd: number, arg = 0): 
 }
 
 /** ftruncate(2) on a memfd fd. EINVAL when the fd is not a memfd. */
-export function memfdTruncate(proc: SimProcess, fd: number, length: number | bigint): void {
+export function memfdTruncate(proc: Process, fd: number, length: number | bigint): void {
   const f = memfdOf(proc, fd);
   if (!f) throw new SimError('EINVAL', 'ftruncate', `fd ${fd} is not a memfd`);
   f.ftruncate(length);
 }
 
-/** mmap(2) of a memfd fd. ENODEV when the fd is not a memfd. */
-export function memfdMmap(proc: SimProcess, fd: number, req: MemfdMmapRequest): MemfdMapping {
-  const f = memfdOf(proc, fd);
-  if (!f) throw new SimError('ENODEV', 'mmap', `fd ${fd} is not a memfd`);
-  return f.mmap(req);
+/** mmap(2) of a memfd fd: Process.mmap, typed. ENODEV when the fd is not a memfd. */
+export function memfdMmap(proc: Process, fd: number, req: MemfdMmapRequest): MemfdMapping {
+  if (!memfdOf(proc, fd)) throw new SimError('ENODEV', 'mmap', `fd ${fd} is not a memfd`);
+  return proc.mmap(fd, req) as MemfdMapping;
 }

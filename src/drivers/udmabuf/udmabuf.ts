@@ -2,8 +2,9 @@
  * udmabuf (drivers/dma-buf/udmabuf.c): /dev/udmabuf turns pages of a sealed memfd into a dma-buf,
  * as spec/dmabuf.md §C gives it, in the era of the machine's kernel profile.
  *
- * uAPI. UDMABUF_CREATE {memfd, flags, offset, size} and UDMABUF_CREATE_LIST {flags, count,
- * list[]}; both end in udmabuf_create, which checks, in the kernel's order:
+ * uAPI, through Process.ioctl on a /dev/udmabuf fd (the device's file_operations).
+ * UDMABUF_CREATE {memfd, flags, offset, size} and UDMABUF_CREATE_LIST {flags, count, list[]};
+ * both end in udmabuf_create, which checks, in the kernel's order:
  *  1. every item: offset and size PAGE_ALIGNED, and the running page count <= size_limit_mb
  *     (64 MiB) -> EINVAL; then a total of 0 pages -> EINVAL;
  *  2. every item: the memfd open (else EBADFD), a shmem file (or, from 5.16, hugetlbfs; else
@@ -22,24 +23,26 @@
  * device (64-bit mask, dma-direct) and syncs it afterwards; end_cpu_access before any begin is
  * EINVAL. vmap gives a kernel address of the pages; release unmaps and drops the page references.
  */
-import { SimError } from '../../../bindings/errors.js';
 import {
   DmaDataDirection,
+  DmaDevice as DmaApiDevice,
   MAP_SHARED,
   O_CLOEXEC,
   O_RDWR,
   PAGE_SIZE,
+  ScatterList,
   SgTable,
+  SimError,
+  dmaBufFd,
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
+  type FileOperations,
   type KernelProfileName,
-  type OpenFile,
-  type SimProcess,
-} from '../../dma-buf/index.js';
-import { DmaDevice as DmaApiDevice, ScatterList } from '../../dma-mapping/index.js';
-import type { Machine } from '../../machine/machine.js';
-import { fakeVmapAddress, registerPageBacked } from './cpu-access.js';
+  type Machine,
+  type Process,
+} from '../../index.js';
+import { PageBackedBuffer, fakeVmapAddress } from './cpu-access.js';
 import { attachmentDmaDevice, mapSgtableOrThrow } from './importer.js';
 import { memfdOf } from './memfd.js';
 import {
@@ -68,22 +71,33 @@ export interface UdmabufDeviceOptions {
   sizeLimitMb?: number;
 }
 
-/** What the exporter keeps per buffer (struct udmabuf). */
-export interface UdmabufBuffer {
-  readonly pagecount: number;
-  /** Physical address of each page, in buffer order. */
-  readonly pages: readonly bigint[];
-  /** Pages taken with FOLL_PIN (6.x) rather than get_page (5.15). */
-  readonly pinned: boolean;
+/** What the exporter keeps per buffer (struct udmabuf): dmabuf->priv. */
+export class UdmabufBuffer extends PageBackedBuffer {
   /** ubuf->sg: the misc device's mapping made by the first begin_cpu_access. */
-  sg: ScatterList | null;
-  sgDir: DmaDataDirection;
-  released: boolean;
-}
+  sg: ScatterList | null = null;
+  sgDir: DmaDataDirection = DmaDataDirection.BIDIRECTIONAL;
+  released = false;
 
-interface Mapped {
-  readonly sgl: ScatterList;
-  readonly dev: DmaApiDevice;
+  constructor(
+    /** Physical address of each page, in buffer order. */
+    readonly pages: readonly bigint[],
+    /** Pages taken with FOLL_PIN (6.x) rather than get_page (5.15). */
+    readonly pinned: boolean,
+  ) {
+    super();
+  }
+
+  get pagecount(): number {
+    return this.pages.length;
+  }
+
+  get pageCount(): number {
+    return this.pages.length;
+  }
+
+  pagePhys(index: number): bigint {
+    return this.pages[index]!;
+  }
 }
 
 export class UdmabufDevice {
@@ -92,8 +106,8 @@ export class UdmabufDevice {
   sizeLimitMb: number;
   /** The misc device (udmabuf_misc.this_device) begin_cpu_access maps for. */
   readonly misc: DmaApiDevice;
-  private readonly _files = new WeakSet<OpenFile>();
-  private readonly _tables = new Map<SgTable, Mapped>();
+  /** Tables handed out, with the device each list was mapped for (the list itself is sgt.sgl). */
+  private readonly _tables = new Map<SgTable, DmaApiDevice>();
   private readonly _live = new Set<UdmabufBuffer>();
   private readonly _era: KernelProfileName;
 
@@ -116,11 +130,18 @@ export class UdmabufDevice {
     return new UdmabufDevice(machine, opts);
   }
 
+  /**
+   * The file_operations of /dev/udmabuf (udmabuf_fops): only unlocked_ioctl, UDMABUF_CREATE and
+   * UDMABUF_CREATE_LIST, reached through Process.ioctl on a /dev/udmabuf fd.
+   */
+  readonly fops: FileOperations<UdmabufDevice> = {
+    name: '/dev/udmabuf',
+    ioctl: (_file, cmd, arg, proc) => this._ioctl(proc, cmd, arg),
+  };
+
   /** open("/dev/udmabuf", O_RDWR) in `proc`. */
-  open(proc: SimProcess): number {
-    const fd = proc.openFile('/dev/udmabuf');
-    this._files.add(proc.file(fd));
-    return fd;
+  open(proc: Process): number {
+    return proc.open(this.fops, this, { flags: O_RDWR });
   }
 
   /** Buffers exported and not yet released. */
@@ -134,14 +155,12 @@ export class UdmabufDevice {
   }
 
   /**
-   * ioctl(2) on a /dev/udmabuf fd: UDMABUF_CREATE or UDMABUF_CREATE_LIST; returns the new dma-buf
-   * fd. EBADF (fd not open), ENOTTY (not this device's file, or an unknown command), EFAULT (null
-   * argument or a list shorter than count), then the checks of udmabuf_create.
+   * udmabuf_ioctl: UDMABUF_CREATE or UDMABUF_CREATE_LIST; returns the new dma-buf fd. EFAULT
+   * (null argument or a list shorter than count), ENOTTY (unknown command), then the checks of
+   * udmabuf_create.
    */
-  ioctl(proc: SimProcess, fd: number, cmd: number, arg: unknown): number {
+  private _ioctl(proc: Process, cmd: number, arg: unknown): number {
     const op = 'udmabuf_ioctl';
-    const file = proc.file(fd);
-    if (!this._files.has(file)) throw new SimError('ENOTTY', op, `fd ${fd} is not /dev/udmabuf`);
     switch (cmd) {
       case UDMABUF_CREATE: {
         const c = arg as UdmabufCreate | null;
@@ -164,18 +183,8 @@ export class UdmabufDevice {
     }
   }
 
-  /** UDMABUF_CREATE. */
-  create(proc: SimProcess, devFd: number, arg: UdmabufCreate): number {
-    return this.ioctl(proc, devFd, UDMABUF_CREATE, arg);
-  }
-
-  /** UDMABUF_CREATE_LIST; `count` defaults to the list's length. */
-  createList(proc: SimProcess, devFd: number, arg: Omit<UdmabufCreateList, 'count'> & { count?: number }): number {
-    return this.ioctl(proc, devFd, UDMABUF_CREATE_LIST, { ...arg, count: arg.count ?? arg.list.length });
-  }
-
   /** udmabuf_create. */
-  private _create(proc: SimProcess, flags: number, list: readonly UdmabufCreateItem[]): number {
+  private _create(proc: Process, flags: number, list: readonly UdmabufCreateItem[]): number {
     const op = 'udmabuf_create';
     const pglimit = (BigInt(this.sizeLimitMb) * 1024n * 1024n) >> 12n;
     let pgcnt = 0n;
@@ -212,7 +221,7 @@ export class UdmabufDevice {
           throw new SimError('EINVAL', op, `list[${i}]: [0x${it.offset.toString(16)}, +0x${it.size.toString(16)}) is past the end of the memfd (${memfd.size} bytes)`);
         }
         for (let p = 0; p < n; p++) {
-          const pa = memfd._page(op, first + p);
+          const pa = memfd.pagePhys(op, first + p);
           mem.getPage(pa);
           if (pinned) mem.pinPage(pa);
           pages.push(pa);
@@ -223,7 +232,7 @@ export class UdmabufDevice {
       throw e;
     }
 
-    const ubuf: UdmabufBuffer = { pagecount: pages.length, pages, pinned, sg: null, sgDir: DmaDataDirection.BIDIRECTIONAL, released: false };
+    const ubuf = new UdmabufBuffer(pages, pinned);
     let buf: DmaBuf;
     try {
       buf = this.machine.kernel.export({ expName: 'udmabuf', ops: this._ops(), size: pages.length * PAGE_SIZE, flags: O_RDWR, priv: ubuf });
@@ -232,10 +241,9 @@ export class UdmabufDevice {
       throw e;
     }
     this._live.add(ubuf);
-    registerPageBacked(buf, { pageCount: pages.length, pagePhys: (i) => pages[i]! });
     // From here the buffer owns the pages: if the fd cannot be installed, the put releases them.
     try {
-      return proc.dmaBufFd(buf, flags & UDMABUF_FLAGS_CLOEXEC ? O_CLOEXEC : 0);
+      return dmaBufFd(proc, buf, flags & UDMABUF_FLAGS_CLOEXEC ? O_CLOEXEC : 0);
     } catch (e) {
       buf.put();
       throw e;
@@ -243,7 +251,7 @@ export class UdmabufDevice {
   }
 
   /** fget + shmem/hugetlb check: EBADFD for a closed fd or a file that is not a memfd. */
-  private _memfd(proc: SimProcess, fd: number, i: number) {
+  private _memfd(proc: Process, fd: number, i: number) {
     const op = 'udmabuf_create';
     let m;
     try {
@@ -271,6 +279,7 @@ export class UdmabufDevice {
         if ((vma.flags & MAP_SHARED) === 0) throw new SimError('EINVAL', 'mmap_udmabuf', 'only MAP_SHARED mappings are allowed');
         void buf;
       },
+      fault: (buf, pgoff) => (buf.priv as PageBackedBuffer).pagePhys(Number(pgoff)),
       vmap: (buf) => ({ vaddr: fakeVmapAddress(buf), isIomem: false }),
       vunmap: () => {},
       beginCpuAccess: (buf, dir) => this._beginCpu(buf, dir),
@@ -305,16 +314,16 @@ export class UdmabufDevice {
     const ubuf = att.dmabuf.priv as UdmabufBuffer;
     const dev = attachmentDmaDevice(this.machine, att, op);
     const sgl = this._sgTable(ubuf, dev, dir, op);
-    const sgt = new SgTable(sgl.dmaSegments(), { nents: sgl.nents, origNents: sgl.origNents });
-    this._tables.set(sgt, { sgl, dev });
+    const sgt = SgTable.fromScatterList(sgl);
+    this._tables.set(sgt, dev);
     return sgt;
   }
 
   /** unmap_udmabuf: dma_unmap_sgtable and free. */
   private _unmap(_att: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
-    const m = this._tables.get(sgt);
-    if (!m) throw new SimError('EINVAL', 'unmap_udmabuf', 'not a table this exporter made');
-    m.dev.unmapSg(m.sgl, dir);
+    const dev = this._tables.get(sgt);
+    if (!dev || !sgt.sgl) throw new SimError('EINVAL', 'unmap_udmabuf', 'not a table this exporter made');
+    dev.unmapSg(sgt.sgl, dir);
     this._tables.delete(sgt);
   }
 

@@ -30,7 +30,7 @@ type S = Awaited<ReturnType<typeof setup>>;
 
 function alloc(s: S, len: number, heapFlags: number | bigint = 0, fdFlags = O_RDWR | O_CLOEXEC, fd = s.heapFd): number {
   const data: DmaHeapAllocationData = { len, fd: 0, fdFlags, heapFlags };
-  s.heaps.ioctl(s.proc, fd, DMA_HEAP_IOCTL_ALLOC, data);
+  s.proc.ioctl(fd, DMA_HEAP_IOCTL_ALLOC, data);
   return data.fd;
 }
 
@@ -83,7 +83,7 @@ describe('dmabuf-heap self-test (tools/testing/selftests/dmabuf-heaps/dmabuf-hea
     const s = await setup();
     const older = encodeAllocationData({ len: ONE_MEG, fd: 0, fdFlags: O_RDWR | O_CLOEXEC, heapFlags: 0 }, 16);
     expect(dmaHeapIoctlAlloc(16)).not.toBe(DMA_HEAP_IOCTL_ALLOC);
-    expect(s.heaps.ioctl(s.proc, s.heapFd, dmaHeapIoctlAlloc(16), older)).toBe(0);
+    expect(s.proc.ioctl(s.heapFd, dmaHeapIoctlAlloc(16), older)).toBe(0);
     const olderFd = new DataView(older.buffer).getUint32(8, true);
     expect(bufOf(s, olderFd).size).toBe(ONE_MEG);
     s.proc.close(olderFd);
@@ -93,15 +93,15 @@ describe('dmabuf-heap self-test (tools/testing/selftests/dmabuf-heaps/dmabuf-hea
     v.setBigUint64(24, 0xffffffffn, true);
     v.setBigUint64(32, 0x88888888n, true);
     v.setBigUint64(40, 0x11111111n, true);
-    expect(s.heaps.ioctl(s.proc, s.heapFd, dmaHeapIoctlAlloc(48), newer)).toBe(0);
+    expect(s.proc.ioctl(s.heapFd, dmaHeapIoctlAlloc(48), newer)).toBe(0);
     const newerFd = decodeAllocationData(newer).fd;
     expect(bufOf(s, newerFd).size).toBe(ONE_MEG);
     expect(v.getBigUint64(24, true)).toBe(0xffffffffn); // written back unchanged
     // heap_flags in the tail of an older struct do not exist: a 16-byte struct ignores them
     const trunc = encodeAllocationData({ len: PAGE, fd: 0, fdFlags: O_RDWR, heapFlags: 0x111111 }, 24).slice(0, 16);
-    expect(s.heaps.ioctl(s.proc, s.heapFd, dmaHeapIoctlAlloc(16), trunc)).toBe(0);
+    expect(s.proc.ioctl(s.heapFd, dmaHeapIoctlAlloc(16), trunc)).toBe(0);
     // a user struct shorter than the command's size faults
-    expect(() => s.heaps.ioctl(s.proc, s.heapFd, DMA_HEAP_IOCTL_ALLOC, older)).toThrowError(err('EFAULT'));
+    expect(() => s.proc.ioctl(s.heapFd, DMA_HEAP_IOCTL_ALLOC, older)).toThrowError(err('EFAULT'));
   });
 
   it('test_alloc_errors: invalid fd (not a heap) -> ENOTTY; invalid heap flags -> EINVAL; invalid fd flags -> EINVAL', async () => {
@@ -144,9 +144,9 @@ describe('dmabuf-heap self-test (tools/testing/selftests/dmabuf-heaps/dmabuf-hea
 describe('DMA_HEAP_IOCTL_ALLOC checks (spec §C)', () => {
   it('fd != 0 on input -> EINVAL; len 0 -> EINVAL; len wrapping on PAGE_ALIGN -> EINVAL; len is page-aligned up', async () => {
     const s = await setup();
-    expect(() => s.heaps.alloc(s.proc, s.heapFd, { len: PAGE, fd: 3, fdFlags: O_RDWR, heapFlags: 0 })).toThrowError(err('EINVAL'));
+    expect(() => s.proc.ioctl(s.heapFd, DMA_HEAP_IOCTL_ALLOC, { len: PAGE, fd: 3, fdFlags: O_RDWR, heapFlags: 0 })).toThrowError(err('EINVAL'));
     expect(() => alloc(s, 0)).toThrowError(err('EINVAL'));
-    expect(() => s.heaps.alloc(s.proc, s.heapFd, { len: (1n << 64n) - 1n, fd: 0, fdFlags: O_RDWR, heapFlags: 0 })).toThrowError(err('EINVAL'));
+    expect(() => s.proc.ioctl(s.heapFd, DMA_HEAP_IOCTL_ALLOC, { len: (1n << 64n) - 1n, fd: 0, fdFlags: O_RDWR, heapFlags: 0 })).toThrowError(err('EINVAL'));
     const fd = alloc(s, 1);
     expect(bufOf(s, fd).size).toBe(PAGE);
     expect(s.proc.llseek(fd, 0, SEEK_END)).toBe(BigInt(PAGE));
@@ -156,9 +156,9 @@ describe('DMA_HEAP_IOCTL_ALLOC checks (spec §C)', () => {
   it('more than memory -> ENOMEM; unknown ioctl nr -> EINVAL; null argument -> EFAULT', async () => {
     const s = await setup();
     expect(() => alloc(s, 2 ** 50)).toThrowError(err('ENOMEM'));
-    expect(() => s.heaps.ioctl(s.proc, s.heapFd, (DMA_HEAP_IOCTL_ALLOC & ~0xff) | 1, { len: PAGE, fd: 0, fdFlags: 0, heapFlags: 0 })).toThrowError(err('EINVAL'));
-    expect(() => s.heaps.ioctl(s.proc, s.heapFd, DMA_HEAP_IOCTL_ALLOC, null)).toThrowError(err('EFAULT'));
-    expect(() => s.heaps.ioctl(s.proc, 99, DMA_HEAP_IOCTL_ALLOC, null)).toThrowError(err('EBADF'));
+    expect(() => s.proc.ioctl(s.heapFd, (DMA_HEAP_IOCTL_ALLOC & ~0xff) | 1, { len: PAGE, fd: 0, fdFlags: 0, heapFlags: 0 })).toThrowError(err('EINVAL'));
+    expect(() => s.proc.ioctl(s.heapFd, DMA_HEAP_IOCTL_ALLOC, null)).toThrowError(err('EFAULT'));
+    expect(() => s.proc.ioctl(99, DMA_HEAP_IOCTL_ALLOC, null)).toThrowError(err('EBADF'));
     expect(DMA_HEAP_IOCTL_ALLOC).toBe(0xc0184800);
   });
 
@@ -177,7 +177,7 @@ describe('DMA_HEAP_IOCTL_ALLOC checks (spec §C)', () => {
     const heaps = DmaHeaps.create(m);
     const proc = new SimProcess(m.kernel, { fdLimit: 1 });
     const hfd = heaps.open(proc, 'system');
-    expect(() => heaps.alloc(proc, hfd, { len: PAGE, fd: 0, fdFlags: O_RDWR, heapFlags: 0 })).toThrowError(err('EMFILE'));
+    expect(() => proc.ioctl(hfd, DMA_HEAP_IOCTL_ALLOC, { len: PAGE, fd: 0, fdFlags: O_RDWR, heapFlags: 0 })).toThrowError(err('EMFILE'));
     expect(heaps.system!.liveBuffers).toBe(0);
     expect(m.kernel.liveBuffers.size).toBe(0);
   });
@@ -288,5 +288,21 @@ describe('system heap', () => {
     expect(mmapRead(s.m.sim.memory, part, 7, 1)).toEqual(new Uint8Array([0x5a]));
     expect(() => mmapWrite(s.m.sim.memory, part, 0, new Uint8Array([1]))).toThrowError(err('EFAULT'));
     expect(() => s.proc.mmap(fd, { length: 2 * PAGE, prot: PROT_READ, flags: MAP_SHARED, offset: 3 * PAGE })).toThrowError(err('EINVAL'));
+  });
+
+  it('user copies through the mapping reach the heap pages (the exporter\'s fault op); get_user_pages on it is EFAULT (PFN mapping)', async () => {
+    const s = await setup();
+    const proc = new SimProcess(s.m.kernel, { memory: s.m.sim.memory });
+    const heapFd = s.heaps.open(proc, 'system');
+    const data: DmaHeapAllocationData = { len: 3 * PAGE, fd: 0, fdFlags: O_RDWR, heapFlags: 0 };
+    proc.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, data);
+    const m = proc.mmap(data.fd, { length: 2 * PAGE, prot: PROT_READ | PROT_WRITE, flags: MAP_SHARED, offset: PAGE });
+    proc.writeUser(m.start + BigInt(PAGE - 2), new Uint8Array([1, 2, 3, 4]));
+    const buf = proc.dmaBufGet(data.fd);
+    expect(bufferRead(s.m.sim.memory, buf, 2 * PAGE - 2, 4)).toEqual(new Uint8Array([1, 2, 3, 4]));
+    expect(proc.readUser(m.start + BigInt(PAGE - 2), 4)).toEqual(mmapRead(s.m.sim.memory, m, PAGE - 2, 4));
+    expect(() => proc.getUserPages(m.start, PAGE)).toThrowError(err('EFAULT'));
+    expect(() => proc.readUser(m.end, 1)).toThrowError(err('EFAULT'));
+    buf.put();
   });
 });

@@ -1,0 +1,406 @@
+/**
+ * A simulated process: its fd table (struct files_struct), its address space (struct mm_struct)
+ * and the VFS system calls on them. Every driver's uAPI goes through here: ioctl, llseek, mmap
+ * and poll look up the fd's file and dispatch to the file's FileOperations, applying the
+ * kernel's defaults where the driver registered no operation (fs/ioctl.c, fs/read_write.c,
+ * mm/mmap.c, fs/select.c). Errors are the errno userspace would see.
+ */
+import { SimError } from '../../bindings/errors.js';
+import type { PhysicalMemory } from '../memory/physical-memory.js';
+import {
+  EPOLLERR,
+  EPOLLIN,
+  EPOLLOUT,
+  F_GETFD,
+  F_SETFD,
+  FD_CLOEXEC,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  O_ACCMODE,
+  O_CLOEXEC,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+} from './constants.js';
+import { SimFile, type FileOperations } from './file.js';
+import { AddressSpace, AnonVmArea, VmArea, type UserPage } from './vma.js';
+
+const U64_MAX = (1n << 64n) - 1n;
+/** FIOCLEX / FIONCLEX (asm-generic/ioctls.h): handled by the VFS before the driver sees them. */
+export const FIONCLEX = 0x5450;
+export const FIOCLEX = 0x5451;
+/** DEFAULT_POLLMASK: EPOLLIN | EPOLLOUT | EPOLLRDNORM | EPOLLWRNORM. */
+const DEFAULT_POLLMASK = EPOLLIN | EPOLLOUT | 0x040 | 0x100;
+const EPOLLHUP = 0x010;
+
+interface FdEntry {
+  readonly file: SimFile;
+  cloexec: boolean;
+}
+
+export interface ProcessOptions {
+  /** RLIMIT_NOFILE: fds are 0..fdLimit-1; beyond that EMFILE. @default 1024 */
+  fdLimit?: number;
+  /** @default 'proc' */
+  name?: string;
+  /**
+   * System RAM behind the process's anonymous memory (mmapAnonymous), e.g. machine.sim.memory.
+   * Without it anonymous mappings are refused with ENOMEM.
+   */
+  memory?: PhysicalMemory | null;
+}
+
+/** mmap(2) of a file. */
+export interface MmapRequest {
+  length: number;
+  prot: number;
+  flags: number;
+  /** Byte offset into the file; must be page-aligned. @default 0 */
+  offset?: bigint | number;
+  /** Address hint; when given it must be free (MAP_FIXED_NOREPLACE), else EEXIST. */
+  addr?: bigint;
+}
+
+export interface AnonymousMmapOptions {
+  /** @default PROT_READ | PROT_WRITE */
+  prot?: number;
+  /** Address hint, as for MmapRequest.addr. */
+  addr?: bigint;
+  /** MAP_POPULATE: allocate every page now (one contiguous run when possible). @default false */
+  populate?: boolean;
+}
+
+export interface GetUserPagesOptions {
+  /** FOLL_WRITE: the pages will be written (a read-only mapping is EFAULT). @default false */
+  write?: boolean;
+  /** FOLL_PIN (pin_user_pages) instead of a plain reference (get_user_pages). @default false */
+  pin?: boolean;
+}
+
+/** A process: fd table, address space and the VFS system calls. */
+export class Process {
+  readonly name: string;
+  readonly fdLimit: number;
+  /** The address space (struct mm_struct). */
+  readonly mm: AddressSpace;
+  private readonly _fds = new Map<number, FdEntry>();
+
+  constructor(opts: ProcessOptions = {}) {
+    const limit = opts.fdLimit ?? 1024;
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new SimError('EINVAL', 'Process', `fdLimit must be a non-negative integer, got ${limit}`);
+    }
+    this.fdLimit = limit;
+    this.name = opts.name ?? 'proc';
+    this.mm = new AddressSpace(opts.memory ?? null);
+  }
+
+  /** Open fds, ascending. */
+  get openFds(): number[] {
+    return [...this._fds.keys()].sort((a, b) => a - b);
+  }
+
+  /** Live mappings, by address. */
+  get mmaps(): readonly VmArea[] {
+    return this.mm.vmas;
+  }
+
+  // ---- the fd table ----
+
+  /** The file behind `fd` (no reference taken); EBADF when closed. */
+  file(fd: number): SimFile {
+    return this._entry(fd, 'fcntl').file;
+  }
+
+  /** fget: the file behind `fd` with a new kernel reference (put it when done). EBADF. */
+  fget(fd: number, op = 'fget'): SimFile {
+    return this._entry(fd, op).file.get('kernel');
+  }
+
+  /** FD_CLOEXEC of `fd`. EBADF. */
+  isCloexec(fd: number): boolean {
+    return this._entry(fd, 'fcntl').cloexec;
+  }
+
+  /** fcntl(2) F_GETFD / F_SETFD. EBADF, EINVAL for other commands (not modelled). */
+  fcntl(fd: number, cmd: number, arg = 0): number {
+    const e = this._entry(fd, 'fcntl');
+    if (cmd === F_GETFD) return e.cloexec ? FD_CLOEXEC : 0;
+    if (cmd === F_SETFD) {
+      e.cloexec = (arg & FD_CLOEXEC) !== 0;
+      return 0;
+    }
+    throw new SimError('EINVAL', 'fcntl', `command ${cmd} is not modelled`);
+  }
+
+  /**
+   * get_unused_fd_flags + fd_install: installs `file` at the lowest free fd; the caller's kernel
+   * reference becomes the fd's. EMFILE when the table is full (nothing changes).
+   */
+  fdInstall(file: SimFile, opts: { cloexec?: boolean } = {}, op = 'fd_install'): number {
+    const fd = this._freeFd(op);
+    file.kernelRefToFd(op);
+    this._fds.set(fd, { file, cloexec: opts.cloexec ?? false });
+    return fd;
+  }
+
+  /**
+   * Opens a new file with `fops` (and `privateData`) at the lowest free fd: what a driver's
+   * open() gives userspace. EMFILE when the table is full; the file is then never created.
+   */
+  open<P>(fops: FileOperations<P>, privateData: P, opts: { cloexec?: boolean; flags?: number; name?: string } = {}): number {
+    this._freeFd('open');
+    const file = new SimFile(fops, privateData, { flags: opts.flags ?? O_RDWR, name: opts.name ?? fops.name });
+    return this.fdInstall(file, { cloexec: opts.cloexec ?? false }, 'open');
+  }
+
+  /**
+   * Opens a file with no operations but `release` (a plain file or a node whose driver only
+   * counts its users). Kept for drivers written before FileOperations; prefer open().
+   */
+  openFile(name: string, opts: { cloexec?: boolean; release?: () => void; flags?: number } = {}): number {
+    const release = opts.release;
+    const fops: FileOperations<null> = release ? { name, release: () => release() } : { name };
+    return this.open(fops, null, { cloexec: opts.cloexec ?? false, flags: opts.flags ?? O_RDWR, name });
+  }
+
+  /**
+   * close(2). EBADF when not open. The fd's reference goes first: when the file refuses the drop
+   * (a dma-buf still attached), the fd stays open.
+   */
+  close(fd: number): void {
+    const e = this._entry(fd, 'close');
+    e.file.put('fd', 'close');
+    this._fds.delete(fd);
+  }
+
+  /** dup(2): the lowest free fd, same file, FD_CLOEXEC cleared. EBADF, EMFILE. */
+  dup(fd: number): number {
+    const op = 'dup';
+    const e = this._entry(fd, op);
+    const nfd = this._freeFd(op);
+    e.file.get('fd');
+    this._fds.set(nfd, { file: e.file, cloexec: false });
+    return nfd;
+  }
+
+  /**
+   * execve(2) as far as files and memory go: the old address space goes (every mapping is
+   * unmapped), then every FD_CLOEXEC fd is closed (do_close_on_exec), in fd order.
+   */
+  exec(): void {
+    this._unmapAll();
+    for (const fd of this.openFds) if (this._fds.get(fd)!.cloexec) this.close(fd);
+  }
+
+  /** Process exit: unmaps every mapping, then closes every fd in order. */
+  exit(): void {
+    this._unmapAll();
+    for (const fd of this.openFds) this.close(fd);
+  }
+
+  // ---- system calls dispatched to the file's operations ----
+
+  /** llseek(2): fops.llseek; ESPIPE when the file has none. EBADF. */
+  llseek(fd: number, offset: bigint | number, whence: number): bigint {
+    const op = 'llseek';
+    const file = this._entry(fd, op).file;
+    if (!file.fops.llseek) throw new SimError('ESPIPE', op, `fd ${fd} (${file.name}) is not seekable`);
+    return file.fops.llseek(file, BigInt(offset), whence);
+  }
+
+  /**
+   * ioctl(2): FIOCLEX/FIONCLEX are the VFS's; anything else goes to fops.ioctl with this process
+   * as current. ENOTTY when the file has no ioctl. EBADF.
+   */
+  ioctl(fd: number, cmd: number, arg?: unknown): number {
+    const op = 'ioctl';
+    const e = this._entry(fd, op);
+    if (cmd === FIOCLEX || cmd === FIONCLEX) {
+      e.cloexec = cmd === FIOCLEX;
+      return 0;
+    }
+    const file = e.file;
+    if (!file.fops.ioctl) throw new SimError('ENOTTY', op, `fd ${fd} (${file.name}) has no ioctls`);
+    return syscallExit(() => file.fops.ioctl!(file, cmd, arg, this));
+  }
+
+  /**
+   * poll(2) of one fd: fops.poll, or DEFAULT_POLLMASK for a file without it; only the requested
+   * events (plus EPOLLERR/EPOLLHUP) are reported. EBADF.
+   */
+  poll(fd: number, events: number): number {
+    const file = this._entry(fd, 'poll').file;
+    const mask = file.fops.poll ? file.fops.poll(file, events) : DEFAULT_POLLMASK;
+    return mask & (events | EPOLLERR | EPOLLHUP);
+  }
+
+  /**
+   * /proc/self/fdinfo/<fd>: pos and flags (f_flags, O_CLOEXEC from the fd, in octal), then the
+   * file's show_fdinfo lines.
+   */
+  fdinfo(fd: number): string {
+    const e = this._entry(fd, 'fdinfo');
+    const flags = e.file.flags | (e.cloexec ? O_CLOEXEC : 0);
+    return `pos:\t${e.file.pos}\nflags:\t0${flags.toString(8)}\n` + (e.file.fops.showFdinfo?.(e.file) ?? '');
+  }
+
+  // ---- memory ----
+
+  /**
+   * mmap(2) of a file. The VFS checks come first: EBADF; EINVAL for flags without exactly one of
+   * MAP_SHARED/MAP_PRIVATE, length <= 0 or an unaligned offset; EOVERFLOW when offset + length
+   * wraps; EACCES for a write-only file, or a shared writable map of a read-only one; ENODEV when
+   * the file has no mmap. Then fops.mmap, which may refuse; on success the mapping holds a file
+   * reference until munmap.
+   */
+  mmap(fd: number, req: MmapRequest): VmArea {
+    const op = 'mmap';
+    const file = this._entry(fd, op).file;
+    const rule = file.fops.rule;
+    const type = req.flags & (MAP_SHARED | MAP_PRIVATE);
+    if (type !== MAP_SHARED && type !== MAP_PRIVATE) {
+      throw new SimError('EINVAL', op, 'flags must contain exactly one of MAP_SHARED and MAP_PRIVATE', rule);
+    }
+    if (!Number.isSafeInteger(req.length) || req.length <= 0) {
+      throw new SimError('EINVAL', op, `length must be positive, got ${req.length}`, rule);
+    }
+    const offset = BigInt(req.offset ?? 0);
+    if (offset < 0n || offset % BigInt(PAGE_SIZE) !== 0n) {
+      throw new SimError('EINVAL', op, `offset must be page-aligned, got ${offset}`, rule);
+    }
+    const granule = file.fops.mmapPageSize?.(file) ?? PAGE_SIZE;
+    const pages = Math.ceil(req.length / granule) * (granule / PAGE_SIZE);
+    const pgoff = offset >> BigInt(PAGE_SHIFT);
+    if (pgoff + BigInt(pages) > U64_MAX >> BigInt(PAGE_SHIFT)) {
+      throw new SimError('EOVERFLOW', op, 'offset + length overflows', rule);
+    }
+    const acc = file.flags & O_ACCMODE;
+    if (acc === O_WRONLY) throw new SimError('EACCES', op, `${file.name} is open write-only`, rule);
+    if (type === MAP_SHARED && (req.prot & PROT_WRITE) !== 0 && acc === O_RDONLY) {
+      throw new SimError('EACCES', op, `shared writable mapping of a read-only ${file.name}`, rule);
+    }
+    if (!file.fops.mmap) throw new SimError('ENODEV', op, `fd ${fd} (${file.name}) cannot be mapped`);
+    const start = this.mm.unmappedArea(pages, req.addr, op, granule);
+    const vma = file.fops.mmap(file, { mm: this.mm, start, pgoff, pages, prot: req.prot, flags: req.flags, file });
+    file.get('mmap');
+    this.mm.insert(vma);
+    return vma;
+  }
+
+  /** munmap(2) of a mapping of this process. EINVAL for anything else. */
+  munmap(vma: VmArea): void {
+    if (!vma || vma.mm !== this.mm || !vma.active) throw new SimError('EINVAL', 'munmap', 'not a live mapping of this process');
+    vma.munmap();
+  }
+
+  /**
+   * mmap(NULL, length, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0): zeroed user memory backed by
+   * RAM frames of the process's memory, allocated on first touch (or now, with populate).
+   * EINVAL for a bad length; ENOMEM without memory or address space.
+   */
+  mmapAnonymous(length: number, opts: AnonymousMmapOptions = {}): AnonVmArea {
+    const op = 'mmap';
+    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${length}`);
+    const mem = this.mm.memory;
+    if (!mem) throw new SimError('ENOMEM', op, `${this.name} has no system RAM for anonymous memory (ProcessOptions.memory)`);
+    const pages = Math.ceil(length / PAGE_SIZE);
+    const start = this.mm.unmappedArea(pages, opts.addr, op);
+    const vma = new AnonVmArea(
+      { mm: this.mm, start, pgoff: start >> BigInt(PAGE_SHIFT), pages, prot: opts.prot ?? (PROT_READ | PROT_WRITE), flags: MAP_PRIVATE, file: null },
+      mem,
+    );
+    if (opts.populate) vma.populate();
+    this.mm.insert(vma);
+    return vma;
+  }
+
+  /** copy_from_user: `length` bytes at user address `addr`. EFAULT where nothing is mapped. */
+  readUser(addr: bigint, length: number): Uint8Array {
+    const mem = this._memory('copy_from_user');
+    const out = new Uint8Array(length);
+    this.mm.walk(addr, length, false, 'copy_from_user', (pa, done, n) => out.set(mem.read(pa, n), done));
+    return out;
+  }
+
+  /** copy_to_user. EFAULT where nothing is mapped or the mapping is read-only. */
+  writeUser(addr: bigint, data: Uint8Array): void {
+    const mem = this._memory('copy_to_user');
+    this.mm.walk(addr, data.length, true, 'copy_to_user', (pa, done, n) => mem.write(pa, data.subarray(done, done + n)));
+  }
+
+  /**
+   * get_user_pages / pin_user_pages over [addr, addr + length): the page of every page-sized
+   * step, faulted in, each with a reference (and a pin with `pin`). EFAULT (nothing taken) when
+   * a page is unmapped, read-only for a write, or in a PFN mapping (VmArea.pfnMap).
+   * Give them back with putUserPages.
+   */
+  getUserPages(addr: bigint, length: number, opts: GetUserPagesOptions = {}): UserPage[] {
+    const op = opts.pin ? 'pin_user_pages' : 'get_user_pages';
+    const mem = this._memory(op);
+    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${length}`);
+    const page = BigInt(PAGE_SIZE);
+    const first = addr - (addr % page);
+    const n = Number((addr + BigInt(length) + page - 1n - first) / page);
+    const out: UserPage[] = [];
+    for (let i = 0; i < n; i++) {
+      const va = first + BigInt(i) * page;
+      const vma = this.mm.find(va);
+      if (!vma) throw new SimError('EFAULT', op, `0x${va.toString(16)} is not mapped`);
+      if (vma.pfnMap) throw new SimError('EFAULT', op, `0x${va.toString(16)} is in a PFN mapping (no struct page to take)`);
+      out.push({ pa: vma.pagePhys(Number((va - vma.start) / page), opts.write ?? false, op), vma });
+    }
+    for (const p of out) {
+      mem.getPage(p.pa);
+      if (opts.pin) mem.pinPage(p.pa);
+    }
+    return out;
+  }
+
+  /** put_page / unpin_user_page for each page getUserPages gave. */
+  putUserPages(pages: readonly UserPage[], opts: { pin?: boolean } = {}): void {
+    const mem = this._memory(opts.pin ? 'unpin_user_pages' : 'put_page');
+    for (const p of pages) {
+      if (opts.pin) mem.pinPage(p.pa, false);
+      mem.putPage(p.pa);
+    }
+  }
+
+  private _memory(op: string): PhysicalMemory {
+    const mem = this.mm.memory;
+    if (!mem) throw new SimError('EFAULT', op, `${this.name} has no user memory (ProcessOptions.memory)`);
+    return mem;
+  }
+
+  private _unmapAll(): void {
+    for (const v of this.mm.vmas) v.munmap();
+  }
+
+  private _entry(fd: number, op: string): FdEntry {
+    const e = Number.isInteger(fd) ? this._fds.get(fd) : undefined;
+    if (!e) throw new SimError('EBADF', op, `fd ${fd} is not open in ${this.name}`);
+    return e;
+  }
+
+  private _freeFd(op: string): number {
+    for (let fd = 0; fd < this.fdLimit; fd++) if (!this._fds.has(fd)) return fd;
+    throw new SimError('EMFILE', op, `all ${this.fdLimit} fds of ${this.name} are in use`);
+  }
+}
+
+/**
+ * The system-call exit path: ERESTARTSYS never reaches userspace; without SA_RESTART (the only
+ * case modelled) an interrupted call fails with EINTR.
+ */
+function syscallExit<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SimError && e.code === 'ERESTARTSYS') throw new SimError('EINTR', e.op, 'interrupted by a signal (ERESTARTSYS, no SA_RESTART)', e.rule);
+    throw e;
+  }
+}
