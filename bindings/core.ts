@@ -41,6 +41,10 @@ export interface CoreExports {
   attachDevice(rid: number, dom: number): number;
   deviceDomain(rid: number): number;
   placeDevice(rid: number, unit: number): number;
+  // Issue 11 (page-table formats, kernel policies, fault model): assembly/index.ts.
+  createDomainEx(unit: number, type: number, format: number, ias: number, oas: number, strict: number,
+    granule: number, flags: number, policy: number, pgsizeMask: bigint): number;
+  setUnitFlags(unit: number, flags: number): number;
   map(dom: number, iova: bigint, pa: bigint, size: bigint, prot: number): number;
   unmap(dom: number, iova: bigint, size: bigint): bigint;
   mapBatch(dom: number, n: number, prot: number): number;
