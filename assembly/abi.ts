@@ -354,3 +354,11 @@ export const UNIT_STAT_COLLAPSED: u32 = 136;
 export const UNIT_F_COLLAPSE: u32 = 1;
 /** VT-d scalable mode (fault codes of the scalable tables). */
 export const UNIT_F_SCALABLE: u32 = 2;
+/** The fault comes from a first-stage (x86-64) table: VT-d reports the first-stage codes. */
+export const FAULT_F_FIRST_STAGE: u32 = 2;
+/** VT-d first-stage reasons (QEMU VTD_FR_FS_*, VTD_FR_SM_WRITE). */
+export const VTD_FR_FS_PAGING_ENTRY_P: u32 = 0x71;
+export const VTD_FR_FS_PAGING_ENTRY_RSVD: u32 = 0x72;
+export const VTD_FR_FS_NON_CANONICAL: u32 = 0x80;
+export const VTD_FR_FS_PAGING_ENTRY_US: u32 = 0x81;
+export const VTD_FR_SM_WRITE: u32 = 0x85;

@@ -17,6 +17,8 @@ import {
   AMDVI_EVT_IO_PAGE_FAULT, AMDVI_EVT_PAGE_TAB_HW_ERROR, RISCV_CAUSE_RD_FAULT, RISCV_CAUSE_WR_FAULT,
   RISCV_CAUSE_RD_PAGE_FAULT, RISCV_CAUSE_WR_PAGE_FAULT, RISCV_CAUSE_DMA_DISABLED,
   RISCV_CAUSE_DDT_INVALID, UNIT_FLAGS, UNIT_F_COLLAPSE, UNIT_F_SCALABLE, UNIT_STAT_COLLAPSED,
+  FAULT_F_FIRST_STAGE, VTD_FR_FS_PAGING_ENTRY_P, VTD_FR_FS_PAGING_ENTRY_RSVD, VTD_FR_FS_NON_CANONICAL,
+  VTD_FR_FS_PAGING_ENTRY_US, VTD_FR_SM_WRITE,
   EFAULT, EACCES, ERANGE, EPERM, ENODEV,
 } from '../abi';
 
@@ -26,8 +28,18 @@ import {
  * SMMUv3 hardware records no event for an abort STE (Linux's blocked domain); the emulator
  * still queues a record, for visibility, with code 0 to say the hardware would not.
  */
-export function familyCode(family: u32, reason: u32, access: u32, outputSide: bool, unitFlags: u32): u32 {
+export function familyCode(family: u32, reason: u32, access: u32, outputSide: bool, unitFlags: u32, flags: u32 = 0): u32 {
   const write = (access & ACCESS_WRITE) != 0;
+  if (family == FAMILY_VTD && (flags & FAULT_F_FIRST_STAGE) != 0) {
+    // First-stage (x86-64) walk: QEMU vtd_iova_to_flpte's reasons.
+    switch (reason) {
+      case FAULT_TRANSLATION: return VTD_FR_FS_PAGING_ENTRY_P;
+      case FAULT_PERMISSION: return write ? VTD_FR_SM_WRITE : VTD_FR_FS_PAGING_ENTRY_US;
+      case FAULT_ADDRESS_SIZE: return outputSide ? VTD_FR_FS_PAGING_ENTRY_RSVD : VTD_FR_FS_NON_CANONICAL;
+      case FAULT_RESERVED_BIT: return VTD_FR_FS_PAGING_ENTRY_RSVD;
+      default: break;
+    }
+  }
   if (family == FAMILY_VTD) {
     switch (reason) {
       case FAULT_TRANSLATION:
@@ -102,7 +114,7 @@ function pendingFrom(u: usize, rid: u32): bool {
 export function recordFault(u: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool, flags: u32 = 0): u32 {
   const family = load<u32>(u + UNIT_FAMILY);
   const unitFlags = load<u32>(u + UNIT_FLAGS);
-  const code = familyCode(family, reason, access, outputSide, unitFlags);
+  const code = familyCode(family, reason, access, outputSide, unitFlags, flags);
   store<u64>(u + UNIT_STAT_FAULTS, load<u64>(u + UNIT_STAT_FAULTS) + 1);
   const seq = load<u32>(u + UNIT_FAULT_SEQ) + 1;
   store<u32>(u + UNIT_FAULT_SEQ, seq);

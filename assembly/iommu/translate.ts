@@ -6,6 +6,7 @@ import {
   UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS, UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED,
   UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT, TLB_PERM, OK, UNIT_FAMILY, FAMILY_VTD,
   VTD_INTR_FIRST, VTD_INTR_LAST, FAULT_INTERRUPT_ADDR, DOMAIN_FORMAT, FMT_ARM_LPAE_S2, FAULT_F_STAGE2,
+  FMT_X86_64, FAULT_F_FIRST_STAGE,
 } from '../abi';
 import { domainAt, unitAt, deviceOf, deviceUnit } from './unit';
 import { DEVICE_NO_UNIT } from '../state';
@@ -103,7 +104,9 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
 @inline function fail(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool): bool {
   tReason = reason;
   // A stage-2 table's faults are stage-2 faults (SMMUv3 event records carry S2 and the IPA).
-  const flags: u32 = d != 0 && load<u32>(d + DOMAIN_FORMAT) == FMT_ARM_LPAE_S2 ? FAULT_F_STAGE2 : 0;
+  // An x86-64 table's are first-stage ones (VT-d reports the first-stage reasons).
+  const fmt = d != 0 ? load<u32>(d + DOMAIN_FORMAT) : 0;
+  const flags: u32 = fmt == FMT_ARM_LPAE_S2 ? FAULT_F_STAGE2 : fmt == FMT_X86_64 ? FAULT_F_FIRST_STAGE : 0;
   tCode = recordFault(u, rid, dom, iova, access, reason, outputSide, flags);
   tStatus = reasonStatus(reason);
   return false;
