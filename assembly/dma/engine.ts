@@ -277,6 +277,8 @@ export function dmaCopy(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64):
   if (wraps(src, len) || wraps(dst, len)) return finish(EINVAL, 0);
   const sDom = domainOfRid(srcRid);
   const dDom = domainOfRid(dstRid);
+  // memmove: a forward-overlapping copy within one address space goes backward (issue 11).
+  if (sDom == dDom && dst > src && dst - src < len) return copyBackward(srcRid, src, dstRid, dst, len, sDom);
   let done: u64 = 0;
   while (done < len) {
     const si = src + done;
@@ -289,6 +291,38 @@ export function dmaCopy(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64):
     const st = physCopy(spa, tOut, n);
     done += moved;
     if (st != OK) return finish(st, done);
+  }
+  return finish(OK, done);
+}
+
+/**
+ * The copy of dmaCopy for a destination that starts inside the source, in one address space:
+ * chunks of at most dst - src bytes from the end down, so no byte is written before it is read,
+ * whatever order the backing pages were made in. Bytes done count from the end.
+ */
+function copyBackward(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64, dom: i32): i32 {
+  const dist = dst - src;
+  let left = len;
+  let done: u64 = 0;
+  while (left > 0) {
+    const c = min(left, dist);
+    const off = left - c;
+    let k: u64 = 0;
+    while (k < c) {
+      const si = src + off + k;
+      const di = dst + off + k;
+      if (!translate(srcRid, dom, si, ACCESS_READ)) return faulted(0, si, done);
+      const spa = tOut;
+      const sRun = extendRun(dom, si, ACCESS_READ, c - k);
+      if (!translate(dstRid, dom, di, ACCESS_WRITE)) return faulted(1, di, done);
+      const n = min3(c - k, sRun, extendRun(dom, di, ACCESS_WRITE, min(c - k, sRun)));
+      const st = physCopy(spa, tOut, n);
+      k += moved;
+      done += moved;
+      if (st != OK) return finish(st, done);
+    }
+    flushCopy();
+    left = off;
   }
   return finish(OK, done);
 }
