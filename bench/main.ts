@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchCore, rssChild } from './core.js';
 import { benchMapSg } from './mapsg.js';
+import { benchFormats } from './formats.js';
 
 const TARGETS: Record<string, [string, number]> = {
   copy4k_vs_memcpy: ['>=', 0.8],
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
     return;
   }
   const json = process.argv.includes('--json');
-  const results: Record<string, number> = { ...(await benchCore()), ...(await benchMapSg()) };
+  const results: Record<string, number> = { ...(await benchCore()), ...(await benchMapSg()), ...(await benchFormats()) };
   const child = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--rss-child'], { encoding: 'utf8' });
   results.rss_mb_96g_device = JSON.parse(child.trim().split('\n').pop()!).rss;
   const round = (v: number) => Math.round(v * 1000) / 1000;
@@ -31,11 +32,11 @@ async function main(): Promise<void> {
     return;
   }
   console.log('dmabuf-sim benchmarks (one process; ratios against baselines run alongside)\n');
-  console.log(`${'key'.padEnd(24)} ${'value'.padStart(10)}   target`);
+  console.log(`${'key'.padEnd(30)} ${'value'.padStart(10)}   target`);
   for (const [k, v] of Object.entries(results)) {
     const t = TARGETS[k];
     const met = t ? (t[0] === '>=' ? v >= t[1] : v <= t[1]) : undefined;
-    console.log(`${k.padEnd(24)} ${String(v).padStart(10)}   ${t ? `${t[0]} ${t[1]} ${met ? 'met' : 'NOT met'}` : ''}`);
+    console.log(`${k.padEnd(30)} ${String(v).padStart(10)}   ${t ? `${t[0]} ${t[1]} ${met ? 'met' : 'NOT met'}` : ''}`);
   }
 }
 
