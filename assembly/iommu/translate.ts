@@ -114,7 +114,7 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
 
 @inline function slowPath(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32): bool {
   bump(u, UNIT_STAT_WALKS);
-  const reason = walk(d, iova, false);
+  const reason = walk(d, iova, false, access);
   if (reason != 0) {
     // The input-width check comes before any level, so a fault after a level is on the output.
     return fail(u, d, rid, dom, iova, access, reason, wDepth > 0);

@@ -13,13 +13,14 @@ import {
   DOMAIN_FLAGS, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FAULT_TRANSLATION, FAULT_ADDRESS_SIZE,
   FAULT_ACCESS_FLAG, FAULT_WALK_EABT, TRACE_STRIDE, TRACE_MAX, UNMAP_SPLIT, UNMAP_REFUSE,
   UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY, MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_KEEP,
-  MAPPOL_REPLACE_RISCV,
+  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE,
 } from '../abi';
 import { gTrace, gPathTable, gPathSlot } from '../state';
+import { X86_A, X86_D } from './x86_64';
 import { physRead64, physWrite64, findRegion, readPtr } from '../mem/phys';
 import { allocFrames, allocatedFrame, freeFrames } from '../mem/frames';
 import {
-  PTE_INVALID, PTE_TABLE, PTE_LEAF, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
+  PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
   pteMkLeaf, pteReleaf, ptePerm, pteTablePerm, reservedReason, outputTooWideReason, lvlShift,
 } from './format';
 
@@ -64,9 +65,11 @@ export let wDepth: u32 = 0;  // levels visited (entries in the trace)
  * Walks the table of domain record `d` for `iova`, as the hardware would.
  * Returns 0 and sets wOut/wShift/wPerm, or a FAULT_* reason: a table fetch from an address in
  * no memory region is a walk external abort. With `trace`, each level's (level, index, table,
- * entry) goes to the trace block.
+ * entry) goes to the trace block. `access` (0: a software walk, which changes nothing) lets the
+ * x86-64 walker set A on every entry it uses and D on a leaf it writes through, as VT-d first
+ * stage does (QEMU vtd_iova_to_flpte / vtd_set_flag_in_pte).
  */
-export function walk(d: usize, iova: u64, trace: bool): u32 {
+export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   const fmt = load<u32>(d + DOMAIN_FORMAT);
   const ias = load<u32>(d + DOMAIN_IAS);
   const levels = load<u32>(d + DOMAIN_LEVELS);
@@ -97,6 +100,11 @@ export function walk(d: usize, iova: u64, trace: bool): u32 {
     if (r == 0) return FAULT_WALK_EABT;
     const kind = pteKind(fmt, pte, shift, d);
     if (kind == PTE_INVALID) return FAULT_TRANSLATION;
+    if (access != 0 && fmt == FMT_X86_64 && kind != PTE_RESERVED) {
+      const granted = perm & pteTablePerm(fmt, pte, d);
+      const upd = pte | X86_A | (kind == PTE_LEAF && (access & ACCESS_WRITE) != 0 && (granted & ACCESS_WRITE) != 0 ? X86_D : 0);
+      if (upd != pte && (granted & access) == access) physWrite64(slot, upd);
+    }
     if (kind == PTE_TABLE) {
       perm &= pteTablePerm(fmt, pte, d);
       table = pteTableAddr(fmt, pte, d);

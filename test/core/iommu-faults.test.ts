@@ -189,3 +189,21 @@ describe('codes per family for the common reasons', () => {
     expect(dom.walk(hi).levels[0]!.index).toBe(511);
   });
 });
+
+describe('x86-64 first stage: the walker sets A and D as VT-d does', () => {
+  it('A on every entry a translation uses, D on the leaf of a write; a software walk changes nothing', async () => {
+    const { sim, unit, dom } = await rig('x86-64', { family: 'vtd' });
+    dom.map(0n, RAM_BASE, K4, Prot.RW);
+    const w = dom.walk(0n);
+    // A guest clears A and D everywhere (as a driver that does not preset them would write them).
+    for (const l of w.levels) writeEntry(sim, l.table, l.index, l.entry & ~0x60n);
+    const bits = () => w.levels.map((l) => readEntry(sim, l.table, l.index) & 0x60n);
+    dom.walk(0n);
+    expect(bits()).toEqual([0n, 0n, 0n, 0n]);
+    expect(sim.iommu.translate(RID, 0n, 'read')).toMatchObject({ ok: true });
+    expect(bits()).toEqual([0x20n, 0x20n, 0x20n, 0x20n]);
+    unit.invalidateAll();
+    expect(sim.iommu.translate(RID, 0n, 'write')).toMatchObject({ ok: true });
+    expect(bits()).toEqual([0x20n, 0x20n, 0x20n, 0x60n]);
+  });
+});
