@@ -11,7 +11,9 @@
 // Table attributes (bits 63:59): APTable[1] (62) = no write below, APTable[0] (61) = no
 // unprivileged access below; honoured unless hierarchical attributes are disabled (CD.HAD).
 // With the 64K granule and 52-bit output, OA[51:48] sit in bits 15:12 (Linux paddr_to_iopte).
-// The contiguous hint (bit 52) never changes a translation; Linux never writes it.
+// The contiguous hint (bit 52) marks an aligned group of entries (16 with 4K; 128 pages or 32
+// blocks with 16K; 32 with 64K) that the TLB may hold as one: the walker reports the group as
+// one leaf. Linux never writes it; a guest that does must make the group consistent.
 // Linux writes nG, AF, SH (inner when cacheable, else outer) and AttrIndx on every S1 leaf.
 
 import {
@@ -53,6 +55,16 @@ export const LPAE_APTABLE_RDONLY: u64 = <u64>1 << 62;
   if (shift == g) return t ? PTE_LEAF : PTE_RESERVED;
   if (t) return PTE_TABLE;
   return lpaeBlockOk(g, shift, load<u32>(d + DOMAIN_OAS)) ? PTE_LEAF : PTE_RESERVED;
+}
+
+export const LPAE_PTE_CONT: u64 = <u64>1 << 52;
+
+/** Page shift of a leaf: the level's, or its contiguous group's when the hint is set. */
+@inline export function lpaeLeafShift(pte: u64, shift: u32, g: u32): u32 {
+  if ((pte & LPAE_PTE_CONT) == 0) return shift;
+  if (g == 12) return shift + 4;
+  if (g == 14) return shift + (shift == 14 ? 7 : 5);
+  return shift + 5;
 }
 
 /** Output or next-table address: bits 47:g, plus 51:48 from bits 15:12 with the 64K granule. */

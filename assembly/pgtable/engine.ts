@@ -111,7 +111,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
       continue;
     }
     if (kind != PTE_LEAF) return reservedReason(fmt);
-    const lshift = pteLeafShift(fmt, pte, shift);
+    const lshift = pteLeafShift(fmt, pte, shift, d);
     const size: u64 = <u64>1 << lshift;
     const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
     const leafPerm = ptePerm(fmt, pte);
@@ -271,7 +271,7 @@ export let mSkippedBytes: u64 = 0;
 /** Clears the contiguous group of leaf `pte` (found at `slot` of `table`, level shift `s`). */
 function clearLeafGroup(d: usize, table: u64, slot: u64, pte: u64, s: u32): void {
   const fmt = load<u32>(d + DOMAIN_FORMAT);
-  const n: u64 = <u64>1 << (pteLeafShift(fmt, pte, s) - s);
+  const n: u64 = <u64>1 << (pteLeafShift(fmt, pte, s, d) - s);
   const first = table + ((((slot - table) >> 3) & ~(n - 1)) << 3);
   for (let i: u64 = 0; i < n; i++) physWrite64(first + (i << 3), 0);
   addAux(table, -<i32>n);
@@ -306,7 +306,7 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
       if (pol == MAPPOL_EADDRINUSE) return EADDRINUSE;
       if (pol == MAPPOL_KEEP) { mSkippedBytes += <u64>1 << lshift; return OK; }
       if (pol == MAPPOL_REPLACE_RISCV) return ENOMEM;
-      noteReplaced(iova, kind == PTE_LEAF ? pteLeafShift(fmt, pte, s) : s);
+      noteReplaced(iova, kind == PTE_LEAF ? pteLeafShift(fmt, pte, s, d) : s);
       if (kind == PTE_LEAF) clearLeafGroup(d, table, slot, pte, s);
       else { physWrite64(slot, 0); addAux(table, -1); }
     }
@@ -460,7 +460,7 @@ function unmapWalk(d: usize, iova: u64, size: u64, policy: u32): u64 {
     const s = lvlShift(d, depth);
     const pte = physRead64(slot);
     if (pteKind(fmt, pte, s, d) != PTE_LEAF) break;
-    const ls = pteLeafShift(fmt, pte, s);
+    const ls = pteLeafShift(fmt, pte, s, d);
     const lsize: u64 = <u64>1 << ls;
     const lstart = cur & ~(lsize - 1);
     if (cur != lstart || size - done < lsize) {

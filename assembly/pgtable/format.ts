@@ -21,7 +21,7 @@ import {
   FAULT_ADDRESS_SIZE,
 } from '../abi';
 import { vtdKind, vtdAddr, vtdMkTable, vtdMkLeaf, vtdPerm, vtdReleaf, vtdConfigure } from './vtd_ss';
-import { lpaeKind, lpaeAddr, lpaeMkTable, lpaeMkLeaf, lpaePerm, lpaeTablePerm, lpaeReleaf, lpaeConfigure } from './arm_lpae_s1';
+import { lpaeKind, lpaeAddr, lpaeMkTable, lpaeMkLeaf, lpaePerm, lpaeTablePerm, lpaeReleaf, lpaeConfigure, lpaeLeafShift } from './arm_lpae_s1';
 import { s2MkLeaf, s2Perm } from './arm_lpae_s2';
 import { amdKind, amdLeafShift, amdAddr, amdMkTable, amdMkLeaf, amdPerm, amdReleaf, amdConfigure, AMD_ADDR_MASK } from './amd_v1';
 import { x86Kind, x86Addr, x86MkTable, x86MkLeaf, x86Perm, x86Releaf, x86Configure, X86_ADDR_MASK } from './x86_64';
@@ -51,9 +51,10 @@ export { PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED } from './kinds';
   }
 }
 
-@inline export function pteLeafShift(fmt: u32, pte: u64, shift: u32): u32 {
+@inline export function pteLeafShift(fmt: u32, pte: u64, shift: u32, d: usize): u32 {
   if (fmt == FMT_AMD_V1) return amdLeafShift(pte, shift);
   if (fmt == FMT_RISCV) return rvLeafShift(pte, shift);
+  if (fmt == FMT_ARM_LPAE_S1 || fmt == FMT_ARM_LPAE_S2) return lpaeLeafShift(pte, shift, gran(d));
   return shift;
 }
 

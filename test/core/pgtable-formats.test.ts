@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Prot, type IommuDomain, type PgtableFormat, type Simulator } from '../../src/index.js';
 import { HBM_BASE, RAM_BASE } from '../helpers/sim.js';
-import { G1, K4, M2, P, readEntry } from './helpers/pte.js';
+import { G1, K4, M2, P, readEntry, writeEntry } from './helpers/pte.js';
 import { decodeAmd, decodeRiscv, decodeS2, decodeX86 } from './helpers/pte-formats.js';
 import { expectErrno, rig, RID } from './helpers/setup.js';
 
@@ -246,5 +246,23 @@ describe('the TypeScript entry decoder (reports, page-table view) agrees with th
       });
       iova += size;
     }
+  });
+});
+
+describe('ARM contiguous hint', () => {
+  it('16 page entries with Cont (4K granule) translate as one 64K leaf: one IOTLB entry for all', async () => {
+    const { sim, unit, dom } = await rig('arm-lpae-s1');
+    dom.map(0n, RAM_BASE, 16n * K4, Prot.RW); // Linux writes 16 pages without the hint
+    expect(dom.walk(5n * K4)).toMatchObject({ ok: true, pageSize: K4 });
+    const leaf = dom.walk(0n).levels.at(-1)!;
+    for (let i = 0; i < 16; i++) {
+      const e = readEntry(sim, leaf.table, i);
+      expect((e >> 52n) & 1n).toBe(0n);
+      writeEntry(sim, leaf.table, i, e | (1n << 52n));
+    }
+    unit.invalidateAll();
+    expect(dom.walk(5n * K4 + 3n)).toMatchObject({ ok: true, pa: RAM_BASE + 5n * K4 + 3n, pageSize: K64 });
+    for (let i = 0n; i < 16n; i++) expect(sim.iommu.translate(RID, i * K4 + 1n)).toMatchObject({ ok: true, pa: RAM_BASE + i * K4 + 1n });
+    expect(unit.stats()).toMatchObject({ misses: 1n, tlbValid: 1 });
   });
 });
