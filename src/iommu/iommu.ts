@@ -325,6 +325,16 @@ export class IommuDomain {
     return this._rec(ABI.DOMAIN_TOP_BITS, 1) as number;
   }
 
+  /**
+   * Last IOVA the domain translates for the DMA API (geometry.aperture_end): 2^ias - 1, or the top
+   * of the lower half, 2^(ias-1) - 1, for the sign-extended formats (x86-64, RISC-V), whose
+   * upper half the DMA API never uses.
+   */
+  get apertureEnd(): bigint {
+    const signExt = this.format === 'x86-64' || this.format === 'riscv';
+    return (1n << BigInt(signExt ? this.ias - 1 : this.ias)) - 1n;
+  }
+
   /** ARM: the level the walk starts at (TCR/VTCR start level, 4 - levels); others: undefined. */
   get startLevel(): number | undefined {
     return this.format === 'arm-lpae-s1' || this.format === 'arm-lpae-s2' ? 4 - this.levels : undefined;

@@ -24,6 +24,8 @@ describe.each([
     expect(dom.format).toBe(format);
     expect(dom.kernel).toBe('mainline');
     expect(m.unitOf(nic)!.name).toBe(unitName);
+    // The DMA API allocates IOVAs in the lower half only where the format is sign-extended.
+    expect(d.cookie!.apertureEnd).toBe((1n << (format === 'riscv' ? 47n : 48n)) - 1n);
     const page = m.ram.base + 0x10_0000n;
     const iova = d.mapPage(page, 4096, DMA_BIDIRECTIONAL);
     expect(dom.walk(iova)).toMatchObject({ ok: true, pa: page });
