@@ -467,7 +467,8 @@ function unmapWalk(d: usize, iova: u64, size: u64, policy: u32): u64 {
       if (policy == UNMAP_REFUSE) break;
       if (policy == UNMAP_WHOLE_AT_START && cur != lstart) break;
       if (policy == UNMAP_SPLIT) {
-        if (splitBlock(d, depth, pte) != OK) break;
+        // Only a block splits (a contiguous group, which Linux never writes, does not).
+        if (ls != s || depth + 1 >= levels || splitBlock(d, depth, pte) != OK) break;
         continue; // the next descent finds the smaller leaves
       }
     }

@@ -266,3 +266,21 @@ describe('ARM contiguous hint', () => {
     expect(unit.stats()).toMatchObject({ misses: 1n, tlbValid: 1 });
   });
 });
+
+describe('teardown frees every table frame of every format', () => {
+  const CASES: [PgtableFormat, number, number][] = [
+    ['vtd-ss', 57, 4096], ['arm-lpae-s1', 48, 16384], ['arm-lpae-s1', 52, 65536], ['arm-lpae-s2', 42, 4096],
+    ['arm-lpae-s2', 48, 16384], ['amd-v1', 64, 4096], ['x86-64', 57, 4096], ['riscv', 57, 4096],
+  ];
+  it.each(CASES)('%s ias %i granule %i', async (format, ias, granule) => {
+    const { sim, dom } = await rig(format, { ias, oas: ias > 48 && format === 'arm-lpae-s1' ? 52 : 48, granule, attach: false });
+    const free0 = sim.memory.framesFree() + BigInt(dom.tableFrames);
+    const half = 1n << BigInt(format === 'x86-64' || format === 'riscv' ? ias - 1 : ias);
+    const g = BigInt(granule);
+    for (const iova of [0n, 37n * g, half / 3n & ~(g - 1n), half - g, half / 2n & ~(g - 1n)]) dom.map(iova, RAM_BASE, g, Prot.RW);
+    dom.map(half / 4n & ~(dom.pageSizes()[1]! - 1n), HBM_BASE, dom.pageSizes()[1]!, Prot.RW);
+    expect(dom.tableFrames).toBeGreaterThan(dom.levels);
+    dom.destroy();
+    expect(sim.memory.framesFree()).toBe(free0);
+  });
+});
