@@ -83,9 +83,12 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   const va = tableVa(d, iova);
   let table = load<u64>(d + DOMAIN_ROOT);
   let perm: u32 = 3;
-  for (let lvl: u32 = 0; lvl < levels; lvl++) {
-    const shift = lvlShift(d, lvl);
-    const idx = idxAt(d, va, lvl, shift);
+  // Geometry in locals: the shift steps down by the index bits of a level.
+  const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+  let shift = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
+  let bits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
+  for (let lvl: u32 = 0; lvl < levels; lvl++, shift -= b, bits = b) {
+    const idx = (va >> shift) & ((<u64>1 << bits) - 1);
     const slot = table + (idx << 3);
     const r = findRegion(slot);
     const pte: u64 = r == 0 ? 0 : load<u64>(readPtr(r, slot));
