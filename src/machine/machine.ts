@@ -144,9 +144,7 @@ export class Machine {
     let domain: IommuDomain | 'direct' = 'direct';
     if (unit && this.iommu) {
       const format: PgtableFormat = this.iommu.format ?? defaultFormat(this.iommu.family);
-      // Sv39/48/57 and x86-64 4/5-level tables take only their own widths.
-      const ias = this.iommu.ias ?? 48;
-      domain = unit.createDomain({ type: 'paging', format, ias, oas: 48, strict: this.iommu.strict ?? true, kernel: this.iommu.kernel });
+      domain = unit.createDomain({ type: 'paging', format, ias: this.iommu.ias ?? 48, oas: 48, strict: this.iommu.strict ?? true, kernel: this.iommu.kernel });
     }
     d = new DmaDevice(this.sim, {
       rid: this.rid(fn), domain, name: fn.name, p2pClient: fn, p2p: this.p2pResolver,
