@@ -36,7 +36,8 @@ export async function benchFormats(): Promise<Record<string, number>> {
     const rnd = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed; };
     const bases: bigint[] = [];
     for (let r = 0; r < 64; r++) {
-      const iova = ((BigInt(rnd()) << 24n) | (BigInt(rnd() & 0xfff) << 21n)) & ((1n << span) - 1n) & ~(64n * page - 1n);
+      // Random bits from just above the region size, so regions spread over the IOTLB sets.
+      const iova = ((BigInt(rnd()) << 40n) | (BigInt(rnd()) << 16n)) & ((1n << span) - 1n) & ~(64n * page - 1n);
       if (bases.some((b) => iova < b + 64n * page && b < iova + 64n * page)) continue;
       bases.push(iova);
       // Pages one apart in iova, scattered in pa (a 4K-aligned pa keeps every leaf the smallest).
