@@ -288,3 +288,96 @@ export const COPYDESC_MAX: u32 = STAGING_SIZE / COPYDESC_STRIDE;
 // Walk trace: up to 6 levels, each 0 level u32 | 4 index u32 | 8 table pa u64 | 16 entry u64
 export const TRACE_STRIDE: u32 = 24;
 export const TRACE_MAX: u32 = 6;
+
+// ---------------------------------------------------------------------------------------------
+// Page-table formats beyond the first two, kernel-era policies and the fault model (issue 11).
+// Formats are registered by this enum in pgtable/format.ts, one file per format.
+export const FMT_ARM_LPAE_S2: u32 = 3;
+export const FMT_AMD_V1: u32 = 4;
+export const FMT_X86_64: u32 = 5;
+export const FMT_RISCV: u32 = 6;
+export const FMT_COUNT: u32 = 7;
+export const FAMILY_AMDVI: u32 = 3;
+export const FAMILY_RISCV: u32 = 4;
+export const EADDRINUSE: i32 = -98;
+
+// Domain record, bytes 56..63 (inside DOMAIN_STRIDE): the geometry and the kernel policy.
+//  56 granule shift u8 | 57 index bits per level u8 | 58 index bits of the top table u8
+//  59 policy u8 (unmap policy | map policy << 4) | 60 flags u32 (DOMAIN_F_*)
+export const DOMAIN_GRANULE: u32 = 56;
+export const DOMAIN_LEVEL_BITS: u32 = 57;
+export const DOMAIN_TOP_BITS: u32 = 58;
+export const DOMAIN_POLICY: u32 = 59;
+export const DOMAIN_FLAGS: u32 = 60;
+/** Input addresses are sign-extended from bit ias-1 (x86-64, RISC-V): an upper and a lower half. */
+export const DOMAIN_F_SIGN_EXTEND: u32 = 1;
+/** The top level grows on demand up to ias (AMD v1). */
+export const DOMAIN_F_DYNAMIC_TOP: u32 = 2;
+/** ARM stage 1: hierarchical attributes disabled (SMMU CD.HAD): APTable and friends ignored. */
+export const DOMAIN_F_HAD: u32 = 4;
+/** RISC-V: Svnapot 64 KiB leaves. */
+export const DOMAIN_F_SVNAPOT: u32 = 8;
+
+// Partial unmap of a large leaf (spec iommu.md A8/A9), low nibble of DOMAIN_POLICY.
+/** io-pgtable-arm before v6.13: the block is split and only the range goes. */
+export const UNMAP_SPLIT: u32 = 1;
+/** io-pgtable-arm since v6.13 (33729a5fc0ca): refused, 0 unmapped. */
+export const UNMAP_REFUSE: u32 = 2;
+/** generic_pt and the pre-generic_pt RISC-V driver: whole leaf when the range starts at it, else 0. */
+export const UNMAP_WHOLE_AT_START: u32 = 3;
+/** Pre-generic_pt intel and AMD v1 drivers: the whole leaf goes for any overlap. */
+export const UNMAP_WHOLE_ANY: u32 = 4;
+// A map over something already mapped, high nibble of DOMAIN_POLICY.
+/** io-pgtable-arm: a leaf in the way is EEXIST; a table in the way of a block is unmapped first. */
+export const MAPPOL_EEXIST: u32 = 1;
+/** generic_pt: EADDRINUSE for any leaf in the way; an empty table is replaced. */
+export const MAPPOL_EADDRINUSE: u32 = 2;
+/** Pre-generic_pt intel: an existing leaf is kept (WARN "PTE already set"), map returns 0. */
+export const MAPPOL_KEEP: u32 = 3;
+/** Pre-generic_pt AMD v1: whatever is in the way is replaced, map returns 0. */
+export const MAPPOL_REPLACE: u32 = 4;
+/** Pre-generic_pt RISC-V: replaced, but a leaf above the target level is ENOMEM. */
+export const MAPPOL_REPLACE_RISCV: u32 = 5;
+
+/** Fault reasons added by the fault model. */
+export const FAULT_WALK_EABT: u32 = 8;
+export const FAULT_INTERRUPT_ADDR: u32 = 9;
+/** VT-d: the interrupt address range, never a DMA translation output. */
+export const VTD_INTR_FIRST: u64 = 0xfee00000;
+export const VTD_INTR_LAST: u64 = 0xfeefffff;
+/** VT-d reasons: paging-entry access error (legacy 7), interrupt range (legacy 0xE, scalable 0x87). */
+export const VTD_FR_PAGING_ENTRY_INV: u32 = 0x7;
+export const VTD_FR_INTERRUPT_ADDR: u32 = 0xe;
+export const VTD_FR_SM_INTERRUPT_ADDR: u32 = 0x87;
+export const SMMU_EVT_F_WALK_EABT: u32 = 0x0b;
+/** AMD-Vi event types (event log). */
+export const AMDVI_EVT_ILLEGAL_DEV_TABLE_ENTRY: u32 = 0x1;
+export const AMDVI_EVT_IO_PAGE_FAULT: u32 = 0x2;
+export const AMDVI_EVT_PAGE_TAB_HW_ERROR: u32 = 0x4;
+/** RISC-V IOMMU fault-queue causes. */
+export const RISCV_CAUSE_RD_FAULT: u32 = 5;
+export const RISCV_CAUSE_WR_FAULT: u32 = 7;
+export const RISCV_CAUSE_RD_PAGE_FAULT: u32 = 13;
+export const RISCV_CAUSE_WR_PAGE_FAULT: u32 = 15;
+export const RISCV_CAUSE_DMA_DISABLED: u32 = 256;
+export const RISCV_CAUSE_DDT_INVALID: u32 = 258;
+/** Fault record flags (u32 at FAULT_FLAGS): the fault is a stage-2 one (SMMUv3 event S2 bit). */
+export const FAULT_FLAGS: u32 = 28;
+export const FAULT_F_STAGE2: u32 = 1;
+
+// Unit record, bytes 128..143: options and the collapsed-fault counter.
+//  128 flags u32 (UNIT_F_*) | 136 collapsed faults u64
+export const UNIT_FLAGS: u32 = 128;
+export const UNIT_STAT_COLLAPSED: u32 = 136;
+/** QEMU VT-d: a fault from a requester that already has a pending record is collapsed into it. */
+export const UNIT_F_COLLAPSE: u32 = 1;
+/** VT-d scalable mode (fault codes of the scalable tables). */
+export const UNIT_F_SCALABLE: u32 = 2;
+/** The fault comes from a first-stage (x86-64) table: VT-d reports the first-stage codes. */
+export const FAULT_F_FIRST_STAGE: u32 = 2;
+/** VT-d first-stage reasons (QEMU VTD_FR_FS_*, VTD_FR_SM_WRITE). */
+export const VTD_FR_FS_PAGING_ENTRY_P: u32 = 0x71;
+export const VTD_FR_FS_PAGING_ENTRY_RSVD: u32 = 0x72;
+export const VTD_FR_FS_NON_CANONICAL: u32 = 0x80;
+export const VTD_FR_FS_PAGING_ENTRY_US: u32 = 0x81;
+export const VTD_FR_SM_WRITE: u32 = 0x85;

@@ -15,11 +15,11 @@ import { addRegion as addRegionImpl } from './mem/phys';
 import { addDirectRegion as addDirectRegionImpl } from './mem/direct';
 import * as frames from './mem/frames';
 import { chunksFree as chunksFreeImpl } from './mem/arena';
-import { mapRange, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd } from './pgtable/engine';
+import { mapRange, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd, mInvStart, mInvEnd, mRemovedBytes, mSkippedBytes } from './pgtable/engine';
 import {
   createUnit as createUnitImpl, createDomain as createDomainImpl, destroyDomain as destroyDomainImpl,
   attachDevice as attachDeviceImpl, deviceDomain as deviceDomainImpl, placeDevice as placeDeviceImpl, domainOf, unitOf, unitAt,
-  invalidateUnmapped, flushQueue,
+  invalidateUnmapped, flushQueue, createDomainEx as createDomainExImpl, setUnitFlags as setUnitFlagsImpl,
 } from './iommu/unit';
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
 import { drainFaults } from './iommu/fault';
@@ -100,6 +100,13 @@ export function createDomain(unit: u32, type: u32, format: u32, ias: u32, oas: u
   return createDomainImpl(unit, type, format, ias, oas, strict);
 }
 export function destroyDomain(id: u32): i32 { return destroyDomainImpl(id); }
+/** See iommu/unit.ts createDomainEx: granule, DOMAIN_F_* flags, kernel policy, page-size mask. */
+export function createDomainEx(unit: u32, type: u32, format: u32, ias: u32, oas: u32, strict: u32,
+  granule: u32, flags: u32, policy: u32, pgsizeMask: u64): i32 {
+  return createDomainExImpl(unit, type, format, ias, oas, strict, granule, flags, policy, pgsizeMask);
+}
+/** Unit options UNIT_F_COLLAPSE / UNIT_F_SCALABLE. */
+export function setUnitFlags(unit: u32, flags: u32): i32 { return setUnitFlagsImpl(unit, flags); }
 export function attachDevice(rid: u32, dom: i32): i32 { return attachDeviceImpl(rid, dom); }
 export function deviceDomain(rid: u32): i32 { return deviceDomainImpl(rid); }
 /** Places `rid` behind `unit` with no domain (see iommu/unit.ts placeDevice). */
@@ -121,8 +128,20 @@ export function map(dom: u32, iova: u64, pa: u64, size: u64, prot: u32): i32 {
   const d = pagingDomain(dom);
   if (d == 0) return load<i32>(state.gResult + RES_STATUS);
   const st = mapRange(d, iova, pa, size, prot);
-  if (st == OK) store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) + size);
+  afterMap(d, dom, st == OK ? size : 0);
   return st;
+}
+
+/**
+ * Accounts a map (`added` bytes, 0 when it failed) and invalidates what it replaced (policy-
+ * dependent), at once even in lazy mode, as the drivers flush a replaced walk synchronously.
+ */
+function afterMap(d: usize, dom: u32, added: u64): void {
+  const skipped = added != 0 ? mSkippedBytes : 0;
+  store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) + added - skipped - mRemovedBytes);
+  if (mInvStart < mInvEnd || (mInvEnd == 0 && mInvStart != 0xffffffffffffffff)) {
+    tlbInvalidateRange(unitAt(load<u32>(d + DOMAIN_UNIT)), dom, mInvStart, mInvEnd);
+  }
 }
 
 function unmapIn(d: usize, dom: u32, iova: u64, size: u64): i64 {
@@ -159,6 +178,7 @@ export function mapBatch(dom: u32, n: u32, prot: u32): i32 {
     const size = load<u64>(e + 16);
     const st = mapRange(d, load<u64>(e), load<u64>(e + 8), size, prot);
     store<i32>(e + 24, st);
+    afterMap(d, dom, st == OK ? size : 0);
     if (st != OK) {
       for (let j: u32 = 0; j < i; j++) {
         const f = base + <usize>(j * MAPDESC_STRIDE);
@@ -167,7 +187,6 @@ export function mapBatch(dom: u32, n: u32, prot: u32): i32 {
       store<u64>(state.gResult + RES_VALUE, i);
       return st;
     }
-    store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) + size);
   }
   return OK;
 }

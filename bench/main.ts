@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { benchCore, rssChild } from './core.js';
 import { benchMapSg } from './mapsg.js';
 import { benchRdma } from './rdma.js';
+import { benchFormats } from './formats.js';
 
 const TARGETS: Record<string, [string, number]> = {
   copy4k_vs_memcpy: ['>=', 0.8],
@@ -26,12 +27,12 @@ async function main(): Promise<void> {
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
   if (only === 'rdma') {
     // A narrower run: just the RDMA key (npm run bench -- --json --only=rdma).
-    const r: Record<string, number> = { ...(await benchRdma()) };
+    const r: Record<string, number> = { ...(await benchRdma()), ...(await benchFormats()) };
     for (const k of Object.keys(r)) r[k] = Math.round(r[k]! * 1000) / 1000;
     console.log(json ? JSON.stringify(r) : r);
     return;
   }
-  const results: Record<string, number> = { ...(await benchCore()), ...(await benchMapSg()), ...(await benchRdma()) };
+  const results: Record<string, number> = { ...(await benchCore()), ...(await benchMapSg()), ...(await benchRdma()), ...(await benchFormats()) };
   const child = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--rss-child'], { encoding: 'utf8' });
   results.rss_mb_96g_device = JSON.parse(child.trim().split('\n').pop()!).rss;
   const round = (v: number) => Math.round(v * 1000) / 1000;
@@ -41,11 +42,11 @@ async function main(): Promise<void> {
     return;
   }
   console.log('dmabuf-sim benchmarks (one process; ratios against baselines run alongside)\n');
-  console.log(`${'key'.padEnd(24)} ${'value'.padStart(10)}   target`);
+  console.log(`${'key'.padEnd(30)} ${'value'.padStart(10)}   target`);
   for (const [k, v] of Object.entries(results)) {
     const t = TARGETS[k];
     const met = t ? (t[0] === '>=' ? v >= t[1] : v <= t[1]) : undefined;
-    console.log(`${k.padEnd(24)} ${String(v).padStart(10)}   ${t ? `${t[0]} ${t[1]} ${met ? 'met' : 'NOT met'}` : ''}`);
+    console.log(`${k.padEnd(30)} ${String(v).padStart(10)}   ${t ? `${t[0]} ${t[1]} ${met ? 'met' : 'NOT met'}` : ''}`);
   }
 }
 

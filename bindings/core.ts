@@ -83,6 +83,15 @@ export interface CoreExports {
   /** Places `rid` behind `unit` with no domain, so its DMA faults are recorded on that unit. 0, -EINVAL, -ENOENT, -ENOSPC. */
   placeDevice(rid: number, unit: number): number;
   /**
+   * createDomain with a format's geometry: `granule` (bytes, ARM 4K/16K/64K), `flags`
+   * (`ABI.DOMAIN_F_*`), the kernel's `policy` for partial unmap and overlapping map, and the
+   * page sizes to use (`pgsizeMask`, 0 for the format's default). The domain id or -errno.
+   */
+  createDomainEx(unit: number, type: number, format: number, ias: number, oas: number, strict: number,
+    granule: number, flags: number, policy: number, pgsizeMask: bigint): number;
+  /** Sets a unit's option flags (`ABI.UNIT_F_*`, e.g. fault collapsing). 0 or -errno. */
+  setUnitFlags(unit: number, flags: number): number;
+  /**
    * iommu_map: maps [iova, iova + size) to [pa, pa + size) with `prot` (`ABI.PROT_*`). 0, or
    * -ENOENT (no domain), -ENODEV (not paging), -EINVAL, -ERANGE, -EEXIST, -ENOMEM, with nothing changed.
    */

@@ -286,6 +286,8 @@ let copied: u64 = 0;
 function copyRange(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 {
   const sDom = domainOfRid(srcRid);
   const dDom = domainOfRid(dstRid);
+  // memmove: a forward-overlapping copy within one address space goes backward (issue 11).
+  if (sDom == dDom && dst > src && dst - src < len) return copyBackward(srcRid, src, dstRid, dst, len, sDom);
   copied = 0;
   while (copied < len) {
     const si = src + copied;
@@ -353,6 +355,38 @@ export function dmaCopyV(n: u32): i32 {
   }
   store<u64>(gResult + RES_VALUE, n);
   return finish(OK, done);
+}
+
+/**
+ * The copy of dmaCopy for a destination that starts inside the source, in one address space:
+ * chunks of at most dst - src bytes from the end down, so no byte is written before it is read,
+ * whatever order the backing pages were made in. Bytes done count from the end.
+ */
+function copyBackward(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64, dom: i32): i32 {
+  const dist = dst - src;
+  let left = len;
+  copied = 0;
+  while (left > 0) {
+    const c = min(left, dist);
+    const off = left - c;
+    let k: u64 = 0;
+    while (k < c) {
+      const si = src + off + k;
+      const di = dst + off + k;
+      if (!translate(srcRid, dom, si, ACCESS_READ)) return recordFault(0, si);
+      const spa = tOut;
+      const sRun = extendRun(dom, si, ACCESS_READ, c - k);
+      if (!translate(dstRid, dom, di, ACCESS_WRITE)) return recordFault(1, di);
+      const n = min3(c - k, sRun, extendRun(dom, di, ACCESS_WRITE, min(c - k, sRun)));
+      const st = physCopy(spa, tOut, n);
+      k += moved;
+      copied += moved;
+      if (st != OK) return st;
+    }
+    flushCopy();
+    left = off;
+  }
+  return OK;
 }
 
 /** Host-buffer transfers: read (device -> staging), write (staging -> device) or fill. */

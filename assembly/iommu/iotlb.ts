@@ -1,14 +1,20 @@
 // The IOTLB of a unit: sets x ways of TLB_STRIDE-byte entries keyed by (domain, page size, vpn),
 // round-robin replacement per set. A lookup probes one set per page size cached since the last
-// full flush (4K, then 2M, then 1G); a probe compares the vpn and the packed (domain, shift) tag.
+// full flush, smallest first; a probe compares the vpn and the packed (domain, shift) tag. Page
+// sizes are any power of two from 4K (every format's leaves: 16K/64K granules, AMD v1 encoded
+// sizes, NAPOT); leaves above 2^TLB_MAX_SHIFT are cached as pieces of that size, as hardware
+// that splinters large pages does.
 
 import {
   UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, UNIT_TLB_RR, UNIT_SIZES_CACHED, TLB_STRIDE, TLB_VPN,
   TLB_OUT, TLB_TAG, TLB_PERM, UNIT_STAT_INVALIDATIONS, UNIT_STAT_INVALIDATED,
 } from '../abi';
 
+/** Largest page shift an entry holds (the bitmap of cached sizes is one u32 from 4K). */
+export const TLB_MAX_SHIFT: u32 = 43;
+
 @inline export function sizeBit(shift: u32): u32 {
-  return 1 << ((shift - 12) / 9);
+  return 1 << (shift - 12);
 }
 
 @inline export function tlbTag(dom: u32, shift: u32): u32 {
@@ -45,8 +51,8 @@ export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
   const sets = load<u32>(u + UNIT_TLB_SETS);
   const ways = load<u32>(u + UNIT_TLB_WAYS);
   const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
-  for (let shift: u32 = 12; shift <= 30; shift += 9) {
-    if ((sizes & sizeBit(shift)) == 0) continue;
+  for (let left = sizes; left != 0; left &= left - 1) {
+    const shift = 12 + <u32>ctz(left);
     const e = probe(tlb, sets, ways, dom, shift, iova >> shift);
     if (e != 0) {
       hitOut = load<u64>(e + TLB_OUT) | (iova & ((<u64>1 << shift) - 1));
@@ -60,6 +66,7 @@ export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
 
 /** Caches a walk result: leaf of `shift` mapping iova to out, with rights `perm`. */
 export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
+  if (shift > TLB_MAX_SHIFT) shift = TLB_MAX_SHIFT;
   const sets = load<u32>(u + UNIT_TLB_SETS);
   const ways = load<u32>(u + UNIT_TLB_WAYS);
   const vpn = iova >> shift;
@@ -125,8 +132,8 @@ export function tlbInvalidateRange(u: usize, dom: u32, start: u64, end: u64): vo
     const sizes = load<u32>(u + UNIT_SIZES_CACHED);
     const sets = load<u32>(u + UNIT_TLB_SETS);
     const ways = load<u32>(u + UNIT_TLB_WAYS);
-    for (let shift: u32 = 12; shift <= 30; shift += 9) {
-      if ((sizes & sizeBit(shift)) == 0) continue;
+    for (let left = sizes; left != 0; left &= left - 1) {
+      const shift = 12 + <u32>ctz(left);
       const vLast = last >> shift;
       for (let vpn = start >> shift; vpn <= vLast; vpn++) {
         const e = probe(tlb, sets, ways, dom, shift, vpn);

@@ -4,7 +4,9 @@ import {
   ACCESS_READ, ACCESS_WRITE, DOMAIN_TYPE, DOMAIN_UNIT, DOMAIN_PAGING, DOMAIN_IDENTITY,
   DOMAIN_DIRECT, FAULT_BLOCKED, FAULT_NO_DOMAIN, FAULT_PERMISSION, RID_PHYS,
   UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS, UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED,
-  UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT, TLB_PERM, OK,
+  UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT, TLB_PERM, OK, UNIT_FAMILY, FAMILY_VTD,
+  VTD_INTR_FIRST, VTD_INTR_LAST, FAULT_INTERRUPT_ADDR, DOMAIN_FORMAT, FMT_ARM_LPAE_S2, FAULT_F_STAGE2,
+  FMT_X86_64, FAULT_F_FIRST_STAGE,
 } from '../abi';
 import { domainAt, unitAt, deviceOf, deviceUnit } from './unit';
 import { DEVICE_NO_UNIT } from '../state';
@@ -52,7 +54,7 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
   }
   if (dom < 0) {
     const unit = deviceUnit(rid);
-    if (unit != DEVICE_NO_UNIT) return fail(unitAt(unit), rid, -1, iova, access, FAULT_NO_DOMAIN, false);
+    if (unit != DEVICE_NO_UNIT) return fail(unitAt(unit), 0, rid, -1, iova, access, FAULT_NO_DOMAIN, false);
     // A requester behind no known unit: nothing can record the fault.
     tReason = FAULT_NO_DOMAIN; tCode = 0; tStatus = reasonStatus(FAULT_NO_DOMAIN);
     return false;
@@ -68,7 +70,7 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
       if (e != 0) {
         bump(u, UNIT_STAT_HITS);
         const perm = load<u32>(e + TLB_PERM);
-        if ((perm & access) != access) return fail(u, rid, dom, iova, access, FAULT_PERMISSION, false);
+        if ((perm & access) != access) return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
         tOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
         tShift = 12;
         tPerm = perm;
@@ -77,7 +79,7 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
       }
     } else if (tlbLookup(u, <u32>dom, iova)) {
       bump(u, UNIT_STAT_HITS);
-      if ((hitPerm & access) != access) return fail(u, rid, dom, iova, access, FAULT_PERMISSION, false);
+      if ((hitPerm & access) != access) return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
       setLeaf(iova, hitOut, hitShift, hitPerm);
       return true;
     }
@@ -88,7 +90,7 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
     tOut = iova; tEnd = 0; tShift = 64; tPerm = ACCESS_READ | ACCESS_WRITE;
     return true;
   }
-  return fail(u, rid, dom, iova, access, FAULT_BLOCKED, false);
+  return fail(u, d, rid, dom, iova, access, FAULT_BLOCKED, false);
 }
 
 @inline function setLeaf(iova: u64, out: u64, shift: u32, perm: u32): void {
@@ -98,22 +100,35 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
   tEnd = (iova | ((<u64>1 << shift) - 1)) + 1;
 }
 
-@inline function fail(u: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool): bool {
+/** Records a fault of requester `rid` (domain record `d`, 0 when none) on unit `u`. */
+@inline function fail(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool): bool {
   tReason = reason;
-  tCode = recordFault(u, rid, dom, iova, access, reason, outputSide);
+  // A stage-2 table's faults are stage-2 faults (SMMUv3 event records carry S2 and the IPA).
+  // An x86-64 table's are first-stage ones (VT-d reports the first-stage reasons).
+  const fmt = d != 0 ? load<u32>(d + DOMAIN_FORMAT) : 0;
+  const flags: u32 = fmt == FMT_ARM_LPAE_S2 ? FAULT_F_STAGE2 : fmt == FMT_X86_64 ? FAULT_F_FIRST_STAGE : 0;
+  tCode = recordFault(u, rid, dom, iova, access, reason, outputSide, flags);
   tStatus = reasonStatus(reason);
   return false;
 }
 
 @inline function slowPath(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32): bool {
   bump(u, UNIT_STAT_WALKS);
-  const reason = walk(d, iova, false);
+  const reason = walk(d, iova, false, access);
   if (reason != 0) {
     // The input-width check comes before any level, so a fault after a level is on the output.
-    return fail(u, rid, dom, iova, access, reason, wDepth > 0);
+    return fail(u, d, rid, dom, iova, access, reason, wDepth > 0);
+  }
+  // VT-d: the interrupt range is never a translation output; a leaf reaching into it faults
+  // and is not cached (QEMU vtd_do_iommu_translate; VT-d spec 3.14).
+  if (load<u32>(u + UNIT_FAMILY) == FAMILY_VTD) {
+    const base = wOut & ~((<u64>1 << wShift) - 1);
+    if (base <= VTD_INTR_LAST && base + ((<u64>1 << wShift) - 1) >= VTD_INTR_FIRST) {
+      return fail(u, d, rid, dom, iova, access, FAULT_INTERRUPT_ADDR, true);
+    }
   }
   tlbInsert(u, <u32>dom, iova, wOut, wShift, wPerm);
-  if ((wPerm & access) != access) return fail(u, rid, dom, iova, access, FAULT_PERMISSION, false);
+  if ((wPerm & access) != access) return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
   setLeaf(iova, wOut, wShift, wPerm);
   return true;
 }

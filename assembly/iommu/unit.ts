@@ -7,13 +7,15 @@ import {
   TLB_STRIDE, FAULT_STRIDE, FQ_STRIDE, PAGE_SIZE, MAX_DOMAINS, DOMAIN_STRIDE, DOMAIN_TYPE,
   DOMAIN_UNIT, DOMAIN_FORMAT, DOMAIN_IAS, DOMAIN_OAS, DOMAIN_LEVELS, DOMAIN_ROOT, DOMAIN_PGSIZES,
   DOMAIN_STRICT, DOMAIN_TABLE_FRAMES, DOMAIN_MAPPED, DOMAIN_PAGING, DOMAIN_IDENTITY, DOMAIN_BLOCKED,
-  DOMAIN_DIRECT, MAX_DEVICES, RID_PHYS, PG_PGTABLE,
+  DOMAIN_DIRECT, MAX_DEVICES, RID_PHYS, FAMILY_AMDVI, FAMILY_RISCV, DOMAIN_POLICY, DOMAIN_FLAGS,
+  DOMAIN_F_HAD, DOMAIN_F_SVNAPOT, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FMT_X86_64, FMT_RISCV,
+  FMT_AMD_V1, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2, UNMAP_REFUSE, UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY,
+  MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_REPLACE_RISCV, UNIT_FLAGS, UNIT_F_COLLAPSE, UNIT_F_SCALABLE,
 } from '../abi';
 import { gUnits, gDomains, gDevices, gFlushSeen, DEVICE_STRIDE, DEVICE_NO_UNIT } from '../state';
 import { allocContiguous } from '../mem/arena';
-import { allocFrames } from '../mem/frames';
-import { checkWidths, levelsFor, PGSIZES_4K_GRANULE } from '../pgtable/format';
-import { freeAllTables } from '../pgtable/engine';
+import { configure } from '../pgtable/format';
+import { freeAllTables, allocRoot } from '../pgtable/engine';
 import { tlbInvalidateDomain, tlbInvalidateRange } from './iotlb';
 
 let unitCount: u32 = 0;
@@ -50,7 +52,7 @@ export function domainOf(id: u32): usize {
  * 1..65536, `fqCap` (lazy flush queue) 1..65536. Returns the unit id or EINVAL, ENOSPC, ENOMEM.
  */
 export function createUnit(family: u32, tlbSets: u32, tlbWays: u32, faultCap: u32, fqCap: u32): i32 {
-  if (family != FAMILY_VTD && family != FAMILY_SMMUV3) return EINVAL;
+  if (family != FAMILY_VTD && family != FAMILY_SMMUV3 && family != FAMILY_AMDVI && family != FAMILY_RISCV) return EINVAL;
   if (!isPow2(tlbSets) || tlbSets > 65536 || tlbWays == 0 || tlbWays > 16) return EINVAL;
   if (faultCap == 0 || faultCap > 65536 || fqCap == 0 || fqCap > 65536) return EINVAL;
   if (unitCount >= MAX_UNITS) return ENOSPC;
@@ -74,35 +76,68 @@ export function createUnit(family: u32, tlbSets: u32, tlbWays: u32, faultCap: u3
 }
 
 /**
- * Creates a domain on unit `unit`. Paging domains take a format and widths (checked per format)
- * and get a root table frame; identity and blocked domains ignore them. `strict` chooses strict
- * (1) or lazy (0) IOTLB invalidation. Returns the domain id or EINVAL, ENOENT (no unit), ENOSPC,
- * ENOMEM (no frame for the root table).
+ * Creates a domain on unit `unit` with the default kernel policy of its format (io-pgtable-arm
+ * since v6.13 for ARM, generic_pt for the others) and a 4 KiB granule. See createDomainEx.
  */
 export function createDomain(unit: u32, type: u32, format: u32, ias: u32, oas: u32, strict: u32): i32 {
+  const arm = format == FMT_ARM_LPAE_S1 || format == FMT_ARM_LPAE_S2;
+  const policy = arm ? UNMAP_REFUSE | (MAPPOL_EEXIST << 4) : UNMAP_WHOLE_AT_START | (MAPPOL_EADDRINUSE << 4);
+  return createDomainEx(unit, type, format, ias, oas, strict, 4096, 0, policy, 0);
+}
+
+/**
+ * Creates a domain on unit `unit`. Paging domains take a format, widths and a granule (checked
+ * per format, pgtable/format.ts configure), `flags` (DOMAIN_F_HAD for ARM stage 1,
+ * DOMAIN_F_SVNAPOT for RISC-V), the kernel `policy` (UNMAP_* | MAPPOL_* << 4) and a mask the
+ * page-size bitmap is ANDed with (0: none; the kernel's domain->pgsize_bitmap restriction); they
+ * get a root table. Identity and blocked domains ignore all of that. `strict` chooses strict (1)
+ * or lazy (0) IOTLB invalidation. Returns the domain id or EINVAL, ENOENT (no unit), ENOSPC,
+ * ENOMEM (no frame for the root table).
+ */
+export function createDomainEx(unit: u32, type: u32, format: u32, ias: u32, oas: u32, strict: u32,
+  granule: u32, flags: u32, policy: u32, pgsizeMask: u64): i32 {
   if (unitOf(unit) == 0) return ENOENT;
   if (type != DOMAIN_PAGING && type != DOMAIN_IDENTITY && type != DOMAIN_BLOCKED) return EINVAL;
-  if (type == DOMAIN_PAGING && checkWidths(format, ias, oas) != OK) return EINVAL;
   let id: u32 = 0;
   while (id < MAX_DOMAINS && load<u32>(domainAt(id) + DOMAIN_TYPE) != 0) id++;
   if (id >= MAX_DOMAINS) return ENOSPC;
   const d = domainAt(id);
   if (type == DOMAIN_PAGING) {
-    const root = allocFrames(1, 1, PG_PGTABLE);
-    if (root < 0) return <i32>root;
-    store<u64>(d + DOMAIN_ROOT, <u64>root);
+    const unmapPol = policy & 15;
+    const mapPol = policy >> 4;
+    if (unmapPol == 0 || unmapPol > UNMAP_WHOLE_ANY || mapPol == 0 || mapPol > MAPPOL_REPLACE_RISCV) return EINVAL;
+    if ((flags & ~(DOMAIN_F_HAD | DOMAIN_F_SVNAPOT)) != 0) return EINVAL;
+    if (format == FMT_X86_64 || format == FMT_RISCV) flags |= DOMAIN_F_SIGN_EXTEND;
+    if (format == FMT_AMD_V1) flags |= DOMAIN_F_DYNAMIC_TOP;
+    store<u32>(d + DOMAIN_FLAGS, flags);
+    if (configure(format, d, ias, oas, granule) != OK) { memory.fill(d, 0, DOMAIN_STRIDE); return EINVAL; }
+    if (pgsizeMask != 0) {
+      const sizes = load<u64>(d + DOMAIN_PGSIZES) & pgsizeMask;
+      if (sizes == 0) { memory.fill(d, 0, DOMAIN_STRIDE); return EINVAL; }
+      store<u64>(d + DOMAIN_PGSIZES, sizes);
+    }
     store<u32>(d + DOMAIN_FORMAT, format);
     store<u32>(d + DOMAIN_IAS, ias);
     store<u32>(d + DOMAIN_OAS, oas);
-    store<u32>(d + DOMAIN_LEVELS, levelsFor(ias));
-    store<u64>(d + DOMAIN_PGSIZES, PGSIZES_4K_GRANULE);
-    store<u32>(d + DOMAIN_TABLE_FRAMES, 1);
+    store<u8>(d + DOMAIN_POLICY, <u8>policy);
+    const root = allocRoot(d);
+    if (root < 0) { memory.fill(d, 0, DOMAIN_STRIDE); return <i32>root; }
+    store<u64>(d + DOMAIN_ROOT, <u64>root);
   }
   store<u32>(d + DOMAIN_TYPE, type);
   store<u32>(d + DOMAIN_UNIT, unit);
   store<u32>(d + DOMAIN_STRICT, strict != 0 ? 1 : 0);
   store<u64>(d + DOMAIN_MAPPED, 0);
   return <i32>id;
+}
+
+/** Sets unit options (UNIT_F_COLLAPSE, UNIT_F_SCALABLE). OK, ENOENT, EINVAL. */
+export function setUnitFlags(unit: u32, flags: u32): i32 {
+  const u = unitOf(unit);
+  if (u == 0) return ENOENT;
+  if ((flags & ~(UNIT_F_COLLAPSE | UNIT_F_SCALABLE)) != 0) return EINVAL;
+  store<u32>(u + UNIT_FLAGS, flags);
+  return OK;
 }
 
 /**

@@ -1,19 +1,27 @@
-// The io-pgtable engine: writer (map, unmap) and software walker shared by every format.
-// Tables live in simulated RAM frames; each table frame's record counts its live entries
-// (FRAME_AUX) so that a table left empty by an unmap is freed at once.
+// The io-pgtable engine: writer (map, unmap) and walker shared by every format, driven by the
+// ops table of format.ts and the domain's geometry (granule, index bits per level, index bits of
+// the top table, levels). Tables live in simulated RAM frames (a 16K/64K-granule table or a
+// concatenated stage-2 top table takes several contiguous frames); each table's first frame
+// record counts its live entries (FRAME_AUX) so that a table left empty by an unmap is freed at
+// once. What happens to a partial unmap of a large leaf or a map over something already mapped
+// is the domain's kernel policy (abi.ts UNMAP_* / MAPPOL_*, spec iommu.md A8/A9).
 
 import {
-  OK, EINVAL, ENOMEM, EEXIST, ERANGE, PAGE_SIZE, PROT_READ, PROT_WRITE, PG_PGTABLE, FRAME_AUX,
+  OK, EINVAL, ENOMEM, EEXIST, ERANGE, EADDRINUSE, PROT_READ, PROT_WRITE, PG_PGTABLE, FRAME_AUX,
   DOMAIN_FORMAT, DOMAIN_IAS, DOMAIN_OAS, DOMAIN_LEVELS, DOMAIN_ROOT, DOMAIN_PGSIZES,
-  DOMAIN_TABLE_FRAMES, FAULT_TRANSLATION, FAULT_PERMISSION, FAULT_ADDRESS_SIZE,
-  FAULT_ACCESS_FLAG, FAULT_RESERVED_BIT, TRACE_STRIDE, TRACE_MAX,
+  DOMAIN_TABLE_FRAMES, DOMAIN_GRANULE, DOMAIN_LEVEL_BITS, DOMAIN_TOP_BITS, DOMAIN_POLICY,
+  DOMAIN_FLAGS, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FAULT_TRANSLATION, FAULT_ADDRESS_SIZE,
+  FAULT_ACCESS_FLAG, FAULT_WALK_EABT, TRACE_STRIDE, TRACE_MAX, UNMAP_SPLIT, UNMAP_REFUSE,
+  UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY, MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_KEEP,
+  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE,
 } from '../abi';
 import { gTrace, gPathTable, gPathSlot } from '../state';
-import { physRead64, physWrite64 } from '../mem/phys';
-import { allocFrames, allocatedFrame, putFrame } from '../mem/frames';
+import { X86_A, X86_D } from './x86_64';
+import { physRead64, physWrite64, findRegion, readPtr } from '../mem/phys';
+import { allocFrames, allocatedFrame, freeFrames } from '../mem/frames';
 import {
-  PTE_INVALID, PTE_TABLE, PTE_LEAF, pteKind, pteAddr, pteMkTable, pteMkLeaf, ptePerm,
-  tablesRestrict, lvlShift,
+  PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
+  pteMkLeaf, pteReleaf, ptePerm, pteTablePerm, reservedReason, outputTooWideReason, lvlShift,
 } from './format';
 
 // Walk results (valid when walk() returns 0).
@@ -22,30 +30,68 @@ export let wShift: u32 = 0;  // page shift of the leaf
 export let wPerm: u32 = 0;   // ACCESS_READ | ACCESS_WRITE granted
 export let wDepth: u32 = 0;  // levels visited (entries in the trace)
 
-@inline function idxAt(iova: u64, shift: u32, lvl: u32, ias: u32): u64 {
-  // The top level may be narrower than 9 bits (ARM IAS 32..47).
-  const bits = lvl == 0 ? ias - shift : 9;
-  return (iova >> shift) & ((<u64>1 << bits) - 1);
+@inline function levelBits(d: usize, lvl: u32): u32 {
+  return lvl == 0 ? <u32>load<u8>(d + DOMAIN_TOP_BITS) : <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+}
+
+@inline function idxAt(d: usize, va: u64, lvl: u32, shift: u32): u64 {
+  return (va >> shift) & ((<u64>1 << levelBits(d, lvl)) - 1);
+}
+
+/** Input bits the table covers now: ias, or the current top's reach when the top grows (AMD v1). */
+@inline function coverage(d: usize): u32 {
+  if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_DYNAMIC_TOP) == 0) return load<u32>(d + DOMAIN_IAS);
+  return lvlShift(d, 0) + levelBits(d, 0);
+}
+
+/** Whether a sign-extended iova is canonical for `ias` bits (bits 63..ias-1 all equal). */
+@inline function canonical(iova: u64, ias: u32): bool {
+  const top = iova >> (ias - 1);
+  return top == 0 || top == (<u64>0xffffffffffffffff >> (ias - 1));
+}
+
+/** The in-table part of an iova (the low ias bits of a sign-extended one). */
+@inline function tableVa(d: usize, iova: u64): u64 {
+  const ias = load<u32>(d + DOMAIN_IAS);
+  return ias < 64 ? iova & ((<u64>1 << ias) - 1) : iova;
+}
+
+@inline function frameCount(d: usize, lvl: u32): u64 {
+  const bytes: u64 = <u64>8 << levelBits(d, lvl);
+  return bytes <= 4096 ? 1 : bytes >> 12;
 }
 
 /**
  * Walks the table of domain record `d` for `iova`, as the hardware would.
- * Returns 0 and sets wOut/wShift/wPerm, or a FAULT_* reason. With `trace`, each level's
- * (level, index, table, entry) goes to the trace block.
+ * Returns 0 and sets wOut/wShift/wPerm, or a FAULT_* reason: a table fetch from an address in
+ * no memory region is a walk external abort. With `trace`, each level's (level, index, table,
+ * entry) goes to the trace block. `access` (0: a software walk, which changes nothing) lets the
+ * x86-64 walker set A on every entry it uses and D on a leaf it writes through, as VT-d first
+ * stage does (QEMU vtd_iova_to_flpte / vtd_set_flag_in_pte).
  */
-export function walk(d: usize, iova: u64, trace: bool): u32 {
+export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   const fmt = load<u32>(d + DOMAIN_FORMAT);
   const ias = load<u32>(d + DOMAIN_IAS);
   const levels = load<u32>(d + DOMAIN_LEVELS);
   wDepth = 0;
-  if (ias < 64 && (iova >> ias) != 0) return FAULT_ADDRESS_SIZE;
+  if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
+    if (!canonical(iova, ias)) return FAULT_ADDRESS_SIZE;
+  } else {
+    const cov = coverage(d);
+    if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
+  }
+  const va = tableVa(d, iova);
   let table = load<u64>(d + DOMAIN_ROOT);
   let perm: u32 = 3;
-  const restrict = tablesRestrict(fmt);
-  for (let lvl: u32 = 0; lvl < levels; lvl++) {
-    const shift = lvlShift(lvl, levels);
-    const idx = idxAt(iova, shift, lvl, ias);
-    const pte = physRead64(table + (idx << 3));
+  // Geometry in locals: the shift steps down by the index bits of a level.
+  const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+  let shift = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
+  let bits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
+  for (let lvl: u32 = 0; lvl < levels; lvl++, shift -= b, bits = b) {
+    const idx = (va >> shift) & ((<u64>1 << bits) - 1);
+    const slot = table + (idx << 3);
+    const r = findRegion(slot);
+    const pte: u64 = r == 0 ? 0 : load<u64>(readPtr(r, slot));
     if (trace && lvl < TRACE_MAX) {
       const t = gTrace + <usize>(lvl * TRACE_STRIDE);
       store<u32>(t, lvl);
@@ -54,39 +100,54 @@ export function walk(d: usize, iova: u64, trace: bool): u32 {
       store<u64>(t + 16, pte);
     }
     wDepth = lvl + 1;
-    const kind = pteKind(fmt, pte, shift);
+    if (r == 0) return FAULT_WALK_EABT;
+    const kind = pteKind(fmt, pte, shift, d);
     if (kind == PTE_INVALID) return FAULT_TRANSLATION;
+    if (access != 0 && fmt == FMT_X86_64 && kind != PTE_RESERVED) {
+      const granted = perm & pteTablePerm(fmt, pte, d);
+      const upd = pte | X86_A | (kind == PTE_LEAF && (access & ACCESS_WRITE) != 0 && (granted & ACCESS_WRITE) != 0 ? X86_D : 0);
+      if (upd != pte && (granted & access) == access) physWrite64(slot, upd);
+    }
     if (kind == PTE_TABLE) {
-      if (restrict) perm &= ptePerm(fmt, pte);
-      table = pteAddr(fmt, pte);
+      perm &= pteTablePerm(fmt, pte, d);
+      table = pteTableAddr(fmt, pte, d);
       continue;
     }
-    if (kind != PTE_LEAF) return restrict ? FAULT_RESERVED_BIT : FAULT_TRANSLATION;
-    const size: u64 = <u64>1 << shift;
-    const base = pteAddr(fmt, pte);
-    // VT-d treats address bits below a large leaf's size as reserved; ARM ignores them (RES0).
-    if (restrict && (base & (size - 1)) != 0) return FAULT_RESERVED_BIT;
-    const out = (base & ~(size - 1)) | (iova & (size - 1));
-    const oas = load<u32>(d + DOMAIN_OAS);
+    if (kind != PTE_LEAF) return reservedReason(fmt);
+    const lshift = pteLeafShift(fmt, pte, shift, d);
+    const size: u64 = <u64>1 << lshift;
+    const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
     const leafPerm = ptePerm(fmt, pte);
     if (leafPerm == 0xffffffff) return FAULT_ACCESS_FLAG;
-    if ((out >> oas) != 0) return restrict ? FAULT_RESERVED_BIT : FAULT_ADDRESS_SIZE;
-    perm &= leafPerm;
+    const oas = load<u32>(d + DOMAIN_OAS);
+    if ((out >> oas) != 0) return outputTooWideReason(fmt);
     wOut = out;
-    wShift = shift;
-    wPerm = perm;
+    wShift = lshift;
+    wPerm = perm & leafPerm;
     return 0;
   }
   return FAULT_TRANSLATION;
 }
 
+/** Smallest page size of the domain (iommu_map/unmap reject anything not aligned to it). */
+@inline function minPage(d: usize): u64 {
+  const s = load<u64>(d + DOMAIN_PGSIZES);
+  return s & (0 - s);
+}
+
 /** Address-width and argument checks shared by map and unmap. */
 function checkRange(d: usize, iova: u64, size: u64): i32 {
-  if (size == 0 || ((iova | size) & (PAGE_SIZE - 1)) != 0) return EINVAL;
+  if (size == 0 || ((iova | size) & (minPage(d) - 1)) != 0) return EINVAL;
   const ias = load<u32>(d + DOMAIN_IAS);
   const end = iova + size;
   if (end < iova && end != 0) return ERANGE;
-  if (ias < 64 && (iova >> ias != 0 || (end - 1) >> ias != 0)) return ERANGE;
+  const last = end - 1;
+  if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
+    // Both ends canonical and in the same half: a range never spans the hole.
+    if (!canonical(iova, ias) || !canonical(last, ias) || ((iova ^ last) >> 63) != 0) return ERANGE;
+    return OK;
+  }
+  if (ias < 64 && ((iova >> ias) != 0 || (last >> ias) != 0)) return ERANGE;
   return OK;
 }
 
@@ -98,17 +159,41 @@ function checkRange(d: usize, iova: u64, size: u64): i32 {
   return v;
 }
 
-function bestShift(d: usize, iova: u64, pa: u64, remaining: u64): u32 {
-  const sizes = load<u64>(d + DOMAIN_PGSIZES);
-  for (let s: i32 = 30; s >= 12; s -= 9) {
-    const size: u64 = <u64>1 << s;
-    if ((sizes & size) != 0 && ((iova | pa) & (size - 1)) == 0 && remaining >= size) return <u32>s;
-  }
-  return 12;
+/** A zeroed table for level `lvl`: its frames, contiguous and aligned to their count. */
+function allocTable(d: usize, lvl: u32): i64 {
+  const n = frameCount(d, lvl);
+  const pa = allocFrames(n, n, PG_PGTABLE);
+  if (pa >= 0) store<u32>(d + DOMAIN_TABLE_FRAMES, load<u32>(d + DOMAIN_TABLE_FRAMES) + <u32>n);
+  return pa;
 }
 
-// Path of the last descent: the table at each level and the slot used in it.
-// Static data, not managed arrays: the core allocates nothing behind the layout's back.
+/** Frees a table the engine allocated (a guest-written one is left alone). */
+function freeTableMem(d: usize, table: u64, lvl: u32): void {
+  const rec = allocatedFrame(table);
+  if (rec == 0) return;
+  store<u32>(rec + FRAME_AUX, 0);
+  const n = frameCount(d, lvl);
+  if (freeFrames(table, n) == OK) store<u32>(d + DOMAIN_TABLE_FRAMES, load<u32>(d + DOMAIN_TABLE_FRAMES) - <u32>n);
+}
+
+/** Root table for a new domain (geometry already configured). */
+export function allocRoot(d: usize): i64 {
+  store<u32>(d + DOMAIN_TABLE_FRAMES, 0);
+  return allocTable(d, 0);
+}
+
+/** Largest page size of the bitmap that fits both alignments and what is left. */
+function bestShift(d: usize, iova: u64, pa: u64, remaining: u64): u32 {
+  let sizes = load<u64>(d + DOMAIN_PGSIZES);
+  while (sizes != 0) {
+    const s = <u32>(63 - clz(sizes));
+    const size: u64 = <u64>1 << s;
+    if (((iova | pa) & (size - 1)) == 0 && remaining >= size) return s;
+    sizes &= ~size;
+  }
+  return <u32>ctz(load<u64>(d + DOMAIN_PGSIZES));
+}
+
 // The tables and slots on the last descent's path live at gPathTable/gPathSlot (state.ts layout:
 // no static data, so an embedded core writes only inside its window).
 @inline function getPath(a: usize, k: u32): u64 { return load<u64>(a + (<usize>k << 3)); }
@@ -122,112 +207,214 @@ function pruneFrom(d: usize, depth: u32): void {
     if (rec == 0 || load<u32>(rec + FRAME_AUX) != 0) return;
     physWrite64(getPath(gPathSlot, <u32>k - 1), 0);
     addAux(getPath(gPathTable, <u32>k - 1), -1);
-    putFrame(t);
-    store<u32>(d + DOMAIN_TABLE_FRAMES, load<u32>(d + DOMAIN_TABLE_FRAMES) - 1);
+    freeTableMem(d, t, <u32>k);
   }
 }
 
-/**
- * Follows tables toward `iova`, recording the path, down to the level of page shift `stopShift`
- * at the deepest; returns the depth reached (the first entry that is not followed).
- */
-function descend(d: usize, iova: u64, stopShift: u32 = 12): u32 {
+/** Follows tables toward `va` down to level `stop` at the deepest, recording the path; returns the depth reached. */
+function descend(d: usize, va: u64, stop: u32): u32 {
   const fmt = load<u32>(d + DOMAIN_FORMAT);
-  const ias = load<u32>(d + DOMAIN_IAS);
-  const levels = load<u32>(d + DOMAIN_LEVELS);
   let table = load<u64>(d + DOMAIN_ROOT);
-  for (let lvl: u32 = 0; lvl < levels; lvl++) {
-    const s = lvlShift(lvl, levels);
-    const slot = table + (idxAt(iova, s, lvl, ias) << 3);
+  let lvl: u32 = 0;
+  for (;;) {
+    const s = lvlShift(d, lvl);
+    const slot = table + (idxAt(d, va, lvl, s) << 3);
+    setPath(gPathTable, lvl, table);
+    setPath(gPathSlot, lvl, slot);
+    if (lvl == stop || pteKind(fmt, physRead64(slot), s, d) != PTE_TABLE) break;
+    table = pteTableAddr(fmt, physRead64(slot), d);
+    lvl++;
+  }
+  return lvl;
+}
+
+/** Whether any leaf lies below table `table` of level `lvl`. */
+function hasLeaf(d: usize, table: u64, lvl: u32): bool {
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const s = lvlShift(d, lvl);
+  const n: u64 = <u64>1 << levelBits(d, lvl);
+  for (let i: u64 = 0; i < n; i++) {
+    const pte = physRead64(table + (i << 3));
+    const k = pteKind(fmt, pte, s, d);
+    if (k == PTE_TABLE ? hasLeaf(d, pteTableAddr(fmt, pte, d), lvl + 1) : k != PTE_INVALID) return true;
+  }
+  return false;
+}
+
+/** Frees table `table` of level `lvl` and every table below it, counting the bytes its leaves mapped. */
+function freeTree(d: usize, table: u64, lvl: u32): void {
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const s = lvlShift(d, lvl);
+  const n: u64 = <u64>1 << levelBits(d, lvl);
+  for (let i: u64 = 0; i < n; i++) {
+    const pte = physRead64(table + (i << 3));
+    if (pte == 0) continue;
+    const k = pteKind(fmt, pte, s, d);
+    if (k == PTE_TABLE) freeTree(d, pteTableAddr(fmt, pte, d), lvl + 1);
+    else if (k == PTE_LEAF) mRemovedBytes += <u64>1 << s;
+  }
+  freeTableMem(d, table, lvl);
+}
+
+// Range of translations a map replaced (io-pgtable-arm unmapping a table under a block, the old
+// AMD driver replacing a leaf), for IOTLB invalidation; empty when start >= end.
+export let mInvStart: u64 = 0;
+export let mInvEnd: u64 = 0;
+// Bytes of translations the last map removed (replaced, or under a table it freed), and bytes it
+// left to what was there (the older intel driver keeping an existing entry): for DOMAIN_MAPPED.
+export let mRemovedBytes: u64 = 0;
+export let mSkippedBytes: u64 = 0;
+
+@inline function noteReplaced(iova: u64, shift: u32): void {
+  const start = iova & ~((<u64>1 << shift) - 1);
+  if (start < mInvStart) mInvStart = start;
+  if (start + (<u64>1 << shift) > mInvEnd) mInvEnd = start + (<u64>1 << shift);
+}
+
+/** Clears the contiguous group of leaf `pte` (found at `slot` of `table`, level shift `s`). */
+function clearLeafGroup(d: usize, table: u64, slot: u64, pte: u64, s: u32): void {
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const n: u64 = <u64>1 << (pteLeafShift(fmt, pte, s, d) - s);
+  const first = table + ((((slot - table) >> 3) & ~(n - 1)) << 3);
+  for (let i: u64 = 0; i < n; i++) physWrite64(first + (i << 3), 0);
+  addAux(table, -<i32>n);
+  mRemovedBytes += n << s;
+}
+
+/**
+ * Installs one leaf of page shift `lshift` at `iova`: follows the tables that exist, makes the
+ * missing ones, and treats whatever is in the way by the domain's map policy. Returns OK,
+ * EEXIST / EADDRINUSE (policy), ENOMEM.
+ */
+function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const levels = load<u32>(d + DOMAIN_LEVELS);
+  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+  const pol = <u32>load<u8>(d + DOMAIN_POLICY) >> 4;
+  const L = levels - 1 - (lshift - g) / b;
+  const va = tableVa(d, iova);
+  let table = load<u64>(d + DOMAIN_ROOT);
+  for (let lvl: u32 = 0; lvl < L; lvl++) {
+    const s = lvlShift(d, lvl);
+    const slot = table + (idxAt(d, va, lvl, s) << 3);
     setPath(gPathTable, lvl, table);
     setPath(gPathSlot, lvl, slot);
     const pte = physRead64(slot);
-    if (s == stopShift || pteKind(fmt, pte, s) != PTE_TABLE) return lvl;
-    table = pteAddr(fmt, pte);
-  }
-  return levels - 1;
-}
-
-/**
- * Installs one leaf of page shift `shift`: follows the tables that exist, makes the missing ones.
- * Returns OK, EEXIST (a leaf, or a table that still maps something, is in the way), ENOMEM.
- */
-function mapOne(d: usize, iova: u64, pa: u64, shift: u32, prot: u32): i32 {
-  const fmt = load<u32>(d + DOMAIN_FORMAT);
-  const ias = load<u32>(d + DOMAIN_IAS);
-  const levels = load<u32>(d + DOMAIN_LEVELS);
-  const depth = descend(d, iova, shift);
-  let table = getPath(gPathTable, depth);
-  for (let lvl = depth; lvl < levels; lvl++) {
-    const s = lvlShift(lvl, levels);
-    const slot = table + (idxAt(iova, s, lvl, ias) << 3);
-    const kind = pteKind(fmt, physRead64(slot), s);
-    if (s == shift) {
-      // We require an unmap first.
-      if (kind != PTE_INVALID) return EEXIST;
-      const st = physWrite64(slot, pteMkLeaf(fmt, pa, prot, s));
-      if (st != OK) return st;
-      addAux(table, 1);
-      return OK;
+    const kind = pteKind(fmt, pte, s, d);
+    if (kind == PTE_TABLE) { table = pteTableAddr(fmt, pte, d); continue; }
+    if (kind != PTE_INVALID) {
+      // A larger leaf (or a malformed entry) is in the way.
+      if (pol == MAPPOL_EEXIST) return EEXIST;
+      if (pol == MAPPOL_EADDRINUSE) return EADDRINUSE;
+      if (pol == MAPPOL_KEEP) { mSkippedBytes += <u64>1 << lshift; return OK; }
+      if (pol == MAPPOL_REPLACE_RISCV) return ENOMEM;
+      noteReplaced(iova, kind == PTE_LEAF ? pteLeafShift(fmt, pte, s, d) : s);
+      if (kind == PTE_LEAF) clearLeafGroup(d, table, slot, pte, s);
+      else { physWrite64(slot, 0); addAux(table, -1); }
     }
-    // descend() stopped above the target level, so this entry is not a table: a larger leaf
-    // (or a reserved entry) is in the way.
-    if (kind != PTE_INVALID) return EEXIST;
-    const next = allocFrames(1, 1, PG_PGTABLE);
+    const next = allocTable(d, lvl + 1);
     if (next < 0) return <i32>next;
-    const st = physWrite64(slot, pteMkTable(fmt, <u64>next));
-    if (st != OK) { putFrame(<u64>next); return st; }
+    const st = physWrite64(slot, pteMkTable(fmt, <u64>next, s, d));
+    if (st != OK) { freeTableMem(d, <u64>next, lvl + 1); return st; }
     addAux(table, 1);
-    store<u32>(d + DOMAIN_TABLE_FRAMES, load<u32>(d + DOMAIN_TABLE_FRAMES) + 1);
     table = <u64>next;
   }
-  return EINVAL;
+  const s = lvlShift(d, L);
+  const n: u64 = <u64>1 << (lshift - s);
+  const first = table + (((idxAt(d, va, L, s)) & ~(n - 1)) << 3);
+  setPath(gPathTable, L, table);
+  setPath(gPathSlot, L, first);
+  let leaves: u32 = 0;
+  let tables: u32 = 0;
+  for (let i: u64 = 0; i < n; i++) {
+    const k = pteKind(fmt, physRead64(first + (i << 3)), s, d);
+    if (k == PTE_TABLE) tables++;
+    else if (k != PTE_INVALID) leaves++;
+  }
+  if (leaves != 0) {
+    if (pol == MAPPOL_EEXIST) return EEXIST; // "We require an unmap first"
+    if (pol == MAPPOL_EADDRINUSE) return EADDRINUSE;
+    if (pol == MAPPOL_KEEP) { mSkippedBytes += <u64>1 << lshift; return OK; } // "PTE already set": the old entry stays
+    mRemovedBytes += <u64>leaves << s;
+  }
+  if (tables != 0) {
+    if (pol == MAPPOL_EADDRINUSE) {
+      for (let i: u64 = 0; i < n; i++) {
+        const pte = physRead64(first + (i << 3));
+        if (pteKind(fmt, pte, s, d) == PTE_TABLE && hasLeaf(d, pteTableAddr(fmt, pte, d), L + 1)) return EADDRINUSE;
+      }
+    }
+    // Every other policy (and generic_pt for empty tables) frees what is below, mappings and all.
+    for (let i: u64 = 0; i < n; i++) {
+      const pte = physRead64(first + (i << 3));
+      if (pteKind(fmt, pte, s, d) == PTE_TABLE) freeTree(d, pteTableAddr(fmt, pte, d), L + 1);
+    }
+  }
+  if (leaves != 0 || tables != 0) noteReplaced(iova, lshift);
+  const leaf = pteMkLeaf(fmt, pa, prot, lshift, s, d);
+  for (let i: u64 = 0; i < n; i++) {
+    const st = physWrite64(first + (i << 3), leaf);
+    if (st != OK) return st;
+  }
+  addAux(table, <i32>(n - leaves - tables));
+  return OK;
 }
 
-/** Leaf removed by the last unmapOne: its first iova. */
-export let uLeafStart: u64 = 0;
-
-/**
- * Removes the leaf that covers `iova`, whole even when `iova` is inside it (Linux >= 6.13).
- * Returns the leaf's size, or 0 when nothing maps `iova`.
- */
-function unmapOne(d: usize, iova: u64): u64 {
+/** Grows the top of a dynamic-top table (AMD v1) until it covers `last`. OK or ERANGE, ENOMEM. */
+function growTop(d: usize, last: u64): i32 {
+  if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_DYNAMIC_TOP) == 0) return OK;
   const fmt = load<u32>(d + DOMAIN_FORMAT);
-  const levels = load<u32>(d + DOMAIN_LEVELS);
-  const depth = descend(d, iova);
-  const slot = getPath(gPathSlot, depth);
-  const s = lvlShift(depth, levels);
-  if (pteKind(fmt, physRead64(slot), s) != PTE_LEAF) return 0;
-  physWrite64(slot, 0);
-  addAux(getPath(gPathTable, depth), -1);
-  pruneFrom(d, depth);
-  const size: u64 = <u64>1 << s;
-  uLeafStart = iova & ~(size - 1);
-  return size;
+  const ias = load<u32>(d + DOMAIN_IAS);
+  for (;;) {
+    const cov = coverage(d);
+    if (cov >= 64 || (last >> cov) == 0) break;
+    if (cov >= ias) return ERANGE;
+    const newShift = lvlShift(d, 0) + <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+    const root = load<u64>(d + DOMAIN_ROOT);
+    const top = allocTable(d, 0);
+    if (top < 0) return <i32>top;
+    physWrite64(<u64>top, pteMkTable(fmt, root, newShift, d));
+    addAux(<u64>top, 1);
+    store<u64>(d + DOMAIN_ROOT, <u64>top);
+    store<u32>(d + DOMAIN_LEVELS, load<u32>(d + DOMAIN_LEVELS) + 1);
+    store<u8>(d + DOMAIN_TOP_BITS, <u8>(64 - newShift < 9 ? 64 - newShift : 9));
+  }
+  return OK;
 }
 
 /**
  * Maps [iova, iova + size) to [pa, pa + size) with the largest page sizes that fit both
- * alignments. On failure nothing stays mapped and no table stays allocated.
- * Returns OK, EINVAL (unaligned, size 0, no READ or WRITE in prot), ERANGE (iova beyond IAS or
- * pa beyond OAS), EEXIST (something is mapped there), ENOMEM (no frame for a table).
+ * alignments. On failure nothing it mapped stays mapped and no table it made stays allocated.
+ * Returns OK, EINVAL (unaligned to the smallest page, size 0, no READ or WRITE in prot), ERANGE
+ * (iova beyond IAS or pa beyond OAS), EEXIST / EADDRINUSE (something is mapped there, by
+ * policy), ENOMEM (no frame for a table). mInvStart/mInvEnd name what a replacing map removed.
  */
 export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
+  mInvStart = 0xffffffffffffffff;
+  mInvEnd = 0;
+  mRemovedBytes = 0;
+  mSkippedBytes = 0;
   let st = checkRange(d, iova, size);
   if (st != OK) return st;
-  if ((pa & (PAGE_SIZE - 1)) != 0) return EINVAL;
+  if ((pa & (minPage(d) - 1)) != 0) return EINVAL;
   if ((prot & (PROT_READ | PROT_WRITE)) == 0) return EINVAL;
   const oas = load<u32>(d + DOMAIN_OAS);
   const pend = pa + size;
   if (pend < pa && pend != 0) return ERANGE;
   if ((pa >> oas) != 0 || ((pend - 1) >> oas) != 0) return ERANGE;
+  st = growTop(d, iova + size - 1);
+  if (st != OK) return st;
   let done: u64 = 0;
   while (done < size) {
     const shift = bestShift(d, iova + done, pa + done, size - done);
     st = mapOne(d, iova + done, pa + done, shift, prot);
     if (st != OK) {
-      pruneFrom(d, descend(d, iova + done));
-      if (done > 0) unmapWalk(d, iova, done);
+      const levels = load<u32>(d + DOMAIN_LEVELS);
+      pruneFrom(d, descend(d, tableVa(d, iova + done), levels - 1));
+      const removed = mRemovedBytes; // what this map destroyed stays destroyed; its own pieces go
+      if (done > 0) unmapWalk(d, iova, done, UNMAP_WHOLE_ANY);
+      mRemovedBytes = removed;
       return st;
     }
     done += <u64>1 << shift;
@@ -239,51 +426,79 @@ export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i3
 export let uGatherStart: u64 = 0;
 export let uGatherEnd: u64 = 0;
 
-function unmapWalk(d: usize, iova: u64, size: u64): u64 {
+/** Replaces the block at path depth `depth` by a table of leaves one level down (same attributes). */
+function splitBlock(d: usize, depth: u32, pte: u64): i32 {
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const s = lvlShift(d, depth);
+  const ns = s - <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+  const next = allocTable(d, depth + 1);
+  if (next < 0) return <i32>next;
+  const base = pteLeafAddr(fmt, pte, s, d);
+  const n: u64 = <u64>1 << levelBits(d, depth + 1);
+  for (let i: u64 = 0; i < n; i++) {
+    const st = physWrite64(<u64>next + (i << 3), pteReleaf(fmt, pte, base + (i << ns), ns, ns, d));
+    if (st != OK) { freeTableMem(d, <u64>next, depth + 1); return st; }
+  }
+  addAux(<u64>next, <i32>n);
+  physWrite64(getPath(gPathSlot, depth), pteMkTable(fmt, <u64>next, s, d));
+  return OK;
+}
+
+/**
+ * Unmaps from `iova` until `size` bytes are gone or a hole is met, as iommu_unmap does, with
+ * `policy` deciding a leaf that the range covers only in part. Returns the bytes counted as
+ * unmapped (whole leaves for the WHOLE_* policies, so possibly more than `size`).
+ */
+function unmapWalk(d: usize, iova: u64, size: u64, policy: u32): u64 {
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const levels = load<u32>(d + DOMAIN_LEVELS);
   let done: u64 = 0;
+  let cur = iova;
   uGatherStart = 0xffffffffffffffff;
   uGatherEnd = 0;
   while (done < size) {
-    const n = unmapOne(d, iova + done);
-    if (n == 0) break;
-    if (uLeafStart < uGatherStart) uGatherStart = uLeafStart;
-    if (uLeafStart + n > uGatherEnd) uGatherEnd = uLeafStart + n;
-    done += n;
+    const depth = descend(d, tableVa(d, cur), levels - 1);
+    const slot = getPath(gPathSlot, depth);
+    const table = getPath(gPathTable, depth);
+    const s = lvlShift(d, depth);
+    const pte = physRead64(slot);
+    if (pteKind(fmt, pte, s, d) != PTE_LEAF) break;
+    const ls = pteLeafShift(fmt, pte, s, d);
+    const lsize: u64 = <u64>1 << ls;
+    const lstart = cur & ~(lsize - 1);
+    if (cur != lstart || size - done < lsize) {
+      if (policy == UNMAP_REFUSE) break;
+      if (policy == UNMAP_WHOLE_AT_START && cur != lstart) break;
+      if (policy == UNMAP_SPLIT) {
+        // Only a block splits (a contiguous group, which Linux never writes, does not).
+        if (ls != s || depth + 1 >= levels || splitBlock(d, depth, pte) != OK) break;
+        continue; // the next descent finds the smaller leaves
+      }
+    }
+    clearLeafGroup(d, table, slot, pte, s);
+    pruneFrom(d, depth);
+    if (lstart < uGatherStart) uGatherStart = lstart;
+    if (lstart + lsize > uGatherEnd || lstart + lsize == 0) uGatherEnd = lstart + lsize;
+    done += lsize;
+    cur = lstart + lsize;
+    if (cur == 0) break; // the top of the space
   }
   return done;
 }
 
 /**
- * Unmaps from `iova` until `size` bytes are gone or a hole is met, as iommu_unmap does. A leaf
- * larger than what is left is removed whole and counted whole. Returns the bytes unmapped (0 at a
- * hole) or EINVAL/ERANGE for bad arguments; the removed range is left in uGatherStart/End.
+ * Unmaps from `iova` until `size` bytes are gone or a hole is met. A leaf partly inside the range
+ * is treated by the domain's unmap policy (split, refused, removed whole). Returns the bytes
+ * unmapped (0 at a hole or a refused leaf) or EINVAL/ERANGE for bad arguments; the removed range
+ * is left in uGatherStart/End.
  */
 export function unmapRange(d: usize, iova: u64, size: u64): i64 {
   const st = checkRange(d, iova, size);
   if (st != OK) return st;
-  return <i64>unmapWalk(d, iova, size);
+  return <i64>unmapWalk(d, iova, size, <u32>load<u8>(d + DOMAIN_POLICY) & 15);
 }
 
-/** Frees every table of a domain, root included (domain teardown). Returns frames freed. */
-export function freeAllTables(d: usize): u32 {
-  const levels = load<u32>(d + DOMAIN_LEVELS);
-  return freeTable(load<u32>(d + DOMAIN_FORMAT), load<u64>(d + DOMAIN_ROOT), 0, levels);
-}
-
-function freeTable(fmt: u32, table: u64, lvl: u32, levels: u32): u32 {
-  let freed: u32 = 0;
-  const s = lvlShift(lvl, levels);
-  if (lvl + 1 < levels) {
-    for (let i: u64 = 0; i < 512; i++) {
-      const pte = physRead64(table + (i << 3));
-      if (pteKind(fmt, pte, s) == PTE_TABLE) freed += freeTable(fmt, pteAddr(fmt, pte), lvl + 1, levels);
-    }
-  }
-  const rec = allocatedFrame(table);
-  if (rec != 0) {
-    store<u32>(rec + FRAME_AUX, 0);
-    putFrame(table);
-    freed++;
-  }
-  return freed;
+/** Frees every table of a domain, root included (domain teardown). */
+export function freeAllTables(d: usize): void {
+  freeTree(d, load<u64>(d + DOMAIN_ROOT), 0);
 }

@@ -51,7 +51,7 @@ export class IommuDmaCookie {
     opts: CookieOptions,
   ) {
     this.iovad = new IovaDomain(ABI.PAGE_SIZE, 1);
-    this.apertureEnd = (1n << BigInt(domain.ias)) - 1n;
+    this.apertureEnd = domain.apertureEnd;
     this._fqFlushesAt = (_core.layout.units + domain.unit.id * ABI.UNIT_STRIDE + ABI.UNIT_STAT_FQ_FLUSHES) >> 3;
     if (opts.reserveMsi ?? domain.unit.family === 'vtd') {
       if (IOVA_MSI_WINDOW.start <= this.apertureEnd) {

@@ -6,16 +6,39 @@
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
 import { formatRid, hex, intArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
+import { formatPolicy, policyCode, PGTABLE_FORMATS, IOMMU_KERNELS, type IommuKernel, type PgtableFormat, type FormatPolicy } from './kernel.js';
 
-export type IommuFamily = 'vtd' | 'smmuv3';
+export type { PgtableFormat, IommuKernel, FormatPolicy };
+export type IommuFamily = 'vtd' | 'smmuv3' | 'amd-vi' | 'riscv';
+export const IOMMU_FAMILIES: readonly IommuFamily[] = ['vtd', 'smmuv3', 'amd-vi', 'riscv'];
 export type DomainType = 'paging' | 'identity' | 'blocked';
-export type PgtableFormat = 'vtd-ss' | 'arm-lpae-s1';
 export type Access = 'read' | 'write' | 'rw';
 export type FaultReason =
-  | 'translation' | 'permission' | 'address-size' | 'blocked' | 'no-domain' | 'access-flag' | 'reserved-bit';
+  | 'translation' | 'permission' | 'address-size' | 'blocked' | 'no-domain' | 'access-flag' | 'reserved-bit'
+  | 'walk-eabt' | 'interrupt-address';
 
-const FAMILY: Record<IommuFamily, number> = { vtd: ABI.FAMILY_VTD, smmuv3: ABI.FAMILY_SMMUV3 };
-const FORMAT: Record<PgtableFormat, number> = { 'vtd-ss': ABI.FMT_VTD_SS, 'arm-lpae-s1': ABI.FMT_ARM_LPAE_S1 };
+const FAMILY: Record<IommuFamily, number> = {
+  vtd: ABI.FAMILY_VTD, smmuv3: ABI.FAMILY_SMMUV3, 'amd-vi': ABI.FAMILY_AMDVI, riscv: ABI.FAMILY_RISCV,
+};
+const FORMAT: Record<PgtableFormat, number> = {
+  'vtd-ss': ABI.FMT_VTD_SS, 'arm-lpae-s1': ABI.FMT_ARM_LPAE_S1, 'arm-lpae-s2': ABI.FMT_ARM_LPAE_S2,
+  'amd-v1': ABI.FMT_AMD_V1, 'x86-64': ABI.FMT_X86_64, riscv: ABI.FMT_RISCV,
+};
+
+/** The page-table format Linux gives a DMA domain on each family's units. */
+export function defaultFormat(family: IommuFamily): PgtableFormat {
+  switch (family) {
+    case 'vtd': return 'vtd-ss';
+    case 'smmuv3': return 'arm-lpae-s1';
+    case 'amd-vi': return 'amd-v1';
+    case 'riscv': return 'riscv';
+  }
+}
+
+/** Formats a family's hardware walks (VT-d: both stages; SMMUv3: both stages). */
+export const FAMILY_FORMATS: Record<IommuFamily, readonly PgtableFormat[]> = {
+  vtd: ['vtd-ss', 'x86-64'], smmuv3: ['arm-lpae-s1', 'arm-lpae-s2'], 'amd-vi': ['amd-v1', 'x86-64'], riscv: ['riscv'],
+};
 const DTYPE: Record<DomainType, number> = {
   paging: ABI.DOMAIN_PAGING, identity: ABI.DOMAIN_IDENTITY, blocked: ABI.DOMAIN_BLOCKED,
 };
@@ -23,7 +46,8 @@ const REASONS: Record<number, FaultReason> = {
   [ABI.FAULT_TRANSLATION]: 'translation', [ABI.FAULT_PERMISSION]: 'permission',
   [ABI.FAULT_ADDRESS_SIZE]: 'address-size', [ABI.FAULT_BLOCKED]: 'blocked',
   [ABI.FAULT_NO_DOMAIN]: 'no-domain', [ABI.FAULT_ACCESS_FLAG]: 'access-flag',
-  [ABI.FAULT_RESERVED_BIT]: 'reserved-bit',
+  [ABI.FAULT_RESERVED_BIT]: 'reserved-bit', [ABI.FAULT_WALK_EABT]: 'walk-eabt',
+  [ABI.FAULT_INTERRUPT_ADDR]: 'interrupt-address',
 };
 export function faultReasonName(code: number): FaultReason {
   return REASONS[code] ?? 'translation';
@@ -51,6 +75,13 @@ export interface UnitOptions {
   faultQueue?: number;
   /** Lazy-mode flush queue capacity (Linux IOVA_FQ_SIZE). @default 256 */
   flushQueue?: number;
+  /**
+   * Collapse a fault from a requester that already has a pending record into it (QEMU VT-d with
+   * its one fault-recording register). @default false
+   */
+  collapseFaults?: boolean;
+  /** VT-d scalable mode: its fault codes (interrupt range 0x87 instead of 0xE). @default false */
+  scalableMode?: boolean;
 }
 
 export interface DomainOptions {
@@ -63,6 +94,14 @@ export interface DomainOptions {
   oas?: number;
   /** Strict (unmap invalidates before it returns) or lazy (queued) invalidation. @default true */
   strict?: boolean;
+  /** Translation granule in bytes: 4096, or 16384 / 65536 for the ARM formats. @default 4096 */
+  granule?: number;
+  /** Kernel whose IOMMU code this domain follows (partial unmap, overlapping map). @default 'mainline' */
+  kernel?: IommuKernel;
+  /** ARM stage 1: honour APTable and the other hierarchical table attributes (false = CD.HAD). @default true */
+  hierarchicalAttrs?: boolean;
+  /** RISC-V: Svnapot 64K leaves (generic_pt kernels only). @default true */
+  svnapot?: boolean;
 }
 
 export interface FaultRecord {
@@ -72,9 +111,14 @@ export interface FaultRecord {
   iova: bigint;
   access: 'read' | 'write';
   reason: FaultReason;
-  /** The family's own code: VT-d fault reason or SMMUv3 event id (0: SMMU records no event). */
+  /**
+   * The family's own code: VT-d fault reason, SMMUv3 event id (0: SMMU records no event), AMD-Vi
+   * event type, RISC-V fault-queue cause.
+   */
   code: number;
   seq: number;
+  /** A stage-2 fault (SMMUv3 event record S2 bit; the iova is an IPA). */
+  stage2: boolean;
 }
 
 export interface UnitStats {
@@ -90,6 +134,8 @@ export interface UnitStats {
   flushQueuePending: number;
   faultsQueued: number;
   faultOverflow: boolean;
+  /** Faults folded into a pending record of the same requester (collapseFaults). */
+  collapsedFaults: bigint;
 }
 
 export type TranslateResult =
@@ -119,7 +165,11 @@ export class IommuUnit {
   /** @internal */
   constructor(private readonly _core: Core, readonly id: number, readonly family: IommuFamily, readonly name: string) {}
 
-  /** Creates a domain on this unit. Throws EINVAL (bad type, format or widths), ENOSPC, ENOMEM. */
+  /**
+   * Creates a domain on this unit. Paging domains follow `kernel`'s IOMMU code for their format
+   * (kernel.ts). Throws EINVAL (bad type, format, granule or widths), ENODEV (the kernel has no
+   * driver for the format), ENOSPC, ENOMEM.
+   */
   createDomain(opts: DomainOptions): IommuDomain {
     const op = 'createDomain';
     const type = oneOf(op, 'type', opts.type, ['paging', 'identity', 'blocked'] as const);
@@ -127,16 +177,30 @@ export class IommuUnit {
     let fmtName: PgtableFormat | undefined;
     const ias = opts.ias ?? 48;
     const oas = opts.oas ?? 48;
+    const granule = opts.granule ?? 4096;
+    const kernel = oneOf(op, 'kernel', opts.kernel ?? 'mainline', IOMMU_KERNELS);
+    let policy: FormatPolicy | undefined;
+    let flags = 0;
     if (type === 'paging') {
-      fmtName = oneOf(op, 'format', opts.format, ['vtd-ss', 'arm-lpae-s1'] as const);
+      fmtName = oneOf(op, 'format', opts.format, PGTABLE_FORMATS);
       format = FORMAT[fmtName];
       intArg(op, 'ias', ias, 1, 64);
       intArg(op, 'oas', oas, 1, 64);
+      if (granule !== 4096 && granule !== 16384 && granule !== 65536) {
+        throw new SimError('EINVAL', op, `granule = ${granule}: expected 4096, 16384 or 65536`);
+      }
+      policy = formatPolicy(kernel, fmtName);
+      if (opts.hierarchicalAttrs === false) flags |= ABI.DOMAIN_F_HAD;
+      if (fmtName === 'riscv' && (opts.svnapot ?? true) && policy.code === 'generic_pt') flags |= ABI.DOMAIN_F_SVNAPOT;
     }
     const strict = opts.strict ?? true;
-    const id = check(this._core.exports.createDomain(this.id, DTYPE[type], format, ias, oas, strict ? 1 : 0), op,
-      type === 'paging' ? `${fmtName} ias=${ias} oas=${oas} (VT-d SS: ias 39/48/57, oas 32..52; ARM LPAE S1: ias 32..48, oas 32..48)` : type);
-    const d = new IommuDomain(this._core, this, id, type, fmtName, type === 'paging' ? ias : 64, type === 'paging' ? oas : 64, strict);
+    const id = check(this._core.exports.createDomainEx(this.id, DTYPE[type], format, ias, oas, strict ? 1 : 0, granule, flags,
+      policy ? policyCode(policy) : 0, policy?.pgsizeMask ?? 0n), op,
+      type === 'paging'
+        ? `${fmtName} ias=${ias} oas=${oas} granule=${granule} (VT-d SS: ias 39/48/57, oas 32..52; ARM LPAE: granule 4K/16K/64K, ias and oas 32..48, 52 with 64K; AMD v1: ias 32..64, oas 32..52; x86-64: ias 48/57; RISC-V: ias 39/48/57, oas 32..56)`
+        : type);
+    const d = new IommuDomain(this._core, this, id, type, fmtName, type === 'paging' ? ias : 64, type === 'paging' ? oas : 64, strict,
+      { kernel, policy, granule: type === 'paging' ? granule : 4096 });
     this._domains.add(d);
     return d;
   }
@@ -170,6 +234,7 @@ export class IommuUnit {
           access: (v.u32[(r + ABI.FAULT_REASON) >> 2]! >>> 16) & ABI.ACCESS_WRITE ? 'write' : 'read',
           code: v.u32[(r + ABI.FAULT_CODE) >> 2]!,
           seq: v.u32[(r + ABI.FAULT_SEQ) >> 2]!,
+          stage2: (v.u32[(r + ABI.FAULT_FLAGS) >> 2]! & ABI.FAULT_F_STAGE2) !== 0,
         });
       }
       if (n < 1024) return out;
@@ -200,7 +265,7 @@ export class IommuUnit {
       faults: s(ABI.UNIT_STAT_FAULTS), flushQueueFlushes: s(ABI.UNIT_STAT_FQ_FLUSHES),
       translations: s(ABI.UNIT_STAT_TRANSLATIONS), tlbValid: check(this._core.exports.tlbValid(this.id), 'stats', ''),
       flushQueuePending: w(ABI.UNIT_FQ_COUNT), faultsQueued: w(ABI.UNIT_FAULT_COUNT),
-      faultOverflow: w(ABI.UNIT_FAULT_OVERFLOW) !== 0,
+      faultOverflow: w(ABI.UNIT_FAULT_OVERFLOW) !== 0, collapsedFaults: s(ABI.UNIT_STAT_COLLAPSED),
     };
   }
 }
@@ -218,7 +283,62 @@ export class IommuDomain {
     readonly ias: number,
     readonly oas: number,
     readonly strict: boolean,
-  ) {}
+    extra: { kernel: IommuKernel; policy: FormatPolicy | undefined; granule: number } = { kernel: 'mainline', policy: undefined, granule: 4096 },
+  ) {
+    this.kernel = extra.kernel;
+    this.policy = extra.policy;
+    this.granule = extra.granule;
+  }
+
+  /** The kernel whose IOMMU code the domain follows. */
+  readonly kernel: IommuKernel;
+  /** Partial-unmap and overlapping-map rules, and the code path, of that kernel for the format. */
+  readonly policy: FormatPolicy | undefined;
+  /** Translation granule in bytes. */
+  readonly granule: number;
+
+  private _rec(off: number, bytes: 1 | 4 | 8): number | bigint {
+    const a = this._core.layout.domains + this.id * ABI.DOMAIN_STRIDE + off;
+    const v = this._core.views;
+    return bytes === 8 ? v.u64[a >> 3]! : bytes === 4 ? v.u32[a >> 2]! : v.u8[a]!;
+  }
+
+  /** The page sizes this domain maps with (iommu_domain.pgsize_bitmap). */
+  get pgsizeBitmap(): bigint {
+    return this._rec(ABI.DOMAIN_PGSIZES, 8) as bigint;
+  }
+
+  /** Page sizes as a list, smallest first. */
+  pageSizes(): bigint[] {
+    const out: bigint[] = [];
+    for (let b = this.pgsizeBitmap, s = 0n; b !== 0n; b >>= 1n, s++) if (b & 1n) out.push(1n << s);
+    return out;
+  }
+
+  /** Levels of the walk now (AMD v1 grows its top level on demand). */
+  get levels(): number {
+    return this._rec(ABI.DOMAIN_LEVELS, 4) as number;
+  }
+
+  /** Index bits of the top table (more than a level's for a concatenated ARM stage-2 start). */
+  get topIndexBits(): number {
+    return this._rec(ABI.DOMAIN_TOP_BITS, 1) as number;
+  }
+
+  /**
+   * Last IOVA the domain translates for the DMA API (geometry.aperture_end): 2^ias - 1, or the top
+   * of the lower half, 2^(ias-1) - 1, for the sign-extended formats (x86-64, RISC-V), whose
+   * upper half the DMA API never uses.
+   */
+  get apertureEnd(): bigint {
+    const signExt = this.format === 'x86-64' || this.format === 'riscv';
+    return (1n << BigInt(signExt ? this.ias - 1 : this.ias)) - 1n;
+  }
+
+  /** ARM: the level the walk starts at (TCR/VTCR start level, 4 - levels); others: undefined. */
+  get startLevel(): number | undefined {
+    return this.format === 'arm-lpae-s1' || this.format === 'arm-lpae-s2' ? 4 - this.levels : undefined;
+  }
 
   private _live(op: string): void {
     if (this._destroyed) throw new SimError('ENOENT', op, `domain ${this.id} was destroyed`);
@@ -226,9 +346,11 @@ export class IommuDomain {
 
   /**
    * iommu_map: [iova, +size) -> [pa, +size) with the largest page sizes both alignments allow.
-   * Throws EINVAL (unaligned, size 0, prot without READ or WRITE), ERANGE (iova >= 2^ias or
-   * pa >= 2^oas), EEXIST (already mapped), ENOMEM, ENODEV (not a paging domain). On a throw
-   * nothing changed.
+   * Throws EINVAL (unaligned to the smallest page size, size 0, prot without READ or WRITE),
+   * ERANGE (iova outside the input space or pa >= 2^oas), EEXIST (io-pgtable-arm) or EADDRINUSE
+   * (generic_pt) when something is mapped there, ENOMEM, ENODEV (not a paging domain). The older
+   * intel driver keeps what is there and the older AMD one replaces it, both without an error
+   * (policy). On a throw nothing changed.
    */
   map(iova: bigint, pa: bigint, size: bigint, prot: number): void {
     const op = 'iommu_map';
@@ -245,9 +367,12 @@ export class IommuDomain {
   }
 
   /**
-   * iommu_unmap: returns the bytes unmapped. A leaf partly inside the range goes whole and
-   * counts whole (Linux >= 6.13); a hole stops the unmap (0 at a hole). Strict domains invalidate
-   * the IOTLB before returning; lazy ones queue the invalidation until the unit is flushed.
+   * iommu_unmap: returns the bytes unmapped; a hole stops the unmap (0 at a hole). A leaf the
+   * range covers only in part follows the domain's kernel policy: split (ARM before 6.13),
+   * refused with 0 (ARM since 6.13; generic_pt when the range starts inside the leaf), removed
+   * whole and counted whole (generic_pt from the leaf's start; the older intel and AMD drivers
+   * for any overlap). Strict domains invalidate the IOTLB before returning; lazy ones queue the
+   * invalidation until the unit is flushed.
    */
   unmap(iova: bigint, size: bigint): bigint {
     const op = 'iommu_unmap';
@@ -326,13 +451,15 @@ export class Iommu {
   /** Creates a unit. Throws EINVAL (bad sizes), ENOSPC (16 units), ENOMEM. */
   createUnit(opts: UnitOptions): IommuUnit {
     const op = 'createUnit';
-    const family = oneOf(op, 'family', opts.family, ['vtd', 'smmuv3'] as const);
+    const family = oneOf(op, 'family', opts.family, IOMMU_FAMILIES);
     const sets = intArg(op, 'tlbSets', opts.tlbSets ?? 64, 1, 65536);
     if ((sets & (sets - 1)) !== 0) throw new SimError('EINVAL', op, `tlbSets = ${sets} is not a power of two`);
     const ways = intArg(op, 'tlbWays', opts.tlbWays ?? 4, 1, 16);
     const fq = intArg(op, 'faultQueue', opts.faultQueue ?? 256, 1, 65536);
     const flq = intArg(op, 'flushQueue', opts.flushQueue ?? 256, 1, 65536);
     const id = check(this._core.exports.createUnit(FAMILY[family], sets, ways, fq, flq), op, family);
+    const flags = (opts.collapseFaults ? ABI.UNIT_F_COLLAPSE : 0) | (opts.scalableMode ? ABI.UNIT_F_SCALABLE : 0);
+    if (flags !== 0) check(this._core.exports.setUnitFlags(id, flags), op, `unit ${id} flags`);
     const unit = new IommuUnit(this._core, id, family, opts.name ?? `iommu${id}`);
     this._units.push(unit);
     return unit;

@@ -11,7 +11,8 @@
 import { createSimulator, type Simulator } from '../simulator.js';
 import { SimError } from '../../bindings/errors.js';
 import type { Region } from '../memory/physical-memory.js';
-import type { IommuDomain, IommuFamily, IommuUnit, PgtableFormat } from '../iommu/iommu.js';
+import { defaultFormat, FAMILY_FORMATS, type IommuDomain, type IommuFamily, type IommuUnit, type PgtableFormat } from '../iommu/iommu.js';
+import type { IommuKernel } from '../iommu/kernel.js';
 import {
   parseTopology, P2pdma, Topology, PciFunction, type Bar, type Device, type HostBridge,
   type TopologyDescription,
@@ -26,7 +27,15 @@ export interface MachineIommuOptions {
   strict?: boolean;
   /** @default 48 */
   ias?: number;
+  /** The DMA domains' page-table format: one the family walks. @default the family's (vtd-ss, arm-lpae-s1, amd-v1, riscv) */
+  format?: PgtableFormat;
+  /** Kernel of the IOMMU layer (src/iommu/kernel.ts). @default from `profile`: 5.15 -> 5.15, 6.x -> 6.12, latest -> mainline */
+  kernel?: IommuKernel;
 }
+
+/** The IOMMU kernel a DMA-BUF profile era runs on (each profile is one real kernel). */
+export const IOMMU_KERNEL_OF_PROFILE: Record<KernelProfileName, IommuKernel> = { '5.15': '5.15', '6.x': '6.12', latest: 'mainline' };
+const UNIT_NAME: Record<IommuFamily, string> = { vtd: 'dmar', smmuv3: 'smmu', 'amd-vi': 'ivhd', riscv: 'riscv-iommu' };
 
 export interface MachineOptions {
   /** The PCI topology: a parsed Topology, its JSON description, or the JSON text. */
@@ -138,7 +147,12 @@ export class Machine {
     });
     const ramLow = sim.memory.addRegion({ base: RAM_LOW_BASE, size: RAM_LOW_SIZE, kind: 'ram', name: 'System RAM (low)' });
     const kernel = new DmaBufKernel({ profile: opts.profile ?? '6.x', strict: opts.strictLocking ?? false });
-    const m = new Machine(sim, topo, new P2pdma(topo), kernel, ram, ramLow, opts.iommu ?? null);
+    const io = opts.iommu ?? null;
+    if (io?.format !== undefined && !FAMILY_FORMATS[io.family]?.includes(io.format)) {
+      throw new SimError('EINVAL', 'Machine.create', `iommu.format '${io.format}' is not walked by ${io.family} units (${FAMILY_FORMATS[io.family]?.join(', ')})`);
+    }
+    const m = new Machine(sim, topo, new P2pdma(topo), kernel, ram, ramLow,
+      io ? { ...io, kernel: io.kernel ?? IOMMU_KERNEL_OF_PROFILE[opts.profile ?? '6.x'] } : null);
     for (const bar of topo.allBars()) {
       if (bar.type !== 'mem') continue;
       const region = sim.memory.addRegion({
@@ -149,7 +163,7 @@ export class Machine {
     }
     if (m.iommu) {
       for (const hb of topo.hostBridges) {
-        m._units.set(hb, sim.iommu.createUnit({ family: m.iommu.family, name: `${m.iommu.family === 'vtd' ? 'dmar' : 'smmu'}${m._units.size}` }));
+        m._units.set(hb, sim.iommu.createUnit({ family: m.iommu.family, name: `${UNIT_NAME[m.iommu.family]}${m._units.size}` }));
       }
     }
     routePeers(m);
@@ -194,8 +208,8 @@ export class Machine {
     const unit = this.unitOf(fn);
     let domain: IommuDomain | 'direct' = 'direct';
     if (unit && this.iommu) {
-      const format: PgtableFormat = this.iommu.family === 'vtd' ? 'vtd-ss' : 'arm-lpae-s1';
-      domain = unit.createDomain({ type: 'paging', format, ias: this.iommu.ias ?? 48, oas: 48, strict: this.iommu.strict ?? true });
+      const format: PgtableFormat = this.iommu.format ?? defaultFormat(this.iommu.family);
+      domain = unit.createDomain({ type: 'paging', format, ias: this.iommu.ias ?? 48, oas: 48, strict: this.iommu.strict ?? true, kernel: this.iommu.kernel });
     }
     d = new DmaDevice(this.sim, {
       rid: this.rid(fn), domain, name: fn.name, p2pClient: fn, p2p: this.p2pResolver,

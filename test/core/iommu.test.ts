@@ -246,7 +246,7 @@ describe.each(FORMATS)('%s IOTLB', (format) => {
     for (let p = 0n; p < 512n; p += 37n) expect(sim.iommu.translate(RID, 4n * M2 + p * K4)).toMatchObject({ ok: true, pa: HBM_BASE + p * K4 });
     expect(unit.stats().tlbValid).toBe(2);
     const inv0 = unit.stats().invalidations;
-    expect(dom.unmap(4n * M2 + 100n * K4, K4)).toBe(M2);
+    expect(dom.unmap(4n * M2, M2)).toBe(M2);
     const s = unit.stats();
     expect(s.tlbValid).toBe(1);
     expect(s.invalidations).toBe(inv0 + 1n);
@@ -265,7 +265,7 @@ describe.each(FORMATS)('%s IOTLB', (format) => {
     sim.iommu.translate(RID, 0n);
     sim.iommu.translate(RID, M2);
     expect(dom.unmap(0n, K4)).toBe(K4);
-    expect(dom.unmap(M2 + 3n * K4, K4)).toBe(M2);
+    expect(dom.unmap(M2, M2)).toBe(M2);
     // The page tables are gone ...
     expect(dom.walk(0n).ok).toBe(false);
     expect(dom.walk(M2).ok).toBe(false);

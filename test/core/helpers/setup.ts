@@ -1,10 +1,13 @@
 /** Fixtures for core IOMMU tests: a simulator, one unit, one paging domain, an attached requester. */
 import { expect } from 'vitest';
 import { SimError, type IommuDomain, type IommuFamily, type IommuUnit, type PgtableFormat, type Simulator } from '../../../src/index.js';
+import type { IommuKernel } from '../../../src/iommu/kernel.js';
 import { makeSim } from '../../helpers/sim.js';
 
 export const RID = 0x0100; // 0000:01:00.0
-export const FAMILY_OF: Record<PgtableFormat, IommuFamily> = { 'vtd-ss': 'vtd', 'arm-lpae-s1': 'smmuv3' };
+export const FAMILY_OF: Record<PgtableFormat, IommuFamily> = {
+  'vtd-ss': 'vtd', 'arm-lpae-s1': 'smmuv3', 'arm-lpae-s2': 'smmuv3', 'amd-v1': 'amd-vi', 'x86-64': 'vtd', riscv: 'riscv',
+};
 
 export interface Rig {
   sim: Simulator;
@@ -15,13 +18,19 @@ export interface Rig {
 export async function rig(format: PgtableFormat, opts: {
   ias?: number; oas?: number; strict?: boolean; tlbSets?: number; tlbWays?: number;
   faultQueue?: number; flushQueue?: number; sim?: Simulator; family?: IommuFamily; attach?: boolean;
+  granule?: number; kernel?: IommuKernel; hierarchicalAttrs?: boolean; svnapot?: boolean;
+  collapseFaults?: boolean; scalableMode?: boolean;
 } = {}): Promise<Rig> {
   const sim = opts.sim ?? await makeSim();
   const unit = sim.iommu.createUnit({
     family: opts.family ?? FAMILY_OF[format], tlbSets: opts.tlbSets ?? 64, tlbWays: opts.tlbWays ?? 4,
     faultQueue: opts.faultQueue ?? 256, flushQueue: opts.flushQueue ?? 256,
+    collapseFaults: opts.collapseFaults, scalableMode: opts.scalableMode,
   });
-  const dom = unit.createDomain({ type: 'paging', format, ias: opts.ias ?? 48, oas: opts.oas ?? 48, strict: opts.strict ?? true });
+  const dom = unit.createDomain({
+    type: 'paging', format, ias: opts.ias ?? 48, oas: opts.oas ?? 48, strict: opts.strict ?? true,
+    granule: opts.granule, kernel: opts.kernel, hierarchicalAttrs: opts.hierarchicalAttrs, svnapot: opts.svnapot,
+  });
   if (opts.attach ?? true) sim.iommu.attach(RID, dom);
   return { sim, unit, dom };
 }
