@@ -11,7 +11,7 @@ export { PhysicalMemory, type Region, type RegionOptions, type RegionKind, type 
 export {
   Iommu, IommuUnit, IommuDomain, Prot, type UnitOptions, type DomainOptions, type FaultRecord,
   type TranslateResult, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,
-  type DomainType, type PgtableFormat, type Access, type FaultReason,
+  type DomainType, type PgtableFormat, type Access, type FaultReason, IOMMU_FAMILIES, FAMILY_FORMATS, defaultFormat, archLevel,
 } from './iommu/iommu.js';
 export {
   DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats, type DmaTransfer, type DmaCopyDescriptor,
@@ -19,13 +19,17 @@ export {
 } from './dma/dma-engine.js';
 export { formatRid } from './util/args.js';
 // Page-table entry decoding (the report, the demo and the page print walks with it).
-export { decodeEntry, levelsFor, levelShift, type DecodedEntry } from './iommu/pte-decode.js';
+export { decodeEntry, decodeDomainEntry, levelsFor, levelShift, type DecodedEntry, type EntryGeometry } from './iommu/pte-decode.js';
+// Kernel eras of the IOMMU layer: partial unmap and overlapping map per format and kernel.
+export {
+  IOMMU_KERNELS, PGTABLE_FORMATS, formatPolicy, type IommuKernel, type FormatPolicy, type PartialUnmap, type OverlapMap,
+} from './iommu/kernel.js';
 // Driver kit: vectored device-to-device copies over two lists of DMA runs.
 export { copyDmaRuns, pushDmaRun, type DmaRun } from './driver-kit/dma-copy.js';
 
 // The machine: core + topology + P2PDMA + DMA API + DMA-BUF kernel.
 export {
-  Machine, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, DEVICE_MEMORY_BASE, DEVICE_MEMORY_END, type MachineOptions,
+  Machine, IOMMU_KERNEL_OF_PROFILE, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, DEVICE_MEMORY_BASE, DEVICE_MEMORY_END, type MachineOptions,
   type MachineIommuOptions, type DeviceMemoryOptions,
 } from './machine/machine.js';
 

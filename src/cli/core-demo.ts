@@ -3,9 +3,9 @@
  * RAM mapped through it, a device DMA moving bytes across, a fault, and the counters.
  */
 import { createSimulator, Prot, formatRid } from '../index.js';
-import { decodeEntry, formatSize } from '../iommu/pte-decode.js';
+import { decodeDomainEntry } from '../iommu/pte-decode.js';
+import { formatSize } from '../pci/render.js';
 import { hex } from '../util/args.js';
-import { levelName } from '../scenario/pt-levels.js';
 
 export interface DemoReport {
   lines: string[];
@@ -60,8 +60,8 @@ export async function runCoreDemo(): Promise<DemoReport> {
   say(`walk of ${hex(hbmIova + 0x1234n)}:`);
   const w = dom.walk(hbmIova + 0x1234n);
   for (const l of w.levels) {
-    const d = decodeEntry('vtd-ss', 48, l.level, l.entry);
-    say(`  ${levelName('vtd-ss', 48, l.level).label.padEnd(8)} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(14)} ${d.kind} ${d.flags.join(' ')}${d.kind === 'leaf' ? ` ${formatSize(d.pageSize!)} page at ${hex(d.address)}` : d.kind === 'table' ? ` -> ${hex(d.address)}` : ''}`);
+    const d = decodeDomainEntry(dom, l.depth, l.entry);
+    say(`  ${l.name.padEnd(8)} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(14)} ${d.kind} ${d.flags.join(' ')}${d.kind === 'leaf' ? ` ${formatSize(d.pageSize!)} page at ${hex(d.address)}` : d.kind === 'table' ? ` -> ${hex(d.address)}` : ''}`);
   }
   say(`  => ${hex(w.pa!)}`);
 

@@ -142,11 +142,54 @@ export type TranslateResult =
   | { ok: true; pa: bigint; pageSize: bigint; perm: number }
   | { ok: false; code: string; reason: FaultReason; familyCode: number };
 
+/**
+ * One step of a page-table walk, named as the architecture names it (the same names in the
+ * report, `dmabuf-sim demo` and the web page):
+ *  - Intel (VT-d second stage, x86-64 first stage) and AMD v1 count down to the leaf: a 4-level
+ *    table is levels 4, 3, 2, 1, whose entries Intel calls PML4E, PDPE, PDE and PTE (PML5E above);
+ *  - ARM VMSA counts up from the start level: with a 4K granule level 0 translates bits 47:39 and
+ *    level 3 bits 20:12, so a 3-level table walks levels 1, 2, 3;
+ *  - RISC-V numbers the levels of Sv39/48/57 from LEVELS-1 down to 0 (the 4K leaf level).
+ */
 export interface WalkLevel {
+  /** Steps from the top table (0 = the root). */
+  depth: number;
+  /** The architecture's number for this level (see above). */
   level: number;
+  /** 'L4 PML4E' (Intel), 'L0' (ARM), 'L3' (AMD v1), 'L2' (RISC-V). */
+  name: string;
+  /** Index of the entry in its table. */
   index: number;
+  /** Physical address of the table (its first frame). */
   table: bigint;
+  /** The raw entry read. */
   entry: bigint;
+}
+
+const INTEL_ENTRY: Record<number, string> = { 5: 'PML5E', 4: 'PML4E', 3: 'PDPE', 2: 'PDE', 1: 'PTE' };
+
+/** The architecture's number and name of the level at `depth` of a table of `format` walked in `levels` levels. */
+export function archLevel(format: PgtableFormat | undefined, levels: number, depth: number): { level: number; name: string } {
+  switch (format) {
+    case 'arm-lpae-s1':
+    case 'arm-lpae-s2': {
+      const level = 4 - levels + depth;
+      return { level, name: `L${level}` };
+    }
+    case 'riscv': {
+      const level = levels - 1 - depth;
+      return { level, name: `L${level}` };
+    }
+    case 'vtd-ss':
+    case 'x86-64': {
+      const level = levels - depth;
+      return { level, name: `L${level} ${INTEL_ENTRY[level] ?? ''}`.trimEnd() };
+    }
+    default: {
+      const level = levels - depth;
+      return { level, name: `L${level}` };
+    }
+  }
 }
 
 export interface WalkResult {
@@ -393,9 +436,11 @@ export class IommuDomain {
     const depth = Number(this._core.resultBytes());
     const v = this._core.views;
     const levels: WalkLevel[] = [];
+    const n = this.levels;
     for (let i = 0; i < depth && i < ABI.TRACE_MAX; i++) {
       const t = this._core.layout.trace + i * ABI.TRACE_STRIDE;
-      levels.push({ level: v.u32[t >> 2]!, index: v.u32[(t + 4) >> 2]!, table: v.u64[(t + 8) >> 3]!, entry: v.u64[(t + 16) >> 3]! });
+      const d = v.u32[t >> 2]!;
+      levels.push({ depth: d, ...archLevel(this.format, n, d), index: v.u32[(t + 4) >> 2]!, table: v.u64[(t + 8) >> 3]!, entry: v.u64[(t + 16) >> 3]! });
     }
     if (r !== 0) return { ok: false, reason: faultReasonName(r), levels };
     return {

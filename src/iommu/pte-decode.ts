@@ -110,8 +110,3 @@ export function decodeEntry(format: PgtableFormat, ias: number, level: number, e
   }
 }
 
-export function formatSize(bytes: bigint): string {
-  const units: [bigint, string][] = [[1n << 40n, 'T'], [1n << 30n, 'G'], [1n << 20n, 'M'], [1n << 10n, 'K']];
-  for (const [u, s] of units) if (bytes >= u && bytes % u === 0n) return `${bytes / u}${s}`;
-  return `${bytes}`;
-}

@@ -5,10 +5,9 @@
  */
 import type { SgTable } from '../index.js';
 import type { IommuDomain } from '../index.js';
-import { decodeEntry, formatSize } from '../index.js';
+import { decodeDomainEntry, formatSize } from '../index.js';
 import type { DmaResult } from '../index.js';
 import type { ReportSection } from './report.js';
-import { levelName } from './pt-levels.js';
 
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
 
@@ -32,9 +31,8 @@ export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOM
   const w = domain.walk(iova);
   const fmt = domain.format ?? 'vtd-ss';
   const levels = w.levels.map((l) => {
-    const d = decodeEntry(fmt, domain.ias, l.level, l.entry);
-    const n = levelName(fmt, domain.ias, l.level);
-    return { depth: l.level, level: n.level, name: n.label, table: l.table, index: l.index, entry: l.entry, kind: d.kind, flags: d.flags, address: d.address ?? null, pageSize: d.pageSize ?? null };
+    const d = decodeDomainEntry(domain, l.depth, l.entry);
+    return { depth: l.depth, level: l.level, name: l.name, table: l.table, index: l.index, entry: l.entry, kind: d.kind, flags: d.flags, address: d.address ?? null, pageSize: d.pageSize ?? null };
   });
   const lines = [`${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias})`];
   for (const l of levels) {

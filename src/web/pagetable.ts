@@ -4,10 +4,10 @@
  * decoded) and the physical address it reaches, or why it does not.
  */
 import type { ActReport } from '../scenario/index.js';
-import { decodeEntry, formatSize } from '../iommu/pte-decode.js';
+import { decodeDomainEntry } from '../iommu/pte-decode.js';
+import { formatSize } from '../pci/render.js';
 import type { IommuDomain } from '../iommu/iommu.js';
 import { h, hex } from './dom.js';
-import { levelName } from '../scenario/pt-levels.js';
 import { pagingDomains, type MachineSnapshots } from './run.js';
 
 export interface WalkRequest {
@@ -45,11 +45,10 @@ function walkTable(domain: IommuDomain, iova: bigint): HTMLElement {
   const w = domain.walk(iova);
   const fmt = domain.format ?? 'vtd-ss';
   const rows = w.levels.map((l) => {
-    const d = decodeEntry(fmt, domain.ias, l.level, l.entry);
+    const d = decodeDomainEntry(domain, l.depth, l.entry);
     const to = d.kind === 'leaf' ? `${formatSize(d.pageSize!)} page at ${hex(d.address)}` : d.kind === 'table' ? `next table ${hex(d.address)}` : d.kind;
-    const n = levelName(fmt, domain.ias, l.level);
-    return h('tr', { class: `lvl k-${d.kind}`, 'data-level': n.level, 'data-kind': d.kind, ...(d.kind === 'leaf' ? { 'data-leaf-size': formatSize(d.pageSize!) } : {}) },
-      h('td', {}, n.label),
+    return h('tr', { class: `lvl k-${d.kind}`, 'data-level': l.level, 'data-kind': d.kind, ...(d.kind === 'leaf' ? { 'data-leaf-size': formatSize(d.pageSize!) } : {}) },
+      h('td', {}, l.name),
       h('td', { class: 'mono' }, hex(l.table)),
       h('td', { class: 'num' }, l.index),
       h('td', { class: 'mono' }, `0x${l.entry.toString(16).padStart(16, '0')}`),
@@ -62,7 +61,7 @@ function walkTable(domain: IommuDomain, iova: bigint): HTMLElement {
       `${hex(iova)} → PA `, h('strong', { class: 'mono' }, hex(w.pa!)), ` (${formatSize(w.pageSize!)} page)`)
     : h('div', { class: 'walk-result bad', 'data-walk-iova': hex(iova), 'data-walk-fault': w.reason ?? 'fault' }, `${hex(iova)}: no translation (${w.reason ?? 'fault'})`);
   return h('div', { class: 'walk' },
-    h('div', { class: 'muted' }, `${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias}, ${Math.ceil((domain.ias - 12) / 9)} levels)`),
+    h('div', { class: 'muted' }, `${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias}, ${domain.levels} levels)`),
     h('table', { class: 'walk-table' },
       h('thead', {}, h('tr', {}, ['level', 'table PA', 'index', 'entry', 'decoded', 'points to'].map((x) => h('th', {}, x)))),
       h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'no levels walked'))),

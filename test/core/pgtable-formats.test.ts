@@ -240,7 +240,7 @@ describe('the TypeScript entry decoder (reports, page-table view) agrees with th
       dom.map(iova, HBM_BASE + size, size, Prot.RW);
       const w = dom.walk(iova + size - 1n);
       w.levels.forEach((l, i) => {
-        const d = decodeDomainEntry(dom, l.level, l.entry);
+        const d = decodeDomainEntry(dom, l.depth, l.entry);
         if (i + 1 < w.levels.length) expect(d).toMatchObject({ kind: 'table', address: w.levels[i + 1]!.table });
         else expect(d).toMatchObject({ kind: 'leaf', address: HBM_BASE + size, pageSize: size });
       });

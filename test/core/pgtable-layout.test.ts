@@ -17,7 +17,7 @@ function walkBoth(sim: Simulator, dom: IommuDomain, iova: bigint): WalkResult {
   expect(w.levels.length).toBeGreaterThan(0);
   expect(w.levels[0]!.table).toBe(dom.root);
   w.levels.forEach((l, i) => {
-    expect(l.level).toBe(i);
+    expect(l.depth).toBe(i);
     expect(l.index).toBe(indexAt(iova, i, dom.ias));
     expect(readEntry(sim, l.table, l.index)).toBe(l.entry);
   });

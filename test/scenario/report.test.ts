@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createDefaultRunner, parseScenario, renderJson, renderText } from '../../src/scenario/index.js';
 import { SEED_SCENARIO } from '../../src/scenario/builtin/index.js';
-import { levelName } from '../../src/scenario/pt-levels.js';
+import { archLevel } from '../../src/index.js';
 
 /** gaudi0 and nic0 share a switch (BUS_ADDR), but the IOMMU is on and habanalabs maps with dma_map_resource. */
 const SWITCH_IOMMU = `name: switch-iommu
@@ -21,14 +21,16 @@ steps:
 
 describe('page-table level names', () => {
   it('VT-d counts down to the PTE; ARM counts up from its start level', () => {
-    const names = (f: 'vtd-ss' | 'arm-lpae-s1', ias: number, n: number) => Array.from({ length: n }, (_, d) => levelName(f, ias, d).label);
+    const names = (f: 'vtd-ss' | 'arm-lpae-s1', _ias: number, n: number) => Array.from({ length: n }, (_, d) => archLevel(f, n, d).name);
     expect(names('vtd-ss', 48, 4)).toEqual(['L4 PML4E', 'L3 PDPE', 'L2 PDE', 'L1 PTE']);
     expect(names('vtd-ss', 57, 5)).toEqual(['L5 PML5E', 'L4 PML4E', 'L3 PDPE', 'L2 PDE', 'L1 PTE']);
     expect(names('vtd-ss', 39, 3)).toEqual(['L3 PDPE', 'L2 PDE', 'L1 PTE']);
     expect(names('arm-lpae-s1', 48, 4)).toEqual(['L0', 'L1', 'L2', 'L3']);
     expect(names('arm-lpae-s1', 39, 3)).toEqual(['L1', 'L2', 'L3']);
-    expect(levelName('arm-lpae-s1', 48, 3).level).toBe(3);
-    expect(levelName('vtd-ss', 48, 3).level).toBe(1);
+    expect(archLevel('arm-lpae-s1', 4, 3).level).toBe(3);
+    expect(archLevel('vtd-ss', 4, 3).level).toBe(1);
+    expect(archLevel('riscv', 3, 0)).toEqual({ level: 2, name: 'L2' });
+    expect(archLevel('amd-v1', 4, 0)).toEqual({ level: 4, name: 'L4' });
   });
 });
 
