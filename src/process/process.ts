@@ -176,7 +176,8 @@ export class Process {
   /**
    * Opens a new file with `fops` (and `privateData`) at the lowest free fd: what a driver's
    * open() gives userspace.
-   * @throws {@link SimError} EMFILE when the table is full (the file is then never created).
+   * @throws {@link SimError} EMFILE when the table is full (the file is then never created);
+   * EINVAL when `fops` has no name.
    */
   open<P>(fops: FileOperations<P>, privateData: P, opts: { cloexec?: boolean; flags?: number; name?: string } = {}): number {
     this._freeFd('open');
