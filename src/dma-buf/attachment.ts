@@ -57,6 +57,7 @@ export class DmaBufAttachment {
     return this.importerOps !== null;
   }
 
+  /** True after dma_buf_detach: the attachment must not be used again (EINVAL). */
   get detached(): boolean {
     return this._detached;
   }
@@ -86,8 +87,13 @@ export class DmaBufAttachment {
    * dma_buf_map_attachment (DB-09..DB-12). Locking per DB-25 (6.x: always held; 5.15: held for
    * dynamic attachments and dynamic exporters). Returns the cached table when there is one (EBUSY
    * for another direction unless it is BIDIRECTIONAL). Pins a dynamic exporter first when the
-   * importer cannot take moves. Errors: the exporter's (pin or map), ENOMEM when map returns
-   * null, ERESTARTSYS when a static importer's KERNEL-fence wait is interrupted (6.x).
+   * importer cannot take moves.
+   * @throws {@link SimError} EINVAL when the attachment is detached or its buffer released, `dir`
+   * is not a mapping direction, map_dma_buf returns something that is not a fresh SgTable
+   * (DB-12), or (strict mode) resv is not held where DB-25 requires it; EBUSY for a cached table
+   * of another direction (DB-10); ENOMEM when map_dma_buf returns null; ERESTARTSYS when a static
+   * importer's KERNEL-fence wait is interrupted (6.x); the exporter's pin and map errors (EPERM
+   * for P2P-only memory without peer2peer...). Nothing stays pinned or mapped on failure.
    */
   map(dir: DmaDataDirection): SgTable {
     const op = 'dma_buf_map_attachment';
@@ -125,7 +131,10 @@ export class DmaBufAttachment {
     return sgt;
   }
 
-  /** dma_buf_map_attachment_unlocked: takes resv itself; the caller must not hold it. */
+  /**
+   * dma_buf_map_attachment_unlocked: takes resv itself; the caller must not hold it.
+   * @throws {@link SimError} as {@link DmaBufAttachment.map}; EINVAL (strict mode) when resv is held.
+   */
   mapUnlocked(dir: DmaDataDirection): SgTable {
     const k = this.dmabuf.kernel;
     k._checkLock(this.dmabuf.resv, false, 'dma_buf_map_attachment_unlocked', this._ids());
@@ -136,7 +145,10 @@ export class DmaBufAttachment {
    * dma_buf_unmap_attachment (DB-13). Same lock rule as map. Unmapping the cached table is a
    * no-op (the real unmap is at detach). Unmapping a table this attachment does not hold (never
    * mapped, or already unmapped) or with another direction is undefined in the kernel and refused
-   * here with EINVAL (emulator choice). Unpins when the map pinned.
+   * here (emulator choice). Unpins when the map pinned. A null table is a WARN and a no-op.
+   * @throws {@link SimError} EINVAL when the attachment is detached or its buffer released, the
+   * table is not held by this attachment or was mapped with another direction, or (strict mode)
+   * the lock state is wrong or `sgt` is null.
    */
   unmap(sgt: SgTable, dir: DmaDataDirection): void {
     const op = 'dma_buf_unmap_attachment';
@@ -161,7 +173,10 @@ export class DmaBufAttachment {
     k.emit({ kind: 'unmap', ...this._ids(), detail: { dir, cached: false, unpinned: rec.pinned } });
   }
 
-  /** dma_buf_unmap_attachment_unlocked. */
+  /**
+   * dma_buf_unmap_attachment_unlocked: takes resv itself; the caller must not hold it.
+   * @throws {@link SimError} as {@link DmaBufAttachment.unmap}; EINVAL (strict mode) when resv is held.
+   */
   unmapUnlocked(sgt: SgTable, dir: DmaDataDirection): void {
     const k = this.dmabuf.kernel;
     k._checkLock(this.dmabuf.resv, false, 'dma_buf_unmap_attachment_unlocked', this._ids());
@@ -170,7 +185,10 @@ export class DmaBufAttachment {
 
   /**
    * dma_buf_pin (DB-15): resv held; meant for dynamic attachments (a WARN otherwise). Without an
-   * exporter pin op it is a successful no-op. Throws the exporter's error.
+   * exporter pin op it is a successful no-op.
+   * @throws {@link SimError} EINVAL when the attachment is detached or its buffer released, or
+   * (strict mode) it is static or resv is not held; the exporter's pin error (ENOMEM, EBUSY...),
+   * with nothing pinned.
    */
   pin(): void {
     const op = 'dma_buf_pin';
@@ -189,7 +207,9 @@ export class DmaBufAttachment {
 
   /**
    * dma_buf_unpin (DB-15): as pin. An unpin without a matching pin would unbalance the exporter:
-   * refused with EINVAL (emulator choice).
+   * refused (emulator choice).
+   * @throws {@link SimError} EINVAL when the attachment is detached or its buffer released, there
+   * is no matching pin, or (strict mode) it is static or resv is not held.
    */
   unpin(): void {
     const op = 'dma_buf_unpin';
@@ -207,7 +227,10 @@ export class DmaBufAttachment {
     buf.kernel.emit({ kind: 'unpin', ...this._ids(), detail: { noop: false, count: this._pins } });
   }
 
-  /** dma_buf_detach(this.dmabuf, this). */
+  /**
+   * dma_buf_detach(this.dmabuf, this). Call with resv NOT held.
+   * @throws {@link SimError} as {@link DmaBuf.detach}.
+   */
   detach(): void {
     this.dmabuf.detach(this);
   }
@@ -216,7 +239,9 @@ export class DmaBufAttachment {
    * Checks a device access through `sgt` against the dynamic-importer rules: the table must be
    * mapped by this attachment, not stale after a moveNotify (DB-16), and every fence of
    * dma_resv_usage_rw(write) must have signaled (DB-17). Violations are WARN events (errors in
-   * strict mode); a table not held at all is refused with EINVAL.
+   * strict mode). Not a kernel function: what an importer's device does between map and unmap.
+   * @throws {@link SimError} EINVAL when the attachment is detached or its buffer released, the
+   * table is not held by this attachment, or (strict mode) the access breaks DB-16/DB-17.
    */
   checkDeviceAccess(sgt: SgTable, write: boolean): void {
     const op = 'device_access';

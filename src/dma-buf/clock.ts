@@ -18,11 +18,16 @@ export class SimClock {
   private _order = 0;
   private _timers: Timer[] = [];
 
+  /** The current virtual time, in ticks from 0. */
   get now(): number {
     return this._now;
   }
 
-  /** Runs `fn` once `delay` ticks from now. Returns a handle that cancels it. */
+  /**
+   * Runs `fn` once `delay` ticks from now (a kernel timer or delayed work). Returns a handle that
+   * cancels it.
+   * @throws {@link SimError} EINVAL when `delay` is not a non-negative safe integer.
+   */
   schedule(delay: number, fn: () => void): Disposable {
     if (!Number.isSafeInteger(delay) || delay < 0) {
       throw new SimError('EINVAL', 'SimClock.schedule', `delay must be a non-negative integer, got ${delay}`);
@@ -32,7 +37,11 @@ export class SimClock {
     return { dispose: () => void (t.cancelled = true) };
   }
 
-  /** Moves time forward by `delta` ticks, running every timer that falls due, in order. */
+  /**
+   * Moves time forward by `delta` ticks, running every timer that falls due, in order.
+   * @throws {@link SimError} EINVAL when `delta` is not a non-negative safe integer; whatever a
+   * timer's function throws.
+   */
   advance(delta: number): void {
     if (!Number.isSafeInteger(delta) || delta < 0) {
       throw new SimError('EINVAL', 'SimClock.advance', `delta must be a non-negative integer, got ${delta}`);

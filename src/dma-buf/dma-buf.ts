@@ -48,7 +48,11 @@ export class DmaBufMmap extends VmArea {
     return { pgoff: this.pgoff, pages: this.pages, prot: this.prot, flags: this.flags };
   }
 
-  /** munmap: drops the mapping's file reference, which may release the buffer. */
+  /**
+   * munmap: drops the mapping's file reference, which may release the buffer.
+   * @throws {@link SimError} EINVAL when already unmapped, or when this was the buffer's last
+   * reference and it is still vmapped or attached (DB-05, DB-24; nothing changes).
+   */
   override munmap(): void {
     if (!this.active) {
       this.dmabuf.kernel.bug('DB-18', 'munmap', 'this mapping is already unmapped', { dmaBufId: this.dmabuf.id });
@@ -77,13 +81,19 @@ export class DmaBufMmap extends VmArea {
  * and reference counts. Create with `DmaBufKernel.export`.
  */
 export class DmaBuf {
+  /** The buffer's id in its kernel, from 1 (events and fdinfo-style reports). */
   readonly id: number;
-  /** Fixed for the buffer's life (DB-03). */
+  /** Bytes; fixed for the buffer's life (DB-03). */
   readonly size: number;
+  /** dmabuf->exp_name: the exporter's name, shown in fdinfo. */
   readonly expName: string;
+  /** dmabuf->ops: the exporter's struct dma_buf_ops. */
   readonly ops: DmaBufExporterOps;
+  /** dmabuf->priv: the exporter's private data. */
   readonly priv: unknown;
+  /** dmabuf->resv: the reservation object (lock and fences), own or shared from export info. */
   readonly resv: DmaResv;
+  /** dmabuf->owner: the exporter's module, referenced from export to release (DB-03). */
   readonly owner: DmaBufOwner | undefined;
   /** f_flags of the buffer's file: O_ACCMODE | O_NONBLOCK of the export flags (DB-03). */
   readonly fileFlags: number;
@@ -174,10 +184,12 @@ export class DmaBuf {
     return typeof this.ops.pin === 'function';
   }
 
+  /** dmabuf->name as set by DMA_BUF_SET_NAME (DB-21); undefined until set. */
   get name(): string | undefined {
     return this._name;
   }
 
+  /** True once the last reference went and the exporter's release ran: any further call is EINVAL. */
   get released(): boolean {
     return this._released;
   }
@@ -197,6 +209,7 @@ export class DmaBuf {
     return this.file.count;
   }
 
+  /** dmabuf->vmapping_counter: vmaps not yet vunmapped (DB-24). */
   get vmapCount(): number {
     return this._vmapCount;
   }
@@ -206,7 +219,10 @@ export class DmaBuf {
     return this._moveGeneration;
   }
 
-  /** get_dma_buf: one more kernel reference. */
+  /**
+   * get_dma_buf: one more kernel reference.
+   * @throws {@link SimError} EINVAL when the buffer was released (use after free).
+   */
   get(): this {
     this._assertAlive('get_dma_buf');
     this.file.get('kernel');
@@ -216,7 +232,10 @@ export class DmaBuf {
 
   /**
    * dma_buf_put: drops a kernel reference; the last reference of any kind runs release (DB-05).
-   * Putting a reference the caller does not hold would underflow the count: refused (EINVAL).
+   * Call with resv NOT held (DB-25).
+   * @throws {@link SimError} EINVAL when the buffer was released, when no kernel reference is
+   * held (the count would underflow), when the last reference would go while vmapped or attached,
+   * or (strict mode) with resv held. Nothing changes then.
    */
   put(): void {
     const op = 'dma_buf_put';
@@ -228,12 +247,25 @@ export class DmaBuf {
     this.file.put('kernel', op);
   }
 
-  /** dma_buf_attach: a static attachment, never peer2peer (DB-07). */
+  /**
+   * dma_buf_attach: a static attachment (struct dma_buf_attachment without importer_ops), never
+   * peer2peer (DB-07). Call with resv NOT held (DB-25, every profile). Under profiles with
+   * attach-time mapping (DB-09) a dynamic exporter is pinned and mapped here.
+   * @throws {@link SimError} EINVAL when the buffer was released, `dev` is null, or (strict mode)
+   * resv is held; ENOMEM for an injected allocation failure; the errors of ops.attach (EBUSY...)
+   * and, with attach-time mapping, of pin and map_dma_buf (the attachment is then detached).
+   */
   attach(dev: DmaDevice): DmaBufAttachment {
     return this._attach(dev, null, undefined, 'dma_buf_attach');
   }
 
-  /** dma_buf_dynamic_attach (DB-07, DB-09). */
+  /**
+   * dma_buf_dynamic_attach (DB-07, DB-09): an attachment with importer_ops, so a dynamic one
+   * (DB-06); `importerOps.allowPeer2Peer` sets its initial peer2peer. Call with resv NOT held.
+   * Under profiles with attach-time mapping a static exporter is mapped here.
+   * @throws {@link SimError} as {@link DmaBuf.attach}, and EINVAL when importerOps has no
+   * moveNotify.
+   */
   dynamicAttach(dev: DmaDevice, importerOps: DmaBufImporterOps, importerPriv?: unknown): DmaBufAttachment {
     return this._attach(dev, importerOps ?? null, importerPriv, 'dma_buf_dynamic_attach');
   }
@@ -275,8 +307,10 @@ export class DmaBuf {
    * dma_buf_detach (DB-14): after every mapping is unmapped. Undoes a cached mapping (and the pin
    * taken for it), unlists the attachment, then calls ops.detach. Detaching an attachment of
    * another buffer WARNs and does nothing (refused with EINVAL here); detaching twice, or with
-   * tables or pins still held, is refused with EINVAL (emulator choice: the kernel would leak or
-   * use freed memory).
+   * tables or pins still held, is refused (emulator choice: the kernel would leak or use freed
+   * memory). Call with resv NOT held (DB-25, every profile).
+   * @throws {@link SimError} EINVAL when `att` is null, belongs to another buffer, is already
+   * detached, still has mapped tables or pins, or (strict mode) resv is held.
    */
   detach(att: DmaBufAttachment): void {
     const op = 'dma_buf_detach';
@@ -301,6 +335,8 @@ export class DmaBuf {
   /**
    * dma_buf_move_notify (DB-16): the exporter, holding resv, tells every dynamic importer that the
    * backing store moves. Static attachments are skipped. Existing tables become stale.
+   * @throws {@link SimError} EINVAL when the buffer was released, or (strict mode) resv is not
+   * held (DB-16).
    */
   moveNotify(): void {
     const op = 'dma_buf_move_notify';
@@ -314,7 +350,12 @@ export class DmaBuf {
     }
   }
 
-  /** dma_buf_vmap (DB-24), resv held: the exporter's vmap runs on the first call only. */
+  /**
+   * dma_buf_vmap (DB-24), resv held: the exporter's vmap runs on the first call only; later
+   * calls return the same address and count up.
+   * @throws {@link SimError} EINVAL when the buffer was released, the exporter has no vmap, or
+   * (strict mode) resv is not held; the errors of ops.vmap.
+   */
   vmap(): IosysMap {
     const op = 'dma_buf_vmap';
     this._assertAlive(op);
@@ -332,15 +373,19 @@ export class DmaBuf {
     return map;
   }
 
-  /** dma_buf_vmap_unlocked: takes resv itself; the caller must not hold it. */
+  /**
+   * dma_buf_vmap_unlocked: takes resv itself; the caller must not hold it.
+   * @throws {@link SimError} as {@link DmaBuf.vmap}; EINVAL (strict mode) when resv is held.
+   */
   vmapUnlocked(): IosysMap {
     this.kernel._checkLock(this.resv, false, 'dma_buf_vmap_unlocked', this._ids());
     return this.kernel._withResvLock(this.resv, () => this.vmap());
   }
 
   /**
-   * dma_buf_vunmap (DB-24), resv held: the exporter's vunmap runs on the last call only. A vunmap
-   * without a vmap, or of another address, is a kernel BUG: refused with EINVAL.
+   * dma_buf_vunmap (DB-24), resv held: the exporter's vunmap runs on the last call only.
+   * @throws {@link SimError} EINVAL when the buffer was released, is not vmapped, `map` is not
+   * the address vmap returned (a kernel BUG), or (strict mode) resv is not held.
    */
   vunmap(map: IosysMap): void {
     const op = 'dma_buf_vunmap';
@@ -359,7 +404,10 @@ export class DmaBuf {
     this.kernel.emit({ kind: 'vunmap', dmaBufId: this.id, detail: { count: this._vmapCount } });
   }
 
-  /** dma_buf_vunmap_unlocked. */
+  /**
+   * dma_buf_vunmap_unlocked: takes resv itself; the caller must not hold it.
+   * @throws {@link SimError} as {@link DmaBuf.vunmap}; EINVAL (strict mode) when resv is held.
+   */
   vunmapUnlocked(map: IosysMap): void {
     this.kernel._checkLock(this.resv, false, 'dma_buf_vunmap_unlocked', this._ids());
     this.kernel._withResvLock(this.resv, () => this.vunmap(map));
@@ -367,7 +415,10 @@ export class DmaBuf {
 
   /**
    * dma_buf_begin_cpu_access (DB-20), resv not held: the exporter's hook, then an interruptible
-   * wait on the fences of dma_resv_usage_rw(write). Throws the hook's error, or ERESTARTSYS.
+   * wait on the fences of dma_resv_usage_rw(write) (a write also waits for readers).
+   * @throws {@link SimError} EINVAL when the buffer was released, `dir` is not a mapping
+   * direction, or (strict mode) resv is held; the hook's error; ERESTARTSYS when a signal is
+   * pending during the wait.
    */
   beginCpuAccess(dir: DmaDataDirection): void {
     const op = 'dma_buf_begin_cpu_access';
@@ -381,7 +432,11 @@ export class DmaBuf {
     this.kernel.emit({ kind: 'begin_cpu_access', dmaBufId: this.id, detail: { dir } });
   }
 
-  /** dma_buf_end_cpu_access (DB-20), resv not held: the exporter's hook, if any. */
+  /**
+   * dma_buf_end_cpu_access (DB-20), resv not held: the exporter's hook, if any.
+   * @throws {@link SimError} EINVAL when the buffer was released, `dir` is not a mapping
+   * direction, or (strict mode) resv is held; the hook's error.
+   */
   endCpuAccess(dir: DmaDataDirection): void {
     const op = 'dma_buf_end_cpu_access';
     this._assertAlive(op);
@@ -393,8 +448,10 @@ export class DmaBuf {
 
   /**
    * dma_buf_mmap (DB-18): a kernel importer maps `pages` pages at page offset `pgoff` into a vma.
-   * EINVAL without ops.mmap or past the end (size >> PAGE_SHIFT whole pages), EOVERFLOW when
-   * pgoff + pages wraps. The mapping holds a file reference until munmap.
+   * The mapping holds a file reference until munmap. Call with resv NOT held.
+   * @throws {@link SimError} EINVAL when the buffer was released, the vma covers no page, the
+   * exporter has no mmap, the range passes the end (size >> PAGE_SHIFT whole pages), or (strict
+   * mode) resv is held; EOVERFLOW when pgoff + pages wraps; the errors of ops.mmap.
    */
   mmap(vma: Omit<DmaBufVma, 'pgoff'>, pgoff: bigint): DmaBufMmap {
     const op = 'dma_buf_mmap';

@@ -5,9 +5,15 @@
 
 /** Something that can be undone; returned by every subscription. */
 export interface Disposable {
+  /** Undoes it (unsubscribes, cancels the timer); a second call changes nothing. */
   dispose(): void;
 }
 
+/**
+ * What happened: a dma-buf framework call (export, attach, map, pin, move_notify, vmap, mmap,
+ * begin/end_cpu_access, set_name...), a fence or reservation change, or a kernel WARN ('warn')
+ * or CONFIG_DMA_API_DEBUG report ('debug').
+ */
 export type DmaBufEventKind =
   | 'export'
   | 'fd'
@@ -34,13 +40,17 @@ export type DmaBufEventKind =
   | 'warn'
   | 'debug';
 
+/** One entry of the dma-buf layer's event log (what the trace and the CLI report show). */
 export interface DmaBufEvent {
   /** Position in the log, from 0. */
   readonly seq: number;
   /** Virtual time (SimClock.now) when it happened. */
   readonly time: number;
+  /** What happened. */
   readonly kind: DmaBufEventKind;
+  /** The buffer concerned (DmaBuf.id), when there is one. */
   readonly dmaBufId?: number;
+  /** The attachment concerned (DmaBufAttachment.id), when there is one. */
   readonly attachmentId?: number;
   /** Spec rule id for 'warn' and 'debug' events. */
   readonly rule?: string;
@@ -48,7 +58,9 @@ export interface DmaBufEvent {
   readonly detail: Readonly<Record<string, unknown>>;
 }
 
+/** An event as its emitter gives it: the log adds `seq` and `time`. */
 export type DmaBufEventInput = Omit<DmaBufEvent, 'seq' | 'time'>;
+/** Called with each event as it is emitted, in subscription order. */
 export type DmaBufEventListener = (event: DmaBufEvent) => void;
 
 /** A listener list plus an optional in-memory log. */
@@ -57,6 +69,7 @@ export class EventLog {
   private readonly _log: DmaBufEvent[] = [];
   private _seq = 0;
 
+  /** `_record`: keep every event in `events` (listeners are called either way). */
   constructor(private readonly _record: boolean) {}
 
   /** Every event so far, when recording is on (the default). */
@@ -64,6 +77,7 @@ export class EventLog {
     return this._log;
   }
 
+  /** Appends an event at virtual time `time` and calls every listener; returns the event. */
   emit(time: number, input: DmaBufEventInput): DmaBufEvent {
     const event: DmaBufEvent = { seq: this._seq++, time, ...input };
     if (this._record) this._log.push(event);
@@ -71,11 +85,13 @@ export class EventLog {
     return event;
   }
 
+  /** Calls `listener` with every later event until the returned handle is disposed. */
   subscribe(listener: DmaBufEventListener): Disposable {
     this._listeners.add(listener);
     return { dispose: () => void this._listeners.delete(listener) };
   }
 
+  /** Forgets the recorded events (sequence numbers keep counting). */
   clear(): void {
     this._log.length = 0;
   }

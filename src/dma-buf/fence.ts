@@ -11,6 +11,7 @@ export interface DmaFenceCallback {
   func(fence: DmaFence, cb: DmaFenceCallback): void;
 }
 
+/** The names a fence reports (struct dma_fence_ops name callbacks, shown in sync_file info and debugfs). */
 export interface DmaFenceNames {
   /** dma_fence_ops.get_driver_name. @default 'dmabuf-sim' */
   driverName?: string;
@@ -78,6 +79,7 @@ export class DmaFence {
   /**
    * dma_fence_set_error: only before the signal, with -MAX_ERRNO <= err < 0. The kernel WARNs on
    * misuse; the emulator reports the WARN and leaves the fence unchanged (emulator choice).
+   * @throws {@link SimError} EINVAL in strict mode, on that misuse.
    */
   setError(err: number): void {
     if (this._signaled) {
@@ -99,8 +101,9 @@ export class DmaFence {
 
   /**
    * dma_fence_add_callback. Returns 0 when queued, -ENOENT when the fence is already signaled (the
-   * callback will never run), -EINVAL (with a WARN) when `cb` has no func. Adding a callback that
-   * is still queued would corrupt the kernel's list; the emulator refuses it with EINVAL.
+   * callback will never run), -EINVAL (with a WARN) when `cb` has no func.
+   * @throws {@link SimError} EINVAL when `cb` is still queued on this fence (that would corrupt
+   * the kernel's list); EINVAL in strict mode when `cb` has no func.
    */
   addCallback(cb: DmaFenceCallback): number {
     if (!cb || typeof cb.func !== 'function') {
@@ -127,6 +130,8 @@ export class DmaFence {
    * negative timeout; -ERESTARTSYS when `intr` and a signal is pending (`kernel.signalPending`).
    * An infinite wait on a fence that nothing will signal breaks DB-29 (fences must signal in finite
    * time): the emulator reports it and returns -ERESTARTSYS, as if the sleeping task were killed.
+   * @throws {@link SimError} EINVAL in strict mode where the kernel WARNs (negative timeout, a
+   * wait that can never end); whatever a timer run during the wait throws.
    */
   waitTimeout(intr: boolean, timeout: number): number {
     if (!Number.isInteger(timeout) || timeout < 0) {
@@ -150,13 +155,20 @@ export class DmaFence {
     return 0;
   }
 
-  /** dma_fence_wait: 0 once signaled, or the negative error of `waitTimeout`. */
+  /**
+   * dma_fence_wait: 0 once signaled, or the negative error of `waitTimeout`.
+   * @throws {@link SimError} as {@link DmaFence.waitTimeout}.
+   */
   wait(intr = true): number {
     const r = this.waitTimeout(intr, MAX_SCHEDULE_TIMEOUT);
     return r < 0 ? r : 0;
   }
 
-  /** Scenario helper: signal (optionally with an error) after `delay` virtual ticks. */
+  /**
+   * Scenario helper: signal (optionally with an error) after `delay` virtual ticks, as the
+   * fence's hardware would on completion. Returns a handle that cancels it.
+   * @throws {@link SimError} EINVAL when `delay` is not a non-negative safe integer.
+   */
   scheduleSignal(delay: number, error?: number): Disposable {
     return this._kernel.clock.schedule(delay, () => {
       if (this._signaled) return;

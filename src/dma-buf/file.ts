@@ -31,13 +31,16 @@ import type { DmaBuf, DmaBufMmap } from './dma-buf.js';
 import { DmaResvUsage, dmaResvUsageRw } from './resv.js';
 import { SyncFile } from './sync-file.js';
 
-/** struct dma_buf_sync. A null argument stands for a bad user pointer (EFAULT). */
+/** struct dma_buf_sync, DMA_BUF_IOCTL_SYNC's argument. A null argument stands for a bad user pointer (EFAULT). */
 export interface DmaBufSyncArg {
+  /** DMA_BUF_SYNC_START or DMA_BUF_SYNC_END, with DMA_BUF_SYNC_READ and/or DMA_BUF_SYNC_WRITE (a u64). */
   flags: number | bigint;
 }
 /** struct dma_buf_export_sync_file / dma_buf_import_sync_file; `fd` is written back on export. */
 export interface DmaBufSyncFileArg {
+  /** DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE or both. */
   flags: number;
+  /** The sync_file fd: written by EXPORT_SYNC_FILE, read by IMPORT_SYNC_FILE. */
   fd: number;
 }
 /** The user string of SET_NAME: text, raw bytes (NUL-terminated or not), or null for a bad pointer. */
@@ -55,20 +58,34 @@ export class DmaBufFile extends SimFile<DmaBuf> {
     super(dmaBufFops, dmabuf, { flags: dmabuf.fileFlags, name: `dmabuf:${dmabuf.id}` });
   }
 
+  /** The buffer this is the file of (file->private_data). */
   get dmabuf(): DmaBuf {
     return this.privateData;
   }
 
+  /**
+   * get_file on the buffer's file.
+   * @throws {@link SimError} EINVAL when the buffer was released.
+   */
   override get(kind: FileRefKind = 'kernel'): this {
     this.privateData._assertAlive('get_file');
     return super.get(kind);
   }
 
+  /**
+   * fput on the buffer's file; the last reference releases the buffer (DB-05).
+   * @throws {@link SimError} EINVAL when no reference of `kind` is held, or the last reference
+   * would go while the buffer is vmapped or attached (nothing changes).
+   */
   override put(kind: FileRefKind = 'kernel', op = 'fput'): void {
     this.privateData._beforePut(kind, op);
     super.put(kind, op);
   }
 
+  /**
+   * fd_install of the buffer's file (DB-04).
+   * @throws {@link SimError} EINVAL when the buffer was released or no kernel reference is held.
+   */
   override kernelRefToFd(op: string): void {
     this.privateData._beforeFdInstall(op);
     super.kernelRefToFd(op);
@@ -79,10 +96,12 @@ export class DmaBufFile extends SimFile<DmaBuf> {
 export class SyncFileFile extends SimFile<SyncFile> {
   override readonly kind = 'sync-file' as const;
 
+  /** sync_file_create's file: one kernel reference, to install with Process.fdInstall. */
   constructor(sync: SyncFile) {
     super(syncFileFops, sync, { flags: 0, name: 'sync_file' });
   }
 
+  /** The sync_file (file->private_data). */
   get sync(): SyncFile {
     return this.privateData;
   }
@@ -95,7 +114,23 @@ export const syncFileFops: FileOperations<SyncFile> = Object.freeze<FileOperatio
   release: () => {},
 });
 
-/** dma_buf_fops. */
+/**
+ * dma_buf_fops: the file operations of every dma-buf file, reached through Process.llseek, mmap,
+ * ioctl, poll and fdinfo on a dma-buf fd. Their errors, as userspace sees them:
+ *  - llseek (DB-19): only offset 0 with SEEK_END (the size) or SEEK_SET (0); anything else EINVAL.
+ *  - mmap (DB-18): EINVAL without an exporter mmap op or past the buffer's whole pages, then the
+ *    exporter's errors (after the VFS checks of Process.mmap).
+ *  - ioctl: ENOTTY for an unknown command, and for EXPORT/IMPORT_SYNC_FILE under the '5.15'
+ *    profile. DMA_BUF_IOCTL_SYNC (DB-20): EFAULT for a null argument, EINVAL for flags outside
+ *    READ|WRITE|END or with neither READ nor WRITE, the exporter's begin/end_cpu_access errors,
+ *    EINTR when the fence wait is interrupted. DMA_BUF_SET_NAME (DB-21): EFAULT for a null name,
+ *    EINVAL for a name of DMA_BUF_NAME_LEN bytes or more, EBUSY under '5.15' while attached.
+ *    EXPORT_SYNC_FILE / IMPORT_SYNC_FILE (DB-22): EFAULT for a null argument, EINVAL for flags
+ *    that are not READ, WRITE or both, EINVAL (import) when `fd` is not a sync_file, EMFILE
+ *    (export) when the fd table is full.
+ *  - poll (DB-23): EPOLLIN once the WRITE-usage fences signaled, EPOLLOUT once the READ-usage
+ *    ones did; never fails.
+ */
 export const dmaBufFops: FileOperations<DmaBuf> = Object.freeze<FileOperations<DmaBuf>>({
   name: 'dma-buf',
   rule: 'DB-18',

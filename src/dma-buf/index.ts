@@ -1,7 +1,9 @@
 /** The DMA-BUF framework: buffers, attachments, sg tables, fences, reservations, fds and uAPI. */
 export * from './constants.js';
 export { SimClock } from './clock.js';
-export { EventLog, type Disposable, type DmaBufEvent, type DmaBufEventKind, type DmaBufEventListener } from './events.js';
+export {
+  EventLog, type Disposable, type DmaBufEvent, type DmaBufEventInput, type DmaBufEventKind, type DmaBufEventListener,
+} from './events.js';
 export { resolveProfile, KERNEL_PROFILE_NAMES, type KernelProfile, type KernelProfileName } from './profile.js';
 export { DmaBufKernel, type DmaBufKernelOptions, type EventIds } from './kernel.js';
 export { DmaFence, type DmaFenceCallback, type DmaFenceNames } from './fence.js';

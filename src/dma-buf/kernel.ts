@@ -8,6 +8,7 @@ import { resolveProfile, type KernelProfile, type KernelProfileName } from './pr
 import { DmaResv, WwAcquireCtx } from './resv.js';
 import type { SgTable } from './sg-table.js';
 
+/** Options of a new DmaBufKernel: behaviour era, strictness, clock and kernel config switches. */
 export interface DmaBufKernelOptions {
   /** Kernel behaviour era. @default '6.x' */
   profile?: KernelProfileName;
@@ -33,7 +34,9 @@ export interface DmaBufKernelOptions {
 
 /** Ids that events carry. */
 export interface EventIds {
+  /** DmaBuf.id of the buffer concerned. */
   dmaBufId?: number;
+  /** DmaBufAttachment.id of the attachment concerned. */
   attachmentId?: number;
 }
 
@@ -62,6 +65,7 @@ export class DmaBufKernel {
   /** @internal Tables handed to importers and not yet unmapped (DB-12: never the same one twice). */
   readonly _liveTables = new Set<SgTable>();
 
+  /** @throws {@link SimError} EINVAL for an unknown profile name. */
   constructor(opts: DmaBufKernelOptions = {}) {
     this.profile = resolveProfile(opts.profile ?? '6.x', opts.overrides);
     this.clock = opts.clock ?? new SimClock();
@@ -81,6 +85,7 @@ export class DmaBufKernel {
     return this._log.subscribe(listener);
   }
 
+  /** Forgets the recorded events (listeners stay subscribed). */
   clearEvents(): void {
     this._log.clear();
   }
@@ -90,12 +95,24 @@ export class DmaBufKernel {
     return this._live;
   }
 
-  /** dma_buf_export (DB-01..DB-03). Returns the buffer holding one (kernel) reference. */
+  /**
+   * dma_buf_export (DB-01..DB-03). Returns the buffer holding one (kernel) reference: hand it to
+   * an fd with dma_buf_fd (SimProcess.dmaBufFd) or drop it with `put()`. A shared `info.resv`
+   * must NOT be held (DB-25).
+   * @throws {@link SimError} EINVAL when `info`, `priv`, `ops` or a required op (mapDmaBuf,
+   * unmapDmaBuf, release) is missing (DB-01), pin and unpin are not paired or combined with
+   * cacheSgtMapping (DB-02), size is not a non-negative integer or flags not an integer (DB-03),
+   * or (strict mode) a shared resv is held; ENOENT when the owner module is going away; ENOMEM
+   * for an injected allocation failure.
+   */
   export(info: DmaBufExportInfo): DmaBuf {
     return DmaBuf._export(this, info);
   }
 
-  /** dma_fence_context_alloc: `num` consecutive fresh contexts; returns the first. */
+  /**
+   * dma_fence_context_alloc: `num` consecutive fresh contexts; returns the first.
+   * @throws {@link SimError} EINVAL when `num` is not a positive safe integer.
+   */
   fenceContextAlloc(num = 1): number {
     if (!Number.isSafeInteger(num) || num < 1) {
       throw new SimError('EINVAL', 'dma_fence_context_alloc', `num must be a positive integer, got ${num}`);
@@ -105,7 +122,7 @@ export class DmaBufKernel {
     return first;
   }
 
-  /** dma_fence_init. */
+  /** dma_fence_init: a new, unsignaled fence on timeline `context` (from fenceContextAlloc). */
   createFence(context: number, seqno: number, names?: DmaFenceNames): DmaFence {
     return new DmaFence(this, context, seqno, names);
   }
@@ -119,7 +136,7 @@ export class DmaBufKernel {
     return this._stub;
   }
 
-  /** dma_resv_init. */
+  /** dma_resv_init: a new, unlocked reservation object with no fences (to share between buffers). */
   createResv(): DmaResv {
     return new DmaResv(this, this._ids.resv++);
   }
@@ -167,7 +184,9 @@ export class DmaBufKernel {
 
   /**
    * A kernel WARN: the call is wrong but the kernel carries on. Emits a 'warn' event; in strict
-   * mode throws EINVAL instead of carrying on (callers warn before changing anything).
+   * mode throws instead of carrying on (callers warn before changing anything). For exporters
+   * and drivers built on the framework.
+   * @throws {@link SimError} EINVAL with `rule`, in strict mode only.
    */
   warn(rule: string, op: string, message: string, ids: EventIds = {}): void {
     this.emit({ kind: 'warn', rule, ...ids, detail: { op, message } });
@@ -177,6 +196,7 @@ export class DmaBufKernel {
   /**
    * A WARN_ON that also makes the kernel function fail (bad arguments, contract violations):
    * emits the 'warn' event and throws in every mode.
+   * @throws {@link SimError} `code` (EINVAL by default) with `rule`, always.
    */
   warnRefuse(rule: string, op: string, message: string, ids: EventIds = {}, code: ErrnoCode = 'EINVAL'): never {
     this.emit({ kind: 'warn', rule, ...ids, detail: { op, message } });
@@ -186,13 +206,14 @@ export class DmaBufKernel {
   /**
    * Misuse whose kernel outcome is a BUG, memory corruption or undefined behaviour: always
    * refused (EINVAL unless stated), with a 'warn' event marked emulator-defined.
+   * @throws {@link SimError} `code` (EINVAL by default) with `rule`, always.
    */
   bug(rule: string, op: string, message: string, ids: EventIds = {}, code: ErrnoCode = 'EINVAL'): never {
     this.emit({ kind: 'warn', rule, ...ids, detail: { op, message, emulatorDefined: true } });
     throw new SimError(code, op, `${message} (emulator-defined: undefined in the kernel)`, rule);
   }
 
-  /** @internal Checks the lock state a call needs (DB-25/DB-28): a WARN when it is wrong. */
+  /** @internal Checks the lock state a call needs (DB-25/DB-28): a WARN when it is wrong (EINVAL in strict mode). */
   checkResvHeld(resv: DmaResv, wantHeld: boolean, op: string, rule: string, ids: EventIds = {}): void {
     if (resv.isLocked() === wantHeld) return;
     this.warn(rule, op, wantHeld ? `resv ${resv.id} must be held` : `resv ${resv.id} must not be held`, ids);

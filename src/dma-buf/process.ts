@@ -23,6 +23,7 @@ export type OtherFile = SimFile & { readonly kind: 'other' };
  */
 export type OpenFile = DmaBufFile | SyncFileFile | OtherFile;
 
+/** Options of a new SimProcess: those of the process layer's Process. */
 export type SimProcessOptions = ProcessOptions;
 
 /**
@@ -30,6 +31,7 @@ export type SimProcessOptions = ProcessOptions;
  * an interrupted wait is EINTR.
  */
 export class SimProcess extends Process {
+  /** @throws {@link SimError} EINVAL when fdLimit is not a non-negative integer. */
   constructor(
     readonly kernel: DmaBufKernel,
     opts: SimProcessOptions = {},
@@ -37,22 +39,27 @@ export class SimProcess extends Process {
     super(opts);
   }
 
-  /** What `fd` refers to; EBADF when closed. */
+  /**
+   * What `fd` refers to, narrowed by `kind`.
+   * @throws {@link SimError} EBADF when `fd` is not open.
+   */
   override file(fd: number): OpenFile {
     return super.file(fd) as OpenFile;
   }
 
   /**
    * dma_buf_fd (DB-04): installs the buffer's file; the caller's kernel reference becomes the
-   * fd's. Only O_CLOEXEC in `flags` matters. EMFILE when the table is full.
+   * fd's. Only O_CLOEXEC in `flags` matters. Call with resv NOT held (DB-25).
+   * @throws {@link SimError} as {@link dmaBufFd}.
    */
   dmaBufFd(dmabuf: DmaBuf, flags = 0): number {
     return dmaBufFd(this, dmabuf, flags);
   }
 
   /**
-   * dma_buf_get (DB-05): a new kernel reference from an fd. EBADF when not open, EINVAL when it is
-   * not a dma-buf. Each success needs a `put()`.
+   * dma_buf_get (DB-05): a new kernel reference from an fd. Each success needs a `put()`.
+   * Call with resv NOT held (DB-25).
+   * @throws {@link SimError} as {@link dmaBufGet}.
    */
   dmaBufGet(fd: number): DmaBuf {
     return dmaBufGet(this, fd);
@@ -61,8 +68,9 @@ export class SimProcess extends Process {
 
 /**
  * dma_buf_fd (DB-04) in `proc`: installs the buffer's file; the caller's kernel reference becomes
- * the fd's. Only O_CLOEXEC in `flags` matters. EINVAL for a null buffer, EMFILE when the table is
- * full (the reference stays the caller's).
+ * the fd's. Only O_CLOEXEC in `flags` matters. Call with resv NOT held (DB-25).
+ * @throws {@link SimError} EINVAL for a null or released buffer, or (strict mode) with resv
+ * held; EMFILE when the table is full (the reference stays the caller's).
  */
 export function dmaBufFd(proc: Process, dmabuf: DmaBuf, flags = 0): number {
   const op = 'dma_buf_fd';
@@ -75,8 +83,10 @@ export function dmaBufFd(proc: Process, dmabuf: DmaBuf, flags = 0): number {
 }
 
 /**
- * dma_buf_get (DB-05) in `proc`: a new kernel reference from an fd. EBADF when not open, EINVAL
- * when it is not a dma-buf. Each success needs a `put()`.
+ * dma_buf_get (DB-05) in `proc`: a new kernel reference from an fd. Each success needs a
+ * `put()`. Call with resv NOT held (DB-25).
+ * @throws {@link SimError} EBADF when `fd` is not open; EINVAL when it is not a dma-buf, or
+ * (strict mode) with resv held.
  */
 export function dmaBufGet(proc: Process, fd: number): DmaBuf {
   const op = 'dma_buf_get';

@@ -64,9 +64,13 @@ const PROFILES: Record<KernelProfileName, KernelProfile> = {
   },
 };
 
+/** Every kernel profile name, oldest first (for CLIs and schema enums). */
 export const KERNEL_PROFILE_NAMES: readonly KernelProfileName[] = ['5.15', '6.x', 'latest'];
 
-/** The named profile, with any switches overridden. Unknown names are EINVAL. */
+/**
+ * The named profile, with any switches overridden (DmaBufKernel's `profile` and `overrides`).
+ * @throws {@link SimError} EINVAL for an unknown profile name.
+ */
 export function resolveProfile(
   name: KernelProfileName = '6.x',
   overrides: Partial<Omit<KernelProfile, 'name'>> = {},

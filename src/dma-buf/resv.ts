@@ -14,8 +14,11 @@ export function dmaResvUsageRw(write: boolean): DmaResvUsage {
   return write ? DmaResvUsage.READ : DmaResvUsage.WRITE;
 }
 
+/** One fence slot of a dma_resv, as the for_each_fence walks give it (dma_resv_iter_fence and dma_resv_iter_usage). */
 export interface DmaResvEntry {
+  /** The fence in the slot. */
   readonly fence: DmaFence;
+  /** The slot's usage. */
   readonly usage: DmaResvUsage;
 }
 
@@ -23,9 +26,11 @@ function isUsage(u: unknown): u is DmaResvUsage {
   return u === 0 || u === 1 || u === 2 || u === 3;
 }
 
-/** Negative returns of the ww_mutex lock calls. */
+/** -EDEADLK from a ww_mutex lock call: back off (unlock everything, lockSlow the contended lock). */
 export const NEG_EDEADLK = -35;
+/** -EALREADY from a ww_mutex lock call: this acquire context already holds the lock. */
 export const NEG_EALREADY = -114;
+/** -EINTR from dma_resv_lock_interruptible: a signal is pending. */
 export const NEG_EINTR = -4;
 
 /**
@@ -58,15 +63,20 @@ export class WwAcquireCtx {
     return [...this._held];
   }
 
+  /** ww_acquire_done was called: no further lock may be taken under this context. */
   get isDone(): boolean {
     return this._done;
   }
 
+  /** ww_acquire_fini was called: the context is over. */
   get isFini(): boolean {
     return this._fini;
   }
 
-  /** ww_acquire_done: no lock may be taken under this context any more (EINVAL after). */
+  /**
+   * ww_acquire_done: no lock may be taken under this context any more (EINVAL after).
+   * @throws {@link SimError} EINVAL when the context was finished.
+   */
   done(): void {
     this._checkLive('ww_acquire_done');
     this._done = true;
@@ -74,7 +84,8 @@ export class WwAcquireCtx {
 
   /**
    * ww_acquire_fini: the context ends; every lock must have been unlocked first (the kernel's
-   * lockdep complains otherwise: refused with EINVAL, emulator choice).
+   * lockdep complains otherwise: refused, emulator choice).
+   * @throws {@link SimError} EINVAL when the context was already finished or still holds locks.
    */
   fini(): void {
     const op = 'ww_acquire_fini';
@@ -142,12 +153,17 @@ export class DmaResv {
    * where the kernel would sleep for a holder that cannot run here (held without a context, or by
    * a younger context, or this context holds nothing yet), and EINVAL for a finished or done
    * context. Without a context, taking a held lock would deadlock: EBUSY.
+   * @throws {@link SimError} EBUSY when the caller would sleep forever or deadlock; EINVAL for a
+   * finished or done context.
    */
   lock(ctx?: WwAcquireCtx | null): number {
     return this._lock(ctx ?? null, false, 'dma_resv_lock');
   }
 
-  /** dma_resv_lock_interruptible: as lock, but a wait with a signal pending returns -EINTR. */
+  /**
+   * dma_resv_lock_interruptible: as lock, but a wait with a signal pending returns -EINTR.
+   * @throws {@link SimError} as {@link DmaResv.lock}.
+   */
   lockInterruptible(ctx?: WwAcquireCtx | null): number {
     return this._lock(ctx ?? null, true, 'dma_resv_lock_interruptible');
   }
@@ -156,6 +172,8 @@ export class DmaResv {
    * dma_resv_lock_slow: after backing off from -EDEADLK (every lock of `ctx` unlocked), sleeps
    * until the contended lock is free and takes it. Here: EINVAL if the context still holds locks,
    * EBUSY if the lock is held (no one could release it).
+   * @throws {@link SimError} EINVAL without a context, for a finished or done context, or when it
+   * still holds locks; EBUSY when the lock is held.
    */
   lockSlow(ctx: WwAcquireCtx): void {
     const op = 'dma_resv_lock_slow';
@@ -178,7 +196,8 @@ export class DmaResv {
   /**
    * dma_resv_unlock. Unused fence reservations are dropped, as the kernel does under
    * CONFIG_DEBUG_MUTEXES, so a missing dma_resv_reserve_fences is always caught. Unlocking a lock
-   * that is not held is refused with EINVAL (emulator choice; the kernel WARNs).
+   * that is not held is refused (emulator choice; the kernel WARNs).
+   * @throws {@link SimError} EINVAL when the lock is not held.
    */
   unlock(): void {
     if (this._holder === undefined) {
@@ -194,6 +213,8 @@ export class DmaResv {
    * returns or throws. When `ctx` already holds the lock (-EALREADY), `fn` runs under that hold
    * and the lock stays held afterwards. -EDEADLK is thrown as a SimError EDEADLK (the caller backs
    * off); EBUSY and EINVAL as lock() throws them.
+   * @throws {@link SimError} EDEADLK (back off); EBUSY, EINVAL as {@link DmaResv.lock}; whatever
+   * `fn` throws (after the unlock).
    */
   withLock<T>(fn: () => T, ctx?: WwAcquireCtx | null): T {
     const r = this.lock(ctx);
@@ -211,6 +232,7 @@ export class DmaResv {
   /**
    * dma_resv_assert_held: a WARN (an EINVAL in strict mode) when the lock is not held. `rule`
    * names the convention the caller follows. @default 'DB-25'
+   * @throws {@link SimError} EINVAL in strict mode when the lock is not held.
    */
   assertHeld(op: string, rule = 'DB-25', ids: EventIds = {}): void {
     this._kernel.checkResvHeld(this, true, op, rule, ids);
@@ -241,6 +263,8 @@ export class DmaResv {
   /**
    * dma_resv_reserve_fences: makes sure `num` more fences can be added under this lock hold.
    * Reservations do not add up: reserving 1 twice leaves room for one fence. Needs the lock (DB-28).
+   * @throws {@link SimError} EINVAL when `num` is not a non-negative integer, or (strict mode)
+   * the lock is not held.
    */
   reserveFences(num: number): void {
     if (!Number.isSafeInteger(num) || num < 0) {
@@ -254,7 +278,9 @@ export class DmaResv {
    * dma_resv_add_fence (DB-28). Needs the lock. The fence replaces the first slot holding either a
    * signaled fence, or a fence of the same context, with usage >= `usage`, that this one is later
    * than or the same as; the slot takes the new usage. Otherwise it takes a reserved slot; with none
-   * left the kernel BUGs, and the emulator refuses with EINVAL.
+   * left the kernel BUGs, and the emulator refuses.
+   * @throws {@link SimError} EINVAL for an unknown usage (DB-27), when no reserved slot is left
+   * (DB-28), or (strict mode) when the lock is not held.
    */
   addFence(fence: DmaFence, usage: DmaResvUsage): void {
     if (!isUsage(usage)) {
@@ -283,6 +309,7 @@ export class DmaResv {
   /**
    * dma_resv_for_each_fence (locked walk): every fence with usage <= `usage`, signaled or not, in
    * slot order. Needs the lock.
+   * @throws {@link SimError} EINVAL in strict mode when the lock is not held.
    */
   fences(usage: DmaResvUsage): DmaResvEntry[] {
     this._kernel.checkResvHeld(this, true, 'dma_resv_for_each_fence', 'DB-28');
@@ -308,6 +335,7 @@ export class DmaResv {
    * dma_resv_wait_timeout: waits on each unsignaled fence with usage <= `usage` in turn, sharing
    * the time budget. Returns the remaining time (> 0) on success, 0 on timeout, -ERESTARTSYS when
    * interrupted. A timeout of 0 still waits up to one tick per fence, as the kernel does.
+   * @throws {@link SimError} as {@link DmaFence.waitTimeout} (strict mode WARNs).
    */
   waitTimeout(usage: DmaResvUsage, intr: boolean, timeout: number): number {
     let ret = timeout === 0 ? 1 : timeout;
@@ -324,6 +352,8 @@ export class DmaResv {
  * kernel's drm_exec runs), calls `fn` with all of them held, then unlocks them and finishes the
  * context, also when `fn` throws. Duplicates are locked once. A lock that another task holds
  * throws EBUSY (see DmaResv.lock); -EDEADLK is handled by backing off and retrying.
+ * @throws {@link SimError} EBUSY when a lock is held outside this context (nothing stays
+ * locked); whatever `fn` throws (after the unlocks).
  */
 export function dmaResvLockAll<T>(kernel: DmaBufKernel, resvs: readonly DmaResv[], fn: (ctx: WwAcquireCtx) => T): T {
   const ctx = kernel.wwAcquireInit();

@@ -17,6 +17,7 @@ export interface SgEntry {
   readonly page: PageRef | null;
 }
 
+/** Entry counts of a table built from plain entries (sg_table nents and orig_nents). */
 export interface SgTableOptions {
   /** Entries valid for DMA (after IOMMU merging). @default entries.length */
   nents?: number;
@@ -37,12 +38,20 @@ export interface SgTableOptions {
  * page side: `sgl` is null.
  */
 export class SgTable {
+  /** sgt->nents: entries valid for DMA. */
   readonly nents: number;
+  /** sgt->orig_nents: entries of the CPU list before mapping. */
   readonly origNents: number;
   /** The ScatterList this table is a view of, or null for a table of plain entries. */
   readonly sgl: ScatterList | null;
   private _entries: readonly SgEntry[] | null;
 
+  /**
+   * A table of plain DMA entries (what a P2P exporter builds with dma_map_resource); entries are
+   * copied and frozen.
+   * @throws {@link SimError} EINVAL when nents is outside 0..entries.length, origNents is
+   * negative, or an entry has a negative or non-bigint address or a length <= 0 (DB-12).
+   */
   constructor(entries: readonly SgEntry[], opts: SgTableOptions = {}) {
     const nents = opts.nents ?? entries.length;
     const origNents = opts.origNents ?? entries.length;
@@ -70,7 +79,8 @@ export class SgTable {
   /**
    * The sg_table of a mapped ScatterList (dma_map_sgtable done): nents and origNents are the
    * list's; the DMA entries are read from it when first used. The list must stay mapped, and so
-   * unchanged, while the table is handed out. EINVAL for a list that is not mapped.
+   * unchanged, while the table is handed out.
+   * @throws {@link SimError} EINVAL for a list that is not mapped.
    */
   static fromScatterList(sgl: ScatterList): SgTable {
     if (!sgl || !sgl.mapped) throw new SimError('EINVAL', 'SgTable', 'the scatterlist must be mapped (dma_map_sgtable) first', 'DB-12');

@@ -5,12 +5,15 @@ import type { DmaFence } from './fence.js';
  * It is signaled when all of them are.
  */
 export class SyncFile {
+  /** The unwrapped fences, frozen. */
   readonly fences: readonly DmaFence[];
 
+  /** sync_file_create for the given fences (the array is copied). */
   constructor(fences: readonly DmaFence[]) {
     this.fences = Object.freeze([...fences]);
   }
 
+  /** True when every fence has signaled (what poll on a sync_file fd reports as EPOLLIN). */
   isSignaled(): boolean {
     return this.fences.every((f) => f.isSignaled());
   }

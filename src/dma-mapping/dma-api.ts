@@ -40,7 +40,9 @@ export type { P2pMapType };
  * src/pci's P2pdma fits through p2pResolverFrom(); tests may pass a double.
  */
 export interface P2pResolver {
+  /** pci_p2pdma_map_type: how `client` reaches memory of `provider` (from the P2PDMA distance cache). */
   mapType(provider: unknown, client: unknown): P2pMapType;
+  /** The PCI bus address of `phys` in the provider's BAR minus `phys` (p2pdma_provider's bus_offset). */
   busOffset(provider: unknown, phys: bigint): bigint;
 }
 
@@ -59,6 +61,7 @@ export function p2pResolverFrom(p2p: {
   };
 }
 
+/** Options of a new DmaDevice: its requester ID, DMA domain and struct device_dma_parameters. */
 export interface DmaDeviceOptions {
   /** Requester ID (number or 'SSSS:BB:DD.F'). */
   rid: number | string;
@@ -90,6 +93,7 @@ export interface DmaDeviceOptions {
   cookie?: CookieOptions;
   /** PCI device: try IOVAs below 4 GiB first (pci_32bit_workaround). @default true */
   pci32BitWorkaround?: boolean;
+  /** dev_name, in messages. @default the requester ID as 'SSSS:BB:DD.F' */
   name?: string;
 }
 
@@ -107,11 +111,13 @@ interface SingleMapping {
   tlb: bigint | null;
 }
 
+/** Live mapping counts of one DmaDevice (what CONFIG_DMA_API_DEBUG tracks), for tests and reports. */
 export interface DmaDeviceStats {
   /** Live single + resource mappings. */
   singles: number;
   /** Live scatterlist mappings. */
   sgLists: number;
+  /** Mappings refused so far (DMA_MAPPING_ERROR or a negative dma_map_sgtable result). */
   mapErrors: number;
 }
 
@@ -138,6 +144,12 @@ function physArg(op: string, v: unknown): bigint {
   return v;
 }
 
+/**
+ * A struct device as the DMA mapping API sees it (dev->dma_mask, dev->dma_parms, its iommu
+ * domain or dma-direct): the streaming DMA API (dma_map_page, dma_map_resource, dma_map_sgtable,
+ * the syncs) for one requester ID. Mappings are tracked per device, so an unmap or sync of what
+ * was not mapped is refused as CONFIG_DMA_API_DEBUG would report it.
+ */
 export class DmaDevice {
   readonly rid: number;
   readonly name: string;
@@ -164,6 +176,15 @@ export class DmaDevice {
   private _scratch = new Float64Array(0);
   private _busIn = new Uint8Array(0);
 
+  /**
+   * Sets the device up on `_sim` and, unless `opts.attach` is false, attaches its requester ID to
+   * the domain (the DMA domain the IOMMU core gives a device at probe, or dma-direct).
+   * @throws {@link SimError} EINVAL for a bad requester ID, a domain that is neither an
+   * IommuDomain nor 'direct', a blocked domain, a busOffset that is not a bigint or is given with
+   * a paging domain, forceBounce without a swiotlb pool, or bad mask, segment size or boundary
+   * values; EIO for a mask dma-direct cannot support (below 24 bits); the errors of
+   * sim.iommu.attach.
+   */
   constructor(private readonly _sim: Simulator, opts: DmaDeviceOptions) {
     const op = 'DmaDevice';
     this.rid = ridArg(op, 'rid', opts.rid);
@@ -199,28 +220,45 @@ export class DmaDevice {
   // ---------------------------------------------------------------------------------------------
   // Parameters
 
+  /** *dev->dma_mask (dma_get_mask): the streaming DMA mask. */
   get dmaMask(): bigint { return this._dmaMask; }
+  /** dev->coherent_dma_mask. */
   get coherentDmaMask(): bigint { return this._coherentMask; }
+  /** dma_get_max_seg_size: the longest DMA segment a scatterlist mapping may produce. */
   get maxSegmentSize(): number { return this._maxSeg; }
+  /** dma_get_seg_boundary: no DMA segment may cross a multiple of this mask + 1. */
   get segmentBoundaryMask(): bigint { return this._segBoundary; }
 
-  /** dma_set_mask: throws EIO when the mask is not supported (dma-direct: below 24 bits). */
+  /**
+   * dma_set_mask: the streaming DMA mask, checked with dma_supported.
+   * @throws {@link SimError} EINVAL when `mask` is not a bigint 2^n - 1; EIO when the mask is not
+   * supported (dma-direct: below 24 bits).
+   */
   setMask(mask: bigint): void {
     this._setMaskChecked('dma_set_mask', mask, false);
   }
 
-  /** dma_set_coherent_mask. */
+  /**
+   * dma_set_coherent_mask.
+   * @throws {@link SimError} as {@link DmaDevice.setMask}.
+   */
   setCoherentMask(mask: bigint): void {
     this._setMaskChecked('dma_set_coherent_mask', mask, true);
   }
 
-  /** dma_set_mask_and_coherent. */
+  /**
+   * dma_set_mask_and_coherent: both masks at once; neither changes when the mask is refused.
+   * @throws {@link SimError} as {@link DmaDevice.setMask}.
+   */
   setMaskAndCoherent(mask: bigint): void {
     this._setMaskChecked('dma_set_mask_and_coherent', mask, false);
     this._coherentMask = mask;
   }
 
-  /** dma_set_max_seg_size. */
+  /**
+   * dma_set_max_seg_size.
+   * @throws {@link SimError} EINVAL when `size` is not an integer in 4096..2^32-1.
+   */
   setMaxSegSize(size: number): void {
     if (typeof size !== 'number' || !Number.isInteger(size) || size < 4096 || size > 0xffff_ffff) {
       throw new SimError('EINVAL', 'dma_set_max_seg_size', `size = ${String(size)} must be an integer in 4096..2^32-1`);
@@ -228,7 +266,10 @@ export class DmaDevice {
     this._maxSeg = size;
   }
 
-  /** dma_set_seg_boundary: a mask 2^n - 1 with n >= 12. */
+  /**
+   * dma_set_seg_boundary: a mask 2^n - 1 with n >= 12.
+   * @throws {@link SimError} EINVAL for any other value.
+   */
   setSegBoundary(mask: bigint): void {
     if (typeof mask !== 'bigint' || mask < 0xfffn || mask >= 1n << 64n || (mask & (mask + 1n)) !== 0n) {
       throw new SimError('EINVAL', 'dma_set_seg_boundary', `mask = ${String(mask)} must be 2^n - 1 with 12 <= n <= 64`);
@@ -245,6 +286,7 @@ export class DmaDevice {
     else this._dmaMask = mask;
   }
 
+  /** Live single and scatterlist mappings and the refusals so far. */
   stats(): DmaDeviceStats {
     return { singles: this._nSingles, sgLists: this._nSg, mapErrors: this._mapErrors };
   }
@@ -259,8 +301,9 @@ export class DmaDevice {
 
   /**
    * dma_map_page_attrs / dma_map_single: [phys, +size) for the device. Returns the DMA address or
-   * DMA_MAPPING_ERROR (no IOVA space, mask cannot reach and no swiotlb, swiotlb full). Throws
-   * EINVAL for an invalid direction or size.
+   * DMA_MAPPING_ERROR (no IOVA space, mask cannot reach and no swiotlb, swiotlb full).
+   * @throws {@link SimError} EINVAL for a bad phys, a size outside 1..2^32-1, or an invalid
+   * direction (DMA_NONE: the kernel BUGs).
    */
   mapPage(phys: bigint, size: number, dir: number): bigint {
     const op = 'dma_map_page';
@@ -277,7 +320,11 @@ export class DmaDevice {
     return this._record({ type: 'single', addr: dma, size, dir, iova: 0n, iovaLen: 0n, tlb: null });
   }
 
-  /** dma_unmap_page_attrs. EINVAL when (addr, size, dir) is not a live mapPage mapping. */
+  /**
+   * dma_unmap_page_attrs: frees the IOVA range or swiotlb slot (copying a bounce buffer back).
+   * @throws {@link SimError} EINVAL when (addr, size, dir) is not a live mapPage mapping of this
+   * device, or the arguments are malformed.
+   */
   unmapPage(addr: bigint, size: number, dir: number): void {
     this._unmapSingle('dma_unmap_page', 'single', addr, size, dir);
   }
@@ -285,6 +332,8 @@ export class DmaDevice {
   /**
    * dma_map_resource: MMIO (a BAR, no struct page) for the device. Through the IOMMU with
    * IOMMU_MMIO; direct: the physical address itself, checked against the mask (no swiotlb).
+   * Returns the DMA address or DMA_MAPPING_ERROR.
+   * @throws {@link SimError} EINVAL for a bad phys, size or direction.
    */
   mapResource(phys: bigint, size: number, dir: number): bigint {
     const op = 'dma_map_resource';
@@ -298,18 +347,29 @@ export class DmaDevice {
     return this._record({ type: 'resource', addr: phys, size, dir, iova: 0n, iovaLen: 0n, tlb: null });
   }
 
-  /** dma_unmap_resource. */
+  /**
+   * dma_unmap_resource.
+   * @throws {@link SimError} EINVAL when (addr, size, dir) is not a live mapResource mapping of
+   * this device, or the arguments are malformed.
+   */
   unmapResource(addr: bigint, size: number, dir: number): void {
     this._unmapSingle('dma_unmap_resource', 'resource', addr, size, dir);
   }
 
-  /** dma_sync_single_for_cpu: copies a bounce buffer back (FROM_DEVICE, BIDIRECTIONAL). */
+  /**
+   * dma_sync_single_for_cpu: copies a bounce buffer back (FROM_DEVICE, BIDIRECTIONAL).
+   * @throws {@link SimError} EINVAL when (addr, size) is not a live single mapping of this
+   * device, or `dir` differs from the mapping's (BIDIRECTIONAL mappings accept any).
+   */
   syncSingleForCpu(addr: bigint, size: number, dir: number): void {
     const m = this._findSingle('dma_sync_single_for_cpu', addr, size, dir, true);
     if (m.tlb !== null) this.swiotlb!.syncForCpu(m.tlb, size, dir);
   }
 
-  /** dma_sync_single_for_device: copies into a bounce buffer (TO_DEVICE, BIDIRECTIONAL). */
+  /**
+   * dma_sync_single_for_device: copies into a bounce buffer (TO_DEVICE, BIDIRECTIONAL).
+   * @throws {@link SimError} as {@link DmaDevice.syncSingleForCpu}.
+   */
   syncSingleForDevice(addr: bigint, size: number, dir: number): void {
     const m = this._findSingle('dma_sync_single_for_device', addr, size, dir, true);
     if (m.tlb !== null) this.swiotlb!.syncForDevice(m.tlb, size, dir);
@@ -407,6 +467,7 @@ export class DmaDevice {
   /**
    * dma_map_sg_attrs: maps every CPU entry and fills the DMA side. Returns the number of DMA
    * entries (nents; after IOMMU merging it may be smaller than origNents), or 0 on failure.
+   * @throws {@link SimError} as {@link DmaDevice.mapSgtable}.
    */
   mapSg(sgl: ScatterList, dir: number): number {
     const r = this.mapSgtable(sgl, dir);
@@ -416,8 +477,9 @@ export class DmaDevice {
   /**
    * dma_map_sgtable: 0, or -ENOMEM (no IOVA space, or the page table could not grow), -EINVAL
    * (other IOMMU failures), -EIO (dma-direct could not reach or bounce an entry), -EREMOTEIO
-   * (a P2P page the client cannot reach). On failure nothing stays mapped. Throws EINVAL for a
-   * bad direction and EBUSY if the list is already mapped.
+   * (a P2P page the client cannot reach). On failure nothing stays mapped.
+   * @throws {@link SimError} EINVAL when `sgl` is not a ScatterList or `dir` is invalid; EBUSY
+   * when the list is already mapped.
    */
   mapSgtable(sgl: ScatterList, dir: number): number {
     const op = 'dma_map_sgtable';
@@ -435,7 +497,11 @@ export class DmaDevice {
     return 0;
   }
 
-  /** dma_unmap_sg / dma_unmap_sgtable. EINVAL if the list is not mapped by this device or dir differs. */
+  /**
+   * dma_unmap_sg / dma_unmap_sgtable: unmaps the IOVA range and frees the bounce buffers.
+   * @throws {@link SimError} EINVAL when `sgl` is not a ScatterList mapped by this device, or
+   * `dir` is invalid or differs from the mapping's.
+   */
   unmapSg(sgl: ScatterList, dir: number): void {
     const op = 'dma_unmap_sg';
     const m = this._sgMapping(op, sgl, dir, false);
@@ -451,13 +517,20 @@ export class DmaDevice {
     this._nSg--;
   }
 
-  /** dma_sync_sg_for_cpu: copies bounce buffers back. */
+  /**
+   * dma_sync_sg_for_cpu: copies bounce buffers back.
+   * @throws {@link SimError} EINVAL when `sgl` is not mapped by this device, or `dir` is invalid
+   * or differs from the mapping's (BIDIRECTIONAL mappings accept any).
+   */
   syncSgForCpu(sgl: ScatterList, dir: number): void {
     const m = this._sgMapping('dma_sync_sg_for_cpu', sgl, dir, true);
     if (m.bounced) for (const b of m.bounced.values()) this.swiotlb!.syncForCpu(b.tlb, b.size, dir);
   }
 
-  /** dma_sync_sg_for_device: copies into bounce buffers. */
+  /**
+   * dma_sync_sg_for_device: copies into bounce buffers.
+   * @throws {@link SimError} as {@link DmaDevice.syncSgForCpu}.
+   */
   syncSgForDevice(sgl: ScatterList, dir: number): void {
     const m = this._sgMapping('dma_sync_sg_for_device', sgl, dir, true);
     if (m.bounced) for (const b of m.bounced.values()) this.swiotlb!.syncForDevice(b.tlb, b.size, dir);

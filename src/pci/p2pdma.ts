@@ -56,6 +56,7 @@ export interface P2pPairResult {
   readonly messages: readonly KernelLogLine[];
 }
 
+/** The result of pci_p2pdma_distance_many (P2pdma.distance): the kernel's number and the pairs behind it. */
 export interface P2pDistanceResult {
   /** pci_p2pdma_distance_many(): the sum of distances, or -1. */
   readonly distance: number;
@@ -65,13 +66,15 @@ export interface P2pDistanceResult {
   readonly log: readonly KernelLogLine[];
 }
 
+/** Options of a new P2pdma: the memory hot-add limits that memremap_pages checks. */
 export interface P2pdmaOptions {
-  /** Hot-add granularity for ZONE_DEVICE ranges. Default 2 MiB (x86-64 subsection). */
+  /** Hot-add granularity for ZONE_DEVICE ranges (a power of two >= 4096). @default 2 MiB (x86-64 subsection) */
   subsectionSize?: bigint;
-  /** Highest physical address bit for hot-added memory. Default 46. */
+  /** Highest physical address bit for hot-added memory (MAX_PHYSMEM_BITS). @default 46 */
   maxPhysmemBits?: number;
 }
 
+/** The p2pmem sysfs group of a provider (/sys/bus/pci/devices/<bdf>/p2pmem/), read as values. */
 export interface P2pSysfs {
   /** p2pmem/size */
   readonly size: bigint;
@@ -81,6 +84,7 @@ export interface P2pSysfs {
   readonly published: boolean;
 }
 
+/** The files of the p2pmem sysfs group. */
 export type P2pSysfsFile = 'size' | 'available' | 'published';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
@@ -109,6 +113,12 @@ function acsList(devs: readonly PciFunction[]): string {
   return full.length < 128 ? full.slice(0, -1) : full.slice(0, 127);
 }
 
+/**
+ * PCI P2PDMA of one running kernel over one topology (drivers/pci/p2pdma.c): the provider/client
+ * decisions (pci_p2pdma_distance_many, pci_p2pdma_map_type and its per-provider cache),
+ * provider state and memory (pcim_p2pdma_init, pci_p2pdma_add_resource, pci_alloc_p2pmem,
+ * publishing and the p2pmem sysfs group), the ZONE_DEVICE pages, and a dmesg-like log.
+ */
 export class P2pdma {
   /** Everything printed so far, oldest first (like dmesg). */
   readonly log: KernelLogLine[] = [];
@@ -119,6 +129,7 @@ export class P2pdma {
   private readonly subsection: bigint;
   private readonly maxPhysBits: number;
 
+  /** @throws {@link SimError} EINVAL when subsectionSize is not a power of two of at least 4096. */
   constructor(
     readonly topology: Topology,
     options: P2pdmaOptions = {},
@@ -141,6 +152,7 @@ export class P2pdma {
   /**
    * calc_map_type_and_dist() without side effects: no cache write, no log. `messages` holds
    * what a verbose call would print.
+   * @throws {@link SimError} EINVAL when `provider` is not a PCI function of this topology.
    */
   decide(provider: Device, client: Device): P2pPairResult {
     const p = this.asProvider(provider, 'decide');
@@ -152,6 +164,7 @@ export class P2pdma {
   /**
    * pci_p2pdma_distance_many(provider, clients, verbose). A single client may be passed alone
    * (pci_p2pdma_distance). Map types are cached on the provider if it has P2PDMA state.
+   * @throws {@link SimError} EINVAL when `provider` is not a PCI function of this topology.
    */
   distance(provider: Device, clients: Device | readonly Device[], opts: { verbose?: boolean } = {}): P2pDistanceResult {
     const p = this.asProvider(provider, 'pci_p2pdma_distance_many');
@@ -187,7 +200,10 @@ export class P2pdma {
     return { distance: notSupported ? -1 : total, clients: out, log };
   }
 
-  /** The kernel's integer answer: pci_p2pdma_distance_many(). */
+  /**
+   * The kernel's integer answer: pci_p2pdma_distance_many(), the sum of distances or -1.
+   * @throws {@link SimError} EINVAL when `provider` is not a PCI function of this topology.
+   */
   distanceMany(provider: Device, clients: readonly Device[], verbose = false): number {
     return this.distance(provider, clients, { verbose }).distance;
   }
@@ -195,12 +211,16 @@ export class P2pdma {
   /**
    * pci_p2pdma_map_type(): NOT_SUPPORTED if the provider has no P2PDMA state or the client is
    * not a PCI device; else the cached type, or a fresh verbose calculation (cached after).
+   * @throws {@link SimError} EINVAL when `provider` is not a PCI function of this topology.
    */
   mapType(provider: Device, client: Device): P2pMapType {
     return this.mapTypeInfo(provider, client).mapType;
   }
 
-  /** mapType() with where the answer came from and why. */
+  /**
+   * mapType() with where the answer came from and why.
+   * @throws {@link SimError} EINVAL when `provider` is not a PCI function of this topology.
+   */
   mapTypeInfo(provider: Device, client: Device): { mapType: P2pMapType; source: 'no-p2pdma-state' | 'not-pci' | 'cache' | 'computed'; reason: string } {
     const p = this.asProvider(provider, 'pci_p2pdma_map_type');
     const state = this.states.get(p);
@@ -303,7 +323,12 @@ export class P2pdma {
     return this.states.get(pdev);
   }
 
-  /** pcim_p2pdma_init(): P2PDMA state without memory (enough for map types to be cached). */
+  /**
+   * pcim_p2pdma_init(): P2PDMA state without memory (enough for map types to be cached). A
+   * second call changes nothing.
+   * @throws {@link SimError} EINVAL when `pdev` is not a PCI function of this topology;
+   * EOPNOTSUPP when it has non-mappable BARs.
+   */
   init(pdev: PciFunction): void {
     const p = this.asProvider(pdev, 'pcim_p2pdma_init');
     if (p.nonMappableBars) throw new SimError('EOPNOTSUPP', 'pcim_p2pdma_init', `${p.bdf} has non-mappable BARs`);
@@ -314,13 +339,14 @@ export class P2pdma {
    * pci_p2pdma_add_resource(pdev, bar, size, offset): registers [offset, offset+size) of a
    * memory BAR as P2P memory; size 0 means the rest of the BAR.
    *
-   * Errors, in the kernel's order: EINVAL for a BAR that is not memory, offset past the BAR or
-   * a range past its end (nothing changed); EOPNOTSUPP for non-mappable BARs; then from
+   * As in the kernel, a failure at the memremap stage leaves the P2PDMA state and the (empty)
+   * pool with its sysfs files in place.
+   * @throws {@link SimError} in the kernel's order: EINVAL when `pdev` is not a PCI function of
+   * this topology, for a BAR that is not memory, a negative size or offset, an offset past the BAR
+   * or a range past its end (nothing changed); EOPNOTSUPP for non-mappable BARs; then from
    * memremap_pages: ENOMEM when the first or last page is already registered, EINVAL beyond
    * MAX_PHYSMEM_BITS (mhp_range_allowed) or when start or size is not subsection aligned
-   * (check_pfn_span), EEXIST when the
-   * range covers an existing one. As in the kernel, a failure at the memremap stage leaves the
-   * P2PDMA state and the (empty) pool with its sysfs files in place.
+   * (check_pfn_span), EEXIST when the range covers an existing one.
    */
   addResource(pdev: PciFunction, bar: number, size: bigint = 0n, offset: bigint = 0n): P2pPagemap {
     const OP = 'pci_p2pdma_add_resource';
@@ -368,7 +394,10 @@ export class P2pdma {
     return pgmap;
   }
 
-  /** pci_alloc_p2pmem(): page-granular P2P memory, or null (no state, no pool, no room, size 0). */
+  /**
+   * pci_alloc_p2pmem(): page-granular P2P memory, or null (no state, no pool, no room, size <= 0).
+   * Free it with `free` and the same size.
+   */
   alloc(pdev: PciFunction, size: bigint): P2pAllocation | null {
     const state = this.states.get(pdev);
     if (!state?.pool || size <= 0n) return null;
@@ -377,7 +406,11 @@ export class P2pdma {
     return Object.freeze({ provider: pdev, cpuAddress: cpu, busAddress: state.pool.virtToPhys(cpu), size });
   }
 
-  /** pci_free_p2pmem(pdev, addr, size). Freeing what was not allocated is EINVAL (the kernel BUG()s). */
+  /**
+   * pci_free_p2pmem(pdev, addr, size).
+   * @throws {@link SimError} EINVAL when `pdev` has no P2P memory, or the range was not allocated
+   * with that size (the kernel BUG()s); nothing changes.
+   */
   free(pdev: PciFunction, cpuAddress: bigint, size: bigint): void {
     const pool = this.states.get(pdev)?.pool;
     if (!pool) throw new SimError('EINVAL', 'pci_free_p2pmem', `${pdev.bdf} has no P2P memory`);
@@ -433,7 +466,10 @@ export class P2pdma {
     return { size: s.pool.size(), available: s.pool.avail(), published: s.published };
   }
 
-  /** Reads /sys/bus/pci/devices/<bdf>/p2pmem/<file> as text. ENOENT when the group is absent. */
+  /**
+   * Reads /sys/bus/pci/devices/<bdf>/p2pmem/<file> as text (a number and a newline).
+   * @throws {@link SimError} ENOENT when the group is absent (no pool was ever set up).
+   */
   readSysfs(pdev: PciFunction, file: P2pSysfsFile): string {
     const s = this.sysfs(pdev);
     if (!s) throw new SimError('ENOENT', 'read', `/sys/bus/pci/devices/${pdev.bdf}/p2pmem/${file}: no such file`);
@@ -468,7 +504,8 @@ export class P2pdma {
 
   /**
    * The bus address for a CPU physical address inside a provider's memory BAR, as a BUS_ADDR
-   * mapping programs it (phys + p2pdma_provider.bus_offset). EINVAL when outside its BARs.
+   * mapping programs it (phys + p2pdma_provider.bus_offset).
+   * @throws {@link SimError} EINVAL when the address is outside the memory BARs of `pdev`.
    */
   busAddressOf(pdev: PciFunction, cpuAddress: bigint): bigint {
     const b = pdev.bars.find((x) => x.type === 'mem' && cpuAddress >= x.cpuAddress && cpuAddress < x.cpuAddress + x.size);

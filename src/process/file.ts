@@ -69,6 +69,7 @@ export interface FileOperations<P = unknown> {
   release?(file: SimFile<P>): void;
 }
 
+/** Options of a new SimFile (alloc_file). */
 export interface SimFileOptions {
   /** f_flags: O_ACCMODE, O_NONBLOCK... (O_CLOEXEC belongs to the fd, not the file). @default O_RDWR */
   flags?: number;
@@ -94,6 +95,10 @@ export class SimFile<P = unknown> {
   private readonly _refs: Record<FileRefKind, number> = { kernel: 1, fd: 0, mmap: 0 };
   private _released = false;
 
+  /**
+   * alloc_file: a new file of the driver with `fops`, holding the creator's kernel reference.
+   * @throws {@link SimError} EINVAL when `fops` is missing or has no name.
+   */
   constructor(
     readonly fops: FileOperations<P>,
     /** private_data: the driver's state for this open file. */
@@ -115,11 +120,15 @@ export class SimFile<P = unknown> {
     return this._refs.kernel + this._refs.fd + this._refs.mmap;
   }
 
+  /** True once the last reference went and fops.release ran: the file must not be used again. */
   get released(): boolean {
     return this._released;
   }
 
-  /** get_file: one more reference of `kind`. EINVAL on a released file (use after free). */
+  /**
+   * get_file: one more reference of `kind`.
+   * @throws {@link SimError} EINVAL when the file was released (use after free).
+   */
   get(kind: FileRefKind = 'kernel'): this {
     if (this._released) throw new SimError('EINVAL', 'get_file', `${this.name} was released (use after free)`);
     this._refs[kind]++;
@@ -127,8 +136,8 @@ export class SimFile<P = unknown> {
   }
 
   /**
-   * fput: drops a reference of `kind`; the last one runs fops.release. Dropping one that is not
-   * held is refused (EINVAL) and changes nothing.
+   * fput: drops a reference of `kind`; the last one runs fops.release.
+   * @throws {@link SimError} EINVAL when no reference of `kind` is held (nothing changes).
    */
   put(kind: FileRefKind = 'kernel', op = 'fput'): void {
     if (this._refs[kind] === 0) throw new SimError('EINVAL', op, `no ${kind} reference on ${this.name} is held`);
@@ -139,7 +148,10 @@ export class SimFile<P = unknown> {
     }
   }
 
-  /** fd_install: the caller's kernel reference becomes the fd's. EINVAL when none is held. */
+  /**
+   * fd_install: the caller's kernel reference becomes the fd's (Process.fdInstall calls this).
+   * @throws {@link SimError} EINVAL when the file was released or no kernel reference is held.
+   */
   kernelRefToFd(op: string): void {
     if (this._released) throw new SimError('EINVAL', op, `${this.name} was released (use after free)`);
     if (this._refs.kernel === 0) throw new SimError('EINVAL', op, `no kernel reference on ${this.name} to hand over to the fd`);

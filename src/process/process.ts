@@ -30,8 +30,9 @@ import { SimFile, type FileOperations } from './file.js';
 import { AddressSpace, AnonVmArea, VmArea, type UserPage } from './vma.js';
 
 const U64_MAX = (1n << 64n) - 1n;
-/** FIOCLEX / FIONCLEX (asm-generic/ioctls.h): handled by the VFS before the driver sees them. */
+/** FIONCLEX (asm-generic/ioctls.h): ioctl(2) clearing FD_CLOEXEC, handled by the VFS before the driver sees it. */
 export const FIONCLEX = 0x5450;
+/** FIOCLEX (asm-generic/ioctls.h): ioctl(2) setting FD_CLOEXEC, handled by the VFS before the driver sees it. */
 export const FIOCLEX = 0x5451;
 /** DEFAULT_POLLMASK: EPOLLIN | EPOLLOUT | EPOLLRDNORM | EPOLLWRNORM. */
 const DEFAULT_POLLMASK = EPOLLIN | EPOLLOUT | 0x040 | 0x100;
@@ -42,10 +43,11 @@ interface FdEntry {
   cloexec: boolean;
 }
 
+/** Options of a new Process. */
 export interface ProcessOptions {
   /** RLIMIT_NOFILE: fds are 0..fdLimit-1; beyond that EMFILE. @default 1024 */
   fdLimit?: number;
-  /** @default 'proc' */
+  /** The process's name (comm), in messages and events. @default 'proc' */
   name?: string;
   /**
    * System RAM behind the process's anonymous memory (mmapAnonymous), e.g. machine.sim.memory.
@@ -54,10 +56,13 @@ export interface ProcessOptions {
   memory?: PhysicalMemory | null;
 }
 
-/** mmap(2) of a file. */
+/** The arguments of mmap(2) of a file (Process.mmap). */
 export interface MmapRequest {
+  /** Bytes; rounded up to whole pages (or to the file's mmap page size). */
   length: number;
+  /** PROT_READ | PROT_WRITE bits. */
   prot: number;
+  /** Exactly one of MAP_SHARED and MAP_PRIVATE, plus other MAP_* bits. */
   flags: number;
   /** Byte offset into the file; must be page-aligned. @default 0 */
   offset?: bigint | number;
@@ -65,8 +70,9 @@ export interface MmapRequest {
   addr?: bigint;
 }
 
+/** Options of Process.mmapAnonymous (mmap(2) with MAP_PRIVATE | MAP_ANONYMOUS). */
 export interface AnonymousMmapOptions {
-  /** @default PROT_READ | PROT_WRITE */
+  /** mmap(2) prot. @default PROT_READ | PROT_WRITE */
   prot?: number;
   /** Address hint, as for MmapRequest.addr. */
   addr?: bigint;
@@ -74,6 +80,7 @@ export interface AnonymousMmapOptions {
   populate?: boolean;
 }
 
+/** gup_flags of Process.getUserPages (get_user_pages / pin_user_pages). */
 export interface GetUserPagesOptions {
   /** FOLL_WRITE: the pages will be written (a read-only mapping is EFAULT). @default false */
   write?: boolean;
@@ -81,7 +88,10 @@ export interface GetUserPagesOptions {
   pin?: boolean;
 }
 
-/** A process: fd table, address space and the VFS system calls. */
+/**
+ * A process (struct task_struct, as far as files and memory go): fd table (struct
+ * files_struct), address space (struct mm_struct) and the VFS system calls on them.
+ */
 export class Process {
   readonly name: string;
   readonly fdLimit: number;
@@ -89,6 +99,7 @@ export class Process {
   readonly mm: AddressSpace;
   private readonly _fds = new Map<number, FdEntry>();
 
+  /** @throws {@link SimError} EINVAL when fdLimit is not a non-negative integer. */
   constructor(opts: ProcessOptions = {}) {
     const limit = opts.fdLimit ?? 1024;
     if (!Number.isSafeInteger(limit) || limit < 0) {
@@ -111,22 +122,34 @@ export class Process {
 
   // ---- the fd table ----
 
-  /** The file behind `fd` (no reference taken); EBADF when closed. */
+  /**
+   * The file behind `fd` (fdget without a reference).
+   * @throws {@link SimError} EBADF when `fd` is not open.
+   */
   file(fd: number): SimFile {
     return this._entry(fd, 'fcntl').file;
   }
 
-  /** fget: the file behind `fd` with a new kernel reference (put it when done). EBADF. */
+  /**
+   * fget: the file behind `fd` with a new kernel reference (put it when done).
+   * @throws {@link SimError} EBADF when `fd` is not open.
+   */
   fget(fd: number, op = 'fget'): SimFile {
     return this._entry(fd, op).file.get('kernel');
   }
 
-  /** FD_CLOEXEC of `fd`. EBADF. */
+  /**
+   * FD_CLOEXEC of `fd` (close_on_exec).
+   * @throws {@link SimError} EBADF when `fd` is not open.
+   */
   isCloexec(fd: number): boolean {
     return this._entry(fd, 'fcntl').cloexec;
   }
 
-  /** fcntl(2) F_GETFD / F_SETFD. EBADF, EINVAL for other commands (not modelled). */
+  /**
+   * fcntl(2) F_GETFD / F_SETFD.
+   * @throws {@link SimError} EBADF when `fd` is not open; EINVAL for other commands (not modelled).
+   */
   fcntl(fd: number, cmd: number, arg = 0): number {
     const e = this._entry(fd, 'fcntl');
     if (cmd === F_GETFD) return e.cloexec ? FD_CLOEXEC : 0;
@@ -139,7 +162,9 @@ export class Process {
 
   /**
    * get_unused_fd_flags + fd_install: installs `file` at the lowest free fd; the caller's kernel
-   * reference becomes the fd's. EMFILE when the table is full (nothing changes).
+   * reference becomes the fd's.
+   * @throws {@link SimError} EMFILE when the table is full (nothing changes); EINVAL when the
+   * file was released or the caller holds no kernel reference on it.
    */
   fdInstall(file: SimFile, opts: { cloexec?: boolean } = {}, op = 'fd_install'): number {
     const fd = this._freeFd(op);
@@ -150,7 +175,9 @@ export class Process {
 
   /**
    * Opens a new file with `fops` (and `privateData`) at the lowest free fd: what a driver's
-   * open() gives userspace. EMFILE when the table is full; the file is then never created.
+   * open() gives userspace.
+   * @throws {@link SimError} EMFILE when the table is full (the file is then never created);
+   * EINVAL when `fops` has no name.
    */
   open<P>(fops: FileOperations<P>, privateData: P, opts: { cloexec?: boolean; flags?: number; name?: string } = {}): number {
     this._freeFd('open');
@@ -161,6 +188,7 @@ export class Process {
   /**
    * Opens a file with no operations but `release` (a plain file or a node whose driver only
    * counts its users). Kept for drivers written before FileOperations; prefer open().
+   * @throws {@link SimError} EMFILE when the table is full.
    */
   openFile(name: string, opts: { cloexec?: boolean; release?: () => void; flags?: number } = {}): number {
     const release = opts.release;
@@ -169,8 +197,9 @@ export class Process {
   }
 
   /**
-   * close(2). EBADF when not open. The fd's reference goes first: when the file refuses the drop
-   * (a dma-buf still attached), the fd stays open.
+   * close(2). The fd's reference goes first: when the file refuses the drop (a dma-buf still
+   * attached), the fd stays open.
+   * @throws {@link SimError} EBADF when `fd` is not open; whatever the file's put throws.
    */
   close(fd: number): void {
     const e = this._entry(fd, 'close');
@@ -178,7 +207,10 @@ export class Process {
     this._fds.delete(fd);
   }
 
-  /** dup(2): the lowest free fd, same file, FD_CLOEXEC cleared. EBADF, EMFILE. */
+  /**
+   * dup(2): the lowest free fd, same file, FD_CLOEXEC cleared.
+   * @throws {@link SimError} EBADF when `fd` is not open; EMFILE when the table is full.
+   */
   dup(fd: number): number {
     const op = 'dup';
     const e = this._entry(fd, op);
@@ -191,13 +223,17 @@ export class Process {
   /**
    * execve(2) as far as files and memory go: the old address space goes (every mapping is
    * unmapped), then every FD_CLOEXEC fd is closed (do_close_on_exec), in fd order.
+   * @throws {@link SimError} whatever a mapping's or file's release refuses with (it stops there).
    */
   exec(): void {
     this._unmapAll();
     for (const fd of this.openFds) if (this._fds.get(fd)!.cloexec) this.close(fd);
   }
 
-  /** Process exit: unmaps every mapping, then closes every fd in order. */
+  /**
+   * Process exit (do_exit: exit_mm, exit_files): unmaps every mapping, then closes every fd in order.
+   * @throws {@link SimError} whatever a mapping's or file's release refuses with (it stops there).
+   */
   exit(): void {
     this._unmapAll();
     for (const fd of this.openFds) this.close(fd);
@@ -205,7 +241,11 @@ export class Process {
 
   // ---- system calls dispatched to the file's operations ----
 
-  /** llseek(2): fops.llseek; ESPIPE when the file has none. EBADF. */
+  /**
+   * llseek(2): fops.llseek.
+   * @throws {@link SimError} EBADF when `fd` is not open; ESPIPE when the file has no llseek;
+   * the errors of fops.llseek (EINVAL for a bad whence or offset).
+   */
   llseek(fd: number, offset: bigint | number, whence: number): bigint {
     const op = 'llseek';
     const file = this._entry(fd, op).file;
@@ -215,7 +255,9 @@ export class Process {
 
   /**
    * ioctl(2): FIOCLEX/FIONCLEX are the VFS's; anything else goes to fops.ioctl with this process
-   * as current. ENOTTY when the file has no ioctl. EBADF.
+   * as current. An ERESTARTSYS from the driver reaches the caller as EINTR (no SA_RESTART).
+   * @throws {@link SimError} EBADF when `fd` is not open; ENOTTY when the file has no ioctl or the
+   * command is unknown; the driver's errors.
    */
   ioctl(fd: number, cmd: number, arg?: unknown): number {
     const op = 'ioctl';
@@ -231,7 +273,8 @@ export class Process {
 
   /**
    * poll(2) of one fd: fops.poll, or DEFAULT_POLLMASK for a file without it; only the requested
-   * events (plus EPOLLERR/EPOLLHUP) are reported. EBADF.
+   * events (plus EPOLLERR/EPOLLHUP) are reported.
+   * @throws {@link SimError} EBADF when `fd` is not open.
    */
   poll(fd: number, events: number): number {
     const file = this._entry(fd, 'poll').file;
@@ -242,6 +285,7 @@ export class Process {
   /**
    * /proc/self/fdinfo/<fd>: pos and flags (f_flags, O_CLOEXEC from the fd, in octal), then the
    * file's show_fdinfo lines.
+   * @throws {@link SimError} EBADF when `fd` is not open.
    */
   fdinfo(fd: number): string {
     const e = this._entry(fd, 'fdinfo');
@@ -252,11 +296,13 @@ export class Process {
   // ---- memory ----
 
   /**
-   * mmap(2) of a file. The VFS checks come first: EBADF; EINVAL for flags without exactly one of
+   * mmap(2) of a file (do_mmap). The VFS checks come first, then fops.mmap, which may refuse; on
+   * success the mapping holds a file reference until munmap.
+   * @throws {@link SimError} EBADF when `fd` is not open; EINVAL for flags without exactly one of
    * MAP_SHARED/MAP_PRIVATE, length <= 0 or an unaligned offset; EOVERFLOW when offset + length
    * wraps; EACCES for a write-only file, or a shared writable map of a read-only one; ENODEV when
-   * the file has no mmap. Then fops.mmap, which may refuse; on success the mapping holds a file
-   * reference until munmap.
+   * the file has no mmap; EINVAL or EEXIST for an address hint that is unaligned or taken, ENOMEM
+   * when no range fits (AddressSpace.unmappedArea); the errors of fops.mmap.
    */
   mmap(fd: number, req: MmapRequest): VmArea {
     const op = 'mmap';
@@ -292,7 +338,10 @@ export class Process {
     return vma;
   }
 
-  /** munmap(2) of a mapping of this process. EINVAL for anything else. */
+  /**
+   * munmap(2) of a mapping of this process.
+   * @throws {@link SimError} EINVAL when `vma` is not a live mapping of this process.
+   */
   munmap(vma: VmArea): void {
     if (!vma || vma.mm !== this.mm || !vma.active) throw new SimError('EINVAL', 'munmap', 'not a live mapping of this process');
     vma.munmap();
@@ -301,7 +350,8 @@ export class Process {
   /**
    * mmap(NULL, length, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0): zeroed user memory backed by
    * RAM frames of the process's memory, allocated on first touch (or now, with populate).
-   * EINVAL for a bad length; ENOMEM without memory or address space.
+   * @throws {@link SimError} EINVAL for a bad length or hint; EEXIST when the hint overlaps a
+   * mapping; ENOMEM without memory, address space, or (with populate) free frames.
    */
   mmapAnonymous(length: number, opts: AnonymousMmapOptions = {}): AnonVmArea {
     const op = 'mmap';
@@ -319,7 +369,11 @@ export class Process {
     return vma;
   }
 
-  /** copy_from_user: `length` bytes at user address `addr`. EFAULT where nothing is mapped. */
+  /**
+   * copy_from_user: `length` bytes at user address `addr`.
+   * @throws {@link SimError} EFAULT when the process has no memory or a page is not mapped (or
+   * cannot be faulted in).
+   */
   readUser(addr: bigint, length: number): Uint8Array {
     const mem = this._memory('copy_from_user');
     const out = new Uint8Array(length);
@@ -327,7 +381,11 @@ export class Process {
     return out;
   }
 
-  /** copy_to_user. EFAULT where nothing is mapped or the mapping is read-only. */
+  /**
+   * copy_to_user: writes `data` at user address `addr`.
+   * @throws {@link SimError} EFAULT when the process has no memory, a page is not mapped, or the
+   * mapping is read-only.
+   */
   writeUser(addr: bigint, data: Uint8Array): void {
     const mem = this._memory('copy_to_user');
     this.mm.walk(addr, data.length, true, 'copy_to_user', (pa, done, n) => mem.write(pa, data.subarray(done, done + n)));
@@ -335,9 +393,10 @@ export class Process {
 
   /**
    * get_user_pages / pin_user_pages over [addr, addr + length): the page of every page-sized
-   * step, faulted in, each with a reference (and a pin with `pin`). EFAULT (nothing taken) when
-   * a page is unmapped, read-only for a write, or in a PFN mapping (VmArea.pfnMap).
-   * Give them back with putUserPages.
+   * step, faulted in, each with a reference (and a pin with `pin`). Give them back with
+   * putUserPages.
+   * @throws {@link SimError} EINVAL for length <= 0; EFAULT (nothing taken) when the process has
+   * no memory, or a page is unmapped, read-only for a write, or in a PFN mapping (VmArea.pfnMap).
    */
   getUserPages(addr: bigint, length: number, opts: GetUserPagesOptions = {}): UserPage[] {
     const op = opts.pin ? 'pin_user_pages' : 'get_user_pages';
@@ -361,7 +420,11 @@ export class Process {
     return out;
   }
 
-  /** put_page / unpin_user_page for each page getUserPages gave. */
+  /**
+   * put_page / unpin_user_page for each page getUserPages gave.
+   * @throws {@link SimError} EFAULT when the process has no memory; EINVAL (PhysicalMemory) for a
+   * page that holds no reference, or no pin.
+   */
   putUserPages(pages: readonly UserPage[], opts: { pin?: boolean } = {}): void {
     const mem = this._memory(opts.pin ? 'unpin_user_pages' : 'put_page');
     for (const p of pages) {

@@ -63,6 +63,7 @@ export class VmArea {
     return this.start + BigInt(this.pages) * PAGE;
   }
 
+  /** True until munmap: a mapping that is gone faults (EFAULT) on every access. */
   get active(): boolean {
     return this._active;
   }
@@ -81,9 +82,11 @@ export class VmArea {
   }
 
   /**
-   * The physical address of page `index` (0-based from `start`), faulting it in. EFAULT when the
-   * mapping is gone, the page outside it, a write to a read-only mapping, or the mapping has no
-   * struct pages to hand out (fault not provided: VM_PFNMAP/VM_IO, where get_user_pages fails).
+   * The physical address of page `index` (0-based from `start`), faulting it in (handle_mm_fault
+   * calling vm_ops->fault).
+   * @throws {@link index!SimError} EFAULT when the mapping is gone, the page outside it, a write to a
+   * read-only mapping, or the mapping has no struct pages to hand out (fault not provided:
+   * VM_PFNMAP/VM_IO, where get_user_pages fails); ENOMEM when anonymous memory has no free frame.
    */
   pagePhys(index: number, write = false, op = 'fault'): bigint {
     if (!this._active) throw new SimError('EFAULT', op, 'the mapping was unmapped');
@@ -96,8 +99,9 @@ export class VmArea {
 
   /**
    * munmap: removes the mapping from its address space, runs vm_ops->close and drops the
-   * mapping's file reference (which may release the file). A second munmap is EINVAL. When the
-   * file refuses the drop (see DmaBuf), nothing changes.
+   * mapping's file reference (which may release the file). When the file refuses the drop (see
+   * DmaBuf), nothing changes.
+   * @throws {@link index!SimError} EINVAL on a second munmap; whatever the file's put throws.
    */
   munmap(): void {
     if (!this._active) throw new SimError('EINVAL', 'munmap', 'this mapping is already unmapped');
@@ -136,7 +140,11 @@ export class AnonVmArea extends VmArea {
     return this._frames.filter((f) => f !== undefined).length;
   }
 
-  /** MAP_POPULATE: fault in every page now, as one contiguous run when the allocator has one. */
+  /**
+   * MAP_POPULATE (mm_populate): fault in every page now, as one contiguous run when the allocator
+   * has one.
+   * @throws {@link SimError} ENOMEM when RAM runs out (pages faulted in before stay).
+   */
   populate(): void {
     if (this.residentPages === 0) {
       try {
@@ -208,9 +216,10 @@ export class AddressSpace {
   }
 
   /**
-   * get_unmapped_area: `hint` when it is `align`-aligned and [hint, +pages) is free (EEXIST when it
-   * overlaps a mapping, as MAP_FIXED_NOREPLACE), else the first free `align`-aligned gap from
-   * mmapBase. ENOMEM when nothing fits below taskSize.
+   * get_unmapped_area: `hint` when it is `align`-aligned and [hint, +pages) is free, else the
+   * first free `align`-aligned gap from mmapBase.
+   * @throws {@link SimError} EINVAL when `hint` is unaligned or past taskSize; EEXIST when it
+   * overlaps a mapping (as MAP_FIXED_NOREPLACE); ENOMEM when nothing fits below taskSize.
    */
   unmappedArea(pages: number, hint: bigint | undefined, op: string, align = PAGE_SIZE): bigint {
     const len = BigInt(pages) * PAGE;
@@ -250,8 +259,10 @@ export class AddressSpace {
   }
 
   /**
-   * Walks [addr, addr + length) page by page: `fn(pa, done, n)` per piece, the physical address
-   * of byte `done` of the range and the bytes in that page. EFAULT where nothing is mapped.
+   * Walks [addr, addr + length) page by page, faulting pages in: `fn(pa, done, n)` per piece, the
+   * physical address of byte `done` of the range and the bytes in that page.
+   * @throws {@link SimError} EINVAL for a bad length; EFAULT where nothing is mapped or a page
+   * cannot be reached (see VmArea.pagePhys).
    */
   walk(addr: bigint, length: number, write: boolean, op: string, fn: (pa: bigint, done: number, n: number) => void): void {
     if (!Number.isSafeInteger(length) || length < 0) throw new SimError('EINVAL', op, `length ${length}`);

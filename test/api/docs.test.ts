@@ -32,6 +32,12 @@ const DOCUMENTED = [
   'src/scenario/schema.ts', 'src/scenario/source.ts', 'src/scenario/validate.ts', 'src/scenario/parse.ts',
   'src/scenario/pattern.ts', 'src/scenario/topology-source.ts', 'src/scenario/default-runner.ts',
   'src/scenario/sections.ts', 'src/scenario/builtin/seed-topology.ts', 'src/scenario/builtin/seed-scenario.ts',
+  'src/dma-buf/attachment.ts', 'src/dma-buf/clock.ts', 'src/dma-buf/constants.ts', 'src/dma-buf/dma-buf.ts',
+  'src/dma-buf/events.ts', 'src/dma-buf/fence.ts', 'src/dma-buf/file.ts', 'src/dma-buf/index.ts',
+  'src/dma-buf/kernel.ts', 'src/dma-buf/ops.ts', 'src/dma-buf/process.ts', 'src/dma-buf/profile.ts',
+  'src/dma-buf/resv.ts', 'src/dma-buf/sg-table.ts', 'src/dma-buf/sync-file.ts',
+  'src/process/constants.ts', 'src/process/file.ts', 'src/process/index.ts', 'src/process/process.ts',
+  'src/process/vma.ts', 'src/dma-mapping/dma-api.ts', 'src/pci/resource.ts', 'src/pci/p2pdma.ts',
 ];
 
 interface Warning {
