@@ -399,7 +399,8 @@ function dmaHost(op: u32, rid: u32, addr: u64, len: u64, arg: usize): i32 {
   let done: u64 = 0;
   while (done < len) {
     const a = addr + done;
-    if (!translate(rid, dom, a, access)) return faulted(0, a, done);
+    // The device is the destination of a write or fill, the source of a read.
+    if (!translate(rid, dom, a, access)) return faulted(op == OP_READ ? 0 : 1, a, done);
     const n = min(len - done, avail(a));
     const st = physHost(op, tOut, n, op == OP_FILL ? arg : arg + <usize>done);
     done += moved;

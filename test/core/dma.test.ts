@@ -146,6 +146,10 @@ describe('DMA copy (dmatest patterns)', () => {
     // A write running off the end of the mapping stops at the end, with the bytes before it done.
     const w2 = sim.dma.write({ rid: RID, addr: 0x1_0000_0000n + M2 - 10n }, new Uint8Array(20).fill(1));
     expect(w2).toMatchObject({ ok: false, code: 'EFAULT', bytesDone: 10n });
+    // The device side of a host-buffer transfer is the destination of a write or fill, the source of a read.
+    expect(w2.fault).toMatchObject({ side: 'dst', iova: 0x1_0000_0000n + M2 });
+    expect(sim.dma.fill({ rid: RID, addr: 0x9_0000_0000n }, 1, 8n).fault).toMatchObject({ side: 'dst', iova: 0x9_0000_0000n });
+    expect(sim.dma.read({ rid: RID, addr: 0x9_0000_0000n }, 8).fault).toMatchObject({ side: 'src', iova: 0x9_0000_0000n });
   });
 
   it('the source cache never hides data written after a read of the same 4 MiB', async () => {
