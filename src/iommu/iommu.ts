@@ -9,10 +9,37 @@ import { formatRid, hex, intArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX 
 import { formatPolicy, policyCode, PGTABLE_FORMATS, IOMMU_KERNELS, type IommuKernel, type PgtableFormat, type FormatPolicy } from './kernel.js';
 
 export type { PgtableFormat, IommuKernel, FormatPolicy };
+/**
+ * The IOMMU hardware a unit models: Intel VT-d, Arm SMMUv3, AMD-Vi, or the RISC-V IOMMU. It
+ * decides the page-table formats the unit walks ({@link FAMILY_FORMATS}) and the codes its fault
+ * records carry ({@link FaultRecord.code}).
+ */
 export type IommuFamily = 'vtd' | 'smmuv3' | 'amd-vi' | 'riscv';
+/** Every {@link IommuFamily}, in the order the API lists them. */
 export const IOMMU_FAMILIES: readonly IommuFamily[] = ['vtd', 'smmuv3', 'amd-vi', 'riscv'];
+/**
+ * The kind of a domain, as the kernel's IOMMU_DOMAIN_* types: 'paging' translates through its
+ * own I/O page table (IOMMU_DOMAIN_DMA / UNMANAGED), 'identity' passes addresses through
+ * unchanged (IOMMU_DOMAIN_IDENTITY, iommu=pt), 'blocked' faults every access
+ * (IOMMU_DOMAIN_BLOCKED).
+ */
 export type DomainType = 'paging' | 'identity' | 'blocked';
+/** The direction of a DMA access being translated: a device read, a write, or both. */
 export type Access = 'read' | 'write' | 'rw';
+/**
+ * Why a translation faulted, the same across families ({@link FaultRecord.code} has the family's
+ * own code):
+ *  - 'translation': no valid entry on the walk (VT-d read/write fault, SMMUv3 F_TRANSLATION);
+ *  - 'permission': the leaf (or a table above it) does not allow the access;
+ *  - 'address-size': the IOVA is beyond the input width (or not canonical), or an ARM leaf's
+ *    output is beyond the output width (other formats: 'reserved-bit', RISC-V 'translation');
+ *  - 'blocked': the requester is attached to a blocked domain;
+ *  - 'no-domain': the requester sits behind a unit with no domain (no context entry / STE);
+ *  - 'access-flag': an ARM leaf with AF clear (SMMUv3 F_ACCESS);
+ *  - 'reserved-bit': an entry with reserved bits set or a large page where none may be;
+ *  - 'walk-eabt': the walk read a table outside memory (SMMUv3 F_WALK_EABT);
+ *  - 'interrupt-address': VT-d output inside the interrupt range 0xFEE00000..0xFEEFFFFF.
+ */
 export type FaultReason =
   | 'translation' | 'permission' | 'address-size' | 'blocked' | 'no-domain' | 'access-flag' | 'reserved-bit'
   | 'walk-eabt' | 'interrupt-address';
@@ -49,10 +76,15 @@ const REASONS: Record<number, FaultReason> = {
   [ABI.FAULT_RESERVED_BIT]: 'reserved-bit', [ABI.FAULT_WALK_EABT]: 'walk-eabt',
   [ABI.FAULT_INTERRUPT_ADDR]: 'interrupt-address',
 };
+/** The {@link FaultReason} of a core fault code (abi FAULT_*); 'translation' for an unknown one. */
 export function faultReasonName(code: number): FaultReason {
   return REASONS[code] ?? 'translation';
 }
 
+/**
+ * The core's access bits (abi ACCESS_*) for `access`.
+ * @throws {@link SimError} EINVAL when `access` is not 'read', 'write' or 'rw'.
+ */
 export function accessCode(op: string, access: Access): number {
   const a = oneOf(op, 'access', access, ['read', 'write', 'rw'] as const);
   return a === 'read' ? ABI.ACCESS_READ : a === 'write' ? ABI.ACCESS_WRITE : ABI.ACCESS_READ | ABI.ACCESS_WRITE;
@@ -64,16 +96,22 @@ export const Prot = {
   MMIO: ABI.PROT_MMIO, PRIV: ABI.PROT_PRIV, RW: ABI.PROT_READ | ABI.PROT_WRITE,
 } as const;
 
+/** Options of {@link Iommu.createUnit}: the hardware of one IOMMU unit. */
 export interface UnitOptions {
+  /** The IOMMU architecture. */
   family: IommuFamily;
+  /** A name for reports. @default 'iommu<id>' */
   name?: string;
-  /** IOTLB sets, a power of two. @default 64 */
+  /** IOTLB sets, a power of two up to 65536. @default 64 */
   tlbSets?: number;
-  /** IOTLB ways. @default 4 */
+  /** IOTLB ways, 1..16. @default 4 */
   tlbWays?: number;
-  /** Fault ring capacity. @default 256 */
+  /**
+   * Fault ring capacity, 1..65536 records. When it is full further faults are dropped and the
+   * overflow flag is set (VT-d PFO: nothing more is recorded until it is cleared). @default 256
+   */
   faultQueue?: number;
-  /** Lazy-mode flush queue capacity (Linux IOVA_FQ_SIZE). @default 256 */
+  /** Lazy-mode flush queue capacity, 1..65536 (Linux IOVA_FQ_SIZE). @default 256 */
   flushQueue?: number;
   /**
    * Collapse a fault from a requester that already has a pending record into it (QEMU VT-d with
@@ -84,13 +122,15 @@ export interface UnitOptions {
   scalableMode?: boolean;
 }
 
+/** Options of {@link IommuUnit.createDomain}: one domain (struct iommu_domain). */
 export interface DomainOptions {
+  /** Paging, identity or blocked. */
   type: DomainType;
-  /** Paging domains: the page-table format. */
+  /** Paging domains: the io_pgtable format (required for them, ignored by the others). */
   format?: PgtableFormat;
-  /** Input address bits. @default 48 */
+  /** Input (IOVA) address bits; the valid widths depend on the format. @default 48 */
   ias?: number;
-  /** Output address bits. @default 48 */
+  /** Output (physical) address bits; the valid widths depend on the format. @default 48 */
   oas?: number;
   /** Strict (unmap invalidates before it returns) or lazy (queued) invalidation. @default true */
   strict?: boolean;
@@ -104,40 +144,70 @@ export interface DomainOptions {
   svnapot?: boolean;
 }
 
+/**
+ * One record of a unit's fault queue, as the hardware logs it (VT-d fault recording register,
+ * SMMUv3 event queue, AMD-Vi event log, RISC-V fault queue) and {@link IommuUnit.faults} drains it.
+ */
 export interface FaultRecord {
+  /** Requester ID of the faulting device (segment << 16 | bus << 8 | devfn). */
   rid: number;
+  /** The requester ID as 'SSSS:BB:DD.F'. */
   bdf: string;
+  /** Id of the domain the requester was attached to; -1 when it had none. */
   domain: number;
+  /** The address the device used (an IPA for a stage-2 fault). */
   iova: bigint;
+  /** The direction of the faulting access. */
   access: 'read' | 'write';
+  /** Why it faulted, family-independent. */
   reason: FaultReason;
   /**
    * The family's own code: VT-d fault reason, SMMUv3 event id (0: SMMU records no event), AMD-Vi
    * event type, RISC-V fault-queue cause.
    */
   code: number;
+  /** Sequence number of the fault on its unit, counting dropped and collapsed ones too. */
   seq: number;
   /** A stage-2 fault (SMMUv3 event record S2 bit; the iova is an IPA). */
   stage2: boolean;
 }
 
+/** Counters and state of one unit ({@link IommuUnit.stats}). */
 export interface UnitStats {
+  /** Translations served from the IOTLB. */
   hits: bigint;
+  /** IOTLB misses (each one walks the page table). */
   misses: bigint;
+  /** Hardware page-table walks. */
   walks: bigint;
+  /** IOTLB invalidations (range, domain or global). */
   invalidations: bigint;
+  /** IOTLB entries those invalidations removed. */
   invalidatedEntries: bigint;
+  /** Faults raised, including dropped and collapsed ones. */
   faults: bigint;
+  /** Flushes of the lazy flush queue. */
   flushQueueFlushes: bigint;
+  /** Translations through a domain of this unit. */
   translations: bigint;
+  /** Valid IOTLB entries now. */
   tlbValid: number;
+  /** Lazy unmaps whose invalidation is still queued. */
   flushQueuePending: number;
+  /** Fault records waiting to be drained. */
   faultsQueued: number;
+  /** The fault ring overflowed and records were dropped (cleared by {@link IommuUnit.clearFaultOverflow}). */
   faultOverflow: boolean;
   /** Faults folded into a pending record of the same requester (collapseFaults). */
   collapsedFaults: bigint;
 }
 
+/**
+ * The outcome of {@link Iommu.translate}. Success: the output address, the size of the page that
+ * mapped it (2^64 for identity, direct and peer-route access) and its permission bits (1 read,
+ * 2 write). A fault: the errno the access would see (EFAULT, EACCES, ERANGE, EPERM for blocked,
+ * ENODEV for no domain), the reason and the family's code (as in {@link FaultRecord.code}).
+ */
 export type TranslateResult =
   | { ok: true; pa: bigint; pageSize: bigint; perm: number }
   | { ok: false; code: string; reason: FaultReason; familyCode: number };
@@ -192,26 +262,48 @@ export function archLevel(format: PgtableFormat | undefined, levels: number, dep
   }
 }
 
+/** The outcome of {@link IommuDomain.walk}: the software walk of one IOVA, level by level. */
 export interface WalkResult {
+  /** The walk reached a valid leaf. */
   ok: boolean;
   /** Output address when ok. */
   pa?: bigint;
+  /** Size of the leaf's page when ok. */
   pageSize?: bigint;
+  /** Permission bits of the leaf when ok (1 read, 2 write). */
   perm?: number;
+  /** Why the walk stopped when not ok. */
   reason?: FaultReason;
+  /** Every entry read, top table first. */
   levels: WalkLevel[];
 }
 
+/**
+ * One IOMMU unit (a DMAR unit, an SMMU, an AMD-Vi IOMMU, a RISC-V IOMMU): its IOTLB, its fault
+ * queue, its lazy flush queue and the domains created on it. Made by {@link Iommu.createUnit}.
+ */
 export class IommuUnit {
   private readonly _domains = new Set<IommuDomain>();
 
   /** @internal */
-  constructor(private readonly _core: Core, readonly id: number, readonly family: IommuFamily, readonly name: string) {}
+  constructor(
+    private readonly _core: Core,
+    /** Unit index in the core, from 0. */
+    readonly id: number,
+    /** The IOMMU architecture. */
+    readonly family: IommuFamily,
+    /** Name for reports. */
+    readonly name: string,
+  ) {}
 
   /**
-   * Creates a domain on this unit. Paging domains follow `kernel`'s IOMMU code for their format
-   * (kernel.ts). Throws EINVAL (bad type, format, granule or widths), ENODEV (the kernel has no
-   * driver for the format), ENOSPC, ENOMEM.
+   * Creates a domain on this unit (iommu_domain_alloc). Paging domains get an empty root table
+   * and follow `kernel`'s IOMMU code for their format ({@link formatPolicy}).
+   * @throws {@link SimError} EINVAL for a bad type, kernel, format or granule, ias or oas outside
+   * 1..64 or outside what the format supports (the message lists the widths per format).
+   * @throws {@link SimError} ENODEV when the kernel has no driver for the format (RISC-V before 6.13).
+   * @throws {@link SimError} ENOSPC when 1024 domains exist.
+   * @throws {@link SimError} ENOMEM when no frame is left for the root table.
    */
   createDomain(opts: DomainOptions): IommuDomain {
     const op = 'createDomain';
@@ -253,11 +345,15 @@ export class IommuUnit {
     this._domains.delete(d);
   }
 
+  /** The live domains of this unit, in creation order. */
   domains(): readonly IommuDomain[] {
     return [...this._domains];
   }
 
-  /** Drains the fault ring, oldest first. */
+  /**
+   * Drains the fault ring, oldest first (the driver's fault/event-queue handler). The overflow
+   * flag stays set: clear it with {@link clearFaultOverflow}.
+   */
   faults(): FaultRecord[] {
     const out: FaultRecord[] = [];
     const e = this._core.exports;
@@ -284,19 +380,25 @@ export class IommuUnit {
     }
   }
 
+  /** Clears the fault overflow flag (software clearing VT-d PFO), so faults are recorded again. */
   clearFaultOverflow(): void {
     check(this._core.exports.faultsClearOverflow(this.id), 'clearFaultOverflow', `unit ${this.id}`);
   }
 
-  /** Flushes the lazy queue; returns how many unmaps were pending. */
+  /**
+   * Flushes the lazy flush queue as Linux's flush queue does: one domain-wide IOTLB
+   * invalidation per domain with queued unmaps. Returns how many unmaps were pending.
+   */
   flush(): number {
     return check(this._core.exports.flush(this.id), 'flush', `unit ${this.id}`);
   }
 
+  /** Invalidates every IOTLB entry of the unit (a global invalidation). */
   invalidateAll(): void {
     check(this._core.exports.invalidateAll(this.id), 'invalidateAll', `unit ${this.id}`);
   }
 
+  /** The unit's counters, IOTLB occupancy and fault-queue state now. */
   stats(): UnitStats {
     const u = this._core.layout.units + this.id * ABI.UNIT_STRIDE;
     const v = this._core.views;
@@ -313,18 +415,30 @@ export class IommuUnit {
   }
 }
 
+/**
+ * An IOMMU domain (struct iommu_domain): an address space devices are attached to. A paging
+ * domain owns an I/O page table in simulated memory and is changed with {@link map} and
+ * {@link unmap} (iommu_map, iommu_unmap). Made by {@link IommuUnit.createDomain}.
+ */
 export class IommuDomain {
   private _destroyed = false;
 
   /** @internal */
   constructor(
     private readonly _core: Core,
+    /** The unit the domain belongs to. */
     readonly unit: IommuUnit,
+    /** Domain id in the core (what {@link Iommu.domainOf} and fault records name). */
     readonly id: number,
+    /** Paging, identity or blocked. */
     readonly type: DomainType,
+    /** The page-table format of a paging domain; undefined for the others. */
     readonly format: PgtableFormat | undefined,
+    /** Input address bits (64 for identity and blocked domains). */
     readonly ias: number,
+    /** Output address bits (64 for identity and blocked domains). */
     readonly oas: number,
+    /** Strict invalidation on unmap; false: lazy, through the unit's flush queue. */
     readonly strict: boolean,
     extra: { kernel: IommuKernel; policy: FormatPolicy | undefined; granule: number } = { kernel: 'mainline', policy: undefined, granule: 4096 },
   ) {
@@ -388,12 +502,20 @@ export class IommuDomain {
   }
 
   /**
-   * iommu_map: [iova, +size) -> [pa, +size) with the largest page sizes both alignments allow.
-   * Throws EINVAL (unaligned to the smallest page size, size 0, prot without READ or WRITE),
-   * ERANGE (iova outside the input space or pa >= 2^oas), EEXIST (io-pgtable-arm) or EADDRINUSE
-   * (generic_pt) when something is mapped there, ENOMEM, ENODEV (not a paging domain). The older
-   * intel driver keeps what is there and the older AMD one replaces it, both without an error
-   * (policy). On a throw nothing changed.
+   * iommu_map: [iova, +size) -> [pa, +size) with `prot` ({@link Prot} bits), using the largest
+   * page sizes both alignments allow. Over something already mapped the domain's kernel policy
+   * decides: EEXIST (io-pgtable-arm), EADDRINUSE (generic_pt); the older intel driver keeps what
+   * is there and the older AMD one replaces it, without an error; the 6.13 RISC-V one replaces
+   * it too, but a leaf above the target level is ENOMEM. On a throw nothing changed.
+   * @throws {@link SimError} EINVAL when an address or size is not a bigint, not 4 KiB aligned or
+   * not aligned to the smallest page size, size is 0, or prot has bits outside {@link Prot} or
+   * neither READ nor WRITE.
+   * @throws {@link SimError} ERANGE when a range wraps past 2^64, iova is outside the input space
+   * or pa + size beyond 2^oas.
+   * @throws {@link SimError} EEXIST or EADDRINUSE when something is mapped there (by policy).
+   * @throws {@link SimError} ENOMEM when no frame is left for a table (or the RISC-V case above).
+   * @throws {@link SimError} ENODEV when the domain is not a paging domain.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
    */
   map(iova: bigint, pa: bigint, size: bigint, prot: number): void {
     const op = 'iommu_map';
@@ -416,6 +538,11 @@ export class IommuDomain {
    * whole and counted whole (generic_pt from the leaf's start; the older intel and AMD drivers
    * for any overlap). Strict domains invalidate the IOTLB before returning; lazy ones queue the
    * invalidation until the unit is flushed.
+   * @throws {@link SimError} EINVAL when iova or size is not a bigint, not 4 KiB aligned or not
+   * aligned to the smallest page size, or size is 0.
+   * @throws {@link SimError} ERANGE when the range wraps past 2^64 or is outside the input space.
+   * @throws {@link SimError} ENODEV when the domain is not a paging domain.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
    */
   unmap(iova: bigint, size: bigint): bigint {
     const op = 'iommu_unmap';
@@ -427,7 +554,13 @@ export class IommuDomain {
     return check64(this._core.exports.unmap(this.id, iova, size), op, `domain ${this.id}: iova ${hex(iova)} size ${hex(size)}`);
   }
 
-  /** Software page-table walk (iova_to_phys) with each level's entry. */
+  /**
+   * Software page-table walk (iommu_iova_to_phys) with each level's entry; it neither uses nor
+   * fills the IOTLB and records no fault.
+   * @throws {@link SimError} EINVAL when iova is not a u64 bigint.
+   * @throws {@link SimError} ENODEV when the domain is not a paging domain.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
+   */
   walk(iova: bigint): WalkResult {
     const op = 'walk';
     this._live(op);
@@ -449,7 +582,13 @@ export class IommuDomain {
     };
   }
 
-  /** Invalidates this domain's IOTLB entries in [start, end), or all of them. */
+  /**
+   * Invalidates this domain's IOTLB entries in [start, end) (end 0: to the top of the space), or
+   * all of them when no range is given.
+   * @throws {@link SimError} EINVAL when start or end is not a u64 bigint (end is required with
+   * start), or the range is empty.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
+   */
   invalidate(start?: bigint, end?: bigint): void {
     this._live('invalidate');
     if (start === undefined) {
@@ -461,10 +600,12 @@ export class IommuDomain {
     check(this._core.exports.invalidateRange(this.id, s, e), 'invalidate', `empty range ${hex(s)}..${hex(e)}`);
   }
 
+  /** Bytes mapped in the page table now. */
   get mappedBytes(): bigint {
     return this._core.views.u64[(this._core.layout.domains + this.id * ABI.DOMAIN_STRIDE + ABI.DOMAIN_MAPPED) >> 3]!;
   }
 
+  /** 4 KiB frames the page table occupies, root included. */
   get tableFrames(): number {
     return this._core.views.u32[(this._core.layout.domains + this.id * ABI.DOMAIN_STRIDE + ABI.DOMAIN_TABLE_FRAMES) >> 2]!;
   }
@@ -474,11 +615,17 @@ export class IommuDomain {
     return this._core.views.u64[(this._core.layout.domains + this.id * ABI.DOMAIN_STRIDE + ABI.DOMAIN_ROOT) >> 3]!;
   }
 
+  /** {@link destroy} has run; every other call on the domain now throws ENOENT. */
   get destroyed(): boolean {
     return this._destroyed;
   }
 
-  /** Frees the domain and every table frame. Throws EBUSY while a device is attached. */
+  /**
+   * Frees the domain (iommu_domain_free): flushes the unit's lazy queue, drops its IOTLB entries
+   * and frees every table frame.
+   * @throws {@link SimError} EBUSY while a device is attached to it.
+   * @throws {@link SimError} ENOENT when it was already destroyed.
+   */
   destroy(): void {
     this._live('destroyDomain');
     check(this._core.exports.destroyDomain(this.id), 'destroyDomain', `domain ${this.id} still has devices attached`);
@@ -487,13 +634,24 @@ export class IommuDomain {
   }
 }
 
+/**
+ * The machine's IOMMUs: the units, and the requester-ID table that says which domain (or none,
+ * or no IOMMU at all) each device's DMA goes through. Translation faults are results and fault
+ * records, never exceptions.
+ */
 export class Iommu {
   private readonly _units: IommuUnit[] = [];
 
   /** @internal */
   constructor(private readonly _core: Core) {}
 
-  /** Creates a unit. Throws EINVAL (bad sizes), ENOSPC (16 units), ENOMEM. */
+  /**
+   * Creates a unit with its IOTLB, fault ring and flush queue.
+   * @throws {@link SimError} EINVAL for an unknown family, or a size out of its range
+   * ({@link UnitOptions}).
+   * @throws {@link SimError} ENOSPC when 16 units exist.
+   * @throws {@link SimError} ENOMEM when memory for the IOTLB and the queues is exhausted.
+   */
   createUnit(opts: UnitOptions): IommuUnit {
     const op = 'createUnit';
     const family = oneOf(op, 'family', opts.family, IOMMU_FAMILIES);
@@ -510,6 +668,7 @@ export class Iommu {
     return unit;
   }
 
+  /** The units, in creation order (index = unit id). */
   units(): readonly IommuUnit[] {
     return this._units;
   }
@@ -517,6 +676,9 @@ export class Iommu {
   /**
    * Attaches requester `rid` to a domain, to 'direct' (its DMA reaches physical addresses with
    * no IOMMU), or detaches it (null: its DMA then faults as no-domain).
+   * @throws {@link SimError} EINVAL when rid is not a requester ID.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
+   * @throws {@link SimError} ENOSPC when 4096 requesters are known.
    */
   attach(rid: number | string, domain: IommuDomain | 'direct' | null): void {
     const op = 'attachDevice';
@@ -529,7 +691,10 @@ export class Iommu {
   /**
    * Routes `rid`'s DMA to bus addresses [bus, bus + size) straight to physical [cpu, cpu + size),
    * bypassing its IOMMU domain: a peer's BAR reached through a common switch (P2PDMA BUS_ADDR).
-   * Throws EINVAL, EEXIST (overlaps a route of the same requester), ENOSPC (256 routes).
+   * @throws {@link SimError} EINVAL when rid is not a requester ID, an address is not a u64
+   * bigint, size is 0 or a range wraps past 2^64.
+   * @throws {@link SimError} EEXIST when it overlaps a route of the same requester.
+   * @throws {@link SimError} ENOSPC when 256 routes exist.
    */
   addP2pRoute(rid: number | string, bus: bigint, size: bigint, cpu: bigint): void {
     const op = 'addP2pRoute';
@@ -540,6 +705,11 @@ export class Iommu {
     check(this._core.exports.addP2pRoute(r, bus, size, cpu), op, `${formatRid(r)}: bus ${hex(bus)}+${hex(size)} -> ${hex(cpu)}`);
   }
 
+  /**
+   * Removes the route of `rid` that starts at bus address `bus` ({@link addP2pRoute}).
+   * @throws {@link SimError} EINVAL when rid is not a requester ID or bus not a u64 bigint.
+   * @throws {@link SimError} ENOENT when no route of `rid` starts at `bus`.
+   */
   removeP2pRoute(rid: number | string, bus: bigint): void {
     const op = 'removeP2pRoute';
     const r = ridArg(op, 'rid', rid);
@@ -549,13 +719,18 @@ export class Iommu {
   /**
    * Puts requester `rid` behind `unit` with no domain: a stream with no valid context entry or
    * STE. Its DMA faults as no-domain and the unit records it (VT-d reason 2, SMMUv3 C_BAD_STE).
+   * @throws {@link SimError} EINVAL when rid is not a requester ID.
+   * @throws {@link SimError} ENOSPC when 4096 requesters are known.
    */
   place(rid: number | string, unit: IommuUnit): void {
     const r = ridArg('placeDevice', 'rid', rid);
     check(this._core.exports.placeDevice(r, unit.id), 'placeDevice', `${formatRid(r)} behind unit ${unit.id}`);
   }
 
-  /** The domain id `rid` is attached to, 'direct', or null. */
+  /**
+   * The domain id `rid` is attached to, 'direct', or null.
+   * @throws {@link SimError} EINVAL when rid is not a requester ID.
+   */
   domainOf(rid: number | string): number | 'direct' | null {
     const d = this._core.exports.deviceDomain(ridArg('domainOf', 'rid', rid));
     return d === ABI.DOMAIN_DIRECT ? 'direct' : d < 0 ? null : d;
@@ -564,6 +739,8 @@ export class Iommu {
   /**
    * Translates one address as the device would (IOTLB, then the walk on a miss). A fault is a
    * result and a record on the unit's fault queue, not an exception.
+   * @throws {@link SimError} EINVAL when rid is not a requester ID, iova not a u64 bigint, or
+   * access not 'read', 'write' or 'rw'.
    */
   translate(rid: number | string, iova: bigint, access: Access = 'read'): TranslateResult {
     const op = 'translate';
@@ -582,7 +759,9 @@ export class Iommu {
   /**
    * Translates many addresses in batches through linear memory (one crossing per 32768).
    * Returns output addresses (0 where it faulted), per-address status (0 or negative errno)
-   * and the fault count.
+   * and the fault count. Each fault is also recorded as by {@link translate}.
+   * @throws {@link SimError} EINVAL when rid is not a requester ID or access not 'read', 'write'
+   * or 'rw'.
    */
   translateBatch(rid: number | string, iovas: BigUint64Array, access: Access = 'read'): { out: BigUint64Array; status: Int32Array; faults: number } {
     const op = 'translateBatch';

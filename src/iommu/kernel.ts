@@ -23,10 +23,26 @@
 import { ABI } from '../../bindings/core.js';
 import { SimError } from '../../bindings/errors.js';
 
+/**
+ * A kernel whose IOMMU layer a domain follows at the edges of iommu_map / iommu_unmap: v5.15 LTS,
+ * v6.12 LTS (both: ARM splits a block on a partial unmap, older intel/AMD drivers), v6.13 (ARM
+ * refuses it; first RISC-V driver), or mainline (generic_pt for every non-ARM format). The file
+ * comment of src/iommu/kernel.ts gives each rule with its source.
+ */
 export type IommuKernel = '5.15' | '6.12' | '6.13' | 'mainline';
+/** Every {@link IommuKernel}, oldest first. */
 export const IOMMU_KERNELS: readonly IommuKernel[] = ['5.15', '6.12', '6.13', 'mainline'];
 
+/**
+ * An I/O page-table format (the kernel's io_pgtable / generic_pt formats):
+ *  - 'vtd-ss': Intel VT-d second-stage table;
+ *  - 'arm-lpae-s1', 'arm-lpae-s2': Arm VMSAv8-64 LPAE stage 1 and stage 2 (SMMUv3);
+ *  - 'amd-v1': AMD-Vi v1 host table, whose top level grows on demand;
+ *  - 'x86-64': the CPU's 4/5-level format, walked as VT-d first stage and AMD v2;
+ *  - 'riscv': RISC-V Sv39/Sv48/Sv57.
+ */
 export type PgtableFormat = 'vtd-ss' | 'arm-lpae-s1' | 'arm-lpae-s2' | 'amd-v1' | 'x86-64' | 'riscv';
+/** Every {@link PgtableFormat}. */
 export const PGTABLE_FORMATS: readonly PgtableFormat[] = ['vtd-ss', 'arm-lpae-s1', 'arm-lpae-s2', 'amd-v1', 'x86-64', 'riscv'];
 
 /** How a partial unmap of a large leaf is treated (abi UNMAP_*). */
@@ -34,10 +50,16 @@ export type PartialUnmap = 'split' | 'refuse' | 'whole-at-start' | 'whole-any';
 /** What a map over something already mapped does (abi MAPPOL_*). */
 export type OverlapMap = 'EEXIST' | 'EADDRINUSE' | 'keep' | 'replace' | 'replace-riscv';
 
+/**
+ * What one kernel's IOMMU code does for one page-table format ({@link formatPolicy}): which code
+ * path it takes, and how it treats a partial unmap of a large leaf and a map over a mapping.
+ */
 export interface FormatPolicy {
   /** The code the format goes through in this kernel. */
   code: 'io-pgtable-arm' | 'generic_pt' | 'intel-iommu' | 'amd-io_pgtable' | 'riscv-iommu';
+  /** An unmap covering only part of a large leaf. */
   partialUnmap: PartialUnmap;
+  /** A map over something already mapped. */
   overlapMap: OverlapMap;
   /** Page sizes the driver offers (the domain's pgsize_bitmap is ANDed with it); 0n: all. */
   pgsizeMask: bigint;
@@ -53,7 +75,11 @@ const MAPPOL: Record<OverlapMap, number> = {
 
 const GENERIC_PT: FormatPolicy = { code: 'generic_pt', partialUnmap: 'whole-at-start', overlapMap: 'EADDRINUSE', pgsizeMask: 0n };
 
-/** The policy of `format` under `kernel`. Throws ENODEV where the kernel has no driver for it. */
+/**
+ * The policy of `format` under `kernel`.
+ * @throws {@link SimError} EINVAL when `kernel` is not an {@link IommuKernel}.
+ * @throws {@link SimError} ENODEV when the kernel has no driver for the format (RISC-V before 6.13).
+ */
 export function formatPolicy(kernel: IommuKernel, format: PgtableFormat): FormatPolicy {
   if (!IOMMU_KERNELS.includes(kernel)) {
     throw new SimError('EINVAL', 'formatPolicy', `unknown IOMMU kernel profile '${String(kernel)}' (expected ${IOMMU_KERNELS.join(', ')})`);

@@ -5,9 +5,14 @@
  */
 import type { IommuDomain, PgtableFormat } from './iommu.js';
 
+/** One page-table entry decoded by {@link decodeEntry}. */
 export interface DecodedEntry {
+  /**
+   * What the walker makes of it: not present, a pointer to the next table, a leaf (page or
+   * block), or an encoding that faults as reserved (e.g. a large page where the level allows none).
+   */
   kind: 'invalid' | 'table' | 'leaf' | 'reserved';
-  /** Next table or output address. */
+  /** Next table or output address (0 for an invalid entry). */
   address: bigint;
   /** Page size of a leaf. */
   pageSize?: bigint;
@@ -44,6 +49,10 @@ export function decodeDomainEntry(domain: IommuDomain, level: number, entry: big
   return decodeEntry(domain.format!, domain.ias, level, entry, { granule: domain.granule, levels: domain.levels });
 }
 
+/**
+ * Decodes `entry` of a `format` table with `ias` input bits, read at walk level `level` (0 =
+ * the top table): its kind, address, page size and named bits. It reads nothing else.
+ */
 export function decodeEntry(format: PgtableFormat, ias: number, level: number, entry: bigint, geo: EntryGeometry = {}): DecodedEntry {
   const shift = levelShift(level, ias, geo);
   const size = 1n << BigInt(shift);

@@ -38,6 +38,7 @@ const DOCUMENTED = [
   'src/dma-buf/resv.ts', 'src/dma-buf/sg-table.ts', 'src/dma-buf/sync-file.ts',
   'src/process/constants.ts', 'src/process/file.ts', 'src/process/index.ts', 'src/process/process.ts',
   'src/process/vma.ts', 'src/dma-mapping/dma-api.ts', 'src/pci/resource.ts', 'src/pci/p2pdma.ts',
+  'src/iommu/iommu.ts', 'src/iommu/kernel.ts', 'src/iommu/pte-decode.ts',
 ];
 
 interface Warning {
