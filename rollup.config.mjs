@@ -8,7 +8,7 @@
 //            only when asked for (bindings/core-source.ts)
 //   web      dist/web/: the demo page (npm run web), release core inlined
 // Types come from tsc (tsconfig.build.json: dist/src/*.d.ts). TypeScript is transpiled by esbuild.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { builtinModules } from 'node:module';
 import esbuild from 'rollup-plugin-esbuild';
@@ -68,7 +68,14 @@ const entries = {
 };
 
 const nodeExternal = (id) => id.startsWith('node:') || builtinModules.includes(id) || runtimeDeps.some((d) => id === d || id.startsWith(`${d}/`));
-const ts = () => esbuild({ target: 'es2022', tsconfig: here('./tsconfig.json') });
+const ts = (opts = {}) => esbuild({ target: 'es2022', tsconfig: here('./tsconfig.json'), ...opts });
+
+// Each build writes its chunks under content hashes: clear the previous build's chunks first, so
+// the package never ships a stale one.
+if (existsSync(here('./dist'))) {
+  for (const f of readdirSync(here('./dist'))) if (/^lib-.*\.js(\.map)?$/.test(f)) rmSync(here(`./dist/${f}`));
+  rmSync(here('./dist/browser'), { recursive: true, force: true });
+}
 /** The browser build must not reach Node's built-ins (a page has none). */
 const noNode = {
   name: 'no-node',
@@ -94,7 +101,8 @@ export default [
   {
     input: { browser: 'src/index.ts', ...Object.fromEntries(Object.entries(entries).map(([k, v]) => [`browser/${k}`, v])) },
     output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: 'browser/lib-[name]-[hash].js' },
-    plugins: [tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts(), noNode],
+    // Minified: what a page downloads (names and source stay readable through the source maps).
+    plugins: [tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts({ minify: true }), noNode],
     onwarn,
   },
   {

@@ -25,7 +25,7 @@ function closure(file, seen = new Set()) {
   if (seen.has(file)) return seen;
   seen.add(file);
   const text = readFileSync(join(dist, file), 'utf8');
-  for (const m of text.matchAll(/(?:^|[;\n}])\s*(?:import|export)\s*(?:[^'"();]*?\sfrom\s*)?['"](\.\.?\/[^'"]+)['"]/g)) {
+  for (const m of text.matchAll(/(?:^|[;\n}])\s*(?:import|export)\s*(?:[^'"();]*?from\s*)?['"](\.\.?\/[^'"]+)['"]/g)) {
     closure(relative(dist, join(dist, dirname(file), m[1])), seen);
   }
   return seen;

@@ -128,6 +128,12 @@ describe('npm pack', () => {
       .toBe(`browser.js browser/drivers.js ${build} true true function`);
   });
 
+  it('the browser library (dist/browser.js, the chunks it imports and the release core) stays within 100 KB gzipped', () => {
+    // scripts/size.mjs follows the static imports and exits non-zero over the budget.
+    const out = run(process.execPath, [join(root, 'scripts/size.mjs')], root);
+    expect(out).toMatch(/^browser .*\(budget 100\.0 KB: ok\)$/m);
+  });
+
   it('the CLI runs from the installed package', () => {
     const out = run(join(project, 'node_modules/.bin/dmabuf-sim'), ['topo', '--json'], project);
     expect(Object.keys(JSON.parse(out) as object).length).toBeGreaterThan(0);
