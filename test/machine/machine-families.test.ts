@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Machine } from '../../src/machine/machine.js';
 import type { IommuFamily, PgtableFormat } from '../../src/index.js';
-import { expectErrno } from './helpers/setup.js';
+import { expectErrno } from '../core/helpers/setup.js';
 
 const fixture = readFileSync(new URL('../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
 const DMA_BIDIRECTIONAL = 0;
