@@ -348,10 +348,10 @@ export class FabricModel implements DmaCostModel {
         if (d && d.type === 'paging') {
           const w = d.walk(ep.addr);
           viaIommu = true;
-          if (w.ok) {
-            pa = w.pa!;
-            walkLevels = Math.max(1, w.levels.length);
-          }
+          // An unmapped IOVA goes as far as the IOMMU in the root complex, which faults it.
+          if (!w.ok) return { node: 'ram', requester, viaIommu, walkLevels: Math.max(1, w.levels.length), label: `unmapped iova 0x${ep.addr.toString(16)}` };
+          pa = w.pa!;
+          walkLevels = Math.max(1, w.levels.length);
         }
       }
     }
@@ -395,7 +395,7 @@ export class FabricModel implements DmaCostModel {
     const reqLink = upstreamLink(topo, requester);
     if (mem === requester) {
       const s = this._memSpeed(requester.name);
-      return { resources: [`mem:${requester.name}`], latencyNs: s.latencyNs, read: !toMem, requester, hops: [`${requester.name} memory`], link: reqLink };
+      return { resources: [`mem:${requester.name}`], latencyNs: s.latencyNs, read: !toMem, requester, hops: [requester.name, `${requester.name} memory`], link: reqLink };
     }
     const b = mem === 'ram' ? [] : FabricModel._chain(mem);
     // Lowest common switch (its upstream port), unless the IOMMU or RAM forces the root complex.
@@ -453,10 +453,23 @@ export class FabricModel implements DmaCostModel {
     const segs: Segment[] = [];
     const mps = { v: 4096 };
     const movers: [PciFunction | null, PciFunction | null] = [rs ?? initiator, rd ?? initiator];
-    if (src && movers[0]) segs.push(this._segment(movers[0], src.node, src.viaIommu, false, mps));
-    let wire = false;
-    if (movers[0] && movers[1] && movers[0] !== movers[1]) wire = true;
-    if (dst && movers[1]) segs.push(this._segment(movers[1], dst.node, dst.viaIommu, true, mps));
+    let srcSeg: Segment | null = null;
+    let dstSeg: Segment | null = null;
+    if (src && movers[0]) segs.push(srcSeg = this._segment(movers[0], src.node, src.viaIommu, false, mps));
+    const wire = !!(movers[0] && movers[1] && movers[0] !== movers[1]);
+    if (dst && movers[1]) segs.push(dstSeg = this._segment(movers[1], dst.node, dst.viaIommu, true, mps));
+    if (!initiator && dst) {
+      // No device at all: the CPU's own access (a driver filling or copying memory by physical
+      // address). Device memory is reached down from the root complex; RAM at DRAM speed.
+      if (dst.node !== 'ram') {
+        const seg = this._segment(dst.node, 'ram', false, false, mps);
+        const hops = ['cpu', ...seg.hops.slice(0, -1).reverse()];
+        hops[hops.length - 1] = dst.label;
+        segs.push(dstSeg = { ...seg, read: false, requester: null, hops });
+      } else {
+        segs.push(dstSeg = { resources: ['ram:'], latencyNs: c.dram.latencyNs, read: false, requester: null, hops: ['cpu', 'RAM'], link: null });
+      }
+    }
     const resources = segs.flatMap((s) => s.resources).map((r) => (r.startsWith('link:') ? `${r}:${mps.v}` : r));
     let latencyNs = 0;
     let cap = Infinity;
@@ -471,15 +484,23 @@ export class FabricModel implements DmaCostModel {
     const flow: Flow = { bytes, resources, cap, fixedNs: 0 };
     const capacity = this._capacity([flow]);
     let bottleneck = 'none';
-    let best = cap;
-    if (Number.isFinite(cap)) bottleneck = `read requests in flight (MRRS ${segs.find((s) => s.read)?.link?.mrrs ?? '?'})`;
+    let best = Infinity;
     for (const r of resources) {
       const x = capacity.get(r)!;
       if (x < best) { best = x; bottleneck = this._describeResource(r); }
     }
-    const hops = segs.map((s) => s.hops.join(' -> '));
-    const path = wire ? `${src?.label ?? '?'}: ${hops[0]} => wire => ${[...(hops[1] ?? '').split(' -> ')].join(' -> ')}: ${dst?.label ?? '?'}`
-      : `${src?.label ?? 'pattern'} => ${dst?.label ?? '?'} via ${[...new Set(segs.flatMap((s) => s.hops))].join(' -> ')}`;
+    if (cap < best) bottleneck = `read requests in flight (MRRS ${segs.find((s) => s.read)?.link?.mrrs ?? '?'})`;
+    // Memory -> requester for the source (the segment lists it requester first), requester ->
+    // memory for the destination; the two requesters joined by the wire, or by the one device.
+    const named = (seg: Segment | null, place: Place | null): string[] => {
+      if (!seg) return [];
+      const h = [...seg.hops];
+      if (place && seg.requester) h[h.length - 1] = place.label;
+      return h;
+    };
+    const a = named(srcSeg, src).reverse();
+    const b = named(dstSeg, dst);
+    const path = (a.length === 0 ? [src ? src.label : 'pattern', ...b] : wire ? [...a, '=>', ...b] : [...a, ...b.slice(1)]).join(' -> ').replace(/ -> => -> /g, ' => wire => ');
     const walkLevels = Math.max(src?.viaIommu ? src.walkLevels : 0, dst?.viaIommu ? dst.walkLevels : 0) || 4;
     return { flow, path, bottleneck, latencyNs, walkLevels };
   }

@@ -143,7 +143,7 @@ describe('scenario validation', () => {
     ].join('\n');
     expect(errors(inline)).toEqual(['s.yaml:7:81: topology.endpoints[0].bars[0].size: a memory BAR size must be a power of two of at least 16 bytes, got 3145728']);
     const wrongKey = 'name: x\ntopology:\n  hostBridges: [{ name: hb0 }]\n  endpoint: []\nsteps: []\n';
-    expect(errors(wrongKey)).toEqual(['s.yaml:4:3: topology.endpoint: unknown field (expected one of cpu, hostBridges, switches, endpoints, platformDevices, $schema, comment)']);
+    expect(errors(wrongKey)).toEqual(['s.yaml:4:3: topology.endpoint: unknown field (expected one of cpu, hostBridges, switches, endpoints, platformDevices, fabric, $schema, comment)']);
     // A topology file next to the scenario: its errors name that file.
     expect(errors('name: x\ntopology: bad-topo.json\nsteps: []\n', `${FIX}/s.yaml`)).toEqual([
       `${FIX}/bad-topo.json:6:33: endpoints[0].parent: no root port, downstream port or host bridge named "rp9"`,
