@@ -457,14 +457,14 @@ function countersSection(machine: Machine, transfers: readonly TransferRecord[],
     startNs: act.startNs, endNs: act.endNs, durationNs: act.endNs - act.startNs, transferNs: tt.transferNs,
     translationNs: tt.translationNs, invalidationNs: tt.invalidationNs, controlNs: tt.controlNs,
   };
-  lines.push(`time: act ${formatNs(time.durationNs)} (${formatNs(act.startNs)} to ${formatNs(act.endNs)}); DMA ${formatNs(tt.transferNs)} in ${tt.transfers} transfers, `
-    + `of which ${formatNs(tt.translationNs)} in IOMMU translation; IOTLB invalidations ${formatNs(tt.invalidationNs)}`);
   const d = machine.sim.dma.stats();
   const moved = transfers.reduce((s, t) => s + t.result.bytesDone, 0n);
   lines.push(`DMA: ${d.ops} ops, ${d.bytesToDevice} bytes to device memory, ${d.bytesFromDevice} from device memory, ${d.bytesToRam} to RAM, ${d.bytesFromRam} from RAM, ${d.faults} faults`);
   lines.push(`transfers by the scenario: ${transfers.length}, ${moved} bytes moved; IOMMU fault records: ${nFaults}`);
   const warns = machine.kernel.events.filter((e) => e.kind === 'warn');
   if (warns.length) lines.push(`dma-buf WARNs: ${warns.map((w) => w.rule ?? '?').join(', ')}`);
+  lines.push(`time: act ${formatNs(time.durationNs)} (${formatNs(act.startNs)} to ${formatNs(act.endNs)}); DMA ${formatNs(tt.transferNs)} in ${tt.transfers} transfers, `
+    + `of which ${formatNs(tt.translationNs)} in IOMMU translation; IOTLB invalidations ${formatNs(tt.invalidationNs)}`);
   return { title: 'counters', lines, data: { iommu: units, dma: counts(d), transfers: transfers.length, bytesMoved: Number(moved), faults: nFaults, warns: warns.length, time } };
 }
 
