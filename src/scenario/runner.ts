@@ -27,6 +27,7 @@ import { formatRid } from '../util/args.js';
 import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
 import { describePattern, patternBytes } from './pattern.js';
 import { formatNs, formatTiming } from '../time/model.js';
+import { renderSweep, runSweep, sweepSizes } from '../time/sweep.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
   type TopologyReport,
@@ -532,4 +533,14 @@ export function summarizeTransfers(ts: readonly TransferRecord[]): string[] {
 
 export function registerGenericOps(r: ScenarioRunner): void {
   r.registerOp('note', () => undefined);
+  r.registerOp('sweep', (step, ctx) => {
+    const a = step.args;
+    const sweep = runSweep(ctx.machine, { from: a.from, to: a.to, sizes: sweepSizes(a.min ?? 4096n, a.max ?? 64n << 20n, a.factor ?? 4) });
+    ctx.report.section({ title: 'sweep', lines: renderSweep(sweep), data: sweep });
+    const peak = Math.max(...sweep.rows.map((x) => x.rateGBps));
+    return {
+      summary: `${sweep.rows.length} sizes, peak ${peak.toFixed(2)} GB/s, ${formatNs(sweep.rows[0]!.durationNs)} at ${sweep.rows[0]!.bytes} bytes`,
+      result: { mapType: sweep.mapType, peakGBps: Number(peak.toFixed(2)), latencyNs: sweep.rows[0]!.durationNs },
+    };
+  });
 }

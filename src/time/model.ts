@@ -125,10 +125,12 @@ const GB = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed
 
 /** "2.9 us", "812 ns", "1.25 ms". */
 export function formatNs(ns: number): string {
+  // Three significant digits, without trailing zeros after the point ("2.9 us", "600 us").
+  const f = (x: number, unit: string): string => `${x.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '')} ${unit}`;
   if (ns < 1000) return `${Math.round(ns)} ns`;
-  if (ns < 1e6) return `${(ns / 1000).toPrecision(3).replace(/\.?0+$/, '')} us`;
-  if (ns < 1e9) return `${(ns / 1e6).toPrecision(3).replace(/\.?0+$/, '')} ms`;
-  return `${(ns / 1e9).toPrecision(4).replace(/\.?0+$/, '')} s`;
+  if (ns < 999_500) return f(ns / 1000, 'us');
+  if (ns < 999_500_000) return f(ns / 1e6, 'ms');
+  return f(ns / 1e9, 's');
 }
 
 /** "65536 bytes in 2.9 us, 22.6 GB/s". */

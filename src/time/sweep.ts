@@ -12,9 +12,22 @@ import type { DmaEndpoint } from '../dma/dma-engine.js';
 import type { Machine } from '../machine/machine.js';
 import type { Bar, PciFunction } from '../pci/index.js';
 import { formatNs } from './model.js';
+import { DMA_FROM_DEVICE } from '../dma-mapping/constants.js';
 
-/** The sizes swept by default: 4 KiB to 64 MiB, by powers of 4. */
-export const DEFAULT_SWEEP_SIZES: readonly bigint[] = [4n << 10n, 16n << 10n, 64n << 10n, 256n << 10n, 1n << 20n, 4n << 20n, 16n << 20n, 64n << 20n];
+/** The sizes swept by default: 4 KiB to 16 MiB, by powers of 4. */
+export const DEFAULT_SWEEP_SIZES: readonly bigint[] = [4n << 10n, 16n << 10n, 64n << 10n, 256n << 10n, 1n << 20n, 4n << 20n, 16n << 20n];
+
+/** min, min*factor, ... up to max (max included when the steps miss it). EINVAL for a bad range. */
+export function sweepSizes(min: bigint, max: bigint, factor = 4): bigint[] {
+  const op = 'sweep';
+  if (min <= 0n || max < min) throw new SimError('EINVAL', op, `min ${min} and max ${max} must satisfy 0 < min <= max`);
+  if (!Number.isInteger(factor) || factor < 2) throw new SimError('EINVAL', op, `factor ${factor} must be an integer >= 2`);
+  const out: bigint[] = [];
+  for (let s = min; s <= max; s *= BigInt(factor)) out.push(s);
+  if (out[out.length - 1] !== max) out.push(max);
+  if (out.length > 64) throw new SimError('EINVAL', op, `${out.length} sizes: at most 64`);
+  return out;
+}
 
 export interface SweepOptions {
   /** The device whose DMA engine moves the bytes. */
@@ -58,12 +71,12 @@ export function runSweep(m: Machine, opts: SweepOptions): SweepResult {
   // System RAM the sweep uses comes from the frame allocator (page tables live in RAM too).
   const frames: bigint[] = [];
   const unmaps: (() => void)[] = [];
-  // dma_map_page for RAM, dma_map_resource for a BAR (DMA_TO_DEVICE = 1).
+  // dma_map_page for RAM, dma_map_resource for a BAR; the device writes: DMA_FROM_DEVICE.
   const map = (pa: bigint, ram: boolean): bigint => {
     const dev = m.dmaDevice(from);
     const n = Number(most);
-    const iova = ram ? dev.mapPage(pa, n, 1) : dev.mapResource(pa, n, 1);
-    unmaps.push(() => (ram ? dev.unmapPage(iova, n, 1) : dev.unmapResource(iova, n, 1)));
+    const iova = ram ? dev.mapPage(pa, n, DMA_FROM_DEVICE) : dev.mapResource(pa, n, DMA_FROM_DEVICE);
+    unmaps.push(() => (ram ? dev.unmapPage(iova, n, DMA_FROM_DEVICE) : dev.unmapResource(iova, n, DMA_FROM_DEVICE)));
     return iova;
   };
   const ramBuffer = (): bigint => {

@@ -51,3 +51,11 @@ describe('PCIe link arithmetic', () => {
     expect(b).toBeCloseTo(100 + (1000 - 800) / 10, 6);
   });
 });
+
+describe('formatNs', () => {
+  it('PERF-06: three significant digits, units ns/us/ms/s', async () => {
+    const { formatNs, formatTiming } = await import('../../src/time/model.js');
+    expect([formatNs(812), formatNs(2900), formatNs(600_000), formatNs(1_250_000), formatNs(999_999), formatNs(2e9)]).toEqual(['812 ns', '2.9 us', '600 us', '1.25 ms', '1 ms', '2 s']);
+    expect(formatTiming({ startNs: 0, durationNs: 2900, bytes: 65536, rateGBps: 65536 / 2900, translationNs: 0, latencyNs: 0, path: '', bottleneck: '' })).toBe('65536 bytes in 2.9 us, 22.6 GB/s');
+  });
+});
