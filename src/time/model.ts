@@ -14,6 +14,7 @@
  * device's HBM/VRAM). The rate is the max-min fair share of those resources (share.ts): alone,
  * the smallest of them. duration = latency + translation + bytes / rate.
  */
+import { ABI, type Core } from '../../bindings/core.js';
 import { SimError } from '../../bindings/errors.js';
 import type { SimClock } from '../dma-buf/clock.js';
 import type { DmaCostModel, DmaEndpoint, DmaTransfer, TransferTiming } from '../dma/dma-engine.js';
@@ -113,6 +114,20 @@ interface Segment {
   link: LinkAttrs | null;
 }
 
+/** A path between two places: what a transfer along it crosses (cached per path). */
+interface Route {
+  resources: string[];
+  cap: number;
+  latencyNs: number;
+  path: string;
+  bottleneck: string;
+  /** The smallest capacity on it: a lone transfer's rate. */
+  best: number;
+}
+
+const HOST_BUFFER: Place = { node: 'ram', requester: null, viaIommu: false, walkLevels: 4, label: 'RAM' };
+const placeKey = (p: Place | null): string => (p ? `${p.node === 'ram' ? 'ram' : p.node.name}/${p.viaIommu ? 1 : 0}/${p.label}` : '-');
+
 interface Pending {
   flow: Flow;
   timing: TransferTiming;
@@ -120,6 +135,20 @@ interface Pending {
 }
 
 interface UnitCounters { hits: bigint; walks: bigint; invalidations: bigint }
+
+/**
+ * A unit's IOTLB counters, read straight from the core's unit record: three loads, where
+ * IommuUnit.stats() also counts the valid IOTLB entries (a scan of the whole IOTLB, too slow to
+ * do around every transfer).
+ */
+function unitCounters(core: Core, unit: IommuUnit): UnitCounters {
+  const base = core.layout.units + unit.id * ABI.UNIT_STRIDE;
+  const u64 = core.views.u64;
+  return {
+    hits: u64[(base + ABI.UNIT_STAT_HITS) >> 3]!, walks: u64[(base + ABI.UNIT_STAT_WALKS) >> 3]!,
+    invalidations: u64[(base + ABI.UNIT_STAT_INVALIDATIONS) >> 3]!,
+  };
+}
 
 const GB = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -142,9 +171,15 @@ export class FabricModel implements DmaCostModel {
   readonly costs: TimeCosts;
   private readonly _byRid = new Map<number, PciFunction>();
   private readonly _domains = new Map<number, IommuDomain>();
-  private readonly _routes = new Map<PciFunction, Bar[]>();
+  private readonly _busRoutes = new Map<PciFunction, Bar[]>();
+  /** Paths and resource capacities: the topology and the costs never change after creation. */
+  private readonly _paths = new Map<string, Route>();
+  private readonly _capacities = new Map<string, number>();
+  private readonly _descriptions = new Map<string, string>();
   private readonly _listeners = new Set<(t: DmaTransfer, timing: TransferTiming) => void>();
   private _before: UnitCounters[] = [];
+  /** The machine's IOMMU units (made once, at Machine.create, after this model). */
+  private _unitList: readonly IommuUnit[] | null = null;
   private _invalidationsSeen: bigint[] = [];
   private _batch: Pending[] | null = null;
   private _pendingNs = 0;
@@ -175,10 +210,14 @@ export class FabricModel implements DmaCostModel {
    * units did since the last look (strict mode: one per unmap; lazy: one per flush-queue flush).
    * The runner calls it after every step; the model calls it before every transfer.
    */
+  private get _units(): readonly IommuUnit[] {
+    return (this._unitList ??= this._m.units());
+  }
+
   sync(): void {
-    const units = this._m.units();
+    const units = this._units;
     for (let i = 0; i < units.length; i++) {
-      const inv = units[i]!.stats().invalidations;
+      const inv = unitCounters(this._m.sim.core, units[i]!).invalidations;
       const seen = this._invalidationsSeen[i] ?? 0n;
       if (inv > seen) {
         const ns = Number(inv - seen) * this.costs.invalidationNs;
@@ -195,23 +234,23 @@ export class FabricModel implements DmaCostModel {
 
   begin(): void {
     this.sync();
-    const units = this._m.units();
-    this._before = units.map((u) => u.stats());
+    const units = this._units;
+    for (let i = 0; i < units.length; i++) this._before[i] = unitCounters(this._m.sim.core, units[i]!);
   }
 
   end(t: DmaTransfer): TransferTiming | undefined {
     const bytes = Number(t.result.bytesDone);
-    const units = this._m.units();
+    const units = this._units;
     let hits = 0;
     let walks = 0;
     for (let i = 0; i < units.length; i++) {
-      const s = units[i]!.stats();
+      const s = unitCounters(this._m.sim.core, units[i]!);
       const b = this._before[i];
       if (!b) continue;
       hits += Number(s.hits - b.hits);
       walks += Number(s.walks - b.walks);
     }
-    const { flow, path, bottleneck, latencyNs, walkLevels } = this._flow(t, bytes);
+    const { flow, path, bottleneck, latencyNs, walkLevels, best } = this._flow(t, bytes);
     const c = this.costs;
     const translationNs = hits * c.iotlbHitNs
       + (walks === 0 ? 0 : c.pageWalkCache ? (walkLevels + (walks - 1)) * c.walkLevelNs : walks * walkLevels * c.walkLevelNs);
@@ -221,8 +260,8 @@ export class FabricModel implements DmaCostModel {
       this._batch.push({ flow, timing, transfer: t });
       return timing;
     }
-    const [end] = shareLinks([flow], this._capacity([flow]));
-    this._settle(t, timing, end!);
+    // Alone on its path: the smallest capacity (what shareLinks gives a single flow).
+    this._settle(t, timing, (bytes > 0 ? bytes / best : 0) + flow.fixedNs);
     this.clock.advance(timing.durationNs);
     return timing;
   }
@@ -261,9 +300,7 @@ export class FabricModel implements DmaCostModel {
   estimate(src: DmaEndpoint, dst: DmaEndpoint, bytes: number): { durationNs: number; latencyNs: number; rateGBps: number; path: string; bottleneck: string } {
     const t: DmaTransfer = { op: 'copy', src, dst, length: BigInt(bytes), result: { ok: true, code: 'OK', bytesDone: BigInt(bytes) } };
     const f = this._flow(t, bytes);
-    f.flow.fixedNs = f.latencyNs;
-    const [end] = shareLinks([f.flow], this._capacity([f.flow]));
-    const durationNs = Math.max(1, Math.ceil(end!));
+    const durationNs = Math.max(1, Math.ceil(bytes / f.best + f.latencyNs));
     return { durationNs, latencyNs: f.latencyNs, rateGBps: bytes / durationNs, path: f.path, bottleneck: f.bottleneck };
   }
 
@@ -288,6 +325,15 @@ export class FabricModel implements DmaCostModel {
   }
 
   private _resourceCapacity(key: string): number {
+    let x = this._capacities.get(key);
+    if (x === undefined) {
+      x = this._computeCapacity(key);
+      this._capacities.set(key, x);
+    }
+    return x;
+  }
+
+  private _computeCapacity(key: string): number {
     const [kind, name] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
     if (kind === 'ram') return this.costs.dram.bandwidthGBps;
     if (kind === 'mem') return this._memSpeed(name).bandwidthGBps;
@@ -322,7 +368,7 @@ export class FabricModel implements DmaCostModel {
 
   /** BARs the requester reaches over a switch route (map type BUS_ADDR). */
   private _routed(fn: PciFunction): Bar[] {
-    let r = this._routes.get(fn);
+    let r = this._busRoutes.get(fn);
     if (!r) {
       r = [];
       for (const p of this._m.topology.endpoints()) {
@@ -330,7 +376,7 @@ export class FabricModel implements DmaCostModel {
         const bars = p.bars.filter((b) => b.type === 'mem');
         if (bars.length && this._m.decide(p, fn).mapType === 'BUS_ADDR') r.push(...bars);
       }
-      this._routes.set(fn, r);
+      this._busRoutes.set(fn, r);
     }
     return r;
   }
@@ -345,22 +391,23 @@ export class FabricModel implements DmaCostModel {
       const bar = this._routed(requester).find((b) => ep.addr >= b.busAddress && ep.addr - b.busAddress < b.size);
       if (bar) return { node: bar.device, requester, viaIommu: false, walkLevels, label: `${bar.device.name} BAR${bar.index}` };
       const dom = this._m.sim.iommu.domainOf(this._m.rid(requester));
-      if (typeof dom === 'number') {
-        const d = this._domain(dom);
-        if (d && d.type === 'paging') {
-          const w = d.walk(ep.addr);
-          viaIommu = true;
-          // An unmapped IOVA goes as far as the IOMMU in the root complex, which faults it.
-          if (!w.ok) return { node: 'ram', requester, viaIommu, walkLevels: Math.max(1, w.levels.length), label: `unmapped iova 0x${ep.addr.toString(16)}` };
-          pa = w.pa!;
-          walkLevels = Math.max(1, w.levels.length);
-        }
+      if (typeof dom === 'number' && this._domain(dom)?.type === 'paging') {
+        // The core's software walk (iova_to_phys): no IOTLB, no counters touched.
+        const core = this._m.sim.core;
+        const st = core.exports.walk(dom, ep.addr);
+        viaIommu = true;
+        walkLevels = Math.max(1, Number(core.resultBytes()));
+        // An unmapped IOVA goes as far as the IOMMU in the root complex, which faults it.
+        if (st !== 0) return { node: 'ram', requester, viaIommu, walkLevels, label: 'unmapped iova' };
+        pa = core.resultValue();
       }
     }
     const bar = this._m.barAt(pa);
     if (bar) return { node: bar.device, requester, viaIommu, walkLevels, label: `${bar.device.name} BAR${bar.index}` };
-    const region = this._m.sim.memory.regionOf(pa);
-    if (region?.kind === 'ram') return { node: 'ram', requester, viaIommu, walkLevels, label: 'RAM' };
+    const { ram, ramLow } = this._m;
+    if ((pa >= ram.base && pa - ram.base < ram.size) || (pa >= ramLow.base && pa - ramLow.base < ramLow.size)) {
+      return { node: 'ram', requester, viaIommu, walkLevels, label: 'RAM' };
+    }
     // Device memory beyond the BARs: only its own device reaches it.
     const owner = requester ?? other;
     return owner
@@ -444,14 +491,29 @@ export class FabricModel implements DmaCostModel {
     return { resources, latencyNs, read: !toMem, requester, hops, link: reqLink };
   }
 
-  private _flow(t: DmaTransfer, bytes: number): { flow: Flow; path: string; bottleneck: string; latencyNs: number; walkLevels: number } {
-    const c = this.costs;
+  private _flow(t: DmaTransfer, bytes: number): { flow: Flow; path: string; bottleneck: string; latencyNs: number; walkLevels: number; best: number } {
     const rs = t.src ? this._fn(t.src.rid) : null;
     const rd = t.dst ? this._fn(t.dst.rid) : null;
-    const initiator = rd ?? rs;
     // A write() reads a host buffer (RAM); a read() lands in one.
-    const src: Place | null = t.src ? this._place(t.src, rd) : t.op === 'write' ? { node: 'ram', requester: null, viaIommu: false, walkLevels: 4, label: 'RAM' } : null;
-    const dst: Place | null = t.dst ? this._place(t.dst, rs) : t.op === 'read' ? { node: 'ram', requester: null, viaIommu: false, walkLevels: 4, label: 'RAM' } : null;
+    const src: Place | null = t.src ? this._place(t.src, rd) : t.op === 'write' ? HOST_BUFFER : null;
+    const dst: Place | null = t.dst ? this._place(t.dst, rs) : t.op === 'read' ? HOST_BUFFER : null;
+    const key = `${rs?.name ?? ''}|${rd?.name ?? ''}|${placeKey(src)}|${placeKey(dst)}`;
+    let route = this._paths.get(key);
+    if (!route) {
+      route = this._route(rs, rd, src, dst);
+      this._paths.set(key, route);
+    }
+    const walkLevels = Math.max(src?.viaIommu ? src.walkLevels : 0, dst?.viaIommu ? dst.walkLevels : 0) || 4;
+    return {
+      flow: { bytes, resources: route.resources, cap: route.cap, fixedNs: 0 }, path: route.path, bottleneck: route.bottleneck,
+      latencyNs: route.latencyNs, walkLevels, best: route.best,
+    };
+  }
+
+  /** The resources, latency and description of a path between two places (cached by the caller). */
+  private _route(rs: PciFunction | null, rd: PciFunction | null, src: Place | null, dst: Place | null): Route {
+    const c = this.costs;
+    const initiator = rd ?? rs;
     const segs: Segment[] = [];
     const mps = { v: 4096 };
     const movers: [PciFunction | null, PciFunction | null] = [rs ?? initiator, rd ?? initiator];
@@ -483,15 +545,16 @@ export class FabricModel implements DmaCostModel {
       resources.push('wire:');
       latencyNs += c.network.latencyNs;
     }
-    const flow: Flow = { bytes, resources, cap, fixedNs: 0 };
-    const capacity = this._capacity([flow]);
     let bottleneck = 'none';
     let best = Infinity;
     for (const r of resources) {
-      const x = capacity.get(r)!;
+      const x = this._resourceCapacity(r);
       if (x < best) { best = x; bottleneck = this._describeResource(r); }
     }
-    if (cap < best) bottleneck = `read requests in flight (MRRS ${segs.find((s) => s.read)?.link?.mrrs ?? '?'})`;
+    if (cap < best) {
+      best = cap;
+      bottleneck = `read requests in flight (MRRS ${segs.find((s) => s.read)?.link?.mrrs ?? '?'})`;
+    }
     // Memory -> requester for the source (the segment lists it requester first), requester ->
     // memory for the destination; the two requesters joined by the wire, or by the one device.
     const named = (seg: Segment | null, place: Place | null): string[] => {
@@ -503,11 +566,19 @@ export class FabricModel implements DmaCostModel {
     const a = named(srcSeg, src).reverse();
     const b = named(dstSeg, dst);
     const path = (a.length === 0 ? [src ? src.label : 'pattern', ...b] : wire ? [...a, '=>', ...b] : [...a, ...b.slice(1)]).join(' -> ').replace(/ -> => -> /g, ' => wire => ');
-    const walkLevels = Math.max(src?.viaIommu ? src.walkLevels : 0, dst?.viaIommu ? dst.walkLevels : 0) || 4;
-    return { flow, path, bottleneck, latencyNs, walkLevels };
+    return { resources, cap, latencyNs, path, bottleneck, best };
   }
 
   private _describeResource(key: string): string {
+    let d = this._descriptions.get(key);
+    if (d === undefined) {
+      d = this._computeDescription(key);
+      this._descriptions.set(key, d);
+    }
+    return d;
+  }
+
+  private _computeDescription(key: string): string {
     const i = key.indexOf(':');
     const kind = key.slice(0, i);
     const name = key.slice(i + 1);
