@@ -66,9 +66,9 @@ export interface TimeCosts {
 
 export const DEFAULT_COSTS: Readonly<TimeCosts> = Object.freeze({
   linkHopNs: 20, switchHopNs: 150, rootComplexNs: 250, interHostBridgeNs: 300,
-  dram: { bandwidthGBps: 100, latencyNs: 90 }, deviceMemoryByName: {}, deviceMemory: { bandwidthGBps: 1000, latencyNs: 200 },
-  network: { bandwidthGBps: 25, latencyNs: 600 },
-  iotlbHitNs: 2, walkLevelNs: 90, pageWalkCache: true, invalidationNs: 1000, readTags: 256, controlPlaneNs: {},
+  dram: Object.freeze({ bandwidthGBps: 100, latencyNs: 90 }), deviceMemoryByName: Object.freeze({}),
+  deviceMemory: Object.freeze({ bandwidthGBps: 1000, latencyNs: 200 }), network: Object.freeze({ bandwidthGBps: 25, latencyNs: 600 }),
+  iotlbHitNs: 2, walkLevelNs: 90, pageWalkCache: true, invalidationNs: 1000, readTags: 256, controlPlaneNs: Object.freeze({}),
 });
 
 /** Options of the model (MachineOptions.time): any cost, and the clock's start. */
@@ -186,7 +186,8 @@ export class FabricModel implements DmaCostModel {
   readonly totals: TimeTotals = { transfers: 0, bytes: 0, transferNs: 0, translationNs: 0, invalidationNs: 0, controlNs: 0 };
 
   constructor(private readonly _m: Machine, readonly clock: SimClock, opts: Partial<TimeCosts> = {}) {
-    this.costs = { ...DEFAULT_COSTS, ...opts };
+    // A copy of its own: two machines never share a cost table.
+    this.costs = structuredClone({ ...DEFAULT_COSTS, ...opts });
     for (const f of _m.topology.functions) this._byRid.set(_m.rid(f), f);
   }
 
@@ -205,15 +206,15 @@ export class FabricModel implements DmaCostModel {
     }
   }
 
+  private get _units(): readonly IommuUnit[] {
+    return (this._unitList ??= this._m.units());
+  }
+
   /**
    * Advances the clock by what is due: control-plane costs and the IOTLB invalidations the
    * units did since the last look (strict mode: one per unmap; lazy: one per flush-queue flush).
    * The runner calls it after every step; the model calls it before every transfer.
    */
-  private get _units(): readonly IommuUnit[] {
-    return (this._unitList ??= this._m.units());
-  }
-
   sync(): void {
     const units = this._units;
     for (let i = 0; i < units.length; i++) {

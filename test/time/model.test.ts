@@ -128,4 +128,18 @@ describe('fabric model', () => {
     expect(m.time.costs.switchHopNs).toBe(200);
     await expect(Machine.create({ topology: seed(), time: { linkHopNs: -1 } })).rejects.toThrow(/time\.linkHopNs/);
   });
+
+  it('PERF-17: control-plane calls are free unless controlPlaneNs prices their event kind; machines share no cost table', async () => {
+    const free = await Machine.create({ topology: seed() });
+    free.kernel.warn('DB-99', 'test', 'an event');
+    free.time.sync();
+    expect(free.clock.now).toBe(0);
+    const priced = await Machine.create({ topology: seed(), time: { controlPlaneNs: { warn: 700 } } });
+    priced.kernel.warn('DB-99', 'test', 'an event');
+    priced.time.sync();
+    expect(priced.clock.now).toBe(700);
+    expect(priced.time.totals.controlNs).toBe(700);
+    priced.time.costs.controlPlaneNs['warn'] = 5;
+    expect(free.time.costs.controlPlaneNs['warn']).toBeUndefined();
+  });
 });
