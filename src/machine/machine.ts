@@ -6,7 +6,9 @@
  *  - with an IOMMU, one unit per host bridge and a default paging domain per device (the DMA
  *    API domain Linux gives each group); without, DMA is direct;
  *  - a client's DMA to a peer BAR whose map type is BUS_ADDR is routed by the switch below
- *    both of them and never reaches the IOMMU.
+ *    both of them and never reaches the IOMMU;
+ *  - one virtual clock (the DMA-BUF kernel's SimClock, in ns), advanced by the fabric model
+ *    (src/time) by what every DMA transfer costs on this topology (docs/performance-model.md).
  */
 import { createSimulator, type Simulator } from '../simulator.js';
 import { SimError } from '../../bindings/errors.js';
