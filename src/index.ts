@@ -14,7 +14,7 @@ export {
   type DomainType, type PgtableFormat, type Access, type FaultReason, IOMMU_FAMILIES, FAMILY_FORMATS, defaultFormat, archLevel,
 } from './iommu/iommu.js';
 export {
-  DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats, type DmaTransfer, type DmaCopyDescriptor,
+  DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats, type DmaTransfer, type TransferTiming, type DmaCostModel, type DmaCopyDescriptor,
   type DmaVectorResult,
 } from './dma/dma-engine.js';
 export { formatRid } from './util/args.js';
@@ -53,3 +53,6 @@ export { PAGE_SIZE, PAGE_SHIFT } from './dma-buf/index.js';
 
 // The driver kit: range allocator (gen_pool), importer devices, the P2P exporter mapping helper.
 export * from './driver-kit/index.js';
+
+// Virtual time: the performance model of the fabric on each machine's one clock.
+export * from './time/index.js';

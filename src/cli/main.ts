@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runCoreDemo } from './core-demo.js';
+import { parseSizeArg, sweepOutput } from './sweep.js';
+import { SimError } from '../../bindings/errors.js';
 import { BUILTINS, showBuiltin } from './show.js';
 import { wantColor, ttyStyle } from './style.js';
 import { loadTopologyArg, topoJson, topoText } from './topo.js';
@@ -57,6 +59,25 @@ ${Object.entries(BUILTINS).map(([n, b]) => `  ${n.padEnd(20)}${b.doc}`).join('\n
 Without a name, lists them.
 
   dmabuf-sim show seed > my.yaml && dmabuf-sim run my.yaml`,
+  },
+  sweep: {
+    synopsis: 'sweep [FROM TO] [--topology file] [--iommu vtd|smmuv3|none] [--lazy] [--min 4K] [--max 16M] [--factor 4] [--json]',
+    help: `DMA bandwidth and latency on the virtual clock (docs/performance-model.md). With FROM and
+TO, FROM's DMA engine writes into TO's largest memory BAR (or system RAM for TO = ram) at every
+size from --min to --max, as ib_write_bw does; without them, every pair of endpoints with a memory
+BAR, as p2pBandwidthLatencyTest does: the rate of a --max transfer and the time of a --min one.
+The address is the one the kernel hands out: a bus address for BUS_ADDR, dma_map_resource() for
+THRU_HOST_BRIDGE; P2P the kernel refuses is EOPNOTSUPP. Default topology: the seed machine.
+
+options:
+  --topology FILE   a topology file (JSON or YAML; builtin:NAME for a built-in machine)
+  --iommu FAMILY    vtd, smmuv3 or none (default vtd)
+  --lazy            lazy IOTLB invalidation (default strict)
+  --min SIZE        smallest transfer (default 4K)
+  --max SIZE        largest transfer (default 16M; at most 1G)
+  --factor N        size step (default 4)
+  --json            the table as JSON (numbers in ns and GB/s)
+  -h, --help        this text`,
   },
   demo: {
     synopsis: 'demo [--json]',
@@ -208,6 +229,35 @@ function showCommand(args: string[], io: CliIo): number {
   return 0;
 }
 
+async function sweepCommand(args: string[], io: CliIo): Promise<number> {
+  const { values: v, positionals } = parse('sweep', args, {
+    topology: { type: 'string' }, iommu: { type: 'string' }, lazy: { type: 'boolean' },
+    min: { type: 'string' }, max: { type: 'string' }, factor: { type: 'string' }, json: { type: 'boolean' },
+  }, 2);
+  if (v.help) return help('sweep', io);
+  if (positionals.length === 1) throw new UsageError('sweep', 'give both FROM and TO, or neither (the matrix)');
+  const family = v.iommu ?? 'vtd';
+  if (!['vtd', 'smmuv3', 'none'].includes(family)) throw new UsageError('sweep', `--iommu ${family}: expected vtd, smmuv3 or none`);
+  const factor = v.factor === undefined ? 4 : Number(v.factor);
+  if (!Number.isInteger(factor) || factor < 2 || factor > 16) throw new UsageError('sweep', `--factor ${v.factor}: expected an integer 2..16`);
+  const t = loadTopologyArg(v.topology, io.readText);
+  try {
+    const size = (name: string, text: string | undefined, dflt: bigint): bigint => (text === undefined ? dflt : parseSizeArg(name, text));
+    const pair = positionals.length === 2;
+    const max = size('--max', v.max, 16n << 20n);
+    if (max > 1n << 30n) throw new UsageError('sweep', `--max ${v.max}: at most 1G`);
+    io.out(await sweepOutput({
+      topology: t.description, source: t.source, iommu: family === 'none' ? null : family as 'vtd' | 'smmuv3', strict: !v.lazy,
+      ...(pair ? { from: positionals[0], to: positionals[1] } : {}),
+      min: size('--min', v.min, 4096n), max, factor,
+    }, v.json === true));
+    return 0;
+  } catch (e) {
+    if (e instanceof SimError) throw new UsageError('sweep', e.message);
+    throw e;
+  }
+}
+
 async function demoCommand(args: string[], io: CliIo): Promise<number> {
   const { values: v } = parse('demo', args, { json: { type: 'boolean' } }, 0);
   if (v.help) return help('demo', io);
@@ -244,6 +294,8 @@ export async function main(argv: string[], io: CliIo = nodeIo): Promise<number> 
         return showCommand(rest, io);
       case 'demo':
         return await demoCommand(rest, io);
+      case 'sweep':
+        return await sweepCommand(rest, io);
       case 'help': {
         const { positionals } = parse('help', rest, {}, 1);
         return help(positionals[0], io);

@@ -67,6 +67,42 @@ export interface DmaTransfer {
   /** For a vectored copy (copyv): the number of descriptors. */
   descriptors?: number;
   result: DmaResult;
+  /**
+   * Virtual time of the transfer, when the machine has a cost model (src/time): where it
+   * started and how long it took on the machine's clock. Inside a concurrent batch the model
+   * fills the final values when the batch ends (the object is the same).
+   */
+  timing?: TransferTiming;
+}
+
+/** When a transfer ran on the virtual clock, and what it cost. */
+export interface TransferTiming {
+  /** Virtual ns when it started. */
+  startNs: number;
+  /** Virtual ns it took (latency + translation + bytes at the shared rate). */
+  durationNs: number;
+  /** Bytes done. */
+  bytes: number;
+  /** bytes / durationNs: GB/s. */
+  rateGBps: number;
+  /** Part of durationNs spent in IOMMU translation (IOTLB hits, page-walk levels). */
+  translationNs: number;
+  /** Part of durationNs that is fixed latency (links, switches, root complex, memory). */
+  latencyNs: number;
+  /** The path, for reports: "nic0 -> sw0 -> gaudi0 BAR0". */
+  path: string;
+  /** What limited the rate: "link nic0 (Gen4 x16)", "root complex hb0 P2P", ... */
+  bottleneck: string;
+}
+
+/**
+ * A cost model the engine calls around every transfer (one call each, never per byte or page):
+ * `begin` before the core moves anything, `end` after, with the finished transfer. The Machine
+ * installs its fabric model (src/time/model.ts); a bare simulator has none.
+ */
+export interface DmaCostModel {
+  begin(): void;
+  end(t: DmaTransfer): TransferTiming | undefined;
 }
 
 function ridOf(op: string, field: string, rid: DmaEndpoint['rid']): number {
@@ -75,6 +111,7 @@ function ridOf(op: string, field: string, rid: DmaEndpoint['rid']): number {
 
 export class DmaEngine {
   private readonly _observers = new Set<(t: DmaTransfer) => void>();
+  private _cost: DmaCostModel | null = null;
 
   /** @internal */
   constructor(private readonly _core: Core) {}
@@ -88,9 +125,16 @@ export class DmaEngine {
     return { dispose: () => { this._observers.delete(fn); } };
   }
 
+  /** Installs (or, with null, removes) the cost model that times every transfer. */
+  setCostModel(model: DmaCostModel | null): void {
+    this._cost = model;
+  }
+
   private _emit<R extends DmaResult>(t: Omit<DmaTransfer, 'result'>, result: R): R {
-    if (this._observers.size !== 0) {
+    if (this._observers.size !== 0 || this._cost) {
       const rec: DmaTransfer = { ...t, result: { ok: result.ok, code: result.code, bytesDone: result.bytesDone, ...(result.fault ? { fault: result.fault } : {}) } };
+      const timing = this._cost?.end(rec);
+      if (timing) rec.timing = timing;
       for (const fn of this._observers) fn(rec);
     }
     return result;
@@ -127,6 +171,7 @@ export class DmaEngine {
     u64Arg(op, 'dst.addr', dst.addr);
     DmaEngine._len(op, src.addr, length, 'src.addr');
     DmaEngine._len(op, dst.addr, length, 'dst.addr');
+    this._cost?.begin();
     return this._emit({ op: 'copy', src, dst, length }, this._result(this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length)));
   }
 
@@ -175,10 +220,11 @@ export class DmaEngine {
       u64[(at + ABI.COPYDESC_DST) >> 3] = d.dst.addr;
       u64[(at + ABI.COPYDESC_LEN) >> 3] = d.length;
     }
+    this._cost?.begin();
     const st = c.exports.dmaCopyV(n);
     const index = Number(c.resultValue());
     const r: DmaVectorResult = { ...this._result(st), index };
-    if (this._observers.size !== 0) {
+    if (this._observers.size !== 0 || this._cost) {
       const at = descs[Math.min(index, n - 1)]!;
       this._emit({ op: 'copy', src: at.src, dst: at.dst, length: total, descriptors: n }, r);
     }
@@ -192,6 +238,7 @@ export class DmaEngine {
     u64Arg(op, 'dst.addr', dst.addr);
     intArg(op, 'value', value, 0, 255);
     DmaEngine._len(op, dst.addr, length, 'dst.addr');
+    this._cost?.begin();
     return this._emit({ op: 'fill', dst, length }, this._result(this._core.exports.dmaFill(d, dst.addr, length, value)));
   }
 
@@ -208,6 +255,7 @@ export class DmaEngine {
     DmaEngine._len(op, dst.addr, BigInt(data.length), 'dst.addr');
     const staging = this._core.layout.staging;
     let done = 0n;
+    this._cost?.begin();
     for (let off = 0; off < data.length || off === 0; off += ABI.STAGING_SIZE) {
       const n = Math.min(ABI.STAGING_SIZE, data.length - off);
       this._core.views.u8.set(data.subarray(off, off + n), staging);
@@ -240,6 +288,7 @@ export class DmaEngine {
     DmaEngine._len(op, src.addr, BigInt(length), 'src.addr');
     const staging = this._core.layout.staging;
     let done = 0n;
+    this._cost?.begin();
     for (let off = 0; off < length || off === 0; off += ABI.STAGING_SIZE) {
       const n = Math.min(ABI.STAGING_SIZE, length - off);
       const st = this._core.exports.dmaRead(s, src.addr + BigInt(off), BigInt(n), staging);

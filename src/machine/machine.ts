@@ -6,7 +6,9 @@
  *  - with an IOMMU, one unit per host bridge and a default paging domain per device (the DMA
  *    API domain Linux gives each group); without, DMA is direct;
  *  - a client's DMA to a peer BAR whose map type is BUS_ADDR is routed by the switch below
- *    both of them and never reaches the IOMMU.
+ *    both of them and never reaches the IOMMU;
+ *  - one virtual clock (the DMA-BUF kernel's SimClock, in ns), advanced by the fabric model
+ *    (src/time) by what every DMA transfer costs on this topology (docs/performance-model.md).
  */
 import { createSimulator, type Simulator } from '../simulator.js';
 import { SimError } from '../../bindings/errors.js';
@@ -19,6 +21,8 @@ import {
 } from '../pci/index.js';
 import { DmaDevice, p2pResolverFrom, Swiotlb, type DmaDeviceOptions, type P2pResolver } from '../dma-mapping/index.js';
 import { DmaBufKernel, type KernelProfileName } from '../dma-buf/index.js';
+import { SimClock } from '../dma-buf/clock.js';
+import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
 
 export interface MachineIommuOptions {
@@ -63,6 +67,24 @@ export interface MachineOptions {
    * device DMAs into RAM. IOMMU page tables are allocated from RAM too, so they land there.
    */
   ramLinear?: number;
+  /**
+   * The performance model: costs (link hops, switch and root-complex latencies, memories,
+   * IOTLB and walk costs, invalidations, control-plane calls) and the clock's start. Every DMA
+   * transfer advances the machine's clock by its modelled cost (docs/performance-model.md).
+   */
+  time?: TimeOptions;
+}
+
+/** Checks MachineOptions.time: EINVAL naming the field. */
+function checkTimeOptions(t: TimeOptions | undefined): TimeOptions {
+  if (t === undefined) return {};
+  const op = 'Machine.create';
+  if (typeof t !== 'object' || t === null) throw new SimError('EINVAL', op, 'time must be an object');
+  for (const [k, v] of Object.entries(t)) {
+    if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0)) throw new SimError('EINVAL', op, `time.${k} = ${v} must be a non-negative number`);
+  }
+  if (t.startNs !== undefined && !Number.isSafeInteger(t.startNs)) throw new SimError('EINVAL', op, `time.startNs = ${t.startNs} must be a safe integer`);
+  return t;
 }
 
 /** Where system RAM lives: above 4 GiB (general use), and below 2 GiB (swiotlb, 32-bit masks). */
@@ -96,6 +118,8 @@ export class Machine {
   private _nextUserVa = 0x7f00_0000_0000n;
   readonly swiotlb: Swiotlb;
   readonly p2pResolver: P2pResolver;
+  /** The performance model timing every DMA transfer on `clock`. */
+  readonly time: FabricModel;
 
   private constructor(
     readonly sim: Simulator,
@@ -105,7 +129,11 @@ export class Machine {
     readonly ram: Region,
     readonly ramLow: Region,
     readonly iommu: MachineIommuOptions | null,
+    timeOptions: TimeOptions,
   ) {
+    const { startNs, ...costs } = timeOptions;
+    this.time = new FabricModel(this, kernel.clock, costs);
+    if (startNs) kernel.clock.advance(startNs);
     this.swiotlb = new Swiotlb(sim.memory, {});
     this.p2pResolver = p2pResolverFrom(p2pdma);
     this._deviceMemory.add(DEVICE_MEMORY_BASE, DEVICE_MEMORY_END - DEVICE_MEMORY_BASE);
@@ -146,13 +174,14 @@ export class Machine {
       ...(opts.ramLinear === undefined ? {} : { linear: opts.ramLinear }),
     });
     const ramLow = sim.memory.addRegion({ base: RAM_LOW_BASE, size: RAM_LOW_SIZE, kind: 'ram', name: 'System RAM (low)' });
-    const kernel = new DmaBufKernel({ profile: opts.profile ?? '6.x', strict: opts.strictLocking ?? false });
+    // One clock for the machine: fences, the kernel log and the fabric model all read it.
+    const kernel = new DmaBufKernel({ profile: opts.profile ?? '6.x', strict: opts.strictLocking ?? false, clock: new SimClock() });
     const io = opts.iommu ?? null;
     if (io?.format !== undefined && !FAMILY_FORMATS[io.family]?.includes(io.format)) {
       throw new SimError('EINVAL', 'Machine.create', `iommu.format '${io.format}' is not walked by ${io.family} units (${FAMILY_FORMATS[io.family]?.join(', ')})`);
     }
     const m = new Machine(sim, topo, new P2pdma(topo), kernel, ram, ramLow,
-      io ? { ...io, kernel: io.kernel ?? IOMMU_KERNEL_OF_PROFILE[opts.profile ?? '6.x'] } : null);
+      io ? { ...io, kernel: io.kernel ?? IOMMU_KERNEL_OF_PROFILE[opts.profile ?? '6.x'] } : null, checkTimeOptions(opts.time));
     for (const bar of topo.allBars()) {
       if (bar.type !== 'mem') continue;
       const region = sim.memory.addRegion({
@@ -167,7 +196,20 @@ export class Machine {
       }
     }
     routePeers(m);
+    sim.dma.setCostModel(m.time);
+    m.kernel.onEvent((e) => m.time.chargeEvent(e.kind));
     return m;
+  }
+
+  /** The machine's virtual clock (ns): the DMA-BUF kernel's, which fences and the log read. */
+  get clock(): SimClock {
+    return this.kernel.clock;
+  }
+
+  /** The memory BAR whose CPU address range holds `pa`, or undefined. */
+  barAt(pa: bigint): Bar | undefined {
+    for (const bar of this._barRegions.keys()) if (pa >= bar.cpuAddress && pa - bar.cpuAddress < bar.size) return bar;
+    return undefined;
   }
 
   /** A PCI function by name or BDF. Throws ENODEV. */

@@ -9,6 +9,7 @@
  *     .endpoint('gpu0', { parent: 'sw0.dp0', vendor: 0x10de, device: 0x2330, bars: [{ size: '32G', prefetchable: true }] })
  *     .build();
  */
+import type { FabricDescription } from './fabric.js';
 import type { BuildOptions } from './enumerate.js';
 import {
   type EndpointDescription,
@@ -30,7 +31,7 @@ export class TopologyBuilder {
   private readonly desc: Required<TopologyDescription>;
 
   constructor() {
-    this.desc = { cpu: { vendor: 'intel', family: 6 }, hostBridges: [], switches: [], endpoints: [], platformDevices: [] };
+    this.desc = { cpu: { vendor: 'intel', family: 6 }, hostBridges: [], switches: [], endpoints: [], platformDevices: [], fabric: {} };
   }
 
   /** The boot CPU (the AMD Zen rule reads it). Default: Intel family 6. */
@@ -60,6 +61,18 @@ export class TopologyBuilder {
   /** Adds a non-PCI platform device, optionally parented to another device. */
   platform(name: string, d: Omit<PlatformDeviceDescription, 'name'> = {}): this {
     this.desc.platformDevices.push({ name, ...d });
+    return this;
+  }
+
+  /** Sets a function's link capability (fabric.links): generation, width, MPS, MRRS. */
+  link(name: string, attrs: NonNullable<FabricDescription['links']>[string]): this {
+    (this.desc.fabric.links ??= {})[name] = { ...attrs };
+    return this;
+  }
+
+  /** Sets a host bridge's P2P profile (fabric.p2p): bandwidth cap and added latency. */
+  p2pProfile(hostBridge: string, profile: NonNullable<FabricDescription['p2p']>[string]): this {
+    (this.desc.fabric.p2p ??= {})[hostBridge] = { ...profile };
     return this;
   }
 

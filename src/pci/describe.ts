@@ -28,6 +28,7 @@ import {
   type TopologySpec,
 } from './enumerate.js';
 import { CPU_VENDORS, type CpuVendor, type Topology } from './topology.js';
+import { type FabricDescription, normalizeFabric } from './fabric.js';
 
 /** An integer written as a number or a string ("0x8086", "4096"). Sizes also take K/M/G/T suffixes. */
 export type NumberLike = number | string | bigint;
@@ -146,6 +147,8 @@ export interface TopologyDescription {
   endpoints?: EndpointDescription[];
   /** Non-PCI devices. */
   platformDevices?: PlatformDeviceDescription[];
+  /** Link attributes and root-complex P2P profiles for the performance model (fabric.ts). */
+  fabric?: FabricDescription;
 }
 
 const OP = 'parseTopology';
@@ -293,7 +296,7 @@ const SW_IDS: IdDefaults = { vendor: 0x1000, device: 0xc010 };
  * @throws {@link SimError} EINVAL naming the JSON path of the first bad field.
  */
 export function normalizeDescription(input: unknown): TopologySpec {
-  const top = obj(input, '', ['cpu', 'hostBridges', 'switches', 'endpoints', 'platformDevices', '$schema', 'comment']);
+  const top = obj(input, '', ['cpu', 'hostBridges', 'switches', 'endpoints', 'platformDevices', 'fabric', '$schema', 'comment']);
 
   let cpu: TopologySpec['cpu'] = { vendor: 'intel', family: 6 };
   if (top.cpu !== undefined) {
@@ -396,7 +399,7 @@ export function normalizeDescription(input: unknown): TopologySpec {
     };
   });
 
-  return { cpu, hostBridges, switches, endpoints, platformDevices };
+  return { cpu, hostBridges, switches, endpoints, platformDevices, fabric: normalizeFabric(top.fabric) };
 }
 
 /** Where in a JSON text a character offset falls, as "line L, column C". */

@@ -8,6 +8,7 @@
  */
 import { SimError } from '../../bindings/errors.js';
 import { parseDisableAcsRedir, PCI_ACS_REDIRECT_MASK } from './acs.js';
+import { checkFabricNames, type FabricSpec } from './fabric.js';
 import {
   type Bar,
   type BarType,
@@ -98,6 +99,8 @@ export interface TopologySpec {
   switches: SwitchSpec[];
   endpoints: EndpointSpec[];
   platformDevices: PlatformSpec[];
+  /** Link attributes and P2P profiles (fabric.ts); none: the defaults. */
+  fabric?: FabricSpec;
 }
 
 /** Options of {@link buildTopology}, {@link parseTopology} and {@link TopologyBuilder.build}. */
@@ -437,6 +440,10 @@ export function buildTopology(spec: TopologySpec, options: BuildOptions = {}): T
   }
 
   const topo = new Topology(spec.cpu, hostBridges, functions, platform);
+  if (spec.fabric) {
+    checkFabricNames(topo, spec.fabric);
+    topo.fabric = spec.fabric;
+  }
   if (options.onBar) for (const b of topo.allBars()) if (b.type === 'mem') options.onBar(b, b.device);
   return topo;
 }

@@ -12,3 +12,4 @@ export * from './log.js';
 export * from './resource.js';
 export * from './p2pdma.js';
 export * from './render.js';
+export * from './fabric.js';

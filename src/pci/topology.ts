@@ -6,6 +6,7 @@
  */
 import { SimError } from '../../bindings/errors.js';
 import { acsRedirects, parseAcsCtrl } from './acs.js';
+import type { FabricSpec } from './fabric.js';
 
 /** A BAR's address space: memory (IORESOURCE_MEM) or I/O ports (IORESOURCE_IO). */
 export type BarType = 'mem' | 'io';
@@ -287,6 +288,8 @@ export class Topology {
   readonly _byName = new Map<string, Device>();
   /** @internal */
   readonly _byBdf = new Map<string, PciFunction>();
+  /** Link attributes and root-complex P2P profiles from the description's `fabric` (fabric.ts). */
+  fabric: FabricSpec = { links: new Map(), p2p: new Map() };
 
   /** @internal */
   constructor(

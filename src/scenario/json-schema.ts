@@ -220,6 +220,29 @@ export function topologyJsonSchema(): Json {
           required: ['name'], additionalProperties: false,
         },
       },
+      fabric: {
+        type: 'object', description: 'link attributes and root-complex P2P profiles for the performance model (docs/performance-model.md)',
+        properties: {
+          links: {
+            type: 'object', description: 'link capability per PCI function name',
+            additionalProperties: {
+              type: 'object', additionalProperties: false,
+              properties: {
+                gen: { enum: [1, 2, 3, 4, 5, 6] }, width: { enum: [1, 2, 4, 8, 16] },
+                mps: { enum: [128, 256, 512, 1024, 2048, 4096] }, mrrs: { enum: [128, 256, 512, 1024, 2048, 4096] },
+              },
+            },
+          },
+          p2p: {
+            type: 'object', description: 'P2P profile per host bridge name',
+            additionalProperties: {
+              type: 'object', additionalProperties: false,
+              properties: { bandwidthGBps: { type: 'number', exclusiveMinimum: 0 }, latencyNs: { type: 'integer', minimum: 0 } },
+            },
+          },
+        },
+        additionalProperties: false,
+      },
     },
     required: ['hostBridges'],
     additionalProperties: false,

@@ -40,12 +40,32 @@ export interface StepRecord {
   /** One line from the handler: "fd 3", "mr lkey 0x1". */
   summary?: string;
   result?: unknown;
-  /** Virtual time (ns) when the step started. */
+  /** Virtual time (ns) when the step started (the same as startNs). */
   time: number;
+  /** Virtual ns on the machine's clock when the step started. */
+  startNs: number;
+  /** Virtual ns the step took (its transfers, translations, invalidations, control-plane costs). */
+  durationNs: number;
+  /** The step's DMA transfers as the fabric model timed them. */
+  transfers: StepTransfer[];
   log: string[];
   /** The dma-buf events of the step ('attach dma-buf 1 by nic0'), as `run --verbose` shows them. */
   events: string[];
   sections: ReportSection[];
+}
+
+/** One DMA transfer of a step, timed (virtual ns; rate in GB/s = bytes per ns). */
+export interface StepTransfer {
+  device: string;
+  op: string;
+  bytes: number;
+  result: string;
+  startNs: number;
+  durationNs: number;
+  rateGBps: number;
+  translationNs: number;
+  path: string;
+  limitedBy: string;
 }
 
 /** A topology the scenario's acts run on, once however many acts use it. */
@@ -70,6 +90,10 @@ export interface ActReport {
   /** End-of-act sections: counters, faults. */
   sections: ReportSection[];
   ok: boolean;
+  /** Virtual ns when the act started: where the previous act ended (the run has one timeline). */
+  startNs: number;
+  /** Virtual ns when it ended. */
+  endNs: number;
   /** Set when the act could not start (the machine could not be built). */
   error?: string;
 }

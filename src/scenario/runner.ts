@@ -26,6 +26,7 @@ import type { FaultRecord } from '../index.js';
 import { formatRid } from '../index.js';
 import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
 import { describePattern, patternBytes } from './pattern.js';
+import { formatNs, formatTiming, renderSweep, runSweep, sweepSizes } from '../index.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
   type TopologyReport,
@@ -189,6 +190,8 @@ export class ScenarioRunner {
     const failures: RunFailure[] = [];
     const topologies: TopologyReport[] = [];
     const topoIndex = new Map<string, number>();
+    // One timeline for the run: each act's machine starts its clock where the last act ended.
+    const clock = { ns: 0 };
     for (const act of chosen) {
       const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
       let t = topoIndex.get(key);
@@ -201,7 +204,7 @@ export class ScenarioRunner {
         });
         topoIndex.set(key, t);
       }
-      acts.push(await this._runAct(scenario, act, t, failures));
+      acts.push(await this._runAct(scenario, act, t, failures, clock));
     }
     const steps = acts.flatMap((a) => a.steps).filter((s) => s.number !== null);
     const ok = failures.length === 0 && acts.every((a) => a.ok);
@@ -215,9 +218,10 @@ export class ScenarioRunner {
     };
   }
 
-  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[]): Promise<ActReport> {
+  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }): Promise<ActReport> {
     const report: ActReport = {
       index: act.index, title: act.title, profile: act.profile, iommu: act.iommu, topology, steps: [], sections: [], ok: true,
+      startNs: runClock.ns, endNs: runClock.ns,
     };
     // Step numbers as the report shows them: notes are not steps.
     const numbers = new Map<Step, number>();
@@ -232,10 +236,12 @@ export class ScenarioRunner {
       report.ok = false;
       report.error = e instanceof Error ? e.message : String(e);
       failures.push({ act: act.index, actTitle: act.title, step: 0, path: `acts[${act.index}]`, line: act.steps[0]?.line ?? 1, message: `the machine could not be built: ${report.error}` });
-      report.steps = act.steps.map((s) => this._record(s, numberOf(s), 0, 'skipped', 'skipped'));
+      report.steps = act.steps.map((s) => this._record(s, numberOf(s), runClock.ns, 'skipped', 'skipped'));
       return report;
     }
-    const clock = () => machine.kernel.clock.now;
+    if (machine.clock.now < runClock.ns) machine.clock.advance(runClock.ns - machine.clock.now);
+    report.startNs = machine.clock.now;
+    const clock = () => machine.clock.now;
     const proc = this.trace.process(act.index + 1, `act ${act.index + 1}: ${act.title}`, clock);
     const dmabufSource = new DmaBufTraceSource(machine.kernel, proc);
     const ridNames = new Map<number, string>();
@@ -273,6 +279,7 @@ export class ScenarioRunner {
       stepEvents.push(`dma-buf ${e.kind}${e.rule ? ` [${e.rule}]` : ''}${e.dmaBufId !== undefined ? ` dma-buf ${e.dmaBufId}` : ''}${e.attachmentId !== undefined ? ` attachment ${e.attachmentId}` : ''}${who}`);
     });
     const dma = new TracedDma(machine.sim.dma, proc, deviceName, onTransfer);
+    const retime = machine.time.onTiming((_t, timing) => dma.retime(timing));
     const collectFaults = (): FaultRecord[] => {
       const got: FaultRecord[] = [];
       for (const u of machine.units()) {
@@ -313,6 +320,7 @@ export class ScenarioRunner {
         report.steps.push(this._record(step, numberOf(step), clock(), 'skipped', 'skipped'));
         continue;
       }
+      machine.time.sync();
       const rec = this._record(step, numberOf(step), clock(), 'passed', 'ok');
       stepEvents = rec.events;
       stepSink = { log: (l) => rec.log.push(l), section: (s) => rec.sections.push(s) };
@@ -324,6 +332,17 @@ export class ScenarioRunner {
         outcome = await this._handlers.get(step.op)!(step, ctx);
       } catch (e) {
         error = e;
+      }
+      // Control-plane costs and IOTLB invalidations of the step land before it ends.
+      machine.time.sync();
+      rec.durationNs = clock() - rec.startNs;
+      for (const t of stepTransfers) {
+        if (!t.timing) continue;
+        const tm = t.timing;
+        rec.transfers.push({
+          device: t.device, op: t.op, bytes: tm.bytes, result: t.result.code, startNs: tm.startNs, durationNs: tm.durationNs,
+          rateGBps: tm.rateGBps, translationNs: tm.translationNs, path: tm.path, limitedBy: tm.bottleneck,
+        });
       }
       for (const l of summarizeTransfers(stepTransfers)) rec.log.push(l);
       stepTransfers = [];
@@ -350,9 +369,14 @@ export class ScenarioRunner {
     }
     collectFaults();
     iotlb.step();
+    machine.time.sync();
     eventSub.dispose();
     dmabufSource.dispose();
-    report.sections = [...actSections, countersSection(machine, transfers, faults.length)];
+    dma.dispose();
+    retime.dispose();
+    report.endNs = clock();
+    runClock.ns = report.endNs;
+    report.sections = [...actSections, countersSection(machine, transfers, faults.length, report)];
     report.ok = !failed;
     return report;
   }
@@ -360,7 +384,8 @@ export class ScenarioRunner {
   private _record(step: Step, number: number | null, time: number, status: StepRecord['status'], outcome: string): StepRecord {
     return {
       index: step.index, number, op: step.op, path: step.path, line: step.line, col: step.col, args: step.args,
-      ...(step.as ? { as: step.as } : {}), expect: describeExpectation(step.expect), status, outcome, time, log: [], events: [], sections: [],
+      ...(step.as ? { as: step.as } : {}), expect: describeExpectation(step.expect), status, outcome, time,
+      startNs: time, durationNs: 0, transfers: [], log: [], events: [], sections: [],
     };
   }
 
@@ -420,20 +445,27 @@ function sameValue(got: unknown, want: string | number | boolean | null): boolea
   return got === want;
 }
 
-function countersSection(machine: Machine, transfers: readonly TransferRecord[], nFaults: number): ReportSection {
+function countersSection(machine: Machine, transfers: readonly TransferRecord[], nFaults: number, act: ActReport): ReportSection {
   const lines: string[] = [];
   const units = machine.units().map((u) => ({ unit: u.name, family: u.family, ...counts(u.stats()) }));
   for (const s of units) {
     lines.push(`${s.unit}: IOTLB ${s.translations} translations, ${s.hits} hits, ${s.misses} misses, ${s.walks} walks, ${s.invalidations} invalidations (${s.invalidatedEntries} entries), ${s.faults} faults`);
   }
   if (units.length === 0) lines.push('no IOMMU: DMA is direct');
+  const tt = machine.time.totals;
+  const time = {
+    startNs: act.startNs, endNs: act.endNs, durationNs: act.endNs - act.startNs, transferNs: tt.transferNs,
+    translationNs: tt.translationNs, invalidationNs: tt.invalidationNs, controlNs: tt.controlNs,
+  };
   const d = machine.sim.dma.stats();
   const moved = transfers.reduce((s, t) => s + t.result.bytesDone, 0n);
   lines.push(`DMA: ${d.ops} ops, ${d.bytesToDevice} bytes to device memory, ${d.bytesFromDevice} from device memory, ${d.bytesToRam} to RAM, ${d.bytesFromRam} from RAM, ${d.faults} faults`);
   lines.push(`transfers by the scenario: ${transfers.length}, ${moved} bytes moved; IOMMU fault records: ${nFaults}`);
   const warns = machine.kernel.events.filter((e) => e.kind === 'warn');
   if (warns.length) lines.push(`dma-buf WARNs: ${warns.map((w) => w.rule ?? '?').join(', ')}`);
-  return { title: 'counters', lines, data: { iommu: units, dma: counts(d), transfers: transfers.length, bytesMoved: Number(moved), faults: nFaults, warns: warns.length } };
+  lines.push(`time: act ${formatNs(time.durationNs)} (${formatNs(act.startNs)} to ${formatNs(act.endNs)}); DMA ${formatNs(tt.transferNs)} in ${tt.transfers} transfers, `
+    + `of which ${formatNs(tt.translationNs)} in IOMMU translation; IOTLB invalidations ${formatNs(tt.invalidationNs)}`);
+  return { title: 'counters', lines, data: { iommu: units, dma: counts(d), transfers: transfers.length, bytesMoved: Number(moved), faults: nFaults, warns: warns.length, time } };
 }
 
 /**
@@ -479,18 +511,35 @@ const QUIET_EVENTS = new Set(['get', 'put', 'fd']);
  * scattered 4K pages is sixteen transfers, and the reader wants the sum, plus the first address.
  */
 export function summarizeTransfers(ts: readonly TransferRecord[]): string[] {
-  const groups = new Map<string, { first: TransferRecord; n: number; length: bigint; done: bigint }>();
+  const groups = new Map<string, { first: TransferRecord; n: number; length: bigint; done: bigint; ns: number; translationNs: number }>();
   for (const t of ts) {
     const key = `${t.device}|${t.op}|${t.result.code}`;
     const g = groups.get(key);
-    if (g) { g.n++; g.length += t.length; g.done += t.result.bytesDone; } else groups.set(key, { first: t, n: 1, length: t.length, done: t.result.bytesDone });
+    const ns = t.timing?.durationNs ?? 0;
+    const tr = t.timing?.translationNs ?? 0;
+    if (g) { g.n++; g.length += t.length; g.done += t.result.bytesDone; g.ns += ns; g.translationNs += tr; } else groups.set(key, { first: t, n: 1, length: t.length, done: t.result.bytesDone, ns, translationNs: tr });
   }
-  return [...groups.values()].map(({ first: t, n, length, done }) => {
+  return [...groups.values()].flatMap(({ first: t, n, length, done, ns, translationNs }) => {
     const at = t.dst ? ` to 0x${t.dst.addr.toString(16)}` : t.src ? ` from 0x${t.src.addr.toString(16)}` : '';
-    return `dma ${t.device} ${t.op} ${length} bytes${at}${n > 1 ? ` and on, in ${n} transfers` : ''}: ${t.result.code}, ${done} done`;
+    const head = `dma ${t.device} ${t.op} ${length} bytes${at}${n > 1 ? ` and on, in ${n} transfers` : ''}: ${t.result.code}, ${done} done`;
+    if (!t.timing) return [head];
+    if (done === 0n) return [`${head}; stopped after ${formatNs(ns)}`];
+    const timing = formatTiming({ ...t.timing, bytes: Number(done), durationNs: ns, rateGBps: ns > 0 ? Number(done) / ns : 0 });
+    return [`${head}; ${timing}${translationNs ? ` (${formatNs(translationNs)} translating)` : ''}`,
+      `  path ${t.timing.path}; limited by ${t.timing.bottleneck}`];
   });
 }
 
 export function registerGenericOps(r: ScenarioRunner): void {
   r.registerOp('note', () => undefined);
+  r.registerOp('sweep', (step, ctx) => {
+    const a = step.args;
+    const sweep = runSweep(ctx.machine, { from: a.from, to: a.to, sizes: sweepSizes(a.min ?? 4096n, a.max ?? 64n << 20n, a.factor ?? 4) });
+    ctx.report.section({ title: 'sweep', lines: renderSweep(sweep), data: sweep });
+    const peak = Math.max(...sweep.rows.map((x) => x.rateGBps));
+    return {
+      summary: `${sweep.rows.length} sizes, peak ${peak.toFixed(2)} GB/s, ${formatNs(sweep.rows[0]!.durationNs)} at ${sweep.rows[0]!.bytes} bytes`,
+      result: { mapType: sweep.mapType, peakGBps: Number(peak.toFixed(2)), latencyNs: sweep.rows[0]!.durationNs },
+    };
+  });
 }

@@ -231,6 +231,16 @@ export const OP_SPECS: Record<string, OpSpec> = {
     doc: 'restore a vfio-pci device (memory decode on, D0): its dma-bufs are usable again',
     fields: { device: VFIO_DEVICE },
   },
+  sweep: {
+    doc: 'a bandwidth/latency sweep (like p2pBandwidthLatencyTest or ib_write_bw): `from` DMAs into the memory BAR of `to` (or system RAM) at sizes from `min` to `max`, each transfer timed on the virtual clock',
+    fields: {
+      from: { kind: DEVICE, required: true, doc: 'the device whose DMA engine moves the bytes' },
+      to: { kind: { type: 'string' }, required: true, doc: 'the device whose largest memory BAR receives them, or `ram`' },
+      min: { kind: SIZE, doc: 'smallest size (default 4K)' },
+      max: { kind: SIZE, doc: 'largest size (default 64M)' },
+      factor: { kind: { type: 'int', min: 2, max: 16 }, doc: 'size step between rows (default 4)' },
+    },
+  },
   readBar: {
     doc: 'read BAR memory of a device (what the device holds there)',
     fields: {
@@ -295,6 +305,7 @@ export interface OpArgs {
   vfioExport: { device: string; bar?: number; offset?: bigint; length: bigint };
   reset: { device: string };
   restore: { device: string };
+  sweep: { from: string; to: string; min?: bigint; max?: bigint; factor?: number };
   readBar: { device: string; bar?: number; offset?: bigint; length: bigint };
   attach: { importer: string; fd: string; dynamic?: boolean };
   mapAttachment: { attachment: string };

@@ -3,10 +3,7 @@
  * wrapper around the simulator's DMA engine that records each transfer with its bytes and
  * result) and IOMMU fault records.
  */
-import type { DmaBufEvent, DmaBufKernel } from '../index.js';
-import type { Disposable } from '../index.js';
-import type { DmaEndpoint, DmaEngine, DmaResult } from '../index.js';
-import type { FaultRecord } from '../index.js';
+import type { DmaBufEvent, DmaBufKernel, Disposable, DmaEndpoint, DmaEngine, DmaResult, TransferTiming, FaultRecord } from '../index.js';
 import { type TraceEvent, type TraceProcess, transferNs } from './trace.js';
 
 /** Thread for events that belong to no device. */
@@ -70,6 +67,8 @@ export interface TransferRecord {
   dst?: DmaEndpoint;
   length: bigint;
   result: DmaResult;
+  /** When it ran on the machine's clock (absent on a simulator without a cost model). */
+  timing?: TransferTiming;
 }
 
 /**
@@ -79,6 +78,7 @@ export interface TransferRecord {
 export class TracedDma {
   readonly transfers: TransferRecord[] = [];
   private readonly _sub: { dispose(): void };
+  private readonly _unsettled = new Map<TransferTiming, TraceEvent>();
 
   /**
    * Records every transfer of `_dma` (the scenario's own and the drivers'), until disposed.
@@ -100,13 +100,32 @@ export class TracedDma {
 
   private _rec(t: TransferRecord): void {
     this.transfers.push(t);
-    this._onTransfer?.(t);
-    this._proc?.complete(t.device, `dma ${t.op}`, 'dma', transferNs(t.result.bytesDone), {
+    const args = {
       length: t.length, bytes: t.result.bytesDone, result: t.result.code,
       ...(t.src ? { src: `${typeof t.src.rid === 'string' ? t.src.rid : this._deviceOf(t.src.rid)}@0x${t.src.addr.toString(16)}` } : {}),
       ...(t.dst ? { dst: `${typeof t.dst.rid === 'string' ? t.dst.rid : this._deviceOf(t.dst.rid)}@0x${t.dst.addr.toString(16)}` } : {}),
       ...(t.result.fault ? { fault: { ...t.result.fault } } : {}),
-    });
+      ...(t.timing ? { path: t.timing.path, limitedBy: t.timing.bottleneck, translationNs: t.timing.translationNs } : {}),
+    };
+    // On the machine's clock when it has a cost model; else the trace's own fixed-rate estimate.
+    // The slice goes first: what the callback records (IOTLB counters) comes after its end.
+    if (t.timing) {
+      const e = this._proc?.slice(t.device, `dma ${t.op}`, 'dma', t.timing.startNs, t.timing.durationNs, args);
+      // Inside a concurrent batch the duration is known only when the batch ends (retime).
+      if (e && t.timing.durationNs === 0 && t.timing.bytes > 0) this._unsettled.set(t.timing, e);
+    } else {
+      this._proc?.complete(t.device, `dma ${t.op}`, 'dma', transferNs(t.result.bytesDone), args);
+    }
+    this._onTransfer?.(t);
+  }
+
+  /** Moves the slice of a transfer timed in a concurrent batch to its final start and duration. */
+  retime(timing: TransferTiming): void {
+    const e = this._unsettled.get(timing);
+    if (!e) return;
+    this._unsettled.delete(timing);
+    e.ts = timing.startNs / 1000;
+    e.dur = Math.max(1, timing.durationNs) / 1000;
   }
 
   copy(src: DmaEndpoint, dst: DmaEndpoint, length: bigint): DmaResult {

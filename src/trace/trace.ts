@@ -1,11 +1,11 @@
 /**
  * Chrome trace-event JSON (the format chrome://tracing and Perfetto open):
  *   { traceEvents: [{ name, cat, ph, ts, dur?, pid, tid, args }], displayTimeUnit }
- * ts and dur are in microseconds. Timestamps are deterministic: the simulator's virtual clock
- * (ticks, read as nanoseconds) or, when it has not moved, one nanosecond after the previous
- * event, so every event has its own time and time never goes backwards. Transfers take a
- * modelled time (bytes at a fixed bandwidth) that moves the trace's cursor, not the
- * simulator's clock.
+ * ts and dur are in microseconds. Timestamps are deterministic: the machine's virtual clock
+ * (nanoseconds, the one the kernel log and the report read) or, when it has not moved, one
+ * nanosecond after the previous event, so every event has its own time and time never goes
+ * backwards. A DMA transfer is a slice at the start and duration the fabric model gave it
+ * (src/time); without a model (a bare simulator) it takes bytes at a fixed rate (transferNs).
  *
  * One process per act (pid = act number), one thread per device (tid in order of first use),
  * plus a 'scenario' thread for the steps and a 'dma-buf' thread for events with no device.
@@ -34,7 +34,7 @@ export interface TraceFile {
   otherData?: Record<string, unknown>;
 }
 
-/** Modelled DMA time: a fixed setup time plus bytes at 16 bytes/ns (16 GB/s, PCIe 4.0 x16-ish). */
+/** DMA time when no fabric model times the transfer: a fixed setup time plus bytes at 16 bytes/ns. */
 export function transferNs(bytes: bigint | number): number {
   return 100 + Math.ceil(Number(bytes) / 16);
 }
@@ -110,6 +110,21 @@ export class TraceProcess {
     const dur = Math.max(1, Math.round(durNs));
     this._cursor = start + dur - 1;
     this._rec._push({ name, cat, ph: 'X', ts: start / 1000, dur: dur / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> });
+  }
+
+  /**
+   * A slice at an explicit virtual time (a transfer the fabric model timed); later events come
+   * after its end.
+   */
+  slice(thread: string, name: string, cat: string, startNs: number, durNs: number, args: Record<string, unknown> = {}): TraceEvent {
+    const tid = this.thread(thread);
+    const dur = Math.max(1, Math.round(durNs));
+    // One event per ns: a slice that starts with the step's begin event moves 1 ns later.
+    const start = Math.max(startNs, this._cursor + 1);
+    this._cursor = Math.max(this._cursor, start + dur - 1);
+    const e: TraceEvent = { name, cat, ph: 'X', ts: start / 1000, dur: dur / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> };
+    this._rec._push(e);
+    return e;
   }
 
   begin(thread: string, name: string, cat: string, args: Record<string, unknown> = {}): void {

@@ -6,6 +6,7 @@
  * The page state is on <body>: data-state = idle | running | done | invalid | error, and
  * data-runs counts finished runs (tests wait on these).
  */
+import { timeAxis } from './time-axis.js';
 import { OP_SPECS, ScenarioError, type Scenario, type StepRecord } from '../scenario/index.js';
 import { h } from './dom.js';
 import { BUILTIN_SCENARIOS, MachineSnapshots, parse, runScenario, type PageRun } from './run.js';
@@ -172,6 +173,7 @@ function showAct(i: number, walk?: Partial<WalkRequest>): void {
       pageTablePanel(a, state.snapshots!, walk)),
     h('section', { class: 'panel' },
       h('h3', {}, 'Timeline'),
+      timeAxis(a),
       timeline(a, r.trace, onPick),
       actSections(a)),
   );

@@ -8,6 +8,8 @@ import type { ActReport, ReportSection, StepRecord } from '../scenario/index.js'
 import { formatArg } from '../scenario/index.js';
 import type { TraceEvent, TraceFile } from '../trace/index.js';
 import { h, hex, toBigInt } from './dom.js';
+import { formatNs } from '../time/model.js';
+import { sweepPlot } from './time-axis.js';
 
 /** dma-buf reference counting and fd bookkeeping: in the trace, too fine-grained for the timeline. */
 const QUIET = new Set(['get', 'put', 'fd']);
@@ -114,6 +116,7 @@ function section(sec: ReportSection, step: StepRecord, onPick: OnPickIova): HTML
       ),
     );
   }
+  if (sec.title === 'sweep') return h('div', { class: 'sec sweep' }, h('div', { class: 'sec-title' }, sec.title), sweepPlot(sec), h('pre', {}, sec.lines.join('\n')));
   return h('div', { class: 'sec' }, h('div', { class: 'sec-title' }, sec.title), h('pre', {}, sec.lines.join('\n')));
 }
 
@@ -141,6 +144,7 @@ export function timeline(act: ActReport, trace: TraceFile, onPick: OnPickIova): 
           st.as ? h('span', { class: 'as' }, ` → ${st.as}`) : '',
           ' ', outcomeBadge(st),
           h('span', { class: 'line muted', title: st.path }, ` line ${st.line}`),
+          h('span', { class: 'when muted', title: 'virtual time: start + duration' }, ` @ ${formatNs(st.startNs)} + ${formatNs(st.durationNs)}`),
         ),
         st.status === 'failed' ? h('div', { class: 'msg fail-msg' }, st.failure ?? st.message ?? '') : '',
         st.outcome !== 'ok' && st.message && st.status !== 'failed' ? h('div', { class: 'msg errno-msg' }, st.message) : '',

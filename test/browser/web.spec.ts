@@ -61,6 +61,10 @@ it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the demo page runs the default sc
   expect(post.querySelectorAll('.ev-dma')).toHaveLength(1);
   const lines = [...doc.querySelectorAll<HTMLElement>('#act .ev-dma')].map((e) => e.textContent);
   expect(lines.every((t, i) => i === 0 || t !== lines[i - 1])).toBe(true);
+  // The act on a real time axis: the steps' lane and a lane per device with its DMA transfers.
+  expect(doc.querySelectorAll('#act [data-time-axis] [data-lane="steps"] .step-bar').length).toBeGreaterThan(0);
+  expect(doc.querySelectorAll('#act [data-time-axis] .dma-bar').length).toBeGreaterThan(0);
+  expect($('#act [data-time-axis] .dma-bar')!.title).toMatch(/bytes in [\d.]+ (ns|us|ms), [\d.]+ GB\/s/);
   expect($('#isolation [data-isolated]')!.dataset['isolated']).toBe(String(globalThis.crossOriginIsolated === true));
 
   // Act 1: a pair of each kind, with the kernel's reason as its tooltip, in the matrix and as arcs.

@@ -23,7 +23,11 @@ describe('ScenarioRunner', () => {
       ['register', 'passed', 'ok'], ['post', 'passed', 'ok'], ['readBack', 'passed', 'ok'],
     ]);
     expect(a0.steps[4]!.result).toEqual({ mapType: 'BUS_ADDR', length: 2n << 20n });
-    expect(a0.steps[5]!.log).toEqual(['dma nic0 write 4096 bytes to 0x4000000000: OK, 4096 done']);
+    // Each transfer with its modelled duration and rate, then its path and what limited it.
+    expect(a0.steps[5]!.log).toHaveLength(2);
+    expect(a0.steps[5]!.log[0]).toMatch(/^dma nic0 write 4096 bytes to 0x4000000000: OK, 4096 done; 4096 bytes in [\d.]+ us, [\d.]+ GB\/s$/);
+    expect(a0.steps[5]!.log[1]).toMatch(/^ {2}path RAM -> hb0 -> sw0 -> nic0 -> sw0 -> gaudi0 BAR0; limited by /);
+    expect(a0.steps[5]!.durationNs).toBeGreaterThan(0);
     expect(a0.steps[6]!.log).toEqual(['4096 bytes match counter']);
     expect(r.acts[2]!.steps[2]).toMatchObject({ status: 'passed', outcome: 'EPERM', expect: 'errno EPERM' });
     const text = renderText(r);
@@ -142,8 +146,8 @@ describe('ScenarioRunner', () => {
     const rep = await r.run(s);
     expect(rep.exitCode).toBe(0);
     expect(seen).toEqual(['start f 2', 'end b:buffer,f:fd,m:mr']);
-    expect(rep.acts[0]!.steps[3]!.log).toEqual([
-      'dma nic1 write 8 bytes to 0x1000: EFAULT, 0 done',
+    expect(rep.acts[0]!.steps[3]!.log[0]).toMatch(/^dma nic1 write 8 bytes to 0x1000: EFAULT, 0 done; stopped after [\d.]+ (us|ns)$/);
+    expect(rep.acts[0]!.steps[3]!.log.slice(1)).toEqual([
       'DMAR: [DMA Write] Request device [0000:05:00.0] (nic1) fault addr 0x1000 [fault reason 0x05] translation',
     ]);
     const walk = rep.acts[0]!.sections.find((x) => x.title === 'IOMMU walk of 0x1000')!;
@@ -151,6 +155,7 @@ describe('ScenarioRunner', () => {
     expect(walk.lines.at(-1)).toBe('=> no translation (translation)');
     const counters = rep.acts[0]!.sections.at(-1)!;
     expect(counters.lines[0]).toMatch(/^dmar0: IOTLB 1 translations, 0 hits, 1 misses, \d+ walks, .*1 faults$/);
-    expect(counters.lines.at(-1)).toBe('transfers by the scenario: 1, 0 bytes moved; IOMMU fault records: 1');
+    expect(counters.lines.at(-2)).toBe('transfers by the scenario: 1, 0 bytes moved; IOMMU fault records: 1');
+    expect(counters.lines.at(-1)).toMatch(/^time: act [\d.]+ us \(0 ns to [\d.]+ us\); DMA [\d.]+ us in 1 transfers, of which \d+ ns in IOMMU translation; /);
   });
 });
