@@ -349,6 +349,10 @@ export class Iommu {
   attach(rid: number | string, domain: IommuDomain | 'direct' | null): void {
     const op = 'attachDevice';
     const r = ridArg(op, 'rid', rid);
+    // Only a domain of this simulator, 'direct' or null: never a look-alike object or an id.
+    if (domain !== null && domain !== 'direct' && !(domain instanceof IommuDomain && this._units.includes(domain.unit))) {
+      throw new SimError('EINVAL', op, 'domain must be an IommuDomain of this simulator, \'direct\' or null');
+    }
     if (domain instanceof IommuDomain && domain.destroyed) throw new SimError('ENOENT', op, `domain ${domain.id} was destroyed`);
     const d = domain === null ? -1 : domain === 'direct' ? ABI.DOMAIN_DIRECT : domain.id;
     check(this._core.exports.attachDevice(r, d), op, `${formatRid(r)} -> ${d}`);
@@ -380,6 +384,7 @@ export class Iommu {
    */
   place(rid: number | string, unit: IommuUnit): void {
     const r = ridArg('placeDevice', 'rid', rid);
+    if (!(unit instanceof IommuUnit && this._units.includes(unit))) throw new SimError('EINVAL', 'placeDevice', 'unit must be an IommuUnit of this simulator');
     check(this._core.exports.placeDevice(r, unit.id), 'placeDevice', `${formatRid(r)} behind unit ${unit.id}`);
   }
 
