@@ -380,6 +380,22 @@ describe('habanalabs dma-buf exporter ops', () => {
     att.detach();
   });
 
+  it('HL-11 an importer whose max segment (dma_set_max_seg_size) is below a page: map is EINVAL, reached through the DMA API', async () => {
+    const s = await setup('gaudi1', { iommu: false, profile: 'latest' });
+    const nicDma = s.m.dmaDevice(s.m.pci('nic0'));
+    nicDma.setMaxSegSize(2048);
+    expect(nicDma.maxSegmentSize).toBe(2048);
+    const buf = bufOf(s, exportFd(s, { addr: USER, memSize: 64n * K }));
+    const att = buf.dynamicAttach(importerDevice(s.m, 'nic0'), p2pImporter());
+    expect(() => att.mapUnlocked(BIDI)).toThrowError(err('EINVAL', 'HL-11'));
+    // A whole page is enough again.
+    nicDma.setMaxSegSize(4096);
+    const sgt = att.mapUnlocked(BIDI);
+    expect(sgt.nents).toBe(16);
+    att.unmapUnlocked(sgt, BIDI);
+    att.detach();
+  });
+
   it('HL-13 THRU_HOST_BRIDGE: entries are IOVAs in the importer IOMMU domain; unmap removes every one', async () => {
     const s = await setup('gaudi2', { topology: thruHostBridge, pci: 'gaudi1', profile: 'latest' });
     const nic = s.m.pci('nic2');
