@@ -5,7 +5,7 @@
  */
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
-import { formatRid, hex, intArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
+import { formatRid, hex, intArg, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
 
 export type IommuFamily = 'vtd' | 'smmuv3';
 export type DomainType = 'paging' | 'identity' | 'blocked';
@@ -122,6 +122,7 @@ export class IommuUnit {
   /** Creates a domain on this unit. Throws EINVAL (bad type, format or widths), ENOSPC, ENOMEM. */
   createDomain(opts: DomainOptions): IommuDomain {
     const op = 'createDomain';
+    objArg(op, 'options', opts);
     const type = oneOf(op, 'type', opts.type, ['paging', 'identity', 'blocked'] as const);
     let format = 0;
     let fmtName: PgtableFormat | undefined;
@@ -326,6 +327,7 @@ export class Iommu {
   /** Creates a unit. Throws EINVAL (bad sizes), ENOSPC (16 units), ENOMEM. */
   createUnit(opts: UnitOptions): IommuUnit {
     const op = 'createUnit';
+    objArg(op, 'options', opts);
     const family = oneOf(op, 'family', opts.family, ['vtd', 'smmuv3'] as const);
     const sets = intArg(op, 'tlbSets', opts.tlbSets ?? 64, 1, 65536);
     if ((sets & (sets - 1)) !== 0) throw new SimError('EINVAL', op, `tlbSets = ${sets} is not a power of two`);
@@ -421,6 +423,7 @@ export class Iommu {
     const op = 'translateBatch';
     const r = ridArg(op, 'rid', rid);
     const a = accessCode(op, access);
+    if (!(iovas instanceof BigUint64Array)) throw new SimError('EINVAL', op, 'iovas must be a BigUint64Array');
     const out = new BigUint64Array(iovas.length);
     const status = new Int32Array(iovas.length);
     const base = this._core.layout.staging;

@@ -163,3 +163,34 @@ describe('memory', () => {
     void Prot;
   });
 });
+
+describe('machine and DMA API arguments', () => {
+  it('a look-alike or another machine\'s PCI function is refused; max segment size is any unsigned int', async () => {
+    const { Machine } = await import('../../src/machine/machine.js');
+    const { SEED_TOPOLOGY } = await import('../../src/scenario/builtin/seed-topology.js');
+    await expect(Machine.create(null as never)).rejects.toBeInstanceOf(SimError);
+    const a = await Machine.create({ topology: SEED_TOPOLOGY, arenaBytes: 16 << 20, ramBytes: 1n << 30n });
+    const b = await Machine.create({ topology: SEED_TOPOLOGY, arenaBytes: 16 << 20, ramBytes: 1n << 30n });
+    simError(() => a.dmaDevice(b.pci('nic0')), 'EINVAL', 'fn');
+    simError(() => a.dmaDevice({ name: 'nic0' } as never), 'EINVAL', 'fn');
+    simError(() => a.rid(null as never), 'EINVAL', 'fn');
+    simError(() => a.unitOf('nic0' as never), 'EINVAL', 'fn');
+    simError(() => a.barRegion({} as never), 'EINVAL', 'bar');
+    const dma = a.dmaDevice(a.pci('nic0'));
+    for (const ok of [0, 1, 512, 4095, 2 ** 32 - 1]) {
+      dma.setMaxSegSize(ok);
+      expect(dma.maxSegmentSize).toBe(ok);
+    }
+    for (const bad of [-1, 2 ** 32, 1.5, '4096', 4096n]) simError(() => dma.setMaxSegSize(bad as never), 'EINVAL', 'size');
+    expect(dma.maxSegmentSize).toBe(2 ** 32 - 1);
+  });
+  it('iommu createUnit/createDomain without options, translateBatch with a plain array: EINVAL', async () => {
+    const sim = await makeSim(8 << 20);
+    simError(() => sim.iommu.createUnit(undefined as never), 'EINVAL', 'options');
+    const u = sim.iommu.createUnit({ family: 'vtd' });
+    simError(() => u.createDomain(null as never), 'EINVAL', 'options');
+    simError(() => sim.iommu.translateBatch(0x100, [0n, 4096n] as never), 'EINVAL', 'iovas');
+    expect(sim.iommu.units()).toHaveLength(1);
+    expect(u.domains()).toHaveLength(0);
+  });
+});
