@@ -27,15 +27,18 @@ async function main(): Promise<number> {
   let done = 0;
   let errors = 0;
   for (let b = 0; done < total; b++) {
-    const n = Math.min(batch, total - done);
-    const calls = fc.sample(callArb, { seed: seed * 1_000_003 + b, numRuns: n });
+    const n = Math.min(batch, Math.ceil((total - done) * 1.03));
+    // The parser costs a thousand times a core call: keep one parse in 50 so the million calls
+    // stay on the core layers (the parser has its own bounded run in the suite).
+    const calls = fc.sample(callArb, { seed: seed * 1_000_003 + b, numRuns: n }).filter((c, i) => c.name !== 'scenario.parse' || i % 50 === 0).slice(0, total - done);
     const r = runCalls(w, calls, 100);
     errors += r.errors;
     if (r.violation) {
       console.error(`soak: contract broken after ${done} calls: ${r.violation}`);
       return 1;
     }
-    done += n;
+    done += calls.length;
+    if (calls.length === 0) break;
     if (b % 20 === 19) console.log(`  ${done} calls, ${errors} refused, resident ${mib(process.memoryUsage().rss)}`);
   }
   gc?.();
