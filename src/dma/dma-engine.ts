@@ -6,7 +6,7 @@
 import { ABI, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
 import { faultReasonName, type FaultReason } from '../iommu/iommu.js';
-import { fnArg, intArg, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
+import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
 
 export interface DmaEndpoint {
   /** Requester ID of the device doing the access, or 'phys' for untranslated physical access. */
@@ -225,7 +225,8 @@ export class DmaEngine {
   /** Device reads `length` bytes from its address space into a new host buffer. */
   read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
     intArg('dmaRead', 'length', length, 0, 2 ** 31);
-    const data = new Uint8Array(length);
+    ridOf('dmaRead', 'src', src);
+    const data = hostBuffer('dmaRead', length);
     return { ...this._emit({ op: 'read', src, length: BigInt(length) }, this._read(src, data)), data };
   }
 

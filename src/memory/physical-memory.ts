@@ -4,7 +4,7 @@
  */
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError } from '../../bindings/errors.js';
-import { boolArg, intArg, hex, objArg, oneOf, optStringArg, pageAlignedArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
+import { boolArg, hostBuffer, intArg, hex, objArg, oneOf, optStringArg, pageAlignedArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
 
 /** System RAM (has a page-frame database, like the kernel's memmap) or device memory (a BAR, HBM, VRAM). */
 export type RegionKind = 'ram' | 'device';
@@ -136,8 +136,10 @@ export class PhysicalMemory {
    *   EIO when part of the range is in no region (nothing is returned).
    */
   read(pa: bigint, length: number): Uint8Array {
-    const out = new Uint8Array(intArg('read', 'length', length, 0, 2 ** 31));
-    this._transfer('read', u64Arg('read', 'pa', pa), out);
+    intArg('read', 'length', length, 0, 2 ** 31);
+    u64Arg('read', 'pa', pa);
+    const out = hostBuffer('read', length);
+    this._transfer('read', pa, out);
     return out;
   }
 

@@ -304,10 +304,14 @@ export class SourceDoc {
     } catch (e) {
       if (e instanceof ScenarioError) throw e;
       // The parser's own limits (alias expansion, a stack it still ran out of): the file's fault.
-      const message = e instanceof ReferenceError && /alias/i.test(e.message)
+      const alias = e instanceof ReferenceError && /alias/i.test(e.message);
+      const message = alias
         ? 'too many alias expansions (a YAML alias bomb?): at most 1000'
         : e instanceof RangeError ? 'nested too deep for the parser' : problemOf(e);
-      throw new ScenarioError([{ file, path: '', message: `not valid ${format === 'json' ? 'JSON' : 'YAML'}: ${message}` }]);
+      // An alias bomb points at its first alias.
+      const first = alias ? /(?:^|[\s,[{:])\*[^\s,\]}]/m.exec(text) : null;
+      const pos = first ? lineColOf(text, first.index + first[0].indexOf('*')) : undefined;
+      throw new ScenarioError([{ file, ...(pos ?? {}), path: '', message: `not valid ${format === 'json' ? 'JSON' : 'YAML'}: ${message}` }]);
     }
   }
 

@@ -86,6 +86,18 @@ export function u8ArrayArg(op: string, field: string, v: unknown): Uint8Array {
   return v;
 }
 
+/**
+ * A new zeroed buffer of `length` bytes for a read's result: a host that cannot allocate it is
+ * ENOMEM (Node's RangeError "Array buffer allocation failed" never escapes).
+ */
+export function hostBuffer(op: string, length: number): Uint8Array {
+  try {
+    return new Uint8Array(length);
+  } catch {
+    throw new SimError('ENOMEM', op, `cannot allocate a host buffer of ${length} bytes`);
+  }
+}
+
 /** The value of a string option, or undefined; a non-string is refused (no '[object Object]' names). */
 export function optStringArg(op: string, field: string, v: unknown): string | undefined {
   if (v === undefined) return undefined;

@@ -44,7 +44,7 @@ describe('CLI failure classes exit 2', () => {
     let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x]\n';
     for (let i = 1; i < 12; i++) bomb += `a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]\n`;
     bomb += 'name: x\nacts: []\n';
-    expect(await fails2({ 'f.yaml': bomb })).toMatch(/f\.yaml: not valid YAML: too many alias expansions/);
+    expect(await fails2({ 'f.yaml': bomb })).toMatch(/f\.yaml:2:10: not valid YAML: too many alias expansions/);
   });
   it('a readBack past the end of its buffer, or too large, is found at validation with its line', async () => {
     const past = TOPO_ACT(`      - { op: alloc, device: gaudi0, size: 2M, as: hbm }
