@@ -233,8 +233,6 @@ export class CoreViews {
   get i64(): BigInt64Array { this._fresh(); return this._i64; }
 }
 
-const I32_MIN = -(2 ** 31);
-const U32_MAX = 2 ** 32 - 1;
 const I64_MIN = -(1n << 63n);
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -245,28 +243,28 @@ function showArg(v: unknown): string {
   return `a ${typeof v}`;
 }
 
+const KIND_F = 0;
+const KIND_I32 = 1;
+const KIND_I64 = 2;
+
 /**
- * Checks one raw call against its signature ('i' i32: an integer Number in -2^31..2^32-1; 'I'
- * i64: a BigInt in -2^63..2^64-1; 'f': a Number), with exactly as many arguments as parameters.
- * Wasm would otherwise throw TypeError for a Number given as i64 or wrap silently.
+ * Checks one argument of a raw call against its signature ('i' i32: an integer Number in
+ * -2^31..2^32-1; 'I' i64: a BigInt in -2^63..2^64-1; 'f': a Number). Wasm would otherwise throw
+ * TypeError for a Number given as i64, or wrap a value out of range silently.
  * @throws {@link SimError} EINVAL naming the export and the argument's position.
  */
-function checkArgs(name: string, sig: string, args: unknown[]): void {
-  if (args.length !== sig.length) throw new SimError('EINVAL', name, `takes ${sig.length} arguments, got ${args.length}`);
-  for (let i = 0; i < sig.length; i++) {
-    const v = args[i];
-    const t = sig.charCodeAt(i);
-    if (t === 0x69 /* i */) {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < I32_MIN || v > U32_MAX) {
-        throw new SimError('EINVAL', name, `argument ${i} must be an i32/u32 Number, got ${showArg(v)}`);
-      }
-    } else if (t === 0x49 /* I */) {
-      if (typeof v !== 'bigint' || v < I64_MIN || v > U64_MAX) {
-        throw new SimError('EINVAL', name, `argument ${i} must be an i64/u64 BigInt, got ${showArg(v)}`);
-      }
-    } else if (typeof v !== 'number') {
-      throw new SimError('EINVAL', name, `argument ${i} must be a Number, got ${showArg(v)}`);
+function checkArg(name: string, i: number, kind: number, v: unknown): void {
+  if (kind === KIND_I32) {
+    // (v | 0) === v: an integer in i32 range; (v >>> 0) === v: one in u32 range.
+    if (typeof v !== 'number' || ((v | 0) !== v && v >>> 0 !== v)) {
+      throw new SimError('EINVAL', name, `argument ${i} must be an i32/u32 Number, got ${showArg(v)}`);
     }
+  } else if (kind === KIND_I64) {
+    if (typeof v !== 'bigint' || v < I64_MIN || v > U64_MAX) {
+      throw new SimError('EINVAL', name, `argument ${i} must be an i64/u64 BigInt, got ${showArg(v)}`);
+    }
+  } else if (typeof v !== 'number') {
+    throw new SimError('EINVAL', name, `argument ${i} must be a Number, got ${showArg(v)}`);
   }
 }
 
@@ -318,17 +316,37 @@ export class Core {
     // generated from the module (a wrong JS type is a usage error, SimError, and the instance
     // stays usable); a trap is a bug, and the instance is not used again.
     const guarded: Record<string, unknown> = { memory: raw.memory };
+    const self = this;
     for (const [name, fn] of Object.entries(raw)) {
       if (typeof fn !== 'function') continue;
       const sig = SIGNATURES[name] ?? '';
-      guarded[name] = (...args: unknown[]) => {
-        if (this._trapped) throw new CoreTrapError(`instance already trapped: ${this._trapped}`);
-        checkArgs(name, sig, args);
+      const n = sig.length;
+      if (n > 6) throw new Error(`dmabuf-sim: export ${name} has ${n} parameters; the guard takes 6`);
+      const k = Array.from(sig, (c) => (c === 'I' ? KIND_I64 : c === 'i' ? KIND_I32 : KIND_F));
+      const f = fn as (...a: unknown[]) => unknown;
+      // Fixed parameters, no rest array: this runs on every core call (extra undefined arguments
+      // are ignored by Wasm).
+      guarded[name] = function guard(a0?: unknown, a1?: unknown, a2?: unknown, a3?: unknown, a4?: unknown, a5?: unknown): unknown {
+        if (self._trapped) throw new CoreTrapError(`instance already trapped: ${self._trapped}`);
+        if (arguments.length !== n) throw new SimError('EINVAL', name, `takes ${n} arguments, got ${arguments.length}`);
+        if (n > 0) {
+          checkArg(name, 0, k[0]!, a0);
+          if (n > 1) {
+            checkArg(name, 1, k[1]!, a1);
+            if (n > 2) {
+              checkArg(name, 2, k[2]!, a2);
+              if (n > 3) {
+                checkArg(name, 3, k[3]!, a3);
+                if (n > 4) { checkArg(name, 4, k[4]!, a4); if (n > 5) checkArg(name, 5, k[5]!, a5); }
+              }
+            }
+          }
+        }
         try {
-          return (fn as (...a: unknown[]) => unknown)(...args);
+          return f(a0, a1, a2, a3, a4, a5);
         } catch (e) {
-          this._trapped = `${name}: ${(e as Error).message}`;
-          throw e instanceof CoreTrapError ? e : new CoreTrapError(this._trapped);
+          self._trapped = `${name}: ${(e as Error).message}`;
+          throw e instanceof CoreTrapError ? e : new CoreTrapError(self._trapped);
         }
       };
     }
