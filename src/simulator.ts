@@ -1,10 +1,21 @@
 /** createSimulator: one core instance with its physical memory, IOMMU and DMA engine. */
-import { Core, type CoreBuild } from '../bindings/core.js';
+import { ABI, Core, type CoreBuild } from '../bindings/core.js';
 import { SimError } from '../bindings/errors.js';
 import { objArg, oneOf, show } from './util/args.js';
 import { PhysicalMemory } from './memory/physical-memory.js';
 import { Iommu } from './iommu/iommu.js';
 import { DmaEngine } from './dma/dma-engine.js';
+
+/**
+ * What one simulator holds at most (the core's fixed tables): regions of physical memory, the
+ * bytes of one region, IOMMU units. A Machine takes two regions for system RAM and one per
+ * memory BAR; the scenario validator checks topologies against these.
+ */
+export const SIMULATOR_LIMITS = Object.freeze({
+  regions: ABI.MAX_REGIONS,
+  regionBytes: 1n << BigInt(ABI.REGION_MAX_SHIFT),
+  iommuUnits: ABI.MAX_UNITS,
+});
 
 /** Options of {@link createSimulator}. */
 export interface SimulatorOptions {

@@ -300,7 +300,7 @@ export class SourceDoc {
       throw new ScenarioError([{ file, line, col, path: '', message: `lists and maps nest more than ${MAX_NESTING} deep` }]);
     }
     try {
-      return SourceDoc._parse(text, file, format);
+      return SourceDoc.parseChecked(text, file, format);
     } catch (e) {
       if (e instanceof ScenarioError) throw e;
       // The parser's own limits (alias expansion, a stack it still ran out of): the file's fault.
@@ -315,7 +315,8 @@ export class SourceDoc {
     }
   }
 
-  private static _parse(text: string, file: string, format: SourceFormat): SourceDoc {
+  /** The parse itself, once the text passed the nesting check. */
+  private static parseChecked(text: string, file: string, format: SourceFormat): SourceDoc {
     if (format === 'json') {
       const bad = jsonSyntaxError(text);
       if (bad) {

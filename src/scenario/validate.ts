@@ -4,7 +4,7 @@
  * name, bad topology), each at its line and column.
  */
 import { ERRNO } from '../../bindings/errors.js';
-import { ABI } from '../../bindings/core.js';
+import { SIMULATOR_LIMITS } from '../index.js';
 import { PciFunction } from '../pci/index.js';
 import type { KernelProfileName } from '../dma-buf/index.js';
 import { parsePattern } from './pattern.js';
@@ -450,7 +450,7 @@ export const MAX_READ_BYTES = 256n << 20n;
  * memory BAR (plus the two of system RAM) in the core's region table, no BAR over the largest
  * region, an IOMMU unit per host bridge when the act has an IOMMU.
  */
-export const MACHINE_LIMITS = { regions: ABI.MAX_REGIONS, ramRegions: 2, regionBytes: 1n << BigInt(ABI.REGION_MAX_SHIFT), iommuUnits: ABI.MAX_UNITS } as const;
+export const MACHINE_LIMITS = { ...SIMULATOR_LIMITS, ramRegions: 2 } as const;
 
 /** The machine-limit problems of a topology (empty when it fits). */
 export function machineLimitProblems(t: LoadedTopology, iommu: boolean): string[] {
