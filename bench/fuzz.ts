@@ -117,6 +117,7 @@ export function snapshot(w: World): string {
   // backing store's index, not simulated state; see the report of issue 12).
   const parts: unknown[] = [sim.memory.regions().length, sim.memory.framesFree(), sim.dma.stats()];
   for (const p of PROBE_PAS) parts.push(Array.from(sim.memory.read(p, 16)));
+  for (const p of PROBE_PAS) if (p < HBM) parts.push(sim.memory.frameInfo(p));
   for (const u of w.units) {
     const { hits, misses, walks, translations, faults, ...rest } = u.stats();
     void hits; void misses; void walks; void translations; void faults; // a failed call may still have looked
