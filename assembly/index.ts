@@ -11,7 +11,7 @@ import {
 } from './abi';
 import * as state from './state';
 import { initLayout, fixedBytes } from './state';
-import { addRegion as addRegionImpl } from './mem/phys';
+import { addRegion as addRegionImpl, backingNeeded as backingNeededImpl } from './mem/phys';
 import { addDirectRegion as addDirectRegionImpl } from './mem/direct';
 import * as frames from './mem/frames';
 import { chunksFree as chunksFreeImpl } from './mem/arena';
@@ -30,6 +30,8 @@ import { hostAccess } from './dma/engine';
 /** Host read/write of physical memory (not DMA: no counters). Status as dmaRead/dmaWrite. */
 export function hostRead(pa: u64, len: u64, host: usize): i32 { return hostAccess(false, pa, len, host); }
 export function hostWrite(pa: u64, len: u64, host: usize): i32 { return hostAccess(true, pa, len, host); }
+/** Arena chunks a host write of [pa, pa + len) would take (mem/phys.ts backingNeeded), or -EIO. */
+export function backingNeeded(pa: u64, len: u64): i64 { return backingNeededImpl(pa, len); }
 
 export function abiVersion(): u32 { return ABI_VERSION; }
 

@@ -4,6 +4,7 @@
  * core's status codes into SimError.
  */
 import * as ABI from './generated/abi.js';
+import { SIGNATURES } from './generated/signatures.js';
 import { CoreTrapError, SimError } from './errors.js';
 import { CORE_FLAVORS, loadCoreBytes, type CoreFlavor } from './core-source.js';
 
@@ -154,6 +155,8 @@ export interface CoreExports {
   hostRead(pa: bigint, len: bigint, host: number): number;
   /** The CPU's own write of physical memory from linear memory at `host`. 0, -EIO (no region), -ENOMEM. */
   hostWrite(pa: bigint, len: bigint, host: number): number;
+  /** Arena chunks a host write of [pa, pa + len) would take (pages not yet backed, radix nodes), or -EIO (no region). */
+  backingNeeded(pa: bigint, len: bigint): bigint;
   /** Benchmark baseline: `reps` raw memory.copy calls of `len` bytes inside the arena. 0, -EINVAL (len 0 or over 16 MiB), -ENOMEM. */
   memcpyBench(len: number, reps: number): number;
   /** Routes `rid`'s accesses to bus addresses [bus, bus + size) to a peer's [cpu, cpu + size) (a P2P path). 0, -EINVAL, -EEXIST (overlap), -ENOSPC. */
@@ -184,6 +187,9 @@ const modules = new Map<CoreFlavor, Promise<WebAssembly.Module>>();
  * core-source.ts, the loader seam each bundle replaces (see rollup.config.mjs).
  */
 export function compileCore(build: CoreFlavor = defaultBuild()): Promise<WebAssembly.Module> {
+  if (!(CORE_FLAVORS as readonly unknown[]).includes(build)) {
+    return Promise.reject(new SimError('EINVAL', 'compileCore', `build must be one of ${CORE_FLAVORS.join(', ')}, got ${showArg(build)}`));
+  }
   let m = modules.get(build);
   if (!m) {
     m = loadCoreBytes(build).then((bytes) => WebAssembly.compile(bytes));
@@ -236,6 +242,41 @@ export class CoreViews {
   get i64(): BigInt64Array { this._fresh(); return this._i64; }
 }
 
+const I64_MIN = -(1n << 63n);
+const U64_MAX = (1n << 64n) - 1n;
+
+/** A short, safe rendering of a bad argument (no throw on symbols, never the whole value). */
+function showArg(v: unknown): string {
+  if (typeof v === 'bigint') { const s = `${v}n`; return s.length > 24 ? `${s.slice(0, 20)}...n` : s; }
+  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined || v === null) return String(v);
+  return `a ${typeof v}`;
+}
+
+const KIND_F = 0;
+const KIND_I32 = 1;
+const KIND_I64 = 2;
+
+/**
+ * Checks one argument of a raw call against its signature ('i' i32: an integer Number in
+ * -2^31..2^32-1; 'I' i64: a BigInt in -2^63..2^64-1; 'f': a Number). Wasm would otherwise throw
+ * TypeError for a Number given as i64, or wrap a value out of range silently.
+ * @throws {@link SimError} EINVAL naming the export and the argument's position.
+ */
+function checkArg(name: string, i: number, kind: number, v: unknown): void {
+  if (kind === KIND_I32) {
+    // (v | 0) === v: an integer in i32 range; (v >>> 0) === v: one in u32 range.
+    if (typeof v !== 'number' || ((v | 0) !== v && v >>> 0 !== v)) {
+      throw new SimError('EINVAL', name, `argument ${i} must be an i32/u32 Number, got ${showArg(v)}`);
+    }
+  } else if (kind === KIND_I64) {
+    if (typeof v !== 'bigint' || v < I64_MIN || v > U64_MAX) {
+      throw new SimError('EINVAL', name, `argument ${i} must be an i64/u64 BigInt, got ${showArg(v)}`);
+    }
+  } else if (typeof v !== 'number') {
+    throw new SimError('EINVAL', name, `argument ${i} must be a Number, got ${showArg(v)}`);
+  }
+}
+
 /** Reads an AssemblyScript string (UTF-16, byte length at ptr - 4) for abort messages. */
 function readAsString(memory: WebAssembly.Memory, ptr: number): string {
   if (!ptr) return '';
@@ -280,17 +321,41 @@ export class Core {
     const raw = instance.exports as unknown as CoreExports;
     this.build = build;
     this.views = new CoreViews(raw.memory);
-    // Every export goes through a guard: a trap is a bug, and the instance is not used again.
+    // Every export goes through a guard: its arguments are checked against the signature table
+    // generated from the module (a wrong JS type is a usage error, SimError, and the instance
+    // stays usable); a trap is a bug, and the instance is not used again.
     const guarded: Record<string, unknown> = { memory: raw.memory };
+    const self = this;
     for (const [name, fn] of Object.entries(raw)) {
       if (typeof fn !== 'function') continue;
-      guarded[name] = (...args: unknown[]) => {
-        if (this._trapped) throw new CoreTrapError(`instance already trapped: ${this._trapped}`);
+      const sig = SIGNATURES[name] ?? '';
+      const n = sig.length;
+      if (n > 6) throw new Error(`dmabuf-sim: export ${name} has ${n} parameters; the guard takes 6`);
+      const k = Array.from(sig, (c) => (c === 'I' ? KIND_I64 : c === 'i' ? KIND_I32 : KIND_F));
+      const f = fn as (...a: unknown[]) => unknown;
+      // Fixed parameters, no rest array: this runs on every core call (extra undefined arguments
+      // are ignored by Wasm).
+      guarded[name] = function guard(a0?: unknown, a1?: unknown, a2?: unknown, a3?: unknown, a4?: unknown, a5?: unknown): unknown {
+        if (self._trapped) throw new CoreTrapError(`instance already trapped: ${self._trapped}`);
+        if (arguments.length !== n) throw new SimError('EINVAL', name, `takes ${n} arguments, got ${arguments.length}`);
+        if (n > 0) {
+          checkArg(name, 0, k[0]!, a0);
+          if (n > 1) {
+            checkArg(name, 1, k[1]!, a1);
+            if (n > 2) {
+              checkArg(name, 2, k[2]!, a2);
+              if (n > 3) {
+                checkArg(name, 3, k[3]!, a3);
+                if (n > 4) { checkArg(name, 4, k[4]!, a4); if (n > 5) checkArg(name, 5, k[5]!, a5); }
+              }
+            }
+          }
+        }
         try {
-          return (fn as (...a: unknown[]) => unknown)(...args);
+          return f(a0, a1, a2, a3, a4, a5);
         } catch (e) {
-          this._trapped = `${name}: ${(e as Error).message}`;
-          throw e instanceof CoreTrapError ? e : new CoreTrapError(this._trapped);
+          self._trapped = `${name}: ${(e as Error).message}`;
+          throw e instanceof CoreTrapError ? e : new CoreTrapError(self._trapped);
         }
       };
     }
@@ -340,7 +405,7 @@ export class Core {
     if (!(memory instanceof WebAssembly.Memory)) throw new SimError('EINVAL', 'embed', 'memory must be a WebAssembly.Memory');
     for (const [name, v] of [['base', base], ['bytes', bytes]] as const) {
       if (!Number.isInteger(v) || v <= 0 || v % 4096 !== 0 || v >= 2 ** 32) {
-        throw new SimError('EINVAL', 'embed', `${name} = ${v} must be a positive multiple of 4096 below 2^32`);
+        throw new SimError('EINVAL', 'embed', `${name} = ${showArg(v)} must be a positive multiple of 4096 below 2^32`);
       }
     }
     const build: CoreFlavor = isSharedMemory(memory) ? 'embed-shared' : 'embed';

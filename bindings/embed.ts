@@ -14,6 +14,7 @@
  *   by a grow; shared ones are replaced by a longer SharedArrayBuffer).
  */
 import { Core } from './core.js';
+import { SimError } from './errors.js';
 
 /** Where an embedded core lives: a window [base, base + bytes) of the host's memory. */
 export interface EmbedOptions {
@@ -31,6 +32,9 @@ export interface EmbedOptions {
  *   smaller than {@link fixedBytes} + 1 MiB; ENOMEM when the memory does not yet hold the window.
  */
 export function createEmbeddedCore(options: EmbedOptions): Promise<Core> {
+  if (typeof options !== 'object' || options === null) {
+    return Promise.reject(new SimError('EINVAL', 'embed', 'options must be { memory, base, bytes }'));
+  }
   return Core.embed(options.memory, options.base, options.bytes);
 }
 

@@ -101,6 +101,54 @@ function checkEmbed(build, wasm) {
   if (/memory\.grow/.test(wat)) fail('contains memory.grow');
 }
 
+// The parameter types of every exported function, read from the release module's type,
+// import, function and export sections: 'i' i32, 'I' i64, 'f' f32/f64. bindings/core.ts checks
+// every raw call against this table, so a wrong JS type is a SimError, never a trap.
+function signatures(wasm) {
+  let p = 0;
+  const leb = () => {
+    let v = 0, shift = 0, b;
+    do { b = wasm[p++]; v += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
+    return v;
+  };
+  const name = () => { const n = leb(); const s = Buffer.from(wasm.subarray(p, p + n)).toString('utf8'); p += n; return s; };
+  const VT = { 0x7f: 'i', 0x7e: 'I', 0x7d: 'f', 0x7c: 'f' };
+  const types = [];
+  const funcs = [];
+  const exportsOut = {};
+  for (const [id, a] of sections(wasm)) {
+    p = a;
+    if (id === 1) {
+      for (let n = leb(); n > 0; n--) {
+        if (wasm[p++] !== 0x60) throw new Error('type section: not a func type');
+        let params = '';
+        for (let k = leb(); k > 0; k--) params += VT[wasm[p++]] ?? '?';
+        for (let k = leb(); k > 0; k--) p++;
+        types.push(params);
+      }
+    } else if (id === 2) {
+      for (let n = leb(); n > 0; n--) {
+        name(); name();
+        const kind = wasm[p++];
+        if (kind === 0) funcs.push(types[leb()]);
+        else if (kind === 1) { p++; const f = wasm[p++]; leb(); if (f & 1) leb(); }
+        else if (kind === 2) { const f = wasm[p++]; leb(); if (f & 1) leb(); }
+        else if (kind === 3) { p += 2; }
+      }
+    } else if (id === 3) {
+      for (let n = leb(); n > 0; n--) funcs.push(types[leb()]);
+    } else if (id === 7) {
+      for (let n = leb(); n > 0; n--) {
+        const nm = name();
+        const kind = wasm[p++];
+        const idx = leb();
+        if (kind === 0) exportsOut[nm] = funcs[idx];
+      }
+    }
+  }
+  return exportsOut;
+}
+
 for (const build of ['debug', 'release', 'embed', 'embed-shared']) {
   const wasm = readFileSync(new URL(`build/core.${build}.wasm`, root));
   if (build.startsWith('embed')) checkEmbed(build, wasm);
@@ -109,4 +157,11 @@ for (const build of ['debug', 'release', 'embed', 'embed-shared']) {
     `${header}export const wasmBase64 = '${wasm.toString('base64')}';\n`,
   );
 }
+const sigs = signatures(readFileSync(new URL('build/core.release.wasm', root)));
+for (const [name, params] of Object.entries(sigs)) {
+  if (params.includes('?')) throw new Error(`export ${name}: a parameter type the bindings cannot check`);
+}
+writeFileSync(new URL('signatures.ts', out), `${header}/** Parameter types of each raw export: 'i' i32, 'I' i64, 'f' float. */
+export const SIGNATURES: Readonly<Record<string, string>> = ${JSON.stringify(sigs, null, 2)};
+`);
 console.log(`bindings/generated: ${Object.keys(values).length} ABI constants; debug, release, embed and embed-shared cores (embed builds: no data, no grow, imported memory)`);

@@ -17,6 +17,7 @@
  */
 import { ABI, Core, CoreViews, compileCore, type CoreBuild, type CoreExports, type CoreFlavor, type CoreLayout } from '../bindings/core.js';
 import { SimError, CoreTrapError, ERRNO, errnoName, type ErrnoCode } from '../bindings/errors.js';
+import { objArg, oneOf, show } from './util/args.js';
 
 export { ABI, Core, CoreViews, compileCore, SimError, CoreTrapError, ERRNO, errnoName };
 export type { CoreBuild, CoreExports, CoreFlavor, CoreLayout, ErrnoCode };
@@ -35,9 +36,15 @@ export interface CoreOptions {
  *   4096 in 1 MiB..3.5 GiB; ENOMEM when linear memory cannot grow to hold it.
  */
 export function createCore(options: CoreOptions = {}): Promise<Core> {
-  const arena = options.arenaBytes ?? 64 << 20;
-  if (!Number.isInteger(arena) || arena < 1 << 20 || arena > 3.5 * 2 ** 30 || arena % 4096 !== 0) {
-    return Promise.reject(new SimError('EINVAL', 'createCore', `arenaBytes = ${arena} must be a multiple of 4096 in 1 MiB..3.5 GiB`));
+  const op = 'createCore';
+  try {
+    objArg(op, 'options', options);
+    const arena = options.arenaBytes ?? 64 << 20;
+    if (typeof arena !== 'number' || !Number.isInteger(arena) || arena < 1 << 20 || arena > 3.5 * 2 ** 30 || arena % 4096 !== 0) {
+      throw new SimError('EINVAL', op, `arenaBytes = ${show(arena)} must be a multiple of 4096 in 1 MiB..3.5 GiB`);
+    }
+    return Core.create(arena, oneOf(op, 'build', options.build ?? 'release', ['debug', 'release'] as const));
+  } catch (e) {
+    return Promise.reject(e);
   }
-  return Core.create(arena, options.build ?? 'release');
 }

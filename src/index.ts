@@ -5,7 +5,7 @@
  * and P2PDMA decisions, the DMA mapping API, and the DMA-BUF framework with the exporter and
  * importer ops interfaces. One SimError class for every layer and every entry.
  */
-export { createSimulator, type Simulator, type SimulatorOptions } from './simulator.js';
+export { createSimulator, SIMULATOR_LIMITS, type Simulator, type SimulatorOptions } from './simulator.js';
 export { SimError, CoreTrapError, ERRNO, errnoName, type ErrnoCode } from '../bindings/errors.js';
 export { PhysicalMemory, type Region, type RegionOptions, type RegionKind, type FrameInfo, type ArenaUsage } from './memory/physical-memory.js';
 export {

@@ -1,9 +1,21 @@
 /** createSimulator: one core instance with its physical memory, IOMMU and DMA engine. */
-import { Core, type CoreBuild } from '../bindings/core.js';
+import { ABI, Core, type CoreBuild } from '../bindings/core.js';
 import { SimError } from '../bindings/errors.js';
+import { objArg, oneOf, show } from './util/args.js';
 import { PhysicalMemory } from './memory/physical-memory.js';
 import { Iommu } from './iommu/iommu.js';
 import { DmaEngine } from './dma/dma-engine.js';
+
+/**
+ * What one simulator holds at most (the core's fixed tables): regions of physical memory, the
+ * bytes of one region, IOMMU units. A Machine takes two regions for system RAM and one per
+ * memory BAR; the scenario validator checks topologies against these.
+ */
+export const SIMULATOR_LIMITS = Object.freeze({
+  regions: ABI.MAX_REGIONS,
+  regionBytes: 1n << BigInt(ABI.REGION_MAX_SHIFT),
+  iommuUnits: ABI.MAX_UNITS,
+});
 
 /** Options of {@link createSimulator}. */
 export interface SimulatorOptions {
@@ -36,10 +48,13 @@ export interface Simulator {
  *   4096 in 1 MiB..3.5 GiB; ENOMEM when linear memory cannot grow to hold the arena.
  */
 export async function createSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const op = 'createSimulator';
+  objArg(op, 'options', options);
   const arena = options.arenaBytes ?? 256 * 1024 * 1024;
-  if (!Number.isInteger(arena) || arena < 1 << 20 || arena > 3.5 * 2 ** 30 || arena % 4096 !== 0) {
-    throw new SimError('EINVAL', 'createSimulator', `arenaBytes = ${arena} must be a multiple of 4096 in 1 MiB..3.5 GiB`);
+  if (typeof arena !== 'number' || !Number.isInteger(arena) || arena < 1 << 20 || arena > 3.5 * 2 ** 30 || arena % 4096 !== 0) {
+    throw new SimError('EINVAL', op, `arenaBytes = ${show(arena)} must be a multiple of 4096 in 1 MiB..3.5 GiB`);
   }
+  if (options.build !== undefined) oneOf(op, 'build', options.build, ['debug', 'release'] as const);
   const core = await Core.create(arena, options.build);
   return Object.freeze({
     core,

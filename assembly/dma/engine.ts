@@ -11,7 +11,7 @@ import {
   COPYDESC_LEN, COPYDESC_MAX,
 } from '../abi';
 import { gResult, gStats, gStaging, gZeroPage } from '../state';
-import { findRegion, leafNode, regionRemaining, writePtr } from '../mem/phys';
+import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, extendRun, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
 
@@ -100,14 +100,14 @@ let dstLeaf: usize = 0;
 @inline function srcPtr(r: usize, pa: u64): usize {
   const leaf = srcLeafOf(r, pa);
   if (leaf == 0) return gZeroPage + <usize>(pa & (PAGE_SIZE - 1));
-  const chunk = <usize>load<u32>(leaf + <usize>(((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT) & 1023) * 4);
-  return (chunk == 0 ? gZeroPage : chunk) + <usize>(pa & (PAGE_SIZE - 1));
+  const v = load<u32>(leaf + <usize>(((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT) & 1023) * 4);
+  return (v == 0 ? gZeroPage : slotPage(v)) + <usize>(pa & (PAGE_SIZE - 1));
 }
 
-/** writePtr with the destination leaf cached. 0 on ENOMEM. */
-@inline function dstPtr(r: usize, pa: u64): usize {
+/** writePage with the destination leaf cached: the page's start, NO_PAGE on ENOMEM. */
+@inline function dstPage(r: usize, pa: u64): usize {
   const leaf = dstLeafOf(r, pa);
-  return leaf == 0 ? 0 : writePtr(r, pa, leaf);
+  return leaf == 0 ? NO_PAGE : writePage(r, pa, leaf);
 }
 
 // A copy not yet issued: consecutive pieces whose backing is adjacent on both sides become one
@@ -184,8 +184,9 @@ function alignedPages(sr: usize, s0: u64, dr: usize, d0: u64, m: u64): u64 {
         }
         store<u32>(dSlot, <u32>dc);
       }
-      let sc: usize = sLeaf == 0 ? 0 : <usize>load<u32>(sSlot);
-      if (sc == 0) sc = gZeroPage;
+      dc = slotPage(<u32>dc);
+      const sv: u32 = sLeaf == 0 ? 0 : load<u32>(sSlot);
+      const sc: usize = sv == 0 ? gZeroPage : slotPage(sv);
       if (pn != 0 && sc == ps + pn && dc == pd + pn) {
         pn += PAGE_SIZE;
       } else {
@@ -225,9 +226,9 @@ function physCopy(spa: u64, dpa: u64, n: u64): i32 {
       const s = s0 + k;
       const d = d0 + k;
       const step = min3(m - k, PAGE_SIZE - (s & (PAGE_SIZE - 1)), PAGE_SIZE - (d & (PAGE_SIZE - 1)));
-      const dp = dstPtr(dr, d);
-      if (dp == 0) { st = ENOMEM; break; }
-      queueCopy(dp, srcPtr(sr, s), <usize>step);
+      const dp = dstPage(dr, d);
+      if (dp == NO_PAGE) { st = ENOMEM; break; }
+      queueCopy(dp + <usize>(d & (PAGE_SIZE - 1)), srcPtr(sr, s), <usize>step);
       k += step;
     }
     countBytes(dr, k, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE);
@@ -255,8 +256,9 @@ function physHost(op: u32, pa: u64, n: u64, arg: usize): i32 {
       if (op == OP_READ) {
         memory.copy(host, srcPtr(r, p), <usize>step);
       } else {
-        const dp = dstPtr(r, p);
-        if (dp == 0) { st = ENOMEM; break; }
+        const pg = dstPage(r, p);
+        if (pg == NO_PAGE) { st = ENOMEM; break; }
+        const dp = pg + <usize>(p & (PAGE_SIZE - 1));
         if (op == OP_WRITE) memory.copy(dp, host, <usize>step);
         else memory.fill(dp, <u8>arg, <usize>step);
       }

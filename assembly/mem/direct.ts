@@ -1,6 +1,6 @@
 // Direct regions: physical memory whose backing is a range of linear memory that the host owns,
 // e.g. an embedding machine emulator's guest RAM. The region is an ordinary region (same record,
-// same 3-level radix, same readPtr/writePtr/leafNode fast paths), except that its radix is filled
+// same 3-level radix, same readPtr/writePage/leafNode fast paths), except that its radix is filled
 // up front so that page i of the region is backed by linear address `linear + i * 4 KiB`. Host
 // and emulator therefore see the same bytes: the host's own pointer reads what DMA wrote.
 //
@@ -10,7 +10,7 @@
 
 import { EINVAL, ENOMEM, PAGE_SIZE, PAGE_SHIFT, REGION_DIRECT, REGION_KIND_RAM, FRAME_GROUP } from '../abi';
 import { gBase, gEnd } from '../state';
-import { addRegion, leafNode, regionAt } from './phys';
+import { addRegion, leafNode, pageSlot, regionAt } from './phys';
 import { chunksFree } from './arena';
 
 // frames.ts initFrames: one 8-byte directory slot per FRAME_GROUP frames, in contiguous chunks.
@@ -40,7 +40,7 @@ export function addDirectRegion(base: u64, size: u64, kind: u32, flags: u32, own
     const n = min<u64>(1024, pages - page);
     let p = linear + <usize>(page << PAGE_SHIFT);
     for (let i: u32 = 0; i < <u32>n; i++) {
-      store<u32>(leaf + (<usize>i << 2), <u32>p);
+      store<u32>(leaf + (<usize>i << 2), pageSlot(p));
       p += PAGE_SIZE;
     }
   }

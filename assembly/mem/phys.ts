@@ -11,7 +11,7 @@
 //   +------------+------------+------------+
 
 import {
-  OK, EINVAL, ENOMEM, ENOSPC, EEXIST, MAX_REGIONS, REGION_STRIDE, REGION_BASE, REGION_SIZE,
+  OK, EINVAL, EIO, ENOMEM, ENOSPC, EEXIST, MAX_REGIONS, REGION_STRIDE, REGION_BASE, REGION_SIZE,
   REGION_KIND, REGION_FLAGS, REGION_DIRECT, REGION_OWNER, REGION_RADIX, REGION_MAX_SHIFT, REGION_KIND_RAM,
   REGION_KIND_DEVICE, PAGE_SHIFT, PAGE_SIZE,
 } from '../abi';
@@ -112,6 +112,24 @@ export function leafNode(r: usize, page: u32, create: bool): usize {
   return leaf;
 }
 
+// A radix leaf slot holds the linear address of the page that backs it, 0 when nothing does.
+// A direct region (mem/direct.ts) may be backed from linear address 0, the host's page 0: its
+// slot holds PAGE0_SLOT instead, which no real page address can be (pages are 4 KiB aligned).
+// Readers take slotPage(v) of a non-zero slot. Functions that return a page address use
+// NO_PAGE (odd, so never an address) for "none".
+export const PAGE0_SLOT: u32 = 1;
+export const NO_PAGE: usize = 1;
+
+/** The page address a non-zero slot value stands for. */
+@inline export function slotPage(v: u32): usize {
+  return <usize>(v & ~(<u32>PAGE_SIZE - 1));
+}
+
+/** The slot value for the page at linear address `page` (4 KiB aligned). */
+@inline export function pageSlot(page: usize): u32 {
+  return page == 0 ? PAGE0_SLOT : <u32>page;
+}
+
 @inline function pageOf(r: usize, pa: u64): u32 {
   return <u32>((pa - load<u64>(r + REGION_BASE)) >> PAGE_SHIFT);
 }
@@ -123,26 +141,66 @@ export function leafNode(r: usize, page: u32, create: bool): usize {
 export function readPtr(r: usize, pa: u64): usize {
   const page = pageOf(r, pa);
   const leaf = leafNode(r, page, false);
-  const chunk: usize = leaf == 0 ? 0 : <usize>load<u32>(leaf + (<usize>(page & 1023) << 2));
-  return (chunk == 0 ? gZeroPage : chunk) + <usize>(pa & (PAGE_SIZE - 1));
+  const v: u32 = leaf == 0 ? 0 : load<u32>(leaf + (<usize>(page & 1023) << 2));
+  return (v == 0 ? gZeroPage : slotPage(v)) + <usize>(pa & (PAGE_SIZE - 1));
 }
 
 /**
- * The linear-memory address of the byte at `pa` for writing, backing the page on first write
- * (`leaf` may be given when the caller already has the page's radix leaf). 0 on ENOMEM.
+ * The linear-memory address of the page holding `pa` for writing (its start: add the offset),
+ * backing the page on first write (`leaf` may be given when the caller already has the page's
+ * radix leaf). NO_PAGE on ENOMEM.
  */
-export function writePtr(r: usize, pa: u64, leaf: usize = 0): usize {
+export function writePage(r: usize, pa: u64, leaf: usize = 0): usize {
   const page = pageOf(r, pa);
   if (leaf == 0) leaf = leafNode(r, page, true);
-  if (leaf == 0) return 0;
+  if (leaf == 0) return NO_PAGE;
   const slot = leaf + (<usize>(page & 1023) << 2);
-  let chunk = <usize>load<u32>(slot);
-  if (chunk == 0) {
-    chunk = allocChunk();
-    if (chunk == 0) return 0;
-    store<u32>(slot, <u32>chunk);
+  const v = load<u32>(slot);
+  if (v != 0) return slotPage(v);
+  const chunk = allocChunk();
+  if (chunk == 0) return NO_PAGE;
+  store<u32>(slot, <u32>chunk);
+  return chunk;
+}
+
+/**
+ * Arena chunks that writing [pa, pa + len) would take: the pages not yet backed and the radix
+ * nodes they need. EIO when part of the range is in no region. The host write (memory.write)
+ * asks first, so that a write the arena cannot hold writes nothing.
+ */
+export function backingNeeded(pa: u64, len: u64): i64 {
+  let need: i64 = 0;
+  let at = pa;
+  let left = len;
+  while (left > 0) {
+    const r = findRegion(at);
+    if (r == 0) return EIO;
+    const m = min(left, regionRemaining(r, at));
+    if ((load<u32>(r + REGION_FLAGS) & REGION_DIRECT) == 0) {
+      const root = <usize>load<u32>(r + REGION_RADIX);
+      let page = pageOf(r, at);
+      const last = pageOf(r, at + m - 1);
+      let midCounted: u32 = 0xffffffff;
+      while (page <= last) {
+        const groupEnd = min(last, page | 1023);
+        const mid = <usize>load<u32>(root + (<usize>(page >> 20) << 2));
+        if (mid == 0 && midCounted != page >> 20) { need++; midCounted = page >> 20; }
+        const leaf: usize = mid == 0 ? 0 : <usize>load<u32>(mid + (<usize>((page >> 10) & 1023) << 2));
+        if (leaf == 0) {
+          need += 1 + <i64>(groupEnd - page + 1);
+        } else {
+          for (let p = page; p <= groupEnd; p++) {
+            if (load<u32>(leaf + (<usize>(p & 1023) << 2)) == 0) need++;
+          }
+        }
+        if (groupEnd == 0xffffffff) break;
+        page = groupEnd + 1;
+      }
+    }
+    at += m;
+    left -= m;
   }
-  return chunk + <usize>(pa & (PAGE_SIZE - 1));
+  return need;
 }
 
 /** Drops the backing of the page at `pa` (a freed frame reads as zeros again). */
@@ -176,8 +234,8 @@ export function physRead64(pa: u64): u64 {
 export function physWrite64(pa: u64, v: u64): i32 {
   const r = findRegion(pa);
   if (r == 0) return EINVAL;
-  const p = writePtr(r, pa);
-  if (p == 0) return ENOMEM;
-  store<u64>(p, v);
+  const p = writePage(r, pa);
+  if (p == NO_PAGE) return ENOMEM;
+  store<u64>(p + <usize>(pa & (PAGE_SIZE - 1)), v);
   return OK;
 }

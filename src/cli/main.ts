@@ -20,6 +20,7 @@ import { SEED_SCENARIO, SEED_SCENARIO_FILE } from '../scenario/builtin/index.js'
 import { renderJson, renderText, type ReportDetail, type ReportStyle } from '../scenario/report.js';
 import { OP_SPECS } from '../scenario/schema.js';
 import { ScenarioError } from '../scenario/source.js';
+import { readProblem } from '../scenario/topology-source.js';
 import type { Scenario } from '../scenario/schema.js';
 import { stringifyTrace } from '../trace/trace.js';
 
@@ -101,7 +102,7 @@ ${Object.values(COMMANDS).map((c) => `  ${c.synopsis}`).join('\n')}
   dmabuf-sim <command> --help     the options of a command
 
 options: -h, --help; -V, --version
-exit status: 0 ok, 1 an expectation failed, 2 usage or file error
+exit status: 0 ok, 1 an expectation failed, 2 usage or file error, 70 internal error
 colour: when standard output is a terminal, unless NO_COLOR is set
 docs: docs/guide.md, docs/scenario-format.md, docs/topology-format.md, docs/rules.md in the package
 
@@ -171,11 +172,20 @@ export function packageVersion(): string {
   return 'unknown';
 }
 
+/** Standard input's text; a failure to read it is a file error (exit 2) like any other. */
+export function readStdin(read: (file: string) => string): string {
+  try {
+    return read(STDIN);
+  } catch (e) {
+    throw new ScenarioError([{ file: '<stdin>', path: '', message: `cannot read standard input: ${readProblem(e)}` }]);
+  }
+}
+
 /** Scenario text from `file` ('-': standard input; undefined: the built-in seed). */
 function loadScenario(file: string | undefined, io: CliIo): Scenario {
   if (file === undefined) return parseScenario(SEED_SCENARIO, SEED_SCENARIO_FILE);
   if (file !== STDIN) return loadScenarioFile(file, io.readText);
-  const text = io.readText(STDIN);
+  const text = readStdin(io.readText);
   return parseScenario(text, '<stdin>', { format: /^\s*[{[]/.test(text) ? 'json' : 'yaml', readText: io.readText });
 }
 
@@ -322,6 +332,12 @@ export async function main(argv: string[], io: CliIo = nodeIo): Promise<number> 
       io.err(`${e.message}\n`);
       return 2;
     }
+    // Any other refusal of the input (a machine the scenario cannot build, ...): the message,
+    // no stack trace. Exit 1 is kept for a failed expectation.
+    if (e instanceof SimError) {
+      io.err(`dmabuf-sim ${cmd}: ${e.message}\n`);
+      return 2;
+    }
     throw e;
   }
 }
@@ -338,7 +354,9 @@ function invokedDirectly(): boolean {
 
 if (invokedDirectly()) {
   main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => {
-    console.error(e instanceof Error ? e.stack ?? e.message : e);
-    process.exitCode = 1;
+    // Not the input's fault: a bug. Its stack helps the report; 70 (EX_SOFTWARE) keeps it apart
+    // from a failed expectation (1) and a bad file (2).
+    console.error(`dmabuf-sim: internal error (a bug): ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    process.exitCode = 70;
   });
 }

@@ -7,14 +7,19 @@
 import { P2pdma, renderP2pMatrix, renderTopologyTree, topologyToJson } from '../pci/index.js';
 import { SourceDoc, ScenarioError } from '../scenario/source.js';
 import {
-  builtinTopology, builtinTopologyName, loadTopologyFile, topologyFromDoc, type LoadedTopology, type ReadText,
+  builtinTopology, builtinTopologyName, loadTopologyFile, readProblem, topologyFromDoc, type LoadedTopology, type ReadText,
 } from '../scenario/topology-source.js';
 
 /** Loads `file` ('-' is standard input, builtin[:name] a built-in); throws ScenarioError for a bad file. */
 export function loadTopologyArg(file: string | undefined, read: ReadText): LoadedTopology {
   if (file === undefined) return builtinTopology('seed');
   if (file === '-') {
-    const text = read('-');
+    let text: string;
+    try {
+      text = read('-');
+    } catch (e) {
+      throw new ScenarioError([{ file: '<stdin>', path: '', message: `cannot read standard input: ${readProblem(e)}` }]);
+    }
     const doc = SourceDoc.parse(text, '<stdin>', /^\s*[{[]/.test(text) ? 'json' : 'yaml');
     const r = topologyFromDoc(doc, [], doc.value, '<stdin>');
     if ('topology' in r) return r;

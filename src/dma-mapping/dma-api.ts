@@ -20,7 +20,7 @@ import { ABI } from '../../bindings/core.js';
 import { SimError } from '../../bindings/errors.js';
 import type { Simulator } from '../simulator.js';
 import { IommuDomain } from '../iommu/iommu.js';
-import { ridArg, formatRid, hex } from '../util/args.js';
+import { ridArg, formatRid, hex, show } from '../util/args.js';
 import {
   DMA_BIDIRECTIONAL, DMA_EINVAL, DMA_EIO, DMA_ENOMEM, DMA_EREMOTEIO, DMA_MAPPING_ERROR,
   DMA_TO_DEVICE, dmaBitMask, dmaInfoToProt, validDmaDirection,
@@ -256,12 +256,14 @@ export class DmaDevice {
   }
 
   /**
-   * dma_set_max_seg_size.
-   * @throws {@link SimError} EINVAL when `size` is not an integer in 4096..2^32-1.
+   * dma_set_max_seg_size: any unsigned int, as the kernel stores it (dev->dma_parms is set for
+   * every PCI device), sizes below the page size included; exporters that need whole pages
+   * refuse such a device themselves (habanalabs HL-11, dma_buf_phys_vec_to_sgt).
+   * @throws {@link SimError} EINVAL when `size` is not an integer in 0..2^32-1.
    */
   setMaxSegSize(size: number): void {
-    if (typeof size !== 'number' || !Number.isInteger(size) || size < 4096 || size > 0xffff_ffff) {
-      throw new SimError('EINVAL', 'dma_set_max_seg_size', `size = ${String(size)} must be an integer in 4096..2^32-1`);
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || size > 0xffff_ffff) {
+      throw new SimError('EINVAL', 'dma_set_max_seg_size', `size = ${show(size)} must be an unsigned int (0..2^32-1)`);
     }
     this._maxSeg = size;
   }

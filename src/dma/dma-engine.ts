@@ -6,7 +6,7 @@
 import { ABI, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
 import { faultReasonName, type FaultReason } from '../iommu/iommu.js';
-import { intArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
+import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
 
 export interface DmaEndpoint {
   /** Requester ID of the device doing the access, or 'phys' for untranslated physical access. */
@@ -105,8 +105,10 @@ export interface DmaCostModel {
   end(t: DmaTransfer): TransferTiming | undefined;
 }
 
-function ridOf(op: string, field: string, rid: DmaEndpoint['rid']): number {
-  return rid === 'phys' ? ABI.RID_PHYS : ridArg(op, field, rid);
+/** The requester of an endpoint, checked: the endpoint an object, its rid any form of requester ID or 'phys'. */
+function ridOf(op: string, field: string, end: DmaEndpoint): number {
+  objArg(op, field, end);
+  return ridArg(op, `${field}.rid`, end.rid, true);
 }
 
 export class DmaEngine {
@@ -121,6 +123,7 @@ export class DmaEngine {
    * traces and reports. Returns a disposable that stops it.
    */
   onTransfer(fn: (t: DmaTransfer) => void): { dispose(): void } {
+    fnArg('onTransfer', 'fn', fn);
     this._observers.add(fn);
     return { dispose: () => { this._observers.delete(fn); } };
   }
@@ -165,8 +168,8 @@ export class DmaEngine {
   /** Copies `length` bytes device to device. */
   copy(src: DmaEndpoint, dst: DmaEndpoint, length: bigint): DmaResult {
     const op = 'dmaCopy';
-    const s = ridOf(op, 'src.rid', src.rid);
-    const d = ridOf(op, 'dst.rid', dst.rid);
+    const s = ridOf(op, 'src', src);
+    const d = ridOf(op, 'dst', dst);
     u64Arg(op, 'src.addr', src.addr);
     u64Arg(op, 'dst.addr', dst.addr);
     DmaEngine._len(op, src.addr, length, 'src.addr');
@@ -196,8 +199,8 @@ export class DmaEngine {
       if (typeof d !== 'object' || d === null || typeof d.src !== 'object' || typeof d.dst !== 'object' || d.src === null || d.dst === null) {
         throw new SimError('EINVAL', op, `${f} must be { src, dst, length }`);
       }
-      srcRids[i] = ridOf(op, `${f}.src.rid`, d.src.rid);
-      dstRids[i] = ridOf(op, `${f}.dst.rid`, d.dst.rid);
+      srcRids[i] = ridOf(op, `${f}.src`, d.src);
+      dstRids[i] = ridOf(op, `${f}.dst`, d.dst);
       u64Arg(op, `${f}.src.addr`, d.src.addr);
       u64Arg(op, `${f}.dst.addr`, d.dst.addr);
       u64Arg(op, `${f}.length`, d.length);
@@ -234,7 +237,7 @@ export class DmaEngine {
   /** Fills `length` bytes with `value` (0..255). */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
     const op = 'dmaFill';
-    const d = ridOf(op, 'dst.rid', dst.rid);
+    const d = ridOf(op, 'dst', dst);
     u64Arg(op, 'dst.addr', dst.addr);
     intArg(op, 'value', value, 0, 255);
     DmaEngine._len(op, dst.addr, length, 'dst.addr');
@@ -244,14 +247,14 @@ export class DmaEngine {
 
   /** Device writes `data` from a host buffer to its address space (host -> device memory). */
   write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
+    u8ArrayArg('dmaWrite', 'data', data);
     return this._emit({ op: 'write', dst, length: BigInt(data.length) }, this._write(dst, data));
   }
 
   private _write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
     const op = 'dmaWrite';
-    const d = ridOf(op, 'dst.rid', dst.rid);
+    const d = ridOf(op, 'dst', dst);
     u64Arg(op, 'dst.addr', dst.addr);
-    if (!(data instanceof Uint8Array)) throw new SimError('EINVAL', op, 'data must be a Uint8Array');
     DmaEngine._len(op, dst.addr, BigInt(data.length), 'dst.addr');
     const staging = this._core.layout.staging;
     let done = 0n;
@@ -270,19 +273,20 @@ export class DmaEngine {
   /** Device reads `length` bytes from its address space into a new host buffer. */
   read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
     intArg('dmaRead', 'length', length, 0, 2 ** 31);
-    const data = new Uint8Array(length);
+    ridOf('dmaRead', 'src', src);
+    const data = hostBuffer('dmaRead', length);
     return { ...this._emit({ op: 'read', src, length: BigInt(length) }, this._read(src, data)), data };
   }
 
   /** Device reads `out.length` bytes from its address space into the caller's buffer `out`. */
   readInto(src: DmaEndpoint, out: Uint8Array): DmaResult {
-    if (!(out instanceof Uint8Array)) throw new SimError('EINVAL', 'dmaRead', 'out must be a Uint8Array');
+    u8ArrayArg('dmaRead', 'out', out);
     return this._emit({ op: 'read', src, length: BigInt(out.length) }, this._read(src, out));
   }
 
   private _read(src: DmaEndpoint, data: Uint8Array): DmaResult {
     const op = 'dmaRead';
-    const s = ridOf(op, 'src.rid', src.rid);
+    const s = ridOf(op, 'src', src);
     u64Arg(op, 'src.addr', src.addr);
     const length = data.length;
     DmaEngine._len(op, src.addr, BigInt(length), 'src.addr');

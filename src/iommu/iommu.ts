@@ -5,7 +5,7 @@
  */
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
-import { formatRid, hex, intArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
+import { formatRid, hex, intArg, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
 import { formatPolicy, policyCode, PGTABLE_FORMATS, IOMMU_KERNELS, type IommuKernel, type PgtableFormat, type FormatPolicy } from './kernel.js';
 
 export type { PgtableFormat, IommuKernel, FormatPolicy };
@@ -307,6 +307,7 @@ export class IommuUnit {
    */
   createDomain(opts: DomainOptions): IommuDomain {
     const op = 'createDomain';
+    objArg(op, 'options', opts);
     const type = oneOf(op, 'type', opts.type, ['paging', 'identity', 'blocked'] as const);
     let format = 0;
     let fmtName: PgtableFormat | undefined;
@@ -654,6 +655,7 @@ export class Iommu {
    */
   createUnit(opts: UnitOptions): IommuUnit {
     const op = 'createUnit';
+    objArg(op, 'options', opts);
     const family = oneOf(op, 'family', opts.family, IOMMU_FAMILIES);
     const sets = intArg(op, 'tlbSets', opts.tlbSets ?? 64, 1, 65536);
     if ((sets & (sets - 1)) !== 0) throw new SimError('EINVAL', op, `tlbSets = ${sets} is not a power of two`);
@@ -683,6 +685,10 @@ export class Iommu {
   attach(rid: number | string, domain: IommuDomain | 'direct' | null): void {
     const op = 'attachDevice';
     const r = ridArg(op, 'rid', rid);
+    // Only a domain of this simulator, 'direct' or null: never a look-alike object or an id.
+    if (domain !== null && domain !== 'direct' && !(domain instanceof IommuDomain && this._units.includes(domain.unit))) {
+      throw new SimError('EINVAL', op, 'domain must be an IommuDomain of this simulator, \'direct\' or null');
+    }
     if (domain instanceof IommuDomain && domain.destroyed) throw new SimError('ENOENT', op, `domain ${domain.id} was destroyed`);
     const d = domain === null ? -1 : domain === 'direct' ? ABI.DOMAIN_DIRECT : domain.id;
     check(this._core.exports.attachDevice(r, d), op, `${formatRid(r)} -> ${d}`);
@@ -724,6 +730,7 @@ export class Iommu {
    */
   place(rid: number | string, unit: IommuUnit): void {
     const r = ridArg('placeDevice', 'rid', rid);
+    if (!(unit instanceof IommuUnit && this._units.includes(unit))) throw new SimError('EINVAL', 'placeDevice', 'unit must be an IommuUnit of this simulator');
     check(this._core.exports.placeDevice(r, unit.id), 'placeDevice', `${formatRid(r)} behind unit ${unit.id}`);
   }
 
@@ -767,6 +774,7 @@ export class Iommu {
     const op = 'translateBatch';
     const r = ridArg(op, 'rid', rid);
     const a = accessCode(op, access);
+    if (!(iovas instanceof BigUint64Array)) throw new SimError('EINVAL', op, 'iovas must be a BigUint64Array');
     const out = new BigUint64Array(iovas.length);
     const status = new Int32Array(iovas.length);
     const base = this._core.layout.staging;

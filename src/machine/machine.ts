@@ -12,6 +12,7 @@
  */
 import { createSimulator, type Simulator } from '../simulator.js';
 import { SimError } from '../../bindings/errors.js';
+import { objArg } from '../util/args.js';
 import type { Region } from '../memory/physical-memory.js';
 import { defaultFormat, FAMILY_FORMATS, type IommuDomain, type IommuFamily, type IommuUnit, type PgtableFormat } from '../iommu/iommu.js';
 import type { IommuKernel } from '../iommu/kernel.js';
@@ -167,6 +168,7 @@ export class Machine {
   }
 
   static async create(opts: MachineOptions): Promise<Machine> {
+    objArg('Machine.create', 'options', opts);
     const topo = opts.topology instanceof Topology ? opts.topology : parseTopology(opts.topology);
     const sim = opts.simulator ?? await createSimulator({ arenaBytes: opts.arenaBytes ?? 128 << 20 });
     const ram = sim.memory.addRegion({
@@ -212,6 +214,13 @@ export class Machine {
     return undefined;
   }
 
+  /** Argument check: `fn` is a PCI function of this machine's topology (not a look-alike, not another machine's). */
+  private _ownFn(op: string, fn: unknown): void {
+    if (!(fn instanceof PciFunction) || this.topology.find(fn.name) !== fn) {
+      throw new SimError('EINVAL', op, 'fn must be a PCI function of this machine');
+    }
+  }
+
   /** A PCI function by name or BDF. Throws ENODEV. */
   pci(nameOrBdf: string): PciFunction {
     const d = this.topology.get(nameOrBdf);
@@ -221,11 +230,13 @@ export class Machine {
 
   /** Requester ID of a PCI function: segment << 16 | bus << 8 | devfn. */
   rid(fn: PciFunction): number {
+    this._ownFn('rid', fn);
     return ((fn.hostBridge.segment << 16) | fn.devId) >>> 0;
   }
 
   /** The IOMMU unit of a host bridge (null without an IOMMU). */
   unitOf(fn: PciFunction): IommuUnit | null {
+    this._ownFn('unitOf', fn);
     return this._units.get(fn.hostBridge) ?? null;
   }
 
@@ -236,7 +247,7 @@ export class Machine {
   /** The device-memory region behind a BAR. */
   barRegion(bar: Bar): Region {
     const r = this._barRegions.get(bar);
-    if (!r) throw new SimError('EINVAL', 'barRegion', `BAR${bar.index} of ${bar.device.name} is not a memory BAR`);
+    if (!r) throw new SimError('EINVAL', 'barRegion', typeof bar === 'object' && bar !== null && bar.device ? `BAR${bar.index} of ${bar.device.name} is not a memory BAR of this machine` : 'bar must be a BAR of this machine');
     return r;
   }
 
@@ -245,6 +256,8 @@ export class Machine {
    * domain on its host bridge's unit, or direct without an IOMMU).
    */
   dmaDevice(fn: PciFunction, opts: Partial<Omit<DmaDeviceOptions, 'rid' | 'domain'>> = {}): DmaDevice {
+    this._ownFn('dmaDevice', fn);
+    objArg('dmaDevice', 'options', opts);
     let d = this._dmaDevices.get(fn);
     if (d) return d;
     const unit = this.unitOf(fn);

@@ -4,7 +4,7 @@
  */
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError } from '../../bindings/errors.js';
-import { intArg, hex, oneOf, pageAlignedArg, u64Arg, U64_MAX } from '../util/args.js';
+import { boolArg, hostBuffer, intArg, hex, objArg, oneOf, optStringArg, pageAlignedArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
 
 /** System RAM (has a page-frame database, like the kernel's memmap) or device memory (a BAR, HBM, VRAM). */
 export type RegionKind = 'ram' | 'device';
@@ -94,24 +94,26 @@ export class PhysicalMemory {
    */
   addRegion(opts: RegionOptions): Region {
     const op = 'addRegion';
+    objArg(op, 'options', opts);
     const base = pageAlignedArg(op, 'base', opts.base);
     const size = pageAlignedArg(op, 'size', opts.size);
     const kind = oneOf(op, 'kind', opts.kind, ['ram', 'device'] as const);
     const owner = opts.owner === undefined ? 0 : intArg(op, 'owner', opts.owner, 0, 0xffffffff);
     if (size === 0n) throw new SimError('EINVAL', op, 'size is 0');
     if (base + size - 1n > U64_MAX) throw new SimError('EINVAL', op, `base + size wraps past 2^64`);
-    const cpuAccessible = opts.cpuAccessible ?? kind === 'ram';
-    const cacheable = opts.cacheable ?? kind === 'ram';
+    const cpuAccessible = opts.cpuAccessible === undefined ? kind === 'ram' : boolArg(op, 'cpuAccessible', opts.cpuAccessible);
+    const cacheable = opts.cacheable === undefined ? kind === 'ram' : boolArg(op, 'cacheable', opts.cacheable);
+    const name = optStringArg(op, 'name', opts.name);
+    const linear = opts.linear === undefined ? undefined : intArg(op, 'linear', opts.linear, 0, 2 ** 32 - 1);
     const flags = (cpuAccessible ? ABI.REGION_CPU_ACCESSIBLE : 0) | (cacheable ? ABI.REGION_CACHEABLE : 0);
     const kindCode = kind === 'ram' ? ABI.REGION_KIND_RAM : ABI.REGION_KIND_DEVICE;
-    const id = opts.linear === undefined
+    const id = linear === undefined
       ? check(this._core.exports.addRegion(base, size, kindCode, flags, owner), op, `${kind} region ${hex(base)}+${hex(size)}`)
-      : check(this._core.exports.addDirectRegion(base, size, kindCode, flags, owner,
-        intArg(op, 'linear', opts.linear, 0, 2 ** 32 - 1)), op,
-        `${kind} region ${hex(base)}+${hex(size)} on linear memory ${hex(BigInt(opts.linear))}`,
+      : check(this._core.exports.addDirectRegion(base, size, kindCode, flags, owner, linear), op,
+        `${kind} region ${hex(base)}+${hex(size)} on linear memory ${hex(linear)}`,
         'linear 4 KiB aligned, inside the memory and outside the core\'s window');
     const region: Region = Object.freeze({
-      id, name: opts.name ?? `${kind}${id}`, base, size, kind, cpuAccessible, cacheable, owner,
+      id, name: name ?? `${kind}${id}`, base, size, kind, cpuAccessible, cacheable, owner,
     });
     this._regions.push(region);
     return region;
@@ -124,6 +126,7 @@ export class PhysicalMemory {
 
   /** The region holding `pa`, or undefined. */
   regionOf(pa: bigint): Region | undefined {
+    u64Arg('regionOf', 'pa', pa);
     return this._regions.find((r) => pa >= r.base && pa < r.base + r.size);
   }
 
@@ -133,14 +136,16 @@ export class PhysicalMemory {
    *   EIO when part of the range is in no region (nothing is returned).
    */
   read(pa: bigint, length: number): Uint8Array {
-    const out = new Uint8Array(intArg('read', 'length', length, 0, 2 ** 31));
-    this._transfer('read', u64Arg('read', 'pa', pa), out);
+    intArg('read', 'length', length, 0, 2 ** 31);
+    u64Arg('read', 'pa', pa);
+    const out = hostBuffer('read', length);
+    this._transfer('read', pa, out);
     return out;
   }
 
   /** Host read of physical memory into the caller's buffer `out` (no buffer is made). Errors as read. */
   readInto(pa: bigint, out: Uint8Array): void {
-    if (!(out instanceof Uint8Array)) throw new SimError('EINVAL', 'read', 'out must be a Uint8Array');
+    u8ArrayArg('read', 'out', out);
     this._transfer('read', u64Arg('read', 'pa', pa), out);
   }
 
@@ -151,7 +156,7 @@ export class PhysicalMemory {
    *   arena cannot back a written page.
    */
   write(pa: bigint, data: Uint8Array): void {
-    if (!(data instanceof Uint8Array)) throw new SimError('EINVAL', 'write', 'data must be a Uint8Array');
+    u8ArrayArg('write', 'data', data);
     this._transfer('write', u64Arg('write', 'pa', pa), data);
   }
 
@@ -164,6 +169,14 @@ export class PhysicalMemory {
       const r = this.regionOf(at);
       if (!r) throw new SimError('EIO', op, `physical address ${hex(at)} is in no region`);
       at = r.base + r.size;
+    }
+    // Reserve first: a write the arena cannot back in full is refused before a byte is written.
+    if (op === 'write' && buf.length > 0) {
+      const need = check64(this._core.exports.backingNeeded(pa, BigInt(buf.length)), op, `${buf.length} bytes at ${hex(pa)}`);
+      const free = BigInt(this._core.exports.chunksFree() >>> 0);
+      if (need > free) {
+        throw new SimError('ENOMEM', op, `${buf.length} bytes at ${hex(pa)} need ${need} arena chunks, ${free} are free (nothing written)`);
+      }
     }
     const e = this._core.exports;
     const staging = this._core.layout.staging;
@@ -224,6 +237,7 @@ export class PhysicalMemory {
    * @throws {@link SimError} EINVAL when `pa` is not an allocated frame, or (unpin) it is not pinned.
    */
   pinPage(pa: bigint, pin = true): number {
+    boolArg('pinPage', 'pin', pin);
     const op = pin ? 'pinPage' : 'unpinPage';
     return check(this._core.exports.framePin(pageAlignedArg(op, 'pa', pa), pin ? 1 : 0), op,
       `${hex(pa)} is not an allocated frame${pin ? '' : ' or is not pinned'}`);
@@ -234,6 +248,7 @@ export class PhysicalMemory {
    * EINVAL when one is not an allocated frame (or, unpinning, not pinned), and none changed.
    */
   pinPages(pa: bigint, count: number, pin = true): void {
+    boolArg('pinPages', 'pin', pin);
     const op = pin ? 'pinPages' : 'unpinPages';
     const n = intArg(op, 'count', count, 1, 2 ** 40);
     const st = this._core.exports.framePinRange(pageAlignedArg(op, 'pa', pa), BigInt(n), pin ? 1 : 0);

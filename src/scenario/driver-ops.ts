@@ -82,8 +82,6 @@ class ActDrivers {
   nic(name: string, kind: RdmaNicKind = 'odp'): Nic {
     let n = this._nics.get(name);
     if (!n) {
-      // mlx5 probe: dma_set_max_seg_size(2 GiB), so P2P ranges stay whole in its sg_tables.
-      this.machine.dmaDevice(this.machine.pci(name), { maxSegmentSize: 2 ** 31 });
       const dev = new RdmaDevice(this.machine, name, { kind });
       const ctx = ibvOpenDevice(dev, this.proc);
       n = { dev, ctx, pd: ctx.allocPd(), cq: ctx.createCq() };

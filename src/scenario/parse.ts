@@ -17,6 +17,11 @@ export interface ParseOptions extends ValidateOptions {
  *   unknown field or op, wrong type, unknown device or object name, bad topology).
  */
 export function parseScenario(text: string, file = '<inline>', opts: ParseOptions = {}): Scenario {
+  if (typeof file !== 'string') throw new ScenarioError([{ file: '<inline>', path: '', message: 'the file name must be a string' }]);
+  if (typeof opts !== 'object' || opts === null) throw new ScenarioError([{ file, path: '', message: 'options must be an object' }]);
+  if (opts.format !== undefined && opts.format !== 'yaml' && opts.format !== 'json') {
+    throw new ScenarioError([{ file, path: '', message: "format must be 'yaml' or 'json'" }]);
+  }
   const doc = SourceDoc.parse(text, file, opts.format);
   return validateScenario(doc, opts);
 }

@@ -203,6 +203,78 @@ export function jsonSyntaxError(text: string): { offset: number; message: string
   }
 }
 
+/** How deep lists and maps may nest in a scenario or topology file (real ones nest under 10). */
+export const MAX_NESTING = 64;
+
+/**
+ * Where a text first nests lists or maps deeper than {@link MAX_NESTING}, or null: an iterative
+ * scan run before any parser (the JSON scanner and the YAML composer recurse per level), so a
+ * file nested thousands deep is a diagnostic, never a stack overflow. It counts flow brackets
+ * outside strings and comments and, for YAML, block levels by indentation plus the compact
+ * `- ` / `? ` indicators that open a level on the same line.
+ */
+export function nestingTooDeep(text: string, format: SourceFormat): number | null {
+  const yaml = format === 'yaml';
+  const n = text.length;
+  const indents: number[] = [];
+  let flow = 0;
+  let i = 0;
+  let lineStart = true;
+  while (i < n) {
+    if (yaml && lineStart && flow === 0) {
+      let j = i;
+      while (j < n && text[j] === ' ') j++;
+      const c = text[j];
+      if (c !== undefined && c !== '\n' && c !== '\r' && c !== '#') {
+        const indent = j - i;
+        while (indents.length > 0 && indents[indents.length - 1]! >= indent) indents.pop();
+        indents.push(indent);
+        if (indents.length > MAX_NESTING) return j;
+        let compact = 0;
+        while ((text[j] === '-' || text[j] === '?') && (text[j + 1] === ' ' || text[j + 1] === '\t')) {
+          if (indents.length + ++compact > MAX_NESTING) return j;
+          j += 2;
+          while (text[j] === ' ' || text[j] === '\t') j++;
+        }
+      }
+      i = j;
+      lineStart = false;
+      continue;
+    }
+    const c = text[i]!;
+    if (c === '\n') {
+      lineStart = true;
+      i++;
+    } else if (c === '"' || (yaml && c === "'" && (i === 0 || /[\s[{,:]/.test(text[i - 1]!)))) {
+      // A quoted string: skip to its end (backslash escapes in "...", '' in '...').
+      i++;
+      while (i < n) {
+        if (text[i] === c) {
+          if (c === "'" && text[i + 1] === "'") { i += 2; continue; }
+          i++;
+          break;
+        }
+        i += c === '"' && text[i] === '\\' ? 2 : 1;
+      }
+    } else if (yaml && c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      while (i < n && text[i] !== '\n') i++;
+    } else {
+      if (c === '[' || c === '{') {
+        if (++flow + (yaml ? indents.length : 0) > MAX_NESTING) return i;
+      } else if ((c === ']' || c === '}') && flow > 0) flow--;
+      i++;
+    }
+  }
+  return null;
+}
+
+/** A short rendering of an exception from a parser for a diagnostic. */
+function problemOf(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  const first = m.split('\n')[0]!;
+  return first.length > 120 ? `${first.slice(0, 120)}...` : first;
+}
+
 /** A parsed document: its plain value and the positions of its nodes. */
 export class SourceDoc {
   private constructor(
@@ -221,6 +293,30 @@ export class SourceDoc {
    * @throws {@link ScenarioError} for a syntax error (or duplicate key), with its line and column.
    */
   static parse(text: string, file: string, format: SourceFormat = formatOf(file)): SourceDoc {
+    if (typeof text !== 'string') throw new ScenarioError([{ file, path: '', message: 'the text is not a string' }]);
+    const deep = nestingTooDeep(text, format);
+    if (deep !== null) {
+      const { line, col } = lineColOf(text, deep);
+      throw new ScenarioError([{ file, line, col, path: '', message: `lists and maps nest more than ${MAX_NESTING} deep` }]);
+    }
+    try {
+      return SourceDoc.parseChecked(text, file, format);
+    } catch (e) {
+      if (e instanceof ScenarioError) throw e;
+      // The parser's own limits (alias expansion, a stack it still ran out of): the file's fault.
+      const alias = e instanceof ReferenceError && /alias/i.test(e.message);
+      const message = alias
+        ? 'too many alias expansions (a YAML alias bomb?): at most 1000'
+        : e instanceof RangeError ? 'nested too deep for the parser' : problemOf(e);
+      // An alias bomb points at its first alias.
+      const first = alias ? /(?:^|[\s,[{:])\*[^\s,\]}]/m.exec(text) : null;
+      const pos = first ? lineColOf(text, first.index + first[0].indexOf('*')) : undefined;
+      throw new ScenarioError([{ file, ...(pos ?? {}), path: '', message: `not valid ${format === 'json' ? 'JSON' : 'YAML'}: ${message}` }]);
+    }
+  }
+
+  /** The parse itself, once the text passed the nesting check. */
+  private static parseChecked(text: string, file: string, format: SourceFormat): SourceDoc {
     if (format === 'json') {
       const bad = jsonSyntaxError(text);
       if (bad) {

@@ -3,8 +3,7 @@
  * diagnostic per problem (unknown field, wrong type, unknown op, unknown device or object
  * name, bad topology), each at its line and column.
  */
-import { ERRNO } from '../index.js';
-import { PciFunction } from '../index.js';
+import { ERRNO, PciFunction, SIMULATOR_LIMITS } from '../index.js';
 import type { KernelProfileName } from '../index.js';
 import { parsePattern } from './pattern.js';
 import {
@@ -33,7 +32,7 @@ function kindOf(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'an object';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
   return `${typeof v} ${String(v)}`;
 }
 
@@ -319,6 +318,44 @@ class Validator {
     return out;
   }
 
+  /**
+   * Records the sizes known before running and checks reads against them: a readBack past the
+   * end of its buffer, a readBar past the end of its BAR, or more than MAX_READ_BYTES.
+   */
+  sizes(op: string, args: Record<string, unknown>, sp: Path, act: ActScope, as: string | undefined): void {
+    const sizes = (act.sizes ??= new Map());
+    if ((op === 'alloc' || op === 'gpuAlloc') && as !== undefined) sizes.set(as, args.size as bigint);
+    if (op === 'map' && as !== undefined) {
+      const n = sizes.get(args.buffer as string);
+      if (n !== undefined) sizes.set(as, n);
+    }
+    if (op !== 'readBack' && op !== 'readBar') return;
+    const off = (args.offset as bigint | undefined) ?? 0n;
+    const len = args.length as bigint;
+    if (len > MAX_READ_BYTES) {
+      this.err([...sp, 'length'], `${len} bytes: a read returns at most ${MAX_READ_BYTES} (256 MiB)`);
+      return;
+    }
+    let size: bigint | undefined;
+    let what = '';
+    if (op === 'readBack') {
+      size = sizes.get(args.buffer as string);
+      what = `'${String(args.buffer)}'`;
+    } else if (act.topology) {
+      const d = act.topology.topology.find(args.device as string);
+      const bar = d instanceof PciFunction ? d.bars.find((b) => b.index === ((args.bar as number | undefined) ?? 0)) : undefined;
+      if (d instanceof PciFunction && !bar) {
+        this.err([...sp, 'bar'], `${d.name} has no BAR${(args.bar as number | undefined) ?? 0}`);
+        return;
+      }
+      size = bar?.size;
+      what = `BAR${(args.bar as number | undefined) ?? 0} of ${String(args.device)}`;
+    }
+    if (size !== undefined && off + len > size) {
+      this.err([...sp, off > 0n ? 'offset' : 'length'], `offset + length = ${off + len} is past the end of ${what} (${size} bytes)`);
+    }
+  }
+
   steps(v: unknown, path: Path, act: ActScope): Step[] {
     if (!Array.isArray(v)) {
       this.err(path, `expected a list of steps, got ${kindOf(v)}`);
@@ -387,6 +424,7 @@ class Validator {
         act.later.delete(as);
       }
     }
+    if (ok) this.sizes(op, args, sp, act, as);
     if (!ok) return undefined;
     const pos = this.line(sp);
     return { op, index, path: formatPath(sp), line: pos.line, col: pos.col, args, ...(as !== undefined ? { as } : {}), expect: expect! };
@@ -397,6 +435,34 @@ interface ActScope {
   topology: LoadedTopology | null;
   defined: Map<string, Defined>;
   later: Map<string, Defined>;
+  /** Bytes of the objects whose size is known before running: alloc, gpuAlloc, and map of an alloc. */
+  sizes?: Map<string, bigint>;
+}
+
+/** The most bytes one readBack or readBar returns (the report holds them). */
+export const MAX_READ_BYTES = 256n << 20n;
+
+/**
+ * What the machine a scenario builds can hold, checked at validation so that a topology it
+ * cannot build is a diagnostic (exit 2), not a failure in the middle of a run: a region per
+ * memory BAR (plus the two of system RAM) in the core's region table, no BAR over the largest
+ * region, an IOMMU unit per host bridge when the act has an IOMMU.
+ */
+export const MACHINE_LIMITS = { ...SIMULATOR_LIMITS, ramRegions: 2 } as const;
+
+/** The machine-limit problems of a topology (empty when it fits). */
+export function machineLimitProblems(t: LoadedTopology, iommu: boolean): string[] {
+  const out: string[] = [];
+  const bars = t.topology.allBars().filter((b) => b.type === 'mem');
+  const room = MACHINE_LIMITS.regions - MACHINE_LIMITS.ramRegions;
+  if (bars.length > room) out.push(`${bars.length} memory BARs: the machine holds at most ${room} (one memory region each)`);
+  for (const b of bars) {
+    if (b.size > MACHINE_LIMITS.regionBytes) out.push(`${b.device.name} BAR${b.index} of ${b.size} bytes is over the largest region (4 TiB)`);
+  }
+  if (iommu && t.topology.hostBridges.length > MACHINE_LIMITS.iommuUnits) {
+    out.push(`${t.topology.hostBridges.length} host bridges with an IOMMU: at most ${MACHINE_LIMITS.iommuUnits} IOMMU units`);
+  }
+  return out;
 }
 
 /** `dir/of/file` + `ref`, without node:path (this bundles for the browser). */
@@ -424,7 +490,8 @@ export function validateScenario(doc: SourceDoc, opts: ValidateOptions = {}): Sc
   const iommu = v.iommu(top.iommu, ['iommu']) ?? null;
   const topTopology = top.topology === undefined ? undefined : v.topology(top.topology, ['topology']);
   const acts: Act[] = [];
-  const makeAct = (index: number, title: string, t: LoadedTopology | null, stepsValue: unknown, stepsPath: Path, prof: KernelProfileName, io: ActIommu | null): void => {
+  const makeAct = (index: number, title: string, t: LoadedTopology | null, stepsValue: unknown, stepsPath: Path, prof: KernelProfileName, io: ActIommu | null, topoPath: Path): void => {
+    if (t) for (const problem of machineLimitProblems(t, io !== null)) v.err(topoPath, problem);
     const scope: ActScope = { topology: t, defined: new Map(), later: new Map() };
     const steps = v.steps(stepsValue, stepsPath, scope);
     if (t) {
@@ -455,12 +522,12 @@ export function validateScenario(doc: SourceDoc, opts: ValidateOptions = {}): Sc
         const prof = v.profile(a.profile, [...ap, 'profile']) ?? profile;
         const io = a.iommu === undefined ? iommu : v.iommu(a.iommu, [...ap, 'iommu']) ?? null;
         if (a.steps === undefined) v.err(ap, "'steps' is required");
-        else makeAct(i, title, t, a.steps, [...ap, 'steps'], prof, io);
+        else makeAct(i, title, t, a.steps, [...ap, 'steps'], prof, io, a.topology !== undefined ? [...ap, 'topology'] : ['topology']);
       });
     }
   } else if (top.steps !== undefined) {
     if (topTopology === undefined) v.err([], "'topology' is required (builtin, a topology file, or a description)");
-    makeAct(0, name ?? 'scenario', topTopology ?? null, top.steps, ['steps'], profile, iommu);
+    makeAct(0, name ?? 'scenario', topTopology ?? null, top.steps, ['steps'], profile, iommu, ['topology']);
   } else v.err([], "'steps' is required (or 'acts')");
   if (v.diags.length > 0) throw new ScenarioError(v.diags);
   return { name: name!, ...(description !== undefined ? { description } : {}), file: doc.file, acts };

@@ -1,68 +1,133 @@
-/** Argument checks shared by the API: each names the field and throws SimError(EINVAL). */
+/**
+ * Argument checks shared by the API: each names the field and throws SimError(EINVAL) before
+ * anything is changed. Messages show at most a short, truncated rendering of the bad value.
+ */
 import { SimError } from '../../bindings/errors.js';
 
-/** U64_MAX: the largest u64, 2^64 - 1. */
 export const U64_MAX = (1n << 64n) - 1n;
-/** PAGE_SIZE as a bigint, for address arguments. */
 export const PAGE_SIZE = 4096n;
 
+/** The special requester of untranslated physical access (ABI.RID_PHYS): never a device. */
+export const RID_PHYS = 0xffffffff;
+
+const SHOW_MAX = 40;
+
 /**
- * `v` as a u64.
- * @throws {@link SimError} EINVAL when `v` is not a bigint in 0..2^64-1.
+ * A short rendering of any value for an error message: never throws (bigint, symbol, cyclic or
+ * hostile objects included) and never longer than about 40 characters.
  */
+export function show(v: unknown): string {
+  let s: string;
+  try {
+    switch (typeof v) {
+      case 'bigint': s = `${v}n`; break;
+      case 'string': s = `'${v.length > SHOW_MAX ? v.slice(0, SHOW_MAX) : v}'`; break;
+      case 'number': case 'boolean': case 'undefined': s = String(v); break;
+      case 'symbol': s = 'a symbol'; break;
+      case 'function': s = 'a function'; break;
+      default:
+        if (v === null) s = 'null';
+        else if (Array.isArray(v)) s = `an array of ${v.length}`;
+        else if (ArrayBuffer.isView(v)) s = `a ${Object.prototype.toString.call(v).slice(8, -1)}`;
+        else s = 'an object';
+    }
+  } catch {
+    s = 'a value';
+  }
+  return s.length > SHOW_MAX + 8 ? `${s.slice(0, SHOW_MAX)}...` : s;
+}
+
 export function u64Arg(op: string, field: string, v: unknown): bigint {
-  if (typeof v !== 'bigint') throw new SimError('EINVAL', op, `${field} must be a bigint, got ${typeof v}`);
-  if (v < 0n || v > U64_MAX) throw new SimError('EINVAL', op, `${field} = ${v} is outside 0..2^64-1`);
+  if (typeof v !== 'bigint') throw new SimError('EINVAL', op, `${field} must be a bigint, got ${show(v)}`);
+  if (v < 0n || v > U64_MAX) throw new SimError('EINVAL', op, `${field} = ${show(v)} is outside 0..2^64-1`);
   return v;
 }
 
-/**
- * `v` as a page-aligned u64 address.
- * @throws {@link SimError} EINVAL when `v` is not a bigint in 0..2^64-1 or not 4 KiB aligned.
- */
 export function pageAlignedArg(op: string, field: string, v: unknown): bigint {
   const x = u64Arg(op, field, v);
   if (x % PAGE_SIZE !== 0n) throw new SimError('EINVAL', op, `${field} = 0x${x.toString(16)} is not 4 KiB aligned`);
   return x;
 }
 
-/**
- * `v` as an integer in min..max.
- * @throws {@link SimError} EINVAL otherwise.
- */
 export function intArg(op: string, field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new SimError('EINVAL', op, `${field} = ${String(v)} must be an integer in ${min}..${max}`);
+    throw new SimError('EINVAL', op, `${field} = ${show(v)} must be an integer in ${min}..${max}`);
   }
   return v;
 }
 
-/**
- * `v` as one of the `allowed` strings.
- * @throws {@link SimError} EINVAL otherwise.
- */
+export function boolArg(op: string, field: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new SimError('EINVAL', op, `${field} must be a boolean, got ${show(v)}`);
+  return v;
+}
+
 export function oneOf<T extends string>(op: string, field: string, v: unknown, allowed: readonly T[]): T {
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    throw new SimError('EINVAL', op, `${field} = ${JSON.stringify(v)} must be one of ${allowed.join(', ')}`);
+    throw new SimError('EINVAL', op, `${field} = ${show(v)} must be one of ${allowed.join(', ')}`);
   }
   return v as T;
 }
 
-/**
- * A requester ID: a number (segment << 16 | bus << 8 | devfn) or a 'SSSS:BB:DD.F' / 'BB:DD.F'
- * string, as lspci prints it.
- * @throws {@link SimError} EINVAL for anything else (a number above 0xfffffffe, a device above 31).
- */
-export function ridArg(op: string, field: string, v: unknown): number {
-  if (typeof v === 'number') return intArg(op, field, v, 0, 0xfffffffe);
-  if (typeof v === 'string') {
-    const m = /^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-1]?[0-9a-fA-F])\.([0-7])$/.exec(v);
-    if (m) {
-      const dev = parseInt(m[3]!, 16);
-      if (dev < 32) return ((parseInt(m[1] ?? '0', 16) << 16) | (parseInt(m[2]!, 16) << 8) | (dev << 3) | Number(m[4])) >>> 0;
-    }
+/** A plain options object (not null, not an array); `undefined` only when `optional`. */
+export function objArg<T extends object>(op: string, field: string, v: unknown): T {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new SimError('EINVAL', op, `${field} must be an object, got ${show(v)}`);
   }
-  throw new SimError('EINVAL', op, `${field} = ${JSON.stringify(v)} is not a requester ID (number or 'SSSS:BB:DD.F')`);
+  return v as T;
+}
+
+export function fnArg<T extends (...a: never[]) => unknown>(op: string, field: string, v: unknown): T {
+  if (typeof v !== 'function') throw new SimError('EINVAL', op, `${field} must be a function, got ${show(v)}`);
+  return v as T;
+}
+
+export function u8ArrayArg(op: string, field: string, v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new SimError('EINVAL', op, `${field} must be a Uint8Array, got ${show(v)}`);
+  return v;
+}
+
+/**
+ * A new zeroed buffer of `length` bytes for a read's result: a host that cannot allocate it is
+ * ENOMEM (Node's RangeError "Array buffer allocation failed" never escapes).
+ */
+export function hostBuffer(op: string, length: number): Uint8Array {
+  try {
+    return new Uint8Array(length);
+  } catch {
+    throw new SimError('ENOMEM', op, `cannot allocate a host buffer of ${length} bytes`);
+  }
+}
+
+/** The value of a string option, or undefined; a non-string is refused (no '[object Object]' names). */
+export function optStringArg(op: string, field: string, v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new SimError('EINVAL', op, `${field} must be a string, got ${show(v)}`);
+  return v;
+}
+
+const RID_RE = /^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/;
+
+/**
+ * A requester ID: a number (segment << 16 | bus << 8 | devfn) or an 'SSSS:BB:DD.F' / 'BB:DD.F'
+ * string, as lspci prints it. Every form gives the same number. The physical requester
+ * (0xffffffff, 'ffff:ff:1f.7', or 'phys') is accepted only where `phys` is true (DMA endpoints),
+ * and refused in every form elsewhere.
+ */
+export function ridArg(op: string, field: string, v: unknown, phys = false): number {
+  let rid: number | undefined;
+  if (v === 'phys') rid = RID_PHYS;
+  else if (typeof v === 'number') {
+    if (Number.isInteger(v) && v >= 0 && v <= RID_PHYS) rid = v;
+  } else if (typeof v === 'string') {
+    const m = RID_RE.exec(v);
+    const dev = m ? parseInt(m[3]!, 16) : 32;
+    if (m && dev < 32) rid = ((parseInt(m[1] ?? '0', 16) << 16) | (parseInt(m[2]!, 16) << 8) | (dev << 3) | Number(m[4])) >>> 0;
+  }
+  if (rid === undefined) {
+    throw new SimError('EINVAL', op, `${field} = ${show(v)} is not a requester ID (number, 'SSSS:BB:DD.F' or 'BB:DD.F')`);
+  }
+  if (rid === RID_PHYS && !phys) throw new SimError('EINVAL', op, `${field} is the physical requester, not a device`);
+  return rid;
 }
 
 /** 'SSSS:BB:DD.F' of a requester ID. */
@@ -71,7 +136,6 @@ export function formatRid(rid: number): string {
   return `${h(rid >>> 16, 4)}:${h((rid >>> 8) & 0xff, 2)}:${h((rid >>> 3) & 0x1f, 2)}.${rid & 7}`;
 }
 
-/** `v` in hex with a 0x prefix, for messages. */
 export function hex(v: bigint | number): string {
   return `0x${v.toString(16)}`;
 }

@@ -3,6 +3,19 @@
  * kernel era of the machine's profile with its checks (HL-03..HL-06), export_dmabuf's
  * bookkeeping (HL-08, HL-09), and the exporter ops attach, map, unmap and release (HL-10..HL-13).
  * The table is laid out by sg.ts and mapped by the driver kit's P2P mapping helper.
+ *
+ * Each profile is one real kernel, never a mix of two (drivers/accel/habanalabs/common/memory.c):
+ *  - '5.15' = v5.15: export_dmabuf_from_handle ({handle, mem_size}); without DRAM virtual
+ *    memory, address and size 32 MiB-aligned; the table merges pages up to 512 MiB.
+ *  - '6.x' = v6.12 and 'latest' = v6.15+: export_dmabuf_from_addr (addr + offset) with
+ *    validate_export_params_common as v6.7 left it. Two commits of one series (dri-devel,
+ *    2023-09, merged for v6.7) changed it together: 0b75cb5b240f "export dma-buf only if
+ *    size/offset multiples of PAGE_SIZE" (size non-zero and a multiple of PAGE_SIZE instead of
+ *    `size >= PAGE_SIZE`; offset page-aligned) and "add missing offset handling for dma-buf"
+ *    (the offset check moved into the common function, which then checks `addr` rather than
+ *    `addr + offset`; map_dma_buf starts the table at the offset). v6.2-v6.6 checked only
+ *    `addr + offset` aligned and `size >= PAGE_SIZE` and mapped from the first page: no profile
+ *    models that era, so neither its checks nor its layout appear here.
  */
 import {
   DmaDataDirection,
@@ -78,7 +91,7 @@ export class HlDmabufExporter {
     }
     const exportAddr = (addr + offset) & U64;
     if (!this.dev.dramSupportsVirtualMemory) {
-      this.validateNoMmu(exportAddr, size);
+      this.validateNoMmu(exportAddr, size);  // offset is 0 here (HL-03)
       return this.export(fpriv, {
         node: null, pack: null, deviceAddress: exportAddr, offset: 0n, pages: [exportAddr], pageSize: size, era: 'modern',
       }, size, flags);
@@ -94,7 +107,7 @@ export class HlDmabufExporter {
       const pack = this.dev.memory.packOf(Number(node.handle));
       if (!pack) throw this.dev.err('EINVAL', op, `no match for handle 0x${node.handle.toString(16)}`, 'HL-06');
       if (pack.vmType !== 'phys_pack') throw this.dev.err('EINVAL', op, `handle 0x${node.handle.toString(16)} does not represent DRAM memory`, 'HL-06');
-      this.validateCommon(exportAddr, size);
+      this.validateCommon(addr, size, offset);
       if (offset + size > pack.totalSize) {
         throw this.dev.err('EINVAL', op, `offset 0x${offset.toString(16)} and size 0x${size.toString(16)} exceed total map size 0x${pack.totalSize.toString(16)}`, 'HL-06');
       }
@@ -141,16 +154,17 @@ export class HlDmabufExporter {
     }
   }
 
-  /** validate_export_params_common (HL-04). */
-  private validateCommon(addr: bigint, size: bigint): void {
+  /** validate_export_params_common [v6.7+] (HL-04): addr, size (non-zero) and offset all multiples of PAGE_SIZE. */
+  private validateCommon(addr: bigint, size: bigint, offset: bigint): void {
     const op = 'validate_export_params';
-    if (addr % PAGE !== 0n) throw this.dev.err('EINVAL', op, `exported device memory address 0x${addr.toString(16)} should be aligned to 0x1000`, 'HL-04');
-    if (size < PAGE) throw this.dev.err('EINVAL', op, `exported device memory size ${size} should be equal to or greater than 4096`, 'HL-04');
+    if (addr % PAGE !== 0n) throw this.dev.err('EINVAL', op, `exported device memory address 0x${addr.toString(16)} should be aligned to PAGE_SIZE 0x1000`, 'HL-04');
+    if (size === 0n || size % PAGE !== 0n) throw this.dev.err('EINVAL', op, `exported device memory size ${size} should be a multiple of PAGE_SIZE 4096`, 'HL-04');
+    if (offset % PAGE !== 0n) throw this.dev.err('EINVAL', op, `exported device memory offset ${offset} should be a multiple of PAGE_SIZE 4096`, 'HL-04');
   }
 
   /** validate_export_params_no_mmu (HL-04, HL-05). */
   private validateNoMmu(addr: bigint, size: bigint): void {
-    this.validateCommon(addr, size);
+    this.validateCommon(addr, size, 0n);
     this.validateRanges(addr, size);
   }
 

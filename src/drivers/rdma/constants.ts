@@ -66,3 +66,6 @@ export type IbvWrOpcode = 'RDMA_WRITE' | 'RDMA_READ' | 'SEND';
 
 /** enum ibv_qp_state (names without IBV_QPS_). */
 export type IbvQpState = 'RESET' | 'INIT' | 'RTR' | 'RTS' | 'SQD' | 'SQE' | 'ERR';
+
+/** mlx5_core set_dma_caps: dma_set_max_seg_size(&pdev->dev, 2u * 1024 * 1024 * 1024). */
+export const MLX5_MAX_SEG_SIZE = 2 ** 31;

@@ -8,6 +8,9 @@ import { SimError, type DmaDevice as DmaApiDevice, type Machine, type PciFunctio
 import { importerDevice, type DmaBufImporterDevice } from '../device.js';
 import type { IbvMr } from './mr.js';
 import type { IbvQp } from './qp.js';
+import { MLX5_MAX_SEG_SIZE } from './constants.js';
+
+const U64_MAX = (1n << 64n) - 1n;
 
 export type RdmaNicKind = 'pinned' | 'odp';
 
@@ -101,6 +104,13 @@ export class RdmaDevice {
     const prefix = opts.kind === 'odp' ? 'mlx5' : 'efa';
     this.name = opts.name ?? machine.deviceName(`${prefix}_`);
     this.dma = opts.dma ?? machine.dmaDevice(this.fn);
+    // mlx5_core probe (set_dma_caps): a 64-bit DMA mask and dma_set_max_seg_size(2 GiB), so
+    // its sg_tables keep P2P ranges whole. The driver sets it for its own device; a DMA device
+    // the caller passes in keeps what the caller chose.
+    if (opts.kind === 'odp' && !opts.dma) {
+      this.dma.setMaskAndCoherent(U64_MAX);
+      this.dma.setMaxSegSize(MLX5_MAX_SEG_SIZE);
+    }
     this.rid = machine.rid(this.fn);
     this.importer = importerDevice(machine, this.fn, this.dma);
     this.opts = {

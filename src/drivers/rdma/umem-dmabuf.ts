@@ -111,7 +111,9 @@ export class UmemDmabuf {
       if (BigInt(dmabuf.size) < end) {
         throw new SimError('EINVAL', op, `the dma-buf has ${dmabuf.size} bytes, the MR ends at ${end}`, 'IM-02');
       }
-      if (umemNumPages(offset, size) === 0n) throw new SimError('EINVAL', op, 'the MR covers no page', 'IM-02');
+      // ib_umem_num_pages counts from umem->iova, which is still 0 here (kzalloc; only
+      // umem->address = offset is set), so it is 0 exactly when size is 0, at any offset.
+      if (umemNumPages(0n, size) === 0n) throw new SimError('EINVAL', op, 'length 0: the MR covers no page', 'IM-02');
       // The attachment's importer priv is set once the umem exists (attach->importer_priv).
       const holder: { umem?: UmemDmabuf } = {};
       attach = dmabuf.dynamicAttach(dev, ops, holder);

@@ -104,17 +104,22 @@ describe('habanalabs memory ioctl', () => {
     expect(s.dev.dmabufExportCnt).toBe(1);
   });
 
-  it('HL-04 addr must be page-aligned, size >= PAGE_SIZE but need not be aligned; the offset (6.7+) is page-aligned', async () => {
+  it('HL-04 [v6.7+, 0b75cb5b240f] addr page-aligned, size a non-zero multiple of PAGE_SIZE, offset page-aligned, in every 6.x and latest export', async () => {
     const s = await setup('gaudi1');
     expect(() => exportFd(s, { addr: USER + 512n, memSize: 2n * M })).toThrowError(err('EINVAL', 'HL-04'));
     expect(() => exportFd(s, { addr: USER, memSize: 4095n })).toThrowError(err('EINVAL', 'HL-04'));
-    const fd = exportFd(s, { addr: USER, memSize: 4097n });
-    expect(bufOf(s, fd).size).toBe(4097);
-    expect(s.proc.llseek(fd, 0, SEEK_END)).toBe(4097n);
+    // Since v6.7 a size that is not a page multiple is refused (before, size >= PAGE_SIZE was enough).
+    expect(() => exportFd(s, { addr: USER, memSize: 4097n })).toThrowError(err('EINVAL', 'HL-04'));
+    const fd = exportFd(s, { addr: USER, memSize: 8192n });
+    expect(bufOf(s, fd).size).toBe(8192);
+    expect(s.proc.llseek(fd, 0, SEEK_END)).toBe(8192n);
+    const latest = await setup('gaudi1', { profile: 'latest' });
+    expect(() => exportFd(latest, { addr: USER, memSize: 4097n })).toThrowError(err('EINVAL', 'HL-04'));
     const g2 = await setup('gaudi2');
     const { va } = allocMap(g2, 4n * M);
     expect(() => exportFd(g2, { addr: va, memSize: 8192n, offset: 100n })).toThrowError(err('EINVAL', 'HL-04'));
     expect(() => exportFd(g2, { addr: va, memSize: 100n, offset: 0n })).toThrowError(err('EINVAL', 'HL-04'));
+    expect(() => exportFd(g2, { addr: va, memSize: 4096n + 100n, offset: 4096n })).toThrowError(err('EINVAL', 'HL-04'));
     expect(exportFd(g2, { addr: va, memSize: 8192n, offset: 4096n })).toBeGreaterThan(0);
   });
 
@@ -204,12 +209,12 @@ describe('habanalabs memory ioctl', () => {
 
   it('HL-08 non-dynamic exporter with attach/map/unmap/release only; flags pass unvalidated; size not rounded', async () => {
     const s = await setup('gaudi1');
-    const fd = exportFd(s, { addr: USER, memSize: 5000n, flags: O_WRONLY | O_NONBLOCK });
+    const fd = exportFd(s, { addr: USER, memSize: 12288n, flags: O_WRONLY | O_NONBLOCK });
     const buf = bufOf(s, fd);
     expect(Object.keys(buf.ops).sort()).toEqual(['attach', 'mapDmaBuf', 'release', 'unmapDmaBuf']);
     expect(buf.isDynamic()).toBe(false);
     expect(buf.expName).toBe('habanalabs');
-    expect(buf.size).toBe(5000);
+    expect(buf.size).toBe(12288); // as given, not rounded to a DRAM page
     expect(buf.fileFlags).toBe(O_WRONLY | O_NONBLOCK);
     expect(s.proc.isCloexec(fd)).toBe(false);
     const fd2 = exportFd(s, { addr: USER, memSize: 8192n, flags: O_RDWR | O_CLOEXEC });
@@ -371,11 +376,27 @@ describe('habanalabs dma-buf exporter ops', () => {
   it('HL-12 Gaudi1 [6.x]: one page of the whole size, cut at the max segment size', async () => {
     const s = await setup('gaudi1', { iommu: false, profile: 'latest' });
     s.m.dmaDevice(s.m.pci('nic0')).setMaxSegSize(Number(1n * G));
-    const buf = bufOf(s, exportFd(s, { addr: USER, memSize: 2n * G + 4097n }));
+    const buf = bufOf(s, exportFd(s, { addr: USER, memSize: 2n * G + 8192n }));
     const att = buf.dynamicAttach(importerDevice(s.m, 'nic0'), p2pImporter());
     const sgt = att.mapUnlocked(BIDI);
     const bar = s.dev.dramPciBarStart;
-    expect(segs(sgt)).toEqual([[bar + USER, 1n * G], [bar + USER + G, 1n * G], [bar + USER + 2n * G, 4097n]]);
+    expect(segs(sgt)).toEqual([[bar + USER, 1n * G], [bar + USER + G, 1n * G], [bar + USER + 2n * G, 8192n]]);
+    att.unmapUnlocked(sgt, BIDI);
+    att.detach();
+  });
+
+  it('HL-11 an importer whose max segment (dma_set_max_seg_size) is below a page: map is EINVAL, reached through the DMA API', async () => {
+    const s = await setup('gaudi1', { iommu: false, profile: 'latest' });
+    const nicDma = s.m.dmaDevice(s.m.pci('nic0'));
+    nicDma.setMaxSegSize(2048);
+    expect(nicDma.maxSegmentSize).toBe(2048);
+    const buf = bufOf(s, exportFd(s, { addr: USER, memSize: 64n * K }));
+    const att = buf.dynamicAttach(importerDevice(s.m, 'nic0'), p2pImporter());
+    expect(() => att.mapUnlocked(BIDI)).toThrowError(err('EINVAL', 'HL-11'));
+    // A whole page is enough again.
+    nicDma.setMaxSegSize(4096);
+    const sgt = att.mapUnlocked(BIDI);
+    expect(sgt.nents).toBe(16);
     att.unmapUnlocked(sgt, BIDI);
     att.detach();
   });

@@ -20,6 +20,19 @@ function errOf(fn: () => unknown): SimError {
 
 const SIZE = 16 * PAGE_SIZE;
 
+describe('RDMA device probe', () => {
+  it('the mlx5-like NIC sets its own DMA parameters (set_dma_caps: 64-bit mask, max segment 2 GiB); the EFA-like one keeps the PCI default', async () => {
+    const m = await machine();
+    const proc = new SimProcess(m.kernel);
+    expect(m.dmaDevice(m.pci('nic0')).maxSegmentSize).toBe(65536);
+    const mlx = side(m, proc, 'nic0', 'odp');
+    expect(mlx.dev.dma.maxSegmentSize).toBe(2 ** 31);
+    expect(m.dmaDevice(m.pci('nic0')).maxSegmentSize).toBe(2 ** 31);
+    const efa = side(m, proc, 'nic1', 'pinned');
+    expect(efa.dev.dma.maxSegmentSize).toBe(65536);
+  });
+});
+
 describe('ibv_reg_dmabuf_mr: uverbs REG_DMABUF_MR (IM-01)', () => {
   it('IM-01: a device without reg_user_mr_dmabuf fails with EOPNOTSUPP', async () => {
     const m = await machine();
@@ -113,6 +126,19 @@ describe('ib_umem_dmabuf_get (IM-02)', () => {
     expect(umemNumPages(0x2000n, 0n)).toBe(0n);
     const e = errOf(() => b.ctx.regDmabufMr(b.pd, 0x2000, 0, 0x2000, fd, LW));
     expect([e.code, e.rule]).toEqual(['EINVAL', 'IM-02']);
+  });
+
+  it('IM-02: length 0 is EINVAL at any offset (the umem\'s iova is 0 when its pages are counted)', async () => {
+    for (const kind of ['odp', 'pinned'] as const) {
+      const { m, proc, b } = await pair({ responder: kind });
+      const { fd, buf } = exporter(m, proc, { size: SIZE });
+      for (const off of [0x2000, 0x2100, 0xfff, 1]) {
+        const e = errOf(() => b.ctx.regDmabufMr(b.pd, off, 0, 0x7000_0000 + off, fd, LW));
+        expect([e.code, e.rule]).toEqual(['EINVAL', 'IM-02']);
+      }
+      expect(buf.attachments).toHaveLength(0);
+      expect(buf.fileCount).toBe(1);
+    }
   });
 
   it('IM-02: dma_buf_dynamic_attach errors pass through (the exporter refuses with EBUSY)', async () => {
