@@ -427,7 +427,8 @@ function transfer(from: readonly Piece[], to: readonly Piece[], total: number): 
 
 /**
  * Connects two RC QPs to each other: RESET -> INIT (qp_access_flags) -> RTR (dest QPN) -> RTS.
- * @param accessFlags the responders' qp_access_flags. @default LOCAL_WRITE | REMOTE_WRITE | REMOTE_READ
+ * @param opts `accessFlags`: the responders' qp_access_flags (default LOCAL_WRITE | REMOTE_WRITE |
+ * REMOTE_READ); `rnrRetry`: the rnr_retry of both QPs at RTS (unchanged when absent: 7 on a new QP).
  * @throws {@link index!SimError} EINVAL when a QP is in neither RESET nor INIT, or for what
  * {@link IbvQp.modify} refuses.
  */
