@@ -10,6 +10,7 @@
  */
 import { SimError } from '../../bindings/errors.js';
 
+/** Options of a new {@link GenPool} (gen_pool_create's min_alloc_order; the name is ours). */
 export interface GenPoolOptions {
   /** log2 of the allocation unit. @default 12 (4 KiB) */
   minAllocOrder?: number;
@@ -17,6 +18,7 @@ export interface GenPoolOptions {
   name?: string;
 }
 
+/** Options of {@link GenPool.alloc} and {@link GenPool.tryAlloc} (gen_pool_alloc_algo's data). */
 export interface GenPoolAllocOptions {
   /**
    * Alignment of the returned address in bytes: a multiple of the unit (gen_pool_first_fit_align
@@ -45,13 +47,24 @@ interface Chunk {
   avail: bigint;
 }
 
+/**
+ * A gen_pool (lib/genalloc.c): first-fit allocation of address ranges in units of
+ * 2^minAllocOrder bytes from the chunks added to it. Use it for any range a driver hands out
+ * (P2PDMA memory, device VAs, VRAM pages); failures leave the pool unchanged.
+ */
 export class GenPool {
+  /** log2 of the allocation unit (min_alloc_order). */
   readonly minAllocOrder: number;
+  /** The pool's name in error messages. */
   readonly name: string;
   /** Newest first: gen_pool_add puts new chunks at the head of the list. */
   private readonly _chunks: Chunk[] = [];
   private readonly _unit: bigint;
 
+  /**
+   * gen_pool_create: an empty pool.
+   * @throws {@link SimError} EINVAL when minAllocOrder is not an integer in 0..40.
+   */
   constructor(opts: GenPoolOptions = {}) {
     const order = opts.minAllocOrder ?? 12;
     if (!Number.isInteger(order) || order < 0 || order > 40) {
@@ -71,6 +84,7 @@ export class GenPool {
    * gen_pool_add_virt: adds [start, start + size) with `phys` as the second address of `start`
    * (-1n: none, as gen_pool_add). The size is truncated to whole units. EINVAL for a start that
    * is negative or not on a unit, a size below one unit, or an overlap with a chunk of the pool.
+   * @throws {@link SimError} EINVAL for non-bigint arguments, a bad start or size, or an overlap.
    */
   add(start: bigint, size: bigint, phys = -1n): void {
     const op = 'gen_pool_add';
@@ -100,7 +114,8 @@ export class GenPool {
   /**
    * gen_pool_alloc with the first-fit algorithm (gen_pool_first_fit_align when `align` is given):
    * the start of the first free run of ceil(size / unit) units, or null when nothing fits.
-   * EINVAL (SimError) for a size that is not a positive bigint or a bad alignment.
+   * @throws {@link SimError} EINVAL for a size that is not a positive bigint, an alignment that is not a
+   * positive multiple of the unit, or a `from` that is not a bigint.
    */
   tryAlloc(size: bigint, opts: GenPoolAllocOptions = {}): bigint | null {
     const op = opts.op ?? 'gen_pool_alloc';
@@ -127,7 +142,10 @@ export class GenPool {
     return null;
   }
 
-  /** tryAlloc, with ENOMEM (named by `opts.op`) when nothing fits. */
+  /**
+   * gen_pool_alloc: {@link GenPool.tryAlloc}, failing when nothing fits.
+   * @throws {@link SimError} ENOMEM (named by `opts.op`) when no free run fits; EINVAL as tryAlloc.
+   */
   alloc(size: bigint, opts: GenPoolAllocOptions = {}): bigint {
     const addr = this.tryAlloc(size, opts);
     if (addr === null) {
@@ -139,6 +157,8 @@ export class GenPool {
   /**
    * gen_pool_fixed_alloc at an exact address: EINVAL when [addr, addr + size) is not inside one
    * chunk on unit boundaries, ENOMEM when part of it is in use. Nothing changes on failure.
+   * @throws {@link SimError} EINVAL for a bad size, or a range not inside one chunk on unit boundaries.
+   * @throws {@link SimError} ENOMEM when part of the range is in use.
    */
   allocFixed(addr: bigint, size: bigint, op = 'gen_pool_fixed_alloc'): void {
     const nunits = this._units(size, op);
@@ -151,6 +171,8 @@ export class GenPool {
   /**
    * gen_pool_free: returns [addr, addr + ceil(size / unit) units) and merges it with its free
    * neighbours. The kernel BUG()s on a bad free; here it is EINVAL and nothing changes.
+   * @throws {@link SimError} EINVAL for a bad size, a range not inside one chunk on unit boundaries, or one not
+   * (entirely) allocated.
    */
   free(addr: bigint, size: bigint, op = 'gen_pool_free'): void {
     const nunits = this._units(size, op);

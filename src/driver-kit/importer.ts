@@ -14,14 +14,18 @@ import { findParentPciDev, PciFunction, type Device, type P2pdma, type Topology 
  * shape, not the class).
  */
 export interface KitHost {
+  /** The machine's PCI topology. */
   readonly topology: Topology;
+  /** The kernel's P2PDMA decisions (pci_p2pdma_map_type, bus addresses). */
   readonly p2pdma: P2pdma;
+  /** The DMA API device (struct device's DMA ops, IOMMU domain) of a PCI function. */
   dmaDevice(fn: PciFunction): DmaApiDevice;
 }
 
 /**
  * The importer device of a topology device (by object, name or BDF; ENODEV when unknown):
  * `{ name, pci }`, with the DMA device of its nearest PCI function unless `dma` is given.
+ * @throws {@link SimError} ENODEV when a device named by `dev` is not in the topology.
  */
 export function importerDevice(host: KitHost, dev: Device | string, dma?: DmaApiDevice): ImporterDevice {
   const d = typeof dev === 'string' ? host.topology.get(dev) : dev;
@@ -51,7 +55,10 @@ export function importerDmaDevice(host: KitHost, dev: ImporterDevice): DmaApiDev
   return fn ? host.dmaDevice(fn) : null;
 }
 
-/** importerDmaDevice, or EINVAL (named by `op`) when the importer has no DMA API device. */
+/**
+ * {@link importerDmaDevice}, failing when there is none.
+ * @throws {@link SimError} EINVAL (named by `op`, carrying `rule`) when the importer has no DMA API device.
+ */
 export function requireImporterDmaDevice(host: KitHost, dev: ImporterDevice, op: string, rule?: string): DmaApiDevice {
   const d = importerDmaDevice(host, dev);
   if (!d) throw new SimError('EINVAL', op, `${dev.name} has no DMA device (pass an importer device with dma or pci)`, rule);

@@ -28,6 +28,7 @@ export interface PhysRange {
   readonly length: bigint;
 }
 
+/** Options of {@link dmaBufPhysVecToSgt}. */
 export interface P2pSgtOptions {
   /** Longest entry the exporter makes, rounded down to a page. @default SG_MAX_SEGMENT */
   maxSegment?: bigint;
@@ -74,6 +75,7 @@ export class P2pSgTable extends SgTable {
     this.#mappings = mappings;
   }
 
+  /** dma_buf_free_sgt has run on the table (its mappings are gone). */
   get freed(): boolean {
     return this.#freed;
   }
@@ -101,6 +103,9 @@ export function p2pMapType(host: KitHost, provider: PciFunction, att: DmaBufAtta
  * `att`. Errors, with nothing left mapped: EINVAL for no ranges, a range outside the provider's
  * memory BARs, a segment limit below a page, NOT_SUPPORTED, or an importer without a DMA API
  * device on the THRU_HOST_BRIDGE path; ENOMEM when a mapping fails (IOVA space, DMA mask).
+ * @throws {@link SimError} EINVAL for a missing provider, no ranges, a bad range or one not inside one memory
+ * BAR, NOT_SUPPORTED, no DMA API device on THRU_HOST_BRIDGE, or a segment limit below a page.
+ * @throws {@link SimError} ENOMEM when a dma_map_resource fails; what the DMA API device's mapResource throws.
  */
 export function dmaBufPhysVecToSgt(
   host: KitHost,
@@ -173,6 +178,7 @@ export function dmaBufPhysVecToSgt(
 /**
  * dma_buf_free_sgt: unmaps a table of dmaBufPhysVecToSgt (nothing to do for bus addresses).
  * EINVAL for a table the helper did not make, or one already freed.
+ * @throws {@link SimError} EINVAL for a table not made by {@link dmaBufPhysVecToSgt}, or one already freed.
  */
 export function dmaBufFreeSgt(_att: DmaBufAttachment, sgt: SgTable, dir: number, op = 'dma_buf_free_sgt'): void {
   if (!(sgt instanceof P2pSgTable)) throw new SimError('EINVAL', op, 'not a table of dma_buf_phys_vec_to_sgt');

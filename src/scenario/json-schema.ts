@@ -70,7 +70,7 @@ function fieldSchema(k: FieldKind, doc: string): Json {
 }
 
 /** The scenario file format (docs/scenario-format.md). */
-export function scenarioJsonSchema(): Json {
+export function scenarioJsonSchema(): Record<string, unknown> {
   const ops = Object.entries(OP_SPECS).map(([name, spec]) => {
     const properties: Json = { op: { const: name, description: spec.doc } };
     for (const [f, fs] of Object.entries(spec.fields)) properties[f] = fieldSchema(fs.kind, fs.doc);
@@ -148,7 +148,7 @@ export function scenarioJsonSchema(): Json {
 }
 
 /** The topology description format (docs/topology-format.md), as parseTopology reads it. */
-export function topologyJsonSchema(): Json {
+export function topologyJsonSchema(): Record<string, unknown> {
   const acs = { anyOf: [{ type: 'array', items: { enum: Object.keys(ACS_BITS) } }, INTEGER], description: 'ACS control bits enabled (absent: no ACS capability)' };
   const bar = {
     type: 'object',

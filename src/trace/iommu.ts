@@ -18,6 +18,12 @@ interface UnitSample {
   invalidatedEntries: bigint;
 }
 
+/**
+ * Records the IOMMU side of a scenario run on a trace process: IOTLB counters per unit,
+ * invalidation instants, and map/unmap instants per paging domain. The scenario runner makes one
+ * per traced run and calls {@link IotlbTracker.sample} after each transfer and
+ * {@link IotlbTracker.step} at each step's end.
+ */
 export class IotlbTracker {
   private readonly _units = new Map<IommuUnit, UnitSample>();
   private readonly _mapped = new Map<IommuDomain, bigint>();

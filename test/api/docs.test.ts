@@ -39,6 +39,10 @@ const DOCUMENTED = [
   'src/process/constants.ts', 'src/process/file.ts', 'src/process/index.ts', 'src/process/process.ts',
   'src/process/vma.ts', 'src/dma-mapping/dma-api.ts', 'src/pci/resource.ts', 'src/pci/p2pdma.ts',
   'src/iommu/iommu.ts', 'src/iommu/kernel.ts', 'src/iommu/pte-decode.ts',
+  'src/drivers/udmabuf/uapi.ts', 'src/drivers/udmabuf/memfd.ts', 'src/drivers/udmabuf/cpu-access.ts',
+  'src/drivers/dma-heap/uapi.ts', 'src/drivers/dma-heap/dma-heap.ts', 'src/drivers/rdma/qp.ts',
+  'src/drivers/gpu/amdgpu_object.ts', 'src/driver-kit/gen-pool.ts', 'src/driver-kit/p2p-mapping.ts',
+  'src/driver-kit/importer.ts', 'src/trace/iommu.ts', 'src/scenario/json-schema.ts',
 ];
 
 interface Warning {

@@ -45,6 +45,7 @@ export class DmaHeap {
 
 const U64 = (1n << 64n) - 1n;
 
+/** Options of {@link DmaHeaps.create}. */
 export interface DmaHeapsOptions {
   /** Register the "system" heap at creation (module init of system_heap.c). @default true */
   systemHeap?: boolean | SystemHeapOptions;
@@ -76,11 +77,19 @@ export class DmaHeaps {
     }
   }
 
+  /**
+   * The dma-heap framework of `machine`, with the system heap registered unless
+   * `opts.systemHeap` is false. Heaps are opened with {@link DmaHeaps.open} and allocated from
+   * with DMA_HEAP_IOCTL_ALLOC through Process.ioctl.
+   */
   static create(machine: Machine, opts: DmaHeapsOptions = {}): DmaHeaps {
     return new DmaHeaps(machine, opts);
   }
 
-  /** dma_heap_add: EINVAL for an empty name, missing allocate, or a name already registered. */
+  /**
+   * dma_heap_add: registers a heap as /dev/dma_heap/`name`.
+   * @throws {@link index!SimError} EINVAL for an empty name, missing allocate, or a name already registered.
+   */
   add(name: string, ops: DmaHeapOps, priv: unknown = null): DmaHeap {
     const op = 'dma_heap_add';
     if (typeof name !== 'string' || name === '') throw new SimError('EINVAL', op, 'the heap needs a name');
@@ -96,7 +105,10 @@ export class DmaHeaps {
     return [...this._heaps.keys()];
   }
 
-  /** open("/dev/dma_heap/<name>", O_RDWR). ENOENT for an unknown heap. */
+  /**
+   * open("/dev/dma_heap/<name>", O_RDWR): the new fd, whose ioctl is DMA_HEAP_IOCTL_ALLOC.
+   * @throws {@link index!SimError} ENOENT for an unknown heap; EMFILE when the process's fd table is full.
+   */
   open(proc: Process, name: string): number {
     const heap = this._heaps.get(name);
     if (!heap) throw new SimError('ENOENT', 'open', `/dev/dma_heap/${name} does not exist`);

@@ -4,9 +4,12 @@ import { O_ACCMODE, O_CLOEXEC } from '../../index.js';
 function ioc(dir: number, type: string, nr: number, size: number): number {
   return ((dir << 30) | (size << 16) | (type.charCodeAt(0) << 8) | nr) >>> 0;
 }
+/** _IOC_WRITE direction bit of asm-generic/ioctl.h: userspace writes the struct (copy_from_user). */
 export const IOC_WRITE = 1;
+/** _IOC_READ direction bit: the kernel writes the struct back (copy_to_user). */
 export const IOC_READ = 2;
 
+/** DMA_HEAP_IOC_MAGIC: the ioctl type byte of the dma-heap commands. */
 export const DMA_HEAP_IOC_MAGIC = 'H';
 /** struct dma_heap_allocation_data { __u64 len; __u32 fd; __u32 fd_flags; __u64 heap_flags; } */
 export const DMA_HEAP_ALLOCATION_DATA_SIZE = 24;

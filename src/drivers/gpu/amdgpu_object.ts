@@ -142,10 +142,11 @@ export class AmdgpuBo {
     return this.importState?.ptes != null;
   }
 
-  /** Importer side: move_notify invalidations and re-validations so far. */
+  /** Importer side: move_notify invalidations so far. */
   get invalidations(): number {
     return this.importState?.invalidations ?? 0;
   }
+  /** Importer side: re-validations (map again after move_notify) so far. */
   get revalidations(): number {
     return this.importState?.revalidations ?? 0;
   }
@@ -161,12 +162,18 @@ export class AmdgpuBo {
   /**
    * The GPU reads through its DMA engine (after waiting for the resv's WRITE-class fences, as a
    * command submission does implicitly). Imported BOs are re-validated first when invalidated.
+   * @throws {@link index!SimError} EINVAL for a freed BO or a range outside it; EIO when a fence
+   * never signals or the DMA faults; for imported BOs, what re-validation and the attachment's
+   * access check throw.
    */
   read(offset: number, length: number): Uint8Array {
     return this.device.gpuAccess(this, 'read', offset, new Uint8Array(length));
   }
 
-  /** The GPU writes through its DMA engine (waits for READ-class fences first). */
+  /**
+   * The GPU writes through its DMA engine (waits for READ-class fences first).
+   * @throws {@link index!SimError} as {@link AmdgpuBo.read}.
+   */
   write(offset: number, data: Uint8Array): void {
     this.device.gpuAccess(this, 'write', offset, data);
   }

@@ -30,8 +30,11 @@ export interface IbvSendWr {
   remoteAddr?: bigint;
   rkey?: number;
 }
+/** struct ibv_recv_wr: a receive buffer for an incoming SEND. */
 export interface IbvRecvWr {
+  /** Returned in the work completion. */
   wrId: bigint | number;
+  /** Where the message lands, in order (local keys with LOCAL_WRITE). */
   sgList: IbvSge[];
 }
 /** struct ibv_wc. */
@@ -56,6 +59,7 @@ export class IbvCq {
   poll(max = Number.POSITIVE_INFINITY): IbvWc[] {
     return this._q.splice(0, Math.min(max, this._q.length));
   }
+  /** Completions queued and not yet polled. */
   get pending(): number {
     return this._q.length;
   }
@@ -65,16 +69,25 @@ export class IbvCq {
   }
 }
 
+/** struct ibv_qp_init_attr (RC): the CQs and queue capacities of a new QP (ibv_create_qp). */
 export interface IbvQpInitAttr {
+  /** CQ of send completions. */
   sendCq: IbvCq;
+  /** CQ of receive completions. @default sendCq */
   recvCq?: IbvCq;
+  /** cap.max_send_wr: send WRs outstanding at once. */
   maxSendWr?: number;
+  /** cap.max_recv_wr: receives posted at once. */
   maxRecvWr?: number;
+  /** cap.max_send_sge: SGEs per send WR. */
   maxSendSge?: number;
+  /** cap.max_recv_sge: SGEs per receive WR. */
   maxRecvSge?: number;
 }
 
+/** struct ibv_qp_attr for {@link IbvQp.modify}: the target state and the fields its transition takes. */
 export interface IbvQpAttr {
+  /** qp_state: the state to move to. */
   state: IbvQpState;
   /** qp_access_flags (RESET->INIT): which remote operations the responder accepts. */
   accessFlags?: number;
@@ -105,6 +118,7 @@ export class IbvQp {
     this.recvCq = recvCq ?? sendCq;
   }
 
+  /** The RDMA device (NIC) the QP's protection domain belongs to. */
   get device(): RdmaDevice {
     return this.pd.context.device;
   }
@@ -112,11 +126,17 @@ export class IbvQp {
   get outstandingSends(): number {
     return this._sq.length;
   }
+  /** Receive WRs posted and not yet consumed by a SEND. */
   get postedRecvs(): number {
     return this._rq.length;
   }
 
-  /** ibv_modify_qp: RESET->INIT->RTR->RTS, or to ERR / RESET from any state. EINVAL otherwise. */
+  /**
+   * ibv_modify_qp: RESET->INIT->RTR->RTS, or to ERR / RESET from any state. ERR flushes the
+   * queued WRs (WR_FLUSH_ERR); RESET empties the queues.
+   * @throws {@link index!SimError} EINVAL for any other transition, unknown qp_access_flags bits, a dest_qp_num that is
+   * not a QP of the fabric (RTR), or an rnr_retry outside 0..7 (RTS).
+   */
   modify(attr: IbvQpAttr): void {
     const op = 'ibv_modify_qp';
     const from = this.state;
@@ -161,7 +181,9 @@ export class IbvQp {
   /**
    * ibv_post_send. EINVAL before RTS, for an unknown opcode or too many SGEs; ENOMEM when the send
    * queue is full. WRs run at once (a SEND with no receive posted waits when rnr_retry is 7); in
-   * the error state they complete with WR_FLUSH_ERR.
+   * the error state they complete with WR_FLUSH_ERR. Transfer errors are completions, not throws.
+   * @throws {@link index!SimError} EINVAL before RTS, for an opcode other than SEND/RDMA_WRITE/RDMA_READ, or more SGEs
+   * than max_send_sge; ENOMEM when the send queue is full.
    */
   postSend(wrs: IbvSendWr | IbvSendWr[]): void {
     const op = 'ibv_post_send';
@@ -181,7 +203,11 @@ export class IbvQp {
     this.progress();
   }
 
-  /** ibv_post_recv. EINVAL in RESET or for too many SGEs; ENOMEM when full. */
+  /**
+   * ibv_post_recv: queues receive buffers (flushed at once in ERR) and lets a waiting SEND of
+   * the peer run.
+   * @throws {@link index!SimError} EINVAL in RESET or for more SGEs than max_recv_sge; ENOMEM when the receive queue is full.
+   */
   postRecv(wrs: IbvRecvWr | IbvRecvWr[]): void {
     const op = 'ibv_post_recv';
     for (const wr of Array.isArray(wrs) ? wrs : [wrs]) {
@@ -401,7 +427,10 @@ function transfer(from: readonly Piece[], to: readonly Piece[], total: number): 
 
 /**
  * Connects two RC QPs to each other: RESET -> INIT (qp_access_flags) -> RTR (dest QPN) -> RTS.
- * @param accessFlags the responders' qp_access_flags. @default LOCAL_WRITE | REMOTE_WRITE | REMOTE_READ
+ * @param opts `accessFlags`: the responders' qp_access_flags (default LOCAL_WRITE | REMOTE_WRITE |
+ * REMOTE_READ); `rnrRetry`: the rnr_retry of both QPs at RTS (unchanged when absent: 7 on a new QP).
+ * @throws {@link index!SimError} EINVAL when a QP is in neither RESET nor INIT, or for what
+ * {@link IbvQp.modify} refuses.
  */
 export function connectRcQps(a: IbvQp, b: IbvQp, opts: { accessFlags?: number; rnrRetry?: number } = {}): void {
   const accessFlags = opts.accessFlags ?? (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);

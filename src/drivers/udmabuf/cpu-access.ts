@@ -9,7 +9,9 @@ import { DmaBufMmap, SimError, PAGE_SIZE, PROT_WRITE, type DmaBuf, type Physical
 
 /** The pages behind a buffer: page i of the buffer is at `pagePhys(i)`. Exporters' priv extends it. */
 export abstract class PageBackedBuffer {
+  /** Pages in the buffer (4 KiB each). */
   abstract readonly pageCount: number;
+  /** Physical address of page `index` (0 <= index < pageCount). */
   abstract pagePhys(index: number): bigint;
 }
 
@@ -24,7 +26,10 @@ function pagesOf(op: string, buf: DmaBuf, code: 'EINVAL' | 'EFAULT'): PageBacked
   return pb;
 }
 
-/** Physical address of byte `offset` of a page-backed buffer. */
+/**
+ * Physical address of byte `offset` of a page-backed buffer.
+ * @throws {@link index!SimError} EINVAL when the buffer is not page-backed; EFAULT for an offset outside its pages.
+ */
 export function bufferPhys(buf: DmaBuf, offset: number): bigint {
   const pb = pagesOf('bufferPhys', buf, 'EINVAL');
   const idx = Math.floor(offset / PAGE_SIZE);
@@ -68,7 +73,11 @@ function mappingPages(op: string, m: VmArea): { pb: PageBackedBuffer; first: num
   return { pb: pagesOf(op, m.dmabuf, 'EFAULT'), first: Number(m.pgoff) };
 }
 
-/** A load of `length` bytes at byte `offset` of a userspace mapping of a dma-buf (from the VMA start). */
+/**
+ * A load of `length` bytes at byte `offset` of a userspace mapping of a dma-buf (from the VMA start).
+ * @throws {@link index!SimError} EFAULT when the mapping is gone, not of a page-backed dma-buf, or the range is
+ * outside it or past the buffer (SIGSEGV/SIGBUS); EINVAL for a negative offset or length.
+ */
 export function mmapRead(mem: PhysicalMemory, m: VmArea, offset: number, length: number): Uint8Array {
   const op = 'mmap read';
   const { pb, first } = mappingPages(op, m);
@@ -77,7 +86,11 @@ export function mmapRead(mem: PhysicalMemory, m: VmArea, offset: number, length:
   return out;
 }
 
-/** A store through a userspace mapping of a dma-buf. EFAULT (SIGSEGV) when the mapping is not writable. */
+/**
+ * A store through a userspace mapping of a dma-buf.
+ * @throws {@link index!SimError} EFAULT when the mapping is gone, not writable, not of a page-backed dma-buf, or the
+ * range is outside it or past the buffer; EINVAL for a negative offset.
+ */
 export function mmapWrite(mem: PhysicalMemory, m: VmArea, offset: number, data: Uint8Array): void {
   const op = 'mmap write';
   const { pb, first } = mappingPages(op, m);
@@ -85,7 +98,11 @@ export function mmapWrite(mem: PhysicalMemory, m: VmArea, offset: number, data: 
   walk(op, pb, first, m.pages, offset, data.length, (pa, from, n) => mem.write(pa, data.subarray(from, from + n)));
 }
 
-/** A kernel access through vmap (or any CPU access to the whole buffer): read. */
+/**
+ * A kernel access through vmap (or any CPU access to the whole buffer): read.
+ * @throws {@link index!SimError} EINVAL when the buffer is not page-backed or offset/length are negative; EFAULT for
+ * a range past the buffer.
+ */
 export function bufferRead(mem: PhysicalMemory, buf: DmaBuf, offset: number, length: number): Uint8Array {
   const op = 'vmap read';
   const pb = pagesOf(op, buf, 'EINVAL');
@@ -94,7 +111,11 @@ export function bufferRead(mem: PhysicalMemory, buf: DmaBuf, offset: number, len
   return out;
 }
 
-/** A kernel access through vmap: write. */
+/**
+ * A kernel access through vmap: write.
+ * @throws {@link index!SimError} EINVAL when the buffer is not page-backed or the offset is negative; EFAULT for a
+ * range past the buffer.
+ */
 export function bufferWrite(mem: PhysicalMemory, buf: DmaBuf, offset: number, data: Uint8Array): void {
   const op = 'vmap write';
   const pb = pagesOf(op, buf, 'EINVAL');

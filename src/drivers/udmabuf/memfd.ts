@@ -20,9 +20,13 @@ import {
 
 const MAX_FILE_SIZE = BigInt(Number.MAX_SAFE_INTEGER) & ~0xfffn;
 
+/** The arguments of mmap(2) on a memfd ({@link memfdMmap}). */
 export interface MemfdMmapRequest {
+  /** Bytes to map. */
   length: number;
+  /** PROT_* bits. */
   prot: number;
+  /** MAP_SHARED or MAP_PRIVATE (stores through a private mapping are not modelled). */
   flags: number;
   /** Byte offset, page-aligned (huge-page-aligned for hugetlb). @default 0 */
   offset?: number;
@@ -44,13 +48,20 @@ export class MemfdMapping extends VmArea {
     return Number(this.pgoff) * PAGE_SIZE;
   }
 
-  /** A load; a page never touched is allocated (shmem fault), SIGBUS past EOF is EFAULT. */
+  /**
+   * A load; a page never touched is allocated (shmem fault), SIGBUS past EOF is EFAULT.
+   * @throws {@link index!SimError} EFAULT when the mapping is gone, the range outside it or past EOF.
+   */
   read(offset: number, length: number): Uint8Array {
     this._check('memfd mmap read', offset, length);
     return this.inode.access('memfd mmap read', this.offset + offset, length, null);
   }
 
-  /** A store. Private mappings are copy-on-write: modelled as unsupported (EFAULT). */
+  /**
+   * A store. Private mappings are copy-on-write: modelled as unsupported (EFAULT).
+   * @throws {@link index!SimError} EFAULT when the mapping is gone, not writable, MAP_PRIVATE, or the range is
+   * outside it or past EOF.
+   */
   write(offset: number, data: Uint8Array): void {
     const op = 'memfd mmap write';
     this._check(op, offset, data.length);
@@ -100,6 +111,7 @@ export class MemfdFile {
     this._seals = flags & MFD_ALLOW_SEALING ? 0 : F_SEAL_SEAL;
   }
 
+  /** Made with MFD_HUGETLB: a hugetlbfs file of 2 MiB folios. */
   get hugetlb(): boolean {
     return (this.flags & MFD_HUGETLB) !== 0;
   }
@@ -109,10 +121,12 @@ export class MemfdFile {
     return this.hugetlb ? HPAGE_SIZE : PAGE_SIZE;
   }
 
+  /** i_size: the file's length in bytes (ftruncate, pwrite). */
   get size(): number {
     return this._size;
   }
 
+  /** The F_SEAL_* bits set (as F_GET_SEALS returns). */
   get seals(): number {
     return this._seals;
   }
@@ -130,6 +144,9 @@ export class MemfdFile {
   /**
    * F_ADD_SEALS (memfd_add_seals): EINVAL for unknown bits, EPERM once F_SEAL_SEAL is set, EBUSY
    * for F_SEAL_WRITE while a shared writable mapping exists.
+   * @throws {@link index!SimError} EINVAL for bits outside F_ALL_SEALS.
+   * @throws {@link index!SimError} EPERM when F_SEAL_SEAL is set.
+   * @throws {@link index!SimError} EBUSY when adding F_SEAL_WRITE with a shared writable mapping alive.
    */
   addSeals(seals: number): void {
     const op = 'F_ADD_SEALS';
@@ -143,7 +160,12 @@ export class MemfdFile {
     this._seals |= seals;
   }
 
-  /** ftruncate(2): EINVAL (negative, too big, hugetlb not huge-page aligned), EPERM (seals). */
+  /**
+   * ftruncate(2): shrinking drops the page cache's reference on the pages past the new end and
+   * zeroes the tail of the last partial folio.
+   * @throws {@link index!SimError} EINVAL for a negative or too large length, or (hugetlb) one not a multiple of 2 MiB.
+   * @throws {@link index!SimError} EPERM for shrinking under F_SEAL_SHRINK or growing under F_SEAL_GROW.
+   */
   ftruncate(length: number | bigint): void {
     const op = 'ftruncate';
     const len = BigInt(length);
@@ -170,7 +192,12 @@ export class MemfdFile {
     this._size = n;
   }
 
-  /** pwrite(2): EPERM under F_SEAL_WRITE/F_SEAL_FUTURE_WRITE; grows the file (unless F_SEAL_GROW). */
+  /**
+   * pwrite(2): writes `data` at `offset`, growing the file; returns the bytes written.
+   * @throws {@link index!SimError} EPERM under F_SEAL_WRITE or F_SEAL_FUTURE_WRITE, or growing under F_SEAL_GROW.
+   * @throws {@link index!SimError} EINVAL for a bad offset, or growing a hugetlbfs file (no write(2) there).
+   * @throws {@link index!SimError} ENOMEM when RAM has no free frame for a new page.
+   */
   pwrite(data: Uint8Array, offset: number): number {
     const op = 'pwrite';
     if (this._seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) throw new SimError('EPERM', op, 'the file is sealed against writes');
@@ -185,7 +212,10 @@ export class MemfdFile {
     return data.length;
   }
 
-  /** pread(2): reads up to EOF. */
+  /**
+   * pread(2): reads up to `length` bytes at `offset`, fewer at EOF.
+   * @throws {@link index!SimError} EINVAL for a negative or non-integer offset or length.
+   */
   pread(length: number, offset: number): Uint8Array {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new SimError('EINVAL', 'pread', 'offset and length must be non-negative integers');
@@ -198,6 +228,8 @@ export class MemfdFile {
    * The memfd's mmap, after the VFS checks: EINVAL for an offset not aligned to the folio size
    * (hugetlbfs), EPERM for a shared writable mapping under F_SEAL_WRITE/F_SEAL_FUTURE_WRITE.
    * Pages past EOF fault with SIGBUS.
+   * @throws {@link index!SimError} EINVAL for an offset not aligned to the folio size.
+   * @throws {@link index!SimError} EPERM for a shared writable mapping of a write-sealed file.
    */
   mmap(init: VmAreaInit): MemfdMapping {
     const op = 'mmap';
@@ -224,6 +256,7 @@ export class MemfdFile {
   /**
    * shmem_read_mapping_page / memfd_alloc_folio: the physical address of 4 KiB page `pgoff`,
    * allocating its folio on first use. Past EOF: EINVAL (SGP_CACHE refuses it).
+   * @throws {@link index!SimError} EINVAL past EOF or after eviction; ENOMEM when RAM has no free folio.
    */
   pagePhys(op: string, pgoff: number): bigint {
     if (this._evicted) throw new SimError('EINVAL', op, `${this.name} was evicted`);
@@ -240,7 +273,11 @@ export class MemfdFile {
     return pa + BigInt((pgoff % per) * PAGE_SIZE);
   }
 
-  /** Byte access through the page cache: a user fault past EOF is SIGBUS (EFAULT). */
+  /**
+   * Byte access through the page cache: writes `data` at `offset`, or reads `length` bytes when
+   * `data` is null; returns the bytes.
+   * @throws {@link index!SimError} EFAULT for a range past EOF (SIGBUS); ENOMEM when RAM has no free folio.
+   */
   access(op: string, offset: number, length: number, data: Uint8Array | null): Uint8Array {
     if (offset + length > this._size && length > 0) {
       throw new SimError('EFAULT', op, `[${offset}, +${length}) is past EOF (${this._size}): SIGBUS`);
@@ -277,6 +314,9 @@ export const memfdFops: FileOperations<MemfdFile> = Object.freeze<FileOperations
 /**
  * memfd_create(2) in `proc`: returns the new fd. EINVAL for unknown flags, MFD_EXEC with
  * MFD_NOEXEC_SEAL, or a name longer than 249 bytes; EFAULT for a missing name; EMFILE.
+ * @throws {@link index!SimError} EINVAL for unknown flags, MFD_EXEC with MFD_NOEXEC_SEAL, or a name over 249 bytes.
+ * @throws {@link index!SimError} EFAULT when `name` is not a string.
+ * @throws {@link index!SimError} EMFILE when the process's fd table is full.
  */
 export function memfdCreate(machine: Machine, proc: Process, name: string, flags = 0): number {
   const op = 'memfd_create';
@@ -291,13 +331,21 @@ export function memfdCreate(machine: Machine, proc: Process, name: string, flags
   return proc.open(memfdFops, inode, { cloexec: (flags & MFD_CLOEXEC) !== 0, flags: O_RDWR, name: `memfd:${name}` });
 }
 
-/** The memfd behind `fd`, or null when the fd is open but not a memfd. EBADF when not open. */
+/**
+ * The memfd behind `fd`, or null when the fd is open but not a memfd.
+ * @throws {@link index!SimError} EBADF when `fd` is not open.
+ */
 export function memfdOf(proc: Process, fd: number): MemfdFile | null {
   const file = proc.file(fd);
   return file.fops === memfdFops ? (file.privateData as MemfdFile) : null;
 }
 
-/** fcntl(2) F_ADD_SEALS / F_GET_SEALS. EINVAL on a file that is not a memfd (or other commands). */
+/**
+ * fcntl(2) F_ADD_SEALS / F_GET_SEALS: the seals for F_GET_SEALS, 0 for F_ADD_SEALS.
+ * @throws {@link index!SimError} EBADF when `fd` is not open.
+ * @throws {@link index!SimError} EINVAL for another command or a file that is not a memfd; what
+ * {@link MemfdFile.addSeals} throws.
+ */
 export function memfdFcntl(proc: Process, fd: number, cmd: number, arg = 0): number {
   const f = memfdOf(proc, fd);
   if (cmd !== F_ADD_SEALS && cmd !== F_GET_SEALS) throw new SimError('EINVAL', 'fcntl', `command ${cmd} is not modelled`);
@@ -307,14 +355,22 @@ export function memfdFcntl(proc: Process, fd: number, cmd: number, arg = 0): num
   return 0;
 }
 
-/** ftruncate(2) on a memfd fd. EINVAL when the fd is not a memfd. */
+/**
+ * ftruncate(2) on a memfd fd.
+ * @throws {@link index!SimError} EBADF when `fd` is not open; EINVAL when it is not a memfd; what
+ * {@link MemfdFile.ftruncate} throws.
+ */
 export function memfdTruncate(proc: Process, fd: number, length: number | bigint): void {
   const f = memfdOf(proc, fd);
   if (!f) throw new SimError('EINVAL', 'ftruncate', `fd ${fd} is not a memfd`);
   f.ftruncate(length);
 }
 
-/** mmap(2) of a memfd fd: Process.mmap, typed. ENODEV when the fd is not a memfd. */
+/**
+ * mmap(2) of a memfd fd: Process.mmap, typed.
+ * @throws {@link index!SimError} EBADF when `fd` is not open; ENODEV when it is not a memfd; what Process.mmap
+ * and {@link MemfdFile.mmap} throw.
+ */
 export function memfdMmap(proc: Process, fd: number, req: MemfdMmapRequest): MemfdMapping {
   if (!memfdOf(proc, fd)) throw new SimError('ENODEV', 'mmap', `fd ${fd} is not a memfd`);
   return proc.mmap(fd, req) as MemfdMapping;
