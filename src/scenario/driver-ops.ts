@@ -7,7 +7,7 @@
 import { SimError } from '../index.js';
 import type { Machine } from '../index.js';
 import type { IommuDomain } from '../index.js';
-import { HabanaDevice } from '../drivers/index.js';
+import { HabanaDevice, hlIoctlMemory } from '../drivers/index.js';
 import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } from '../drivers/index.js';
 import { VfioPciDevice } from '../drivers/index.js';
 import { importerDevice } from '../drivers/index.js';
@@ -186,7 +186,7 @@ function completionError(status: string): SimError {
 export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
   r.registerOp('alloc', (step, ctx) => {
     const { dev, fd } = drivers(ctx).accel(step.args.device);
-    const out = dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'ALLOC', memSize: step.args.size });
+    const out = hlIoctlMemory(drivers(ctx).proc, fd, { op: 'ALLOC', memSize: step.args.size });
     const buf: AccelBuffer = { kind: 'accel-buffer', dev, handle: out.handle!, size: step.args.size };
     return { value: buf, summary: `${dev.name}: HL_MEM_OP_ALLOC ${hex(step.args.size)} -> handle ${hex(out.handle!)}`, result: { handle: hex(out.handle!) } };
   });
@@ -194,14 +194,14 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
   r.registerOp('free', (step, ctx) => {
     const b = ctx.objects.get<AccelBuffer>(step.args.buffer, 'buffer');
     const { fd } = drivers(ctx).accel(b.dev.pci.name);
-    b.dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'FREE', handle: b.handle });
+    hlIoctlMemory(drivers(ctx).proc, fd, { op: 'FREE', handle: b.handle });
     return { summary: `HL_MEM_OP_FREE handle ${hex(b.handle)}` };
   });
 
   r.registerOp('map', (step, ctx) => {
     const b = ctx.objects.get<AccelBuffer>(step.args.buffer, 'buffer');
     const { fd } = drivers(ctx).accel(b.dev.pci.name);
-    const out = b.dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'MAP', handle: b.handle, ...(step.args.address !== undefined ? { deviceVirtAddr: step.args.address } : {}) });
+    const out = hlIoctlMemory(drivers(ctx).proc, fd, { op: 'MAP', handle: b.handle, ...(step.args.address !== undefined ? { deviceVirtAddr: step.args.address } : {}) });
     const va: AccelVa = { kind: 'accel-va', dev: b.dev, va: out.deviceVirtAddr!, size: b.size, handle: b.handle };
     return { value: va, summary: `HL_MEM_OP_MAP handle ${hex(b.handle)} -> device VA ${hex(va.va)}`, result: { va: hex(va.va) } };
   });
@@ -221,7 +221,7 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     // Gaudi2 exports by device VA (HL-06); a bare handle is passed as the address, as the
     // 5.15 uAPI took it, and the 6.x driver refuses it.
     const addr = o.kind === 'accel-va' ? o.va : o.handle;
-    const out = o.dev.memoryIoctl(d.proc, fd, {
+    const out = hlIoctlMemory(d.proc, fd, {
       op: 'EXPORT_DMABUF_FD', addr, handle: o.handle, memSize: step.args.length ?? o.size, offset: step.args.offset ?? 0n, flags,
     });
     const buf = announceExport(ctx, out.fd!, o.dev.pci.name);
@@ -307,7 +307,7 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     const o = ctx.objects.get<AccelVa | IbvMr | DmaBufMmap>(step.args.target);
     if ((o as AccelVa).kind === 'accel-va') {
       const va = o as AccelVa;
-      va.dev.memoryIoctl(d.proc, d.accel(va.dev.pci.name).fd, { op: 'UNMAP', deviceVirtAddr: va.va });
+      hlIoctlMemory(d.proc, d.accel(va.dev.pci.name).fd, { op: 'UNMAP', deviceVirtAddr: va.va });
       return { summary: `HL_MEM_OP_UNMAP device VA ${hex(va.va)}` };
     }
     if ((o as IbvMr).pd !== undefined) {

@@ -30,7 +30,6 @@ import {
   O_RDWR,
   PAGE_SIZE,
   SimError,
-  withResvLock,
   type Bar,
   type DmaBuf,
   type DmaDevice as DmaApiDevice,
@@ -212,12 +211,12 @@ export class AmdgpuDevice {
    * (may move) and stays there until unpinned.
    */
   pinBo(bo: AmdgpuBo, domain: number | AmdgpuDomain | readonly AmdgpuDomain[]): void {
-    this.locked(bo, () => this.ttm.pin(bo, domainBits(domain), 'amdgpu_bo_pin'));
+    bo.resv.withLock(() => this.ttm.pin(bo, domainBits(domain), 'amdgpu_bo_pin'));
   }
 
   /** amdgpu_bo_unpin. EINVAL when not pinned. */
   unpinBo(bo: AmdgpuBo): void {
-    this.locked(bo, () => this.ttm.unpin(bo, 'amdgpu_bo_unpin'));
+    bo.resv.withLock(() => this.ttm.unpin(bo, 'amdgpu_bo_unpin'));
   }
 
   /**
@@ -359,11 +358,6 @@ export class AmdgpuDevice {
   /** @internal EINVAL unless `bo` is a live own BO of this device. */
   own(bo: AmdgpuBo, op: string): void {
     if (bo.device !== this || bo.importState || bo.freed) throw new SimError('EINVAL', op, `BO ${bo.id} is not a live BO of ${this.name}`);
-  }
-
-  /** @internal Runs `fn` under the BO's reservation lock. */
-  locked<T>(bo: AmdgpuBo, fn: () => T): T {
-    return withResvLock(bo.resv, fn);
   }
 
   /** @internal */

@@ -17,8 +17,7 @@ import {
   ScatterList,
   SgTable,
   SimError,
-  withResvLock,
-  type DmaBuf,
+    type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type DmaBufVma,
@@ -224,7 +223,7 @@ export class AmdgpuDmaBuf {
     const bo = buf.priv as AmdgpuBo;
     const reads = dir === DmaDataDirection.BIDIRECTIONAL || dir === DmaDataDirection.FROM_DEVICE;
     if (!reads || bo.pinCount > 0) return;
-    this.dev.locked(bo, () => {
+    bo.resv.withLock(() => {
       if (bo.pinCount === 0 && bo.domain !== 'GTT') this.dev.ttm.moveTo(bo, 'GTT', 'amdgpu_dma_buf_begin_cpu_access', false, 'move');
     });
   }
@@ -251,7 +250,7 @@ export class AmdgpuDmaBuf {
   private importMoveNotify(att: DmaBufAttachment): void {
     const bo = (att.importerPriv as { bo?: AmdgpuBo }).bo;
     const st = bo?.importState;
-    this.dev.machine.kernel.checkResvHeld(att.dmabuf.resv, true, 'amdgpu_dma_buf_move_notify', 'DB-16', { dmaBufId: att.dmabuf.id, attachmentId: att.id });
+    att.dmabuf.resv.assertHeld('amdgpu_dma_buf_move_notify', 'DB-16', att.ids);
     if (!bo || !st || !st.sgt) return;
     const sgt = st.sgt;
     st.sgt = null;
@@ -267,7 +266,7 @@ export class AmdgpuDmaBuf {
     const st = bo.importState!;
     if (st.ptes && st.sgt && !st.attach.isStale(st.sgt)) return;
     const resv = st.attach.dmabuf.resv;
-    withResvLock(resv, () => {
+    resv.withLock(() => {
       if (st.sgt && st.attach.isStale(st.sgt)) {
         st.attach.unmap(st.sgt, BIDI);
         st.sgt = null;
@@ -285,7 +284,7 @@ export class AmdgpuDmaBuf {
   dropImport(bo: AmdgpuBo): void {
     const st = bo.importState!;
     const buf = st.attach.dmabuf;
-    withResvLock(buf.resv, () => {
+    buf.resv.withLock(() => {
       if (st.sgt) st.attach.unmap(st.sgt, BIDI);
       st.sgt = null;
       st.ptes = null;

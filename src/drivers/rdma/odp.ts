@@ -67,8 +67,7 @@ export function odpPageFault(mr: IbvMr, initial = false): string | null {
 /** mlx5_ib_dmabuf_invalidate_cb (IM-06): resv must be held; if mapped, zap the MTT and unmap. */
 export function odpInvalidate(dev: RdmaDevice, att: DmaBufAttachment): void {
   const umem = UmemDmabuf.of(att);
-  const k = att.dmabuf.kernel;
-  k.checkResvHeld(att.dmabuf.resv, true, 'mlx5_ib_dmabuf_invalidate_cb', 'DB-16', { dmaBufId: att.dmabuf.id, attachmentId: att.id });
+  att.dmabuf.resv.assertHeld('mlx5_ib_dmabuf_invalidate_cb', 'DB-16', att.ids);
   const mr = umem?.private as IbvMr | undefined;
   if (!umem || !mr || !umem.mapped) return;
   mr._mtt = null;

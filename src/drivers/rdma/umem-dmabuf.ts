@@ -208,7 +208,7 @@ export class UmemDmabuf {
   mapPages(): void {
     const op = 'ib_umem_dmabuf_map_pages';
     const k = this.dmabuf.kernel;
-    k.checkResvHeld(this.dmabuf.resv, true, op, 'DB-25', this._eventIds());
+    this.dmabuf.resv.assertHeld(op, 'DB-25', this._eventIds());
     if (this._revoked) throw new SimError('EINVAL', op, 'the umem is revoked', 'IM-03');
     if (!this._sgt) {
       const sgt = this.attach.map(DmaDataDirection.BIDIRECTIONAL);
@@ -225,8 +225,7 @@ export class UmemDmabuf {
 
   /** ib_umem_dmabuf_unmap_pages (IM-03), resv held: undo the trim and unmap; no-op when not mapped. */
   unmapPages(): void {
-    const k = this.dmabuf.kernel;
-    k.checkResvHeld(this.dmabuf.resv, true, 'ib_umem_dmabuf_unmap_pages', 'DB-25', this._eventIds());
+    this.dmabuf.resv.assertHeld('ib_umem_dmabuf_unmap_pages', 'DB-25', this._eventIds());
     const sgt = this._sgt;
     if (!sgt) return;
     this._sgt = null;

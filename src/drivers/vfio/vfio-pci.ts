@@ -30,7 +30,6 @@ import {
   type PciFunction,
   type SgTable,
   type SimProcess,
-  withResvLock,
 } from '../../index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -243,7 +242,7 @@ export class VfioPciDevice {
     for (const buf of this._bufs) {
       const priv = buf.priv as VfioDmabufPriv;
       if (priv.revoked === revoked) continue;
-      withResvLock(buf.resv, () => {
+      buf.resv.withLock(() => {
         priv.revoked = revoked;
         buf.moveNotify();
       });
