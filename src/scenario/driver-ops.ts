@@ -12,7 +12,7 @@ import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } fr
 import { VfioPciDevice } from '../drivers/index.js';
 import { importerDevice } from '../drivers/index.js';
 import {
-  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
+  RdmaDevice, ibvOpenDevice, connectRcQps, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
   IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_ATOMIC, IBV_ACCESS_RELAXED_ORDERING, type IbvContext, type IbvCq,
   type IbvMr, type IbvPd, type IbvQp, type RdmaNicKind,
 } from '../drivers/index.js';
@@ -41,7 +41,7 @@ class ActDrivers {
   private readonly _qps = new Map<string, IbvQp>();
 
   constructor(readonly machine: Machine) {
-    this.proc = new SimProcess(machine.kernel, { name: 'app' });
+    this.proc = new SimProcess(machine.kernel, { name: 'app', memory: machine.sim.memory });
   }
 
   /** The accelerator driver bound to `name`, probed and opened on first use. */
@@ -247,12 +247,13 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     const mr = ctx.objects.get<IbvMr>(step.args.mr, 'mr');
     const n = Number(length);
     const qp = d.qp(from, to);
-    const local = allocUserMemory(ctx.machine, n);
+    // The local side: anonymous memory of the act's process, registered with ibv_reg_mr.
+    const local = d.proc.mmapAnonymous(n);
     const src = d.nic(from);
     const pattern = step.args.pattern ?? { kind: 'counter', start: 0, step: 1 } as const;
-    if (verb !== 'READ') local.write(0, patternBytes(pattern, n));
-    const lmr = src.ctx.regMr(src.pd, local, IBV_ACCESS_LOCAL_WRITE);
-    const sge = { addr: local.addr, length: n, lkey: lmr.lkey };
+    if (verb !== 'READ') d.proc.writeUser(local.start, patternBytes(pattern, n));
+    const lmr = src.ctx.regMr(src.pd, local.start, n, IBV_ACCESS_LOCAL_WRITE);
+    const sge = { addr: local.start, length: n, lkey: lmr.lkey };
     const remote = mr.iova + (step.args.offset ?? 0n);
     if (verb === 'SEND') {
       d.peerQp(from, to).postRecv({ wrId: step.index, sgList: [{ addr: remote, length: n, lkey: mr.lkey }] });
@@ -262,9 +263,9 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     }
     const wc = src.cq.poll();
     const status = wc[0]?.status ?? 'NONE';
-    const data = verb === 'READ' ? local.read(0, n) : undefined;
+    const data = verb === 'READ' ? d.proc.readUser(local.start, n) : undefined;
     src.ctx.deregMr(lmr);
-    local.free();
+    d.proc.munmap(local);
     const expected = step.expect.result?.status;
     if (status !== 'SUCCESS' && expected === undefined) throw completionError(status);
     return {

@@ -4,23 +4,12 @@
  * the next access page-faults, re-maps under the resv lock and rewrites the translation as one
  * range of segments (the umem's own list, not a copy).
  */
-import { PAGE_SIZE, SimError, type DmaBufAttachment, type DmaResv } from '../../index.js';
+import { PAGE_SIZE, SimError, type DmaBufAttachment } from '../../index.js';
 import type { RdmaDevice } from './device.js';
 import type { IbvMr } from './mr.js';
 import { UmemDmabuf } from './umem-dmabuf.js';
 
 const PAGE = BigInt(PAGE_SIZE);
-
-/** Runs `fn` under the resv lock, or under the caller's hold when it already has it. */
-export function underResv<T>(resv: DmaResv, fn: () => T): T {
-  if (resv.isLocked()) return fn();
-  resv.lock();
-  try {
-    return fn();
-  } finally {
-    resv.unlock();
-  }
-}
 
 /**
  * mlx5 pagefault_dmabuf_mr: under resv, map_pages, check the page size, point the MTT at the

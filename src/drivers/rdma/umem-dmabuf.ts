@@ -23,7 +23,6 @@ import {
   type SimProcess,
 } from '../../index.js';
 import type { DmaBufImporterDevice } from '../device.js';
-import { underResv } from './odp.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const U64_MAX = (1n << 64n) - 1n;
@@ -237,7 +236,7 @@ export class UmemDmabuf {
   /** ib_umem_dmabuf_revoke (IM-05), idempotent: under resv unmap, unpin if pinned, mark revoked. */
   revoke(): void {
     if (this._revoked || this._released) return;
-    underResv(this.dmabuf.resv, () => {
+    this.dmabuf.resv.withLock(() => {
       this.unmapPages();
       if (this._pinned) {
         this.attach.unpin();

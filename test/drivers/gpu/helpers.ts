@@ -2,11 +2,11 @@ import { SimError } from '../../../bindings/errors.js';
 import type { Machine } from '../../../src/machine/machine.js';
 import { SimProcess, type KernelProfileName } from '../../../src/dma-buf/index.js';
 import {
-  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, type IbvContext, type IbvPd, type IbvCq, type IbvQp,
-  type RdmaNicKind, type UserMemory, type IbvMr,
+  RdmaDevice, ibvOpenDevice, connectRcQps, type IbvContext, type IbvPd, type IbvCq, type IbvQp,
+  type RdmaNicKind, type IbvMr,
 } from '../../../src/drivers/rdma/index.js';
 import { AmdgpuDevice, type AmdgpuDeviceOptions } from '../../../src/drivers/gpu/index.js';
-import { machine } from '../rdma/helpers/setup.js';
+import { machine, userMemory, type UserMemory } from '../rdma/helpers/setup.js';
 
 // two-switches: gpu0 on rp1 of the whitelisted hb0 (THRU_HOST_BRIDGE to nic0 below sw0), nic1
 // and fpga0 below sw1 of hb1 (not whitelisted: no P2P with gpu0; BUS_ADDR between them).
@@ -18,7 +18,7 @@ export const MIB = 1n << 20n;
 /** A machine, a process and gpu0 with 1 MiB of visible VRAM and 2 MiB in all (small, so pressure is easy). */
 export async function gpuSetup(opts: { profile?: KernelProfileName; strictLocking?: boolean; gpu?: Partial<AmdgpuDeviceOptions> } = {}) {
   const m = await machine(opts);
-  const proc = new SimProcess(m.kernel, { name: 'app' });
+  const proc = new SimProcess(m.kernel, { name: 'app', memory: m.sim.memory });
   const gpu = AmdgpuDevice.create(m, { pci: 'gpu0', visibleVramBytes: MIB, vramBytes: 2n * MIB, ...opts.gpu });
   return { m, proc, gpu };
 }
@@ -51,8 +51,8 @@ export function connect(req: Side, resp: Side): { req: Side; resp: Side } {
  * that post a WRITE or READ at an MR offset and return the completion.
  */
 export function rdmaClient(m: Machine, req: Side, mr: IbvMr, size: number) {
-  const bounce: UserMemory = allocUserMemory(m, size);
-  const bmr = req.ctx.regMr(req.pd, bounce, 1);
+  const bounce: UserMemory = userMemory(req, size);
+  const bmr = req.ctx.regMr(req.pd, bounce.addr, bounce.length, 1);
   let wr = 1;
   return {
     bounce,

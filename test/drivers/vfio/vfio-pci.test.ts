@@ -12,7 +12,7 @@ const BIDI = Dir.BIDIRECTIONAL;
 
 async function setup(dev = 'fpga0', opts: { strictLocking?: boolean } = {}) {
   const m = await machine(opts);
-  const proc = new SimProcess(m.kernel, { name: 'vmm' });
+  const proc = new SimProcess(m.kernel, { name: 'vmm', memory: m.sim.memory });
   const vfio = VfioPciDevice.create(m, dev);
   return { m, proc, vfio };
 }
