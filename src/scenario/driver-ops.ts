@@ -9,7 +9,9 @@ import type { Machine } from '../index.js';
 import type { IommuDomain } from '../index.js';
 import { HabanaDevice, hlIoctlMemory } from '../drivers/index.js';
 import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } from '../drivers/index.js';
-import { VfioPciDevice } from '../drivers/index.js';
+import {
+  VfioPciDevice, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_DMA_BUF, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_RESET,
+} from '../drivers/index.js';
 import { importerDevice } from '../drivers/index.js';
 import {
   RdmaDevice, ibvOpenDevice, connectRcQps, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
@@ -58,7 +60,7 @@ class ActDrivers {
   }
 
   private readonly _gpus = new Map<string, AmdgpuDevice>();
-  private readonly _vfio = new Map<string, VfioPciDevice>();
+  private readonly _vfio = new Map<string, { dev: VfioPciDevice; fd: number }>();
 
   gpu(name: string): AmdgpuDevice {
     let g = this._gpus.get(name);
@@ -69,10 +71,12 @@ class ActDrivers {
     return g;
   }
 
-  vfio(name: string): VfioPciDevice {
+  /** The vfio-pci device bound to `name` and its device fd in the act's process, on first use. */
+  vfio(name: string): { dev: VfioPciDevice; fd: number } {
     let v = this._vfio.get(name);
     if (!v) {
-      v = VfioPciDevice.create(this.machine, name);
+      const dev = VfioPciDevice.create(this.machine, name);
+      v = { dev, fd: dev.open(this.proc) };
       this._vfio.set(name, v);
     }
     return v;
@@ -341,16 +345,16 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
 
   r.registerOp('vfioExport', (step, ctx) => {
     const d = drivers(ctx);
-    const fd = d.vfio(step.args.device).exportDmabuf(d.proc, {
-      regionIndex: step.args.bar ?? 0, dmaRanges: [{ offset: step.args.offset ?? 0n, length: step.args.length }],
-    });
+    const data = { regionIndex: step.args.bar ?? 0, dmaRanges: [{ offset: step.args.offset ?? 0n, length: step.args.length }] };
+    const fd = d.proc.ioctl(d.vfio(step.args.device).fd, VFIO_DEVICE_FEATURE, { flags: VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF, data });
     announceExport(ctx, fd, step.args.device);
     return { value: fd, summary: `vfio-pci ${step.args.device}: BAR${step.args.bar ?? 0} +${hex(step.args.offset ?? 0n)} ${hex(step.args.length)} bytes -> fd ${fd}`, result: { fd } };
   });
 
   const revocation = (verb: 'reset' | 'restore') => (step: { args: { device: string } }, ctx: StepContext) => {
-    const v = drivers(ctx).vfio(step.args.device);
-    logInvalidations(ctx, () => (verb === 'reset' ? v.reset() : v.restore()));
+    const d = drivers(ctx);
+    const v = d.vfio(step.args.device);
+    logInvalidations(ctx, () => (verb === 'reset' ? d.proc.ioctl(v.fd, VFIO_DEVICE_RESET) : v.dev.restore()));
     return { summary: verb === 'reset' ? `VFIO_DEVICE_RESET ${step.args.device}: dma-bufs revoked` : `${step.args.device} restored: dma-bufs usable again` };
   };
   r.registerOp('reset', revocation('reset'));
