@@ -8,7 +8,11 @@ import { SimError } from '../index.js';
 import type { Machine } from '../index.js';
 import type { IommuDomain } from '../index.js';
 import { HabanaDevice, hlIoctlMemory } from '../drivers/index.js';
-import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } from '../drivers/index.js';
+import {
+  AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, AMDGPU_GEM_DOMAIN_GTT, AMDGPU_GEM_DOMAIN_VRAM, DRM_CLOEXEC,
+  DRM_IOCTL_AMDGPU_GEM_CREATE, DRM_IOCTL_PRIME_HANDLE_TO_FD, DRM_RDWR, type AmdgpuBo, type DrmAmdgpuGemCreate,
+  type DrmPrimeHandle,
+} from '../drivers/index.js';
 import {
   VfioPciDevice, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_DMA_BUF, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_RESET,
 } from '../drivers/index.js';
@@ -59,13 +63,17 @@ class ActDrivers {
     return a;
   }
 
-  private readonly _gpus = new Map<string, AmdgpuDevice>();
+  private readonly _gpus = new Map<string, { dev: AmdgpuDevice; fd: number }>();
+  /** The GEM handle of each BO a gpuAlloc made, in its GPU's render-node file. */
+  readonly gemHandles = new Map<AmdgpuBo, number>();
   private readonly _vfio = new Map<string, { dev: VfioPciDevice; fd: number }>();
 
-  gpu(name: string): AmdgpuDevice {
+  /** The GPU driver bound to `name` and its render node opened in the act's process, on first use. */
+  gpu(name: string): { dev: AmdgpuDevice; fd: number } {
     let g = this._gpus.get(name);
     if (!g) {
-      g = AmdgpuDevice.create(this.machine, { pci: name });
+      const dev = AmdgpuDevice.create(this.machine, { pci: name });
+      g = { dev, fd: dev.open(this.proc) };
       this._gpus.set(name, g);
     }
     return g;
@@ -215,7 +223,9 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     const any = ctx.objects.get<AccelBuffer | AccelVa | AmdgpuBo>(step.args.buffer);
     if (!('kind' in any)) {
       const bo = any as AmdgpuBo;
-      const fd = d.gpu(bo.device.pci.name).exportFd(d.proc, bo);
+      const prime: DrmPrimeHandle = { handle: d.gemHandles.get(bo), flags: DRM_RDWR | DRM_CLOEXEC };
+      d.proc.ioctl(d.gpu(bo.device.pci.name).fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, prime);
+      const fd = prime.fd!;
       const buf = announceExport(ctx, fd, bo.device.pci.name);
       return { value: fd, summary: `amdgpu_gem_prime_export BO ${bo.id} (${bo.domain}) -> fd ${fd} (dma-buf ${buf.id}, dynamic exporter)`, result: { fd } };
     }
@@ -331,13 +341,20 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
   });
 
   r.registerOp('gpuAlloc', (step, ctx) => {
-    const gpu = drivers(ctx).gpu(step.args.device);
-    const bo = gpu.createBo({ size: Number(step.args.size), domain: step.args.domain, flags: AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED });
+    const d = drivers(ctx);
+    const gpu = d.gpu(step.args.device);
+    const create: DrmAmdgpuGemCreate = {
+      boSize: step.args.size, domains: step.args.domain === 'VRAM' ? AMDGPU_GEM_DOMAIN_VRAM : AMDGPU_GEM_DOMAIN_GTT,
+      domainFlags: AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED,
+    };
+    d.proc.ioctl(gpu.fd, DRM_IOCTL_AMDGPU_GEM_CREATE, create);
+    const bo = gpu.dev.drmFile(d.proc.file(gpu.fd)).lookup(create.handle!);
+    d.gemHandles.set(bo, create.handle!);
     return { value: bo, summary: `${step.args.device}: BO ${bo.id}, ${hex(step.args.size)} bytes in ${bo.domain}`, result: { domain: bo.domain } };
   });
 
   r.registerOp('pressure', (step, ctx) => {
-    const gpu = drivers(ctx).gpu(step.args.device);
+    const gpu = drivers(ctx).gpu(step.args.device).dev;
     const moved = logInvalidations(ctx, () => gpu.memoryPressure(step.args.bytes !== undefined ? { bytes: step.args.bytes } : {}));
     for (const bo of moved) ctx.report.log(`BO ${bo.id} evicted to ${bo.domain}; the move is fenced (KERNEL usage) in its reservation`);
     return { summary: `${moved.length} buffer${moved.length === 1 ? '' : 's'} evicted`, result: { evicted: moved.length } };

@@ -26,7 +26,6 @@ import {
   DmaResvUsage,
   importerDevice,
   MAX_SCHEDULE_TIMEOUT,
-  O_CLOEXEC,
   O_RDWR,
   PAGE_SIZE,
   SimError,
@@ -37,8 +36,10 @@ import {
   type ImporterDevice,
   type Machine,
   type PciFunction,
+  type FileOperations,
+  type Process,
   type Region,
-  type SimProcess,
+  type SimFile,
 } from '../../index.js';
 import {
   AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED,
@@ -54,6 +55,7 @@ import {
 } from './amdgpu_object.js';
 import { AmdgpuTtm, forEachPiece, type Extent } from './amdgpu_ttm.js';
 import { AmdgpuDmaBuf } from './amdgpu_dma_buf.js';
+import { AmdgpuDrmFile, amdgpuFops, drmFileOf } from './amdgpu_gem.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** Where invisible VRAM regions go: above the MEM64 window and clear of the accel driver's hidden HBM. */
@@ -248,6 +250,26 @@ export class AmdgpuDevice {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // The render node (amdgpu_gem.ts): GEM handles and PRIME through Process.ioctl
+
+  /** The render node's file operations (GEM_CREATE, GEM_CLOSE, PRIME_HANDLE_TO_FD, PRIME_FD_TO_HANDLE). */
+  readonly fops: FileOperations<AmdgpuDrmFile> = amdgpuFops();
+
+  /** open("/dev/dri/renderD128") in `proc`: a DRM file with an empty GEM handle table. */
+  open(proc: Process): number {
+    return proc.open(this.fops, new AmdgpuDrmFile(this), { name: `drm:${this.name}` });
+  }
+
+  /**
+   * The DRM file (struct drm_file) of an open render node of this device, for kernel-side code
+   * that resolves handles (drm_gem_object_lookup) or makes one for a BO it created
+   * (drm_gem_handle_create). EINVAL for any other file.
+   */
+  drmFile(file: SimFile): AmdgpuDrmFile {
+    return drmFileOf(this, file);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // PRIME export / import (amdgpu_dma_buf.ts)
 
   /**
@@ -258,10 +280,6 @@ export class AmdgpuDevice {
     return this.prime.exportDmabuf(bo, flags);
   }
 
-  /** DRM_IOCTL_PRIME_HANDLE_TO_FD in `proc`: an fd of the BO's dma-buf. */
-  exportFd(proc: SimProcess, bo: AmdgpuBo, flags = O_RDWR | O_CLOEXEC): number {
-    return this.prime.exportFd(proc, bo, flags);
-  }
 
   /**
    * amdgpu_gem_prime_import (IM-11): a dma-buf this device exported comes back as the same BO
@@ -272,10 +290,6 @@ export class AmdgpuDevice {
     return this.prime.importDmabuf(buf);
   }
 
-  /** DRM_IOCTL_PRIME_FD_TO_HANDLE: imports the dma-buf behind `fd` of `proc`. */
-  importFd(proc: SimProcess, fd: number): AmdgpuBo {
-    return this.prime.importFd(proc, fd);
-  }
 
   // ---------------------------------------------------------------------------------------------
   // GPU access

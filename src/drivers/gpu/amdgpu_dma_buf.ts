@@ -11,7 +11,6 @@ import {
   DmaResvUsage,
   importerPciFunction,
   MAX_SCHEDULE_TIMEOUT,
-  O_CLOEXEC,
   O_RDWR,
   requireImporterDmaDevice,
   ScatterList,
@@ -21,7 +20,6 @@ import {
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type DmaBufVma,
-  type SimProcess,
 } from '../../index.js';
 import type { AmdgpuDevice } from './amdgpu.js';
 import {
@@ -69,17 +67,6 @@ export class AmdgpuDmaBuf {
     return buf;
   }
 
-  /** DRM_IOCTL_PRIME_HANDLE_TO_FD in `proc`: an fd of the BO's dma-buf. */
-  exportFd(proc: SimProcess, bo: AmdgpuBo, flags = O_RDWR | O_CLOEXEC): number {
-    const buf = this.exportDmabuf(bo, flags & ~O_CLOEXEC);
-    try {
-      return proc.dmaBufFd(buf, flags);
-    } catch (e) {
-      buf.put();
-      throw e;
-    }
-  }
-
   /**
    * amdgpu_gem_prime_import (IM-11): a dma-buf this device exported comes back as the same BO
    * (one more reference, no attachment). Any other becomes an imported BO with a dynamic
@@ -104,16 +91,6 @@ export class AmdgpuDmaBuf {
     } catch (e) {
       buf.put();
       throw e;
-    }
-  }
-
-  /** DRM_IOCTL_PRIME_FD_TO_HANDLE: imports the dma-buf behind `fd` of `proc`. */
-  importFd(proc: SimProcess, fd: number): AmdgpuBo {
-    const buf = proc.dmaBufGet(fd);
-    try {
-      return this.importDmabuf(buf);
-    } finally {
-      buf.put();
     }
   }
 
