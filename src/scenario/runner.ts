@@ -32,6 +32,7 @@ import {
 } from './report.js';
 import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
 import { ScenarioError } from './source.js';
+import { GENERIC_OPS } from './op.js';
 
 /** What a handler returns. */
 export interface StepOutcome {
@@ -143,7 +144,7 @@ export class ScenarioRunner {
     registerGenericOps(this);
   }
 
-  /** Registers the handler of an op (replacing any). The op must be in OP_SPECS (see defineOp). */
+  /** Registers the handler of an op (replacing any). The op must be in OP_SPECS (one definition per op: op.ts defineOp). */
   registerOp<K extends keyof OpArgs>(name: K, handler: StepHandler<OpArgs[K]>): this;
   registerOp(name: string, handler: StepHandler): this;
   registerOp(name: string, handler: StepHandler<never>): this {
@@ -491,6 +492,7 @@ export function summarizeTransfers(ts: readonly TransferRecord[]): string[] {
   });
 }
 
+/** Registers the generic ops' handlers (their one definitions are in op.ts). */
 export function registerGenericOps(r: ScenarioRunner): void {
-  r.registerOp('note', () => undefined);
+  for (const d of GENERIC_OPS) r.registerOp(d.name, d.run as StepHandler);
 }

@@ -26,8 +26,9 @@ export const DRM_IOCTL_PRIME_HANDLE_TO_FD = drmIoc(IOC_WRITE | IOC_READ, 0x2d, 1
 export const DRM_IOCTL_PRIME_FD_TO_HANDLE = drmIoc(IOC_WRITE | IOC_READ, 0x2e, 12);
 /** DRM_IOCTL_AMDGPU_GEM_CREATE: DRM_IOWR(DRM_COMMAND_BASE + 0x00, union drm_amdgpu_gem_create). */
 export const DRM_IOCTL_AMDGPU_GEM_CREATE = drmIoc(IOC_WRITE | IOC_READ, DRM_COMMAND_BASE + 0x00, 32);
-/** drm_prime_handle flags: DRM_CLOEXEC and DRM_RDWR are O_CLOEXEC and O_RDWR. */
+/** drm_prime_handle flag: the new fd is close-on-exec (O_CLOEXEC). */
 export const DRM_CLOEXEC = O_CLOEXEC;
+/** drm_prime_handle flag: the dma-buf file is read-write (O_RDWR). */
 export const DRM_RDWR = O_RDWR;
 
 /** union drm_amdgpu_gem_create: in (size, alignment, domains, domain flags), out.handle written back. */

@@ -53,10 +53,13 @@ const vfioIo = (n: number): number => (0x3b << 8) | (100 + n);
 export const VFIO_DEVICE_RESET = vfioIo(11);
 /** VFIO_DEVICE_FEATURE: _IO(VFIO_TYPE, VFIO_BASE + 17); the argument is a VfioDeviceFeature. */
 export const VFIO_DEVICE_FEATURE = vfioIo(17);
-/** struct vfio_device_feature flags: the feature number, and what to do with it. */
+/** struct vfio_device_feature flags: the bits that hold the feature number. */
 export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
+/** Get the feature (for DMA_BUF: export). */
 export const VFIO_DEVICE_FEATURE_GET = 1 << 16;
+/** Set the feature. */
 export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
+/** Only ask whether GET/SET of the feature is supported (0 when it is). */
 export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
 /** The dma-buf export feature (GET only); its data is a VfioDeviceFeatureDmaBuf. */
 export const VFIO_DEVICE_FEATURE_DMA_BUF = 11;
