@@ -71,9 +71,10 @@ export type KindValue<K extends FieldKind> =
                 : never;
 
 /** The `step.args` of an op with fields `F`: required fields present, the others optional. */
-export type ArgsOf<F extends Readonly<Record<string, FieldSpec>>> =
-  & { [N in keyof F as F[N] extends { required: true } ? N : never]: KindValue<F[N]['kind']> }
-  & { [N in keyof F as F[N] extends { required: true } ? never : N]?: KindValue<F[N]['kind']> };
+export type ArgsOf<F extends Readonly<Record<string, FieldSpec>>> = (
+  & { -readonly [N in keyof F as F[N] extends { required: true } ? N : never]: KindValue<F[N]['kind']> }
+  & { -readonly [N in keyof F as F[N] extends { required: true } ? never : N]?: KindValue<F[N]['kind']> }
+) extends infer A ? { [K in keyof A]: A[K] } : never;
 
 /** An op's one definition: what OP_SPECS lists, plus its handler. */
 export interface OpDefinition<N extends string = string, F extends Readonly<Record<string, FieldSpec>> = Readonly<Record<string, FieldSpec>>>
