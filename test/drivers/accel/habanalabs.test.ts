@@ -7,7 +7,7 @@ import {
 } from '../../../src/dma-buf/index.js';
 import type { IommuDomain } from '../../../src/iommu/iommu.js';
 import {
-  HabanaDevice, HL_MEM_CONTIGUOUS, HL_MEM_USERPTR, hlIoctlMemory, importerDevice, type HabanaGeneration, type HabanaDeviceOptions, type HlAttachInfo,
+  HabanaDevice, HL_IOCTL_MEMORY, HL_MEM_CONTIGUOUS, HL_MEM_USERPTR, hlIoctlMemory, importerDevice, type HlMemArgs, type HabanaGeneration, type HabanaDeviceOptions, type HlAttachInfo,
 } from '../../../src/drivers/accel/index.js';
 
 const twoSwitches = readFileSync(new URL('../../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
@@ -269,6 +269,13 @@ describe('habanalabs memory ioctl', () => {
     expect(() => hlIoctlMemory(s.proc, other, { op: 'ALLOC', memSize: 1n })).toThrowError(err('ENOTTY'));
     expect(() => hlIoctlMemory(s.proc, 99, { op: 'ALLOC', memSize: 1n })).toThrowError(err('EBADF'));
     expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'ALLOC', memSize: 0n })).toThrowError(err('EINVAL'));
+    // The device file's own ioctl: another command is ENOTTY, a bad argument pointer EFAULT.
+    expect(() => s.proc.ioctl(s.fd, HL_IOCTL_MEMORY + 1, { op: 'ALLOC', memSize: 1n })).toThrowError(err('ENOTTY'));
+    expect(() => s.proc.ioctl(s.fd, HL_IOCTL_MEMORY, null)).toThrowError(err('EFAULT'));
+    const args: HlMemArgs = { op: 'ALLOC', memSize: 2n * M };
+    expect(s.proc.ioctl(s.fd, HL_IOCTL_MEMORY, args)).toBe(0);
+    expect(args.out).toEqual({ handle: 0n }); // gaudi1: no DRAM virtual memory, accounting only
+    expect(s.dev.dramUsedMem).toBe(2n * M);
   });
 });
 
