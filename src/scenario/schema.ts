@@ -57,7 +57,7 @@ export interface Expectation {
 }
 
 export {
-  COMMON_FIELDS, type FieldKind, type FieldSpec, type OpSpec, type OpDefinition, type ArgsOf, type ArgsOfOp, type KindValue,
+  COMMON_FIELDS, defineOp, type FieldKind, type FieldSpec, type OpSpec, type OpDefinition, type ArgsOf, type ArgsOfOp, type KindValue,
 } from './op.js';
 export { OPEN_FLAGS, IB_ACCESS, RDMA_VERBS, MMAP_PROT } from './driver-ops.js';
 
