@@ -9,7 +9,7 @@ import {
 } from '../src/index.js';
 import type { DmaBufImporterDevice } from '../src/drivers/device.js';
 import {
-  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
+  RdmaDevice, ibvOpenDevice, connectRcQps, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
   type IbvSendWr,
 } from '../src/drivers/rdma/index.js';
 import { SEED_TOPOLOGY } from '../src/scenario/index.js';
@@ -53,7 +53,7 @@ export interface RdmaBench {
 
 export async function benchRdma(): Promise<RdmaBench> {
   const m = await Machine.create({ topology: SEED_TOPOLOGY, iommu: { family: 'vtd' }, arenaBytes: 64 * MiB });
-  const proc = new SimProcess(m.kernel, { name: 'bench' });
+  const proc = new SimProcess(m.kernel, { name: 'bench', memory: m.sim.memory });
   const buf = m.kernel.export({ ops: simpleExporter(m, MiB), size: MiB, priv: 'bench', flags: O_RDWR, expName: 'bench' });
   const fd = proc.dmaBufFd(buf);
   const side = (fn: string) => {
@@ -67,11 +67,12 @@ export async function benchRdma(): Promise<RdmaBench> {
   const resp = side('nic0');
   connectRcQps(req.qp, resp.qp);
   const mr = resp.ctx.regDmabufMr(resp.pd, 0, MiB, 0, fd, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
-  const local = allocUserMemory(m, MiB, { scattered: true });
+  // The requester's user buffer: anonymous memory of the process, faulted in by the write.
+  const local = proc.mmapAnonymous(MiB);
   const data = new Uint8Array(MiB);
   for (let i = 0; i < MiB; i++) data[i] = (i * 7 + 3) & 0xff;
-  local.write(0, data);
-  const lmr = req.ctx.regMr(req.pd, local, IBV_ACCESS_LOCAL_WRITE);
+  proc.writeUser(local.start, data);
+  const lmr = req.ctx.regMr(req.pd, local.start, MiB, IBV_ACCESS_LOCAL_WRITE);
   // The NIC's max segment size (64K) splits each MR into segments; they must be one IOVA range.
   for (const t of [lmr.translation, mr.translation]) {
     if (!t.every((x, k) => k === 0 || x.dmaAddress === t[k - 1]!.dmaAddress + t[k - 1]!.length)) throw new Error('bench: expected one IOVA range per MR');
@@ -83,7 +84,7 @@ export async function benchRdma(): Promise<RdmaBench> {
     if (d === 'direct' || d.walk(addr).pageSize !== 4096n) throw new Error('bench: expected 4K IOMMU pages');
   }
   const wr: IbvSendWr = {
-    wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: local.addr, length: MiB, lkey: lmr.lkey }], remoteAddr: 0n, rkey: mr.rkey,
+    wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: local.start, length: MiB, lkey: lmr.lkey }], remoteAddr: 0n, rkey: mr.rkey,
   };
   const post = () => {
     req.qp.postSend(wr);

@@ -5,13 +5,13 @@
 import { Machine, SimProcess, SimError } from 'dmabuf-sim';
 import {
   HabanaDevice, hlthunkOpen, hlthunkDeviceMemoryAlloc, hlthunkDeviceMemoryMap, hlthunkDeviceMemoryExportDmabufFd,
-  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
+  RdmaDevice, ibvOpenDevice, connectRcQps, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
 } from 'dmabuf-sim/drivers';
 import { SEED_TOPOLOGY } from 'dmabuf-sim/scenario';
 
 const hex = (v) => `0x${v.toString(16)}`;
 const machine = await Machine.create({ topology: SEED_TOPOLOGY, iommu: { family: 'vtd' }, profile: '6.x' });
-const proc = new SimProcess(machine.kernel, { name: 'app' });
+const proc = new SimProcess(machine.kernel, { name: 'app', memory: machine.sim.memory });
 
 // The accelerator: allocate 2 MiB of HBM, map it at a device VA, export that range (HL-06).
 const gaudi = HabanaDevice.create(machine, { pci: machine.pci('gaudi0'), generation: 'gaudi2', hbmBytes: 96n << 30n });
@@ -41,11 +41,11 @@ console.log(`nic0: dma-buf MR rkey ${hex(mr.rkey)}, map type ${machine.decide(ma
 
 // nic1 RDMA-WRITEs 64 KiB from its host buffer into the MR; the bytes land in HBM.
 const N = 64 * 1024;
-const local = allocUserMemory(machine, N);
+const local = proc.mmapAnonymous(N);
 const pattern = Uint8Array.from({ length: N }, (_, i) => (i * 7 + 3) & 0xff);
-local.write(0, pattern);
-const lmr = requester.ctx.regMr(requester.pd, local, IBV_ACCESS_LOCAL_WRITE);
-requester.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: local.addr, length: N, lkey: lmr.lkey }], remoteAddr: mr.iova, rkey: mr.rkey });
+proc.writeUser(local.start, pattern);
+const lmr = requester.ctx.regMr(requester.pd, local.start, N, IBV_ACCESS_LOCAL_WRITE);
+requester.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: local.start, length: N, lkey: lmr.lkey }], remoteAddr: mr.iova, rkey: mr.rkey });
 const [wc] = requester.cq.poll();
 console.log(`nic1: RDMA WRITE of ${N} bytes: IBV_WC_${wc.status}`);
 const hbm = gaudi.vaRead(va, N);

@@ -4,10 +4,8 @@
  *    memory beyond the BARs, and P2PDMA memory;
  *  - importer: the importer device of an attachment (attach->dev), its PCI function and its DMA
  *    API device;
- *  - p2p-mapping: the P2P exporter mapping helper (drivers/dma-buf/dma-buf-mapping.c);
- *  - resv-lock: a scoped dma_resv lock on the public lock/unlock pair.
+ *  - p2p-mapping: the P2P exporter mapping helper (drivers/dma-buf/dma-buf-mapping.c).
  */
 export * from './gen-pool.js';
 export * from './importer.js';
 export * from './p2p-mapping.js';
-export * from './resv-lock.js';

@@ -116,7 +116,6 @@ export class Machine {
   /** The physical address space of device memory beyond the BARs (gen_pool, 1 GiB units). */
   private readonly _deviceMemory = new GenPool({ minAllocOrder: 30, name: 'device memory' });
   private readonly _driverState = new Map<abstract new () => unknown, unknown>();
-  private _nextUserVa = 0x7f00_0000_0000n;
   readonly swiotlb: Swiotlb;
   readonly p2pResolver: P2pResolver;
   /** The performance model timing every DMA transfer on `clock`. */
@@ -274,17 +273,6 @@ export class Machine {
     return d;
   }
 
-
-  /**
-   * Process virtual addresses for a user buffer of `pages` pages: a page-aligned range no other
-   * buffer of this machine uses, with a 16-page gap after it.
-   */
-  allocUserVa(pages: number): bigint {
-    if (!Number.isSafeInteger(pages) || pages < 1) throw new SimError('EINVAL', 'allocUserVa', `pages = ${pages} must be a positive integer`);
-    const va = this._nextUserVa;
-    this._nextUserVa += BigInt(pages + 16) * 4096n;
-    return va;
-  }
 
   /**
    * Per-machine state of a driver (e.g. the RDMA fabric: every QP by number), made from `cls`

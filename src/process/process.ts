@@ -413,10 +413,9 @@ export class Process {
       if (vma.pfnMap) throw new SimError('EFAULT', op, `0x${va.toString(16)} is in a PFN mapping (no struct page to take)`);
       out.push({ pa: vma.pagePhys(Number((va - vma.start) / page), opts.write ?? false, op), vma });
     }
-    for (const p of out) {
-      mem.getPage(p.pa);
-      if (opts.pin) mem.pinPage(p.pa);
-    }
+    for (const p of out) mem.getPage(p.pa);
+    // Pins go by physically contiguous run (one range pin each), not page by page.
+    if (opts.pin) for (const [pa, n] of contiguousRuns(out)) mem.pinPages(pa, n);
     return out;
   }
 
@@ -427,10 +426,8 @@ export class Process {
    */
   putUserPages(pages: readonly UserPage[], opts: { pin?: boolean } = {}): void {
     const mem = this._memory(opts.pin ? 'unpin_user_pages' : 'put_page');
-    for (const p of pages) {
-      if (opts.pin) mem.pinPage(p.pa, false);
-      mem.putPage(p.pa);
-    }
+    if (opts.pin) for (const [pa, n] of contiguousRuns(pages)) mem.pinPages(pa, n, false);
+    for (const p of pages) mem.putPage(p.pa);
   }
 
   private _memory(op: string): PhysicalMemory {
@@ -453,6 +450,17 @@ export class Process {
     for (let fd = 0; fd < this.fdLimit; fd++) if (!this._fds.has(fd)) return fd;
     throw new SimError('EMFILE', op, `all ${this.fdLimit} fds of ${this.name} are in use`);
   }
+}
+
+/** [first pa, count] runs of physically consecutive pages, in order. */
+function contiguousRuns(pages: readonly UserPage[]): [bigint, number][] {
+  const runs: [bigint, number][] = [];
+  for (const { pa } of pages) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + BigInt(last[1] * PAGE_SIZE) === pa) last[1]++;
+    else runs.push([pa, 1]);
+  }
+  return runs;
 }
 
 /**

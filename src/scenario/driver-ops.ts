@@ -3,16 +3,25 @@
  * (alloc, free, map, export, unmap of a device VA), the verbs-like RDMA NICs (register, post,
  * deregistration), the dma-buf uAPI (mmap, close) and kernel importers (attach, mapAttachment,
  * detach). Each act gets one process; drivers are probed on first use.
+ *
+ * Each op has one definition here (defineOp: fields, types and handler together); schema.ts
+ * derives OP_SPECS and OpArgs from DRIVER_OPS, and the default runner registers their handlers.
  */
 import { SimError } from '../index.js';
 import type { Machine } from '../index.js';
 import type { IommuDomain } from '../index.js';
-import { HabanaDevice } from '../drivers/index.js';
-import { AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, type AmdgpuBo } from '../drivers/index.js';
-import { VfioPciDevice } from '../drivers/index.js';
+import { HabanaDevice, hlIoctlMemory } from '../drivers/index.js';
+import {
+  AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, AMDGPU_GEM_DOMAIN_GTT, AMDGPU_GEM_DOMAIN_VRAM, DRM_CLOEXEC,
+  DRM_IOCTL_AMDGPU_GEM_CREATE, DRM_IOCTL_PRIME_HANDLE_TO_FD, DRM_RDWR, type AmdgpuBo, type DrmAmdgpuGemCreate,
+  type DrmPrimeHandle,
+} from '../drivers/index.js';
+import {
+  VfioPciDevice, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_DMA_BUF, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_RESET,
+} from '../drivers/index.js';
 import { importerDevice } from '../drivers/index.js';
 import {
-  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
+  RdmaDevice, ibvOpenDevice, connectRcQps, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE,
   IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_ATOMIC, IBV_ACCESS_RELAXED_ORDERING, type IbvContext, type IbvCq,
   type IbvMr, type IbvPd, type IbvQp, type RdmaNicKind,
 } from '../drivers/index.js';
@@ -20,7 +29,8 @@ import {
   SimProcess, DmaDataDirection, O_CLOEXEC, O_RDWR, type DmaBufAttachment, type DmaBufMmap, type SgTable,
 } from '../index.js';
 import { O_RDONLY, O_WRONLY, MAP_SHARED, PROT_READ, PROT_WRITE } from '../index.js';
-import type { ScenarioRunner, StepContext } from './runner.js';
+import type { ScenarioRunner, StepContext, StepHandler } from './runner.js';
+import { ADDRESS, BOOL, DEVICE, PATTERN, SIZE, defineOp, flags, int, oneOf, ref } from './op.js';
 import { iommuWalkSection, sgTableSection } from './sections.js';
 import { describePattern, patternBytes } from './pattern.js';
 
@@ -41,7 +51,7 @@ class ActDrivers {
   private readonly _qps = new Map<string, IbvQp>();
 
   constructor(readonly machine: Machine) {
-    this.proc = new SimProcess(machine.kernel, { name: 'app' });
+    this.proc = new SimProcess(machine.kernel, { name: 'app', memory: machine.sim.memory });
   }
 
   /** The accelerator driver bound to `name`, probed and opened on first use. */
@@ -57,22 +67,28 @@ class ActDrivers {
     return a;
   }
 
-  private readonly _gpus = new Map<string, AmdgpuDevice>();
-  private readonly _vfio = new Map<string, VfioPciDevice>();
+  private readonly _gpus = new Map<string, { dev: AmdgpuDevice; fd: number }>();
+  /** The GEM handle of each BO a gpuAlloc made, in its GPU's render-node file. */
+  readonly gemHandles = new Map<AmdgpuBo, number>();
+  private readonly _vfio = new Map<string, { dev: VfioPciDevice; fd: number }>();
 
-  gpu(name: string): AmdgpuDevice {
+  /** The GPU driver bound to `name` and its render node opened in the act's process, on first use. */
+  gpu(name: string): { dev: AmdgpuDevice; fd: number } {
     let g = this._gpus.get(name);
     if (!g) {
-      g = AmdgpuDevice.create(this.machine, { pci: name });
+      const dev = AmdgpuDevice.create(this.machine, { pci: name });
+      g = { dev, fd: dev.open(this.proc) };
       this._gpus.set(name, g);
     }
     return g;
   }
 
-  vfio(name: string): VfioPciDevice {
+  /** The vfio-pci device bound to `name` and its device fd in the act's process, on first use. */
+  vfio(name: string): { dev: VfioPciDevice; fd: number } {
     let v = this._vfio.get(name);
     if (!v) {
-      v = VfioPciDevice.create(this.machine, name);
+      const dev = VfioPciDevice.create(this.machine, name);
+      v = { dev, fd: dev.open(this.proc) };
       this._vfio.set(name, v);
     }
     return v;
@@ -181,35 +197,94 @@ function completionError(status: string): SimError {
   return new SimError('EIO', 'ibv_poll_cq', `work completion status IBV_WC_${status}`);
 }
 
-export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
-  r.registerOp('alloc', (step, ctx) => {
+/** The open(2) flags a dma-buf export step may ask for (DMA_BUF export flags are O_* flags). */
+export const OPEN_FLAGS = ['O_RDONLY', 'O_WRONLY', 'O_RDWR', 'O_CLOEXEC'] as const;
+/** The `enum ib_access_flags` names an MR registration step may give (IB_ACCESS_*). */
+export const IB_ACCESS = ['LOCAL_WRITE', 'REMOTE_WRITE', 'REMOTE_READ', 'REMOTE_ATOMIC', 'RELAXED_ORDERING'] as const;
+/** The RDMA work-request opcodes a `post` step may use (IB_WR_RDMA_WRITE, IB_WR_RDMA_READ, IB_WR_SEND). */
+export const RDMA_VERBS = ['WRITE', 'READ', 'SEND'] as const;
+/** The mmap(2) protections an `mmap` step may ask for (PROT_READ, PROT_WRITE). */
+export const MMAP_PROT = ['READ', 'WRITE'] as const;
+
+const VFIO_DEVICE = { kind: DEVICE, required: true, doc: 'the device bound to vfio-pci' } as const;
+/** A byte range of a BAR (vfioExport, readBar). */
+const BAR_RANGE = {
+  bar: { kind: int(0, 5), doc: 'BAR index (default 0)' },
+  offset: { kind: SIZE, doc: 'offset in the BAR (default 0)' },
+  length: { kind: SIZE, required: true, doc: 'bytes' },
+} as const;
+
+/** VFIO_DEVICE_RESET through the device fd, or the user making the device usable again. */
+const revocation = (verb: 'reset' | 'restore') => (step: { args: { device: string } }, ctx: StepContext) => {
+  const d = drivers(ctx);
+  const v = d.vfio(step.args.device);
+  logInvalidations(ctx, () => (verb === 'reset' ? d.proc.ioctl(v.fd, VFIO_DEVICE_RESET) : v.dev.restore()));
+  return { summary: verb === 'reset' ? `VFIO_DEVICE_RESET ${step.args.device}: dma-bufs revoked` : `${step.args.device} restored: dma-bufs usable again` };
+};
+
+const allocOp = defineOp({
+  name: 'alloc',
+  doc: 'allocate device memory on an accelerator (HL_MEM_OP_ALLOC): a handle',
+  produces: 'buffer',
+  fields: {
+    device: { kind: DEVICE, required: true, doc: 'the accelerator' },
+    size: { kind: SIZE, required: true, doc: 'bytes ("2M")' },
+  },
+  run: (step, ctx) => {
     const { dev, fd } = drivers(ctx).accel(step.args.device);
-    const out = dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'ALLOC', memSize: step.args.size });
+    const out = hlIoctlMemory(drivers(ctx).proc, fd, { op: 'ALLOC', memSize: step.args.size });
     const buf: AccelBuffer = { kind: 'accel-buffer', dev, handle: out.handle!, size: step.args.size };
     return { value: buf, summary: `${dev.name}: HL_MEM_OP_ALLOC ${hex(step.args.size)} -> handle ${hex(out.handle!)}`, result: { handle: hex(out.handle!) } };
-  });
+  },
+});
 
-  r.registerOp('free', (step, ctx) => {
+const freeOp = defineOp({
+  name: 'free',
+  doc: 'free device memory (HL_MEM_OP_FREE)',
+  fields: { buffer: { kind: ref('buffer'), required: true, doc: 'what alloc made' } },
+  run: (step, ctx) => {
     const b = ctx.objects.get<AccelBuffer>(step.args.buffer, 'buffer');
     const { fd } = drivers(ctx).accel(b.dev.pci.name);
-    b.dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'FREE', handle: b.handle });
+    hlIoctlMemory(drivers(ctx).proc, fd, { op: 'FREE', handle: b.handle });
     return { summary: `HL_MEM_OP_FREE handle ${hex(b.handle)}` };
-  });
+  },
+});
 
-  r.registerOp('map', (step, ctx) => {
+const mapOp = defineOp({
+  name: 'map',
+  doc: 'map device memory into the device\'s virtual address space (HL_MEM_OP_MAP): a device VA',
+  produces: 'va',
+  fields: {
+    buffer: { kind: ref('buffer'), required: true, doc: 'what alloc made' },
+    address: { kind: ADDRESS, doc: 'a device VA hint' },
+  },
+  run: (step, ctx) => {
     const b = ctx.objects.get<AccelBuffer>(step.args.buffer, 'buffer');
     const { fd } = drivers(ctx).accel(b.dev.pci.name);
-    const out = b.dev.memoryIoctl(drivers(ctx).proc, fd, { op: 'MAP', handle: b.handle, ...(step.args.address !== undefined ? { deviceVirtAddr: step.args.address } : {}) });
+    const out = hlIoctlMemory(drivers(ctx).proc, fd, { op: 'MAP', handle: b.handle, ...(step.args.address !== undefined ? { deviceVirtAddr: step.args.address } : {}) });
     const va: AccelVa = { kind: 'accel-va', dev: b.dev, va: out.deviceVirtAddr!, size: b.size, handle: b.handle };
     return { value: va, summary: `HL_MEM_OP_MAP handle ${hex(b.handle)} -> device VA ${hex(va.va)}`, result: { va: hex(va.va) } };
-  });
+  },
+});
 
-  r.registerOp('export', (step, ctx) => {
+const exportOp = defineOp({
+  name: 'export',
+  doc: 'export device memory as a dma-buf (HL_MEM_OP_EXPORT_DMABUF_FD): an fd',
+  produces: 'fd',
+  fields: {
+    buffer: { kind: ref('buffer', 'va'), required: true, doc: 'a handle (alloc) or a device VA (map)' },
+    offset: { kind: SIZE, doc: 'offset in the buffer (default 0)' },
+    length: { kind: SIZE, doc: 'bytes (default: the whole buffer)' },
+    flags: { kind: flags(OPEN_FLAGS), doc: 'file flags (default O_RDWR|O_CLOEXEC)' },
+  },
+  run: (step, ctx) => {
     const d = drivers(ctx);
     const any = ctx.objects.get<AccelBuffer | AccelVa | AmdgpuBo>(step.args.buffer);
     if (!('kind' in any)) {
       const bo = any as AmdgpuBo;
-      const fd = d.gpu(bo.device.pci.name).exportFd(d.proc, bo);
+      const prime: DrmPrimeHandle = { handle: d.gemHandles.get(bo), flags: DRM_RDWR | DRM_CLOEXEC };
+      d.proc.ioctl(d.gpu(bo.device.pci.name).fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, prime);
+      const fd = prime.fd!;
       const buf = announceExport(ctx, fd, bo.device.pci.name);
       return { value: fd, summary: `amdgpu_gem_prime_export BO ${bo.id} (${bo.domain}) -> fd ${fd} (dma-buf ${buf.id}, dynamic exporter)`, result: { fd } };
     }
@@ -219,14 +294,28 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     // Gaudi2 exports by device VA (HL-06); a bare handle is passed as the address, as the
     // 5.15 uAPI took it, and the 6.x driver refuses it.
     const addr = o.kind === 'accel-va' ? o.va : o.handle;
-    const out = o.dev.memoryIoctl(d.proc, fd, {
+    const out = hlIoctlMemory(d.proc, fd, {
       op: 'EXPORT_DMABUF_FD', addr, handle: o.handle, memSize: step.args.length ?? o.size, offset: step.args.offset ?? 0n, flags,
     });
     const buf = announceExport(ctx, out.fd!, o.dev.pci.name);
     return { value: out.fd, summary: `HL_MEM_OP_EXPORT_DMABUF_FD ${hex(addr)} -> fd ${out.fd} (dma-buf ${buf.id}, ${hex(buf.size)} bytes, exporter ${buf.expName})`, result: { fd: out.fd! } };
-  });
+  },
+});
 
-  r.registerOp('register', (step, ctx) => {
+const registerOp = defineOp({
+  name: 'register',
+  doc: 'ibv_reg_dmabuf_mr on a NIC: import the dma-buf, map it for the NIC, make an MR',
+  produces: 'mr',
+  fields: {
+    nic: { kind: DEVICE, required: true, doc: 'the NIC' },
+    fd: { kind: ref('fd'), required: true, doc: 'the dma-buf fd' },
+    offset: { kind: SIZE, doc: 'offset in the dma-buf (default 0)' },
+    length: { kind: SIZE, required: true, doc: 'bytes' },
+    iova: { kind: ADDRESS, doc: 'the MR\'s virtual address (default: offset)' },
+    access: { kind: flags(IB_ACCESS), doc: 'IBV_ACCESS_* without the prefix (default LOCAL_WRITE)' },
+    kind: { kind: oneOf(['odp', 'pinned']), doc: 'the NIC: odp (mlx5-like, honours move_notify) or pinned (EFA-like); default odp' },
+  },
+  run: (step, ctx) => {
     const d = drivers(ctx);
     const nic = d.nic(step.args.nic, step.args.kind ?? 'odp');
     const fd = ctx.objects.get<number>(step.args.fd, 'fd');
@@ -237,20 +326,34 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     ctx.report.log(`${nic.dev.name} (${nic.dev.kind}): map type ${ctx.machine.decide(mapProvider(ctx, fd), ctx.device(step.args.nic)).mapType}`);
     showMapping(ctx, step.args.nic, mr.translation, mr.umem?.sgt ?? null);
     return { value: mr, summary: `ibv_reg_dmabuf_mr(${nic.dev.name}, offset ${hex(offset)}, length ${hex(step.args.length)}, iova ${hex(iova)}, fd ${fd}) -> lkey ${hex(mr.lkey)} rkey ${hex(mr.rkey)}`, result: { lkey: mr.lkey, rkey: mr.rkey } };
-  });
+  },
+});
 
-  r.registerOp('post', (step, ctx) => {
+const postOp = defineOp({
+  name: 'post',
+  doc: 'post an RDMA work request from one NIC\'s QP to another\'s, to or from an MR',
+  fields: {
+    verb: { kind: oneOf(RDMA_VERBS), required: true, doc: 'WRITE, READ or SEND' },
+    from: { kind: DEVICE, required: true, doc: 'the NIC that posts' },
+    to: { kind: DEVICE, required: true, doc: 'the NIC of the peer QP' },
+    mr: { kind: ref('mr'), required: true, doc: 'the remote MR (WRITE, READ) or the receive MR (SEND)' },
+    offset: { kind: SIZE, doc: 'offset in the MR (default 0)' },
+    length: { kind: SIZE, required: true, doc: 'bytes' },
+    pattern: { kind: PATTERN, doc: 'what WRITE and SEND send (default counter)' },
+  },
+  run: (step, ctx) => {
     const d = drivers(ctx);
     const { verb, from, to, length } = step.args;
     const mr = ctx.objects.get<IbvMr>(step.args.mr, 'mr');
     const n = Number(length);
     const qp = d.qp(from, to);
-    const local = allocUserMemory(ctx.machine, n);
+    // The local side: anonymous memory of the act's process, registered with ibv_reg_mr.
+    const local = d.proc.mmapAnonymous(n);
     const src = d.nic(from);
     const pattern = step.args.pattern ?? { kind: 'counter', start: 0, step: 1 } as const;
-    if (verb !== 'READ') local.write(0, patternBytes(pattern, n));
-    const lmr = src.ctx.regMr(src.pd, local, IBV_ACCESS_LOCAL_WRITE);
-    const sge = { addr: local.addr, length: n, lkey: lmr.lkey };
+    if (verb !== 'READ') d.proc.writeUser(local.start, patternBytes(pattern, n));
+    const lmr = src.ctx.regMr(src.pd, local.start, n, IBV_ACCESS_LOCAL_WRITE);
+    const sge = { addr: local.start, length: n, lkey: lmr.lkey };
     const remote = mr.iova + (step.args.offset ?? 0n);
     if (verb === 'SEND') {
       d.peerQp(from, to).postRecv({ wrId: step.index, sgList: [{ addr: remote, length: n, lkey: mr.lkey }] });
@@ -260,18 +363,27 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     }
     const wc = src.cq.poll();
     const status = wc[0]?.status ?? 'NONE';
-    const data = verb === 'READ' ? local.read(0, n) : undefined;
+    const data = verb === 'READ' ? d.proc.readUser(local.start, n) : undefined;
     src.ctx.deregMr(lmr);
-    local.free();
+    d.proc.munmap(local);
     const expected = step.expect.result?.status;
     if (status !== 'SUCCESS' && expected === undefined) throw completionError(status);
     return {
       summary: `${from} RDMA ${verb} ${length} bytes ${verb === 'READ' ? 'from' : 'to'} ${to} (rkey ${hex(mr.rkey)}, iova ${hex(remote)})${verb !== 'READ' ? `, ${describePattern(pattern)}` : ''}: IBV_WC_${status}`,
       result: { status }, ...(data ? { bytes: data } : {}),
     };
-  });
+  },
+});
 
-  r.registerOp('readBack', (step, ctx) => {
+const readBackOp = defineOp({
+  name: 'readBack',
+  doc: 'read device memory back and return its bytes (compare with expect: { bytes })',
+  fields: {
+    buffer: { kind: ref('buffer', 'va', 'mr', 'mmap'), required: true, doc: 'what to read' },
+    offset: { kind: SIZE, doc: 'offset (default 0)' },
+    length: { kind: SIZE, required: true, doc: 'bytes' },
+  },
+  run: (step, ctx) => {
     const any = ctx.objects.get<AccelBuffer | AccelVa | AmdgpuBo>(step.args.buffer);
     const off = step.args.offset ?? 0n;
     const n = Number(step.args.length);
@@ -287,9 +399,20 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
       return { bytes: o.dev.dramRead(page + (off % pack.pageSize), n), summary: `read ${n} bytes of HBM at DRAM address ${hex(page + (off % pack.pageSize))}` };
     }
     throw new SimError('EINVAL', 'readBack', `${step.args.buffer} is not device memory`);
-  });
+  },
+});
 
-  r.registerOp('mmap', (step, ctx) => {
+const mmapOp = defineOp({
+  name: 'mmap',
+  doc: 'mmap a dma-buf fd into the process',
+  produces: 'mmap',
+  fields: {
+    fd: { kind: ref('fd'), required: true, doc: 'the dma-buf fd' },
+    offset: { kind: SIZE, doc: 'offset (default 0)' },
+    length: { kind: SIZE, doc: 'bytes (default: the whole buffer)' },
+    prot: { kind: flags(MMAP_PROT), doc: 'PROT_* without the prefix (default READ|WRITE)' },
+  },
+  run: (step, ctx) => {
     const d = drivers(ctx);
     const fd = ctx.objects.get<number>(step.args.fd, 'fd');
     const size = d.proc.dmaBufGet(fd);
@@ -298,14 +421,19 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     const prot = (step.args.prot ?? ['READ', 'WRITE']).reduce((p, n) => p | (n === 'READ' ? PROT_READ : PROT_WRITE), 0);
     const m = d.proc.mmap(fd, { length, prot, flags: MAP_SHARED, offset: step.args.offset ?? 0n });
     return { value: m, summary: `mmap(fd ${fd}, ${length}) ok` };
-  });
+  },
+});
 
-  r.registerOp('unmap', (step, ctx) => {
+const unmapOp = defineOp({
+  name: 'unmap',
+  doc: 'undo a map (device VA), an mmap, or a register (ibv_dereg_mr)',
+  fields: { target: { kind: ref('va', 'mmap', 'mr'), required: true, doc: 'what to undo' } },
+  run: (step, ctx) => {
     const d = drivers(ctx);
     const o = ctx.objects.get<AccelVa | IbvMr | DmaBufMmap>(step.args.target);
     if ((o as AccelVa).kind === 'accel-va') {
       const va = o as AccelVa;
-      va.dev.memoryIoctl(d.proc, d.accel(va.dev.pci.name).fd, { op: 'UNMAP', deviceVirtAddr: va.va });
+      hlIoctlMemory(d.proc, d.accel(va.dev.pci.name).fd, { op: 'UNMAP', deviceVirtAddr: va.va });
       return { summary: `HL_MEM_OP_UNMAP device VA ${hex(va.va)}` };
     }
     if ((o as IbvMr).pd !== undefined) {
@@ -315,52 +443,103 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     }
     d.proc.munmap(o as DmaBufMmap);
     return { summary: 'munmap' };
-  });
+  },
+});
 
-  r.registerOp('close', (step, ctx) => {
-    const fd = ctx.objects.get<number>(step.args.fd, 'fd');
-    drivers(ctx).proc.close(fd);
-    return { summary: `close(${fd})` };
-  });
-
-  r.registerOp('gpuAlloc', (step, ctx) => {
-    const gpu = drivers(ctx).gpu(step.args.device);
-    const bo = gpu.createBo({ size: Number(step.args.size), domain: step.args.domain, flags: AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED });
+const gpuAllocOp = defineOp({
+  name: 'gpuAlloc',
+  doc: 'create a GPU buffer object (amdgpu-like) in VRAM or GTT',
+  produces: 'buffer',
+  fields: {
+    device: { kind: DEVICE, required: true, doc: 'the GPU' },
+    size: { kind: SIZE, required: true, doc: 'bytes' },
+    domain: { kind: oneOf(['VRAM', 'GTT']), required: true, doc: 'where it starts' },
+  },
+  run: (step, ctx) => {
+    const d = drivers(ctx);
+    const gpu = d.gpu(step.args.device);
+    const create: DrmAmdgpuGemCreate = {
+      boSize: step.args.size, domains: step.args.domain === 'VRAM' ? AMDGPU_GEM_DOMAIN_VRAM : AMDGPU_GEM_DOMAIN_GTT,
+      domainFlags: AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED,
+    };
+    d.proc.ioctl(gpu.fd, DRM_IOCTL_AMDGPU_GEM_CREATE, create);
+    const bo = gpu.dev.drmFile(d.proc.file(gpu.fd)).lookup(create.handle!);
+    d.gemHandles.set(bo, create.handle!);
     return { value: bo, summary: `${step.args.device}: BO ${bo.id}, ${hex(step.args.size)} bytes in ${bo.domain}`, result: { domain: bo.domain } };
-  });
+  },
+});
 
-  r.registerOp('pressure', (step, ctx) => {
-    const gpu = drivers(ctx).gpu(step.args.device);
+const pressureOp = defineOp({
+  name: 'pressure',
+  doc: 'GPU memory pressure: evict unpinned VRAM buffers to GTT (move_notify to every importer)',
+  fields: {
+    device: { kind: DEVICE, required: true, doc: 'the GPU' },
+    bytes: { kind: SIZE, doc: 'stop after this much (default: everything evictable)' },
+  },
+  run: (step, ctx) => {
+    const gpu = drivers(ctx).gpu(step.args.device).dev;
     const moved = logInvalidations(ctx, () => gpu.memoryPressure(step.args.bytes !== undefined ? { bytes: step.args.bytes } : {}));
     for (const bo of moved) ctx.report.log(`BO ${bo.id} evicted to ${bo.domain}; the move is fenced (KERNEL usage) in its reservation`);
     return { summary: `${moved.length} buffer${moved.length === 1 ? '' : 's'} evicted`, result: { evicted: moved.length } };
-  });
+  },
+});
 
-  r.registerOp('vfioExport', (step, ctx) => {
+const vfioExportOp = defineOp({
+  name: 'vfioExport',
+  doc: 'export a range of a vfio-pci device BAR as a dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF): an fd',
+  produces: 'fd',
+  fields: {
+    device: VFIO_DEVICE,
+    ...BAR_RANGE,
+  },
+  run: (step, ctx) => {
     const d = drivers(ctx);
-    const fd = d.vfio(step.args.device).exportDmabuf(d.proc, {
-      regionIndex: step.args.bar ?? 0, dmaRanges: [{ offset: step.args.offset ?? 0n, length: step.args.length }],
-    });
+    const data = { regionIndex: step.args.bar ?? 0, dmaRanges: [{ offset: step.args.offset ?? 0n, length: step.args.length }] };
+    const fd = d.proc.ioctl(d.vfio(step.args.device).fd, VFIO_DEVICE_FEATURE, { flags: VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF, data });
     announceExport(ctx, fd, step.args.device);
     return { value: fd, summary: `vfio-pci ${step.args.device}: BAR${step.args.bar ?? 0} +${hex(step.args.offset ?? 0n)} ${hex(step.args.length)} bytes -> fd ${fd}`, result: { fd } };
-  });
+  },
+});
 
-  const revocation = (verb: 'reset' | 'restore') => (step: { args: { device: string } }, ctx: StepContext) => {
-    const v = drivers(ctx).vfio(step.args.device);
-    logInvalidations(ctx, () => (verb === 'reset' ? v.reset() : v.restore()));
-    return { summary: verb === 'reset' ? `VFIO_DEVICE_RESET ${step.args.device}: dma-bufs revoked` : `${step.args.device} restored: dma-bufs usable again` };
-  };
-  r.registerOp('reset', revocation('reset'));
-  r.registerOp('restore', revocation('restore'));
+const resetOp = defineOp({
+  name: 'reset',
+  doc: 'reset a vfio-pci device: its dma-bufs are revoked (move_notify) until restore',
+  fields: { device: VFIO_DEVICE },
+  run: revocation('reset'),
+});
 
-  r.registerOp('readBar', (step, ctx) => {
+const restoreOp = defineOp({
+  name: 'restore',
+  doc: 'restore a vfio-pci device (memory decode on, D0): its dma-bufs are usable again',
+  fields: { device: VFIO_DEVICE },
+  run: revocation('restore'),
+});
+
+const readBarOp = defineOp({
+  name: 'readBar',
+  doc: 'read BAR memory of a device (what the device holds there)',
+  fields: {
+    device: { kind: DEVICE, required: true, doc: 'the device' },
+    ...BAR_RANGE,
+  },
+  run: (step, ctx) => {
     const bar = ctx.device(step.args.device).bar(step.args.bar ?? 0);
     if (!bar) throw new SimError('EINVAL', 'readBar', `${step.args.device} has no BAR${step.args.bar ?? 0}`);
     const at = bar.cpuAddress + (step.args.offset ?? 0n);
     return { bytes: ctx.machine.sim.memory.read(at, Number(step.args.length)), summary: `read ${step.args.length} bytes of ${step.args.device} BAR${bar.index} at ${hex(at)}` };
-  });
+  },
+});
 
-  r.registerOp('attach', (step, ctx) => {
+const attachOp = defineOp({
+  name: 'attach',
+  doc: 'a kernel importer attaches to a dma-buf: static (dma_buf_attach) or dynamic with allow_peer2peer',
+  produces: 'attachment',
+  fields: {
+    importer: { kind: DEVICE, required: true, doc: 'the importing device' },
+    fd: { kind: ref('fd'), required: true, doc: 'the dma-buf fd' },
+    dynamic: { kind: BOOL, doc: 'dynamic importer with allow_peer2peer and move_notify (default false: static)' },
+  },
+  run: (step, ctx) => {
     const d = drivers(ctx);
     const fd = ctx.objects.get<number>(step.args.fd, 'fd');
     const buf = d.proc.dmaBufGet(fd);
@@ -374,24 +553,72 @@ export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
     } finally {
       buf.put();
     }
-  });
+  },
+});
 
-  r.registerOp('mapAttachment', (step, ctx) => {
+const mapAttachmentOp = defineOp({
+  name: 'mapAttachment',
+  doc: 'dma_buf_map_attachment (bidirectional), showing the sg_table and the IOMMU mappings',
+  fields: { attachment: { kind: ref('attachment'), required: true, doc: 'what attach made' } },
+  run: (step, ctx) => {
     const a = ctx.objects.get<Attached>(step.args.attachment, 'attachment');
     const sgt = a.att.mapUnlocked(DmaDataDirection.BIDIRECTIONAL);
     a.sgt = sgt;
     showMapping(ctx, a.importer, sgt.entries.slice(0, sgt.nents), sgt);
     return { summary: `dma_buf_map_attachment: ${sgt.nents} entries` };
-  });
+  },
+});
 
-  r.registerOp('detach', (step, ctx) => {
+const detachOp = defineOp({
+  name: 'detach',
+  doc: 'unmap what mapAttachment mapped, then dma_buf_detach',
+  fields: { attachment: { kind: ref('attachment'), required: true, doc: 'what attach made' } },
+  run: (step, ctx) => {
     const a = ctx.objects.get<Attached>(step.args.attachment, 'attachment');
     if (a.sgt) a.att.unmapUnlocked(a.sgt, DmaDataDirection.BIDIRECTIONAL);
     a.sgt = null;
     a.att.detach();
     return { summary: 'dma_buf_detach' };
-  });
+  },
+});
 
+const closeOp = defineOp({
+  name: 'close',
+  doc: 'close a dma-buf fd',
+  fields: { fd: { kind: ref('fd'), required: true, doc: 'the fd' } },
+  run: (step, ctx) => {
+    const fd = ctx.objects.get<number>(step.args.fd, 'fd');
+    drivers(ctx).proc.close(fd);
+    return { summary: `close(${fd})` };
+  },
+});
+
+/** The driver-backed ops, in the order help and the JSON Schema list them. */
+export const DRIVER_OPS = [
+  allocOp,
+  freeOp,
+  mapOp,
+  exportOp,
+  registerOp,
+  postOp,
+  readBackOp,
+  mmapOp,
+  unmapOp,
+  gpuAllocOp,
+  pressureOp,
+  vfioExportOp,
+  resetOp,
+  restoreOp,
+  readBarOp,
+  attachOp,
+  mapAttachmentOp,
+  detachOp,
+  closeOp,
+] as const;
+
+/** Registers the handler of every driver-backed op on `r`. */
+export function registerDriverOps(r: ScenarioRunner): ScenarioRunner {
+  for (const d of DRIVER_OPS) r.registerOp(d.name, d.run as StepHandler);
   return r;
 }
 

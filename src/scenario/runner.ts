@@ -26,13 +26,14 @@ import type { FaultRecord } from '../index.js';
 import { formatRid } from '../index.js';
 import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
 import { describePattern, patternBytes } from './pattern.js';
-import { formatNs, formatTiming, renderSweep, runSweep, sweepSizes } from '../index.js';
+import { formatNs, formatTiming } from '../index.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
   type TopologyReport,
 } from './report.js';
 import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
 import { ScenarioError } from './source.js';
+import { GENERIC_OPS } from './op.js';
 
 /** What a handler returns. */
 export interface StepOutcome {
@@ -144,7 +145,7 @@ export class ScenarioRunner {
     registerGenericOps(this);
   }
 
-  /** Registers the handler of an op (replacing any). The op must be in OP_SPECS (see defineOp). */
+  /** Registers the handler of an op (replacing any). The op must be in OP_SPECS (one definition per op: op.ts defineOp). */
   registerOp<K extends keyof OpArgs>(name: K, handler: StepHandler<OpArgs[K]>): this;
   registerOp(name: string, handler: StepHandler): this;
   registerOp(name: string, handler: StepHandler<never>): this {
@@ -530,16 +531,7 @@ export function summarizeTransfers(ts: readonly TransferRecord[]): string[] {
   });
 }
 
+/** Registers the generic ops' handlers (their one definitions are in op.ts). */
 export function registerGenericOps(r: ScenarioRunner): void {
-  r.registerOp('note', () => undefined);
-  r.registerOp('sweep', (step, ctx) => {
-    const a = step.args;
-    const sweep = runSweep(ctx.machine, { from: a.from, to: a.to, sizes: sweepSizes(a.min ?? 4096n, a.max ?? 64n << 20n, a.factor ?? 4) });
-    ctx.report.section({ title: 'sweep', lines: renderSweep(sweep), data: sweep });
-    const peak = Math.max(...sweep.rows.map((x) => x.rateGBps));
-    return {
-      summary: `${sweep.rows.length} sizes, peak ${peak.toFixed(2)} GB/s, ${formatNs(sweep.rows[0]!.durationNs)} at ${sweep.rows[0]!.bytes} bytes`,
-      result: { mapType: sweep.mapType, peakGBps: Number(peak.toFixed(2)), latencyNs: sweep.rows[0]!.durationNs },
-    };
-  });
+  for (const d of GENERIC_OPS) r.registerOp(d.name, d.run as StepHandler);
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { DEVICE_MEMORY_BASE, Machine, SimProcess } from '../../src/index.js';
-import { HabanaDevice } from '../../src/drivers/accel/index.js';
+import { HabanaDevice, hlIoctlMemory } from '../../src/drivers/accel/index.js';
 import { AmdgpuDevice } from '../../src/drivers/gpu/index.js';
 
 const twoSwitches = readFileSync(new URL('../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
@@ -23,8 +23,8 @@ type Rig = Awaited<ReturnType<typeof build>>;
 /** The same uAPI sequence; returns every address and name it produced. */
 function run(r: Rig): unknown[] {
   const out: unknown[] = [r.hl.name, r.gpu.name, r.hl.hiddenRegion!.base, r.gpu.invisibleRegion!.base];
-  const h = r.hl.memoryIoctl(r.proc, r.fd, { op: 'ALLOC', memSize: 6n * M }).handle!;
-  const va = r.hl.memoryIoctl(r.proc, r.fd, { op: 'MAP', handle: h }).deviceVirtAddr!;
+  const h = hlIoctlMemory(r.proc, r.fd, { op: 'ALLOC', memSize: 6n * M }).handle!;
+  const va = hlIoctlMemory(r.proc, r.fd, { op: 'MAP', handle: h }).deviceVirtAddr!;
   out.push(h, va, r.hl.pack(Number(h))!.pages);
   const bo = r.gpu.createBo({ size: 1 << 20, domain: 'VRAM' });
   const inv = r.gpu.createBo({ size: 1 << 20, domain: 'VRAM', flags: 2 /* NO_CPU_ACCESS */ });
@@ -43,7 +43,7 @@ describe('two machines in one process (no module-level state)', () => {
     expect(b.hl.hiddenRegion!.base).toBe(DEVICE_MEMORY_BASE);
     const ra = run(a);
     // Work on machine a leaves b untouched: b's run gives exactly a's results.
-    a.hl.memoryIoctl(a.proc, a.fd, { op: 'ALLOC', memSize: 64n * M });
+    hlIoctlMemory(a.proc, a.fd, { op: 'ALLOC', memSize: 64n * M });
     a.gpu.createBo({ size: 4 << 20, domain: 'VRAM' });
     expect(run(b)).toEqual(ra);
     // A second accelerator on a gets the next name and the next device memory; b's next is its own.

@@ -204,7 +204,7 @@ export class HlDmabufExporter {
     const priv: HlDmabufPriv = { ...init, fpriv, released: false };
     const buf = this.dev.machine.kernel.export({ expName: 'habanalabs', ops: this.ops(), size: Number(size), flags, priv });
     fpriv.ctxRefs++;
-    fpriv.fileRefs++;
+    fpriv.file.get('kernel');
     this.dev.dmabufExportCnt++;
     try {
       return fpriv.proc.dmaBufFd(buf, flags);
@@ -302,6 +302,6 @@ export class HlDmabufExporter {
     this.dev.dmabufExportCnt--;
     const fpriv = priv.fpriv;
     fpriv.ctxRefs--;
-    this.dev.filePut(fpriv);
+    fpriv.file.put('kernel');
   }
 }

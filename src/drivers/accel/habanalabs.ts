@@ -24,14 +24,15 @@ import {
   type ErrnoCode,
   type KernelProfileName,
   type Machine,
-  type OpenFile,
+  type FileOperations,
   type PciFunction,
   type Region,
+  type SimFile,
   type SimProcess,
 } from '../../index.js';
 import { HlDmabufExporter, type HlP2pMapping } from './dmabuf.js';
 import { HlMemoryManager, minB, type HlPhysPgPack, type HlVmHashNode } from './memory.js';
-import { HL_MEM_OPS, type HlMemArgs, type HlMemOut } from './uapi.js';
+import { HL_IOCTL_MEMORY, HL_MEM_OPS, type HlMemArgs } from './uapi.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 
@@ -66,13 +67,14 @@ export interface HabanaDeviceOptions {
 
 /** One open of the compute device file (hl_fpriv) with its context. */
 export class HlFpriv {
-  /** File references: the open file plus one per exported dma-buf not yet released (HL-09). */
-  fileRefs = 1;
   /** hl_ctx references: the file's plus one per exported dma-buf. */
   ctxRefs = 1;
   released = false;
-  /** The fd table entry's file (identity shared by dup'ed fds). */
-  file!: OpenFile;
+  /**
+   * The compute device file (shared by dup'ed fds). Each exported dma-buf holds a reference on
+   * it until released (HL-09).
+   */
+  file!: SimFile<HlFpriv>;
   readonly nodes = new Map<bigint, HlVmHashNode>();
 
   constructor(
@@ -185,6 +187,17 @@ export class HabanaDevice {
   // File operations
 
   /**
+   * The compute device file's operations (hl_fops): HL_IOCTL_MEMORY through Process.ioctl, and
+   * release (hl_device_release) when the file's last reference goes: its fds, and the file
+   * references exported dma-bufs hold (HL-09).
+   */
+  readonly fops: FileOperations<HlFpriv> = {
+    name: 'habanalabs',
+    ioctl: (file, cmd, arg) => this._ioctl(file.privateData, cmd, arg),
+    release: (file) => this._release(file.privateData),
+  };
+
+  /**
    * open("/dev/accel/accel0") in `proc`: EBUSY when the device is not operational or its compute
    * context is still in use (including by exported dma-bufs whose device file is kept alive).
    */
@@ -193,35 +206,34 @@ export class HabanaDevice {
     if (!this.isOperational()) throw new SimError('EBUSY', op, `${this.name} is ${this.status}`);
     if (this._fpriv) throw new SimError('EBUSY', op, `${this.name} is already attached to an application (compute context in use)`, 'HL-09');
     const fpriv = new HlFpriv(this, proc);
-    // hl_device_release: the file's reference on the context goes when its last fd closes.
-    const fd = proc.openFile(`accel:${this.name}`, { release: () => this.filePut(fpriv) });
-    fpriv.file = proc.file(fd);
+    const fd = proc.open(this.fops, fpriv, { name: `accel:${this.name}` });
+    fpriv.file = proc.file(fd) as SimFile as SimFile<HlFpriv>;
     this._fpriv = fpriv;
     return fd;
   }
 
   /**
-   * close(fd) of the compute device file. When the last fd of the file goes, its reference is
-   * dropped; the file (and the context with all its memory) is released only after every
-   * exported dma-buf has been released too (HL-09).
+   * hl_ioctl: HL_IOCTL_MEMORY (args: HlMemArgs, its `out` written back on success) on a
+   * compute-device fd; any other command is ENOTTY.
    */
-  close(proc: SimProcess, fd: number): void {
-    this._fprivOf(proc, fd, 'close');
-    proc.close(fd);
-  }
-
-  /**
-   * HL_IOCTL_MEMORY on a compute-device fd. Returns the out fields; throws SimError with the
-   * kernel errno. EBADF when fd is not open, ENOTTY when it is another file.
-   */
-  memoryIoctl(proc: SimProcess, fd: number, args: HlMemArgs): HlMemOut {
-    const fpriv = this._fprivOf(proc, fd, 'HL_IOCTL_MEMORY');
-    if (!args || typeof args !== 'object') throw new SimError('EFAULT', 'HL_IOCTL_MEMORY', 'bad argument pointer');
+  private _ioctl(fpriv: HlFpriv, cmd: number, arg: unknown): number {
+    if (cmd !== HL_IOCTL_MEMORY) throw new SimError('ENOTTY', 'hl_ioctl', `invalid ioctl 0x${(cmd >>> 0).toString(16)}`);
+    if (!arg || typeof arg !== 'object') throw new SimError('EFAULT', 'HL_IOCTL_MEMORY', 'bad argument pointer');
+    const args = arg as HlMemArgs;
     if (!this.isOperational()) {
       throw new SimError('EBUSY', 'hl_mem_ioctl', `device is ${this.status}, can't execute MEMORY IOCTL`, 'HL-01');
     }
     const opNum = typeof args.op === 'string' ? HL_MEM_OPS[args.op as keyof typeof HL_MEM_OPS] : args.op;
-    return this.mmuEnabled ? this.memory.memIoctl(fpriv, opNum, args) : this.memory.memIoctlNoMmu(fpriv, opNum, args);
+    args.out = this.mmuEnabled ? this.memory.memIoctl(fpriv, opNum, args) : this.memory.memIoctlNoMmu(fpriv, opNum, args);
+    return 0;
+  }
+
+  /** hl_device_release: the file's reference on the context goes; the context and its memory with it. */
+  private _release(fpriv: HlFpriv): void {
+    fpriv.ctxRefs--;
+    this.memory.ctxFini(fpriv);
+    fpriv.released = true;
+    if (this._fpriv === fpriv) this._fpriv = null;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -272,23 +284,6 @@ export class HabanaDevice {
 
   // ---------------------------------------------------------------------------------------------
   // Helpers
-
-  /** @internal fput of the compute file: the last reference releases the file and its context. */
-  filePut(fpriv: HlFpriv): void {
-    fpriv.fileRefs--;
-    if (fpriv.fileRefs > 0) return;
-    fpriv.ctxRefs--;
-    this.memory.ctxFini(fpriv);
-    fpriv.released = true;
-    if (this._fpriv === fpriv) this._fpriv = null;
-  }
-
-  private _fprivOf(proc: SimProcess, fd: number, op: string): HlFpriv {
-    const file = proc.file(fd); // EBADF
-    const f = this._fpriv;
-    if (!f || f.proc !== proc || f.file !== file) throw new SimError('ENOTTY', op, `fd ${fd} is not a compute-device file of ${this.name}`);
-    return f;
-  }
 
   /** @internal A driver error, logged as dev_err does. */
   err(code: ErrnoCode, op: string, msg: string, rule?: string): SimError {

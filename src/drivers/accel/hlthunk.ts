@@ -4,9 +4,9 @@
  * on failure, never throwing for a kernel error. The dma-buf export wrappers do the only flag
  * validation there is (HL-08): the kernel passes flags through unchecked.
  */
-import { O_CLOEXEC, O_RDWR, SimError, type SimProcess } from '../../index.js';
+import { O_CLOEXEC, O_RDWR, SimError, type Process, type SimProcess } from '../../index.js';
 import type { HabanaDevice } from './habanalabs.js';
-import { HL_MEM_CONTIGUOUS, HL_MEM_SHARED, type HlMemArgs, type HlMemOut } from './uapi.js';
+import { HL_IOCTL_MEMORY, HL_MEM_CONTIGUOUS, HL_MEM_SHARED, type HlMemArgs, type HlMemOut } from './uapi.js';
 
 const EINVAL = 22;
 
@@ -25,7 +25,7 @@ export function hlthunkOpen(dev: HabanaDevice, proc: SimProcess): HlthunkHandle 
 /** hlthunk_close. 0 or a negative errno. */
 export function hlthunkClose(h: HlthunkHandle): number {
   return call(() => {
-    h.dev.close(h.proc, h.fd);
+    h.proc.close(h.fd);
     return 0;
   });
 }
@@ -74,7 +74,17 @@ export function hlthunkDeviceMappedMemoryExportDmabufFd(h: HlthunkHandle, addr: 
 }
 
 function ioctl(h: HlthunkHandle, args: HlMemArgs): HlMemOut {
-  return h.dev.memoryIoctl(h.proc, h.fd, args);
+  return hlIoctlMemory(h.proc, h.fd, args);
+}
+
+/**
+ * ioctl(fd, HL_IOCTL_MEMORY, &args) as userspace writes it: the call goes through the process's
+ * fd table to the device file's ioctl; returns the output side the kernel wrote back into `args`.
+ * Throws the SimError the ioctl failed with (EBADF, ENOTTY for another file, the driver's errno).
+ */
+export function hlIoctlMemory(proc: Process, fd: number, args: HlMemArgs): HlMemOut {
+  proc.ioctl(fd, HL_IOCTL_MEMORY, args);
+  return args.out!;
 }
 
 function call<T>(fn: () => T): T | number {

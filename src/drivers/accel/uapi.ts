@@ -3,8 +3,15 @@
  * union hl_mem_args, as TypeScript objects. Numbers are the kernel's.
  */
 
-/** HL_IOCTL_MEMORY: _IOWR('H', 0x04, union hl_mem_args). */
+/** HL_IOCTL_MEMORY's number among the driver's commands (DRM_COMMAND_BASE + 0x04). */
 export const HL_IOCTL_MEMORY_NR = 0x04;
+/** sizeof(union hl_mem_args): struct hl_mem_in (a 24-byte union, op, flags, ctx_id, num_of_elements). */
+export const HL_MEM_ARGS_SIZE = 40;
+/**
+ * DRM_IOCTL_HL_MEMORY: DRM_IOWR(DRM_COMMAND_BASE + HL_IOCTL_MEMORY, union hl_mem_args), the
+ * command of Process.ioctl on a compute-device fd.
+ */
+export const HL_IOCTL_MEMORY = (((1 | 2) << 30) | (HL_MEM_ARGS_SIZE << 16) | (0x64 /* 'd' */ << 8) | (0x40 + HL_IOCTL_MEMORY_NR)) >>> 0;
 
 /** in.op values. MAP_BLOCK (4) and TS_ALLOC (6) are not modelled: they fail as unknown ops. */
 export const HL_MEM_OP_ALLOC = 0;
@@ -47,6 +54,8 @@ export interface HlMemArgs {
   deviceVirtAddr?: bigint | number;
   addr?: bigint | number;
   offset?: bigint | number;
+  /** The output side, written by the ioctl on success (the kernel copies the union back). */
+  out?: HlMemOut;
 }
 
 /** union hl_mem_args, output side (what the ioctl writes back). */

@@ -18,6 +18,7 @@ import {
   ScatterList,
   SgTable,
   SimError,
+  requireImporterDmaDevice,
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
@@ -25,7 +26,7 @@ import {
   type Machine,
 } from '../../index.js';
 import { PageBackedBuffer, fakeVmapAddress } from '../udmabuf/cpu-access.js';
-import { attachmentDmaDevice, mapSgtableOrThrow } from '../udmabuf/importer.js';
+import { mapSgtableOrThrow } from '../udmabuf/importer.js';
 import type { DmaHeap, DmaHeapOps } from './dma-heap.js';
 
 /** The orders system_heap tries, largest first. */
@@ -205,7 +206,7 @@ export class SystemHeap implements DmaHeapOps {
   /** system_heap_attach: dup_sg_table for the attachment, not mapped. */
   private _attach(buf: DmaBuf, att: DmaBufAttachment): void {
     const hb = buf.priv as SystemHeapBuffer;
-    const dev = attachmentDmaDevice(this.machine, att, 'system_heap_attach');
+    const dev = requireImporterDmaDevice(this.machine, att.dev, 'system_heap_attach');
     const sgl = new ScatterList(hb.chunks.length);
     hb.chunks.forEach((c, i) => sgl.set(i, c.pa, c.bytes));
     const a: SystemHeapAttachment = { dev, sgl, mapped: false, dir: DmaDataDirection.BIDIRECTIONAL };

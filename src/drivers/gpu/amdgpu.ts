@@ -26,11 +26,9 @@ import {
   DmaResvUsage,
   importerDevice,
   MAX_SCHEDULE_TIMEOUT,
-  O_CLOEXEC,
   O_RDWR,
   PAGE_SIZE,
   SimError,
-  withResvLock,
   type Bar,
   type DmaBuf,
   type DmaDevice as DmaApiDevice,
@@ -38,8 +36,10 @@ import {
   type ImporterDevice,
   type Machine,
   type PciFunction,
+  type FileOperations,
+  type Process,
   type Region,
-  type SimProcess,
+  type SimFile,
 } from '../../index.js';
 import {
   AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED,
@@ -55,6 +55,7 @@ import {
 } from './amdgpu_object.js';
 import { AmdgpuTtm, forEachPiece, type Extent } from './amdgpu_ttm.js';
 import { AmdgpuDmaBuf } from './amdgpu_dma_buf.js';
+import { AmdgpuDrmFile, amdgpuFops, drmFileOf } from './amdgpu_gem.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** Where invisible VRAM regions go: above the MEM64 window and clear of the accel driver's hidden HBM. */
@@ -212,12 +213,12 @@ export class AmdgpuDevice {
    * (may move) and stays there until unpinned.
    */
   pinBo(bo: AmdgpuBo, domain: number | AmdgpuDomain | readonly AmdgpuDomain[]): void {
-    this.locked(bo, () => this.ttm.pin(bo, domainBits(domain), 'amdgpu_bo_pin'));
+    bo.resv.withLock(() => this.ttm.pin(bo, domainBits(domain), 'amdgpu_bo_pin'));
   }
 
   /** amdgpu_bo_unpin. EINVAL when not pinned. */
   unpinBo(bo: AmdgpuBo): void {
-    this.locked(bo, () => this.ttm.unpin(bo, 'amdgpu_bo_unpin'));
+    bo.resv.withLock(() => this.ttm.unpin(bo, 'amdgpu_bo_unpin'));
   }
 
   /**
@@ -249,6 +250,26 @@ export class AmdgpuDevice {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // The render node (amdgpu_gem.ts): GEM handles and PRIME through Process.ioctl
+
+  /** The render node's file operations (GEM_CREATE, GEM_CLOSE, PRIME_HANDLE_TO_FD, PRIME_FD_TO_HANDLE). */
+  readonly fops: FileOperations<AmdgpuDrmFile> = amdgpuFops();
+
+  /** open("/dev/dri/renderD128") in `proc`: a DRM file with an empty GEM handle table. */
+  open(proc: Process): number {
+    return proc.open(this.fops, new AmdgpuDrmFile(this), { name: `drm:${this.name}` });
+  }
+
+  /**
+   * The DRM file (struct drm_file) of an open render node of this device, for kernel-side code
+   * that resolves handles (drm_gem_object_lookup) or makes one for a BO it created
+   * (drm_gem_handle_create). EINVAL for any other file.
+   */
+  drmFile(file: SimFile): AmdgpuDrmFile {
+    return drmFileOf(this, file);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // PRIME export / import (amdgpu_dma_buf.ts)
 
   /**
@@ -259,10 +280,6 @@ export class AmdgpuDevice {
     return this.prime.exportDmabuf(bo, flags);
   }
 
-  /** DRM_IOCTL_PRIME_HANDLE_TO_FD in `proc`: an fd of the BO's dma-buf. */
-  exportFd(proc: SimProcess, bo: AmdgpuBo, flags = O_RDWR | O_CLOEXEC): number {
-    return this.prime.exportFd(proc, bo, flags);
-  }
 
   /**
    * amdgpu_gem_prime_import (IM-11): a dma-buf this device exported comes back as the same BO
@@ -273,10 +290,6 @@ export class AmdgpuDevice {
     return this.prime.importDmabuf(buf);
   }
 
-  /** DRM_IOCTL_PRIME_FD_TO_HANDLE: imports the dma-buf behind `fd` of `proc`. */
-  importFd(proc: SimProcess, fd: number): AmdgpuBo {
-    return this.prime.importFd(proc, fd);
-  }
 
   // ---------------------------------------------------------------------------------------------
   // GPU access
@@ -359,11 +372,6 @@ export class AmdgpuDevice {
   /** @internal EINVAL unless `bo` is a live own BO of this device. */
   own(bo: AmdgpuBo, op: string): void {
     if (bo.device !== this || bo.importState || bo.freed) throw new SimError('EINVAL', op, `BO ${bo.id} is not a live BO of ${this.name}`);
-  }
-
-  /** @internal Runs `fn` under the BO's reservation lock. */
-  locked<T>(bo: AmdgpuBo, fn: () => T): T {
-    return withResvLock(bo.resv, fn);
   }
 
   /** @internal */

@@ -11,18 +11,15 @@ import {
   DmaResvUsage,
   importerPciFunction,
   MAX_SCHEDULE_TIMEOUT,
-  O_CLOEXEC,
   O_RDWR,
   requireImporterDmaDevice,
   ScatterList,
   SgTable,
   SimError,
-  withResvLock,
-  type DmaBuf,
+    type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type DmaBufVma,
-  type SimProcess,
 } from '../../index.js';
 import type { AmdgpuDevice } from './amdgpu.js';
 import {
@@ -70,17 +67,6 @@ export class AmdgpuDmaBuf {
     return buf;
   }
 
-  /** DRM_IOCTL_PRIME_HANDLE_TO_FD in `proc`: an fd of the BO's dma-buf. */
-  exportFd(proc: SimProcess, bo: AmdgpuBo, flags = O_RDWR | O_CLOEXEC): number {
-    const buf = this.exportDmabuf(bo, flags & ~O_CLOEXEC);
-    try {
-      return proc.dmaBufFd(buf, flags);
-    } catch (e) {
-      buf.put();
-      throw e;
-    }
-  }
-
   /**
    * amdgpu_gem_prime_import (IM-11): a dma-buf this device exported comes back as the same BO
    * (one more reference, no attachment). Any other becomes an imported BO with a dynamic
@@ -105,16 +91,6 @@ export class AmdgpuDmaBuf {
     } catch (e) {
       buf.put();
       throw e;
-    }
-  }
-
-  /** DRM_IOCTL_PRIME_FD_TO_HANDLE: imports the dma-buf behind `fd` of `proc`. */
-  importFd(proc: SimProcess, fd: number): AmdgpuBo {
-    const buf = proc.dmaBufGet(fd);
-    try {
-      return this.importDmabuf(buf);
-    } finally {
-      buf.put();
     }
   }
 
@@ -224,7 +200,7 @@ export class AmdgpuDmaBuf {
     const bo = buf.priv as AmdgpuBo;
     const reads = dir === DmaDataDirection.BIDIRECTIONAL || dir === DmaDataDirection.FROM_DEVICE;
     if (!reads || bo.pinCount > 0) return;
-    this.dev.locked(bo, () => {
+    bo.resv.withLock(() => {
       if (bo.pinCount === 0 && bo.domain !== 'GTT') this.dev.ttm.moveTo(bo, 'GTT', 'amdgpu_dma_buf_begin_cpu_access', false, 'move');
     });
   }
@@ -251,7 +227,7 @@ export class AmdgpuDmaBuf {
   private importMoveNotify(att: DmaBufAttachment): void {
     const bo = (att.importerPriv as { bo?: AmdgpuBo }).bo;
     const st = bo?.importState;
-    this.dev.machine.kernel.checkResvHeld(att.dmabuf.resv, true, 'amdgpu_dma_buf_move_notify', 'DB-16', { dmaBufId: att.dmabuf.id, attachmentId: att.id });
+    att.dmabuf.resv.assertHeld('amdgpu_dma_buf_move_notify', 'DB-16', att.ids);
     if (!bo || !st || !st.sgt) return;
     const sgt = st.sgt;
     st.sgt = null;
@@ -267,7 +243,7 @@ export class AmdgpuDmaBuf {
     const st = bo.importState!;
     if (st.ptes && st.sgt && !st.attach.isStale(st.sgt)) return;
     const resv = st.attach.dmabuf.resv;
-    withResvLock(resv, () => {
+    resv.withLock(() => {
       if (st.sgt && st.attach.isStale(st.sgt)) {
         st.attach.unmap(st.sgt, BIDI);
         st.sgt = null;
@@ -285,7 +261,7 @@ export class AmdgpuDmaBuf {
   dropImport(bo: AmdgpuBo): void {
     const st = bo.importState!;
     const buf = st.attach.dmabuf;
-    withResvLock(buf.resv, () => {
+    buf.resv.withLock(() => {
       if (st.sgt) st.attach.unmap(st.sgt, BIDI);
       st.sgt = null;
       st.ptes = null;

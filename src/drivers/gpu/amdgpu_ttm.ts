@@ -89,7 +89,7 @@ export class AmdgpuTtm {
   migrate(bo: AmdgpuBo, domain: AmdgpuDomain, opts: { visible?: boolean } = {}): boolean {
     const op = 'ttm_bo_validate';
     this.dev.own(bo, op);
-    return this.dev.locked(bo, () => {
+    return bo.resv.withLock(() => {
       if (bo.pinCount > 0) throw new SimError('EBUSY', op, `BO ${bo.id} is pinned`);
       const before = bo.backing;
       this.validate(bo, domain === 'VRAM' ? AMDGPU_GEM_DOMAIN_VRAM : AMDGPU_GEM_DOMAIN_GTT, op, opts.visible ?? false, true);
@@ -101,7 +101,7 @@ export class AmdgpuTtm {
   evict(bo: AmdgpuBo): boolean {
     const op = 'ttm_bo_evict';
     this.dev.own(bo, op);
-    return this.dev.locked(bo, () => {
+    return bo.resv.withLock(() => {
       if (bo.domain !== 'VRAM') return false;
       if (bo.pinCount > 0) throw new SimError('EBUSY', op, `BO ${bo.id} is pinned`);
       this.moveTo(bo, 'GTT', op, false, 'evict');
@@ -182,7 +182,7 @@ export class AmdgpuTtm {
    */
   moveTo(bo: AmdgpuBo, to: AmdgpuDomain, op: string, visible: boolean, kind: 'move' | 'evict', chunks?: VramChunk[]): void {
     const k = this.dev.machine.kernel;
-    k.checkResvHeld(bo.resv, true, op, 'DB-16');
+    bo.resv.assertHeld(op, 'DB-16');
     const old = bo.backing!;
     let placement: AmdgpuPlacement;
     if (to === 'VRAM') {

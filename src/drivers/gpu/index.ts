@@ -6,3 +6,7 @@ export {
 } from './amdgpu_object.js';
 export { AMDGPU_INVISIBLE_VRAM_BASE, AmdgpuDevice, type AmdgpuDeviceOptions } from './amdgpu.js';
 export { AMDGPU_MAX_SG_SEGMENT_SIZE } from './amdgpu_dma_buf.js';
+export {
+  AmdgpuDrmFile, DRM_CLOEXEC, DRM_IOCTL_AMDGPU_GEM_CREATE, DRM_IOCTL_GEM_CLOSE, DRM_IOCTL_PRIME_FD_TO_HANDLE,
+  DRM_IOCTL_PRIME_HANDLE_TO_FD, DRM_RDWR, type DrmAmdgpuGemCreate, type DrmGemClose, type DrmPrimeHandle,
+} from './amdgpu_gem.js';

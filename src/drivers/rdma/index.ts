@@ -4,7 +4,6 @@ export { UmemDmabuf, trimTable, umemNumPages, type UmemSegment, type UmemTrim } 
 export {
   RdmaDevice, type RdmaNicKind, type RdmaDeviceOptions, type RdmaEvent, type RdmaEventKind, type RdmaDeviceStats,
 } from './device.js';
-export { allocUserMemory, type UserBuffer, type UserMemory } from './user-memory.js';
 export { IbvMr } from './mr.js';
 export {
   IbvCq, IbvQp, connectRcQps, type IbvSge, type IbvSendWr, type IbvRecvWr, type IbvWc, type IbvQpInitAttr, type IbvQpAttr,

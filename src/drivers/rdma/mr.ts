@@ -9,6 +9,7 @@
  */
 import {
   DmaDataDirection, PAGE_SIZE, ScatterList, SG_MAX_LENGTH, SimError, pushDmaRun, type DmaBufAttachment, type DmaRun,
+  type UserPage,
 } from '../../index.js';
 import {
   IB_ACCESS_SUPPORTED, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_OPTIONAL_RANGE,
@@ -16,14 +17,15 @@ import {
   REG_DMABUF_MR_ACCESS_MASK,
 } from './constants.js';
 import type { RdmaDevice } from './device.js';
-import { odpInvalidate, odpPageFault, underResv } from './odp.js';
+import { odpInvalidate, odpPageFault } from './odp.js';
 import { UmemDmabuf } from './umem-dmabuf.js';
-import { pageRuns, type UserBuffer } from './user-memory.js';
 import type { IbvContext, IbvPd } from './verbs.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const U64_MAX = (1n << 64n) - 1n;
 const BIDI = DmaDataDirection.BIDIRECTIONAL;
+/** ib_access_writable: the access bits for which the NIC may write the pages. */
+const WRITABLE = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC;
 
 /** One translation segment of an MR (an MTT run): offset in the table, DMA address, length. */
 export interface MttSeg {
@@ -44,8 +46,8 @@ export class IbvMr {
   _mtt: readonly MttSeg[] | null = null;
   /** @internal */ _umem: UmemDmabuf | null = null;
   /** @internal */ _sgl: ScatterList | null = null;
-  /** @internal pinned runs of pages: [first pa, pages] */
-  _pinnedRuns: [bigint, number][] = [];
+  /** @internal the user pages pin_user_pages pinned (user MRs), given back at dereg */
+  _userPages: readonly UserPage[] = [];
   /** @internal offset of the MR's first byte in the translation table */
   _base = 0n;
 
@@ -96,50 +98,46 @@ function efaAccess(dev: RdmaDevice, op: string, access: number, rule?: string): 
   return a;
 }
 
-/** Unpins runs of pages. */
-function unpinRuns(dev: RdmaDevice, runs: readonly [bigint, number][]): void {
-  const mem = dev.machine.sim.memory;
-  for (const [pa, n] of runs) mem.pinPages(pa, n, false);
+/**
+ * Splits `pages` (page addresses) into runs of physically consecutive pages, [first pa, pages]:
+ * what sg_alloc_table_from_pages works over (ranges, not single pages).
+ */
+export function pageRuns(pages: readonly bigint[]): [bigint, number][] {
+  const runs: [bigint, number][] = [];
+  for (const pa of pages) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + BigInt(last[1]) * PAGE === pa) last[1]++;
+    else runs.push([pa, 1]);
+  }
+  return runs;
 }
 
-/** ibv_reg_mr_iova over process memory (see IbvContext.regMr). */
+/**
+ * ibv_reg_mr_iova over process memory (see IbvContext.regMr): ib_umem_get pins the user pages of
+ * [addr, addr + length) in the context's process (pin_user_pages, FOLL_WRITE for writable
+ * access), then maps them with the NIC's DMA API.
+ */
 export function regUserMr(
-  ctx: IbvContext, pd: IbvPd, buf: UserBuffer, access: number, opts: { addr?: bigint; length?: number; iova?: bigint },
+  ctx: IbvContext, pd: IbvPd, addr: bigint, length: number, access: number, iovaArg?: bigint,
 ): IbvMr {
   const op = 'ibv_reg_mr';
   const dev = ctx.device;
-  const addr = opts.addr ?? buf.addr;
-  const length = opts.length ?? buf.length;
-  const iova = opts.iova ?? addr;
+  if (typeof addr !== 'bigint' || addr < 0n || addr > U64_MAX) throw new SimError('EINVAL', op, 'addr must be a u64 user address');
+  const iova = iovaArg ?? addr;
   if (!Number.isInteger(access)) throw new SimError('EINVAL', op, 'access must be an integer');
   if (addr % PAGE !== iova % PAGE) throw new SimError('EINVAL', op, `addr and iova differ in their page offset`);
   checkMrAccess(dev, op, access);
   if (!Number.isSafeInteger(length) || length < 0 || addr + BigInt(length) > U64_MAX) {
     throw new SimError('EINVAL', op, `length ${length} wraps or is invalid`);
   }
-  const first = addr - (addr % PAGE);
-  const npages = Number((addr + BigInt(length) + PAGE - 1n - first) / PAGE);
-  if (length === 0 || npages === 0) throw new SimError('EINVAL', op, 'the MR covers no page');
-  const bufFirst = buf.addr - (buf.addr % PAGE);
-  if (addr < buf.addr || addr + BigInt(length) > buf.addr + BigInt(buf.length)) {
-    throw new SimError('EFAULT', op, `[0x${addr.toString(16)}, +${length}) is not mapped in the process`);
-  }
+  if (length === 0) throw new SimError('EINVAL', op, 'the MR covers no page');
   let eff = access;
   if (dev.kind === 'pinned') eff = efaAccess(dev, op, access);
-  const firstIdx = Number((first - bufFirst) / PAGE);
-  // pin_user_pages and sg_alloc_table_from_pages, both by physically contiguous run.
-  const runs = pageRuns(buf.pages.slice(firstIdx, firstIdx + npages));
-  const mem = dev.machine.sim.memory;
-  const pinned: [bigint, number][] = [];
-  try {
-    for (const run of runs) {
-      mem.pinPages(run[0], run[1]);
-      pinned.push(run);
-    }
-  } catch (e) {
-    unpinRuns(dev, pinned);
-    throw e;
-  }
+  // ib_umem_get: pin_user_pages (EFAULT where the process has nothing mapped, or a read-only
+  // mapping for a writable MR), then sg_alloc_table_from_pages by physically contiguous run.
+  const proc = ctx.process;
+  const userPages = proc.getUserPages(addr, length, { write: (access & WRITABLE) !== 0, pin: true });
+  const runs = pageRuns(userPages.map((p) => p.pa));
   const maxPages = Math.floor(SG_MAX_LENGTH / PAGE_SIZE);
   const entries: [bigint, number][] = [];
   for (const [pa, n] of runs) {
@@ -149,7 +147,7 @@ export function regUserMr(
   entries.forEach(([pa, n], i) => sgl.set(i, pa, n * PAGE_SIZE));
   const r = dev.dma.mapSgtable(sgl, BIDI);
   if (r < 0) {
-    unpinRuns(dev, pinned);
+    proc.putUserPages(userPages, { pin: true });
     throw SimError.fromStatus(r, op, 'dma_map_sgtable failed');
   }
   const mr = new IbvMr(pd, 'user', addr, length, iova, eff);
@@ -162,7 +160,7 @@ export function regUserMr(
   }
   mr._mtt = mtt;
   mr._sgl = sgl;
-  mr._pinnedRuns = pinned;
+  mr._userPages = userPages;
   mr._base = addr % PAGE;
   mr.lkey = mr.rkey = dev.allocKey(mr);
   pd._users++;
@@ -235,7 +233,7 @@ export function deregMr(ctx: IbvContext, mr: IbvMr): void {
   if (mr._umem) {
     const umem = mr._umem;
     if (dev.kind === 'odp') {
-      underResv(umem.dmabuf.resv, () => {
+      umem.dmabuf.resv.withLock(() => {
         mr._mtt = null;
         umem.unmapPages();
       });
@@ -244,7 +242,8 @@ export function deregMr(ctx: IbvContext, mr: IbvMr): void {
     umem.release();
   } else if (mr._sgl) {
     dev.dma.unmapSg(mr._sgl, BIDI);
-    unpinRuns(dev, mr._pinnedRuns);
+    mr.pd.context.process.putUserPages(mr._userPages, { pin: true });
+    mr._userPages = [];
     mr._mtt = null;
   }
   dev.emit('dereg_mr', { type: mr.type }, { lkey: mr.lkey });

@@ -4,23 +4,12 @@
  * the next access page-faults, re-maps under the resv lock and rewrites the translation as one
  * range of segments (the umem's own list, not a copy).
  */
-import { PAGE_SIZE, SimError, type DmaBufAttachment, type DmaResv } from '../../index.js';
+import { PAGE_SIZE, SimError, type DmaBufAttachment } from '../../index.js';
 import type { RdmaDevice } from './device.js';
 import type { IbvMr } from './mr.js';
 import { UmemDmabuf } from './umem-dmabuf.js';
 
 const PAGE = BigInt(PAGE_SIZE);
-
-/** Runs `fn` under the resv lock, or under the caller's hold when it already has it. */
-export function underResv<T>(resv: DmaResv, fn: () => T): T {
-  if (resv.isLocked()) return fn();
-  resv.lock();
-  try {
-    return fn();
-  } finally {
-    resv.unlock();
-  }
-}
 
 /**
  * mlx5 pagefault_dmabuf_mr: under resv, map_pages, check the page size, point the MTT at the
@@ -67,8 +56,7 @@ export function odpPageFault(mr: IbvMr, initial = false): string | null {
 /** mlx5_ib_dmabuf_invalidate_cb (IM-06): resv must be held; if mapped, zap the MTT and unmap. */
 export function odpInvalidate(dev: RdmaDevice, att: DmaBufAttachment): void {
   const umem = UmemDmabuf.of(att);
-  const k = att.dmabuf.kernel;
-  k.checkResvHeld(att.dmabuf.resv, true, 'mlx5_ib_dmabuf_invalidate_cb', 'DB-16', { dmaBufId: att.dmabuf.id, attachmentId: att.id });
+  att.dmabuf.resv.assertHeld('mlx5_ib_dmabuf_invalidate_cb', 'DB-16', att.ids);
   const mr = umem?.private as IbvMr | undefined;
   if (!umem || !mr || !umem.mapped) return;
   mr._mtt = null;

@@ -23,7 +23,6 @@ import {
   type SimProcess,
 } from '../../index.js';
 import type { DmaBufImporterDevice } from '../device.js';
-import { underResv } from './odp.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const U64_MAX = (1n << 64n) - 1n;
@@ -210,7 +209,7 @@ export class UmemDmabuf {
   mapPages(): void {
     const op = 'ib_umem_dmabuf_map_pages';
     const k = this.dmabuf.kernel;
-    k.checkResvHeld(this.dmabuf.resv, true, op, 'DB-25', this._eventIds());
+    this.dmabuf.resv.assertHeld(op, 'DB-25', this._eventIds());
     if (this._revoked) throw new SimError('EINVAL', op, 'the umem is revoked', 'IM-03');
     if (!this._sgt) {
       const sgt = this.attach.map(DmaDataDirection.BIDIRECTIONAL);
@@ -227,8 +226,7 @@ export class UmemDmabuf {
 
   /** ib_umem_dmabuf_unmap_pages (IM-03), resv held: undo the trim and unmap; no-op when not mapped. */
   unmapPages(): void {
-    const k = this.dmabuf.kernel;
-    k.checkResvHeld(this.dmabuf.resv, true, 'ib_umem_dmabuf_unmap_pages', 'DB-25', this._eventIds());
+    this.dmabuf.resv.assertHeld('ib_umem_dmabuf_unmap_pages', 'DB-25', this._eventIds());
     const sgt = this._sgt;
     if (!sgt) return;
     this._sgt = null;
@@ -240,7 +238,7 @@ export class UmemDmabuf {
   /** ib_umem_dmabuf_revoke (IM-05), idempotent: under resv unmap, unpin if pinned, mark revoked. */
   revoke(): void {
     if (this._revoked || this._released) return;
-    underResv(this.dmabuf.resv, () => {
+    this.dmabuf.resv.withLock(() => {
       this.unmapPages();
       if (this._pinned) {
         this.attach.unpin();

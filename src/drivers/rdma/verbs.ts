@@ -15,7 +15,6 @@ import { SimError, type SimProcess } from '../../index.js';
 import { fabricOf, type RdmaDevice } from './device.js';
 import { deregMr, regDmabufMr, regUserMr, type IbvMr } from './mr.js';
 import { IbvCq, IbvQp, type IbvQpInitAttr } from './qp.js';
-import type { UserBuffer } from './user-memory.js';
 
 /** ibv_open_device: a verbs context of `process` on `device`. */
 export function ibvOpenDevice(device: RdmaDevice, process: SimProcess): IbvContext {
@@ -56,15 +55,25 @@ export class IbvContext {
   }
 
   /**
-   * ibv_reg_mr_iova over process memory: [addr, addr + length) of `buf` (default: all of it),
-   * addressed by the NIC at `iova` (default: addr). EINVAL for a page-offset mismatch of addr and
-   * iova, bad access (ib_check_mr_access), zero pages or wrap; EFAULT outside `buf`; EOPNOTSUPP
-   * for ON_DEMAND without ODP and for access an EFA-like NIC lacks. Pins the pages and maps them
-   * with the NIC's DMA API (dma_map_sgtable errors pass through).
+   * ibv_reg_mr(pd, addr, length, access): the user memory [addr, addr + length) of this context's
+   * process (e.g. a Process.mmapAnonymous mapping), addressed by the NIC at the same address.
+   * EINVAL for bad access (ib_check_mr_access), length 0 or wrap; EFAULT where the process has
+   * nothing mapped (or a read-only mapping for writable access); EOPNOTSUPP for ON_DEMAND without
+   * ODP and for access an EFA-like NIC lacks. Pins the pages (pin_user_pages, given back at
+   * deregistration) and maps them with the NIC's DMA API (dma_map_sgtable errors pass through).
    */
-  regMr(pd: IbvPd, buf: UserBuffer, access: number, opts: { addr?: bigint; length?: number; iova?: bigint } = {}): IbvMr {
+  regMr(pd: IbvPd, addr: bigint, length: number, access: number): IbvMr {
     this._checkPd('ibv_reg_mr', pd);
-    return regUserMr(this, pd, buf, access, opts);
+    return regUserMr(this, pd, addr, length, access);
+  }
+
+  /**
+   * ibv_reg_mr_iova(pd, addr, length, iova, access): as regMr, the NIC addressing the MR at
+   * `iova`; EINVAL when addr and iova differ in their page offset.
+   */
+  regMrIova(pd: IbvPd, addr: bigint, length: number, iova: bigint, access: number): IbvMr {
+    this._checkPd('ibv_reg_mr', pd);
+    return regUserMr(this, pd, addr, length, access, iova);
   }
 
   /**

@@ -34,6 +34,7 @@ import {
   SgTable,
   SimError,
   dmaBufFd,
+  requireImporterDmaDevice,
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
@@ -43,7 +44,7 @@ import {
   type Process,
 } from '../../index.js';
 import { PageBackedBuffer, fakeVmapAddress } from './cpu-access.js';
-import { attachmentDmaDevice, mapSgtableOrThrow } from './importer.js';
+import { mapSgtableOrThrow } from './importer.js';
 import { memfdOf } from './memfd.js';
 import {
   F_SEAL_FUTURE_WRITE,
@@ -312,7 +313,7 @@ export class UdmabufDevice {
   private _map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
     const op = 'map_udmabuf';
     const ubuf = att.dmabuf.priv as UdmabufBuffer;
-    const dev = attachmentDmaDevice(this.machine, att, op);
+    const dev = requireImporterDmaDevice(this.machine, att.dev, op);
     const sgl = this._sgTable(ubuf, dev, dir, op);
     const sgt = SgTable.fromScatterList(sgl);
     this._tables.set(sgt, dev);

@@ -11,8 +11,14 @@
  *    other than D0, or closing the device sets `revoked` and calls move_notify under each buffer's
  *    resv; while revoked, attach and map fail with ENODEV. When the device is usable again
  *    (decode on, D0) move_notify runs again with revoked cleared and importers may re-map.
+ *
+ * The uAPI goes through the device file (open() in a process, then Process.ioctl on its fd):
+ * VFIO_DEVICE_FEATURE with VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF exports, and
+ * VFIO_DEVICE_RESET resets; closing the last device fd closes the device (its dma-bufs are
+ * revoked for good).
  */
 import {
+  dmaBufFd,
   dmaBufFreeSgt,
   dmaBufPhysVecToSgt,
   O_ACCMODE,
@@ -25,12 +31,12 @@ import {
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type DmaDataDirection,
+  type FileOperations,
   type Machine,
+  type Process,
   type P2pMapType,
   type PciFunction,
   type SgTable,
-  type SimProcess,
-  withResvLock,
 } from '../../index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -40,6 +46,29 @@ export const VFIO_PCI_ROM_REGION_INDEX = 6;
 export const VFIO_DMABUF_MAX_SEG = 0xffff_f000n;
 
 export type VfioPowerState = 'D0' | 'D3hot';
+
+// include/uapi/linux/vfio.h: VFIO_TYPE ';', VFIO_BASE 100, commands are _IO(VFIO_TYPE, VFIO_BASE + n).
+const vfioIo = (n: number): number => (0x3b << 8) | (100 + n);
+/** VFIO_DEVICE_RESET: _IO(VFIO_TYPE, VFIO_BASE + 11). */
+export const VFIO_DEVICE_RESET = vfioIo(11);
+/** VFIO_DEVICE_FEATURE: _IO(VFIO_TYPE, VFIO_BASE + 17); the argument is a VfioDeviceFeature. */
+export const VFIO_DEVICE_FEATURE = vfioIo(17);
+/** struct vfio_device_feature flags: the bits that hold the feature number. */
+export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
+/** Get the feature (for DMA_BUF: export). */
+export const VFIO_DEVICE_FEATURE_GET = 1 << 16;
+/** Set the feature. */
+export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
+/** Only ask whether GET/SET of the feature is supported (0 when it is). */
+export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
+/** The dma-buf export feature (GET only); its data is a VfioDeviceFeatureDmaBuf. */
+export const VFIO_DEVICE_FEATURE_DMA_BUF = 11;
+
+/** struct vfio_device_feature: `flags` = feature number | GET/SET/PROBE; `data` the feature's struct. */
+export interface VfioDeviceFeature {
+  flags: number;
+  data?: unknown;
+}
 
 /** struct vfio_region_dma_range. */
 export interface VfioRegionDmaRange {
@@ -94,6 +123,16 @@ export class VfioPciDevice {
   private readonly _tables = new Set<SgTable>();
   private _seq = 0;
   private _opsCache: DmaBufExporterOps | undefined;
+  private _openFiles = 0;
+
+  /** The device file's operations (vfio_device_fops): ioctl, and release closing the device. */
+  readonly fops: FileOperations<VfioPciDevice> = {
+    name: 'vfio-device',
+    ioctl: (_file, cmd, arg, proc) => this._ioctl(proc, cmd, arg),
+    release: () => {
+      if (--this._openFiles === 0) this.close();
+    },
+  };
 
   constructor(readonly machine: Machine, pci: PciFunction | string, opts: VfioPciOptions = {}) {
     this.pci = typeof pci === 'string' ? machine.pci(pci) : pci;
@@ -134,13 +173,54 @@ export class VfioPciDevice {
   }
 
   /**
+   * Opens the device file in `proc` (the vfio device cdev, or VFIO_GROUP_GET_DEVICE_FD): its uAPI
+   * is Process.ioctl on the fd. ENODEV once the device was closed.
+   */
+  open(proc: Process): number {
+    if (this._closed) throw new SimError('ENODEV', 'vfio_device_fops_open', `${this.name} is closed`);
+    const fd = proc.open(this.fops, this, { name: `vfio:${this.pci.name}` });
+    this._openFiles++;
+    return fd;
+  }
+
+  /**
+   * vfio_pci_core_ioctl / vfio_ioctl_device_feature. VFIO_DEVICE_FEATURE: EINVAL for unknown flag
+   * bits or GET with SET (without PROBE), ENOTTY for a feature other than DMA_BUF; DMA_BUF takes
+   * GET only (SET: EINVAL), PROBE returns 0, GET exports (below) and returns the new fd.
+   * VFIO_DEVICE_RESET resets the function. Any other command: ENOTTY.
+   */
+  private _ioctl(proc: Process, cmd: number, arg: unknown): number {
+    if (cmd === VFIO_DEVICE_RESET) {
+      this.reset();
+      return 0;
+    }
+    if (cmd !== VFIO_DEVICE_FEATURE) throw new SimError('ENOTTY', 'vfio_pci_core_ioctl', `unknown ioctl 0x${(cmd >>> 0).toString(16)}`);
+    const op = 'vfio_ioctl_device_feature';
+    if (!arg || typeof arg !== 'object') throw new SimError('EFAULT', op, 'bad argument pointer');
+    const { flags, data } = arg as VfioDeviceFeature;
+    const known = VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE;
+    if (!Number.isInteger(flags) || (flags & ~known) !== 0) throw new SimError('EINVAL', op, `flags 0x${Number(flags).toString(16)} has unknown bits`);
+    const get = (flags & VFIO_DEVICE_FEATURE_GET) !== 0;
+    const set = (flags & VFIO_DEVICE_FEATURE_SET) !== 0;
+    const probe = (flags & VFIO_DEVICE_FEATURE_PROBE) !== 0;
+    if (!probe && get && set) throw new SimError('EINVAL', op, 'GET and SET together need PROBE');
+    if ((flags & VFIO_DEVICE_FEATURE_MASK) !== VFIO_DEVICE_FEATURE_DMA_BUF) {
+      throw new SimError('ENOTTY', op, `feature ${flags & VFIO_DEVICE_FEATURE_MASK} is not supported`);
+    }
+    // vfio_check_feature: DMA_BUF supports GET only.
+    if (set || !(get || probe)) throw new SimError('EINVAL', op, 'VFIO_DEVICE_FEATURE_DMA_BUF supports GET only', 'IM-13');
+    if (probe) return 0;
+    return this._featureDmaBuf(proc, data as VfioDeviceFeatureDmaBuf);
+  }
+
+  /**
    * VFIO_DEVICE_FEATURE_DMA_BUF (IM-13 ranges) in `proc`: returns the new fd. EINVAL: flags != 0,
    * open flags outside O_ACCMODE | O_CLOEXEC, no ranges, a region that is not a memory BAR, a
    * range not page-aligned, empty (except offset = length = 0, the whole BAR) or outside the BAR.
    * ENODEV: a region index past the BARs, or the device is closed. A buffer exported while memory
    * is disabled starts revoked.
    */
-  exportDmabuf(proc: SimProcess, arg: VfioDeviceFeatureDmaBuf): number {
+  private _featureDmaBuf(proc: Process, arg: VfioDeviceFeatureDmaBuf): number {
     const op = 'vfio_pci_core_feature_dma_buf';
     if (this._closed) throw new SimError('ENODEV', op, `${this.name} is closed`);
     if (!arg || typeof arg !== 'object') throw new SimError('EFAULT', op, 'bad argument pointer');
@@ -177,7 +257,7 @@ export class VfioPciDevice {
     const buf = this.machine.kernel.export({ expName: 'vfio-pci', ops: this._ops(), size: Number(size), flags: openFlags & O_ACCMODE, priv });
     this._bufs.add(buf);
     try {
-      const fd = proc.dmaBufFd(buf, openFlags);
+      const fd = dmaBufFd(proc, buf, openFlags);
       this._emit('export', { dmaBufId: buf.id, bar: bar.index, ranges: ranges.length, size, revoked: priv.revoked });
       return fd;
     } catch (e) {
@@ -243,7 +323,7 @@ export class VfioPciDevice {
     for (const buf of this._bufs) {
       const priv = buf.priv as VfioDmabufPriv;
       if (priv.revoked === revoked) continue;
-      withResvLock(buf.resv, () => {
+      buf.resv.withLock(() => {
         priv.revoked = revoked;
         buf.moveNotify();
       });

@@ -7,7 +7,7 @@ import {
 } from '../../../src/dma-buf/index.js';
 import type { IommuDomain } from '../../../src/iommu/iommu.js';
 import {
-  HabanaDevice, HL_MEM_CONTIGUOUS, HL_MEM_USERPTR, importerDevice, type HabanaGeneration, type HabanaDeviceOptions, type HlAttachInfo,
+  HabanaDevice, HL_IOCTL_MEMORY, HL_MEM_CONTIGUOUS, HL_MEM_USERPTR, hlIoctlMemory, importerDevice, type HlMemArgs, type HabanaGeneration, type HabanaDeviceOptions, type HlAttachInfo,
 } from '../../../src/drivers/accel/index.js';
 
 const twoSwitches = readFileSync(new URL('../../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
@@ -44,13 +44,13 @@ const p2pImporter = () => ({ allowPeer2Peer: true, moveNotify: vi.fn() });
 
 /** Gaudi2: ALLOC + MAP, returning the handle and VA. */
 function allocMap(s: Setup, size: bigint, flags = 0): { handle: bigint; va: bigint } {
-  const handle = s.dev.memoryIoctl(s.proc, s.fd, { op: 'ALLOC', memSize: size, flags }).handle!;
-  const va = s.dev.memoryIoctl(s.proc, s.fd, { op: 'MAP', handle }).deviceVirtAddr!;
+  const handle = hlIoctlMemory(s.proc, s.fd, { op: 'ALLOC', memSize: size, flags }).handle!;
+  const va = hlIoctlMemory(s.proc, s.fd, { op: 'MAP', handle }).deviceVirtAddr!;
   return { handle, va };
 }
 
 function exportFd(s: Setup, args: { addr: bigint; memSize: bigint; offset?: bigint; flags?: number }): number {
-  return s.dev.memoryIoctl(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', flags: O_RDWR | O_CLOEXEC, ...args }).fd!;
+  return hlIoctlMemory(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', flags: O_RDWR | O_CLOEXEC, ...args }).fd!;
 }
 
 function bufOf(s: Setup, fd: number): DmaBuf {
@@ -66,9 +66,9 @@ describe('habanalabs memory ioctl', () => {
     const s = await setup('gaudi2');
     s.dev.status = 'in_reset';
     for (const op of ['ALLOC', 'FREE', 'MAP', 'UNMAP', 'EXPORT_DMABUF_FD'] as const) {
-      expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op, memSize: 4096n })).toThrowError(err('EBUSY', 'HL-01'));
+      expect(() => hlIoctlMemory(s.proc, s.fd, { op, memSize: 4096n })).toThrowError(err('EBUSY', 'HL-01'));
     }
-    s.dev.close(s.proc, s.fd);
+    s.proc.close(s.fd);
     expect(() => s.dev.open(s.proc)).toThrowError(err('EBUSY'));
     s.dev.status = 'operational';
     expect(s.dev.open(s.proc)).toBeGreaterThanOrEqual(0);
@@ -77,27 +77,27 @@ describe('habanalabs memory ioctl', () => {
   it('HL-02 unknown op: EINVAL under 6.x and latest, ENOTTY under 5.15', async () => {
     for (const [profile, code] of [['6.x', 'EINVAL'], ['latest', 'EINVAL'], ['5.15', 'ENOTTY']] as const) {
       const s = await setup('gaudi2', { profile });
-      expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 99 })).toThrowError(err(code, 'HL-02'));
-      expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 4 /* MAP_BLOCK, not modelled */ })).toThrowError(err(code, 'HL-02'));
+      expect(() => hlIoctlMemory(s.proc, s.fd, { op: 99 })).toThrowError(err(code, 'HL-02'));
+      expect(() => hlIoctlMemory(s.proc, s.fd, { op: 4 /* MAP_BLOCK, not modelled */ })).toThrowError(err(code, 'HL-02'));
     }
   });
 
   it('HL-02 MMU disabled: export is EPERM under 6.x; 5.15 exported by physical address there', async () => {
     const s6 = await setup('gaudi1', { mmuEnabled: false });
     expect(() => exportFd(s6, { addr: USER, memSize: 32n * M })).toThrowError(err('EPERM', 'HL-02'));
-    expect(() => s6.dev.memoryIoctl(s6.proc, s6.fd, { op: 'MAP', flags: HL_MEM_USERPTR, hostVirtAddr: 0x1000n, memSize: 4096n })).toThrowError(err('EPERM'));
-    expect(() => s6.dev.memoryIoctl(s6.proc, s6.fd, { op: 77 })).toThrowError(err('EINVAL', 'HL-02'));
-    const h = s6.dev.memoryIoctl(s6.proc, s6.fd, { op: 'ALLOC', memSize: 64n * M }).handle!;
-    expect(s6.dev.memoryIoctl(s6.proc, s6.fd, { op: 'MAP', handle: h }).deviceVirtAddr).toBe(USER);
+    expect(() => hlIoctlMemory(s6.proc, s6.fd, { op: 'MAP', flags: HL_MEM_USERPTR, hostVirtAddr: 0x1000n, memSize: 4096n })).toThrowError(err('EPERM'));
+    expect(() => hlIoctlMemory(s6.proc, s6.fd, { op: 77 })).toThrowError(err('EINVAL', 'HL-02'));
+    const h = hlIoctlMemory(s6.proc, s6.fd, { op: 'ALLOC', memSize: 64n * M }).handle!;
+    expect(hlIoctlMemory(s6.proc, s6.fd, { op: 'MAP', handle: h }).deviceVirtAddr).toBe(USER);
     const s5 = await setup('gaudi1', { mmuEnabled: false, profile: '5.15' });
-    const fd = s5.dev.memoryIoctl(s5.proc, s5.fd, { op: 'EXPORT_DMABUF_FD', handle: USER, memSize: 32n * M, flags: O_RDWR }).fd!;
+    const fd = hlIoctlMemory(s5.proc, s5.fd, { op: 'EXPORT_DMABUF_FD', handle: USER, memSize: 32n * M, flags: O_RDWR }).fd!;
     expect(bufOf(s5, fd).size).toBe(Number(32n * M));
-    expect(() => s5.dev.memoryIoctl(s5.proc, s5.fd, { op: 77 })).toThrowError(err('ENOTTY', 'HL-02'));
+    expect(() => hlIoctlMemory(s5.proc, s5.fd, { op: 77 })).toThrowError(err('ENOTTY', 'HL-02'));
   });
 
   it('HL-03 Gaudi1 (no DRAM VM): offset must be 0; addr is a physical DRAM address', async () => {
     const s = await setup('gaudi1');
-    expect(s.dev.memoryIoctl(s.proc, s.fd, { op: 'ALLOC', memSize: 4096n })).toEqual({ handle: 0n });
+    expect(hlIoctlMemory(s.proc, s.fd, { op: 'ALLOC', memSize: 4096n })).toEqual({ handle: 0n });
     expect(() => exportFd(s, { addr: USER, memSize: 2n * M, offset: 4096n })).toThrowError(err('EINVAL', 'HL-03'));
     const fd = exportFd(s, { addr: USER, memSize: 2n * M, offset: 0n });
     expect(bufOf(s, fd).size).toBe(Number(2n * M));
@@ -139,7 +139,7 @@ describe('habanalabs memory ioctl', () => {
 
   it('HL-05 [5.15] Gaudi1 export needs 32 MiB-aligned addr and size, size > 0', async () => {
     const s = await setup('gaudi1', { profile: '5.15' });
-    const ex = (handle: bigint, memSize: bigint) => s.dev.memoryIoctl(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle, memSize, flags: O_RDWR }).fd!;
+    const ex = (handle: bigint, memSize: bigint) => hlIoctlMemory(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle, memSize, flags: O_RDWR }).fd!;
     expect(() => ex(USER + 4096n, 32n * M)).toThrowError(err('EINVAL', 'HL-05'));
     expect(() => ex(USER, 0n)).toThrowError(err('EINVAL', 'HL-05'));
     expect(() => ex(USER, 4096n)).toThrowError(err('EINVAL', 'HL-05'));
@@ -158,7 +158,7 @@ describe('habanalabs memory ioctl', () => {
     expect(() => exportFd(s, { addr: 0xdead_0000n, memSize: 4096n })).toThrowError(err('EINVAL', 'HL-06'));
     expect(() => exportFd(s, { addr: va, memSize: 4n * M, offset: 4096n })).toThrowError(err('EINVAL', 'HL-06'));
     expect(() => exportFd(s, { addr: va, memSize: 4n * M + 4096n })).toThrowError(err('EINVAL', 'HL-06'));
-    const host = s.dev.memoryIoctl(s.proc, s.fd, { op: 'MAP', flags: HL_MEM_USERPTR, hostVirtAddr: 0x7f00_0000_0000n, memSize: 8192n }).deviceVirtAddr!;
+    const host = hlIoctlMemory(s.proc, s.fd, { op: 'MAP', flags: HL_MEM_USERPTR, hostVirtAddr: 0x7f00_0000_0000n, memSize: 8192n }).deviceVirtAddr!;
     expect(() => exportFd(s, { addr: host, memSize: 4096n })).toThrowError(err('EINVAL', 'HL-06'));
     // Failed exports left no export count behind: the VA unmaps.
     expect(exportFd(s, { addr: va, memSize: 4n * M })).toBeGreaterThan(0);
@@ -184,27 +184,27 @@ describe('habanalabs memory ioctl', () => {
     const s = await setup('gaudi2');
     const { handle, va } = allocMap(s, 4n * M);
     const fd = exportFd(s, { addr: va, memSize: 4n * M });
-    expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va })).toThrowError(err('EINVAL', 'HL-07'));
-    expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 'FREE', handle })).toThrowError(err('EINVAL', 'HL-07'));
-    expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va + 4096n })).toThrowError(err('EINVAL'));
+    expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va })).toThrowError(err('EINVAL', 'HL-07'));
+    expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'FREE', handle })).toThrowError(err('EINVAL', 'HL-07'));
+    expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va + 4096n })).toThrowError(err('EINVAL'));
     s.proc.close(fd);
     expect(s.dev.dmabufExportCnt).toBe(0);
-    s.dev.memoryIoctl(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va });
-    s.dev.memoryIoctl(s.proc, s.fd, { op: 'FREE', handle });
+    hlIoctlMemory(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va });
+    hlIoctlMemory(s.proc, s.fd, { op: 'FREE', handle });
     expect(s.dev.handles).toEqual([]);
-    expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 'FREE', handle })).toThrowError(err('EINVAL'));
+    expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'FREE', handle })).toThrowError(err('EINVAL'));
   });
 
   it('HL-07 [5.15] export by ALLOC handle; FREE of an exported handle is EINVAL (exporting_cnt)', async () => {
     const s = await setup('gaudi2', { profile: '5.15' });
-    const handle = s.dev.memoryIoctl(s.proc, s.fd, { op: 'ALLOC', memSize: 3n * M }).handle!;
-    const fd = s.dev.memoryIoctl(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle, memSize: 1n, flags: O_RDWR }).fd!;
+    const handle = hlIoctlMemory(s.proc, s.fd, { op: 'ALLOC', memSize: 3n * M }).handle!;
+    const fd = hlIoctlMemory(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle, memSize: 1n, flags: O_RDWR }).fd!;
     expect(bufOf(s, fd).size).toBe(Number(4n * M)); // the pack's total size, not mem_size
     expect(s.dev.pack(Number(handle))!.exportingCnt).toBe(1);
-    expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 'FREE', handle })).toThrowError(err('EINVAL', 'HL-07'));
-    expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle: handle + 7n, memSize: 1n })).toThrowError(err('EINVAL', 'HL-06'));
+    expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'FREE', handle })).toThrowError(err('EINVAL', 'HL-07'));
+    expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle: handle + 7n, memSize: 1n })).toThrowError(err('EINVAL', 'HL-06'));
     s.proc.close(fd);
-    s.dev.memoryIoctl(s.proc, s.fd, { op: 'FREE', handle });
+    hlIoctlMemory(s.proc, s.fd, { op: 'FREE', handle });
   });
 
   it('HL-08 non-dynamic exporter with attach/map/unmap/release only; flags pass unvalidated; size not rounded', async () => {
@@ -227,8 +227,8 @@ describe('habanalabs memory ioctl', () => {
     const { va } = allocMap(s, 2n * M);
     const fd = exportFd(s, { addr: va, memSize: 2n * M });
     const fpriv = s.dev.computeFile!;
-    expect(fpriv.fileRefs).toBe(2);
-    s.dev.close(s.proc, s.fd);
+    expect(fpriv.file.count).toBe(2);
+    s.proc.close(s.fd);
     expect(s.dev.computeFile).toBe(fpriv);
     expect(fpriv.released).toBe(false);
     expect(s.dev.handles).toHaveLength(1); // the context still holds its memory
@@ -247,9 +247,9 @@ describe('habanalabs memory ioctl', () => {
     const fpriv = s.dev.computeFile!;
     const dup = s.proc.dup(s.fd);
     s.proc.close(s.fd);
-    expect(fpriv.fileRefs).toBe(2); // the dup'ed fd still holds the file
+    expect(fpriv.file.count).toBe(2); // the dup'ed fd still holds the file
     s.proc.close(dup);
-    expect(fpriv.fileRefs).toBe(1); // only the exported dma-buf's reference is left
+    expect(fpriv.file.count).toBe(1); // only the exported dma-buf's reference is left
     expect(fpriv.released).toBe(false);
     s.proc.close(fd);
     expect(fpriv.released).toBe(true);
@@ -261,19 +261,26 @@ describe('habanalabs memory ioctl', () => {
     const { va } = allocMap(s, 2n * M);
     expect(() => exportFd(s, { addr: va, memSize: 2n * M })).toThrowError(err('EMFILE'));
     expect(s.dev.dmabufExportCnt).toBe(0);
-    expect(s.dev.computeFile!.fileRefs).toBe(1);
+    expect(s.dev.computeFile!.file.count).toBe(1);
     expect(s.dev.computeFile!.nodes.get(va)!.exportCnt).toBe(0);
     expect(s.m.kernel.liveBuffers.size).toBe(0);
     expect(s.proc.openFds).toEqual([s.fd]);
-    s.dev.memoryIoctl(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va });
+    hlIoctlMemory(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: va });
   });
 
   it('compute-device fd checks: EBADF when closed, ENOTTY for another file', async () => {
     const s = await setup('gaudi1');
     const other = s.proc.openFile('null');
-    expect(() => s.dev.memoryIoctl(s.proc, other, { op: 'ALLOC', memSize: 1n })).toThrowError(err('ENOTTY'));
-    expect(() => s.dev.memoryIoctl(s.proc, 99, { op: 'ALLOC', memSize: 1n })).toThrowError(err('EBADF'));
-    expect(() => s.dev.memoryIoctl(s.proc, s.fd, { op: 'ALLOC', memSize: 0n })).toThrowError(err('EINVAL'));
+    expect(() => hlIoctlMemory(s.proc, other, { op: 'ALLOC', memSize: 1n })).toThrowError(err('ENOTTY'));
+    expect(() => hlIoctlMemory(s.proc, 99, { op: 'ALLOC', memSize: 1n })).toThrowError(err('EBADF'));
+    expect(() => hlIoctlMemory(s.proc, s.fd, { op: 'ALLOC', memSize: 0n })).toThrowError(err('EINVAL'));
+    // The device file's own ioctl: another command is ENOTTY, a bad argument pointer EFAULT.
+    expect(() => s.proc.ioctl(s.fd, HL_IOCTL_MEMORY + 1, { op: 'ALLOC', memSize: 1n })).toThrowError(err('ENOTTY'));
+    expect(() => s.proc.ioctl(s.fd, HL_IOCTL_MEMORY, null)).toThrowError(err('EFAULT'));
+    const args: HlMemArgs = { op: 'ALLOC', memSize: 2n * M };
+    expect(s.proc.ioctl(s.fd, HL_IOCTL_MEMORY, args)).toBe(0);
+    expect(args.out).toEqual({ handle: 0n }); // gaudi1: no DRAM virtual memory, accounting only
+    expect(s.dev.dramUsedMem).toBe(2n * M);
   });
 });
 
@@ -339,8 +346,8 @@ describe('habanalabs dma-buf exporter ops', () => {
     const a = allocMap(s, 2n * M);
     const b = allocMap(s, 2n * M);
     allocMap(s, 2n * M);
-    s.dev.memoryIoctl(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: b.va });
-    s.dev.memoryIoctl(s.proc, s.fd, { op: 'FREE', handle: b.handle });
+    hlIoctlMemory(s.proc, s.fd, { op: 'UNMAP', deviceVirtAddr: b.va });
+    hlIoctlMemory(s.proc, s.fd, { op: 'FREE', handle: b.handle });
     const d = allocMap(s, 6n * M); // takes b's hole, then two pages after the third allocation
     const pages = s.dev.pack(Number(d.handle))!.pages;
     expect(pages).toEqual([USER + 2n * M, USER + 6n * M, USER + 8n * M]);
@@ -364,7 +371,7 @@ describe('habanalabs dma-buf exporter ops', () => {
 
   it('HL-12 [5.15] Gaudi1 exports above 512 MiB are 32 MiB pages merged into 512 MiB entries', async () => {
     const s = await setup('gaudi1', { iommu: false, profile: '5.15' });
-    const fd = s.dev.memoryIoctl(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle: 1n * G, memSize: 1n * G + 64n * M, flags: O_RDWR }).fd!;
+    const fd = hlIoctlMemory(s.proc, s.fd, { op: 'EXPORT_DMABUF_FD', handle: 1n * G, memSize: 1n * G + 64n * M, flags: O_RDWR }).fd!;
     const buf = bufOf(s, fd);
     const att = buf.dynamicAttach(importerDevice(s.m, 'nic0'), p2pImporter()); // 5.15: mapped at attach (DB-09)
     const sgt = att.cachedTable!;

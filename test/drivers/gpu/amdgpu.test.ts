@@ -4,9 +4,11 @@ import {
 } from '../../../src/dma-buf/index.js';
 import { importerDevice } from '../../../src/drivers/device.js';
 import {
-  AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, AMDGPU_GEM_CREATE_NO_CPU_ACCESS, AMDGPU_INVISIBLE_VRAM_BASE,
+  AmdgpuDevice, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, AMDGPU_GEM_CREATE_NO_CPU_ACCESS, AMDGPU_GEM_DOMAIN_GTT,
+  AMDGPU_GEM_DOMAIN_VRAM, AMDGPU_INVISIBLE_VRAM_BASE, DRM_CLOEXEC, DRM_IOCTL_AMDGPU_GEM_CREATE, DRM_IOCTL_GEM_CLOSE,
+  DRM_IOCTL_PRIME_HANDLE_TO_FD, DRM_RDWR, type DrmAmdgpuGemCreate, type DrmPrimeHandle,
 } from '../../../src/drivers/gpu/index.js';
-import { bytes, errOf, gpuSetup, MIB } from './helpers.js';
+import { bytes, errOf, gpuSetup, MIB, primeExportFd, primeImport } from './helpers.js';
 
 const P = PAGE_SIZE;
 const BIDI = Dir.BIDIRECTIONAL;
@@ -293,12 +295,12 @@ describe('amdgpu exporter (IM-07..IM-10)', () => {
   it('IM-10: mmap of a GTT (or visible VRAM) BO works; of a NO_CPU_ACCESS (invisible VRAM) BO it is EPERM', async () => {
     const { proc, gpu } = await gpuSetup();
     const g = gpu.createBo({ size: 2 * P, domain: 'GTT' });
-    const fd = gpu.exportFd(proc, g);
+    const fd = primeExportFd(gpu, proc, g);
     const map = proc.mmap(fd, { length: 2 * P, prot: PROT_READ, flags: MAP_SHARED });
     expect(map.active).toBe(true);
     map.munmap();
     const inv = gpu.createBo({ size: P, domain: 'VRAM', flags: AMDGPU_GEM_CREATE_NO_CPU_ACCESS });
-    const fd2 = gpu.exportFd(proc, inv);
+    const fd2 = primeExportFd(gpu, proc, inv);
     const e = errOf(() => proc.mmap(fd2, { length: P, prot: PROT_READ, flags: MAP_SHARED }));
     expect([e.code, e.rule]).toEqual(['EPERM', 'IM-10']);
   });
@@ -330,10 +332,39 @@ describe('amdgpu importer (IM-11)', () => {
   it('IM-11: importing its own export returns the same BO and makes no attachment', async () => {
     const { proc, gpu } = await gpuSetup();
     const bo = gpu.createBo({ size: P, domain: 'VRAM' });
-    const fd = gpu.exportFd(proc, bo);
-    const again = gpu.importFd(proc, fd);
-    expect(again).toBe(bo);
+    const fd = primeExportFd(gpu, proc, bo);
+    const drm = gpu.open(proc);
+    const again = primeImport(gpu, proc, drm, fd);
+    expect(again.bo).toBe(bo);
     expect(bo.dmabuf!.attachments).toHaveLength(0);
+    // The same BO gets the same handle in one file (drm_prime's handle lookup).
+    expect(primeImport(gpu, proc, drm, fd).handle).toBe(again.handle);
+  });
+
+  it('the render node: GEM_CREATE gives a handle holding the BO, PRIME_HANDLE_TO_FD exports it, GEM_CLOSE and close drop it', async () => {
+    const { proc, gpu } = await gpuSetup();
+    const drm = gpu.open(proc);
+    const create: DrmAmdgpuGemCreate = { boSize: 3 * P, domains: AMDGPU_GEM_DOMAIN_VRAM };
+    expect(proc.ioctl(drm, DRM_IOCTL_AMDGPU_GEM_CREATE, create)).toBe(0);
+    const bo = gpu.drmFile(proc.file(drm)).lookup(create.handle!);
+    expect([bo.size, bo.domain]).toEqual([3 * P, 'VRAM']);
+    expect(errOf(() => proc.ioctl(drm, DRM_IOCTL_PRIME_HANDLE_TO_FD, { handle: create.handle, flags: 0o100 })).code).toBe('EINVAL');
+    expect(errOf(() => proc.ioctl(drm, DRM_IOCTL_PRIME_HANDLE_TO_FD, { handle: 99, flags: 0 })).code).toBe('ENOENT');
+    const prime: DrmPrimeHandle = { handle: create.handle, flags: DRM_RDWR | DRM_CLOEXEC };
+    proc.ioctl(drm, DRM_IOCTL_PRIME_HANDLE_TO_FD, prime);
+    expect(proc.isCloexec(prime.fd!)).toBe(true);
+    expect(proc.dmaBufGet(prime.fd!).put()).toBeUndefined();
+    proc.ioctl(drm, DRM_IOCTL_GEM_CLOSE, { handle: create.handle });
+    expect(errOf(() => proc.ioctl(drm, DRM_IOCTL_GEM_CLOSE, { handle: create.handle })).code).toBe('ENOENT');
+    expect(bo.freed).toBe(false); // the dma-buf still holds it
+    proc.close(prime.fd!);
+    expect(bo.freed).toBe(true);
+    const c2: DrmAmdgpuGemCreate = { boSize: P, domains: AMDGPU_GEM_DOMAIN_GTT };
+    proc.ioctl(drm, DRM_IOCTL_AMDGPU_GEM_CREATE, c2);
+    const bo2 = gpu.drmFile(proc.file(drm)).lookup(c2.handle!);
+    proc.close(drm); // drm_gem_release: every handle goes
+    expect(bo2.freed).toBe(true);
+    expect(errOf(() => proc.ioctl(drm, DRM_IOCTL_GEM_CLOSE, { handle: 1 })).code).toBe('EBADF');
   });
 
   it('IM-11: imports with a dynamic P2P attachment; move_notify invalidates the PTEs; the next use re-validates at the new place', async () => {

@@ -2,11 +2,14 @@ import { SimError } from '../../../bindings/errors.js';
 import type { Machine } from '../../../src/machine/machine.js';
 import { SimProcess, type KernelProfileName } from '../../../src/dma-buf/index.js';
 import {
-  RdmaDevice, ibvOpenDevice, connectRcQps, allocUserMemory, type IbvContext, type IbvPd, type IbvCq, type IbvQp,
-  type RdmaNicKind, type UserMemory, type IbvMr,
+  RdmaDevice, ibvOpenDevice, connectRcQps, type IbvContext, type IbvPd, type IbvCq, type IbvQp,
+  type RdmaNicKind, type IbvMr,
 } from '../../../src/drivers/rdma/index.js';
-import { AmdgpuDevice, type AmdgpuDeviceOptions } from '../../../src/drivers/gpu/index.js';
-import { machine } from '../rdma/helpers/setup.js';
+import {
+  AmdgpuDevice, DRM_CLOEXEC, DRM_IOCTL_PRIME_FD_TO_HANDLE, DRM_IOCTL_PRIME_HANDLE_TO_FD, DRM_RDWR, type AmdgpuBo,
+  type AmdgpuDeviceOptions, type DrmPrimeHandle,
+} from '../../../src/drivers/gpu/index.js';
+import { machine, userMemory, type UserMemory } from '../rdma/helpers/setup.js';
 
 // two-switches: gpu0 on rp1 of the whitelisted hb0 (THRU_HOST_BRIDGE to nic0 below sw0), nic1
 // and fpga0 below sw1 of hb1 (not whitelisted: no P2P with gpu0; BUS_ADDR between them).
@@ -18,9 +21,32 @@ export const MIB = 1n << 20n;
 /** A machine, a process and gpu0 with 1 MiB of visible VRAM and 2 MiB in all (small, so pressure is easy). */
 export async function gpuSetup(opts: { profile?: KernelProfileName; strictLocking?: boolean; gpu?: Partial<AmdgpuDeviceOptions> } = {}) {
   const m = await machine(opts);
-  const proc = new SimProcess(m.kernel, { name: 'app' });
+  const proc = new SimProcess(m.kernel, { name: 'app', memory: m.sim.memory });
   const gpu = AmdgpuDevice.create(m, { pci: 'gpu0', visibleVramBytes: MIB, vramBytes: 2n * MIB, ...opts.gpu });
   return { m, proc, gpu };
+}
+
+/**
+ * An fd of the dma-buf of a BO the test made kernel-side: a render node of `gpu` opened in `proc`,
+ * a GEM handle for the BO (drm_gem_handle_create), DRM_IOCTL_PRIME_HANDLE_TO_FD, and the render
+ * node closed again (its handle goes; the dma-buf keeps the BO).
+ */
+export function primeExportFd(gpu: AmdgpuDevice, proc: SimProcess, bo: AmdgpuBo, flags = DRM_RDWR | DRM_CLOEXEC): number {
+  const drm = gpu.open(proc);
+  try {
+    const args: DrmPrimeHandle = { handle: gpu.drmFile(proc.file(drm)).handleCreate(bo), flags };
+    proc.ioctl(drm, DRM_IOCTL_PRIME_HANDLE_TO_FD, args);
+    return args.fd!;
+  } finally {
+    proc.close(drm);
+  }
+}
+
+/** DRM_IOCTL_PRIME_FD_TO_HANDLE on a render node `drm` of `gpu`: the handle and the BO behind it. */
+export function primeImport(gpu: AmdgpuDevice, proc: SimProcess, drm: number, fd: number): { handle: number; bo: AmdgpuBo } {
+  const args: DrmPrimeHandle = { fd };
+  proc.ioctl(drm, DRM_IOCTL_PRIME_FD_TO_HANDLE, args);
+  return { handle: args.handle!, bo: gpu.drmFile(proc.file(drm)).lookup(args.handle!) };
 }
 
 export interface Side {
@@ -51,8 +77,8 @@ export function connect(req: Side, resp: Side): { req: Side; resp: Side } {
  * that post a WRITE or READ at an MR offset and return the completion.
  */
 export function rdmaClient(m: Machine, req: Side, mr: IbvMr, size: number) {
-  const bounce: UserMemory = allocUserMemory(m, size);
-  const bmr = req.ctx.regMr(req.pd, bounce, 1);
+  const bounce: UserMemory = userMemory(req, size);
+  const bmr = req.ctx.regMr(req.pd, bounce.addr, bounce.length, 1);
   let wr = 1;
   return {
     bounce,

@@ -6,7 +6,7 @@ import {
   IBV_ACCESS_LOCAL_WRITE as LW, IBV_ACCESS_REMOTE_WRITE as RW, IBV_ACCESS_REMOTE_READ as RR,
 } from '../../../src/drivers/rdma/index.js';
 import { AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED } from '../../../src/drivers/gpu/index.js';
-import { bytes, connect, gpuSetup, rdmaClient, side } from './helpers.js';
+import { bytes, connect, gpuSetup, primeExportFd, rdmaClient, side } from './helpers.js';
 
 const P = PAGE_SIZE;
 
@@ -16,7 +16,7 @@ describe('GPU buffer + mlx5-like on-demand MR (act 4)', () => {
     const SIZE = 8 * P;
     // 1. A BO in visible VRAM, exported as a dma-buf fd.
     const bo = gpu.createBo({ size: SIZE, domain: 'VRAM', flags: AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED });
-    const fd = gpu.exportFd(proc, bo);
+    const fd = primeExportFd(gpu, proc, bo);
     // 2. nic0 (ODP, P2P-capable through the host bridge) registers a dma-buf MR; nic1 is the requester.
     const nic1 = side(m, proc, 'nic1');
     const nic0 = side(m, proc, 'nic0');
@@ -88,7 +88,7 @@ describe('GPU exporter under random moves (fast-check)', () => {
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), async (ops) => {
         const { m, proc, gpu } = await gpuSetup({ strictLocking: true, gpu: { visibleVramBytes: 8n * BigInt(P), vramBytes: 16n * BigInt(P) } });
         const bo = gpu.createBo({ size: SIZE, domain: ['VRAM', 'GTT'] });
-        const fd = gpu.exportFd(proc, bo);
+        const fd = primeExportFd(gpu, proc, bo);
         // nic0 is P2P-capable with gpu0 (VRAM tables), nic1 is not (GTT tables): both import the BO.
         const nic0 = side(m, proc, 'nic0');
         const nic1 = side(m, proc, 'nic1');

@@ -4,7 +4,7 @@ import { PAGE_SIZE } from '../../../src/dma-buf/index.js';
 import {
   IBV_ACCESS_LOCAL_WRITE as LW, IBV_ACCESS_REMOTE_WRITE as RW, IBV_ACCESS_REMOTE_READ as RR, MLX5_MAX_UMR_PAGES,
 } from '../../../src/drivers/rdma/index.js';
-import { allocUserMemory, bytes, exporter, pair } from './helpers/setup.js';
+import { userMemory, bytes, exporter, pair } from './helpers/setup.js';
 
 function errOf(fn: () => unknown): SimError {
   try {
@@ -53,8 +53,8 @@ describe('mlx5-like on-demand NIC (IM-06)', () => {
     const { m, proc, a, b } = await pair();
     const { fd, buf, exp } = exporter(m, proc, { size: SIZE });
     const mr = b.ctx.regDmabufMr(b.pd, 0, SIZE, 0x5000_0000n, fd, LW | RW | RR);
-    const src = allocUserMemory(m, SIZE);
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const src = userMemory(a, SIZE);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     const first = bytes(SIZE / 2, 7);
     src.write(0, first);
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: SIZE / 2, lkey: smr.lkey }], remoteAddr: 0x5000_0000n, rkey: mr.rkey });
@@ -85,8 +85,8 @@ describe('mlx5-like on-demand NIC (IM-06)', () => {
     // All bytes are in the new backing, read straight from memory.
     expect(exp.read(0, SIZE)).toEqual(new Uint8Array([...first, ...second]));
     // And an RDMA READ through the re-mapped MR returns them.
-    const dst = allocUserMemory(m, SIZE);
-    const dmr = a.ctx.regMr(a.pd, dst, LW);
+    const dst = userMemory(a, SIZE);
+    const dmr = a.ctx.regMr(a.pd, dst.addr, dst.length, LW);
     a.qp.postSend({ wrId: 3, opcode: 'RDMA_READ', sgList: [{ addr: dst.addr, length: SIZE, lkey: dmr.lkey }], remoteAddr: 0x5000_0000n, rkey: mr.rkey });
     expect(a.cq.poll()[0]).toMatchObject({ status: 'SUCCESS', opcode: 'RDMA_READ', byteLen: SIZE });
     expect(dst.read(0, SIZE)).toEqual(exp.read(0, SIZE));
@@ -112,9 +112,9 @@ describe('mlx5-like on-demand NIC (IM-06)', () => {
     exp.move();
     exp.move();
     expect(mr.invalidations).toBe(1);
-    const src = allocUserMemory(m, 100);
+    const src = userMemory(a, 100);
     src.write(0, bytes(100, 3));
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: 100, lkey: smr.lkey }], remoteAddr: 0x20n, rkey: mr.rkey });
     expect(a.cq.poll()[0]!.status).toBe('SUCCESS');
     expect(mr.pageFaults).toBe(1);
@@ -126,8 +126,8 @@ describe('mlx5-like on-demand NIC (IM-06)', () => {
     const { fd, exp } = exporter(m, proc, { size: SIZE });
     const rmr = b.ctx.regDmabufMr(b.pd, 0, SIZE, 0, fd, LW | RW);
     const lmr = a.ctx.regDmabufMr(a.pd, 0, SIZE, 0, fd, LW);
-    const src = allocUserMemory(m, 64);
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const src = userMemory(a, 64);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     exp.move();
     exp.failMap = 'ENOMEM';
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: 64, lkey: smr.lkey }], remoteAddr: 0n, rkey: rmr.rkey });
@@ -140,8 +140,8 @@ describe('mlx5-like on-demand NIC (IM-06)', () => {
     const { m: m2, proc: p2, a: a2, b: b2 } = await pair();
     const e2 = exporter(m2, p2, { size: SIZE });
     const l2 = a2.ctx.regDmabufMr(a2.pd, 0, SIZE, 0, e2.fd, LW);
-    const dst = allocUserMemory(m2, 64);
-    const d2 = b2.ctx.regMr(b2.pd, dst, LW | RW);
+    const dst = userMemory(b2, 64);
+    const d2 = b2.ctx.regMr(b2.pd, dst.addr, dst.length, LW | RW);
     e2.exp.move();
     e2.exp.failMap = 'EIO';
     a2.qp.postSend({ wrId: 5, opcode: 'RDMA_WRITE', sgList: [{ addr: 0n, length: 64, lkey: l2.lkey }], remoteAddr: dst.addr, rkey: d2.rkey });
@@ -164,9 +164,9 @@ describe('mlx5-like on-demand NIC (IM-06)', () => {
     const { m, proc, a, b } = await pair({ strictLocking: true });
     const { fd, exp } = exporter(m, proc, { size: SIZE });
     const mr = b.ctx.regDmabufMr(b.pd, 0x1000, SIZE - 0x1000, 0x1000, fd, LW | RW);
-    const src = allocUserMemory(m, 256);
+    const src = userMemory(a, 256);
     src.write(0, bytes(256, 4));
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     exp.move();
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: 256, lkey: smr.lkey }], remoteAddr: 0x1f00n, rkey: mr.rkey });
     expect(a.cq.poll()[0]!.status).toBe('SUCCESS');

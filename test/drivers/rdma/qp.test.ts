@@ -5,7 +5,7 @@ import {
   IBV_ACCESS_LOCAL_WRITE as LW, IBV_ACCESS_REMOTE_WRITE as RW, IBV_ACCESS_REMOTE_READ as RR,
   IBV_ACCESS_ON_DEMAND, connectRcQps,
 } from '../../../src/drivers/rdma/index.js';
-import { allocUserMemory, bytes, exporter, machine, pair, side } from './helpers/setup.js';
+import { userMemory, bytes, exporter, machine, pair, side } from './helpers/setup.js';
 
 function errOf(fn: () => unknown): SimError {
   try {
@@ -20,10 +20,10 @@ function errOf(fn: () => unknown): SimError {
 describe('ibv_reg_mr over process memory', () => {
   it('pins the pages, maps them with the NIC\'s DMA API, unpins at dereg (twice is harmless)', async () => {
     const m = await machine();
-    const proc = new SimProcess(m.kernel);
+    const proc = new SimProcess(m.kernel, { memory: m.sim.memory });
     const s = side(m, proc, 'nic0', 'odp');
-    const buf = allocUserMemory(m, 3 * PAGE_SIZE, { pageOffset: 0x100, scattered: true });
-    const mr = s.ctx.regMr(s.pd, buf, LW | RW);
+    const buf = userMemory(s, 3 * PAGE_SIZE, { pageOffset: 0x100, scattered: true });
+    const mr = s.ctx.regMr(s.pd, buf.addr, buf.length, LW | RW);
     expect(buf.pages).toHaveLength(4);
     for (const pa of buf.pages) expect(m.sim.memory.frameInfo(pa).pincount).toBe(1);
     expect(s.dev.dma.stats().sgLists).toBe(1);
@@ -35,26 +35,26 @@ describe('ibv_reg_mr over process memory', () => {
 
   it('validates like uverbs REG_MR: page offsets, ib_check_mr_access, ON_DEMAND, zero length, range', async () => {
     const m = await machine();
-    const proc = new SimProcess(m.kernel);
+    const proc = new SimProcess(m.kernel, { memory: m.sim.memory });
     const s = side(m, proc, 'nic1', 'pinned');
     const o = side(m, proc, 'nic0', 'odp');
-    const buf = allocUserMemory(m, 2 * PAGE_SIZE);
-    expect(errOf(() => s.ctx.regMr(s.pd, buf, LW, { iova: 0x1234n })).code).toBe('EINVAL');
-    expect(errOf(() => s.ctx.regMr(s.pd, buf, RW)).code).toBe('EINVAL');
-    expect(errOf(() => s.ctx.regMr(s.pd, buf, LW | (1 << 12))).code).toBe('EINVAL');
-    expect(errOf(() => s.ctx.regMr(s.pd, buf, LW | IBV_ACCESS_ON_DEMAND)).code).toBe('EOPNOTSUPP');
-    expect(errOf(() => s.ctx.regMr(s.pd, buf, LW, { length: 0 })).code).toBe('EINVAL');
-    expect(errOf(() => s.ctx.regMr(s.pd, buf, LW, { length: 3 * PAGE_SIZE })).code).toBe('EFAULT');
-    expect(o.ctx.regMr(o.pd, buf, LW | IBV_ACCESS_ON_DEMAND).access).toBe(LW | IBV_ACCESS_ON_DEMAND);
+    const buf = userMemory(s, 2 * PAGE_SIZE);
+    expect(errOf(() => s.ctx.regMrIova(s.pd, buf.addr, buf.length, 0x1234n, LW)).code).toBe('EINVAL');
+    expect(errOf(() => s.ctx.regMr(s.pd, buf.addr, buf.length, RW)).code).toBe('EINVAL');
+    expect(errOf(() => s.ctx.regMr(s.pd, buf.addr, buf.length, LW | (1 << 12))).code).toBe('EINVAL');
+    expect(errOf(() => s.ctx.regMr(s.pd, buf.addr, buf.length, LW | IBV_ACCESS_ON_DEMAND)).code).toBe('EOPNOTSUPP');
+    expect(errOf(() => s.ctx.regMr(s.pd, buf.addr, 0, LW)).code).toBe('EINVAL');
+    expect(errOf(() => s.ctx.regMr(s.pd, buf.addr, 3 * PAGE_SIZE, LW)).code).toBe('EFAULT');
+    expect(o.ctx.regMr(o.pd, buf.addr, buf.length, LW | IBV_ACCESS_ON_DEMAND).access).toBe(LW | IBV_ACCESS_ON_DEMAND);
   });
 });
 
 async function sysPair() {
   const p = await pair({ requester: 'pinned', responder: 'odp' });
-  const src = allocUserMemory(p.m, 4 * PAGE_SIZE, { scattered: true });
-  const dst = allocUserMemory(p.m, 4 * PAGE_SIZE, { pageOffset: 0x40 });
-  const smr = p.a.ctx.regMr(p.a.pd, src, LW | RW | RR);
-  const dmr = p.b.ctx.regMr(p.b.pd, dst, LW | RW | RR);
+  const src = userMemory(p.a, 4 * PAGE_SIZE, { scattered: true });
+  const dst = userMemory(p.b, 4 * PAGE_SIZE, { pageOffset: 0x40 });
+  const smr = p.a.ctx.regMr(p.a.pd, src.addr, src.length, LW | RW | RR);
+  const dmr = p.b.ctx.regMr(p.b.pd, dst.addr, dst.length, LW | RW | RR);
   return { ...p, src, dst, smr, dmr };
 }
 
@@ -109,8 +109,8 @@ describe('RC queue pairs', () => {
     b.qp.postRecv({ wrId: 2, sgList: [{ addr: dst.addr, length: 16, lkey: dmr.lkey }] });
     expect(a.cq.poll()[0]!.status).toBe('SUCCESS');
     const p = await pair();
-    const s2 = allocUserMemory(p.m, 16);
-    const m2 = p.a.ctx.regMr(p.a.pd, s2, LW);
+    const s2 = userMemory(p.a, 16);
+    const m2 = p.a.ctx.regMr(p.a.pd, s2.addr, s2.length, LW);
     const qa = p.a.ctx.createQp(p.a.pd, { sendCq: p.a.cq });
     const qb = p.b.ctx.createQp(p.b.pd, { sendCq: p.b.cq });
     connectRcQps(qa, qb, { rnrRetry: 0 });
@@ -137,9 +137,9 @@ describe('RC queue pairs', () => {
       let len = 16;
       let opcode: 'RDMA_WRITE' | 'RDMA_READ' = 'RDMA_WRITE';
       if (bad === 'bounds') len = 4 * PAGE_SIZE + 1;
-      if (bad === 'pd') lkey = a.ctx.regMr(a.ctx.allocPd(), src, LW).lkey;
+      if (bad === 'pd') lkey = a.ctx.regMr(a.ctx.allocPd(), src.addr, src.length, LW).lkey;
       if (bad === 'read-into-ro') {
-        lkey = a.ctx.regMr(a.pd, src, 0).lkey;
+        lkey = a.ctx.regMr(a.pd, src.addr, src.length, 0).lkey;
         opcode = 'RDMA_READ';
       }
       a.qp.postSend({ wrId: 1, opcode, sgList: [{ addr: src.addr, length: len, lkey }], remoteAddr: dst.addr, rkey: dmr.rkey });
@@ -155,9 +155,9 @@ describe('RC queue pairs', () => {
       let remoteAddr = dst.addr;
       let opcode: 'RDMA_WRITE' | 'RDMA_READ' = 'RDMA_WRITE';
       if (bad === 'rkey') rkey = 0xdead00;
-      if (bad === 'no-remote-write') rkey = b.ctx.regMr(b.pd, dst, LW | RR).rkey;
+      if (bad === 'no-remote-write') rkey = b.ctx.regMr(b.pd, dst.addr, dst.length, LW | RR).rkey;
       if (bad === 'no-remote-read') {
-        rkey = b.ctx.regMr(b.pd, dst, LW | RW).rkey;
+        rkey = b.ctx.regMr(b.pd, dst.addr, dst.length, LW | RW).rkey;
         opcode = 'RDMA_READ';
       }
       if (bad === 'bounds') remoteAddr = dst.addr + BigInt(dst.length) - 8n;
@@ -179,7 +179,7 @@ describe('RC queue pairs', () => {
 
   it('posting before RTS is EINVAL; too many SGEs is EINVAL', async () => {
     const m = await machine();
-    const proc = new SimProcess(m.kernel);
+    const proc = new SimProcess(m.kernel, { memory: m.sim.memory });
     const s = side(m, proc, 'nic0', 'odp');
     expect(errOf(() => s.qp.postSend({ wrId: 1, opcode: 'SEND', sgList: [] })).code).toBe('EINVAL');
     const t = side(m, proc, 'nic1', 'odp');
@@ -198,9 +198,9 @@ describe('P2P dma-buf MRs: the bytes land in device memory', () => {
     const mr = b.ctx.regDmabufMr(b.pd, 0, 4 * PAGE_SIZE, 0, fd, LW | RW | RR);
     const bar = gaudi.bar(0)!;
     expect(mr.translation).toEqual([{ dmaAddress: bar.busAddress + 0x20_0000n, length: 4n * BigInt(PAGE_SIZE) }]);
-    const src = allocUserMemory(m, 5000);
+    const src = userMemory(a, 5000);
     src.write(0, bytes(5000, 8));
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: 5000, lkey: smr.lkey }], remoteAddr: 100n, rkey: mr.rkey });
     expect(a.cq.poll()[0]!.status).toBe('SUCCESS');
     expect(m.sim.memory.read(bar.cpuAddress + 0x20_0000n + 100n, 5000)).toEqual(bytes(5000, 8));
@@ -214,9 +214,9 @@ describe('P2P dma-buf MRs: the bytes land in device memory', () => {
     const mr = b.ctx.regDmabufMr(b.pd, 0, 2 * PAGE_SIZE, 0, fd, LW | RW | RR);
     const bar = gpu.bar(0)!;
     expect(mr.translation[0]!.dmaAddress).not.toBe(bar.busAddress);
-    const src = allocUserMemory(m, 64);
+    const src = userMemory(a, 64);
     src.write(0, bytes(64, 1));
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: 64, lkey: smr.lkey }], remoteAddr: 0x1000n, rkey: mr.rkey });
     expect(a.cq.poll()[0]!.status).toBe('SUCCESS');
     expect(m.sim.memory.read(bar.cpuAddress + 0x1000n, 64)).toEqual(bytes(64, 1));
@@ -227,8 +227,8 @@ describe('P2P dma-buf MRs: the bytes land in device memory', () => {
     const bad = exporter(m, proc, { size: PAGE_SIZE });
     bad.exp.bogusDma = 0x7700_0000n;
     const rmr = b.ctx.regDmabufMr(b.pd, 0, PAGE_SIZE, 0, bad.fd, LW | RW);
-    const src = allocUserMemory(m, 64);
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const src = userMemory(a, 64);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: 64, lkey: smr.lkey }], remoteAddr: 0n, rkey: rmr.rkey });
     const wc = a.cq.poll()[0]!;
     expect(wc.status).toBe('REM_ACCESS_ERR');
@@ -239,8 +239,8 @@ describe('P2P dma-buf MRs: the bytes land in device memory', () => {
     const bad2 = exporter(p2.m, p2.proc, { size: PAGE_SIZE });
     bad2.exp.bogusDma = 0x7700_0000n;
     const lmr = p2.a.ctx.regDmabufMr(p2.a.pd, 0, PAGE_SIZE, 0, bad2.fd, LW);
-    const dst = allocUserMemory(p2.m, 64);
-    const dmr = p2.b.ctx.regMr(p2.b.pd, dst, LW | RW);
+    const dst = userMemory(p2.b, 64);
+    const dmr = p2.b.ctx.regMr(p2.b.pd, dst.addr, dst.length, LW | RW);
     p2.a.qp.postSend({ wrId: 2, opcode: 'RDMA_WRITE', sgList: [{ addr: 0n, length: 64, lkey: lmr.lkey }], remoteAddr: dst.addr, rkey: dmr.rkey });
     expect(p2.a.cq.poll()[0]).toMatchObject({ wrId: 2, status: 'LOC_PROT_ERR' });
   });

@@ -9,7 +9,7 @@ import { PAGE_SIZE, SimProcess, type Machine } from '../../../src/index.js';
 import {
   IBV_ACCESS_LOCAL_WRITE as LW, IBV_ACCESS_REMOTE_WRITE as RW, IBV_ACCESS_REMOTE_READ as RR,
 } from '../../../src/drivers/rdma/index.js';
-import { allocUserMemory, bytes, exporter, machine, pair, side } from './helpers/setup.js';
+import { userMemory, bytes, exporter, machine, pair, side } from './helpers/setup.js';
 
 /** Spies on every host path a payload could take through JavaScript. */
 function hostSpies(m: Machine) {
@@ -31,8 +31,8 @@ describe('RDMA work requests move bytes with one vectored copy each', () => {
     const SIZE = 16 * PAGE_SIZE;
     const { fd, exp } = exporter(m, proc, { size: SIZE });
     const mr = b.ctx.regDmabufMr(b.pd, 0, SIZE, 0, fd, LW | RW | RR);
-    const src = allocUserMemory(m, 3 * PAGE_SIZE, { scattered: true, pageOffset: 0x80 });
-    const smr = a.ctx.regMr(a.pd, src, LW | RW | RR);
+    const src = userMemory(a, 3 * PAGE_SIZE, { scattered: true, pageOffset: 0x80 });
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW | RW | RR);
     const data = bytes(3 * PAGE_SIZE, 4);
     src.write(0, data);
     b.qp.postRecv({ wrId: 9, sgList: [{ addr: 0x8000n, length: 100, lkey: mr.lkey }, { addr: 0xa000n + 5n, length: 4000, lkey: mr.lkey }] });
@@ -81,8 +81,8 @@ describe('RDMA work requests move bytes with one vectored copy each', () => {
     const bad = exporter(m, proc, { size: PAGE_SIZE });
     bad.exp.bogusDma = 0x7700_0000n;
     const rmr = b.ctx.regDmabufMr(b.pd, 0, PAGE_SIZE, 0, bad.fd, LW | RW);
-    const src = allocUserMemory(m, 64);
-    const smr = a.ctx.regMr(a.pd, src, LW);
+    const src = userMemory(a, 64);
+    const smr = a.ctx.regMr(a.pd, src.addr, src.length, LW);
     const s0 = m.sim.dma.stats();
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [{ addr: src.addr, length: 64, lkey: smr.lkey }], remoteAddr: 0n, rkey: rmr.rkey });
     const wc = a.cq.poll()[0]!;
@@ -97,12 +97,12 @@ describe('RDMA work requests move bytes with one vectored copy each', () => {
 describe('ranges, not pages', () => {
   it('ibv_reg_mr pins a contiguous buffer with one range pin and maps it as one scatterlist entry', async () => {
     const m = await machine();
-    const proc = new SimProcess(m.kernel);
+    const proc = new SimProcess(m.kernel, { memory: m.sim.memory });
     const s = side(m, proc, 'nic0', 'odp');
-    const buf = allocUserMemory(m, 64 * PAGE_SIZE);
+    const buf = userMemory(s, 64 * PAGE_SIZE);
     const pinPages = vi.spyOn(m.sim.memory, 'pinPages');
     const pinPage = vi.spyOn(m.sim.memory, 'pinPage');
-    const mr = s.ctx.regMr(s.pd, buf, LW);
+    const mr = s.ctx.regMr(s.pd, buf.addr, buf.length, LW);
     expect(pinPages).toHaveBeenCalledTimes(1);
     expect(pinPages).toHaveBeenCalledWith(buf.pages[0], 64);
     expect(pinPage).not.toHaveBeenCalled();
@@ -139,7 +139,7 @@ describe('two machines are independent', () => {
     expect(two.a.dev.name).toBe(one.a.dev.name);
     expect(two.b.dev.name).toBe(one.b.dev.name);
     expect(two.a.qp.qpNum).toBe(one.a.qp.qpNum);
-    expect(allocUserMemory(two.m, 10).addr).toBe(allocUserMemory(one.m, 10).addr);
+    expect(userMemory(two.a, 10).addr).toBe(userMemory(one.a, 10).addr);
     // A QP number of one machine is not a QP of the other's fabric.
     side(one.m, one.proc, 'nic0', 'odp');
     side(one.m, one.proc, 'nic0', 'odp');

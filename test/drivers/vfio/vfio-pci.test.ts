@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { SimProcess, DmaDataDirection as Dir, PAGE_SIZE, MAP_SHARED, PROT_READ, type DmaBufAttachment } from '../../../src/dma-buf/index.js';
 import { importerDevice } from '../../../src/drivers/device.js';
-import { VfioPciDevice } from '../../../src/drivers/vfio/index.js';
+import {
+  VfioPciDevice, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_DMA_BUF, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_PROBE,
+  VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_RESET, type VfioDeviceFeatureDmaBuf,
+} from '../../../src/drivers/vfio/index.js';
 import {
   IBV_ACCESS_LOCAL_WRITE as LW, IBV_ACCESS_REMOTE_WRITE as RW, IBV_ACCESS_REMOTE_READ as RR,
 } from '../../../src/drivers/rdma/index.js';
@@ -12,9 +15,15 @@ const BIDI = Dir.BIDIRECTIONAL;
 
 async function setup(dev = 'fpga0', opts: { strictLocking?: boolean } = {}) {
   const m = await machine(opts);
-  const proc = new SimProcess(m.kernel, { name: 'vmm' });
+  const proc = new SimProcess(m.kernel, { name: 'vmm', memory: m.sim.memory });
   const vfio = VfioPciDevice.create(m, dev);
-  return { m, proc, vfio };
+  const vfd = vfio.open(proc);
+  return { m, proc, vfio, vfd };
+}
+
+/** ioctl(vfd, VFIO_DEVICE_FEATURE, GET | DMA_BUF): the new dma-buf fd. */
+function exportDmabuf(proc: SimProcess, vfd: number, data: VfioDeviceFeatureDmaBuf): number {
+  return proc.ioctl(vfd, VFIO_DEVICE_FEATURE, { flags: VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF, data });
 }
 
 function recorder() {
@@ -24,16 +33,16 @@ function recorder() {
 
 describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
   it('IM-13: ranges: offset = length = 0 is the whole BAR; page-aligned ranges inside the BAR add up; anything else is EINVAL', async () => {
-    const { m, proc, vfio } = await setup();
+    const { m, proc, vfio, vfd } = await setup();
     const bar = m.pci('fpga0').bar(0)!;
-    const whole = proc.dmaBufGet(vfio.exportDmabuf(proc, { regionIndex: 0, dmaRanges: [{ offset: 0, length: 0 }] }));
+    const whole = proc.dmaBufGet(exportDmabuf(proc, vfd, { regionIndex: 0, dmaRanges: [{ offset: 0, length: 0 }] }));
     expect(BigInt(whole.size)).toBe(bar.size);
     whole.put();
-    const two = proc.dmaBufGet(vfio.exportDmabuf(proc, { regionIndex: 0, dmaRanges: [{ offset: P, length: 2 * P }, { offset: 16 * P, length: P }] }));
+    const two = proc.dmaBufGet(exportDmabuf(proc, vfd, { regionIndex: 0, dmaRanges: [{ offset: P, length: 2 * P }, { offset: 16 * P, length: P }] }));
     expect(two.size).toBe(3 * P);
     expect(two.isDynamic()).toBe(true);
     two.put();
-    const bad: [string, Parameters<VfioPciDevice['exportDmabuf']>[1], string][] = [
+    const bad: [string, VfioDeviceFeatureDmaBuf, string][] = [
       ['unaligned offset', { regionIndex: 0, dmaRanges: [{ offset: 1, length: P }] }, 'EINVAL'],
       ['unaligned length', { regionIndex: 0, dmaRanges: [{ offset: 0, length: P + 1 }] }, 'EINVAL'],
       ['empty range', { regionIndex: 0, dmaRanges: [{ offset: P, length: 0 }] }, 'EINVAL'],
@@ -44,12 +53,24 @@ describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
       ['no such BAR', { regionIndex: 2, dmaRanges: [{ offset: 0, length: P }] }, 'EINVAL'],
       ['ROM / config region', { regionIndex: 6, dmaRanges: [{ offset: 0, length: P }] }, 'ENODEV'],
     ];
-    for (const [what, arg, code] of bad) expect([what, errOf(() => vfio.exportDmabuf(proc, arg)).code]).toEqual([what, code]);
+    const fds = proc.openFds;
+    for (const [what, arg, code] of bad) expect([what, errOf(() => exportDmabuf(proc, vfd, arg)).code]).toEqual([what, code]);
+    // vfio_ioctl_device_feature and vfio_check_feature: DMA_BUF is GET only; PROBE answers 0.
+    const data = { regionIndex: 0, dmaRanges: [{ offset: 0, length: P }] };
+    const feature = (flags: number) => proc.ioctl(vfd, VFIO_DEVICE_FEATURE, { flags, data });
+    expect(feature(VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF)).toBe(0);
+    expect(errOf(() => feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_BUF)).code).toBe('EINVAL');
+    expect(errOf(() => feature(VFIO_DEVICE_FEATURE_DMA_BUF)).code).toBe('EINVAL');
+    expect(errOf(() => feature(VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_BUF)).code).toBe('EINVAL');
+    expect(errOf(() => feature(VFIO_DEVICE_FEATURE_GET | (1 << 20) | VFIO_DEVICE_FEATURE_DMA_BUF)).code).toBe('EINVAL');
+    expect(errOf(() => feature(VFIO_DEVICE_FEATURE_GET | 10)).code).toBe('ENOTTY');
+    expect(errOf(() => proc.ioctl(vfd, 0x3b00 + 99)).code).toBe('ENOTTY');
+    expect(proc.openFds).toEqual(fds); // no refusal left an fd behind
   });
 
   it('IM-12: attach: a static importer (no peer2peer) is EOPNOTSUPP; no P2P path (NOT_SUPPORTED) or a non-PCI device is EINVAL', async () => {
-    const { m, proc, vfio } = await setup();
-    const buf = proc.dmaBufGet(vfio.exportDmabuf(proc, { regionIndex: 0, dmaRanges: [{ offset: 0, length: 4 * P }] }));
+    const { m, proc, vfio, vfd } = await setup();
+    const buf = proc.dmaBufGet(exportDmabuf(proc, vfd, { regionIndex: 0, dmaRanges: [{ offset: 0, length: 4 * P }] }));
     const e1 = errOf(() => buf.attach(importerDevice(m, 'nic1')));
     expect([e1.code, e1.rule]).toEqual(['EOPNOTSUPP', 'IM-12']);
     const e2 = errOf(() => buf.dynamicAttach(importerDevice(m, 'nic0'), recorder().ops));
@@ -60,9 +81,9 @@ describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
   });
 
   it('IM-12: BUS_ADDR importer (same switch) gets bus addresses, no IOVA; pin is EOPNOTSUPP; mmap is EINVAL', async () => {
-    const { m, proc, vfio } = await setup();
+    const { m, proc, vfio, vfd } = await setup();
     const bar = m.pci('fpga0').bar(0)!;
-    const fd = vfio.exportDmabuf(proc, { regionIndex: 0, dmaRanges: [{ offset: 2 * P, length: 2 * P }, { offset: 8 * P, length: P }] });
+    const fd = exportDmabuf(proc, vfd, { regionIndex: 0, dmaRanges: [{ offset: 2 * P, length: 2 * P }, { offset: 8 * P, length: P }] });
     const buf = proc.dmaBufGet(fd);
     const att = buf.dynamicAttach(importerDevice(m, 'nic1'), recorder().ops);
     expect((att.priv as { mapType: string }).mapType).toBe('BUS_ADDR');
@@ -83,9 +104,9 @@ describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
   });
 
   it('IM-12: THRU_HOST_BRIDGE importer gets dma_map_resource IOVAs of its own domain', async () => {
-    const { m, proc, vfio } = await setup('gpu0');
+    const { m, proc, vfio, vfd } = await setup('gpu0');
     const bar = m.pci('gpu0').bar(2)!;
-    const buf = proc.dmaBufGet(vfio.exportDmabuf(proc, { regionIndex: 2, dmaRanges: [{ offset: 0, length: 0 }] }));
+    const buf = proc.dmaBufGet(exportDmabuf(proc, vfd, { regionIndex: 2, dmaRanges: [{ offset: 0, length: 0 }] }));
     const att = buf.dynamicAttach(importerDevice(m, 'nic0'), recorder().ops);
     expect((att.priv as { mapType: string }).mapType).toBe('THRU_HOST_BRIDGE');
     const sgt = att.mapUnlocked(BIDI);
@@ -103,8 +124,8 @@ describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
   });
 
   it('IM-13: reset, memory decode off and D3hot revoke with move_notify under resv; attach and map are ENODEV until restored, then move_notify again', async () => {
-    const { m, proc, vfio } = await setup('fpga0', { strictLocking: true });
-    const buf = proc.dmaBufGet(vfio.exportDmabuf(proc, { regionIndex: 0, dmaRanges: [{ offset: 0, length: 2 * P }] }));
+    const { m, proc, vfio, vfd } = await setup('fpga0', { strictLocking: true });
+    const buf = proc.dmaBufGet(exportDmabuf(proc, vfd, { regionIndex: 0, dmaRanges: [{ offset: 0, length: 2 * P }] }));
     const r = recorder();
     const att = buf.dynamicAttach(importerDevice(m, 'nic1'), r.ops);
     const revokeCycle = (revoke: () => void, restore: () => void) => {
@@ -120,7 +141,7 @@ describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
       const sgt = att.mapUnlocked(BIDI);
       att.unmapUnlocked(sgt, BIDI);
     };
-    revokeCycle(() => vfio.reset(), () => vfio.setMemoryDecode(true));
+    revokeCycle(() => proc.ioctl(vfd, VFIO_DEVICE_RESET), () => vfio.setMemoryDecode(true));
     revokeCycle(() => vfio.setMemoryDecode(false), () => vfio.setMemoryDecode(true));
     revokeCycle(() => vfio.setPowerState('D3hot'), () => vfio.setPowerState('D0'));
     revokeCycle(() => vfio.reset(), () => vfio.restore());
@@ -131,10 +152,11 @@ describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
     expect(vfio.events.filter((e) => e.kind === 'revoke' || e.kind === 'restore').map((e) => e.kind).slice(-2)).toEqual(['revoke', 'restore']);
     // A buffer exported while decode is off starts revoked; closing the device revokes for good.
     vfio.setMemoryDecode(false);
-    const late = proc.dmaBufGet(vfio.exportDmabuf(proc, { regionIndex: 0, dmaRanges: [{ offset: 0, length: P }] }));
+    const late = proc.dmaBufGet(exportDmabuf(proc, vfd, { regionIndex: 0, dmaRanges: [{ offset: 0, length: P }] }));
     expect(errOf(() => late.dynamicAttach(importerDevice(m, 'nic1'), recorder().ops)).code).toBe('ENODEV');
     vfio.setMemoryDecode(true);
-    vfio.close();
+    proc.close(vfd); // the last device fd: the device closes
+    expect(vfio.closed).toBe(true);
     expect(errOf(() => att.mapUnlocked(BIDI)).code).toBe('ENODEV');
     expect(errOf(() => vfio.restore()).code).toBe('ENODEV');
     att.detach();
@@ -146,11 +168,11 @@ describe('vfio-pci dma-buf export (IM-12, IM-13)', () => {
 
 describe('vfio-pci BAR to an RDMA NIC, revoked by a reset (act 5)', () => {
   it('act 5 / IM-13+IM-06: the MR is invalidated by the reset, access completes with REM_ACCESS_ERR, attach/map are ENODEV; after restore a new MR works', async () => {
-    const { m, proc, vfio } = await setup('fpga0', { strictLocking: true });
+    const { m, proc, vfio, vfd } = await setup('fpga0', { strictLocking: true });
     const bar = m.pci('fpga0').bar(0)!;
     const SIZE = 4 * P;
     // 1. The VMM exports 4 pages of fpga0's BAR0.
-    const fd = vfio.exportDmabuf(proc, { regionIndex: 0, dmaRanges: [{ offset: 0x10_0000, length: SIZE }] });
+    const fd = exportDmabuf(proc, vfd, { regionIndex: 0, dmaRanges: [{ offset: 0x10_0000, length: SIZE }] });
     // 2. nic1 (same switch: BUS_ADDR) registers an ODP dma-buf MR; nic0 is the requester.
     const nic0 = side(m, proc, 'nic0');
     const nic1 = side(m, proc, 'nic1');

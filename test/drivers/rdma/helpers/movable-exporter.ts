@@ -12,8 +12,8 @@ import {
 import { ScatterList } from '../../../../src/dma-mapping/index.js';
 import type { Machine } from '../../../../src/machine/machine.js';
 import type { PciFunction } from '../../../../src/pci/index.js';
-import type { DmaBufImporterDevice } from '../../../../src/drivers/device.js';
 import { importerPciFunction } from '../../../../src/drivers/device.js';
+import { requireImporterDmaDevice } from '../../../../src/driver-kit/index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 
@@ -159,8 +159,7 @@ export class MovableExporter {
   private _map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
     if (this.failMap) throw new SimError(this.failMap, 'test map', 'injected');
     if (this.opts.p2pOnly && !att.peer2peer) throw new SimError('EPERM', 'test map', 'device memory needs peer2peer');
-    const dev = att.dev as DmaBufImporterDevice;
-    const dma = dev.dma!;
+    const dma = requireImporterDmaDevice(this.machine, att.dev, 'test map');
     const b = this.backing;
     const size = this.pages * PAGE_SIZE;
     let sgt: SgTable;
@@ -170,7 +169,7 @@ export class MovableExporter {
       free = () => {};
     } else if (this.opts.bar) {
       const provider = this.opts.bar.provider;
-      const client = importerPciFunction(dev)!;
+      const client = importerPciFunction(att.dev)!;
       const type = this.machine.decide(provider, client).mapType;
       if (type === 'BUS_ADDR') {
         const bus = this.machine.p2pdma.busAddressOf(provider, b.phys);
