@@ -215,8 +215,8 @@ describe('dmabuf-sim show and demo', () => {
   });
 });
 
-describe('the built CLI (dist/src/cli/main.js), when built', () => {
-  const bin = 'dist/src/cli/main.js';
+describe('the built CLI (dist/cli.js, the package bin), when built', () => {
+  const bin = 'dist/cli.js';
   it.runIf(existsSync(bin) && readFileSync(bin, 'utf8').includes('showCommand'))('runs as a program', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '' } });
     const help = run('help');

@@ -22,7 +22,7 @@ describe('scenario op definitions', () => {
     const r = createDefaultRunner();
     for (const d of BUILTIN_OPS) expect(r.hasOp(d.name), d.name).toBe(true);
     const plain = new ScenarioRunner();
-    expect(BUILTIN_OPS.filter((d) => plain.hasOp(d.name)).map((d) => d.name)).toEqual(['note']);
+    expect(BUILTIN_OPS.filter((d) => plain.hasOp(d.name)).map((d) => d.name)).toEqual(['note', 'sweep']);
   });
 
   it('defineOp refuses a bad name and the reserved field names', () => {
