@@ -22,7 +22,7 @@ export interface DmaFault {
   side: 'src' | 'dst';
   /** The device address (IOVA or bus address) that faulted. */
   iova: bigint;
-  /** The fault class (not present, permission, ...). */
+  /** The fault class the unit reported: 'translation' (not mapped), 'permission', 'blocked', ... */
   reason: FaultReason;
   /** VT-d fault reason or SMMUv3 event id. */
   familyCode: number;

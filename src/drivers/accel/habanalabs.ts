@@ -167,8 +167,8 @@ export class HabanaDevice {
   }
 
   /**
-   * Probes the device on a machine (hl_device_init): claims the DRAM BAR and adds the HBM beyond
-   * it to the machine's device memory.
+   * Probes the device on a machine (hl_device_init): maps HBM through the DRAM BAR and adds the
+   * HBM beyond the BAR to the machine's device memory.
    * @throws {@link index!SimError} EINVAL when the generation is unknown, the function has no
    *   memory BAR at `dramBarIndex`, hbmBytes is not a positive multiple of 4 KiB or dramPageSize
    *   is not a multiple of 4 KiB; ENODEV when `pci` names no function.

@@ -6,11 +6,11 @@
 
 /** enum ibv_access_flags (= IB_ACCESS_* / IB_UVERBS_ACCESS_*). */
 export const IBV_ACCESS_LOCAL_WRITE = 1;
-/** IBV_ACCESS_REMOTE_WRITE: a peer may RDMA-write into the region (the kernel requires LOCAL_WRITE with it). */
+/** IBV_ACCESS_REMOTE_WRITE: a peer may RDMA-write into the region (ib_check_mr_access: EINVAL without LOCAL_WRITE). */
 export const IBV_ACCESS_REMOTE_WRITE = 1 << 1;
 /** IBV_ACCESS_REMOTE_READ: a peer may RDMA-read the region. */
 export const IBV_ACCESS_REMOTE_READ = 1 << 2;
-/** IBV_ACCESS_REMOTE_ATOMIC: a peer may run atomic operations on the region. */
+/** IBV_ACCESS_REMOTE_ATOMIC: a peer may run atomic operations on the region (EINVAL without LOCAL_WRITE). */
 export const IBV_ACCESS_REMOTE_ATOMIC = 1 << 3;
 /** IBV_ACCESS_MW_BIND: memory windows may be bound to the MR; refused for dma-buf MRs. */
 export const IBV_ACCESS_MW_BIND = 1 << 4;

@@ -79,7 +79,11 @@ export function fabricOf(m: Machine): RdmaFabric {
   return m.driverState(RdmaFabric);
 }
 
-/** An ib_device on a PCI function. */
+/**
+ * An ib_device on a PCI function: `new RdmaDevice(machine, fn, opts)`.
+ * The constructor throws {@link index!SimError} EINVAL when opts.kind is neither 'pinned' nor
+ * 'odp', ENODEV when `fn` names no PCI function.
+ */
 export class RdmaDevice {
   readonly name: string;
   readonly kind: RdmaNicKind;
