@@ -8,6 +8,7 @@ import { SimError, errnoName } from '../../bindings/errors.js';
 import { faultReasonName, type FaultReason } from '../iommu/iommu.js';
 import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
 
+/** One side of a transfer: who issues the access (its requester ID selects the IOMMU domain) and at what address. */
 export interface DmaEndpoint {
   /** Requester ID of the device doing the access, or 'phys' for untranslated physical access. */
   rid: number | string | 'phys';
@@ -15,22 +16,34 @@ export interface DmaEndpoint {
   addr: bigint;
 }
 
+/** The IOMMU fault that stopped a transfer: the side, the faulting device address and the reason the unit reported. */
 export interface DmaFault {
+  /** Which endpoint's translation faulted. */
   side: 'src' | 'dst';
+  /** The device address (IOVA or bus address) that faulted. */
   iova: bigint;
+  /** The fault class the unit reported: 'translation' (not mapped), 'permission', 'blocked', ... */
   reason: FaultReason;
   /** VT-d fault reason or SMMUv3 event id. */
   familyCode: number;
 }
 
+/**
+ * The outcome of a transfer. A fault does not throw: `ok` is false, `code` names the errno and
+ * `bytesDone` counts what moved before it, as a device's DMA stops on hardware.
+ */
 export interface DmaResult {
+  /** The whole length was transferred. */
   ok: boolean;
   /** 'OK' or the errno name of what stopped it (EFAULT, EACCES, EPERM, ENODEV, EIO, ENOMEM, ...). */
   code: string;
+  /** Bytes transferred before the transfer stopped (all of them when ok). */
   bytesDone: bigint;
+  /** The IOMMU fault, when translation stopped it (EFAULT, EACCES, EPERM, ENODEV, ERANGE). */
   fault?: DmaFault;
 }
 
+/** The core's DMA counters since the simulator was created: bytes by direction and memory kind, transfers, faults. */
 export interface DmaStats {
   bytesToRam: bigint;
   bytesToDevice: bigint;
@@ -101,7 +114,9 @@ export interface TransferTiming {
  * installs its fabric model (src/time/model.ts); a bare simulator has none.
  */
 export interface DmaCostModel {
+  /** Called before the core moves anything. */
   begin(): void;
+  /** Called with the finished transfer; returns its timing, or undefined when the model does not time it. */
   end(t: DmaTransfer): TransferTiming | undefined;
 }
 
@@ -111,6 +126,11 @@ function ridOf(op: string, field: string, end: DmaEndpoint): number {
   return ridArg(op, `${field}.rid`, end.rid, true);
 }
 
+/**
+ * The simulator's DMA engine (`Simulator.dma`): device-initiated copies, fills, reads and writes,
+ * each side translated through its requester's IOMMU domain, or routed peer to peer. Argument
+ * errors throw SimError EINVAL and move nothing; translation faults are reported in the result.
+ */
 export class DmaEngine {
   private readonly _observers = new Set<(t: DmaTransfer) => void>();
   private _cost: DmaCostModel | null = null;
@@ -120,9 +140,13 @@ export class DmaEngine {
 
   /**
    * Calls `fn` after every transfer (whoever started it: a driver, a test, a scenario), for
-   * traces and reports. Returns a disposable that stops it.
+   * traces and reports. Returns a disposable whose `dispose()` stops it.
+   * @throws {@link SimError} EINVAL when `fn` is not a function.
    */
-  onTransfer(fn: (t: DmaTransfer) => void): { dispose(): void } {
+  onTransfer(fn: (t: DmaTransfer) => void): {
+    /** Stops calling `fn`. */
+    dispose(): void;
+  } {
     fnArg('onTransfer', 'fn', fn);
     this._observers.add(fn);
     return { dispose: () => { this._observers.delete(fn); } };
@@ -165,7 +189,12 @@ export class DmaEngine {
     if (addr + length - 1n > U64_MAX && length > 0n) throw new SimError('EINVAL', op, `${field} + length wraps past 2^64`);
   }
 
-  /** Copies `length` bytes device to device. */
+  /**
+   * Copies `length` bytes device to device.
+   * @throws {@link SimError} EINVAL for a bad endpoint (not an object, a rid that is no requester
+   *   ID or 'phys', an address outside 0..2^64-1), a length
+   *   outside 0..2^64-1, or a range wrapping past 2^64.
+   */
   copy(src: DmaEndpoint, dst: DmaEndpoint, length: bigint): DmaResult {
     const op = 'dmaCopy';
     const s = ridOf(op, 'src', src);
@@ -184,6 +213,8 @@ export class DmaEngine {
    * moved); they are written to the core's staging area through a view. A fault stops the
    * transfer: `bytesDone` counts over all descriptors, `index` names the descriptor and
    * `fault.side` the side that faulted; what was done stays done.
+   * @throws {@link SimError} EINVAL when descs is not an array, has more than the staging area
+   *   holds (ABI.COPYDESC_MAX), or a descriptor is malformed.
    */
   copyv(descs: readonly DmaCopyDescriptor[]): DmaVectorResult {
     const op = 'dmaCopyV';
@@ -234,7 +265,12 @@ export class DmaEngine {
     return r;
   }
 
-  /** Fills `length` bytes with `value` (0..255). */
+  /**
+   * Fills `length` bytes with `value` (0..255).
+   * @throws {@link SimError} EINVAL for a bad endpoint (not an object, a rid that is no requester
+   *   ID or 'phys', an address outside 0..2^64-1), a value
+   *   outside 0..255, a bad length, or a range wrapping past 2^64.
+   */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
     const op = 'dmaFill';
     const d = ridOf(op, 'dst', dst);
@@ -245,7 +281,12 @@ export class DmaEngine {
     return this._emit({ op: 'fill', dst, length }, this._result(this._core.exports.dmaFill(d, dst.addr, length, value)));
   }
 
-  /** Device writes `data` from a host buffer to its address space (host -> device memory). */
+  /**
+   * Device writes `data` from a host buffer to its address space (host -> device memory).
+   * @throws {@link SimError} EINVAL for a bad endpoint (not an object, a rid that is no requester
+   *   ID or 'phys', an address outside 0..2^64-1), data
+   *   not a Uint8Array, or a range wrapping past 2^64.
+   */
   write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
     u8ArrayArg('dmaWrite', 'data', data);
     return this._emit({ op: 'write', dst, length: BigInt(data.length) }, this._write(dst, data));
@@ -270,7 +311,13 @@ export class DmaEngine {
     return { ok: true, code: 'OK', bytesDone: done };
   }
 
-  /** Device reads `length` bytes from its address space into a new host buffer. */
+  /**
+   * Device reads `length` bytes from its address space into a new host buffer.
+   * @throws {@link SimError} EINVAL for a bad endpoint (not an object, a rid that is no requester
+   *   ID or 'phys', an address outside 0..2^64-1), a length
+   *   that is not an integer in 0..2^31, or a range wrapping past 2^64; ENOMEM when the host
+   *   buffer cannot be allocated.
+   */
   read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
     intArg('dmaRead', 'length', length, 0, 2 ** 31);
     ridOf('dmaRead', 'src', src);
@@ -278,7 +325,12 @@ export class DmaEngine {
     return { ...this._emit({ op: 'read', src, length: BigInt(length) }, this._read(src, data)), data };
   }
 
-  /** Device reads `out.length` bytes from its address space into the caller's buffer `out`. */
+  /**
+   * Device reads `out.length` bytes from its address space into the caller's buffer `out`.
+   * @throws {@link SimError} EINVAL for a bad endpoint (not an object, a rid that is no requester
+   *   ID or 'phys', an address outside 0..2^64-1), out
+   *   not a Uint8Array, or a range wrapping past 2^64.
+   */
   readInto(src: DmaEndpoint, out: Uint8Array): DmaResult {
     u8ArrayArg('dmaRead', 'out', out);
     return this._emit({ op: 'read', src, length: BigInt(out.length) }, this._read(src, out));
@@ -305,6 +357,7 @@ export class DmaEngine {
     return { ok: true, code: 'OK', bytesDone: done };
   }
 
+  /** A snapshot of the core's DMA counters. */
   stats(): DmaStats {
     const s = (o: number) => this._core.stat(o);
     return {

@@ -26,7 +26,12 @@ import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
 
+/**
+ * The machine's IOMMU (MachineOptions.iommu): one unit of `family` per host bridge, and the
+ * default DMA domain each device gets (iommu.strict, the page-table format, the kernel era).
+ */
 export interface MachineIommuOptions {
+  /** The IOMMU architecture: 'vtd' (Intel VT-d), 'smmuv3' (Arm), 'amd-vi' or 'riscv'. */
   family: IommuFamily;
   /** Strict (default) or lazy IOTLB invalidation for the default domains. */
   strict?: boolean;
@@ -42,6 +47,7 @@ export interface MachineIommuOptions {
 export const IOMMU_KERNEL_OF_PROFILE: Record<KernelProfileName, IommuKernel> = { '5.15': '5.15', '6.x': '6.12', latest: 'mainline' };
 const UNIT_NAME: Record<IommuFamily, string> = { vtd: 'dmar', smmuv3: 'smmu', 'amd-vi': 'ivhd', riscv: 'riscv-iommu' };
 
+/** Options of {@link Machine.create}. Only `topology` is required. */
 export interface MachineOptions {
   /** The PCI topology: a parsed Topology, its JSON description, or the JSON text. */
   topology: Topology | TopologyDescription | string;
@@ -90,15 +96,19 @@ function checkTimeOptions(t: TimeOptions | undefined): TimeOptions {
 
 /** Where system RAM lives: above 4 GiB (general use), and below 2 GiB (swiotlb, 32-bit masks). */
 export const RAM_HIGH_BASE = 0x1_0000_0000n;
+/** Base of the low RAM region (1 MiB): the swiotlb pool and 32-bit DMA masks allocate from it. */
 export const RAM_LOW_BASE = 0x10_0000n;
+/** Size of the low RAM region: up to 2 GiB. */
 export const RAM_LOW_SIZE = 0x7ff0_0000n;
 /**
  * Device memory beyond the BARs (HBM or VRAM no BAR reaches) lives above the MEM64 window, which
  * ends at 2^46, in 1 GiB-aligned pieces up to 2^48.
  */
 export const DEVICE_MEMORY_BASE = 1n << 46n;
+/** End (exclusive) of the device-memory space {@link Machine.addDeviceMemory} hands out. */
 export const DEVICE_MEMORY_END = 1n << 48n;
 
+/** Options of {@link Machine.addDeviceMemory}. */
 export interface DeviceMemoryOptions {
   /** Bytes; the address space is handed out in whole GiB. */
   size: bigint;
@@ -108,6 +118,12 @@ export interface DeviceMemoryOptions {
   from?: bigint;
 }
 
+/**
+ * A simulated host: RAM, a PCI topology with its BARs as device memory, an IOMMU unit per host
+ * bridge (or direct DMA), the kernel's P2PDMA decisions, one DMA API device per PCI function,
+ * the DMA-BUF kernel and the virtual clock with its fabric model. Drivers are created on it.
+ * Create with {@link Machine.create}.
+ */
 export class Machine {
   private readonly _dmaDevices = new Map<PciFunction, DmaDevice>();
   private readonly _barRegions = new Map<Bar, Region>();
@@ -152,7 +168,9 @@ export class Machine {
   /**
    * Device memory no BAR reaches (HBM beyond the DRAM BAR, invisible VRAM): a device-memory
    * region, not CPU-accessible, placed first fit in [DEVICE_MEMORY_BASE, DEVICE_MEMORY_END) from
-   * `from`. ENOMEM when the space is used up; EINVAL for a bad size.
+   * `from`.
+   * @throws {@link SimError} EINVAL when size is not a positive bigint; ENOMEM when no free range
+   *   fits from `from` up to DEVICE_MEMORY_END.
    */
   addDeviceMemory(opts: DeviceMemoryOptions): Region {
     const op = 'addDeviceMemory';
@@ -166,6 +184,14 @@ export class Machine {
     }
   }
 
+  /**
+   * Builds a machine (boot): parses the topology, adds RAM and every memory BAR as a region,
+   * creates the IOMMU units and routes peer traffic the P2PDMA decisions allow.
+   * @throws {@link SimError} EINVAL when options is not an object, the topology description is
+   *   invalid (naming its JSON path), ramBytes is not a page-aligned size, the profile is unknown, iommu.format is not one the family
+   *   walks, or a `time` cost is negative or not a number; EEXIST when a BAR overlaps RAM or
+   *   another BAR; ENOMEM when the arena cannot hold the regions.
+   */
   static async create(opts: MachineOptions): Promise<Machine> {
     objArg('Machine.create', 'options', opts);
     const topo = opts.topology instanceof Topology ? opts.topology : parseTopology(opts.topology);
@@ -227,23 +253,33 @@ export class Machine {
     return d;
   }
 
-  /** Requester ID of a PCI function: segment << 16 | bus << 8 | devfn. */
+  /**
+   * Requester ID of a PCI function: segment << 16 | bus << 8 | devfn.
+   * @throws {@link SimError} EINVAL when `fn` is not a PCI function of this machine.
+   */
   rid(fn: PciFunction): number {
     this._ownFn('rid', fn);
     return ((fn.hostBridge.segment << 16) | fn.devId) >>> 0;
   }
 
-  /** The IOMMU unit of a host bridge (null without an IOMMU). */
+  /**
+   * The IOMMU unit of a function's host bridge (null without an IOMMU).
+   * @throws {@link SimError} EINVAL when `fn` is not a PCI function of this machine.
+   */
   unitOf(fn: PciFunction): IommuUnit | null {
     this._ownFn('unitOf', fn);
     return this._units.get(fn.hostBridge) ?? null;
   }
 
+  /** The machine's IOMMU units, one per host bridge, in host-bridge order; empty without an IOMMU. */
   units(): IommuUnit[] {
     return [...this._units.values()];
   }
 
-  /** The device-memory region behind a BAR. */
+  /**
+   * The device-memory region behind a BAR.
+   * @throws {@link SimError} EINVAL when `bar` is not a memory BAR of this machine.
+   */
   barRegion(bar: Bar): Region {
     const r = this._barRegions.get(bar);
     if (!r) throw new SimError('EINVAL', 'barRegion', typeof bar === 'object' && bar !== null && bar.device ? `BAR${bar.index} of ${bar.device.name} is not a memory BAR of this machine` : 'bar must be a BAR of this machine');
@@ -252,7 +288,10 @@ export class Machine {
 
   /**
    * The DMA API face of a PCI function, made on first use with its default domain (a paging
-   * domain on its host bridge's unit, or direct without an IOMMU).
+   * domain on its host bridge's unit, or direct without an IOMMU). `opts` (DMA masks, segment
+   * limits) apply only on that first call.
+   * @throws {@link SimError} EINVAL when `fn` is not a PCI function of this machine or `opts` is
+   *   not an object.
    */
   dmaDevice(fn: PciFunction, opts: Partial<Omit<DmaDeviceOptions, 'rid' | 'domain'>> = {}): DmaDevice {
     this._ownFn('dmaDevice', fn);

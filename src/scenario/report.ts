@@ -15,8 +15,10 @@ export interface ReportSection {
   data?: unknown;
 }
 
+/** A step's verdict: its expectation held, failed, or the step did not run (an earlier failure, or the act's machine or setup failing, ended the act). */
 export type StepStatus = 'passed' | 'failed' | 'skipped';
 
+/** One step of an act as it ran: where it is in the scenario, what it expected, what happened, its time and sections. */
 export interface StepRecord {
   /** 1-based position within the act, notes included (what the step's path counts). */
   index: number;
@@ -78,6 +80,7 @@ export interface TopologyReport {
   text: { tree: string; matrix: string };
 }
 
+/** One act of a run: its machine (profile, IOMMU, topology), its steps and end-of-act sections. */
 export interface ActReport {
   /** 0-based, in the scenario (also when `run --act` runs one act). */
   index: number;
@@ -98,6 +101,7 @@ export interface ActReport {
   error?: string;
 }
 
+/** One failed expectation (or an act that could not start), located in the scenario file. */
 export interface RunFailure {
   act: number;
   actTitle: string;
@@ -108,6 +112,7 @@ export interface RunFailure {
   message: string;
 }
 
+/** The whole run: what `dmabuf-sim run --json` prints and the text renderer reads. */
 export interface RunReport {
   scenario: string;
   description?: string;
@@ -131,11 +136,15 @@ export type ReportStyle = (kind: StyleKind, text: string) => string;
 /** quiet: one line per act; normal: every step; verbose: also each step's dma-buf events. */
 export type ReportDetail = 'quiet' | 'normal' | 'verbose';
 
+/** Options of the text renderer. */
 export interface RenderOptions {
+  /** How much to show. @default 'normal' */
   detail?: ReportDetail;
+  /** Colouring. @default no colour */
   style?: ReportStyle;
 }
 
+/** A step's expectation as the report shows it: 'ok', 'errno EPERM|EINVAL', 'bytes ...', 'result {...}'. */
 export function describeExpectation(e: Expectation): string {
   const parts: string[] = [];
   if (e.errno) parts.push(`errno ${e.errno.join('|')}`);

@@ -47,21 +47,32 @@ export interface StepOutcome {
   result?: Record<string, unknown>;
 }
 
+/**
+ * The handler of an op: runs one step against the act's machine. It fails the step by throwing
+ * (a SimError whose code the step's `expect.errno` lists passes it) and may return a
+ * {@link StepOutcome}. `A` is the op's argument type (OpArgs for built-in ops).
+ */
 export type StepHandler<A = Record<string, unknown>> = (step: Step<A>, ctx: StepContext) => StepOutcome | void | Promise<StepOutcome | void>;
 
 /** Named objects of an act (what `as:` names). */
 export class ObjectTable {
   private readonly _m = new Map<string, { kind: ObjectKind; value: unknown }>();
 
+  /** Binds `name` (a step's `as:`) to a value of `kind`, replacing any earlier binding. */
   set(name: string, kind: ObjectKind, value: unknown): void {
     this._m.set(name, { kind, value });
   }
 
+  /** Whether `name` is bound. */
   has(name: string): boolean {
     return this._m.has(name);
   }
 
-  /** The object; throws (failing the step) if the step that defines it did not succeed. */
+  /**
+   * The object bound to `name`.
+   * @throws Error (failing the step) when `name` is not bound (the step that defines it failed or
+   *   did not run) or is bound to another kind than `kind`.
+   */
   get<T = unknown>(name: string, kind?: ObjectKind): T {
     const o = this._m.get(name);
     if (!o) throw new Error(`'${name}' does not exist (the step that defines it failed or did not run)`);
@@ -69,14 +80,17 @@ export class ObjectTable {
     return o.value as T;
   }
 
+  /** The object bound to `name`, or undefined; never throws. */
   tryGet<T = unknown>(name: string): T | undefined {
     return this._m.get(name)?.value as T | undefined;
   }
 
+  /** Unbinds `name` (a step that closed or freed the object); no-op when unbound. */
   delete(name: string): void {
     this._m.delete(name);
   }
 
+  /** Every binding as [name, kind, value], in binding order. */
   entries(): [string, ObjectKind, unknown][] {
     return [...this._m].map(([n, o]) => [n, o.kind, o.value]);
   }
@@ -84,7 +98,9 @@ export class ObjectTable {
 
 /** Where a handler writes its part of the report. */
 export interface ReportSink {
+  /** Adds a log line (shown under the step, or at the end of the act). */
   log(line: string): void;
+  /** Adds a titled block of lines with its data (sg_table, IOMMU walk, counters). */
   section(section: ReportSection): void;
 }
 
@@ -117,8 +133,10 @@ export interface StepContext extends ActContext {
   readonly report: ReportSink;
 }
 
+/** A hook run at the start or end of every act ({@link ScenarioRunner.onActStart}, {@link ScenarioRunner.onActEnd}); a throw fails the act. */
 export type ActHook = (ctx: ActContext) => void | Promise<void>;
 
+/** Options of `new ScenarioRunner(opts)`. */
 export interface RunnerOptions {
   /** Builds the act's machine. @default Machine.create from the act's topology, IOMMU and profile */
   createMachine?: (act: Act) => Promise<Machine>;
@@ -134,6 +152,11 @@ export interface RunOptions {
   acts?: readonly number[];
 }
 
+/**
+ * Runs validated scenarios act by act, each act on a new {@link index!Machine}, each step through
+ * the handler registered for its op, and builds the {@link RunReport} and the trace. The generic
+ * ops are registered on construction; drivers register theirs (see the default runner).
+ */
 export class ScenarioRunner {
   private readonly _handlers = new Map<string, StepHandler>();
   private readonly _actStart: ActHook[] = [];
@@ -145,7 +168,11 @@ export class ScenarioRunner {
     registerGenericOps(this);
   }
 
-  /** Registers the handler of an op (replacing any). The op must be in OP_SPECS (one definition per op: op.ts defineOp). */
+  /**
+   * Registers the handler of an op (replacing any). The op must be in OP_SPECS (one definition per
+   * op: op.ts defineOp).
+   * @throws Error when the op is not defined in OP_SPECS.
+   */
   registerOp<K extends keyof OpArgs>(name: K, handler: StepHandler<OpArgs[K]>): this;
   registerOp(name: string, handler: StepHandler): this;
   registerOp(name: string, handler: StepHandler<never>): this {
@@ -154,6 +181,7 @@ export class ScenarioRunner {
     return this;
   }
 
+  /** Whether a handler is registered for op `name`. */
   hasOp(name: string): boolean {
     return this._handlers.has(name);
   }
@@ -181,6 +209,9 @@ export class ScenarioRunner {
   /**
    * Runs every act (or those `opts.acts` names). Throws ScenarioError (before running anything)
    * when an op has no handler, RangeError for an act the scenario does not have.
+   * A failing step does not throw: it is recorded in the report (exitCode 1).
+   * @throws {@link ScenarioError} when an op of the chosen acts has no handler.
+   * @throws RangeError when `opts.acts` names an act the scenario does not have.
    */
   async run(scenario: Scenario, opts: RunOptions = {}): Promise<RunReport> {
     const chosen = opts.acts ? scenario.acts.filter((a) => opts.acts!.includes(a.index)) : scenario.acts;

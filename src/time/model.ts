@@ -64,6 +64,7 @@ export interface TimeCosts {
   controlPlaneNs: Record<string, number>;
 }
 
+/** The cost table a machine uses where MachineOptions.time gives no value (docs/performance-model.md). */
 export const DEFAULT_COSTS: Readonly<TimeCosts> = Object.freeze({
   linkHopNs: 20, switchHopNs: 150, rootComplexNs: 250, interHostBridgeNs: 300,
   dram: Object.freeze({ bandwidthGBps: 100, latencyNs: 90 }), deviceMemoryByName: Object.freeze({}),
@@ -192,7 +193,10 @@ export class FabricModel implements DmaCostModel {
   }
 
   /** Calls `fn` with every transfer once its timing is final. */
-  onTiming(fn: (t: DmaTransfer, timing: TransferTiming) => void): { dispose(): void } {
+  onTiming(fn: (t: DmaTransfer, timing: TransferTiming) => void): {
+    /** Stops calling `fn`. */
+    dispose(): void;
+  } {
     this._listeners.add(fn);
     return { dispose: () => { this._listeners.delete(fn); } };
   }
@@ -233,12 +237,14 @@ export class FabricModel implements DmaCostModel {
     }
   }
 
+  /** {@link DmaCostModel.begin}: settles what is due on the clock and samples the IOMMU counters. */
   begin(): void {
     this.sync();
     const units = this._units;
     for (let i = 0; i < units.length; i++) this._before[i] = unitCounters(this._m.sim.core, units[i]!);
   }
 
+  /** {@link DmaCostModel.end}: times the finished transfer on this topology and advances the clock by it (inside `concurrent`, the batch settles it at its end). */
   end(t: DmaTransfer): TransferTiming | undefined {
     const bytes = Number(t.result.bytesDone);
     const units = this._units;

@@ -6,9 +6,13 @@
  */
 import { SimError } from '../../bindings/errors.js';
 
+/** A PCIe generation (the Link Status register's Current Link Speed): 1 (2.5 GT/s) to 6 (64 GT/s). */
 export type PcieGen = 1 | 2 | 3 | 4 | 5 | 6;
+/** Every {@link PcieGen}, in order. */
 export const PCIE_GENS: readonly PcieGen[] = [1, 2, 3, 4, 5, 6];
+/** The link widths a link can train to (Negotiated Link Width), in lanes. */
 export const PCIE_WIDTHS = [1, 2, 4, 8, 16] as const;
+/** A link width in lanes: x1, x2, x4, x8 or x16. */
 export type PcieWidth = (typeof PCIE_WIDTHS)[number];
 /** Max payload size and max read request size: 128..4096, powers of two (Device Control register). */
 export const PCIE_SIZES = [128, 256, 512, 1024, 2048, 4096] as const;

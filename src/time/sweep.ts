@@ -29,6 +29,7 @@ export function sweepSizes(min: bigint, max: bigint, factor = 4): bigint[] {
   return out;
 }
 
+/** Options of {@link runSweep}: the two devices (by name or BDF) and the sizes. */
 export interface SweepOptions {
   /** The device whose DMA engine moves the bytes. */
   from: string;
@@ -38,27 +39,46 @@ export interface SweepOptions {
   sizes?: readonly bigint[];
 }
 
+/** One size of a sweep: one DMA transfer and its timing on the virtual clock. */
 export interface SweepRow {
+  /** Bytes transferred. */
   bytes: number;
+  /** Virtual ns when the transfer started. */
   startNs: number;
+  /** Virtual ns it took. */
   durationNs: number;
+  /** Part of durationNs spent in IOMMU translation. */
   translationNs: number;
+  /** bytes / durationNs, GB/s. */
   rateGBps: number;
 }
 
+/** The result of {@link runSweep}: the path the transfers took, what limited them, one row per size. */
 export interface SweepResult {
+  /** The initiator's name. */
   from: string;
+  /** The target: `<device> BAR<n>` or 'RAM'. */
   to: string;
   /** P2P map type ('RAM' for system memory). */
   mapType: string;
+  /** The route, for reports: "nic0 -> sw0 -> gaudi0 BAR0". */
   path: string;
+  /** What limited the rate. */
   bottleneck: string;
+  /** One row per size, in the order of `sizes`. */
   rows: SweepRow[];
 }
 
 const memBar = (f: PciFunction): Bar | undefined => f.bars.filter((b) => b.type === 'mem').sort((a, b) => (a.size > b.size ? -1 : 1))[0];
 
-/** Runs the sweep on `m`. EINVAL for a bad size or a device without a memory BAR; EOPNOTSUPP when P2P is not supported. */
+/**
+ * Runs the sweep on `m`: for each size one DMA copy by `from` into the target, timed.
+ * @throws {@link SimError} ENODEV when `from` or `to` names no PCI function; EINVAL when sizes is
+ *   empty or a size is not a positive multiple of 4096, from and to are the same device, the
+ *   target has no memory BAR or the largest size exceeds it; EOPNOTSUPP when the P2P map type is
+ *   NOT_SUPPORTED; the transfer's errno (e.g. EFAULT) when a copy stops short; ENOMEM when RAM
+ *   frames run out.
+ */
 export function runSweep(m: Machine, opts: SweepOptions): SweepResult {
   const op = 'sweep';
   const from = m.pci(opts.from);

@@ -34,6 +34,7 @@ export class DmaBufTraceSource implements Disposable {
     this._unnamed.delete(dmaBufId);
   }
 
+  /** Writes one kernel event to the trace (the subscription calls it; a caller may feed events too). */
   record(e: DmaBufEvent): void {
     if (e.kind === 'attach' && e.attachmentId !== undefined && typeof e.detail.device === 'string') {
       this._attachDevice.set(e.attachmentId, e.detail.device);
@@ -54,6 +55,7 @@ export class DmaBufTraceSource implements Disposable {
     }
   }
 
+  /** Stops recording the kernel's events. */
   dispose(): void {
     this._sub.dispose();
   }
@@ -94,6 +96,7 @@ export class TracedDma {
     this._sub = _dma.onTransfer((t) => this._rec({ ...t, device: this._deviceOf((t.dst ?? t.src)!.rid) }));
   }
 
+  /** Stops recording transfers. */
   dispose(): void {
     this._sub.dispose();
   }
@@ -128,18 +131,35 @@ export class TracedDma {
     e.dur = Math.max(1, timing.durationNs) / 1000;
   }
 
+  /**
+   * {@link index!DmaEngine.copy}, recorded.
+   * @throws {@link index!SimError} EINVAL for a bad endpoint, address or length, as the engine's {@link index!DmaEngine.copy}.
+   */
   copy(src: DmaEndpoint, dst: DmaEndpoint, length: bigint): DmaResult {
     return this._dma.copy(src, dst, length);
   }
 
+  /**
+   * {@link index!DmaEngine.fill}, recorded.
+   * @throws {@link index!SimError} EINVAL for a bad endpoint, address or length, as the engine's {@link index!DmaEngine.fill}.
+   */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
     return this._dma.fill(dst, value, length);
   }
 
+  /**
+   * {@link index!DmaEngine.write}, recorded.
+   * @throws {@link index!SimError} EINVAL for a bad endpoint, address or length, as the engine's {@link index!DmaEngine.write}.
+   */
   write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
     return this._dma.write(dst, data);
   }
 
+  /**
+   * {@link index!DmaEngine.read}, recorded.
+   * @throws {@link index!SimError} EINVAL for a bad endpoint, address or length; ENOMEM when the
+   *   host buffer cannot be allocated, as the engine's {@link index!DmaEngine.read}.
+   */
   read(src: DmaEndpoint, length: number): DmaResult & { data: Uint8Array } {
     return this._dma.read(src, length);
   }

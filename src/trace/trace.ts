@@ -13,24 +13,34 @@
 
 export type TracePhase = 'X' | 'B' | 'E' | 'i' | 'M' | 'C';
 
+/** One Chrome trace event (the Trace Event Format's JSON object). */
 export interface TraceEvent {
+  /** The event's label. */
   name: string;
+  /** Category: 'dma', 'dma-buf', 'iommu', 'step', 'warn', 'counter'. */
   cat: string;
+  /** Phase: complete slice, begin, end, instant, metadata or counter. */
   ph: TracePhase;
   /** Microseconds. */
   ts: number;
   /** Microseconds, for ph 'X'. */
   dur?: number;
+  /** Process id: the act number. */
   pid: number;
+  /** Thread id: a device, the 'scenario' or 'dma-buf' thread. */
   tid: number;
   /** Scope of an instant event: thread, process or global. */
   s?: 't' | 'p' | 'g';
   args: Record<string, unknown>;
 }
 
+/** A whole trace file as chrome://tracing and Perfetto load it. */
 export interface TraceFile {
+  /** Metadata events first, then each process's events in time order. */
   traceEvents: TraceEvent[];
+  /** How viewers display time; ts and dur are microseconds either way. */
   displayTimeUnit: 'ns' | 'ms';
+  /** Free-form run information (scenario name, profile, ...). */
   otherData?: Record<string, unknown>;
 }
 
@@ -127,11 +137,13 @@ export class TraceProcess {
     return e;
   }
 
+  /** Opens a duration (ph 'B') on `thread`; close it with {@link TraceProcess.end} with the same name. */
   begin(thread: string, name: string, cat: string, args: Record<string, unknown> = {}): void {
     const tid = this.thread(thread);
     this._rec._push({ name, cat, ph: 'B', ts: this._next() / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> });
   }
 
+  /** Closes the duration `begin` opened on `thread` (ph 'E'). */
   end(thread: string, name: string, cat: string, args: Record<string, unknown> = {}): void {
     const tid = this.thread(thread);
     this._rec._push({ name, cat, ph: 'E', ts: this._next() / 1000, pid: this.pid, tid, args: traceArg(args) as Record<string, unknown> });
@@ -166,6 +178,7 @@ export class TraceRecorder {
     this._events.push(e);
   }
 
+  /** The events recorded so far, in recording order, without metadata. */
   get events(): readonly TraceEvent[] {
     return this._events;
   }

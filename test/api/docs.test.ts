@@ -43,6 +43,11 @@ const DOCUMENTED = [
   'src/drivers/dma-heap/uapi.ts', 'src/drivers/dma-heap/dma-heap.ts', 'src/drivers/rdma/qp.ts',
   'src/drivers/gpu/amdgpu_object.ts', 'src/driver-kit/gen-pool.ts', 'src/driver-kit/p2p-mapping.ts',
   'src/driver-kit/importer.ts', 'src/trace/iommu.ts', 'src/scenario/json-schema.ts',
+  'src/machine/machine.ts', 'src/dma/dma-engine.ts', 'src/time/model.ts', 'src/time/pcie.ts', 'src/time/sweep.ts',
+  'src/trace/trace.ts', 'src/trace/sources.ts', 'src/scenario/runner.ts', 'src/scenario/report.ts', 'src/scenario/op.ts',
+  'src/drivers/rdma/constants.ts', 'src/drivers/rdma/device.ts', 'src/drivers/rdma/mr.ts', 'src/drivers/rdma/umem-dmabuf.ts',
+  'src/drivers/accel/uapi.ts', 'src/drivers/accel/habanalabs.ts', 'src/drivers/vfio/vfio-pci.ts',
+  'src/drivers/gpu/amdgpu.ts', 'src/drivers/udmabuf/udmabuf.ts', 'src/drivers/dma-heap/system-heap.ts',
 ];
 
 interface Warning {

@@ -36,11 +36,16 @@ import { HL_IOCTL_MEMORY, HL_MEM_OPS, type HlMemArgs } from './uapi.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 
+/**
+ * The Gaudi generation: 'gaudi1' exports by physical address (no DRAM virtual memory, 32 MiB
+ * DRAM pages), 'gaudi2' by device VA (prop->dram_supports_virtual_memory, 2 MiB pages).
+ */
 export type HabanaGeneration = 'gaudi1' | 'gaudi2';
 
 /** enum hl_device_status, as far as the memory ioctl cares: only 'operational' accepts calls. */
 export type HlDeviceStatus = 'operational' | 'in_reset' | 'malfunction' | 'needs_reset' | 'in_device_creation';
 
+/** Options of {@link HabanaDevice.create}: the device's HBM, DRAM BAR and MMU as the driver's asic properties give them. */
 export interface HabanaDeviceOptions {
   /** The accelerator's PCI function (object, name or BDF). */
   pci: PciFunction | string;
@@ -83,6 +88,12 @@ export class HlFpriv {
   ) {}
 }
 
+/**
+ * A habanalabs (Gaudi) compute device bound to a PCI function: its HBM behind a DRAM BAR, the
+ * HL_IOCTL_MEMORY ioctl on its compute file and the dma-buf exporter of device memory. Create
+ * with {@link HabanaDevice.create}; open the compute file with `open` and drive it with
+ * Process.ioctl(fd, HL_IOCTL_MEMORY, args).
+ */
 export class HabanaDevice {
   readonly name: string;
   readonly pci: PciFunction;
@@ -155,11 +166,18 @@ export class HabanaDevice {
     this.exporter = new HlDmabufExporter(this);
   }
 
-  /** Probes the device on a machine. */
+  /**
+   * Probes the device on a machine (hl_device_init): maps HBM through the DRAM BAR and adds the
+   * HBM beyond the BAR to the machine's device memory.
+   * @throws {@link index!SimError} EINVAL when the generation is unknown, the function has no
+   *   memory BAR at `dramBarIndex`, hbmBytes is not a positive multiple of 4 KiB or dramPageSize
+   *   is not a multiple of 4 KiB; ENODEV when `pci` names no function.
+   */
   static create(machine: Machine, opts: HabanaDeviceOptions): HabanaDevice {
     return new HabanaDevice(machine, opts);
   }
 
+  /** The machine's kernel profile, which selects the export form and sg-table rules (5.15 or 6.x). */
   get profile(): KernelProfileName {
     return this.machine.kernel.profile.name;
   }
@@ -179,6 +197,7 @@ export class HabanaDevice {
     return this.memory.handles;
   }
 
+  /** The physical page pack (hl_vm_phys_pg_pack) of a live ALLOC handle, or undefined. */
   pack(handle: number): HlPhysPgPack | undefined {
     return this.memory.packOf(handle);
   }

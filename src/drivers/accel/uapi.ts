@@ -15,18 +15,26 @@ export const HL_IOCTL_MEMORY = (((1 | 2) << 30) | (HL_MEM_ARGS_SIZE << 16) | (0x
 
 /** in.op values. MAP_BLOCK (4) and TS_ALLOC (6) are not modelled: they fail as unknown ops. */
 export const HL_MEM_OP_ALLOC = 0;
+/** HL_MEM_OP_FREE: release an ALLOC handle (in.free.handle). */
 export const HL_MEM_OP_FREE = 1;
+/** HL_MEM_OP_MAP: map device memory (a handle) or host memory (HL_MEM_USERPTR) into the device VA space. */
 export const HL_MEM_OP_MAP = 2;
+/** HL_MEM_OP_UNMAP: unmap a device VA that MAP returned. */
 export const HL_MEM_OP_UNMAP = 3;
+/** HL_MEM_OP_EXPORT_DMABUF_FD: export device memory as a dma-buf fd (out.fd). */
 export const HL_MEM_OP_EXPORT_DMABUF_FD = 5;
 
 /** in.flags bits of ALLOC and MAP. For EXPORT_DMABUF_FD, in.flags are dma-buf file/fd flags. */
 export const HL_MEM_CONTIGUOUS = 0x1;
+/** HL_MEM_SHARED (ALLOC): memory shared between contexts; the model has one context and ignores it. */
 export const HL_MEM_SHARED = 0x2;
+/** HL_MEM_USERPTR: MAP maps host memory at in.map_host.host_virt_addr instead of a device handle. */
 export const HL_MEM_USERPTR = 0x4;
 
+/** The names of the modelled in.op values, as {@link HlMemArgs}.op accepts them. */
 export type HlMemOpName = 'ALLOC' | 'FREE' | 'MAP' | 'UNMAP' | 'EXPORT_DMABUF_FD';
 
+/** in.op value of each {@link HlMemOpName}. */
 export const HL_MEM_OPS: Readonly<Record<HlMemOpName, number>> = {
   ALLOC: HL_MEM_OP_ALLOC,
   FREE: HL_MEM_OP_FREE,

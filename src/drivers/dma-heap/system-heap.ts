@@ -32,6 +32,7 @@ import type { DmaHeap, DmaHeapOps } from './dma-heap.js';
 /** The orders system_heap tries, largest first. */
 export const SYSTEM_HEAP_ORDERS: readonly number[] = [8, 4, 0];
 
+/** Options of the system heap (drivers/dma-buf/heaps/system_heap.c). */
 export interface SystemHeapOptions {
   /** Orders to try, largest first. @default [8, 4, 0] */
   orders?: readonly number[];

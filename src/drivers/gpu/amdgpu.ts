@@ -61,6 +61,7 @@ const PAGE = BigInt(PAGE_SIZE);
 /** Where invisible VRAM regions go: above the MEM64 window and clear of the accel driver's hidden HBM. */
 export const AMDGPU_INVISIBLE_VRAM_BASE = 0x5000_0000_0000n;
 
+/** Options of {@link AmdgpuDevice.create}: the GPU's VRAM layout behind its BAR and how moves and P2P tables behave. */
 export interface AmdgpuDeviceOptions {
   /** The GPU's PCI function (object, name or BDF). */
   pci: PciFunction | string;
@@ -82,6 +83,11 @@ export interface AmdgpuDeviceOptions {
   name?: string;
 }
 
+/**
+ * An amdgpu-like GPU on a PCI function: VRAM (visible through a BAR, plus invisible VRAM), GTT,
+ * buffer objects moved by its own DMA engine, and PRIME export/import of BOs as dma-bufs. Create
+ * with {@link AmdgpuDevice.create}.
+ */
 export class AmdgpuDevice {
   readonly name: string;
   readonly pci: PciFunction;
@@ -144,7 +150,13 @@ export class AmdgpuDevice {
     this.prime = new AmdgpuDmaBuf(this);
   }
 
-  /** Probes the GPU on a machine. */
+  /**
+   * Probes the GPU on a machine (amdgpu_device_init): takes the VRAM BAR and adds invisible VRAM
+   * to the machine's device memory.
+   * @throws {@link index!SimError} ENODEV when `pci` names no function; EINVAL when the function
+   *   has no memory BAR at `vramBarIndex`, visibleVramBytes is not a positive multiple of 4 KiB
+   *   within the BAR, or vramBytes is not a multiple of 4 KiB at least visibleVramBytes.
+   */
   static create(machine: Machine, opts: AmdgpuDeviceOptions): AmdgpuDevice {
     return new AmdgpuDevice(machine, opts);
   }

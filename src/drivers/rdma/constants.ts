@@ -6,14 +6,23 @@
 
 /** enum ibv_access_flags (= IB_ACCESS_* / IB_UVERBS_ACCESS_*). */
 export const IBV_ACCESS_LOCAL_WRITE = 1;
+/** IBV_ACCESS_REMOTE_WRITE: a peer may RDMA-write into the region (ib_check_mr_access: EINVAL without LOCAL_WRITE). */
 export const IBV_ACCESS_REMOTE_WRITE = 1 << 1;
+/** IBV_ACCESS_REMOTE_READ: a peer may RDMA-read the region. */
 export const IBV_ACCESS_REMOTE_READ = 1 << 2;
+/** IBV_ACCESS_REMOTE_ATOMIC: a peer may run atomic operations on the region (EINVAL without LOCAL_WRITE). */
 export const IBV_ACCESS_REMOTE_ATOMIC = 1 << 3;
+/** IBV_ACCESS_MW_BIND: memory windows may be bound to the MR; refused for dma-buf MRs. */
 export const IBV_ACCESS_MW_BIND = 1 << 4;
+/** IBV_ACCESS_ZERO_BASED: remote addresses count from 0, not from the MR start; refused for dma-buf MRs. */
 export const IBV_ACCESS_ZERO_BASED = 1 << 5;
+/** IBV_ACCESS_ON_DEMAND: an ODP MR, faulted in on use; refused for dma-buf MRs. */
 export const IBV_ACCESS_ON_DEMAND = 1 << 6;
+/** IBV_ACCESS_HUGETLB: the user memory is backed by huge pages. */
 export const IBV_ACCESS_HUGETLB = 1 << 7;
+/** IBV_ACCESS_FLUSH_GLOBAL: a peer may issue RDMA FLUSH to global visibility. */
 export const IBV_ACCESS_FLUSH_GLOBAL = 1 << 8;
+/** IBV_ACCESS_FLUSH_PERSISTENT: a peer may issue RDMA FLUSH to persistence; the last mandatory bit. */
 export const IBV_ACCESS_FLUSH_PERSISTENT = 1 << 9;
 /** The first bit of the optional range: a device that does not know it may ignore it. */
 export const IBV_ACCESS_RELAXED_ORDERING = 1 << 20;
@@ -56,6 +65,7 @@ export const IBV_WC_STATUS = {
   RESP_TIMEOUT_ERR: 20,
   GENERAL_ERR: 21,
 } as const;
+/** A work-completion status name (ibv_wc_status without IBV_WC_), such as SUCCESS or REM_ACCESS_ERR. */
 export type IbvWcStatus = keyof typeof IBV_WC_STATUS;
 
 /** enum ibv_wc_opcode (names without IBV_WC_). */

@@ -12,8 +12,13 @@ import { MLX5_MAX_SEG_SIZE } from './constants.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 
+/**
+ * The NIC model: 'pinned' is EFA-like (dma-buf MRs pinned through ib_umem_dmabuf_get_pinned),
+ * 'odp' is mlx5-like (on-demand paging, the exporter may move the buffer and calls move_notify).
+ */
 export type RdmaNicKind = 'pinned' | 'odp';
 
+/** Options of `new RdmaDevice(machine, fn, opts)`: the driver and HCA capabilities the NIC models. */
 export interface RdmaDeviceOptions {
   /** 'pinned': EFA-like, dma-buf MRs are pinned. 'odp': mlx5-like, on-demand mapping with move_notify. */
   kind: RdmaNicKind;
@@ -34,6 +39,7 @@ export interface RdmaDeviceOptions {
   dma?: DmaApiDevice;
 }
 
+/** What an {@link RdmaEvent} records: MR registration, invalidation and ODP faults, QP state changes, async events, completions. */
 export type RdmaEventKind =
   | 'reg_mr'
   | 'dereg_mr'
@@ -45,6 +51,7 @@ export type RdmaEventKind =
   | 'async_event'
   | 'completion';
 
+/** One entry of `RdmaDevice.events`, in order (`seq`), with the MR key or QP number it concerns. */
 export interface RdmaEvent {
   readonly seq: number;
   readonly kind: RdmaEventKind;
@@ -72,7 +79,11 @@ export function fabricOf(m: Machine): RdmaFabric {
   return m.driverState(RdmaFabric);
 }
 
-/** An ib_device on a PCI function. */
+/**
+ * An ib_device on a PCI function: `new RdmaDevice(machine, fn, opts)`.
+ * The constructor throws {@link index!SimError} EINVAL when opts.kind is neither 'pinned' nor
+ * 'odp', ENODEV when `fn` names no PCI function.
+ */
 export class RdmaDevice {
   readonly name: string;
   readonly kind: RdmaNicKind;

@@ -61,6 +61,7 @@ export class IbvMr {
     readonly access: number,
   ) {}
 
+  /** The ib_device the MR was registered on (mr->device, through its protection domain). */
   get device(): RdmaDevice {
     return this.pd.context.device;
   }

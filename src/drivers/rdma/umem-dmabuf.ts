@@ -172,15 +172,19 @@ export class UmemDmabuf {
     return (attach.importerPriv as { umem?: UmemDmabuf } | undefined)?.umem;
   }
 
+  /** The exporter's table is mapped (umem_dmabuf->sgt is set): between mapPages and unmapPages. */
   get mapped(): boolean {
     return this._sgt !== null;
   }
+  /** The attachment is pinned (dma_buf_pin), as `getPinned` leaves it; cleared by revoke. */
   get pinned(): boolean {
     return this._pinned;
   }
+  /** ib_umem_dmabuf_revoke ran (umem_dmabuf->revoked): mapPages now fails EINVAL. */
   get revoked(): boolean {
     return this._revoked;
   }
+  /** The umem is detached and its dma-buf reference dropped (ib_umem_dmabuf_release or a failed get). */
   get released(): boolean {
     return this._released;
   }
@@ -192,6 +196,7 @@ export class UmemDmabuf {
   get segments(): readonly UmemSegment[] {
     return this._segments;
   }
+  /** How the mapped table was trimmed to the MR's page range (first/last entry adjustments), or null while unmapped. */
   get trim(): UmemTrim | null {
     return this._trim;
   }

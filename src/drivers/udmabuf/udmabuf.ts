@@ -65,6 +65,7 @@ const U64 = (1n << 64n) - 1n;
 /** A requester ID for the misc device; it never does DMA through an IOMMU (dma-direct). */
 const MISC_RID = 0xffff_fff0;
 
+/** Options of {@link UdmabufDevice.create}: the udmabuf module parameters. */
 export interface UdmabufDeviceOptions {
   /** Module parameter list_limit. @default 1024 */
   listLimit?: number;
@@ -88,6 +89,7 @@ export class UdmabufBuffer extends PageBackedBuffer {
     super();
   }
 
+  /** ubuf->pagecount: the number of pages (the kernel's field name; same as pageCount). */
   get pagecount(): number {
     return this.pages.length;
   }
@@ -101,6 +103,12 @@ export class UdmabufBuffer extends PageBackedBuffer {
   }
 }
 
+/**
+ * The udmabuf misc device (/dev/udmabuf) of a machine: it turns pages of sealed memfds into
+ * dma-bufs. Create with {@link UdmabufDevice.create}, `open` it in a process and call
+ * Process.ioctl with UDMABUF_CREATE or UDMABUF_CREATE_LIST; the errors are those of
+ * udmabuf_create listed in this module's description.
+ */
 export class UdmabufDevice {
   /** Module parameters; writable, as /sys/module/udmabuf/parameters are. */
   listLimit: number;

@@ -45,6 +45,7 @@ export const VFIO_PCI_ROM_REGION_INDEX = 6;
 /** The longest sg entry (sg->length is an unsigned int), page-aligned. */
 export const VFIO_DMABUF_MAX_SEG = 0xffff_f000n;
 
+/** The function's PCI power state as the user set it (PCI_PM_CTRL); anything but D0 revokes the exported dma-bufs. */
 export type VfioPowerState = 'D0' | 'D3hot';
 
 // include/uapi/linux/vfio.h: VFIO_TYPE ';', VFIO_BASE 100, commands are _IO(VFIO_TYPE, VFIO_BASE + n).
@@ -87,6 +88,7 @@ export interface VfioDeviceFeatureDmaBuf {
   dmaRanges: readonly VfioRegionDmaRange[];
 }
 
+/** Options of {@link VfioPciDevice.create}. */
 export interface VfioPciOptions {
   /** @default 'vfio-<pci name>' */
   name?: string;
@@ -103,14 +105,21 @@ export interface VfioDmabufPriv {
   released: boolean;
 }
 
+/** What a {@link VfioEvent} records: an export, a revocation or its end, a reset, a decode or power change, the close. */
 export type VfioEventKind = 'export' | 'revoke' | 'restore' | 'reset' | 'decode' | 'power' | 'close';
 
+/** One entry of `VfioPciDevice.events`, in order (`seq`). */
 export interface VfioEvent {
   readonly seq: number;
   readonly kind: VfioEventKind;
   readonly detail: Record<string, unknown>;
 }
 
+/**
+ * vfio-pci bound to a PCI function (struct vfio_pci_core_device) as a dma-buf exporter of its
+ * BARs. Create with {@link VfioPciDevice.create}, `open` the device file in a process and drive
+ * it with Process.ioctl (VFIO_DEVICE_FEATURE, VFIO_DEVICE_RESET).
+ */
 export class VfioPciDevice {
   readonly name: string;
   readonly pci: PciFunction;
@@ -139,7 +148,10 @@ export class VfioPciDevice {
     this.name = opts.name ?? `vfio-${this.pci.name}`;
   }
 
-  /** Binds vfio-pci to a PCI function of the machine. */
+  /**
+   * Binds vfio-pci to a PCI function of the machine.
+   * @throws {@link index!SimError} ENODEV when `pci` names no function of the machine.
+   */
   static create(machine: Machine, pci: PciFunction | string, opts: VfioPciOptions = {}): VfioPciDevice {
     return new VfioPciDevice(machine, pci, opts);
   }
@@ -149,10 +161,12 @@ export class VfioPciDevice {
     return this._memoryDecode;
   }
 
+  /** The power state the user last set; D3hot revokes the exported dma-bufs until D0. */
   get powerState(): VfioPowerState {
     return this._power;
   }
 
+  /** The last device fd was closed (vfio_pci_core_close_device): its dma-bufs are revoked for good and open fails ENODEV. */
   get closed(): boolean {
     return this._closed;
   }
