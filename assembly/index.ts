@@ -323,10 +323,10 @@ let benchLen: u32 = 0;
 
 /**
  * The baseline the benchmarks divide by: `reps` raw memory.copy calls of `len` bytes between two
- * buffers of the arena (made on first use). Returns OK, EINVAL (len 0 or over 16 MiB), ENOMEM.
+ * buffers of the arena (made on first use). Returns OK, EINVAL (len 0 or over 64 MiB), ENOMEM.
  */
 export function memcpyBench(len: u32, reps: u32): i32 {
-  if (len == 0 || len > (16 << 20)) return EINVAL;
+  if (len == 0 || len > (64 << 20)) return EINVAL;
   if (benchLen < len) {
     benchBuf = allocContiguous((2 * len + PAGE_SIZE - 1) / PAGE_SIZE);
     if (benchBuf == 0) { benchLen = 0; return ENOMEM; }

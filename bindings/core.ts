@@ -229,7 +229,14 @@ export class CoreViews {
     this._u32 = new Uint32Array(b);
     this._u64 = new BigUint64Array(b);
     this._i64 = new BigInt64Array(b);
+    this._all = { u8: this._u8, i32: this._i32, u32: this._u32, u64: this._u64, i64: this._i64 };
   }
+  /** Every view after one freshness check, for a call that reads several words. */
+  get all(): { readonly u8: Uint8Array; readonly i32: Int32Array; readonly u32: Uint32Array; readonly u64: BigUint64Array; readonly i64: BigInt64Array } {
+    this._fresh();
+    return this._all;
+  }
+  private _all!: { u8: Uint8Array; i32: Int32Array; u32: Uint32Array; u64: BigUint64Array; i64: BigInt64Array };
   /** Bytes of linear memory (index = linear address). */
   get u8(): Uint8Array { this._fresh(); return this._u8; }
   /** Signed 32-bit words (index = address >> 2). */

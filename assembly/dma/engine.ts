@@ -11,7 +11,7 @@ import {
   COPYDESC_LEN, COPYDESC_MAX,
 } from '../abi';
 import { gResult, gStats, gStaging, gZeroPage } from '../state';
-import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE } from '../mem/phys';
+import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, extendRun, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
 
@@ -183,6 +183,7 @@ function alignedPages(sr: usize, s0: u64, dr: usize, d0: u64, m: u64): u64 {
           return <u64>(i + j) << PAGE_SHIFT;
         }
         store<u32>(dSlot, <u32>dc);
+        noteBacking();
       }
       dc = slotPage(<u32>dc);
       const sv: u32 = sLeaf == 0 ? 0 : load<u32>(sSlot);

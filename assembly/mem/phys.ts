@@ -20,6 +20,13 @@ import { allocChunk, freeChunk } from './arena';
 import { initFrames } from './frames';
 
 let regionCount: u32 = 0;
+/**
+ * Bumped whenever a page's backing changes (backed on first write, discarded): a cache of the
+ * linear address of a page (pgtable/engine's table cache) is valid while it has not moved.
+ */
+export let physGen: u32 = 0;
+/** For code that backs a page itself (the DMA engine's bulk copy). */
+export function noteBacking(): void { physGen++; }
 let lastRegion: usize = 0; // the region the previous lookup found: DMA walks stay in one region
 
 @inline export function regionAt(id: u32): usize {
@@ -160,6 +167,7 @@ export function writePage(r: usize, pa: u64, leaf: usize = 0): usize {
   const chunk = allocChunk();
   if (chunk == 0) return NO_PAGE;
   store<u32>(slot, <u32>chunk);
+  physGen++;
   return chunk;
 }
 
@@ -218,6 +226,7 @@ export function discardPage(r: usize, pa: u64): void {
   if (chunk != 0) {
     store<u32>(slot, 0);
     freeChunk(chunk);
+    physGen++;
   }
 }
 

@@ -15,14 +15,54 @@ import {
   UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY, MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_KEEP,
   MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE,
 } from '../abi';
-import { gTrace, gPathTable, gPathSlot } from '../state';
+import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, TABLE_CACHE_SLOTS } from '../state';
 import { X86_A, X86_D } from './x86_64';
-import { physRead64, physWrite64, findRegion, readPtr } from '../mem/phys';
+import { physRead64, physWrite64, findRegion, readPtr, physGen } from '../mem/phys';
 import { allocFrames, allocatedFrame, freeFrames } from '../mem/frames';
 import {
   PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
   pteMkLeaf, pteReleaf, ptePerm, pteTablePerm, reservedReason, outputTooWideReason, lvlShift,
 } from './format';
+
+// Table reads and writes go through a direct-mapped cache of the linear addresses of table pages
+// (TABLE_CACHE_SLOTS, by page number; tables stay in simulated RAM, visible to memory.read: the
+// cache only skips the region lookup and the radix). An entry: 0 page | 1 (u64), 8 linear
+// address (u32), 12 physGen when cached; any change of any page's backing (phys.ts physGen)
+// drops them all.
+@inline function cacheSlot(page: u64): usize {
+  return gTableCache + (<usize>((<u32>(page >> 12)) & (TABLE_CACHE_SLOTS - 1)) << 4);
+}
+
+/** The linear address of the table entry at `slot` for reading; 0: in no region. */
+@inline function tableReadPtr(slot: u64): usize {
+  const page = slot & ~(<u64>4095);
+  const c = cacheSlot(page);
+  if (load<u64>(c) == (page | 1) && load<u32>(c + 12) == physGen) return <usize>load<u32>(c + 8) + <usize>(slot & 4095);
+  const r = findRegion(slot);
+  if (r == 0) return 0;
+  const p = readPtr(r, page);
+  store<u64>(c, page | 1);
+  store<u32>(c + 8, <u32>p);
+  store<u32>(c + 12, physGen);
+  return p + <usize>(slot & 4095);
+}
+
+/** Reads the table entry at `slot` (0 when no region holds it). */
+@inline function tableRead(slot: u64): u64 {
+  const p = tableReadPtr(slot);
+  return p == 0 ? 0 : load<u64>(p);
+}
+
+/** Writes the table entry at `slot`: in place when its page is backed, else as physWrite64. */
+@inline function tableWrite(slot: u64, v: u64): i32 {
+  const page = slot & ~(<u64>4095);
+  const c = cacheSlot(page);
+  if (load<u64>(c) == (page | 1) && load<u32>(c + 12) == physGen) {
+    const p = <usize>load<u32>(c + 8);
+    if (p != gZeroPage) { store<u64>(p + <usize>(slot & 4095), v); return OK; }
+  }
+  return physWrite64(slot, v);
+}
 
 // Walk results (valid when walk() returns 0).
 export let wOut: u64 = 0;    // output address of iova
@@ -90,8 +130,8 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   for (let lvl: u32 = 0; lvl < levels; lvl++, shift -= b, bits = b) {
     const idx = (va >> shift) & ((<u64>1 << bits) - 1);
     const slot = table + (idx << 3);
-    const r = findRegion(slot);
-    const pte: u64 = r == 0 ? 0 : load<u64>(readPtr(r, slot));
+    const ptr = tableReadPtr(slot);
+    const pte: u64 = ptr == 0 ? 0 : load<u64>(ptr);
     if (trace && lvl < TRACE_MAX) {
       const t = gTrace + <usize>(lvl * TRACE_STRIDE);
       store<u32>(t, lvl);
@@ -100,7 +140,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
       store<u64>(t + 16, pte);
     }
     wDepth = lvl + 1;
-    if (r == 0) return FAULT_WALK_EABT;
+    if (ptr == 0) return FAULT_WALK_EABT;
     const kind = pteKind(fmt, pte, shift, d);
     if (kind == PTE_INVALID) return FAULT_TRANSLATION;
     if (access != 0 && fmt == FMT_X86_64 && kind != PTE_RESERVED) {
@@ -300,7 +340,7 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
     const slot = table + (idxAt(d, va, lvl, s) << 3);
     setPath(gPathTable, lvl, table);
     setPath(gPathSlot, lvl, slot);
-    const pte = physRead64(slot);
+    const pte = tableRead(slot);
     const kind = pteKind(fmt, pte, s, d);
     if (kind == PTE_TABLE) { table = pteTableAddr(fmt, pte, d); continue; }
     if (kind != PTE_INVALID) {
@@ -315,7 +355,7 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
     }
     const next = allocTable(d, lvl + 1);
     if (next < 0) return <i32>next;
-    const st = physWrite64(slot, pteMkTable(fmt, <u64>next, s, d));
+    const st = tableWrite(slot, pteMkTable(fmt, <u64>next, s, d));
     if (st != OK) { freeTableMem(d, <u64>next, lvl + 1); return st; }
     addAux(table, 1);
     table = <u64>next;
@@ -328,7 +368,7 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
   let leaves: u32 = 0;
   let tables: u32 = 0;
   for (let i: u64 = 0; i < n; i++) {
-    const k = pteKind(fmt, physRead64(first + (i << 3)), s, d);
+    const k = pteKind(fmt, tableRead(first + (i << 3)), s, d);
     if (k == PTE_TABLE) tables++;
     else if (k != PTE_INVALID) leaves++;
   }
@@ -354,7 +394,7 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
   if (leaves != 0 || tables != 0) noteReplaced(iova, lshift);
   const leaf = pteMkLeaf(fmt, pa, prot, lshift, s, d);
   for (let i: u64 = 0; i < n; i++) {
-    const st = physWrite64(first + (i << 3), leaf);
+    const st = tableWrite(first + (i << 3), leaf);
     if (st != OK) return st;
   }
   addAux(table, <i32>(n - leaves - tables));

@@ -81,6 +81,21 @@ export function faultReasonName(code: number): FaultReason {
   return REASONS[code] ?? 'translation';
 }
 
+/** Whether `v` is a bigint in 0..2^64-1 (comparisons only: nothing allocated). */
+function isU64(v: unknown): v is bigint {
+  return typeof v === 'bigint' && v >= 0n && v <= U64_MAX;
+}
+
+function isProt(v: unknown): v is number {
+  return typeof v === 'number' && (v & ABI.PROT_ALL) === v;
+}
+
+/** 2^shift as a bigint, from a table made once (page sizes of results). */
+const POW2: readonly bigint[] = Array.from({ length: 65 }, (_, i) => 1n << BigInt(i));
+function pow2(shift: number): bigint {
+  return POW2[shift] ?? 1n << BigInt(shift);
+}
+
 /**
  * The core's access bits (abi ACCESS_*) for `access`.
  * @throws {@link SimError} EINVAL when `access` is not 'read', 'write' or 'rw'.
@@ -519,6 +534,19 @@ export class IommuDomain {
    * @throws {@link SimError} ENOENT when the domain was destroyed.
    */
   map(iova: bigint, pa: bigint, size: bigint, prot: number): void {
+    // Fast path: comparisons only (no BigInt arithmetic, no string); the core checks alignment,
+    // size, prot and wrap itself and changes nothing on a failure, after which the full checks
+    // below name the bad argument.
+    if (this._destroyed || !isU64(iova) || !isU64(pa) || !isU64(size) || !isProt(prot)) this._mapArgs(iova, pa, size, prot);
+    const st = this._core.exports.map(this.id, iova, pa, size, prot);
+    if (st < 0) {
+      this._mapArgs(iova, pa, size, prot);
+      check(st, 'iommu_map', `domain ${this.id}: iova ${hex(iova)} -> pa ${hex(pa)} size ${hex(size)} (ias ${this.ias}, oas ${this.oas})`);
+    }
+  }
+
+  /** iommu_map's argument checks, in the order they report (throws on the first bad one). */
+  private _mapArgs(iova: bigint, pa: bigint, size: bigint, prot: number): void {
     const op = 'iommu_map';
     this._live(op);
     pageAlignedArg(op, 'iova', iova);
@@ -528,8 +556,6 @@ export class IommuDomain {
     if (size === 0n) throw new SimError('EINVAL', op, 'size is 0');
     if ((prot & (ABI.PROT_READ | ABI.PROT_WRITE)) === 0) throw new SimError('EINVAL', op, 'prot has neither READ nor WRITE');
     if (iova + size - 1n > U64_MAX || pa + size - 1n > U64_MAX) throw new SimError('ERANGE', op, 'range wraps past 2^64');
-    check(this._core.exports.map(this.id, iova, pa, size, prot), op,
-      `domain ${this.id}: iova ${hex(iova)} -> pa ${hex(pa)} size ${hex(size)} (ias ${this.ias}, oas ${this.oas})`);
   }
 
   /**
@@ -751,10 +777,16 @@ export class Iommu {
    */
   translate(rid: number | string, iova: bigint, access: Access = 'read'): TranslateResult {
     const op = 'translate';
-    const r = ridArg(op, 'rid', rid);
-    const st = this._core.exports.translate(r, u64Arg(op, 'iova', iova), accessCode(op, access));
+    // The common arguments checked without allocating; anything else goes through the helpers.
+    const r = typeof rid === 'number' && rid >>> 0 === rid && rid !== 0xffffffff ? rid : ridArg(op, 'rid', rid);
+    const v = isU64(iova) ? iova : u64Arg(op, 'iova', iova);
+    const a = access === 'read' ? ABI.ACCESS_READ : access === 'write' ? ABI.ACCESS_WRITE : accessCode(op, access);
+    const st = this._core.exports.translate(r, v, a);
     if (st === 0) {
-      return { ok: true, pa: this._core.resultValue(), pageSize: 1n << BigInt(this._core.resultU32(ABI.RES_SHIFT)), perm: this._core.resultU32(ABI.RES_PERM) };
+      // One view check for the whole result block.
+      const { u64, u32 } = this._core.views.all;
+      const res = this._core.layout.result;
+      return { ok: true, pa: u64[(res + ABI.RES_VALUE) >> 3]!, pageSize: pow2(u32[(res + ABI.RES_SHIFT) >> 2]!), perm: u32[(res + ABI.RES_PERM) >> 2]! };
     }
     if (st === ABI.EINVAL) throw new SimError('EINVAL', op, 'bad access');
     return {
