@@ -6,6 +6,7 @@ import { Machine, DMA_BIDIRECTIONAL, RAM_HIGH_BASE } from 'dmabuf-sim';
 import { createEmbeddedSimulator } from 'dmabuf-sim/embed';
 
 const MiB = 1 << 20;
+const hex = (v) => `0x${v.toString(16)}`;
 // The host's memory: [0, 16 MiB) its own guest RAM, [16 MiB, 48 MiB) the emulator's window.
 const memory = new WebAssembly.Memory({ initial: (48 * MiB) / 65536 });
 const GUEST_RAM = 0;
@@ -32,7 +33,7 @@ const iova = dev.mapPage(page, 4096, DMA_BIDIRECTIONAL);
 // The NIC writes a packet through the IOMMU...
 const packet = new TextEncoder().encode('hello from the NIC');
 const r = machine.sim.dma.write({ rid: machine.rid(nic), addr: iova + 0x10n }, packet);
-if (!r.ok) throw new Error(`DMA faulted: ${JSON.stringify(r.fault)}`);
+if (!r.ok) throw new Error(`DMA faulted: ${r.fault.reason} at ${hex(r.fault.iova)}`);
 
 // ...and the host reads it in its own memory, at its own pointer for that guest page.
 const hostBytes = new Uint8Array(memory.buffer, GUEST_RAM + 0x20_0000 + 0x10, packet.length);

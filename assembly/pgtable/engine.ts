@@ -17,7 +17,7 @@ import {
 } from '../abi';
 import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, TABLE_CACHE_SLOTS } from '../state';
 import { X86_A, X86_D } from './x86_64';
-import { physRead64, physWrite64, findRegion, readPtr, physGen } from '../mem/phys';
+import { physRead64, physWrite64, findRegion, readPtr, physGen, NO_PAGE } from '../mem/phys';
 import { allocFrames, allocatedFrame, freeFrames } from '../mem/frames';
 import {
   PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
@@ -33,13 +33,17 @@ import {
   return gTableCache + (<usize>((<u32>(page >> 12)) & (TABLE_CACHE_SLOTS - 1)) << 4);
 }
 
-/** The linear address of the table entry at `slot` for reading; 0: in no region. */
+/**
+ * The linear address of the table entry at `slot` for reading; NO_PAGE (odd, never an entry's
+ * address) when no region holds it. 0 is a real address: an embedded core's direct region may
+ * start at the host's page 0.
+ */
 @inline function tableReadPtr(slot: u64): usize {
   const page = slot & ~(<u64>4095);
   const c = cacheSlot(page);
   if (load<u64>(c) == (page | 1) && load<u32>(c + 12) == physGen) return <usize>load<u32>(c + 8) + <usize>(slot & 4095);
   const r = findRegion(slot);
-  if (r == 0) return 0;
+  if (r == 0) return NO_PAGE;
   const p = readPtr(r, page);
   store<u64>(c, page | 1);
   store<u32>(c + 8, <u32>p);
@@ -50,7 +54,7 @@ import {
 /** Reads the table entry at `slot` (0 when no region holds it). */
 @inline function tableRead(slot: u64): u64 {
   const p = tableReadPtr(slot);
-  return p == 0 ? 0 : load<u64>(p);
+  return p == NO_PAGE ? 0 : load<u64>(p);
 }
 
 /** Writes the table entry at `slot`: in place when its page is backed, else as physWrite64. */
@@ -131,7 +135,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     const idx = (va >> shift) & ((<u64>1 << bits) - 1);
     const slot = table + (idx << 3);
     const ptr = tableReadPtr(slot);
-    const pte: u64 = ptr == 0 ? 0 : load<u64>(ptr);
+    const pte: u64 = ptr == NO_PAGE ? 0 : load<u64>(ptr);
     if (trace && lvl < TRACE_MAX) {
       const t = gTrace + <usize>(lvl * TRACE_STRIDE);
       store<u32>(t, lvl);
@@ -140,7 +144,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
       store<u64>(t + 16, pte);
     }
     wDepth = lvl + 1;
-    if (ptr == 0) return FAULT_WALK_EABT;
+    if (ptr == NO_PAGE) return FAULT_WALK_EABT;
     const kind = pteKind(fmt, pte, shift, d);
     if (kind == PTE_INVALID) return FAULT_TRANSLATION;
     if (access != 0 && fmt == FMT_X86_64 && kind != PTE_RESERVED) {

@@ -48,4 +48,19 @@ describe('embed: direct region backed from linear address 0', () => {
       expect(sim.memory.read(pa, 1)[0]).toBe(0);
     });
   }
+
+  it('page tables in the host page 0: the IOMMU walks them (0 is a real linear address)', async () => {
+    const memory = new WebAssembly.Memory({ initial: 64 });
+    const sim = await createEmbeddedSimulator({ memory, base: 1 << 20, bytes: 3 << 20 });
+    // The only RAM is the host's bytes from 0: the domain's first table frame is host page 0.
+    const PA = 0x8000_0000n;
+    sim.memory.addRegion({ base: PA, size: 0x8_0000n, kind: 'ram', linear: 0 });
+    const dom = sim.iommu.createUnit({ family: 'vtd' }).createDomain({ type: 'paging', format: 'vtd-ss' });
+    sim.iommu.attach(0x100, dom);
+    dom.map(0x10_0000n, PA + 0x4_0000n, 0x1000n, Prot.RW);
+    expect(dom.walk(0x10_0000n).levels[0]!.table).toBe(PA);
+    expect(sim.iommu.translate(0x100, 0x10_0010n)).toMatchObject({ ok: true, pa: PA + 0x4_0010n });
+    expect(sim.dma.write({ rid: 0x100, addr: 0x10_0010n }, new Uint8Array([4, 2])).ok).toBe(true);
+    expect([...new Uint8Array(memory.buffer).subarray(0x4_0010, 0x4_0012)]).toEqual([4, 2]);
+  });
 });
