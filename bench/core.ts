@@ -41,7 +41,7 @@ async function copySetup(pageSize: bigint): Promise<{ sim: Simulator; src: bigin
  * tables, each u64 entry read as two u32 halves (tables sit below 4 GiB here, so a table's
  * address is its low half). Returns the low half of the output; the high half goes to `outHi`.
  */
-class TsWalker {
+export class TsWalker {
   private readonly words: Uint32Array;
   private readonly baseLo: number;
   outHi = 0;

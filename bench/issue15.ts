@@ -11,6 +11,7 @@ import { HabanaDevice, hlIoctlMemory } from '../src/drivers/accel/index.js';
 import { RdmaDevice, ibvOpenDevice, IBV_ACCESS_LOCAL_WRITE } from '../src/drivers/rdma/index.js';
 import { SEED_TOPOLOGY } from '../src/scenario/index.js';
 import { measure } from './harness.js';
+import { TsWalker } from './core.js';
 
 const MiB = 1 << 20;
 const RID = 0x0300;
@@ -149,39 +150,6 @@ class TsIotlb {
         this.outHi = E[k + 5]!;
         return (E[k + 4]! | (lo & 0xfff)) >>> 0;
       }
-    }
-    return -1;
-  }
-}
-
-/**
- * The 4-level VT-d walk in plain TypeScript over a copy of the table bytes (tables sit below
- * 4 GiB here, so a table's address is its low half). Returns the low half of the output (-1 on
- * a fault); the high half goes to `outHi`.
- */
-class TsWalker {
-  private readonly words: Uint32Array;
-  private readonly baseLo: number;
-  outHi = 0;
-  constructor(sim: Simulator, private readonly rootLo: number, tableRegionBase: bigint, bytes: number) {
-    this.words = new Uint32Array(sim.memory.read(tableRegionBase, bytes).buffer);
-    this.baseLo = Number(tableRegionBase);
-  }
-  walk(lo: number, hi: number): number {
-    const words = this.words;
-    let table = this.rootLo;
-    for (let lvl = 0; lvl < 4; lvl++) {
-      const shift = 39 - 9 * lvl;
-      const idx = (shift >= 32 ? hi >>> (shift - 32) : (lo >>> shift) | (hi << (32 - shift))) & 511;
-      const w = ((table - this.baseLo) >>> 2) + (idx << 1);
-      const elo = words[w]!;
-      if ((elo & 3) === 0) return -1;
-      if (lvl === 3 || (elo & 0x80) !== 0) {
-        const mask = lvl === 3 ? 0xfff : lvl === 2 ? 0x1fffff : 0x3fffffff;
-        this.outHi = words[w + 1]! & 0xfffff;
-        return ((elo & 0xfffff000 & ~mask) | (lo & mask)) >>> 0;
-      }
-      table = (elo & 0xfffff000) >>> 0;
     }
     return -1;
   }

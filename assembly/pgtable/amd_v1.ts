@@ -10,11 +10,9 @@
 // trailing ones from bit 12, the entry repeated over every slot it covers. IR/IW are ANDed over
 // the walk (tables carry both). Levels ("mode") 1..6, the top growing on demand; Linux starts at 3.
 
-import {
-  PROT_READ, PROT_WRITE, OK, EINVAL, DOMAIN_GRANULE, DOMAIN_LEVEL_BITS, DOMAIN_TOP_BITS,
-  DOMAIN_LEVELS, DOMAIN_PGSIZES,
-} from '../abi';
+import { PROT_READ, PROT_WRITE, EINVAL } from '../abi';
 import { PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED } from './kinds';
+import { setGeometry } from './geometry';
 
 export const AMD_PR: u64 = 1 << 0;
 export const AMD_D: u64 = 1 << 6;
@@ -84,10 +82,5 @@ export function amdConfigure(d: usize, ias: u32, oas: u32): i32 {
   const levels = maxLevels < 3 ? maxLevels : 3;
   let sizes: u64 = 0;
   for (let s: u32 = 12; s <= 51 && s < ias; s++) if (s != 39) sizes |= <u64>1 << s;
-  store<u8>(d + DOMAIN_GRANULE, 12);
-  store<u8>(d + DOMAIN_LEVEL_BITS, 9);
-  store<u8>(d + DOMAIN_TOP_BITS, 9);
-  store<u32>(d + DOMAIN_LEVELS, levels);
-  store<u64>(d + DOMAIN_PGSIZES, sizes);
-  return OK;
+  return setGeometry(d, 12, 9, 9, levels, sizes);
 }

@@ -17,11 +17,10 @@
 // Linux writes nG, AF, SH (inner when cacheable, else outer) and AttrIndx on every S1 leaf.
 
 import {
-  PROT_READ, PROT_WRITE, PROT_CACHE, PROT_NOEXEC, PROT_MMIO, PROT_PRIV, OK, EINVAL, DOMAIN_GRANULE,
-  DOMAIN_LEVEL_BITS, DOMAIN_TOP_BITS, DOMAIN_LEVELS, DOMAIN_PGSIZES, DOMAIN_OAS, DOMAIN_FLAGS, DOMAIN_F_HAD,
-  FMT_ARM_LPAE_S2,
+  PROT_READ, PROT_WRITE, PROT_CACHE, PROT_NOEXEC, PROT_MMIO, PROT_PRIV, EINVAL, DOMAIN_GRANULE, DOMAIN_OAS, DOMAIN_FLAGS, DOMAIN_F_HAD, FMT_ARM_LPAE_S2,
 } from '../abi';
 import { PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED } from './kinds';
+import { setGeometry } from './geometry';
 
 export const LPAE_PTE_VALID: u64 = 1 << 0;
 export const LPAE_PTE_TYPE_TABLE: u64 = 1 << 1;
@@ -147,10 +146,5 @@ export function lpaeConfigure(d: usize, fmt: u32, ias: u32, oas: u32, granule: u
   else if (g == 14) sizes = (1 << 14) | (1 << 25);
   else sizes = (1 << 16) | (1 << 29) | (oas > 48 ? <u64>1 << 42 : 0);
   sizes &= (<u64>1 << ias) - 1;
-  store<u8>(d + DOMAIN_GRANULE, <u8>g);
-  store<u8>(d + DOMAIN_LEVEL_BITS, <u8>b);
-  store<u8>(d + DOMAIN_TOP_BITS, <u8>top);
-  store<u32>(d + DOMAIN_LEVELS, levels);
-  store<u64>(d + DOMAIN_PGSIZES, sizes);
-  return OK;
+  return setGeometry(d, g, b, top, levels, sizes);
 }

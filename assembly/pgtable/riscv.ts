@@ -11,11 +11,9 @@
 // page fault (no hardware A/D update). Inputs are sign-extended from bit ias-1. Linux writes
 // V|A|U|R on leaves, W|D with write, X unless NOEXEC, and V alone on tables.
 
-import {
-  PROT_READ, PROT_WRITE, PROT_NOEXEC, OK, EINVAL, DOMAIN_GRANULE, DOMAIN_LEVEL_BITS, DOMAIN_TOP_BITS,
-  DOMAIN_LEVELS, DOMAIN_PGSIZES, DOMAIN_FLAGS, DOMAIN_F_SVNAPOT,
-} from '../abi';
+import { PROT_READ, PROT_WRITE, PROT_NOEXEC, EINVAL, DOMAIN_FLAGS, DOMAIN_F_SVNAPOT } from '../abi';
 import { PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED } from './kinds';
+import { setGeometry } from './geometry';
 
 export const RV_V: u64 = 1 << 0;
 export const RV_R: u64 = 1 << 1;
@@ -91,10 +89,5 @@ export function rvConfigure(d: usize, ias: u32, oas: u32): i32 {
   let sizes: u64 = 0;
   for (let l: u32 = 0; l < levels; l++) sizes |= <u64>1 << (12 + 9 * l);
   if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SVNAPOT) != 0) sizes |= 1 << 16;
-  store<u8>(d + DOMAIN_GRANULE, 12);
-  store<u8>(d + DOMAIN_LEVEL_BITS, 9);
-  store<u8>(d + DOMAIN_TOP_BITS, 9);
-  store<u32>(d + DOMAIN_LEVELS, levels);
-  store<u64>(d + DOMAIN_PGSIZES, sizes);
-  return OK;
+  return setGeometry(d, 12, 9, 9, levels, sizes);
 }

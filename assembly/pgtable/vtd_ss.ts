@@ -10,8 +10,9 @@
 // table entries carry R|W (as Linux writes them). Address bits below a large leaf's size are
 // reserved (QEMU's large-page reserved masks).
 
-import { PROT_READ, PROT_WRITE, OK, EINVAL, DOMAIN_LEVELS, DOMAIN_GRANULE, DOMAIN_LEVEL_BITS, DOMAIN_TOP_BITS, DOMAIN_PGSIZES } from '../abi';
+import { PROT_READ, PROT_WRITE, EINVAL } from '../abi';
 import { PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED } from './kinds';
+import { setGeometry } from './geometry';
 
 export const VTD_SL_R: u64 = 1 << 0;
 export const VTD_SL_W: u64 = 1 << 1;
@@ -57,10 +58,5 @@ export const VTD_SL_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 export function vtdConfigure(d: usize, ias: u32, oas: u32): i32 {
   if (ias != 39 && ias != 48 && ias != 57) return EINVAL;
   if (oas < 32 || oas > 52) return EINVAL;
-  store<u8>(d + DOMAIN_GRANULE, 12);
-  store<u8>(d + DOMAIN_LEVEL_BITS, 9);
-  store<u8>(d + DOMAIN_TOP_BITS, 9);
-  store<u32>(d + DOMAIN_LEVELS, (ias - 12) / 9);
-  store<u64>(d + DOMAIN_PGSIZES, (1 << 12) | (1 << 21) | (1 << 30));
-  return OK;
+  return setGeometry(d, 12, 9, 9, (ias - 12) / 9, (1 << 12) | (1 << 21) | (1 << 30));
 }

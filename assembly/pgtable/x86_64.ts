@@ -10,8 +10,9 @@
 // bits 63..ias-1 all equal (canonical), else the VT-d non-canonical fault. Linux writes
 // P|RW|U|A on tables and P|U|A (|RW|D when writable) on leaves, PS above the last level.
 
-import { PROT_WRITE, OK, EINVAL, DOMAIN_GRANULE, DOMAIN_LEVEL_BITS, DOMAIN_TOP_BITS, DOMAIN_LEVELS, DOMAIN_PGSIZES } from '../abi';
+import { PROT_WRITE, EINVAL } from '../abi';
 import { PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED } from './kinds';
+import { setGeometry } from './geometry';
 
 export const X86_P: u64 = 1 << 0;
 export const X86_RW: u64 = 1 << 1;
@@ -61,10 +62,5 @@ export const X86_XD: u64 = <u64>1 << 63;
 export function x86Configure(d: usize, ias: u32, oas: u32): i32 {
   if (ias != 48 && ias != 57) return EINVAL;
   if (oas < 32 || oas > 52) return EINVAL;
-  store<u8>(d + DOMAIN_GRANULE, 12);
-  store<u8>(d + DOMAIN_LEVEL_BITS, 9);
-  store<u8>(d + DOMAIN_TOP_BITS, 9);
-  store<u32>(d + DOMAIN_LEVELS, (ias - 12) / 9);
-  store<u64>(d + DOMAIN_PGSIZES, (1 << 12) | (1 << 21) | (1 << 30));
-  return OK;
+  return setGeometry(d, 12, 9, 9, (ias - 12) / 9, (1 << 12) | (1 << 21) | (1 << 30));
 }
