@@ -292,15 +292,25 @@ function copyRange(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 
   // memmove: a forward-overlapping copy within one address space goes backward (issue 11).
   if (sDom == dDom && dst > src && dst - src < len) return copyBackward(srcRid, src, dstRid, dst, len, sDom);
   copied = 0;
-  while (copied < len) {
-    const si = src + copied;
-    const di = dst + copied;
+  return copyForward(srcRid, sDom, src, dstRid, dDom, dst, len);
+}
+
+/**
+ * Moves [src, src + len) to [dst, dst + len) front to back, one run of both translations at a
+ * time, adding the bytes moved to `copied`. The one copy loop of copyRange and copyBackward.
+ */
+function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, dst: u64, len: u64): i32 {
+  let done: u64 = 0;
+  while (done < len) {
+    const si = src + done;
+    const di = dst + done;
     if (!translate(srcRid, sDom, si, ACCESS_READ)) return recordFault(0, si);
     const spa = tOut;
-    const sRun = extendRun(sDom, si, ACCESS_READ, len - copied);
+    const sRun = extendRun(sDom, si, ACCESS_READ, len - done);
     if (!translate(dstRid, dDom, di, ACCESS_WRITE)) return recordFault(1, di);
-    const n = min3(len - copied, sRun, extendRun(dDom, di, ACCESS_WRITE, min(len - copied, sRun)));
+    const n = min3(len - done, sRun, extendRun(dDom, di, ACCESS_WRITE, min(len - done, sRun)));
     const st = physCopy(spa, tOut, n);
+    done += moved;
     copied += moved;
     if (st != OK) return st;
   }
@@ -372,20 +382,8 @@ function copyBackward(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64, do
   while (left > 0) {
     const c = min(left, dist);
     const off = left - c;
-    let k: u64 = 0;
-    while (k < c) {
-      const si = src + off + k;
-      const di = dst + off + k;
-      if (!translate(srcRid, dom, si, ACCESS_READ)) return recordFault(0, si);
-      const spa = tOut;
-      const sRun = extendRun(dom, si, ACCESS_READ, c - k);
-      if (!translate(dstRid, dom, di, ACCESS_WRITE)) return recordFault(1, di);
-      const n = min3(c - k, sRun, extendRun(dom, di, ACCESS_WRITE, min(c - k, sRun)));
-      const st = physCopy(spa, tOut, n);
-      k += moved;
-      copied += moved;
-      if (st != OK) return st;
-    }
+    const st = copyForward(srcRid, dom, src + off, dstRid, dom, dst + off, c);
+    if (st != OK) return st;
     flushCopy();
     left = off;
   }
