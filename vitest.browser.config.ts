@@ -33,7 +33,9 @@ export default defineConfig({
   // each project's test.env; bindings/core.ts reads DMABUF_SIM_WASM from there in a browser.
   define: { 'process.env': 'import.meta.env' },
   test: {
-    testTimeout: 120_000,
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
+    setupFiles: ['test/helpers/setup-bytes.ts'],
     projects: [
       { extends: true, test: { name: 'browser-debug', include, browser: browser('chromium-debug'), env: { DMABUF_SIM_WASM: 'debug' } } },
       { extends: true, test: { name: 'browser-release', include, browser: browser('chromium-release'), env: { DMABUF_SIM_WASM: 'release' } } },

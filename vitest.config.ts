@@ -6,7 +6,10 @@ const include = ['test/**/*.test.ts'];
 
 export default defineConfig({
   test: {
-    testTimeout: 60_000,
+    // Generous: a loaded 2-core CI machine runs the heavy property tests several times slower.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
+    setupFiles: ['test/helpers/setup-bytes.ts'],
     projects: [
       { extends: true, test: { name: 'debug', include, env: { DMABUF_SIM_WASM: 'debug' } } },
       { extends: true, test: { name: 'release', include, env: { DMABUF_SIM_WASM: 'release' } } },

@@ -12,7 +12,7 @@ const env = (import.meta as unknown as { env: Record<string, string | undefined>
 // The built page, not the sources, from the test server (its root is the repository).
 const pageUrl = new URL('/dist/web/index.html', location.origin).href;
 
-async function until<T>(what: string, f: () => T | null | undefined | false, ms = 30_000): Promise<T> {
+async function until<T>(what: string, f: () => T | null | undefined | false, ms = 240_000): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = f();
