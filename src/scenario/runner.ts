@@ -34,7 +34,7 @@ import {
 import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
 import { ScenarioError } from './source.js';
 import { GENERIC_OPS } from './op.js';
-import { Ring } from '../util/ring.js';
+import { Ring } from '../index.js';
 
 /** What a handler returns. */
 export interface StepOutcome {

@@ -5,7 +5,7 @@
  */
 import type { DmaBufEvent, DmaBufKernel, Disposable, DmaEndpoint, DmaEngine, DmaResult, TransferTiming, FaultRecord } from '../index.js';
 import { type TraceEvent, type TraceProcess, transferNs } from './trace.js';
-import { checkCap, DEFAULT_HISTORY_CAP, Ring } from '../util/ring.js';
+import { DEFAULT_HISTORY_CAP, Ring } from '../index.js';
 
 /** Thread for events that belong to no device. */
 export const DMABUF_THREAD = 'dma-buf';
@@ -32,7 +32,7 @@ export class DmaBufTraceSource implements Disposable {
    * @throws {@link index!SimError} EINVAL when `cap` is not a non-negative integer.
    */
   constructor(kernel: DmaBufKernel, private readonly _proc: TraceProcess, cap: number = DEFAULT_HISTORY_CAP) {
-    this._cap = checkCap('DmaBufTraceSource', 'cap', cap);
+    this._cap = new Ring(cap, 'DmaBufTraceSource', 'cap').capacity;
     this._sub = kernel.onEvent((e) => this.record(e));
   }
 
@@ -112,7 +112,7 @@ export class TracedDma {
     private readonly _onTransfer?: (t: TransferRecord) => void,
     cap: number = DEFAULT_HISTORY_CAP,
   ) {
-    this._transfers = new Ring(checkCap('TracedDma', 'cap', cap));
+    this._transfers = new Ring(cap, 'TracedDma', 'cap');
     this._sub = _dma.onTransfer((t) => this._rec({ ...t, device: this._deviceOf((t.dst ?? t.src)!.rid) }));
   }
 

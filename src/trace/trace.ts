@@ -10,8 +10,9 @@
  * One process per act (pid = act number), one thread per device (tid in order of first use),
  * plus a 'scenario' thread for the steps and a 'dma-buf' thread for events with no device.
  */
-import { checkCap, DEFAULT_HISTORY_CAP, Ring } from '../util/ring.js';
+import { DEFAULT_HISTORY_CAP, Ring } from '../index.js';
 
+/** Phase of a trace event: complete slice, begin, end, instant, metadata or counter. */
 export type TracePhase = 'X' | 'B' | 'E' | 'i' | 'M' | 'C';
 
 /** One Chrome trace event (the Trace Event Format's JSON object). */
@@ -181,7 +182,7 @@ export class TraceRecorder {
 
   /** @throws {@link index!SimError} EINVAL when `opts.cap` is not a non-negative integer. */
   constructor(opts: TraceRecorderOptions = {}) {
-    this._events = new Ring(opts.cap === undefined ? DEFAULT_HISTORY_CAP : checkCap('TraceRecorder', 'cap', opts.cap));
+    this._events = new Ring(opts.cap ?? DEFAULT_HISTORY_CAP, 'TraceRecorder', 'cap');
   }
 
   /** A process for an act; `clock` gives virtual time in ns (ticks). */

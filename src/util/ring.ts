@@ -31,9 +31,12 @@ export class Ring<T> implements Iterable<T> {
   private _head = 0;
   private _dropped = 0;
 
-  /** @throws {@link SimError} EINVAL when `capacity` is not a non-negative safe integer. */
-  constructor(readonly capacity: number = DEFAULT_HISTORY_CAP) {
-    checkCap('Ring', 'capacity', capacity);
+  /**
+   * `op` and `field` name the caller's option in the error (e.g. 'TraceRecorder', 'cap').
+   * @throws {@link SimError} EINVAL when `capacity` is not a non-negative safe integer.
+   */
+  constructor(readonly capacity: number = DEFAULT_HISTORY_CAP, op = 'Ring', field = 'capacity') {
+    checkCap(op, field, capacity);
   }
 
   /** Entries held now (at most `capacity`). */
