@@ -264,7 +264,7 @@ export class ScenarioRunner {
     try {
       machine = this._opts.createMachine
         ? await this._opts.createMachine(act)
-        : await Machine.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, arenaBytes: this._opts.arenaBytes ?? 64 << 20 });
+        : await Machine.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules, arenaBytes: this._opts.arenaBytes ?? 64 << 20 });
     } catch (e) {
       report.ok = false;
       report.error = e instanceof Error ? e.message : String(e);
