@@ -32,6 +32,9 @@ export {
   Machine, IOMMU_KERNEL_OF_PROFILE, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, DEVICE_MEMORY_BASE, DEVICE_MEMORY_END, type MachineOptions,
   type MachineIommuOptions, type DeviceMemoryOptions,
 } from './machine/machine.js';
+export type { MachineHistoryOptions, MachineHistory } from './machine/machine.js';
+// Bounded histories: the ring every log of a machine keeps its newest entries in.
+export { Ring, DEFAULT_HISTORY_CAP } from './util/ring.js';
 
 // PCI topology and the kernel's P2PDMA decisions.
 export * from './pci/index.js';

@@ -2,6 +2,7 @@
  * The event log of the dma-buf layer. Later layers turn these into a Chrome trace and the CLI
  * report, so each event is a plain, serialisable object.
  */
+import { checkCap, DEFAULT_HISTORY_CAP, Ring } from '../util/ring.js';
 
 /** Something that can be undone; returned by every subscription. */
 export interface Disposable {
@@ -63,24 +64,43 @@ export type DmaBufEventInput = Omit<DmaBufEvent, 'seq' | 'time'>;
 /** Called with each event as it is emitted, in subscription order. */
 export type DmaBufEventListener = (event: DmaBufEvent) => void;
 
-/** A listener list plus an optional in-memory log. */
+/**
+ * A listener list plus a bounded in-memory log: the newest `cap` events are kept (a Ring), older
+ * ones are counted in `dropped`. Emitting costs O(1) whatever the run's length.
+ */
 export class EventLog {
   private readonly _listeners = new Set<DmaBufEventListener>();
-  private readonly _log: DmaBufEvent[] = [];
+  private readonly _log: Ring<DmaBufEvent>;
   private _seq = 0;
 
-  /** `_record`: keep every event in `events` (listeners are called either way). */
-  constructor(private readonly _record: boolean) {}
+  /**
+   * `record`: how many events to keep: a count (0 = none), true for DEFAULT_HISTORY_CAP, false for
+   * none. Listeners are called either way.
+   * @throws {@link SimError} EINVAL when `record` is a number that is not a non-negative integer.
+   */
+  constructor(record: boolean | number = true) {
+    this._log = new Ring(record === true ? DEFAULT_HISTORY_CAP : record === false ? 0 : checkCap('EventLog', 'record', record));
+  }
 
-  /** Every event so far, when recording is on (the default). */
+  /** The kept events, oldest first (a snapshot; empty when recording is off). */
   get events(): readonly DmaBufEvent[] {
-    return this._log;
+    return this._log.toArray();
+  }
+
+  /** How many events the log keeps at most (0: recording off). */
+  get capacity(): number {
+    return this._log.capacity;
+  }
+
+  /** Events emitted but no longer kept (the log was full, or recording is off). */
+  get dropped(): number {
+    return this._log.dropped;
   }
 
   /** Appends an event at virtual time `time` and calls every listener; returns the event. */
   emit(time: number, input: DmaBufEventInput): DmaBufEvent {
     const event: DmaBufEvent = { seq: this._seq++, time, ...input };
-    if (this._record) this._log.push(event);
+    this._log.push(event);
     for (const l of [...this._listeners]) l(event);
     return event;
   }
@@ -93,6 +113,6 @@ export class EventLog {
 
   /** Forgets the recorded events (sequence numbers keep counting). */
   clear(): void {
-    this._log.length = 0;
+    this._log.clear();
   }
 }

@@ -4,11 +4,13 @@ export { SimClock } from './clock.js';
 export {
   EventLog, type Disposable, type DmaBufEvent, type DmaBufEventInput, type DmaBufEventKind, type DmaBufEventListener,
 } from './events.js';
-export { resolveProfile, KERNEL_PROFILE_NAMES, type KernelProfile, type KernelProfileName } from './profile.js';
+export {
+  resolveProfile, KERNEL_PROFILE_NAMES, KERNEL_RULE_VALUES, type KernelProfile, type KernelProfileName, type KernelRuleOverrides,
+} from './profile.js';
 export { DmaBufKernel, type DmaBufKernelOptions, type EventIds } from './kernel.js';
 export { DmaFence, type DmaFenceCallback, type DmaFenceNames } from './fence.js';
 export {
-  DmaResv, DmaResvUsage, dmaResvUsageRw, dmaResvLockAll, WwAcquireCtx, NEG_EDEADLK, NEG_EALREADY, NEG_EINTR, type DmaResvEntry,
+  DmaResv, DmaResvIter, DmaResvUsage, dmaResvUsageRw, dmaResvLockAll, WwAcquireCtx, NEG_EDEADLK, NEG_EALREADY, NEG_EINTR, type DmaResvEntry,
 } from './resv.js';
 export { SgTable, type SgEntry, type PageRef, type SgTableOptions } from './sg-table.js';
 export { SyncFile } from './sync-file.js';

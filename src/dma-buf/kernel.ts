@@ -4,7 +4,8 @@ import { DmaBuf } from './dma-buf.js';
 import { EventLog, type Disposable, type DmaBufEvent, type DmaBufEventInput, type DmaBufEventListener } from './events.js';
 import { DmaFence, type DmaFenceNames } from './fence.js';
 import type { DmaBufExportInfo } from './ops.js';
-import { resolveProfile, type KernelProfile, type KernelProfileName } from './profile.js';
+import { resolveProfile, type KernelProfile, type KernelProfileName, type KernelRuleOverrides } from './profile.js';
+import { checkCap, DEFAULT_HISTORY_CAP } from '../util/ring.js';
 import { DmaResv, WwAcquireCtx } from './resv.js';
 import type { SgTable } from './sg-table.js';
 
@@ -12,8 +13,11 @@ import type { SgTable } from './sg-table.js';
 export interface DmaBufKernelOptions {
   /** Kernel behaviour era. @default '6.x' */
   profile?: KernelProfileName;
-  /** Per-rule overrides of the profile, e.g. `{ attachTimeMapping: false }`. */
-  overrides?: Partial<Omit<KernelProfile, 'name'>>;
+  /**
+   * Per-rule overrides of the profile, e.g. `{ attachTimeMapping: false }` (DB-09 alone). Unknown
+   * rules and bad values are refused (EINVAL naming `overrides.<rule>`).
+   */
+  overrides?: KernelRuleOverrides;
   /**
    * Turn every kernel WARN (wrong lock state, pin on a static attachment, ...) into a thrown
    * SimError EINVAL, raised before the call changes anything. @default false (WARNs are events)
@@ -21,8 +25,13 @@ export interface DmaBufKernelOptions {
   strict?: boolean;
   /** Share a clock with other layers. @default a new SimClock at time 0 */
   clock?: SimClock;
-  /** Keep every event in `events`. @default true */
+  /** Keep events in `events` (false: none, as `eventCap: 0`). @default true */
   recordEvents?: boolean;
+  /**
+   * How many of the newest events `events` keeps; older ones are counted in `eventsDropped`.
+   * 0 keeps none (listeners still see every event). @default DEFAULT_HISTORY_CAP (65536)
+   */
+  eventCap?: number;
   /**
    * CONFIG_DMABUF_MOVE_NOTIFY. When false, dynamic importers of dynamic exporters are pinned on
    * every map, as if static (DB-11). @default true
@@ -72,12 +81,18 @@ export class DmaBufKernel {
     this.strict = opts.strict ?? false;
     this.configMoveNotify = opts.configMoveNotify ?? true;
     this.dmaApiDebug = opts.dmaApiDebug ?? false;
-    this._log = new EventLog(opts.recordEvents ?? true);
+    const cap = opts.eventCap === undefined ? DEFAULT_HISTORY_CAP : checkCap('DmaBufKernel', 'eventCap', opts.eventCap);
+    this._log = new EventLog(opts.recordEvents === false ? 0 : cap);
   }
 
-  /** Every event so far (when recording). */
+  /** The newest events (up to `eventCap`), oldest first: a snapshot. */
   get events(): readonly DmaBufEvent[] {
     return this._log.events;
+  }
+
+  /** Events emitted that `events` no longer holds (beyond `eventCap`, or recording off). */
+  get eventsDropped(): number {
+    return this._log.dropped;
   }
 
   /** Subscribes to events as they happen. */

@@ -67,17 +67,54 @@ const PROFILES: Record<KernelProfileName, KernelProfile> = {
 /** Every kernel profile name, oldest first (for CLIs and schema enums). */
 export const KERNEL_PROFILE_NAMES: readonly KernelProfileName[] = ['5.15', '6.x', 'latest'];
 
+/** Per-rule overrides of a profile: any era-tagged switch of {@link KernelProfile}, by name. */
+export type KernelRuleOverrides = Partial<Omit<KernelProfile, 'name'>>;
+
+/** The switches a profile has, each with the values it may take (for validation and docs). */
+export const KERNEL_RULE_VALUES: Readonly<Record<keyof KernelRuleOverrides, readonly unknown[]>> = {
+  attachTimeMapping: [true, false],
+  sgtCaching: [true, false],
+  setNameBusyWhenAttached: [true, false],
+  doubleSignalReturnsEinval: [true, false],
+  lockConvention: ['full', 'legacy'],
+  mapWaitsKernelFences: [true, false],
+  syncFileIoctls: [true, false],
+};
+
+/**
+ * Checks per-rule overrides: an object (or undefined) whose every key is a rule of
+ * KERNEL_RULE_VALUES and every value one that rule takes. Returns a copy with only those keys.
+ * @throws {@link SimError} EINVAL naming `field.<rule>` for an unknown rule or a bad value, or
+ *   `field` when it is not an object.
+ */
+export function checkRuleOverrides(op: string, field: string, v: unknown): KernelRuleOverrides {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SimError('EINVAL', op, `${field} must be an object of rule switches`);
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    const allowed = Object.prototype.hasOwnProperty.call(KERNEL_RULE_VALUES, k) ? KERNEL_RULE_VALUES[k as keyof KernelRuleOverrides] : undefined;
+    if (!allowed) {
+      throw new SimError('EINVAL', op, `${field}.${k.length > 40 ? `${k.slice(0, 40)}...` : k} is not a kernel rule (${Object.keys(KERNEL_RULE_VALUES).join(', ')})`);
+    }
+    if (x === undefined) continue;
+    if (!allowed.includes(x)) throw new SimError('EINVAL', op, `${field}.${k} must be ${allowed.map((a) => (typeof a === 'string' ? `'${a}'` : String(a))).join(' or ')}`);
+    out[k] = x;
+  }
+  return out as KernelRuleOverrides;
+}
+
 /**
  * The named profile, with any switches overridden (DmaBufKernel's `profile` and `overrides`).
- * @throws {@link SimError} EINVAL for an unknown profile name.
+ * @throws {@link SimError} EINVAL for an unknown profile name, or an unknown rule or bad value in
+ *   `overrides` (naming `overrides.<rule>`).
  */
 export function resolveProfile(
   name: KernelProfileName = '6.x',
-  overrides: Partial<Omit<KernelProfile, 'name'>> = {},
+  overrides: KernelRuleOverrides = {},
 ): KernelProfile {
-  const base = PROFILES[name];
+  const base = Object.prototype.hasOwnProperty.call(PROFILES, name) ? PROFILES[name] : undefined;
   if (!base) {
-    throw new SimError('EINVAL', 'resolveProfile', `unknown kernel profile '${String(name)}' (expected 5.15, 6.x or latest)`);
+    throw new SimError('EINVAL', 'resolveProfile', `unknown kernel profile '${String(name).slice(0, 40)}' (expected 5.15, 6.x or latest)`);
   }
-  return Object.freeze({ ...base, ...overrides, name });
+  return Object.freeze({ ...base, ...checkRuleOverrides('resolveProfile', 'overrides', overrides), name });
 }

@@ -127,8 +127,15 @@ type Holder = WwAcquireCtx | null;
  */
 export class DmaResv {
   private _holder: Holder | undefined = undefined;
-  private _fences: { fence: DmaFence; usage: DmaResvUsage }[] = [];
+  /** The fence slots. Updated in place, as the kernel's RCU list: a cursor sees replaced slots. */
+  private readonly _fences: { fence: DmaFence; usage: DmaResvUsage }[] = [];
   private _maxFences = 0;
+  /**
+   * obj->seq: bumped by every change of the fence slots (write_seqcount_begin/end around
+   * dma_resv_add_fence), so an unlocked cursor can tell that the list changed under it.
+   * @internal DmaResvIter only.
+   */
+  _seq = 0;
 
   /** Use `DmaBufKernel.createResv`, or let `export` make one. */
   constructor(
@@ -298,6 +305,7 @@ export class DmaResv {
     const entry = { fence, usage };
     if (i >= 0) this._fences[i] = entry;
     else this._fences.push(entry);
+    this._seq++;
     this._kernel.emit({ kind: 'resv_add_fence', detail: { resv: this.id, context: fence.context, seqno: fence.seqno, usage, replaced: i >= 0 } });
   }
 
@@ -306,29 +314,70 @@ export class DmaResv {
     return this._fences.length;
   }
 
+  /** @internal The slot list a cursor walks (DmaResvIter only). */
+  _list(): readonly DmaResvEntry[] {
+    return this._fences;
+  }
+
+  /**
+   * dma_resv_iter_begin: a cursor over the fences with usage <= `usage`. Walk it unlocked
+   * (firstUnlocked/nextUnlocked, restarting when the fences change under it) or, with the lock
+   * held, locked (first/next); call `end()` when done.
+   * @throws {@link SimError} EINVAL for an unknown usage (DB-27).
+   */
+  iter(usage: DmaResvUsage): DmaResvIter {
+    return new DmaResvIter(this, this._kernel, usage);
+  }
+
   /**
    * dma_resv_for_each_fence (locked walk): every fence with usage <= `usage`, signaled or not, in
-   * slot order. Needs the lock.
-   * @throws {@link SimError} EINVAL in strict mode when the lock is not held.
+   * slot order. Needs the lock: a WARN when it is not held (EINVAL in strict mode); the cursor
+   * form ({@link DmaResv.iter}, `first`) refuses instead.
+   * @throws {@link SimError} EINVAL for an unknown usage, or in strict mode when the lock is not held.
    */
   fences(usage: DmaResvUsage): DmaResvEntry[] {
     this._kernel.checkResvHeld(this, true, 'dma_resv_for_each_fence', 'DB-28');
-    return this._fences.filter((e) => e.usage <= usage).map((e) => ({ ...e }));
+    const out: DmaResvEntry[] = [];
+    const c = this.iter(usage);
+    for (let f = c._firstLocked(); f; f = c._nextLocked()) out.push({ fence: f, usage: c.fenceUsage! });
+    c.end();
+    return out;
   }
 
-  /** dma_resv_for_each_fence_unlocked: like `fences` but skips fences that have signaled. */
+  /**
+   * dma_resv_for_each_fence_unlocked: the unsignaled fences with usage <= `usage`. When the
+   * walk restarts (the fences changed under it), what was collected is dropped, as the
+   * kernel's callers do on dma_resv_iter_is_restarted.
+   * @throws {@link SimError} EINVAL for an unknown usage (DB-27).
+   */
   fencesUnlocked(usage: DmaResvUsage): DmaResvEntry[] {
-    return this._fences.filter((e) => e.usage <= usage && !e.fence.isSignaled()).map((e) => ({ ...e }));
+    let out: DmaResvEntry[] = [];
+    const c = this.iter(usage);
+    for (let f = c.firstUnlocked(); f; f = c.nextUnlocked()) {
+      if (c.isRestarted) out = [];
+      out.push({ fence: f, usage: c.fenceUsage! });
+    }
+    c.end();
+    return out;
   }
 
-  /** dma_resv_get_fences: the unsignaled fences with usage <= `usage`. */
+  /**
+   * dma_resv_get_fences: the unsignaled fences with usage <= `usage`.
+   * @throws {@link SimError} EINVAL for an unknown usage (DB-27).
+   */
   getFences(usage: DmaResvUsage): DmaFence[] {
     return this.fencesUnlocked(usage).map((e) => e.fence);
   }
 
-  /** dma_resv_test_signaled: true iff every fence with usage <= `usage` has signaled. */
+  /**
+   * dma_resv_test_signaled: true iff every fence with usage <= `usage` has signaled.
+   * @throws {@link SimError} EINVAL for an unknown usage (DB-27).
+   */
   testSignaled(usage: DmaResvUsage): boolean {
-    return this._fences.every((e) => e.usage > usage || e.fence.isSignaled());
+    const c = this.iter(usage);
+    const f = c.firstUnlocked();
+    c.end();
+    return f === null;
   }
 
   /**
@@ -339,11 +388,210 @@ export class DmaResv {
    */
   waitTimeout(usage: DmaResvUsage, intr: boolean, timeout: number): number {
     let ret = timeout === 0 ? 1 : timeout;
-    for (const f of this.getFences(usage)) {
-      ret = f.waitTimeout(intr, ret);
-      if (ret <= 0) return ret;
+    // An unlocked walk: fences added while it sleeps restart it; signaled ones are skipped.
+    const c = this.iter(usage);
+    try {
+      for (let f = c.firstUnlocked(); f; f = c.nextUnlocked()) {
+        ret = f.waitTimeout(intr, ret);
+        if (ret <= 0) return ret;
+      }
+      return ret;
+    } finally {
+      c.end();
     }
-    return ret;
+  }
+}
+
+/**
+ * struct dma_resv_iter: a cursor over a reservation's fences with usage <= `usage` (DB-27).
+ * Get one with {@link DmaResv.iter} (dma_resv_iter_begin) and finish with `end()`.
+ *
+ * Unlocked walk (dma_resv_iter_first_unlocked / _next_unlocked, what
+ * dma_resv_for_each_fence_unlocked runs): no lock needed; signaled fences are skipped. The
+ * cursor remembers the reservation's sequence count and the number of slots when it (re)starts;
+ * if the fences change between two steps (a fence added or replaced by someone holding the lock)
+ * the next step starts over from the first slot and `isRestarted` is true, so a caller that
+ * accumulates (dma_resv_get_fences, dma_resv_copy_fences) drops what it gathered. `isRestarted`
+ * is also true after `firstUnlocked` (the walk always starts as a restart).
+ *
+ * Locked walk (dma_resv_iter_first / _next, what dma_resv_for_each_fence runs): the lock must be
+ * held, signaled fences are included, and nothing can change under it, so it never restarts;
+ * `isRestarted` is true after `first()` only. Without the lock the kernel's
+ * dma_resv_assert_held splats and the walk races with writers: refused (EINVAL, emulator choice).
+ */
+export class DmaResvIter {
+  /** The fence the cursor is on (null past the end), and its slot usage. */
+  private _fence: DmaFence | null = null;
+  private _fenceUsage: DmaResvUsage | undefined = undefined;
+  private _index = 0;
+  private _num = 0;
+  /** The sequence count at the last (re)start; -1 before the first. */
+  private _seq = -1;
+  private _restarted = false;
+  private _ended = false;
+
+  /** @internal Use {@link DmaResv.iter}. */
+  constructor(
+    /** The reservation walked. */
+    readonly resv: DmaResv,
+    private readonly _kernel: DmaBufKernel,
+    /** The widest usage the walk returns (a fence is returned when its usage is <= this). */
+    readonly usage: DmaResvUsage,
+  ) {
+    if (!isUsage(usage)) {
+      throw new SimError('EINVAL', 'dma_resv_iter_begin', `usage must be KERNEL, WRITE, READ or BOOKKEEP, got ${String(usage).slice(0, 20)}`, 'DB-27');
+    }
+  }
+
+  /** dma_resv_iter_is_restarted: the last step started the walk over (see the class doc). */
+  get isRestarted(): boolean {
+    return this._restarted;
+  }
+
+  /** dma_resv_iter_usage: the usage of the slot of the current fence (undefined before the first step). */
+  get fenceUsage(): DmaResvUsage | undefined {
+    return this._fenceUsage;
+  }
+
+  /** The current fence: what the last step returned. */
+  get fence(): DmaFence | null {
+    return this._fence;
+  }
+
+  /** cursor->num_fences: slots the current unlocked pass walks (as it saw them at its start). */
+  get numFences(): number {
+    return this._num;
+  }
+
+  /**
+   * dma_resv_iter_first_unlocked: starts the unlocked walk; the first unsignaled fence with usage
+   * <= `usage`, or null.
+   * @throws {@link SimError} EINVAL after `end()`.
+   */
+  firstUnlocked(): DmaFence | null {
+    this._checkLive('dma_resv_iter_first_unlocked');
+    do {
+      this._restartUnlocked();
+      this._walkUnlocked();
+    } while (this.resv._seq !== this._seq);
+    return this._fence;
+  }
+
+  /**
+   * dma_resv_iter_next_unlocked: the next unsignaled fence, or null; starts over (isRestarted)
+   * when the fences changed since the last step.
+   * @throws {@link SimError} EINVAL after `end()`.
+   */
+  nextUnlocked(): DmaFence | null {
+    this._checkLive('dma_resv_iter_next_unlocked');
+    this._restarted = false;
+    let restart = this.resv._seq !== this._seq;
+    do {
+      if (restart) this._restartUnlocked();
+      this._walkUnlocked();
+      restart = true;
+    } while (this.resv._seq !== this._seq);
+    return this._fence;
+  }
+
+  /**
+   * dma_resv_iter_first: starts the locked walk; the first fence with usage <= `usage`, signaled
+   * or not, or null. The lock must be held.
+   * @throws {@link SimError} EINVAL (DB-28) when the reservation is not locked, or after `end()`.
+   */
+  first(): DmaFence | null {
+    this._checkLocked('dma_resv_iter_first');
+    return this._firstLocked();
+  }
+
+  /**
+   * dma_resv_iter_next: the next fence of the locked walk, or null. The lock must be held.
+   * @throws {@link SimError} EINVAL (DB-28) when the reservation is not locked, or after `end()`.
+   */
+  next(): DmaFence | null {
+    this._checkLocked('dma_resv_iter_next');
+    return this._nextLocked();
+  }
+
+  /**
+   * dma_resv_for_each_fence_unlocked as a loop: `for (const f of cursor.unlocked())`, reading
+   * `cursor.isRestarted` and `cursor.fenceUsage` inside. Does not end the cursor.
+   * @throws {@link SimError} EINVAL after `end()`.
+   */
+  *unlocked(): Generator<DmaFence, void, undefined> {
+    for (let f = this.firstUnlocked(); f; f = this.nextUnlocked()) yield f;
+  }
+
+  /**
+   * dma_resv_for_each_fence as a loop, with the lock held: `for (const f of cursor.locked())`.
+   * @throws {@link SimError} EINVAL (DB-28) when the reservation is not locked at a step, or after `end()`.
+   */
+  *locked(): Generator<DmaFence, void, undefined> {
+    for (let f = this.first(); f; f = this.next()) yield f;
+  }
+
+  /** dma_resv_iter_end: drops the cursor's fence; the cursor cannot step any more. A second call changes nothing. */
+  end(): void {
+    this._fence = null;
+    this._ended = true;
+  }
+
+  /** @internal The locked first step without the lock check (DmaResv.fences warns instead). */
+  _firstLocked(): DmaFence | null {
+    this._index = 0;
+    this._num = this.resv._list().length;
+    const f = this._nextLocked();
+    this._restarted = true;
+    return f;
+  }
+
+  /** @internal The locked next step without the lock check. */
+  _nextLocked(): DmaFence | null {
+    this._restarted = false;
+    const list = this.resv._list();
+    for (;;) {
+      if (this._index >= list.length) {
+        this._fence = null;
+        return null;
+      }
+      const e = list[this._index++]!;
+      this._fenceUsage = e.usage;
+      if (e.usage <= this.usage) {
+        this._fence = e.fence;
+        return e.fence;
+      }
+    }
+  }
+
+  private _restartUnlocked(): void {
+    this._seq = this.resv._seq;
+    this._index = 0;
+    this._num = this.resv._list().length;
+    this._restarted = true;
+  }
+
+  /** To the next unsignaled fence of the slots seen at the (re)start; slots are read as they are now. */
+  private _walkUnlocked(): void {
+    const list = this.resv._list();
+    this._fence = null;
+    while (this._index < this._num) {
+      const e = list[this._index++]!;
+      this._fenceUsage = e.usage;
+      // isSignaled may run signal callbacks that change the fences: the caller's loop rechecks seq.
+      if (!e.fence.isSignaled() && e.usage <= this.usage) {
+        this._fence = e.fence;
+        return;
+      }
+    }
+  }
+
+  private _checkLive(op: string): void {
+    if (this._ended) this._kernel.bug('DB-28', op, `the cursor over resv ${this.resv.id} was ended`);
+  }
+
+  private _checkLocked(op: string): void {
+    this._checkLive(op);
+    if (!this.resv.isLocked()) this._kernel.warnRefuse('DB-28', op, `resv ${this.resv.id} must be held for a locked walk (use the unlocked walk)`);
   }
 }
 

@@ -22,6 +22,8 @@ import {
 } from '../pci/index.js';
 import { DmaDevice, p2pResolverFrom, Swiotlb, type DmaDeviceOptions, type P2pResolver } from '../dma-mapping/index.js';
 import { DmaBufKernel, type KernelProfileName } from '../dma-buf/index.js';
+import { checkRuleOverrides, resolveProfile, type KernelRuleOverrides } from '../dma-buf/profile.js';
+import { checkCap, DEFAULT_HISTORY_CAP } from '../util/ring.js';
 import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
@@ -47,6 +49,45 @@ export interface MachineIommuOptions {
 export const IOMMU_KERNEL_OF_PROFILE: Record<KernelProfileName, IommuKernel> = { '5.15': '5.15', '6.x': '6.12', latest: 'mainline' };
 const UNIT_NAME: Record<IommuFamily, string> = { vtd: 'dmar', smmuv3: 'smmu', 'amd-vi': 'ivhd', riscv: 'riscv-iommu' };
 
+/**
+ * How much history a machine keeps (MachineOptions.history). Every log is a ring of the newest
+ * entries (older ones are counted as dropped), so a run of any length costs bounded memory; 0
+ * turns a log off (the simulation runs the same). Each field falls back to `cap`.
+ */
+export interface MachineHistoryOptions {
+  /** Entries of every log below that is not given. @default DEFAULT_HISTORY_CAP (65536) */
+  cap?: number;
+  /** The DMA-BUF kernel's event log (`machine.kernel.events`). */
+  kernelEvents?: number;
+  /** The P2PDMA kernel log (`machine.p2pdma.log`, `dmesg()`). */
+  dmesg?: number;
+  /** DMA transfer records a scenario run keeps per act (TracedDma.transfers). */
+  transfers?: number;
+}
+
+/** MachineOptions.history resolved: a capacity for every log. */
+export interface MachineHistory {
+  /** Capacity of `machine.kernel.events`. */
+  readonly kernelEvents: number;
+  /** Capacity of `machine.p2pdma.log`. */
+  readonly dmesg: number;
+  /** Capacity of the transfer records of a traced run on this machine. */
+  readonly transfers: number;
+}
+
+/** Checks MachineOptions.history: EINVAL naming the field. */
+function checkHistoryOptions(h: MachineHistoryOptions | undefined): MachineHistory {
+  const op = 'Machine.create';
+  if (h === undefined) h = {};
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new SimError('EINVAL', op, 'history must be an object');
+  for (const k of Object.keys(h)) {
+    if (!['cap', 'kernelEvents', 'dmesg', 'transfers'].includes(k)) throw new SimError('EINVAL', op, `history.${k.slice(0, 40)} is not a history (cap, kernelEvents, dmesg, transfers)`);
+  }
+  const cap = h.cap === undefined ? DEFAULT_HISTORY_CAP : checkCap(op, 'history.cap', h.cap);
+  const one = (k: keyof MachineHistory): number => (h![k] === undefined ? cap : checkCap(op, `history.${k}`, h![k]));
+  return Object.freeze({ kernelEvents: one('kernelEvents'), dmesg: one('dmesg'), transfers: one('transfers') });
+}
+
 /** Options of {@link Machine.create}. Only `topology` is required. */
 export interface MachineOptions {
   /** The PCI topology: a parsed Topology, its JSON description, or the JSON text. */
@@ -55,6 +96,16 @@ export interface MachineOptions {
   iommu?: MachineIommuOptions | null;
   /** DMA-BUF kernel behaviour era. @default '6.x' */
   profile?: KernelProfileName;
+  /**
+   * Per-rule overrides of the profile's DMA-BUF rules, each switchable on its own: e.g.
+   * `{ attachTimeMapping: false }` turns off DB-09 (attach-time mapping of mismatched
+   * dynamic-ness) under '5.15' or '6.x', `{ attachTimeMapping: true }` turns it on under
+   * 'latest'. The rules are the switches of {@link index!KernelProfile} (KERNEL_RULE_VALUES).
+   * @default the profile's own
+   */
+  dmaBufRules?: KernelRuleOverrides;
+  /** How much history (event logs, kernel log, transfer records) the machine keeps. @default 65536 entries each */
+  history?: MachineHistoryOptions;
   /** DB-25 violations throw instead of being reported. @default false */
   strictLocking?: boolean;
   /** System RAM above 4 GiB. @default 16 GiB */
@@ -146,6 +197,8 @@ export class Machine {
     readonly ramLow: Region,
     readonly iommu: MachineIommuOptions | null,
     timeOptions: TimeOptions,
+    /** The capacity of every log this machine keeps (MachineOptions.history resolved). */
+    readonly history: MachineHistory,
   ) {
     const { startNs, ...costs } = timeOptions;
     this.time = new FabricModel(this, kernel.clock, costs);
@@ -189,11 +242,17 @@ export class Machine {
    * creates the IOMMU units and routes peer traffic the P2PDMA decisions allow.
    * @throws {@link SimError} EINVAL when options is not an object, the topology description is
    *   invalid (naming its JSON path), ramBytes is not a page-aligned size, the profile is unknown, iommu.format is not one the family
-   *   walks, or a `time` cost is negative or not a number; EEXIST when a BAR overlaps RAM or
+   *   walks, a `time` cost is negative or not a number, `dmaBufRules` names an unknown rule or
+   *   gives a rule a value it does not take (naming `dmaBufRules.<rule>`), or a `history` cap is
+   *   not a non-negative integer (naming `history.<log>`); EEXIST when a BAR overlaps RAM or
    *   another BAR; ENOMEM when the arena cannot hold the regions.
    */
   static async create(opts: MachineOptions): Promise<Machine> {
     objArg('Machine.create', 'options', opts);
+    // Options checked before anything is built.
+    const history = checkHistoryOptions(opts.history);
+    const rules = checkRuleOverrides('Machine.create', 'dmaBufRules', opts.dmaBufRules);
+    resolveProfile(opts.profile ?? '6.x', rules);
     const topo = opts.topology instanceof Topology ? opts.topology : parseTopology(opts.topology);
     const sim = opts.simulator ?? await createSimulator({ arenaBytes: opts.arenaBytes ?? 128 << 20 });
     const ram = sim.memory.addRegion({
@@ -202,13 +261,15 @@ export class Machine {
     });
     const ramLow = sim.memory.addRegion({ base: RAM_LOW_BASE, size: RAM_LOW_SIZE, kind: 'ram', name: 'System RAM (low)' });
     // One clock for the machine: fences, the kernel log and the fabric model all read it.
-    const kernel = new DmaBufKernel({ profile: opts.profile ?? '6.x', strict: opts.strictLocking ?? false, clock: new SimClock() });
+    const kernel = new DmaBufKernel({
+      profile: opts.profile ?? '6.x', overrides: rules, strict: opts.strictLocking ?? false, clock: new SimClock(), eventCap: history.kernelEvents,
+    });
     const io = opts.iommu ?? null;
     if (io?.format !== undefined && !FAMILY_FORMATS[io.family]?.includes(io.format)) {
       throw new SimError('EINVAL', 'Machine.create', `iommu.format '${io.format}' is not walked by ${io.family} units (${FAMILY_FORMATS[io.family]?.join(', ')})`);
     }
-    const m = new Machine(sim, topo, new P2pdma(topo), kernel, ram, ramLow,
-      io ? { ...io, kernel: io.kernel ?? IOMMU_KERNEL_OF_PROFILE[opts.profile ?? '6.x'] } : null, checkTimeOptions(opts.time));
+    const m = new Machine(sim, topo, new P2pdma(topo, { logCap: history.dmesg }), kernel, ram, ramLow,
+      io ? { ...io, kernel: io.kernel ?? IOMMU_KERNEL_OF_PROFILE[opts.profile ?? '6.x'] } : null, checkTimeOptions(opts.time), history);
     for (const bar of topo.allBars()) {
       if (bar.type !== 'mem') continue;
       const region = sim.memory.addRegion({

@@ -8,6 +8,7 @@
  */
 import { SimError } from '../../bindings/errors.js';
 import { type KernelLogLine, logLine } from './log.js';
+import { checkCap, DEFAULT_HISTORY_CAP, Ring } from '../util/ring.js';
 import {
   DEFAULT_MAX_PHYSMEM_BITS,
   DEFAULT_SUBSECTION_SIZE,
@@ -72,6 +73,8 @@ export interface P2pdmaOptions {
   subsectionSize?: bigint;
   /** Highest physical address bit for hot-added memory (MAX_PHYSMEM_BITS). @default 46 */
   maxPhysmemBits?: number;
+  /** Lines the dmesg-like log keeps (the newest; 0 = none). @default DEFAULT_HISTORY_CAP (65536) */
+  logCap?: number;
 }
 
 /** The p2pmem sysfs group of a provider (/sys/bus/pci/devices/<bdf>/p2pmem/), read as values. */
@@ -120,8 +123,8 @@ function acsList(devs: readonly PciFunction[]): string {
  * publishing and the p2pmem sysfs group), the ZONE_DEVICE pages, and a dmesg-like log.
  */
 export class P2pdma {
-  /** Everything printed so far, oldest first (like dmesg). */
-  readonly log: KernelLogLine[] = [];
+  /** What was printed, the newest `logCap` lines (a ring buffer, like dmesg's). */
+  private readonly _log: Ring<KernelLogLine>;
   private readonly states = new Map<PciFunction, P2pdmaState>();
   /** The system-wide pgmap registry (pgmap_array), for conflicts and pfn look-ups. */
   private readonly pagemaps: P2pPagemap[] = [];
@@ -136,14 +139,29 @@ export class P2pdma {
   ) {
     this.subsection = options.subsectionSize ?? DEFAULT_SUBSECTION_SIZE;
     this.maxPhysBits = options.maxPhysmemBits ?? DEFAULT_MAX_PHYSMEM_BITS;
+    this._log = new Ring(options.logCap === undefined ? DEFAULT_HISTORY_CAP : checkCap('P2pdma', 'logCap', options.logCap));
     if (this.subsection < PAGE_SIZE || (this.subsection & (this.subsection - 1n)) !== 0n) {
       throw new SimError('EINVAL', 'P2pdma', `subsectionSize must be a power of two of at least ${PAGE_SIZE}`);
     }
   }
 
+  /** The lines the log holds, oldest first (a snapshot; at most `logCap`). */
+  get log(): readonly KernelLogLine[] {
+    return this._log.toArray();
+  }
+
+  /** Lines printed that the log no longer holds (beyond `logCap`). */
+  get logDropped(): number {
+    return this._log.dropped;
+  }
+
   /** The log as text, one line each. */
   dmesg(): string {
     return this.log.map((l) => l.line).join('\n');
+  }
+
+  private _print(lines: readonly KernelLogLine[]): void {
+    for (const l of lines) this._log.push(l);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -175,7 +193,7 @@ export class P2pdma {
     const emit = (lines: readonly KernelLogLine[]): void => {
       if (!verbose) return;
       log.push(...lines);
-      this.log.push(...lines);
+      this._print(lines);
     };
     if (list.length === 0) return { distance: -1, clients: out, log };
 
@@ -230,7 +248,7 @@ export class P2pdma {
     if (cached !== undefined) return { mapType: cached, source: 'cache', reason: 'cached when first computed' };
     const r = this.calc(p, client, client);
     this.store(p, client, r.mapType);
-    this.log.push(...r.messages);
+    this._print(r.messages);
     return { mapType: r.mapType, source: 'computed', reason: r.reason };
   }
 
@@ -372,14 +390,14 @@ export class P2pdma {
       this.pagemaps.find((m) => pfnAddr >= (m.start & ~(PAGE_SIZE - 1n)) && pfnAddr <= m.end);
     const page = (a: bigint): bigint => a & ~(PAGE_SIZE - 1n);
     if (covers(page(start)) || covers(page(end))) {
-      this.log.push(logLine('warn', p, 'WARNING: Conflicting mapping in same section'));
+      this._print([logLine('warn', p, 'WARNING: Conflicting mapping in same section')]);
       throw new SimError('ENOMEM', OP, `${p.bdf}: ${hex(start)}-${hex(end)} conflicts with memory already registered for P2PDMA`);
     }
     if (end >> BigInt(this.maxPhysBits) !== 0n) {
       throw new SimError('EINVAL', OP, `${p.bdf}: ${hex(start)}-${hex(end)} exceeds the maximum addressable range (MAX_PHYSMEM_BITS ${this.maxPhysBits})`);
     }
     if (start % this.subsection !== 0n || len % this.subsection !== 0n) {
-      this.log.push(logLine('warn', p, `WARNING: Misaligned __add_pages start: ${hex(start >> BigInt(PAGE_SHIFT))} end: ${hex((start + len) / PAGE_SIZE - 1n)}`));
+      this._print([logLine('warn', p, `WARNING: Misaligned __add_pages start: ${hex(start >> BigInt(PAGE_SHIFT))} end: ${hex((start + len) / PAGE_SIZE - 1n)}`)]);
       throw new SimError('EINVAL', OP, `${p.bdf}: ${hex(start)}+${hex(len)} is not aligned to the ${hex(this.subsection)}-byte memory hot-add subsection`);
     }
     if (this.pagemaps.some((m) => start <= m.end && m.start <= end)) {
@@ -390,7 +408,7 @@ export class P2pdma {
     this.pagemaps.push(pgmap);
     state.pagemaps.push(pgmap);
     state.pool.add(start, len, pgmap.busStart);
-    this.log.push(logLine('info', p, `added peer-to-peer DMA memory ${hex(start)}-${hex(end)}`));
+    this._print([logLine('info', p, `added peer-to-peer DMA memory ${hex(start)}-${hex(end)}`)]);
     return pgmap;
   }
 

@@ -10,6 +10,7 @@
  */
 import { ACS_BITS } from '../index.js';
 import { CPU_VENDORS } from '../index.js';
+import { KERNEL_RULE_VALUES } from '../index.js';
 import { IOMMU_FAMILIES, OP_SPECS, PROFILES, type FieldKind } from './schema.js';
 
 type Json = Record<string, unknown>;
@@ -91,6 +92,7 @@ export function scenarioJsonSchema(): Record<string, unknown> {
       name: { type: 'string', minLength: 1, description: 'the scenario name' },
       description: { type: 'string', description: 'printed under the name' },
       profile: { $ref: '#/$defs/profile' },
+      dmaBufRules: { $ref: '#/$defs/dmaBufRules' },
       iommu: { $ref: '#/$defs/iommu' },
       topology: { $ref: '#/$defs/topology' },
       steps: { $ref: '#/$defs/steps' },
@@ -100,7 +102,7 @@ export function scenarioJsonSchema(): Record<string, unknown> {
           type: 'object',
           properties: {
             title: { type: 'string', minLength: 1 }, topology: { $ref: '#/$defs/topology' }, iommu: { $ref: '#/$defs/iommu' },
-            profile: { $ref: '#/$defs/profile' }, steps: { $ref: '#/$defs/steps' },
+            profile: { $ref: '#/$defs/profile' }, dmaBufRules: { $ref: '#/$defs/dmaBufRules' }, steps: { $ref: '#/$defs/steps' },
           },
           required: ['title', 'steps'], additionalProperties: false,
         },
@@ -111,6 +113,11 @@ export function scenarioJsonSchema(): Record<string, unknown> {
     additionalProperties: false,
     $defs: {
       profile: { enum: [...PROFILES, 5.15], description: 'kernel behaviour profile (default 6.x)' },
+      dmaBufRules: {
+        type: 'object', description: "per-rule overrides of the profile's DMA-BUF rules, e.g. { attachTimeMapping: false } (DB-09); an act's override the top level's rule by rule",
+        properties: Object.fromEntries(Object.entries(KERNEL_RULE_VALUES).map(([k, vals]) => [k, { enum: [...vals] }])),
+        additionalProperties: false,
+      },
       iommu: {
         description: 'the IOMMU of every host bridge; null or none: DMA is direct',
         anyOf: [

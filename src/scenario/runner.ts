@@ -34,6 +34,7 @@ import {
 import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
 import { ScenarioError } from './source.js';
 import { GENERIC_OPS } from './op.js';
+import { Ring } from '../index.js';
 
 /** What a handler returns. */
 export interface StepOutcome {
@@ -263,7 +264,7 @@ export class ScenarioRunner {
     try {
       machine = this._opts.createMachine
         ? await this._opts.createMachine(act)
-        : await Machine.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, arenaBytes: this._opts.arenaBytes ?? 64 << 20 });
+        : await Machine.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules, arenaBytes: this._opts.arenaBytes ?? 64 << 20 });
     } catch (e) {
       report.ok = false;
       report.error = e instanceof Error ? e.message : String(e);
@@ -275,7 +276,7 @@ export class ScenarioRunner {
     report.startNs = machine.clock.now;
     const clock = () => machine.clock.now;
     const proc = this.trace.process(act.index + 1, `act ${act.index + 1}: ${act.title}`, clock);
-    const dmabufSource = new DmaBufTraceSource(machine.kernel, proc);
+    const dmabufSource = new DmaBufTraceSource(machine.kernel, proc, machine.history.transfers);
     const ridNames = new Map<number, string>();
     for (const f of machine.topology.functions) ridNames.set(machine.rid(f), f.name);
     const deviceName = (rid: DmaEndpoint['rid']): string =>
@@ -283,13 +284,14 @@ export class ScenarioRunner {
     let stepSink: ReportSink | null = null;
     const actSections: ReportSection[] = [];
     const actSink: ReportSink = { log: (l) => actSections.push({ title: 'note', lines: [l] }), section: (s) => actSections.push(s) };
-    const transfers: TransferRecord[] = [];
-    const faults: { unit: string; f: FaultRecord }[] = [];
+    // Per-act totals as counters: nothing here grows with the run.
+    const totals = { transfers: 0, bytes: 0n, faults: 0, warns: new Ring<string>(machine.history.kernelEvents) };
     let stepTransfers: TransferRecord[] = [];
     // IOTLB counters over time, IOMMU map/unmap and invalidations, on the trace.
     const iotlb = new IotlbTracker(machine, proc, deviceName);
     const onTransfer = (t: TransferRecord): void => {
-      transfers.push(t);
+      totals.transfers++;
+      totals.bytes += t.result.bytesDone;
       stepTransfers.push(t);
       iotlb.sample();
     };
@@ -300,6 +302,7 @@ export class ScenarioRunner {
     let stepMaps: { exporter: string; importer: string }[] = [];
     const eventSub = machine.kernel.onEvent((e) => {
       const d = e.detail as Record<string, unknown>;
+      if (e.kind === 'warn') totals.warns.push(e.rule ?? '?');
       if (e.kind === 'attach' && e.attachmentId !== undefined && typeof d['device'] === 'string') importers.set(e.attachmentId, d['device']);
       if (e.kind === 'map' && e.attachmentId !== undefined && e.dmaBufId !== undefined) {
         const exporter = exporters.get(e.dmaBufId);
@@ -310,14 +313,14 @@ export class ScenarioRunner {
       const who = typeof d['device'] === 'string' ? ` (${d['device']})` : '';
       stepEvents.push(`dma-buf ${e.kind}${e.rule ? ` [${e.rule}]` : ''}${e.dmaBufId !== undefined ? ` dma-buf ${e.dmaBufId}` : ''}${e.attachmentId !== undefined ? ` attachment ${e.attachmentId}` : ''}${who}`);
     });
-    const dma = new TracedDma(machine.sim.dma, proc, deviceName, onTransfer);
+    const dma = new TracedDma(machine.sim.dma, proc, deviceName, onTransfer, machine.history.transfers);
     const retime = machine.time.onTiming((_t, timing) => dma.retime(timing));
     const collectFaults = (): FaultRecord[] => {
       const got: FaultRecord[] = [];
       for (const u of machine.units()) {
         for (const f of u.faults()) {
           got.push(f);
-          faults.push({ unit: u.name, f });
+          totals.faults++;
           const dev = deviceName(f.rid);
           traceFault(proc, dev, u.name, f);
           stepSink?.log(u.family === 'vtd'
@@ -408,7 +411,7 @@ export class ScenarioRunner {
     retime.dispose();
     report.endNs = clock();
     runClock.ns = report.endNs;
-    report.sections = [...actSections, countersSection(machine, transfers, faults.length, report)];
+    report.sections = [...actSections, countersSection(machine, totals, report)];
     report.ok = !failed;
     return report;
   }
@@ -477,7 +480,8 @@ function sameValue(got: unknown, want: string | number | boolean | null): boolea
   return got === want;
 }
 
-function countersSection(machine: Machine, transfers: readonly TransferRecord[], nFaults: number, act: ActReport): ReportSection {
+function countersSection(machine: Machine, totals: { transfers: number; bytes: bigint; faults: number; warns: Ring<string> }, act: ActReport): ReportSection {
+  const nFaults = totals.faults;
   const lines: string[] = [];
   const units = machine.units().map((u) => ({ unit: u.name, family: u.family, ...counts(u.stats()) }));
   for (const s of units) {
@@ -490,14 +494,14 @@ function countersSection(machine: Machine, transfers: readonly TransferRecord[],
     translationNs: tt.translationNs, invalidationNs: tt.invalidationNs, controlNs: tt.controlNs,
   };
   const d = machine.sim.dma.stats();
-  const moved = transfers.reduce((s, t) => s + t.result.bytesDone, 0n);
+  const moved = totals.bytes;
   lines.push(`DMA: ${d.ops} ops, ${d.bytesToDevice} bytes to device memory, ${d.bytesFromDevice} from device memory, ${d.bytesToRam} to RAM, ${d.bytesFromRam} from RAM, ${d.faults} faults`);
-  lines.push(`transfers by the scenario: ${transfers.length}, ${moved} bytes moved; IOMMU fault records: ${nFaults}`);
-  const warns = machine.kernel.events.filter((e) => e.kind === 'warn');
-  if (warns.length) lines.push(`dma-buf WARNs: ${warns.map((w) => w.rule ?? '?').join(', ')}`);
+  lines.push(`transfers by the scenario: ${totals.transfers}, ${moved} bytes moved; IOMMU fault records: ${nFaults}`);
+  const warns = totals.warns;
+  if (warns.total) lines.push(`dma-buf WARNs: ${warns.dropped ? `${warns.dropped} earlier, then ` : ''}${warns.toArray().join(', ')}`);
   lines.push(`time: act ${formatNs(time.durationNs)} (${formatNs(act.startNs)} to ${formatNs(act.endNs)}); DMA ${formatNs(tt.transferNs)} in ${tt.transfers} transfers, `
     + `of which ${formatNs(tt.translationNs)} in IOMMU translation; IOTLB invalidations ${formatNs(tt.invalidationNs)}`);
-  return { title: 'counters', lines, data: { iommu: units, dma: counts(d), transfers: transfers.length, bytesMoved: Number(moved), faults: nFaults, warns: warns.length, time } };
+  return { title: 'counters', lines, data: { iommu: units, dma: counts(d), transfers: totals.transfers, bytesMoved: Number(moved), faults: nFaults, warns: warns.total, time } };
 }
 
 /**

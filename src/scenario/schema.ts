@@ -17,7 +17,7 @@
  * and OpArgs are derived from them. The runner needs a handler for every op a scenario uses.
  */
 import type { TopologyDescription, Topology } from '../index.js';
-import type { KernelProfileName } from '../index.js';
+import type { KernelProfileName, KernelRuleOverrides } from '../index.js';
 import type { IommuFamily } from '../index.js';
 import { GENERIC_OPS, type ArgsOfOp, type OpSpec } from './op.js';
 import { DRIVER_OPS } from './driver-ops.js';
@@ -111,6 +111,8 @@ export interface Act {
   title: string;
   /** The kernel profile its machine follows. */
   profile: KernelProfileName;
+  /** Per-rule overrides of the profile (`dmaBufRules:`, e.g. `{ attachTimeMapping: false }`); empty when none. */
+  dmaBufRules: KernelRuleOverrides;
   /** Its machine's IOMMU, or null for none. */
   iommu: ActIommu | null;
   /** Where the topology came from ('builtin:seed', a file name, or inline). */

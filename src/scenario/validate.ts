@@ -4,7 +4,7 @@
  * name, bad topology), each at its line and column.
  */
 import { ERRNO, PciFunction, SIMULATOR_LIMITS } from '../index.js';
-import type { KernelProfileName } from '../index.js';
+import { KERNEL_RULE_VALUES, type KernelProfileName, type KernelRuleOverrides } from '../index.js';
 import { parsePattern } from './pattern.js';
 import {
   type Act, type ActIommu, COMMON_FIELDS, type Expectation, type FieldKind, IOMMU_FAMILIES, KIND_PLURAL,
@@ -130,6 +130,24 @@ class Validator {
       return undefined;
     }
     return s as KernelProfileName;
+  }
+
+  /** `dmaBufRules:` a mapping of rule switches (KERNEL_RULE_VALUES), each error at its key. */
+  dmaBufRules(v: unknown, path: Path): KernelRuleOverrides | undefined {
+    if (v === undefined) return undefined;
+    if (!isObj(v)) {
+      this.err(path, `expected a mapping of rule switches (${Object.keys(KERNEL_RULE_VALUES).join(', ')}), got ${kindOf(v)}`);
+      return undefined;
+    }
+    const rules = Object.keys(KERNEL_RULE_VALUES);
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const allowed = rules.includes(k) ? KERNEL_RULE_VALUES[k as keyof KernelRuleOverrides] : undefined;
+      if (!allowed) this.err([...path, k], `unknown kernel rule (rules: ${rules.join(', ')})${suggest(k, rules)}`, 'key');
+      else if (!allowed.includes(x)) this.err([...path, k], `expected ${allowed.join(' or ')}, got ${kindOf(x)}`);
+      else out[k] = x;
+    }
+    return out as KernelRuleOverrides;
   }
 
   iommu(v: unknown, path: Path): ActIommu | null | undefined {
@@ -472,8 +490,8 @@ export function resolveRelative(file: string, ref: string): string {
   return slash < 0 ? ref : `${file.slice(0, slash + 1)}${ref}`;
 }
 
-const TOP_FIELDS = ['name', 'description', 'profile', 'iommu', 'topology', 'steps', 'acts', '$schema'];
-const ACT_FIELDS = ['title', 'topology', 'iommu', 'profile', 'steps'];
+const TOP_FIELDS = ['name', 'description', 'profile', 'dmaBufRules', 'iommu', 'topology', 'steps', 'acts', '$schema'];
+const ACT_FIELDS = ['title', 'topology', 'iommu', 'profile', 'dmaBufRules', 'steps'];
 
 /**
  * Validates a parsed scenario document into a typed {@link Scenario}, building each act's topology.
@@ -487,16 +505,17 @@ export function validateScenario(doc: SourceDoc, opts: ValidateOptions = {}): Sc
   const name = v.str(top, 'name', [], true);
   const description = v.str(top, 'description', [], false);
   const profile = v.profile(top.profile, ['profile']) ?? '6.x';
+  const rules = v.dmaBufRules(top.dmaBufRules, ['dmaBufRules']) ?? {};
   const iommu = v.iommu(top.iommu, ['iommu']) ?? null;
   const topTopology = top.topology === undefined ? undefined : v.topology(top.topology, ['topology']);
   const acts: Act[] = [];
-  const makeAct = (index: number, title: string, t: LoadedTopology | null, stepsValue: unknown, stepsPath: Path, prof: KernelProfileName, io: ActIommu | null, topoPath: Path): void => {
+  const makeAct = (index: number, title: string, t: LoadedTopology | null, stepsValue: unknown, stepsPath: Path, prof: KernelProfileName, io: ActIommu | null, topoPath: Path, dmaBufRules: KernelRuleOverrides): void => {
     if (t) for (const problem of machineLimitProblems(t, io !== null)) v.err(topoPath, problem);
     const scope: ActScope = { topology: t, defined: new Map(), later: new Map() };
     const steps = v.steps(stepsValue, stepsPath, scope);
     if (t) {
       acts.push({
-        index, title, profile: prof, iommu: io, topologySource: t.source, topologyDescription: t.description, topology: t.topology, steps,
+        index, title, profile: prof, dmaBufRules, iommu: io, topologySource: t.source, topologyDescription: t.description, topology: t.topology, steps,
       });
     }
   };
@@ -507,7 +526,7 @@ export function validateScenario(doc: SourceDoc, opts: ValidateOptions = {}): Sc
       top.acts.forEach((a, i) => {
         const ap: Path = ['acts', i];
         if (!isObj(a)) {
-          v.err(ap, `expected an act ({ title, steps, topology?, iommu?, profile? }), got ${kindOf(a)}`);
+          v.err(ap, `expected an act ({ title, steps, topology?, iommu?, profile?, dmaBufRules? }), got ${kindOf(a)}`);
           return;
         }
         v.fields(a, ap, ACT_FIELDS, ' in an act');
@@ -521,13 +540,15 @@ export function validateScenario(doc: SourceDoc, opts: ValidateOptions = {}): Sc
         }
         const prof = v.profile(a.profile, [...ap, 'profile']) ?? profile;
         const io = a.iommu === undefined ? iommu : v.iommu(a.iommu, [...ap, 'iommu']) ?? null;
+        // An act's rules override the top level's rule by rule.
+        const actRules = { ...rules, ...v.dmaBufRules(a.dmaBufRules, [...ap, 'dmaBufRules']) };
         if (a.steps === undefined) v.err(ap, "'steps' is required");
-        else makeAct(i, title, t, a.steps, [...ap, 'steps'], prof, io, a.topology !== undefined ? [...ap, 'topology'] : ['topology']);
+        else makeAct(i, title, t, a.steps, [...ap, 'steps'], prof, io, a.topology !== undefined ? [...ap, 'topology'] : ['topology'], actRules);
       });
     }
   } else if (top.steps !== undefined) {
     if (topTopology === undefined) v.err([], "'topology' is required (builtin, a topology file, or a description)");
-    makeAct(0, name ?? 'scenario', topTopology ?? null, top.steps, ['steps'], profile, iommu, ['topology']);
+    makeAct(0, name ?? 'scenario', topTopology ?? null, top.steps, ['steps'], profile, iommu, ['topology'], rules);
   } else v.err([], "'steps' is required (or 'acts')");
   if (v.diags.length > 0) throw new ScenarioError(v.diags);
   return { name: name!, ...(description !== undefined ? { description } : {}), file: doc.file, acts };

@@ -5,6 +5,7 @@
  */
 import type { DmaBufEvent, DmaBufKernel, Disposable, DmaEndpoint, DmaEngine, DmaResult, TransferTiming, FaultRecord } from '../index.js';
 import { type TraceEvent, type TraceProcess, transferNs } from './trace.js';
+import { DEFAULT_HISTORY_CAP, Ring } from '../index.js';
 
 /** Thread for events that belong to no device. */
 export const DMABUF_THREAD = 'dma-buf';
@@ -13,16 +14,25 @@ export const DMABUF_THREAD = 'dma-buf';
  * Subscribes to a kernel's dma-buf events and writes each as an instant event: on the
  * importer's thread for attachment events (attach names the device), on the exporter's thread
  * where the caller named it (nameBuffer), else on the 'dma-buf' thread. WARNs are
- * process-wide instants in category 'warn'.
+ * process-wide instants in category 'warn'. What it remembers per buffer and attachment is
+ * forgotten at release and detach, and at most `cap` unmoved events per buffer are kept, so its
+ * memory does not grow with the run.
  */
 export class DmaBufTraceSource implements Disposable {
   private readonly _attachDevice = new Map<number, string>();
   private readonly _bufferDevice = new Map<number, string>();
   /** Events of buffers not yet named, to move when they are. */
-  private readonly _unnamed = new Map<number, TraceEvent[]>();
+  private readonly _unnamed = new Map<number, Ring<TraceEvent>>();
   private readonly _sub: Disposable;
+  private readonly _cap: number;
 
-  constructor(kernel: DmaBufKernel, private readonly _proc: TraceProcess) {
+  /**
+   * `cap`: unnamed events kept per buffer for nameBuffer to move (the trace's own cap is a
+   * sensible value). @default DEFAULT_HISTORY_CAP
+   * @throws {@link index!SimError} EINVAL when `cap` is not a non-negative integer.
+   */
+  constructor(kernel: DmaBufKernel, private readonly _proc: TraceProcess, cap: number = DEFAULT_HISTORY_CAP) {
+    this._cap = new Ring(cap, 'DmaBufTraceSource', 'cap').capacity;
     this._sub = kernel.onEvent((e) => this.record(e));
   }
 
@@ -49,10 +59,16 @@ export class DmaBufTraceSource implements Disposable {
     const name = e.kind === 'warn' ? `WARN ${e.rule ?? ''}`.trim() : e.kind;
     const ev = this._proc.instant(thread, name, e.kind === 'warn' ? 'warn' : 'dma-buf', args, e.kind === 'warn' ? 'p' : 't');
     if (thread === DMABUF_THREAD && e.dmaBufId !== undefined && e.kind !== 'warn') {
-      const list = this._unnamed.get(e.dmaBufId) ?? [];
+      let list = this._unnamed.get(e.dmaBufId);
+      if (!list) this._unnamed.set(e.dmaBufId, (list = new Ring(this._cap)));
       list.push(ev);
-      this._unnamed.set(e.dmaBufId, list);
     }
+    // The last event of a buffer or an attachment: nothing will name or place it again.
+    if (e.kind === 'release' && e.dmaBufId !== undefined) {
+      this._unnamed.delete(e.dmaBufId);
+      this._bufferDevice.delete(e.dmaBufId);
+    }
+    if (e.kind === 'detach' && e.attachmentId !== undefined) this._attachDevice.delete(e.attachmentId);
   }
 
   /** Stops recording the kernel's events. */
@@ -78,13 +94,15 @@ export interface TransferRecord {
  * bytes requested and done and the result code, and a record for the report.
  */
 export class TracedDma {
-  readonly transfers: TransferRecord[] = [];
+  private readonly _transfers: Ring<TransferRecord>;
   private readonly _sub: { dispose(): void };
   private readonly _unsettled = new Map<TransferTiming, TraceEvent>();
 
   /**
    * Records every transfer of `_dma` (the scenario's own and the drivers'), until disposed.
-   * Its copy/fill/read/write are the engine's.
+   * Its copy/fill/read/write are the engine's. `cap`: how many records `transfers` keeps (the
+   * newest; 0 = none). @default DEFAULT_HISTORY_CAP
+   * @throws {@link index!SimError} EINVAL when `cap` is not a non-negative integer.
    */
   constructor(
     private readonly _dma: DmaEngine,
@@ -92,8 +110,20 @@ export class TracedDma {
     /** A device name for a requester ID ('phys' for untranslated access). */
     private readonly _deviceOf: (rid: DmaEndpoint['rid']) => string,
     private readonly _onTransfer?: (t: TransferRecord) => void,
+    cap: number = DEFAULT_HISTORY_CAP,
   ) {
+    this._transfers = new Ring(cap, 'TracedDma', 'cap');
     this._sub = _dma.onTransfer((t) => this._rec({ ...t, device: this._deviceOf((t.dst ?? t.src)!.rid) }));
+  }
+
+  /** The newest transfer records (up to `cap`), oldest first: a snapshot. */
+  get transfers(): readonly TransferRecord[] {
+    return this._transfers.toArray();
+  }
+
+  /** Transfers recorded that `transfers` no longer holds. */
+  get transfersDropped(): number {
+    return this._transfers.dropped;
   }
 
   /** Stops recording transfers. */
@@ -102,7 +132,7 @@ export class TracedDma {
   }
 
   private _rec(t: TransferRecord): void {
-    this.transfers.push(t);
+    this._transfers.push(t);
     const args = {
       length: t.length, bytes: t.result.bytesDone, result: t.result.code,
       ...(t.src ? { src: `${typeof t.src.rid === 'string' ? t.src.rid : this._deviceOf(t.src.rid)}@0x${t.src.addr.toString(16)}` } : {}),

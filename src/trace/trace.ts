@@ -10,7 +10,9 @@
  * One process per act (pid = act number), one thread per device (tid in order of first use),
  * plus a 'scenario' thread for the steps and a 'dma-buf' thread for events with no device.
  */
+import { DEFAULT_HISTORY_CAP, Ring } from '../index.js';
 
+/** Phase of a trace event: complete slice, begin, end, instant, metadata or counter. */
 export type TracePhase = 'X' | 'B' | 'E' | 'i' | 'M' | 'C';
 
 /** One Chrome trace event (the Trace Event Format's JSON object). */
@@ -162,11 +164,26 @@ export function stringifyTrace(t: TraceFile): string {
   return `{${head},"traceEvents":[\n${traceEvents.map((e) => JSON.stringify(e)).join(',\n')}\n]}\n`;
 }
 
-/** Collects trace events of a run. */
+/** Options of a {@link TraceRecorder}. */
+export interface TraceRecorderOptions {
+  /**
+   * How many events the recorder keeps: the newest, the oldest are dropped and counted (the
+   * file then says how many in a `trace_events_dropped` metadata event). 0 records nothing.
+   * @default DEFAULT_HISTORY_CAP (65536)
+   */
+  cap?: number;
+}
+
+/** Collects trace events of a run, the newest `cap` of them (O(1) per event). */
 export class TraceRecorder {
-  private readonly _events: TraceEvent[] = [];
+  private readonly _events: Ring<TraceEvent>;
   /** @internal */
   readonly _processes: TraceProcess[] = [];
+
+  /** @throws {@link index!SimError} EINVAL when `opts.cap` is not a non-negative integer. */
+  constructor(opts: TraceRecorderOptions = {}) {
+    this._events = new Ring(opts.cap ?? DEFAULT_HISTORY_CAP, 'TraceRecorder', 'cap');
+  }
 
   /** A process for an act; `clock` gives virtual time in ns (ticks). */
   process(pid: number, name: string, clock: () => number = () => 0): TraceProcess {
@@ -178,20 +195,34 @@ export class TraceRecorder {
     this._events.push(e);
   }
 
-  /** The events recorded so far, in recording order, without metadata. */
+  /** The events kept, in recording order, without metadata (a snapshot). */
   get events(): readonly TraceEvent[] {
-    return this._events;
+    return this._events.toArray();
   }
 
-  /** The trace file: metadata first, then every process's events in time order. */
+  /** Events recorded but no longer kept (beyond `cap`, or `cap` 0). */
+  get dropped(): number {
+    return this._events.dropped;
+  }
+
+  /**
+   * The trace file: metadata first (with a `trace_events_dropped` event when the cap dropped
+   * any), then every process's events in time order.
+   */
   toJSON(otherData?: Record<string, unknown>): TraceFile {
-    const rest = this._events;
+    const rest = this._events.toArray();
     const used = new Map<number, Set<number>>();
     for (const e of rest) {
       if (!used.has(e.pid)) used.set(e.pid, new Set());
       used.get(e.pid)!.add(e.tid);
     }
     const meta = this._processes.flatMap((p) => p._metadata(used.get(p.pid) ?? new Set()));
+    if (this._events.dropped > 0) {
+      meta.unshift({
+        name: 'trace_events_dropped', cat: '__metadata', ph: 'M', ts: 0, pid: 0, tid: 0,
+        args: { dropped: this._events.dropped, kept: rest.length, cap: this._events.capacity },
+      });
+    }
     // Stable sort by process, then time: within a process events are already in time order.
     const sorted = rest.map((e, i) => ({ e, i })).sort((a, b) => a.e.pid - b.e.pid || a.e.ts - b.e.ts || a.i - b.i).map((x) => x.e);
     return { traceEvents: [...meta, ...sorted], displayTimeUnit: 'ns', ...(otherData ? { otherData } : {}) };

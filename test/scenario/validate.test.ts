@@ -62,7 +62,7 @@ describe('scenario validation', () => {
 
   it('top-level and act fields', () => {
     expect(errors('name: x\ntopology: builtin\nstep: []\n')).toEqual([
-      "s.yaml:3:1: step: unknown field (fields: name, description, profile, iommu, topology, steps, acts, $schema); did you mean 'steps'?",
+      "s.yaml:3:1: step: unknown field (fields: name, description, profile, dmaBufRules, iommu, topology, steps, acts, $schema); did you mean 'steps'?",
       "s.yaml:1:1: 'steps' is required (or 'acts')",
     ]);
     expect(errors('name: x\nprofile: 5.10\niommu: { family: amd }\ntopology: builtin\nsteps: []\n')).toEqual([
@@ -70,7 +70,7 @@ describe('scenario validation', () => {
       's.yaml:3:18: iommu.family: expected one of vtd, smmuv3, got the string "amd"',
     ]);
     expect(errors('name: x\ntopology: builtin\nacts:\n  - title: one\n    steps: []\n    iommus: null\n')).toEqual([
-      "s.yaml:6:5: acts[0].iommus: unknown field in an act (fields: title, topology, iommu, profile, steps); did you mean 'iommu'?",
+      "s.yaml:6:5: acts[0].iommus: unknown field in an act (fields: title, topology, iommu, profile, dmaBufRules, steps); did you mean 'iommu'?",
     ]);
     expect(errors('name: x\nacts:\n  - title: one\n    steps: []\n')).toEqual(['s.yaml:3:5: acts[0]: no topology (give one here or at the top level)']);
     expect(errors('- 1\n')).toEqual(['s.yaml:1:1: a scenario is an object with name, topology and steps (or acts), got a list']);
