@@ -6,7 +6,7 @@
  */
 import { expect } from 'vitest';
 
-type Typed = Exclude<ArrayBufferView, DataView>;
+type Typed = ArrayLike<number | bigint>;
 
 function isTyped(x: unknown): x is Typed {
   return ArrayBuffer.isView(x) && !(x instanceof DataView);
@@ -16,9 +16,7 @@ expect.addEqualityTesters([
   function typedArrays(a: unknown, b: unknown): boolean | undefined {
     if (!isTyped(a) || !isTyped(b)) return undefined;
     if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b) || a.length !== b.length) return false;
-    const x = a as unknown as ArrayLike<number | bigint>;
-    const y = b as unknown as ArrayLike<number | bigint>;
-    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return false;
+    for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
     return true;
   },
 ]);
