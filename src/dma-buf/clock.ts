@@ -16,7 +16,11 @@ interface Timer {
 export class SimClock {
   private _now = 0;
   private _order = 0;
-  private _timers: Timer[] = [];
+  // Pending timers as a binary min-heap on (at, order): O(log n) to add and to take the next.
+  // A cancelled timer stays in the heap until it reaches the top or cancellations outnumber the
+  // live timers, when the heap is rebuilt without them (so memory stays bounded by live timers).
+  private _heap: Timer[] = [];
+  private _cancelled = 0;
 
   /** The current virtual time, in ticks from 0. */
   get now(): number {
@@ -33,8 +37,14 @@ export class SimClock {
       throw new SimError('EINVAL', 'SimClock.schedule', `delay must be a non-negative integer, got ${delay}`);
     }
     const t: Timer = { at: this._now + delay, order: this._order++, fn, cancelled: false };
-    this._timers.push(t);
-    return { dispose: () => void (t.cancelled = true) };
+    this._push(t);
+    return {
+      dispose: () => {
+        if (t.cancelled) return;
+        t.cancelled = true;
+        if (++this._cancelled * 2 > this._heap.length) this._rebuild();
+      },
+    };
   }
 
   /**
@@ -67,18 +77,58 @@ export class SimClock {
         if (Number.isFinite(deadline) && deadline < Number.MAX_SAFE_INTEGER) this._now = Math.max(this._now, deadline);
         return undefined;
       }
-      this._timers.splice(this._timers.indexOf(t), 1);
+      this._pop();
       this._now = Math.max(this._now, t.at);
       t.fn();
     }
   }
 
+  /** The earliest live timer (cancelled ones at the top are dropped on the way). */
   private _next(): Timer | undefined {
-    this._timers = this._timers.filter((t) => !t.cancelled);
-    let best: Timer | undefined;
-    for (const t of this._timers) {
-      if (!best || t.at < best.at || (t.at === best.at && t.order < best.order)) best = t;
+    while (this._heap.length > 0 && this._heap[0]!.cancelled) {
+      this._pop();
+      this._cancelled--;
     }
-    return best;
+    return this._heap[0];
   }
+
+  private _push(t: Timer): void {
+    const h = this._heap;
+    let i = h.push(t) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private _pop(): void {
+    const h = this._heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && before(h[l]!, h[m]!)) m = l;
+      if (r < h.length && before(h[r]!, h[m]!)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+
+  private _rebuild(): void {
+    const live = this._heap.filter((t) => !t.cancelled);
+    this._heap = [];
+    this._cancelled = 0;
+    for (const t of live) this._push(t);
+  }
+}
+
+function before(a: Timer, b: Timer): boolean {
+  return a.at < b.at || (a.at === b.at && a.order < b.order);
 }
