@@ -6,7 +6,7 @@
 import { ABI, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
 import { faultReasonName, type FaultReason } from '../iommu/iommu.js';
-import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
+import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, RID_PHYS, U64_MAX } from '../util/args.js';
 
 /** One side of a transfer: who issues the access (its requester ID selects the IOMMU domain) and at what address. */
 export interface DmaEndpoint {
@@ -127,6 +127,24 @@ function ridOf(op: string, field: string, end: DmaEndpoint): number {
 }
 
 /**
+ * The requester of an endpoint in the common form (a plain object whose rid is an integer
+ * 0..0xffffffff), or -1 for anything else, which then takes the full checks of ridOf.
+ */
+function plainRid(end: unknown): number {
+  if (typeof end !== 'object' || end === null || Array.isArray(end)) return -1;
+  const rid = (end as DmaEndpoint).rid;
+  return typeof rid === 'number' && rid >= 0 && rid <= RID_PHYS && Math.floor(rid) === rid ? rid : -1;
+}
+
+/** 2^63 - 1: an address and a length both at most this cannot wrap past 2^64. */
+const HALF_U64 = (1n << 63n) - 1n;
+
+/** `v` is a bigint in 0..2^63-1 (compared, nothing allocated). */
+function smallU64(v: unknown): v is bigint {
+  return typeof v === 'bigint' && v >= 0n && v <= HALF_U64;
+}
+
+/**
  * The simulator's DMA engine (`Simulator.dma`): device-initiated copies, fills, reads and writes,
  * each side translated through its requester's IOMMU domain, or routed peer to peer. Argument
  * errors throw SimError EINVAL and move nothing; translation faults are reported in the result.
@@ -134,6 +152,8 @@ function ridOf(op: string, field: string, end: DmaEndpoint): number {
 export class DmaEngine {
   private readonly _observers = new Set<(t: DmaTransfer) => void>();
   private _cost: DmaCostModel | null = null;
+  /** The last success result handed out, frozen: shared by every success of the same length. */
+  private _ok: DmaResult = Object.freeze({ ok: true, code: 'OK', bytesDone: 0n });
 
   /** @internal */
   constructor(private readonly _core: Core) {}
@@ -190,21 +210,40 @@ export class DmaEngine {
   }
 
   /**
-   * Copies `length` bytes device to device.
+   * Copies `length` bytes device to device. A success nobody observes (no cost model, no
+   * onTransfer) returns a frozen result that later successes of the same length share.
    * @throws {@link SimError} EINVAL for a bad endpoint (not an object, a rid that is no requester
    *   ID or 'phys', an address outside 0..2^64-1), a length
    *   outside 0..2^64-1, or a range wrapping past 2^64.
    */
   copy(src: DmaEndpoint, dst: DmaEndpoint, length: bigint): DmaResult {
-    const op = 'dmaCopy';
-    const s = ridOf(op, 'src', src);
-    const d = ridOf(op, 'dst', dst);
-    u64Arg(op, 'src.addr', src.addr);
-    u64Arg(op, 'dst.addr', dst.addr);
-    DmaEngine._len(op, src.addr, length, 'src.addr');
-    DmaEngine._len(op, dst.addr, length, 'dst.addr');
-    this._cost?.begin();
-    return this._emit({ op: 'copy', src, dst, length }, this._result(this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length)));
+    let s = plainRid(src);
+    let d = plainRid(dst);
+    // The common case is checked with compares only; anything else gets the full checks, which
+    // name the field (and build their strings only then).
+    if (s < 0 || d < 0 || !smallU64(src.addr) || !smallU64(dst.addr) || !smallU64(length)) {
+      const op = 'dmaCopy';
+      s = ridOf(op, 'src', src);
+      d = ridOf(op, 'dst', dst);
+      u64Arg(op, 'src.addr', src.addr);
+      u64Arg(op, 'dst.addr', dst.addr);
+      DmaEngine._len(op, src.addr, length, 'src.addr');
+      DmaEngine._len(op, dst.addr, length, 'dst.addr');
+    }
+    const cost = this._cost;
+    if (cost !== null) cost.begin();
+    const st = this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length);
+    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    return this._emit({ op: 'copy', src, dst, length }, this._result(st));
+  }
+
+  /**
+   * The result of a transfer that moved all `length` bytes, when nobody observes it: one frozen
+   * object shared by consecutive successes of the same length (nothing allocated per call).
+   */
+  private _success(length: bigint): DmaResult {
+    if (this._ok.bytesDone !== length) this._ok = Object.freeze({ ok: true, code: 'OK', bytesDone: length });
+    return this._ok;
   }
 
   /**
@@ -272,13 +311,19 @@ export class DmaEngine {
    *   outside 0..255, a bad length, or a range wrapping past 2^64.
    */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
-    const op = 'dmaFill';
-    const d = ridOf(op, 'dst', dst);
-    u64Arg(op, 'dst.addr', dst.addr);
-    intArg(op, 'value', value, 0, 255);
-    DmaEngine._len(op, dst.addr, length, 'dst.addr');
-    this._cost?.begin();
-    return this._emit({ op: 'fill', dst, length }, this._result(this._core.exports.dmaFill(d, dst.addr, length, value)));
+    let d = plainRid(dst);
+    if (d < 0 || !smallU64(dst.addr) || !smallU64(length) || typeof value !== 'number' || !(value >= 0 && value <= 255 && Math.floor(value) === value)) {
+      const op = 'dmaFill';
+      d = ridOf(op, 'dst', dst);
+      u64Arg(op, 'dst.addr', dst.addr);
+      intArg(op, 'value', value, 0, 255);
+      DmaEngine._len(op, dst.addr, length, 'dst.addr');
+    }
+    const cost = this._cost;
+    if (cost !== null) cost.begin();
+    const st = this._core.exports.dmaFill(d, dst.addr, length, value);
+    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    return this._emit({ op: 'fill', dst, length }, this._result(st));
   }
 
   /**
