@@ -246,6 +246,23 @@ export class DmaEngine {
     return this._ok;
   }
 
+  /** The full checks of one copyv descriptor (SimError EINVAL naming the field); its requesters. */
+  private static _checkDesc(op: string, d: DmaCopyDescriptor | undefined, i: number): { s: number; t: number } {
+    const f = `descs[${i}]`;
+    if (typeof d !== 'object' || d === null || typeof d.src !== 'object' || typeof d.dst !== 'object' || d.src === null || d.dst === null) {
+      throw new SimError('EINVAL', op, `${f} must be { src, dst, length }`);
+    }
+    const s = ridOf(op, `${f}.src`, d.src);
+    const t = ridOf(op, `${f}.dst`, d.dst);
+    u64Arg(op, `${f}.src.addr`, d.src.addr);
+    u64Arg(op, `${f}.dst.addr`, d.dst.addr);
+    u64Arg(op, `${f}.length`, d.length);
+    if (d.length > 0n && (d.src.addr + d.length - 1n > U64_MAX || d.dst.addr + d.length - 1n > U64_MAX)) {
+      throw new SimError('EINVAL', op, `${f}: ${d.src.addr + d.length - 1n > U64_MAX ? 'src' : 'dst'}.addr + length wraps past 2^64`);
+    }
+    return { s, t };
+  }
+
   /**
    * Vectored copy: the descriptors, in order, as one transfer and one core call. Every descriptor
    * is checked first (SimError EINVAL naming the field, e.g. `descs[2].dst.addr`, and nothing is
@@ -260,39 +277,33 @@ export class DmaEngine {
     if (!Array.isArray(descs)) throw new SimError('EINVAL', op, 'descs must be an array of descriptors');
     const n = descs.length;
     if (n > ABI.COPYDESC_MAX) throw new SimError('EINVAL', op, `descs has ${n} descriptors, at most ${ABI.COPYDESC_MAX} fit the staging area`);
-    const srcRids = new Uint32Array(n);
-    const dstRids = new Uint32Array(n);
+    // One pass: each descriptor is checked and written to the staging area (scratch: a throw part
+    // way leaves nothing moved). The common form is checked with compares only; anything else
+    // gets the full checks, which name the field.
+    const c = this._core;
+    const { u32, u64 } = c.views.all;
+    const base = c.layout.staging;
     let total = 0n;
     for (let i = 0; i < n; i++) {
       const d = descs[i];
-      const f = `descs[${i}]`;
-      if (typeof d !== 'object' || d === null || typeof d.src !== 'object' || typeof d.dst !== 'object' || d.src === null || d.dst === null) {
-        throw new SimError('EINVAL', op, `${f} must be { src, dst, length }`);
+      let s = -1;
+      let t = -1;
+      if (typeof d === 'object' && d !== null) {
+        s = plainRid(d.src);
+        t = plainRid(d.dst);
       }
-      srcRids[i] = ridOf(op, `${f}.src`, d.src);
-      dstRids[i] = ridOf(op, `${f}.dst`, d.dst);
-      u64Arg(op, `${f}.src.addr`, d.src.addr);
-      u64Arg(op, `${f}.dst.addr`, d.dst.addr);
-      u64Arg(op, `${f}.length`, d.length);
-      if (d.length > 0n && (d.src.addr + d.length - 1n > U64_MAX || d.dst.addr + d.length - 1n > U64_MAX)) {
-        throw new SimError('EINVAL', op, `${f}: ${d.src.addr + d.length - 1n > U64_MAX ? 'src' : 'dst'}.addr + length wraps past 2^64`);
+      if (s < 0 || t < 0 || !smallU64(d!.src.addr) || !smallU64(d!.dst.addr) || !smallU64(d!.length)) {
+        ({ s, t } = DmaEngine._checkDesc(op, d, i));
       }
-      total += d.length;
+      const at = base + i * ABI.COPYDESC_STRIDE;
+      u32[(at + ABI.COPYDESC_SRC_RID) >> 2] = s;
+      u32[(at + ABI.COPYDESC_DST_RID) >> 2] = t;
+      u64[(at + ABI.COPYDESC_SRC) >> 3] = d!.src.addr;
+      u64[(at + ABI.COPYDESC_DST) >> 3] = d!.dst.addr;
+      u64[(at + ABI.COPYDESC_LEN) >> 3] = d!.length;
+      total += d!.length;
     }
     if (n === 0) return { ok: true, code: 'OK', bytesDone: 0n, index: 0 };
-    const c = this._core;
-    const u32 = c.views.u32;
-    const u64 = c.views.u64;
-    const base = c.layout.staging;
-    for (let i = 0; i < n; i++) {
-      const d = descs[i]!;
-      const at = base + i * ABI.COPYDESC_STRIDE;
-      u32[(at + ABI.COPYDESC_SRC_RID) >> 2] = srcRids[i]!;
-      u32[(at + ABI.COPYDESC_DST_RID) >> 2] = dstRids[i]!;
-      u64[(at + ABI.COPYDESC_SRC) >> 3] = d.src.addr;
-      u64[(at + ABI.COPYDESC_DST) >> 3] = d.dst.addr;
-      u64[(at + ABI.COPYDESC_LEN) >> 3] = d.length;
-    }
     this._cost?.begin();
     const st = c.exports.dmaCopyV(n);
     const index = Number(c.resultValue());

@@ -93,4 +93,28 @@ describe('dma.copy / dma.fill: the unobserved fast path', () => {
     expect(hi.ok).toBe(false);
     expect(sim.dma.copy({ rid: '03:00.0', addr: 0x10_0000n }, { rid: 'phys', addr: b }, 16n)).toMatchObject({ ok: true, bytesDone: 16n });
   });
+
+  it('copyv: the same checks per descriptor, naming its index; a good vector moves every piece', async () => {
+    const { sim, b, S, D } = await rig();
+    const good = { src: S, dst: D, length: 16n };
+    const before = sim.dma.stats().ops;
+    const bad: [unknown, RegExp][] = [
+      [null, /descs\[1\] must be/],
+      [{ src: S, dst: null, length: 1n }, /descs\[1\] must be/],
+      [{ src: { rid: 1.5, addr: 0n }, dst: D, length: 1n }, /descs\[1\]\.src\.rid/],
+      [{ src: S, dst: { rid: RID, addr: -1n }, length: 1n }, /descs\[1\]\.dst\.addr/],
+      [{ src: S, dst: D, length: 1 }, /descs\[1\]\.length/],
+      [{ src: { rid: RID, addr: (1n << 64n) - 8n }, dst: D, length: 16n }, /descs\[1\]: src\.addr \+ length wraps/],
+    ];
+    for (const [d, msg] of bad) {
+      expect(code(() => sim.dma.copyv([good, d as typeof good]))).toBe('EINVAL');
+      expect(() => sim.dma.copyv([good, d as typeof good])).toThrow(msg);
+    }
+    expect(sim.dma.stats().ops).toBe(before);
+    expect(sim.memory.read(b, 1)[0]).toBe(0);
+    const r = sim.dma.copyv([good, { src: { rid: RID, addr: 0x10_1000n }, dst: { rid: 'phys', addr: b + 100n }, length: 8n }]);
+    expect(r).toMatchObject({ ok: true, bytesDone: 24n, index: 2 });
+    expect(sim.memory.read(b + 14n, 4)).toEqual(new Uint8Array([0x5a, 0x5a, 0, 0]));
+    expect(sim.memory.read(b + 100n, 8)).toEqual(new Uint8Array(8).fill(0x5a));
+  });
 });
