@@ -122,6 +122,8 @@ export interface DmaCostModel {
 
 /** The requester of an endpoint, checked: the endpoint an object, its rid any form of requester ID or 'phys'. */
 function ridOf(op: string, field: string, end: DmaEndpoint): number {
+  const rid = plainRid(end);
+  if (rid >= 0) return rid;
   objArg(op, field, end);
   return ridArg(op, `${field}.rid`, end.rid, true);
 }
