@@ -126,6 +126,7 @@ export interface DmaDeviceStats {
 const TWO32 = 4294967296;
 const TWO20 = 1048576;
 const TWO53 = 2 ** 53;
+const SAFE_BIG = 1n << 53n;
 
 function dirArg(op: string, dir: unknown): number {
   if (!validDmaDirection(dir)) {
@@ -539,11 +540,23 @@ export class DmaDevice {
     const pfn = new Float64Array(n);
     const pages = new Float64Array(n);
     let total = 0n;
+    let sum = 0;
     let aligned = true;
     for (let i = 0; i < n; i++) {
       const r = ranges[i] as PhysRange | undefined;
       const phys: unknown = r?.phys;
       const length: unknown = r?.length;
+      if (typeof phys === 'bigint' && typeof length === 'bigint' && phys >= 0n && length > 0n && phys < SAFE_BIG && length < SAFE_BIG) {
+        // Exact in numbers below 2^53: no bigint arithmetic per range.
+        const p = Number(phys);
+        const l = Number(length);
+        if (p % 4096 !== 0 || l % 4096 !== 0) aligned = false;
+        pfn[i] = Math.floor(p / 4096);
+        pages[i] = Math.floor(l / 4096);
+        sum += l;
+        if (sum >= 2 ** 52) { total += BigInt(sum); sum = 0; }
+        continue;
+      }
       if (typeof phys !== 'bigint' || typeof length !== 'bigint' || phys < 0n || length <= 0n || phys + length > 1n << 64n) {
         throw new SimError('EINVAL', op, `ranges[${i}]: phys and length must be bigints, length > 0, inside 2^64`);
       }
@@ -552,6 +565,7 @@ export class DmaDevice {
       pages[i] = Number(length >> 12n);
       total += length;
     }
+    total += BigInt(sum);
     if (rec.linked + total > state.size) {
       throw new SimError('EINVAL', op, `${this.name}: linking ${total} bytes after ${rec.linked} overruns the ${state.size}-byte IOVA state`);
     }

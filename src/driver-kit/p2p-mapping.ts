@@ -23,6 +23,8 @@ import type { P2pMapType, PciFunction } from '../pci/index.js';
 import { importerDmaDevice, importerPciFunction, type KitHost } from './importer.js';
 
 const PAGE = 4096n;
+/** 2^53: below it a bigint converts to a number exactly. */
+const SAFE = 1n << 53n;
 /** sg->length is an unsigned int: the longest page-aligned entry. */
 export const SG_MAX_SEGMENT = 0xffff_f000n;
 
@@ -128,9 +130,9 @@ export function dmaBufPhysVecToSgt(
   if (!provider) throw new SimError('EINVAL', op, 'no P2PDMA provider (the helper is for MMIO memory only)', rule);
   if (!Array.isArray(ranges) || ranges.length === 0) throw new SimError('EINVAL', op, 'no physical ranges', rule);
   // Both ends inside one memory BAR (pci_p2pdma_bus_addr_map's EINVAL otherwise). Ranges come in
-  // their thousands from one BAR: the BAR of the last range is tried first.
-  let barLo = 0n;
-  let barEnd = 0n;
+  // their thousands from one BAR: the BAR of the last range is tried first, in exact numbers.
+  let barLo = 0;
+  let barEnd = 0;
   for (let i = 0; i < ranges.length; i++) {
     const r = ranges[i] as PhysRange | undefined;
     const phys: unknown = r?.phys;
@@ -138,14 +140,17 @@ export function dmaBufPhysVecToSgt(
     if (typeof phys !== 'bigint' || typeof length !== 'bigint' || phys < 0n || length <= 0n) {
       throw new SimError('EINVAL', op, `ranges[${i}]: phys and length must be bigints, length > 0`, rule);
     }
-    if (phys >= barLo && phys + length <= barEnd) continue;
+    if (phys < SAFE && length < SAFE) {
+      const p = Number(phys);
+      if (p >= barLo && p + Number(length) <= barEnd) continue;
+    }
     const a = host.p2pdma.busAddressOf(provider, phys);
     const b = host.p2pdma.busAddressOf(provider, phys + length - 1n);
     if (b - a !== length - 1n) throw new SimError('EINVAL', op, `ranges[${i}] spans two BARs of ${provider.name}`, rule);
     const bar = provider.bars.find((x) => x.type === 'mem' && phys >= x.cpuAddress && phys < x.cpuAddress + x.size);
-    if (bar) {
-      barLo = bar.cpuAddress;
-      barEnd = bar.cpuAddress + bar.size;
+    if (bar && bar.cpuAddress + bar.size < SAFE) {
+      barLo = Number(bar.cpuAddress);
+      barEnd = Number(bar.cpuAddress + bar.size);
     }
   }
 
@@ -209,11 +214,21 @@ export function dmaBufPhysVecToSgt(
 function linkedTable(
   dma: DmaApiDevice, att: DmaBufAttachment, ranges: readonly PhysRange[], seg: bigint, dir: number, op: string, rule: string | undefined,
 ): { state: DmaIovaState; entries: SgEntry[] } | null {
+  // Page-aligned ranges only (this path has no pad); sums in numbers while they stay exact.
   let size = 0n;
+  let sum = 0;
   for (const r of ranges) {
-    if (((r.phys | r.length) & (PAGE - 1n)) !== 0n) return null;
-    size += r.length;
+    if (r.phys < SAFE && r.length < SAFE) {
+      const l = Number(r.length);
+      if (Number(r.phys) % 4096 !== 0 || l % 4096 !== 0) return null;
+      sum += l;
+      if (sum >= 2 ** 52) { size += BigInt(sum); sum = 0; }
+    } else {
+      if (((r.phys | r.length) & (PAGE - 1n)) !== 0n) return null;
+      size += r.length;
+    }
   }
+  size += BigInt(sum);
   const state = dma.iovaTryAlloc(size);
   if (!state) return null;
   const st = dma.iovaLink(state, ranges, dir);
