@@ -176,6 +176,8 @@ interface IovaStateRecord {
   linked: bigint;
   /** Bytes the IOVA allocation holds (size rounded to the granule). */
   allocLen: bigint;
+  /** The direction of the links (-1: none yet, or links of different directions). */
+  dir: number;
 }
 
 /**
@@ -516,7 +518,7 @@ export class DmaDevice {
     const iova = this.cookie!.alloc(allocLen, this._dmaMask, this._iovaDev);
     if (iova === null) return null;
     const state = new DmaIovaState(this, iova, size);
-    this._iovaStates.set(state, { linked: 0n, allocLen });
+    this._iovaStates.set(state, { linked: 0n, allocLen, dir: -1 });
     return state;
   }
 
@@ -574,6 +576,7 @@ export class DmaDevice {
     const prot = dmaInfoToProt(dir, false, { mmio: true });
     const st = this._mapRuns(this.cookie!, state.addr + rec.linked, n, pfn, pages, new Uint8Array(n), prot);
     if (st < 0) return this._linkFailed(st === ABI.ENOMEM ? DMA_ENOMEM : DMA_EINVAL);
+    rec.dir = rec.linked === 0n ? dir : rec.dir === dir ? dir : -1;
     rec.linked += total;
     return 0;
   }
@@ -582,12 +585,16 @@ export class DmaDevice {
    * dma_iova_destroy: unmaps everything the state links and frees its IOVA range (lazily in a
    * lazy domain, as any unmap).
    * @throws {@link SimError} EINVAL for a state this device does not hold (never allocated here,
-   *   or already destroyed), or an invalid direction.
+   *   or already destroyed), an invalid direction, or one other than the links' (as
+   *   CONFIG_DMA_API_DEBUG reports an unmap with another direction); nothing changes then.
    */
   iovaDestroy(state: DmaIovaState, dir: number): void {
     const op = 'dma_iova_destroy';
     const rec = this._iovaRecord(op, state);
     dirArg(op, dir);
+    if (rec.dir >= 0 && rec.dir !== dir) {
+      throw new SimError('EINVAL', op, `${this.name}: the IOVA state was linked with direction ${rec.dir}, not ${dir}`);
+    }
     const cookie = this.cookie!;
     if (rec.linked > 0n) this._sim.core.exports.unmap(cookie.domain.id, state.addr, rec.linked);
     cookie.free(state.addr, rec.allocLen, rec.linked > 0n);

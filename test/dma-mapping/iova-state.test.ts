@@ -66,7 +66,11 @@ describe('dma_iova_try_alloc / dma_iova_link / dma_iova_destroy', () => {
     expect(s.iommu.translate(RID, state.addr, 'write')).toMatchObject({ ok: false, reason: 'permission' });
     // Past the state's size: EINVAL, nothing changed.
     expect(code(() => dev.iovaLink(state, [{ phys: HBM, length: 4096n }], DMA_TO_DEVICE))).toBe('EINVAL');
+    // Destroyed with another direction than the links': EINVAL, still mapped.
+    expect(code(() => dev.iovaDestroy(state, DMA_BIDIRECTIONAL))).toBe('EINVAL');
+    expect(s.iommu.translate(RID, state.addr, 'read').ok).toBe(true);
     dev.iovaDestroy(state, DMA_TO_DEVICE);
+    expect(dev.stats().iovaStates).toBe(0);
   });
 
   it('a link the IOMMU refuses part-way leaves nothing of it mapped; the earlier mapping in the way stays', async () => {
