@@ -1,8 +1,10 @@
 // Bundles (npm run bundle, after npm run asbuild). Two multi-entry builds whose entries share
 // chunks, so every entry of one build loads one copy of the library (one SimError class):
-//   Node     dist/node.js (".") drivers.js scenario.js core.js embed.js cli.js + lib-*.js chunks;
+//   Node     dist/node.js (".") drivers.js scenario.js core.js embed.js + lib-*.js chunks;
 //            the Wasm builds beside them (core.wasm = release, core.debug.wasm, core.embed.wasm,
 //            core.embed-shared.wasm), read on first use (bindings/sources/file.ts)
+//   CLI      dist/cli.js: one file (the YAML parser inside, as ESM), so that `dmabuf-sim run`
+//            starts by loading one module rather than dozens; it reads dist/core.wasm
 //   browser  dist/browser.js (".") and dist/browser/{drivers,scenario,core,embed}.js + chunks;
 //            no node: imports; each Wasm build inlined as base64 in a chunk of its own, loaded
 //            only when asked for (bindings/core-source.ts)
@@ -92,10 +94,19 @@ const onwarn = (w, warn) => {
 
 export default [
   {
-    input: { node: 'src/index.ts', ...entries, cli: 'src/cli/main.ts' },
+    input: { node: 'src/index.ts', ...entries },
     output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: 'lib-[name]-[hash].js' },
     external: nodeExternal,
     plugins: [coreSource('file'), tsJs, ts(), wasmBeside],
+    onwarn,
+  },
+  {
+    input: { cli: 'src/cli/main.ts' },
+    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', inlineDynamicImports: true },
+    external: (id) => id.startsWith('node:') || builtinModules.includes(id),
+    // yaml's ESM build (its "browser" entry is plain ESM with no Node or DOM dependence). Whitespace
+    // and syntax minified (less to compile at start); names kept, so stack traces stay readable.
+    plugins: [coreSource('file'), tsJs, nodeResolve({ browser: true, preferBuiltins: true }), ts({ minifyWhitespace: true, minifySyntax: true })],
     onwarn,
   },
   {

@@ -117,6 +117,8 @@ export interface DmaDeviceStats {
   singles: number;
   /** Live scatterlist mappings. */
   sgLists: number;
+  /** Live IOVA states (dma_iova_try_alloc not yet destroyed), each one IOVA range however many ranges it links. */
+  iovaStates: number;
   /** Mappings refused so far (DMA_MAPPING_ERROR or a negative dma_map_sgtable result). */
   mapErrors: number;
 }
@@ -124,6 +126,7 @@ export interface DmaDeviceStats {
 const TWO32 = 4294967296;
 const TWO20 = 1048576;
 const TWO53 = 2 ** 53;
+const SAFE_BIG = 1n << 53n;
 
 function dirArg(op: string, dir: unknown): number {
   if (!validDmaDirection(dir)) {
@@ -142,6 +145,39 @@ function sizeArg(op: string, size: unknown): number {
 function physArg(op: string, v: unknown): bigint {
   if (typeof v !== 'bigint' || v < 0n || v >= 1n << 64n) throw new SimError('EINVAL', op, `phys must be a bigint in 0..2^64-1`);
   return v;
+}
+
+/** struct phys_vec: one physical range (of a provider's MMIO memory, for the P2P helpers). */
+export interface PhysRange {
+  readonly phys: bigint;
+  readonly length: bigint;
+}
+
+/**
+ * struct dma_iova_state: one contiguous IOVA range a device allocated with
+ * {@link DmaDevice.iovaTryAlloc}, into which physical ranges are linked in order
+ * ({@link DmaDevice.iovaLink}); {@link DmaDevice.iovaDestroy} unmaps and frees it.
+ */
+export class DmaIovaState {
+  /** @internal Made by DmaDevice.iovaTryAlloc. */
+  constructor(
+    /** The device whose domain holds the range. */
+    readonly device: DmaDevice,
+    /** state->addr: the first IOVA of the range. */
+    readonly addr: bigint,
+    /** Bytes of IOVA space the range holds. */
+    readonly size: bigint,
+  ) {}
+}
+
+/** The device's record of a live IOVA state: one per state, whatever it links. */
+interface IovaStateRecord {
+  /** Bytes linked from the start of the range. */
+  linked: bigint;
+  /** Bytes the IOVA allocation holds (size rounded to the granule). */
+  allocLen: bigint;
+  /** The direction of the links (-1: none yet, or links of different directions). */
+  dir: number;
 }
 
 /**
@@ -172,6 +208,7 @@ export class DmaDevice {
   private readonly _singles = new Map<bigint, SingleMapping[]>();
   private _nSingles = 0;
   private _nSg = 0;
+  private readonly _iovaStates = new Map<DmaIovaState, IovaStateRecord>();
   private _mapErrors = 0;
   private _scratch = new Float64Array(0);
   private _busIn = new Uint8Array(0);
@@ -290,7 +327,7 @@ export class DmaDevice {
 
   /** Live single and scatterlist mappings and the refusals so far. */
   stats(): DmaDeviceStats {
-    return { singles: this._nSingles, sgLists: this._nSg, mapErrors: this._mapErrors };
+    return { singles: this._nSingles, sgLists: this._nSg, iovaStates: this._iovaStates.size, mapErrors: this._mapErrors };
   }
 
   /** dma_mapping_error: -ENOMEM for DMA_MAPPING_ERROR, else 0. */
@@ -461,6 +498,119 @@ export class DmaDevice {
   /** dma_capable: [dma, +size) at or below the mask. */
   private _capable(dma: bigint, size: number, mask: bigint): boolean {
     return dma >= 0n && dma + BigInt(size) - 1n <= mask;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // IOVA-based mapping (dma_iova_try_alloc / dma_iova_link / dma_iova_destroy)
+
+  /**
+   * dma_iova_try_alloc: one IOVA range of `size` bytes (rounded up to the granule) below the DMA
+   * mask, to link ranges into. Null when this API cannot be used, and the caller falls back to
+   * mapping range by range as the kernel does: dma-direct (no IOMMU), or no room in the IOVA space.
+   * @throws {@link SimError} EINVAL when `size` is not a bigint in 1..2^64-1.
+   */
+  iovaTryAlloc(size: bigint): DmaIovaState | null {
+    if (typeof size !== 'bigint' || size <= 0n || size >= 1n << 64n) {
+      throw new SimError('EINVAL', 'dma_iova_try_alloc', `size = ${show(size)} must be a bigint in 1..2^64-1`);
+    }
+    if (this.mode !== 'iommu') return null;
+    const allocLen = (size + 4095n) & ~4095n;
+    const iova = this.cookie!.alloc(allocLen, this._dmaMask, this._iovaDev);
+    if (iova === null) return null;
+    const state = new DmaIovaState(this, iova, size);
+    this._iovaStates.set(state, { linked: 0n, allocLen, dir: -1 });
+    return state;
+  }
+
+  /**
+   * dma_iova_link of each range in turn, then dma_iova_sync (DMA_ATTR_MMIO, as
+   * dma_buf_phys_vec_to_sgt links BAR ranges): the ranges are laid out one after the other from
+   * the end of what the state already links, and mapped with one batched map of the core
+   * (physically contiguous neighbours coalesced into one descriptor, so the page table gets the
+   * largest leaves the alignment allows, as iommu_map chooses them). Returns 0, or -EIO for a
+   * range that is not page-aligned (this path has no pad), -ENOMEM / -EINVAL when the IOMMU
+   * refused the map; on failure nothing of this call stays mapped.
+   * @throws {@link SimError} EINVAL for a state this device does not hold, a malformed range, an
+   *   invalid direction, or ranges that overrun the state's size.
+   */
+  iovaLink(state: DmaIovaState, ranges: readonly PhysRange[], dir: number): number {
+    const op = 'dma_iova_link';
+    const rec = this._iovaRecord(op, state);
+    dirArg(op, dir);
+    if (!Array.isArray(ranges)) throw new SimError('EINVAL', op, 'ranges must be an array of { phys, length }');
+    const n = ranges.length;
+    const pfn = new Float64Array(n);
+    const pages = new Float64Array(n);
+    let total = 0n;
+    let sum = 0;
+    let aligned = true;
+    for (let i = 0; i < n; i++) {
+      const r = ranges[i] as PhysRange | undefined;
+      const phys: unknown = r?.phys;
+      const length: unknown = r?.length;
+      if (typeof phys === 'bigint' && typeof length === 'bigint' && phys >= 0n && length > 0n && phys < SAFE_BIG && length < SAFE_BIG) {
+        // Exact in numbers below 2^53: no bigint arithmetic per range.
+        const p = Number(phys);
+        const l = Number(length);
+        if (p % 4096 !== 0 || l % 4096 !== 0) aligned = false;
+        pfn[i] = Math.floor(p / 4096);
+        pages[i] = Math.floor(l / 4096);
+        sum += l;
+        if (sum >= 2 ** 52) { total += BigInt(sum); sum = 0; }
+        continue;
+      }
+      if (typeof phys !== 'bigint' || typeof length !== 'bigint' || phys < 0n || length <= 0n || phys + length > 1n << 64n) {
+        throw new SimError('EINVAL', op, `ranges[${i}]: phys and length must be bigints, length > 0, inside 2^64`);
+      }
+      if (((phys | length) & 4095n) !== 0n) aligned = false;
+      pfn[i] = Number(phys >> 12n);
+      pages[i] = Number(length >> 12n);
+      total += length;
+    }
+    total += BigInt(sum);
+    if (rec.linked + total > state.size) {
+      throw new SimError('EINVAL', op, `${this.name}: linking ${total} bytes after ${rec.linked} overruns the ${state.size}-byte IOVA state`);
+    }
+    if (!aligned) return this._linkFailed(DMA_EIO);
+    if (n === 0) return 0;
+    const prot = dmaInfoToProt(dir, false, { mmio: true });
+    const st = this._mapRuns(this.cookie!, state.addr + rec.linked, n, pfn, pages, new Uint8Array(n), prot);
+    if (st < 0) return this._linkFailed(st === ABI.ENOMEM ? DMA_ENOMEM : DMA_EINVAL);
+    rec.dir = rec.linked === 0n ? dir : rec.dir === dir ? dir : -1;
+    rec.linked += total;
+    return 0;
+  }
+
+  /**
+   * dma_iova_destroy: unmaps everything the state links and frees its IOVA range (lazily in a
+   * lazy domain, as any unmap).
+   * @throws {@link SimError} EINVAL for a state this device does not hold (never allocated here,
+   *   or already destroyed), an invalid direction, or one other than the links' (as
+   *   CONFIG_DMA_API_DEBUG reports an unmap with another direction); nothing changes then.
+   */
+  iovaDestroy(state: DmaIovaState, dir: number): void {
+    const op = 'dma_iova_destroy';
+    const rec = this._iovaRecord(op, state);
+    dirArg(op, dir);
+    if (rec.dir >= 0 && rec.dir !== dir) {
+      throw new SimError('EINVAL', op, `${this.name}: the IOVA state was linked with direction ${rec.dir}, not ${dir}`);
+    }
+    const cookie = this.cookie!;
+    if (rec.linked > 0n) this._sim.core.exports.unmap(cookie.domain.id, state.addr, rec.linked);
+    cookie.free(state.addr, rec.allocLen, rec.linked > 0n);
+    this._iovaStates.delete(state);
+  }
+
+  /** The record of a live state of this device. */
+  private _iovaRecord(op: string, state: DmaIovaState): IovaStateRecord {
+    const rec = state instanceof DmaIovaState ? this._iovaStates.get(state) : undefined;
+    if (!rec) throw new SimError('EINVAL', op, `${this.name}: not a live IOVA state of this device (never allocated here, or destroyed)`);
+    return rec;
+  }
+
+  private _linkFailed(errno: number): number {
+    this._mapErrors++;
+    return errno;
   }
 
   // ---------------------------------------------------------------------------------------------

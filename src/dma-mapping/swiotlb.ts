@@ -66,14 +66,16 @@ export class Swiotlb {
   /** Slots of IO_TLB_SIZE bytes in the pool. */
   readonly nslabs: number;
   private readonly _baseNum: number;
+  // The slot tables are built on the first use of the pool (most machines never bounce).
   /** Free slots from here to the end of the segment (0 = in use). */
-  private readonly _list: Uint16Array;
+  private _list!: Uint16Array;
   /** Original physical address of each used slot's first byte. */
-  private readonly _orig: BigUint64Array;
+  private _orig!: BigUint64Array;
   /** Bytes of the mapping from this slot on (alloc_size), 0 when free. */
-  private readonly _allocSize: Uint32Array;
+  private _allocSize!: Uint32Array;
   /** 1 on the first slot of each mapping. */
-  private readonly _head: Uint8Array;
+  private _head!: Uint8Array;
+  private _built = false;
   private _index = 0;
   private _used = 0;
   private _full = 0;
@@ -107,6 +109,12 @@ export class Swiotlb {
     this.size = size;
     this._baseNum = Number(base);
     this.nslabs = Number(size) / IO_TLB_SIZE;
+  }
+
+  /** The slot tables, every slot free, made on first use. */
+  private _build(): void {
+    if (this._built) return;
+    this._built = true;
     this._list = new Uint16Array(this.nslabs);
     this._orig = new BigUint64Array(this.nslabs);
     this._allocSize = new Uint32Array(this.nslabs);
@@ -140,6 +148,7 @@ export class Swiotlb {
       this._full++;
       return null;
     }
+    this._build();
     const nslots = nrSlots(size);
     const stride = size >= 4096 ? 2 : 1;
     const n = this.nslabs;
@@ -182,7 +191,7 @@ export class Swiotlb {
    */
   unmap(tlb: bigint, size: number, dir: number): void {
     const index = this._slotOf('swiotlb_tbl_unmap_single', tlb);
-    if (this._head[index] !== 1) {
+    if (!this._built || this._head[index] !== 1) {
       throw new SimError('EINVAL', 'swiotlb_tbl_unmap_single', `0x${tlb.toString(16)} does not start a bounce buffer`);
     }
     if (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL) this._bounce(tlb, size, DMA_FROM_DEVICE);
@@ -219,7 +228,7 @@ export class Swiotlb {
 
   /** The original address behind a bounce address (any byte of a live mapping), or null. */
   origOf(tlb: bigint): bigint | null {
-    if (!this.contains(tlb)) return null;
+    if (!this._built || !this.contains(tlb)) return null;
     const index = Number(tlb - this.base) >> IO_TLB_SHIFT;
     if (this._allocSize[index] === 0) return null;
     return this._orig[index]! + (tlb - this.base - BigInt(index * IO_TLB_SIZE));

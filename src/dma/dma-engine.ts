@@ -6,7 +6,7 @@
 import { ABI, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
 import { faultReasonName, type FaultReason } from '../iommu/iommu.js';
-import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
+import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, RID_PHYS, U64_MAX } from '../util/args.js';
 
 /** One side of a transfer: who issues the access (its requester ID selects the IOMMU domain) and at what address. */
 export interface DmaEndpoint {
@@ -122,8 +122,28 @@ export interface DmaCostModel {
 
 /** The requester of an endpoint, checked: the endpoint an object, its rid any form of requester ID or 'phys'. */
 function ridOf(op: string, field: string, end: DmaEndpoint): number {
+  const rid = plainRid(end);
+  if (rid >= 0) return rid;
   objArg(op, field, end);
   return ridArg(op, `${field}.rid`, end.rid, true);
+}
+
+/**
+ * The requester of an endpoint in the common form (a plain object whose rid is an integer
+ * 0..0xffffffff), or -1 for anything else, which then takes the full checks of ridOf.
+ */
+function plainRid(end: unknown): number {
+  if (typeof end !== 'object' || end === null || Array.isArray(end)) return -1;
+  const rid = (end as DmaEndpoint).rid;
+  return typeof rid === 'number' && rid >= 0 && rid <= RID_PHYS && Math.floor(rid) === rid ? rid : -1;
+}
+
+/** 2^63 - 1: an address and a length both at most this cannot wrap past 2^64. */
+const HALF_U64 = (1n << 63n) - 1n;
+
+/** `v` is a bigint in 0..2^63-1 (compared, nothing allocated). */
+function smallU64(v: unknown): v is bigint {
+  return typeof v === 'bigint' && v >= 0n && v <= HALF_U64;
 }
 
 /**
@@ -134,6 +154,8 @@ function ridOf(op: string, field: string, end: DmaEndpoint): number {
 export class DmaEngine {
   private readonly _observers = new Set<(t: DmaTransfer) => void>();
   private _cost: DmaCostModel | null = null;
+  /** The last success result handed out, frozen: shared by every success of the same length. */
+  private _ok: DmaResult = Object.freeze({ ok: true, code: 'OK', bytesDone: 0n });
 
   /** @internal */
   constructor(private readonly _core: Core) {}
@@ -190,21 +212,57 @@ export class DmaEngine {
   }
 
   /**
-   * Copies `length` bytes device to device.
+   * Copies `length` bytes device to device. A success nobody observes (no cost model, no
+   * onTransfer) returns a frozen result that later successes of the same length share.
    * @throws {@link SimError} EINVAL for a bad endpoint (not an object, a rid that is no requester
    *   ID or 'phys', an address outside 0..2^64-1), a length
    *   outside 0..2^64-1, or a range wrapping past 2^64.
    */
   copy(src: DmaEndpoint, dst: DmaEndpoint, length: bigint): DmaResult {
-    const op = 'dmaCopy';
-    const s = ridOf(op, 'src', src);
-    const d = ridOf(op, 'dst', dst);
-    u64Arg(op, 'src.addr', src.addr);
-    u64Arg(op, 'dst.addr', dst.addr);
-    DmaEngine._len(op, src.addr, length, 'src.addr');
-    DmaEngine._len(op, dst.addr, length, 'dst.addr');
-    this._cost?.begin();
-    return this._emit({ op: 'copy', src, dst, length }, this._result(this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length)));
+    let s = plainRid(src);
+    let d = plainRid(dst);
+    // The common case is checked with compares only; anything else gets the full checks, which
+    // name the field (and build their strings only then).
+    if (s < 0 || d < 0 || !smallU64(src.addr) || !smallU64(dst.addr) || !smallU64(length)) {
+      const op = 'dmaCopy';
+      s = ridOf(op, 'src', src);
+      d = ridOf(op, 'dst', dst);
+      u64Arg(op, 'src.addr', src.addr);
+      u64Arg(op, 'dst.addr', dst.addr);
+      DmaEngine._len(op, src.addr, length, 'src.addr');
+      DmaEngine._len(op, dst.addr, length, 'dst.addr');
+    }
+    const cost = this._cost;
+    if (cost !== null) cost.begin();
+    const st = this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length);
+    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    return this._emit({ op: 'copy', src, dst, length }, this._result(st));
+  }
+
+  /**
+   * The result of a transfer that moved all `length` bytes, when nobody observes it: one frozen
+   * object shared by consecutive successes of the same length (nothing allocated per call).
+   */
+  private _success(length: bigint): DmaResult {
+    if (this._ok.bytesDone !== length) this._ok = Object.freeze({ ok: true, code: 'OK', bytesDone: length });
+    return this._ok;
+  }
+
+  /** The full checks of one copyv descriptor (SimError EINVAL naming the field); its requesters. */
+  private static _checkDesc(op: string, d: DmaCopyDescriptor | undefined, i: number): { s: number; t: number } {
+    const f = `descs[${i}]`;
+    if (typeof d !== 'object' || d === null || typeof d.src !== 'object' || typeof d.dst !== 'object' || d.src === null || d.dst === null) {
+      throw new SimError('EINVAL', op, `${f} must be { src, dst, length }`);
+    }
+    const s = ridOf(op, `${f}.src`, d.src);
+    const t = ridOf(op, `${f}.dst`, d.dst);
+    u64Arg(op, `${f}.src.addr`, d.src.addr);
+    u64Arg(op, `${f}.dst.addr`, d.dst.addr);
+    u64Arg(op, `${f}.length`, d.length);
+    if (d.length > 0n && (d.src.addr + d.length - 1n > U64_MAX || d.dst.addr + d.length - 1n > U64_MAX)) {
+      throw new SimError('EINVAL', op, `${f}: ${d.src.addr + d.length - 1n > U64_MAX ? 'src' : 'dst'}.addr + length wraps past 2^64`);
+    }
+    return { s, t };
   }
 
   /**
@@ -221,39 +279,33 @@ export class DmaEngine {
     if (!Array.isArray(descs)) throw new SimError('EINVAL', op, 'descs must be an array of descriptors');
     const n = descs.length;
     if (n > ABI.COPYDESC_MAX) throw new SimError('EINVAL', op, `descs has ${n} descriptors, at most ${ABI.COPYDESC_MAX} fit the staging area`);
-    const srcRids = new Uint32Array(n);
-    const dstRids = new Uint32Array(n);
+    // One pass: each descriptor is checked and written to the staging area (scratch: a throw part
+    // way leaves nothing moved). The common form is checked with compares only; anything else
+    // gets the full checks, which name the field.
+    const c = this._core;
+    const { u32, u64 } = c.views.all;
+    const base = c.layout.staging;
     let total = 0n;
     for (let i = 0; i < n; i++) {
       const d = descs[i];
-      const f = `descs[${i}]`;
-      if (typeof d !== 'object' || d === null || typeof d.src !== 'object' || typeof d.dst !== 'object' || d.src === null || d.dst === null) {
-        throw new SimError('EINVAL', op, `${f} must be { src, dst, length }`);
+      let s = -1;
+      let t = -1;
+      if (typeof d === 'object' && d !== null) {
+        s = plainRid(d.src);
+        t = plainRid(d.dst);
       }
-      srcRids[i] = ridOf(op, `${f}.src`, d.src);
-      dstRids[i] = ridOf(op, `${f}.dst`, d.dst);
-      u64Arg(op, `${f}.src.addr`, d.src.addr);
-      u64Arg(op, `${f}.dst.addr`, d.dst.addr);
-      u64Arg(op, `${f}.length`, d.length);
-      if (d.length > 0n && (d.src.addr + d.length - 1n > U64_MAX || d.dst.addr + d.length - 1n > U64_MAX)) {
-        throw new SimError('EINVAL', op, `${f}: ${d.src.addr + d.length - 1n > U64_MAX ? 'src' : 'dst'}.addr + length wraps past 2^64`);
+      if (s < 0 || t < 0 || !smallU64(d!.src.addr) || !smallU64(d!.dst.addr) || !smallU64(d!.length)) {
+        ({ s, t } = DmaEngine._checkDesc(op, d, i));
       }
-      total += d.length;
+      const at = base + i * ABI.COPYDESC_STRIDE;
+      u32[(at + ABI.COPYDESC_SRC_RID) >> 2] = s;
+      u32[(at + ABI.COPYDESC_DST_RID) >> 2] = t;
+      u64[(at + ABI.COPYDESC_SRC) >> 3] = d!.src.addr;
+      u64[(at + ABI.COPYDESC_DST) >> 3] = d!.dst.addr;
+      u64[(at + ABI.COPYDESC_LEN) >> 3] = d!.length;
+      total += d!.length;
     }
     if (n === 0) return { ok: true, code: 'OK', bytesDone: 0n, index: 0 };
-    const c = this._core;
-    const u32 = c.views.u32;
-    const u64 = c.views.u64;
-    const base = c.layout.staging;
-    for (let i = 0; i < n; i++) {
-      const d = descs[i]!;
-      const at = base + i * ABI.COPYDESC_STRIDE;
-      u32[(at + ABI.COPYDESC_SRC_RID) >> 2] = srcRids[i]!;
-      u32[(at + ABI.COPYDESC_DST_RID) >> 2] = dstRids[i]!;
-      u64[(at + ABI.COPYDESC_SRC) >> 3] = d.src.addr;
-      u64[(at + ABI.COPYDESC_DST) >> 3] = d.dst.addr;
-      u64[(at + ABI.COPYDESC_LEN) >> 3] = d.length;
-    }
     this._cost?.begin();
     const st = c.exports.dmaCopyV(n);
     const index = Number(c.resultValue());
@@ -272,13 +324,19 @@ export class DmaEngine {
    *   outside 0..255, a bad length, or a range wrapping past 2^64.
    */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
-    const op = 'dmaFill';
-    const d = ridOf(op, 'dst', dst);
-    u64Arg(op, 'dst.addr', dst.addr);
-    intArg(op, 'value', value, 0, 255);
-    DmaEngine._len(op, dst.addr, length, 'dst.addr');
-    this._cost?.begin();
-    return this._emit({ op: 'fill', dst, length }, this._result(this._core.exports.dmaFill(d, dst.addr, length, value)));
+    let d = plainRid(dst);
+    if (d < 0 || !smallU64(dst.addr) || !smallU64(length) || typeof value !== 'number' || !(value >= 0 && value <= 255 && Math.floor(value) === value)) {
+      const op = 'dmaFill';
+      d = ridOf(op, 'dst', dst);
+      u64Arg(op, 'dst.addr', dst.addr);
+      intArg(op, 'value', value, 0, 255);
+      DmaEngine._len(op, dst.addr, length, 'dst.addr');
+    }
+    const cost = this._cost;
+    if (cost !== null) cost.begin();
+    const st = this._core.exports.dmaFill(d, dst.addr, length, value);
+    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    return this._emit({ op: 'fill', dst, length }, this._result(st));
   }
 
   /**

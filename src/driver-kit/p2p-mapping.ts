@@ -5,28 +5,30 @@
  * helper decides pci_p2pdma_map_type(provider, importer) and builds the table:
  *  - BUS_ADDR: the PCI bus address of each range (pci_p2pdma_bus_addr_map), nothing mapped; the
  *    importer's DMA goes through the switch and never reaches the IOMMU.
- *  - THRU_HOST_BRIDGE: each piece mapped on the importer's DMA API device (dma_map_phys with
- *    DMA_ATTR_MMIO, here dma_map_resource): an IOVA in its domain, or the address itself when
- *    DMA is direct.
+ *  - THRU_HOST_BRIDGE behind an IOMMU: dma_iova_try_alloc of the whole size, then every range
+ *    linked into that one IOVA range (dma_iova_link + dma_iova_sync, DMA_ATTR_MMIO) with one
+ *    batched map of the core; the entries are slices of the one range. When the IOVA cannot be
+ *    had in one piece (no room), or a range is not page-aligned, each piece is mapped on its own
+ *    (dma_map_phys with DMA_ATTR_MMIO, here dma_map_resource), as the kernel falls back.
+ *  - THRU_HOST_BRIDGE with direct DMA: each piece's address is the physical address itself.
  *  - NOT_SUPPORTED (no path, or not a PCI device): EINVAL, as the kernel's `default:` case.
  * Entries carry no page and the table has orig_nents 0 (no CPU list). A failure part-way unmaps
- * everything already mapped, so the call is all or nothing; dma_buf_free_sgt undoes a success.
+ * everything already mapped (and frees the IOVA), so the call is all or nothing;
+ * dma_buf_free_sgt undoes a success.
  */
 import { SimError } from '../../bindings/errors.js';
-import { SgTable, type DmaBufAttachment } from '../dma-buf/index.js';
-import type { DmaDevice as DmaApiDevice } from '../dma-mapping/index.js';
+import { SgTable, type DmaBufAttachment, type SgEntry } from '../dma-buf/index.js';
+import type { DmaDevice as DmaApiDevice, DmaIovaState, PhysRange } from '../dma-mapping/index.js';
 import type { P2pMapType, PciFunction } from '../pci/index.js';
 import { importerDmaDevice, importerPciFunction, type KitHost } from './importer.js';
 
 const PAGE = 4096n;
+/** 2^53: below it a bigint converts to a number exactly. */
+const SAFE = 1n << 53n;
 /** sg->length is an unsigned int: the longest page-aligned entry. */
 export const SG_MAX_SEGMENT = 0xffff_f000n;
 
-/** struct dma_buf_phys_vec: one physical range of the provider's memory. */
-export interface PhysRange {
-  readonly phys: bigint;
-  readonly length: bigint;
-}
+export type { PhysRange };
 
 /** Options of {@link dmaBufPhysVecToSgt}. */
 export interface P2pSgtOptions {
@@ -55,6 +57,9 @@ interface Mapping {
   readonly length: number;
 }
 
+/** How a table was mapped: nothing (bus addresses), one IOVA state, or one mapping per entry. */
+type TableMapping = { readonly state: DmaIovaState } | { readonly pieces: readonly Mapping[] } | null;
+
 /**
  * The table dma_buf_phys_vec_to_sgt returns (struct dma_buf_dma: the sg_table with what is needed
  * to undo it). Free it with dmaBufFreeSgt.
@@ -64,15 +69,15 @@ export class P2pSgTable extends SgTable {
   readonly mapType: 'BUS_ADDR' | 'THRU_HOST_BRIDGE';
   /** The DMA API device the entries are mapped on; null when nothing was mapped (bus addresses). */
   readonly dmaDevice: DmaApiDevice | null;
-  readonly #mappings: readonly Mapping[];
+  readonly #mapping: TableMapping;
   #freed = false;
 
   /** @internal Made by dmaBufPhysVecToSgt. */
-  constructor(mapType: 'BUS_ADDR' | 'THRU_HOST_BRIDGE', dmaDevice: DmaApiDevice | null, mappings: readonly Mapping[]) {
-    super(mappings.map((m) => ({ dmaAddress: m.dma, length: m.length, page: null })), { origNents: 0 });
+  constructor(mapType: 'BUS_ADDR' | 'THRU_HOST_BRIDGE', dmaDevice: DmaApiDevice | null, entries: readonly SgEntry[], mapping: TableMapping) {
+    super(entries, { origNents: 0 });
     this.mapType = mapType;
     this.dmaDevice = dmaDevice;
-    this.#mappings = mappings;
+    this.#mapping = mapping;
   }
 
   /** dma_buf_free_sgt has run on the table (its mappings are gone). */
@@ -80,11 +85,16 @@ export class P2pSgTable extends SgTable {
     return this.#freed;
   }
 
-  /** @internal dma_buf_free_sgt: unmaps every entry made on a DMA device, once. */
+  /** @internal dma_buf_free_sgt: undoes the table's mapping (dma_iova_destroy, or each dma_unmap_phys), once. */
   static free(sgt: P2pSgTable, dir: number, op: string): void {
     if (sgt.#freed) throw new SimError('EINVAL', op, 'the table was already freed');
+    const dma = sgt.dmaDevice;
+    const m = sgt.#mapping;
+    if (dma && m) {
+      if ('state' in m) dma.iovaDestroy(m.state, dir);
+      else for (const p of m.pieces) dma.unmapResource(p.dma, p.length, dir);
+    }
     sgt.#freed = true;
-    if (sgt.dmaDevice) for (const m of sgt.#mappings) sgt.dmaDevice.unmapResource(m.dma, m.length, dir);
   }
 }
 
@@ -119,15 +129,30 @@ export function dmaBufPhysVecToSgt(
   const rule = opts.rule;
   if (!provider) throw new SimError('EINVAL', op, 'no P2PDMA provider (the helper is for MMIO memory only)', rule);
   if (!Array.isArray(ranges) || ranges.length === 0) throw new SimError('EINVAL', op, 'no physical ranges', rule);
-  ranges.forEach((r, i) => {
-    if (typeof r?.phys !== 'bigint' || typeof r.length !== 'bigint' || r.phys < 0n || r.length <= 0n) {
+  // Both ends inside one memory BAR (pci_p2pdma_bus_addr_map's EINVAL otherwise). Ranges come in
+  // their thousands from one BAR: the BAR of the last range is tried first, in exact numbers.
+  let barLo = 0;
+  let barEnd = 0;
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i] as PhysRange | undefined;
+    const phys: unknown = r?.phys;
+    const length: unknown = r?.length;
+    if (typeof phys !== 'bigint' || typeof length !== 'bigint' || phys < 0n || length <= 0n) {
       throw new SimError('EINVAL', op, `ranges[${i}]: phys and length must be bigints, length > 0`, rule);
     }
-    // Both ends inside one memory BAR (pci_p2pdma_bus_addr_map's EINVAL otherwise).
-    const a = host.p2pdma.busAddressOf(provider, r.phys);
-    const b = host.p2pdma.busAddressOf(provider, r.phys + r.length - 1n);
-    if (b - a !== r.length - 1n) throw new SimError('EINVAL', op, `ranges[${i}] spans two BARs of ${provider.name}`, rule);
-  });
+    if (phys < SAFE && length < SAFE) {
+      const p = Number(phys);
+      if (p >= barLo && p + Number(length) <= barEnd) continue;
+    }
+    const a = host.p2pdma.busAddressOf(provider, phys);
+    const b = host.p2pdma.busAddressOf(provider, phys + length - 1n);
+    if (b - a !== length - 1n) throw new SimError('EINVAL', op, `ranges[${i}] spans two BARs of ${provider.name}`, rule);
+    const bar = provider.bars.find((x) => x.type === 'mem' && phys >= x.cpuAddress && phys < x.cpuAddress + x.size);
+    if (bar && bar.cpuAddress + bar.size < SAFE) {
+      barLo = Number(bar.cpuAddress);
+      barEnd = Number(bar.cpuAddress + bar.size);
+    }
+  }
 
   let type = p2pMapType(host, provider, att);
   if (type === 'NOT_SUPPORTED') {
@@ -146,6 +171,10 @@ export function dmaBufPhysVecToSgt(
   seg -= seg % PAGE;
   if (seg < PAGE) throw new SimError('EINVAL', op, `max segment size ${seg} is below PAGE_SIZE`, rule);
 
+  if (dma && dma.mode === 'iommu') {
+    const t = linkedTable(dma, att, ranges, seg, dir, op, rule);
+    if (t) return new P2pSgTable(type, dma, t.entries, { state: t.state });
+  }
   const mapped: Mapping[] = [];
   const undo = () => {
     if (dma) for (const m of mapped) dma.unmapResource(m.dma, m.length, dir);
@@ -172,7 +201,59 @@ export function dmaBufPhysVecToSgt(
       mapped.push({ dma: addr, length: Number(len) });
     }
   }
-  return new P2pSgTable(type, dma, mapped);
+  const entries = mapped.map((m): SgEntry => ({ dmaAddress: m.dma, length: m.length, page: null }));
+  return new P2pSgTable(type, dma, entries, dma ? { pieces: mapped } : null);
+}
+
+/**
+ * The IOVA path of dma_buf_phys_vec_to_sgt: one IOVA range for the whole size, every range linked
+ * into it with one batched map, entries of at most `seg` bytes cut from each range in turn. Null
+ * when the path cannot be taken (a range not page-aligned, or no room for the whole size), for
+ * the caller to map piece by piece. A failed link frees the IOVA and throws ENOMEM.
+ */
+function linkedTable(
+  dma: DmaApiDevice, att: DmaBufAttachment, ranges: readonly PhysRange[], seg: bigint, dir: number, op: string, rule: string | undefined,
+): { state: DmaIovaState; entries: SgEntry[] } | null {
+  // Page-aligned ranges only (this path has no pad); sums in numbers while they stay exact.
+  let size = 0n;
+  let sum = 0;
+  for (const r of ranges) {
+    if (r.phys < SAFE && r.length < SAFE) {
+      const l = Number(r.length);
+      if (Number(r.phys) % 4096 !== 0 || l % 4096 !== 0) return null;
+      sum += l;
+      if (sum >= 2 ** 52) { size += BigInt(sum); sum = 0; }
+    } else {
+      if (((r.phys | r.length) & (PAGE - 1n)) !== 0n) return null;
+      size += r.length;
+    }
+  }
+  size += BigInt(sum);
+  const state = dma.iovaTryAlloc(size);
+  if (!state) return null;
+  const st = dma.iovaLink(state, ranges, dir);
+  if (st < 0) {
+    dma.iovaDestroy(state, dir);
+    throw new SimError('ENOMEM', op, `dma_iova_link of ${ranges.length} range${ranges.length === 1 ? '' : 's'} (0x${size.toString(16)} bytes) for ${att.dev.name} failed (${st})`, rule);
+  }
+  // Entry addresses as numbers while they stay exact (IOVAs sit far below 2^53).
+  const entries: SgEntry[] = [];
+  const segN = Number(seg);
+  if (state.addr + size <= BigInt(Number.MAX_SAFE_INTEGER)) {
+    let at = Number(state.addr);
+    for (const r of ranges) {
+      const len = Number(r.length);
+      for (let o = 0; o < len; o += segN) entries.push({ dmaAddress: BigInt(at + o), length: Math.min(segN, len - o), page: null });
+      at += len;
+    }
+  } else {
+    let at = state.addr;
+    for (const r of ranges) {
+      for (let o = 0n; o < r.length; o += seg) entries.push({ dmaAddress: at + o, length: Number(r.length - o < seg ? r.length - o : seg), page: null });
+      at += r.length;
+    }
+  }
+  return { state, entries };
 }
 
 /**

@@ -1,5 +1,7 @@
 /** Scenario text (YAML or JSON) to a validated Scenario. */
 import type { Scenario } from './schema.js';
+import { seedPreparsed } from './builtin/seed-parsed.js';
+import { SEED_SCENARIO, SEED_SCENARIO_FILE } from './builtin/seed-scenario.js';
 import { ScenarioError, SourceDoc, type SourceFormat } from './source.js';
 import { readProblem, type ReadText } from './topology-source.js';
 import { validateScenario, type ValidateOptions } from './validate.js';
@@ -22,7 +24,10 @@ export function parseScenario(text: string, file = '<inline>', opts: ParseOption
   if (opts.format !== undefined && opts.format !== 'yaml' && opts.format !== 'json') {
     throw new ScenarioError([{ file, path: '', message: "format must be 'yaml' or 'json'" }]);
   }
-  const doc = SourceDoc.parse(text, file, opts.format);
+  // The built-in seed was parsed at build time (scripts/gen-seed.mjs): no YAML parser runs for it.
+  const doc = text === SEED_SCENARIO && file === SEED_SCENARIO_FILE && (opts.format ?? 'yaml') === 'yaml'
+    ? SourceDoc.fromPreparsed(text, file, seedPreparsed())
+    : SourceDoc.parse(text, file, opts.format);
   return validateScenario(doc, opts);
 }
 

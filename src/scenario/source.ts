@@ -275,6 +275,17 @@ function problemOf(e: unknown): string {
   return first.length > 120 ? `${first.slice(0, 120)}...` : first;
 }
 
+/**
+ * A document parsed ahead of time (a built-in scenario, at build time): its plain value and the
+ * position of every node, as {@link SourceDoc.locate} gives them, keyed by JSON.stringify(path)
+ * (`keys` for the positions of map keys).
+ */
+export interface PreparsedDoc {
+  readonly value: unknown;
+  readonly values: Readonly<Record<string, readonly [number, number]>>;
+  readonly keys: Readonly<Record<string, readonly [number, number]>>;
+}
+
 /** A parsed document: its plain value and the positions of its nodes. */
 export class SourceDoc {
   private constructor(
@@ -284,9 +295,19 @@ export class SourceDoc {
     readonly text: string,
     /** The document as plain JavaScript values. */
     readonly value: unknown,
-    private readonly _doc: Document.Parsed,
-    private readonly _lines: LineCounter,
+    private readonly _doc: Document.Parsed | null,
+    private readonly _lines: LineCounter | null,
+    private readonly _pre: PreparsedDoc | null = null,
   ) {}
+
+  /**
+   * The document of `text` from its parse made ahead of time (no parser runs): the value and the
+   * positions `pre` holds, which must be those of `text` (a test checks the built-in ones). The
+   * document takes `pre` as its own.
+   */
+  static fromPreparsed(text: string, file: string, pre: PreparsedDoc): SourceDoc {
+    return new SourceDoc(file, text, pre.value, null, null, pre);
+  }
 
   /**
    * Parses YAML or JSON.
@@ -342,7 +363,8 @@ export class SourceDoc {
    * past what the document has, the position of the deepest node that exists.
    */
   locate(path: Path, at: 'key' | 'value' = 'value'): { line: number; col: number } | undefined {
-    let node: unknown = this._doc.contents;
+    if (this._pre) return preparsedPos(this._pre, path, at);
+    let node: unknown = this._doc!.contents;
     let pos = this._pos(node);
     for (let i = 0; i < path.length; i++) {
       const k = path[i]!;
@@ -362,6 +384,26 @@ export class SourceDoc {
     return pos;
   }
 
+  /** The document's value and the position of each of its nodes (and map keys), for {@link SourceDoc.fromPreparsed}. */
+  toPreparsed(): PreparsedDoc {
+    const values: Record<string, [number, number]> = {};
+    const keys: Record<string, [number, number]> = {};
+    const visit = (v: unknown, path: (string | number)[]): void => {
+      const at = this.locate(path);
+      if (at) values[JSON.stringify(path)] = [at.line, at.col];
+      if (Array.isArray(v)) v.forEach((x, i) => visit(x, [...path, i]));
+      else if (typeof v === 'object' && v !== null) {
+        for (const [k, x] of Object.entries(v)) {
+          const kp = this.locate([...path, k], 'key');
+          if (kp) keys[JSON.stringify([...path, k])] = [kp.line, kp.col];
+          visit(x, [...path, k]);
+        }
+      }
+    };
+    visit(this.value, []);
+    return { value: this.value, values, keys };
+  }
+
   /** A diagnostic at `path`, with this file's name and the position. */
   diag(path: Path, message: string, at: 'key' | 'value' = 'value', prefix: Path = []): Diagnostic {
     const pos = this.locate(path, at);
@@ -370,6 +412,19 @@ export class SourceDoc {
 
   private _pos(node: unknown): { line: number; col: number } | undefined {
     const range = (node as Node | null | undefined)?.range;
-    return range ? this._lines.linePos(range[0]) : undefined;
+    return range ? this._lines!.linePos(range[0]) : undefined;
   }
+}
+
+/** locate() over a pre-parsed document: the position of the path, or of its deepest existing prefix. */
+function preparsedPos(pre: PreparsedDoc, path: Path, at: 'key' | 'value'): { line: number; col: number } | undefined {
+  if (at === 'key') {
+    const k = pre.keys[JSON.stringify(path)];
+    if (k) return { line: k[0], col: k[1] };
+  }
+  for (let n = path.length; n >= 0; n--) {
+    const v = pre.values[JSON.stringify(n === path.length ? path : path.slice(0, n))];
+    if (v) return { line: v[0], col: v[1] };
+  }
+  return undefined;
 }

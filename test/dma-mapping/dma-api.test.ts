@@ -61,7 +61,7 @@ describe('single mappings through the IOMMU', () => {
     dev.unmapPage(a, 100, DMA_BIDIRECTIONAL);
     expect(domain.mappedBytes).toBe(0n);
     expect(s.iommu.translate(RID, a, 'read')).toMatchObject({ ok: false, reason: 'translation' });
-    expect(dev.stats()).toEqual({ singles: 0, sgLists: 0, mapErrors: 0 });
+    expect(dev.stats()).toEqual({ singles: 0, sgLists: 0, iovaStates: 0, mapErrors: 0 });
   });
 
   it('bytes move through a mapPage address', async () => {
