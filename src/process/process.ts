@@ -203,7 +203,14 @@ export class Process {
    */
   close(fd: number): void {
     const e = this._entry(fd, 'close');
-    e.file.put('fd', 'close');
+    const held = e.file.refs.fd;
+    try {
+      e.file.put('fd', 'close');
+    } catch (err) {
+      // A release that threw after the drop still closed the fd; a refused drop changed nothing.
+      if (e.file.refs.fd < held) this._fds.delete(fd);
+      throw err;
+    }
     this._fds.delete(fd);
   }
 
@@ -222,21 +229,51 @@ export class Process {
 
   /**
    * execve(2) as far as files and memory go: the old address space goes (every mapping is
-   * unmapped), then every FD_CLOEXEC fd is closed (do_close_on_exec), in fd order.
-   * @throws {@link SimError} whatever a mapping's or file's release refuses with (it stops there).
+   * unmapped), then every FD_CLOEXEC fd is closed (do_close_on_exec), in fd order. Never stops
+   * half way: see {@link Process.exit}.
+   * @throws {@link ProcessExitError} after everything was released, when some release failed.
    */
   exec(): void {
-    this._unmapAll();
-    for (const fd of this.openFds) if (this._fds.get(fd)!.cloexec) this.close(fd);
+    this._releaseAll('execve', (e) => e.cloexec);
   }
 
   /**
-   * Process exit (do_exit: exit_mm, exit_files): unmaps every mapping, then closes every fd in order.
-   * @throws {@link SimError} whatever a mapping's or file's release refuses with (it stops there).
+   * Process exit (do_exit: exit_mm, exit_files): unmaps every mapping, then closes every fd in
+   * order. Never stops half way, as the kernel cannot: every mapping and fd goes even when a
+   * release throws or a file refuses the drop (a dma-buf still attached: its reference then leaks
+   * as the kernel's, see SimFile.moveRef). The errors are collected and thrown at the end.
+   * @throws {@link ProcessExitError} after everything was released, when some release failed.
    */
   exit(): void {
-    this._unmapAll();
-    for (const fd of this.openFds) this.close(fd);
+    this._releaseAll('exit', () => true);
+  }
+
+  /** exit_mm + exit_files (or do_close_on_exec): every mapping, then the fds `which` picks. */
+  private _releaseAll(op: string, which: (e: FdEntry) => boolean): void {
+    const errors: unknown[] = [];
+    for (const v of this.mm.vmas) {
+      const e = v.exitUnmap();
+      if (e !== undefined) errors.push(e);
+    }
+    for (const fd of this.openFds) {
+      const entry = this._fds.get(fd)!;
+      if (!which(entry)) continue;
+      try {
+        this.close(fd);
+      } catch (e) {
+        errors.push(e);
+        if (this._fds.has(fd)) {
+          // The file refused the drop: the fd still goes, its reference leaks as the kernel's.
+          try {
+            entry.file.moveRef('fd', 'kernel', op);
+          } catch {
+            // No fd reference to move (cannot happen for an open fd); the entry goes regardless.
+          }
+          this._fds.delete(fd);
+        }
+      }
+    }
+    if (errors.length > 0) throw new ProcessExitError(op, this.name, errors);
   }
 
   // ---- system calls dispatched to the file's operations ----
@@ -436,10 +473,6 @@ export class Process {
     return mem;
   }
 
-  private _unmapAll(): void {
-    for (const v of this.mm.vmas) v.munmap();
-  }
-
   private _entry(fd: number, op: string): FdEntry {
     const e = Number.isInteger(fd) ? this._fds.get(fd) : undefined;
     if (!e) throw new SimError('EBADF', op, `fd ${fd} is not open in ${this.name}`);
@@ -449,6 +482,25 @@ export class Process {
   private _freeFd(op: string): number {
     for (let fd = 0; fd < this.fdLimit; fd++) if (!this._fds.has(fd)) return fd;
     throw new SimError('EMFILE', op, `all ${this.fdLimit} fds of ${this.name} are in use`);
+  }
+}
+
+/**
+ * A process exit (or exec) that met errors: everything was released all the same, and `errors`
+ * holds what each failing release threw, in order. `code` is the first error's errno (EINVAL
+ * when it was not a SimError).
+ */
+export class ProcessExitError extends SimError {
+  constructor(
+    op: string,
+    proc: string,
+    readonly errors: readonly unknown[],
+  ) {
+    const first = errors[0];
+    const code = first instanceof SimError ? first.code : 'EINVAL';
+    const what = first instanceof Error ? first.message : String(first);
+    super(code, op, `${errors.length} release(s) of ${proc} failed; everything was released (first: ${what.slice(0, 200)})`);
+    this.name = 'ProcessExitError';
   }
 }
 
