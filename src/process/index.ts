@@ -5,3 +5,4 @@ export { VmArea, AnonVmArea, AddressSpace, type VmAreaInit, type UserPage } from
 export {
   Process, ProcessExitError, FIOCLEX, FIONCLEX, type ProcessOptions, type MmapRequest, type AnonymousMmapOptions, type GetUserPagesOptions,
 } from './process.js';
+export { uapiU32, uapiU64 } from './uapi.js';

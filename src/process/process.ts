@@ -7,6 +7,7 @@
  */
 import { SimError } from '../../bindings/errors.js';
 import type { PhysicalMemory } from '../memory/physical-memory.js';
+import { intArg, objArg, show } from '../util/args.js';
 import {
   EPOLLERR,
   EPOLLIN,
@@ -152,12 +153,13 @@ export class Process {
    */
   fcntl(fd: number, cmd: number, arg = 0): number {
     const e = this._entry(fd, 'fcntl');
+    intArg('fcntl', 'arg', arg, -(2 ** 31), 2 ** 32 - 1);
     if (cmd === F_GETFD) return e.cloexec ? FD_CLOEXEC : 0;
     if (cmd === F_SETFD) {
       e.cloexec = (arg & FD_CLOEXEC) !== 0;
       return 0;
     }
-    throw new SimError('EINVAL', 'fcntl', `command ${cmd} is not modelled`);
+    throw new SimError('EINVAL', 'fcntl', `command ${show(cmd)} is not modelled`);
   }
 
   /**
@@ -167,6 +169,8 @@ export class Process {
    * file was released or the caller holds no kernel reference on it.
    */
   fdInstall(file: SimFile, opts: { cloexec?: boolean } = {}, op = 'fd_install'): number {
+    if (!(file instanceof SimFile)) throw new SimError('EINVAL', op, `file must be a SimFile, got ${show(file)}`);
+    objArg(op, 'options', opts);
     const fd = this._freeFd(op);
     file.kernelRefToFd(op);
     this._fds.set(fd, { file, cloexec: opts.cloexec ?? false });
@@ -180,6 +184,7 @@ export class Process {
    * EINVAL when `fops` has no name.
    */
   open<P>(fops: FileOperations<P>, privateData: P, opts: { cloexec?: boolean; flags?: number; name?: string } = {}): number {
+    objArg('open', 'options', opts);
     this._freeFd('open');
     const file = new SimFile(fops, privateData, { flags: opts.flags ?? O_RDWR, name: opts.name ?? fops.name });
     return this.fdInstall(file, { cloexec: opts.cloexec ?? false }, 'open');
@@ -287,6 +292,8 @@ export class Process {
     const op = 'llseek';
     const file = this._entry(fd, op).file;
     if (!file.fops.llseek) throw new SimError('ESPIPE', op, `fd ${fd} (${file.name}) is not seekable`);
+    if (typeof offset !== 'bigint' && !Number.isSafeInteger(offset)) throw new SimError('EINVAL', op, `offset must be an integer, got ${show(offset)}`);
+    intArg(op, 'whence', whence, -(2 ** 31), 2 ** 31 - 1);
     return file.fops.llseek(file, BigInt(offset), whence);
   }
 
@@ -299,6 +306,8 @@ export class Process {
   ioctl(fd: number, cmd: number, arg?: unknown): number {
     const op = 'ioctl';
     const e = this._entry(fd, op);
+    // unsigned int cmd: any 32-bit value, signed or not.
+    intArg(op, 'cmd', cmd, -(2 ** 31), 2 ** 32 - 1);
     if (cmd === FIOCLEX || cmd === FIONCLEX) {
       e.cloexec = cmd === FIOCLEX;
       return 0;
@@ -315,6 +324,7 @@ export class Process {
    */
   poll(fd: number, events: number): number {
     const file = this._entry(fd, 'poll').file;
+    intArg('poll', 'events', events, 0, 0xffff_ffff);
     const mask = file.fops.poll ? file.fops.poll(file, events) : DEFAULT_POLLMASK;
     return mask & (events | EPOLLERR | EPOLLHUP);
   }
@@ -345,12 +355,19 @@ export class Process {
     const op = 'mmap';
     const file = this._entry(fd, op).file;
     const rule = file.fops.rule;
+    objArg(op, 'request', req);
+    intArg(op, 'flags', req.flags, -(2 ** 31), 2 ** 32 - 1);
+    intArg(op, 'prot', req.prot, -(2 ** 31), 2 ** 32 - 1);
+    if (req.offset !== undefined && typeof req.offset !== 'bigint' && !Number.isSafeInteger(req.offset)) {
+      throw new SimError('EINVAL', op, `offset must be an integer, got ${show(req.offset)}`, rule);
+    }
+    if (req.addr !== undefined && typeof req.addr !== 'bigint') throw new SimError('EINVAL', op, `addr must be a bigint, got ${show(req.addr)}`, rule);
     const type = req.flags & (MAP_SHARED | MAP_PRIVATE);
     if (type !== MAP_SHARED && type !== MAP_PRIVATE) {
       throw new SimError('EINVAL', op, 'flags must contain exactly one of MAP_SHARED and MAP_PRIVATE', rule);
     }
     if (!Number.isSafeInteger(req.length) || req.length <= 0) {
-      throw new SimError('EINVAL', op, `length must be positive, got ${req.length}`, rule);
+      throw new SimError('EINVAL', op, `length must be positive, got ${show(req.length)}`, rule);
     }
     const offset = BigInt(req.offset ?? 0);
     if (offset < 0n || offset % BigInt(PAGE_SIZE) !== 0n) {
@@ -475,7 +492,7 @@ export class Process {
 
   private _entry(fd: number, op: string): FdEntry {
     const e = Number.isInteger(fd) ? this._fds.get(fd) : undefined;
-    if (!e) throw new SimError('EBADF', op, `fd ${fd} is not open in ${this.name}`);
+    if (!e) throw new SimError('EBADF', op, `fd ${show(fd)} is not open in ${this.name}`);
     return e;
   }
 
