@@ -1,3 +1,4 @@
+import { show } from '../util/args.js';
 import { SimError, errnoName, type ErrnoCode } from '../../bindings/errors.js';
 import { DmaBufAttachment } from './attachment.js';
 import {
@@ -149,10 +150,10 @@ export class DmaBuf {
     }
     if (hasPin !== hasUnpin) kernel.warnRefuse('DB-02', op, 'ops.pin and ops.unpin must both be present or both absent');
     if (!Number.isSafeInteger(info.size) || info.size < 0) {
-      throw new SimError('EINVAL', op, `size must be a non-negative integer number of bytes, got ${info.size}`, 'DB-03');
+      throw new SimError('EINVAL', op, `size must be a non-negative integer number of bytes, got ${show(info.size)}`, 'DB-03');
     }
     if (info.flags !== undefined && !Number.isInteger(info.flags)) {
-      throw new SimError('EINVAL', op, `flags must be an integer, got ${info.flags}`, 'DB-03');
+      throw new SimError('EINVAL', op, `flags must be an integer, got ${show(info.flags)}`, 'DB-03');
     }
     kernel._checkLock(info.resv, false, op);
     if (info.owner && !info.owner.tryGet()) {
@@ -279,6 +280,12 @@ export class DmaBuf {
     const k = this.kernel;
     this._assertAlive(op);
     if (!dev) k.warnRefuse('DB-07', op, 'dev is null', this._ids());
+    if (typeof dev !== 'object' || typeof (dev as { name?: unknown }).name !== 'string') {
+      throw new SimError('EINVAL', op, `dev must be an importer device ({ name, pci?, dma? }), got ${show(dev)}`, 'DB-07');
+    }
+    if (importerOps !== null && (typeof importerOps !== 'object')) {
+      throw new SimError('EINVAL', op, `importer_ops must be an object, got ${show(importerOps)}`, 'DB-07');
+    }
     if (importerOps && typeof importerOps.moveNotify !== 'function') {
       k.warnRefuse('DB-07', op, 'importer_ops.moveNotify is required', this._ids());
     }
@@ -423,7 +430,7 @@ export class DmaBuf {
   beginCpuAccess(dir: DmaDataDirection): void {
     const op = 'dma_buf_begin_cpu_access';
     this._assertAlive(op);
-    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${dir}`, 'DB-20');
+    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${show(dir)}`, 'DB-20');
     this.kernel._checkLock(this.resv, false, op, this._ids());
     this.ops.beginCpuAccess?.(this, dir);
     const write = dir === DmaDataDirection.BIDIRECTIONAL || dir === DmaDataDirection.TO_DEVICE;
@@ -440,7 +447,7 @@ export class DmaBuf {
   endCpuAccess(dir: DmaDataDirection): void {
     const op = 'dma_buf_end_cpu_access';
     this._assertAlive(op);
-    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${dir}`, 'DB-20');
+    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${show(dir)}`, 'DB-20');
     this.kernel._checkLock(this.resv, false, op, this._ids());
     this.ops.endCpuAccess?.(this, dir);
     this.kernel.emit({ kind: 'end_cpu_access', dmaBufId: this.id, detail: { dir } });
@@ -461,7 +468,7 @@ export class DmaBuf {
     }
     if (typeof this.ops.mmap !== 'function') throw new SimError('EINVAL', op, 'the exporter has no mmap op', 'DB-18');
     if (pgoff < 0n || pgoff + BigInt(vma.pages) > U64_MAX) {
-      throw new SimError('EOVERFLOW', op, `pgoff ${pgoff} + ${vma.pages} pages overflows`, 'DB-18');
+      throw new SimError('EOVERFLOW', op, `pgoff ${show(pgoff)} + ${vma.pages} pages overflows`, 'DB-18');
     }
     const m = this._mmap({ mm: null, start: 0n, pgoff, pages: vma.pages, prot: vma.prot, flags: vma.flags, file: this.file }, op);
     // vma_set_file: the mapping holds a reference on the buffer's file.
