@@ -260,3 +260,36 @@ describe('RB amdgpu PRIME export and import', () => {
   });
 });
 
+
+describe('RB amdgpu moves with the arena exhausted', () => {
+  it('RB-11 a migration whose GART mapping cannot get table frames fails with the BO where it was and nothing taken', async () => {
+    const m = await Machine.create({ topology: twoSwitches, iommu: { family: 'vtd' }, ramBytes: 256n * M, arenaBytes: 8 << 20 });
+    const gpu = AmdgpuDevice.create(m, { pci: 'gpu0', visibleVramBytes: M, vramBytes: 2n * M });
+    const bo = gpu.createBo({ size: 256 * 1024, domain: 'VRAM' });
+    bo.write(0, new Uint8Array(256 * 1024).fill(7));
+    const mem = m.sim.memory;
+    const scope = machineScope(m, { extra: () => [bo.domain, bo.moves, gpu.vramUsage(), gpu.liveTables] });
+    // Touch fresh RAM pages until the arena has no chunk left.
+    let pa = 0x1_0000_0000n + (128n * M);
+    for (;;) {
+      try {
+        mem.write(pa, new Uint8Array([1]));
+      } catch (e) {
+        expect((e as { code: string }).code).toBe('ENOMEM');
+        break;
+      }
+      pa += BigInt(PAGE_SIZE);
+    }
+    const before = stateSnapshot(scope);
+    let code = '';
+    try {
+      gpu.migrate(bo, 'GTT');
+    } catch (e) {
+      code = (e as { code: string }).code;
+    }
+    expect(code).toBe('ENOMEM');
+    expect(stateSnapshot(scope)).toBe(before);
+    expect(bo.domain).toBe('VRAM');
+    expect(bo.read(0, 4)).toEqual(new Uint8Array([7, 7, 7, 7]));
+  });
+});
