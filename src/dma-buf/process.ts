@@ -105,7 +105,7 @@ function fileFor(proc: Process, fd: number, op: string): SimFile {
   try {
     return proc.file(fd);
   } catch (e) {
-    if (e instanceof SimError && e.code === 'EBADF') throw new SimError('EBADF', op, e.message);
+    if (e instanceof SimError && e.code === 'EBADF') throw new SimError('EBADF', op, `fd ${show(fd)} is not open in ${proc.name}`);
     throw e;
   }
 }
