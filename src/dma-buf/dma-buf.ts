@@ -343,18 +343,26 @@ export class DmaBuf {
    * dma_buf_move_notify (DB-16): the exporter, holding resv, tells every dynamic importer that the
    * backing store moves. Static attachments are skipped. Existing tables become stale.
    * @throws {@link SimError} EINVAL when the buffer was released, or (strict mode) resv is not
-   * held (DB-16).
+   * held (DB-16); the first error an importer's moveNotify threw, after every importer was told.
    */
   moveNotify(): void {
     const op = 'dma_buf_move_notify';
     this._assertAlive(op);
     this.kernel.checkResvHeld(this.resv, true, op, 'DB-16', this._ids());
     this._moveGeneration++;
+    // The callbacks return nothing in the kernel: one importer that throws (a bug) must not keep
+    // the others from hearing of the move. Its error reaches the exporter after the last one.
+    let failed: unknown;
     for (const att of [...this._attachments]) {
       if (!att.importerOps) continue;
       this.kernel.emit({ kind: 'move_notify', ...att._ids(), detail: { generation: this._moveGeneration, mapped: att.mappedTables.length } });
-      att.importerOps.moveNotify(att);
+      try {
+        att.importerOps.moveNotify(att);
+      } catch (e) {
+        failed ??= e;
+      }
     }
+    if (failed !== undefined) throw failed;
   }
 
   /**

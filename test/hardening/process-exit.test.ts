@@ -114,3 +114,18 @@ describe('PX: process exit that meets errors', () => {
     expect(log).toEqual(['release:bad', 'release:c']);
   });
 });
+
+describe('PX: move_notify never stops half way', () => {
+  it('PX-06 an importer whose moveNotify throws: every other importer is still told, then the error reaches the exporter', () => {
+    const kernel = new DmaBufKernel();
+    const buf = new TestExporter(kernel, { dynamic: true }).export();
+    const told: string[] = [];
+    const a = buf.dynamicAttach(dev(), { allowPeer2Peer: true, moveNotify: () => { told.push('a'); } });
+    const b = buf.dynamicAttach(dev(), { allowPeer2Peer: true, moveNotify: () => { told.push('b'); throw new SimError('EIO', 'importer', 'buggy importer'); } });
+    const c = buf.dynamicAttach(dev(), { allowPeer2Peer: true, moveNotify: () => { told.push('c'); } });
+    expect(() => buf.resv.withLock(() => buf.moveNotify())).toThrowError(expect.objectContaining({ code: 'EIO' }));
+    expect(told).toEqual(['c', 'b', 'a']); // newest first
+    expect(buf.moveGeneration).toBe(1);
+    for (const x of [a, b, c]) x.detach();
+  });
+});

@@ -192,19 +192,19 @@ export class AmdgpuTtm {
     } else {
       placement = this.gttAlloc(bo.size, op);
     }
-    // amdgpu_bo_move_notify: importers drop their mappings before the bytes move.
-    bo.exported?.moveNotify();
     const dmaEng = this.dev.machine.sim.dma;
     const src = this.extents(old.placement);
     const dst = this.extents(placement);
     try {
+      // amdgpu_bo_move_notify: importers drop their mappings before the bytes move.
+      bo.exported?.moveNotify();
       forEachPair(src, dst, BigInt(bo.size), (s, d, n) => {
         const r = dmaEng.copy(s, d, n);
         if (!r.ok) throw new SimError('EIO', op, `SDMA copy failed: ${r.code}`);
       });
     } catch (e) {
-      // The BO stays where it was; the new storage goes back (the importers were told already and
-      // re-map on their next use, which finds the old placement).
+      // The BO stays where it was; the new storage goes back (importers told of the move re-map
+      // on their next use, which finds the old placement).
       this.freePlacement(placement);
       throw e;
     }
