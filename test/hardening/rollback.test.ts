@@ -293,3 +293,35 @@ describe('RB amdgpu moves with the arena exhausted', () => {
     expect(bo.read(0, 4)).toEqual(new Uint8Array([7, 7, 7, 7]));
   });
 });
+
+describe('RB page-backed exporters whose importer cannot map', () => {
+  for (const profile of ['5.15', '6.x', 'latest'] as const) {
+    it(`RB-12 (${profile}) system heap and udmabuf: map (and attach-time map) fail ENOMEM with nothing mapped or listed`, async () => {
+      const m = await machine(profile);
+      const proc = new SimProcess(m.kernel, { fdLimit: 16 });
+      const heaps = DmaHeaps.create(m);
+      const d: DmaHeapAllocationData = { len: 8 * PAGE_SIZE, fd: 0, fdFlags: O_RDWR, heapFlags: 0 };
+      proc.ioctl(heaps.open(proc, 'system'), DMA_HEAP_IOCTL_ALLOC, d);
+      const udev = UdmabufDevice.create(m);
+      const memfd = memfdCreate(m, proc, 'rb', MFD_ALLOW_SEALING);
+      memfdFcntl(proc, memfd, F_ADD_SEALS, F_SEAL_SHRINK);
+      memfdTruncate(proc, memfd, 8 * PAGE_SIZE);
+      const ufd = proc.ioctl(udev.open(proc), UDMABUF_CREATE, { memfd, flags: 0, offset: 0, size: 8 * PAGE_SIZE });
+      const nic = new RdmaDevice(m, 'nic0', { kind: 'odp' });
+      const imp = importerDevice(m, 'nic0');
+      const scope = machineScope(m, { procs: [proc], devs: [nic.dma], extra: () => [heaps.system!.liveBuffers, udev.liveBuffers, udev.liveTables] });
+      stateSnapshot(scope);
+      nic.dma.setMask(ONE_PAGE_MASK);
+      for (const fd of [d.fd, ufd]) {
+        const buf = bufOf(proc, fd);
+        const att = buf.attach(imp);
+        expectAtomicFailure(scope, 'ENOMEM', () => att.mapUnlocked(BIDI));
+        att.detach();
+        // A dynamic importer of a static exporter is mapped at attach time before 'latest'.
+        const ops = { allowPeer2Peer: false, moveNotify: () => {} };
+        if (profile === 'latest') buf.dynamicAttach(imp, ops).detach();
+        else expectAtomicFailure(scope, 'ENOMEM', () => buf.dynamicAttach(imp, ops));
+      }
+    });
+  }
+});
