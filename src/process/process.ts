@@ -409,7 +409,10 @@ export class Process {
    */
   mmapAnonymous(length: number, opts: AnonymousMmapOptions = {}): AnonVmArea {
     const op = 'mmap';
-    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${length}`);
+    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${show(length)}`);
+    objArg(op, 'options', opts);
+    if (opts.addr !== undefined && typeof opts.addr !== 'bigint') throw new SimError('EINVAL', op, `addr must be a bigint, got ${show(opts.addr)}`);
+    if (opts.prot !== undefined) intArg(op, 'prot', opts.prot, -(2 ** 31), 2 ** 32 - 1);
     const mem = this.mm.memory;
     if (!mem) throw new SimError('ENOMEM', op, `${this.name} has no system RAM for anonymous memory (ProcessOptions.memory)`);
     const pages = Math.ceil(length / PAGE_SIZE);
@@ -430,6 +433,8 @@ export class Process {
    */
   readUser(addr: bigint, length: number): Uint8Array {
     const mem = this._memory('copy_from_user');
+    userAddr('copy_from_user', addr);
+    if (!Number.isSafeInteger(length) || length < 0) throw new SimError('EINVAL', 'copy_from_user', `length must be a non-negative integer, got ${show(length)}`);
     const out = new Uint8Array(length);
     this.mm.walk(addr, length, false, 'copy_from_user', (pa, done, n) => out.set(mem.read(pa, n), done));
     return out;
@@ -442,6 +447,8 @@ export class Process {
    */
   writeUser(addr: bigint, data: Uint8Array): void {
     const mem = this._memory('copy_to_user');
+    userAddr('copy_to_user', addr);
+    if (!(data instanceof Uint8Array)) throw new SimError('EINVAL', 'copy_to_user', `data must be a Uint8Array, got ${show(data)}`);
     this.mm.walk(addr, data.length, true, 'copy_to_user', (pa, done, n) => mem.write(pa, data.subarray(done, done + n)));
   }
 
@@ -455,7 +462,9 @@ export class Process {
   getUserPages(addr: bigint, length: number, opts: GetUserPagesOptions = {}): UserPage[] {
     const op = opts.pin ? 'pin_user_pages' : 'get_user_pages';
     const mem = this._memory(op);
-    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${length}`);
+    userAddr(op, addr);
+    objArg(op, 'options', opts);
+    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${show(length)}`);
     const page = BigInt(PAGE_SIZE);
     const first = addr - (addr % page);
     const n = Number((addr + BigInt(length) + page - 1n - first) / page);
@@ -519,6 +528,11 @@ export class ProcessExitError extends SimError {
     super(code, op, `${errors.length} release(s) of ${proc} failed; everything was released (first: ${what.slice(0, 200)})`);
     this.name = 'ProcessExitError';
   }
+}
+
+/** A user virtual address: a bigint in the 64-bit space (what copy_*_user and GUP take). */
+function userAddr(op: string, addr: unknown): void {
+  if (typeof addr !== 'bigint' || addr < 0n || addr > U64_MAX) throw new SimError('EINVAL', op, `addr must be a 64-bit bigint address, got ${show(addr)}`);
 }
 
 /** [first pa, count] runs of physically consecutive pages, in order. */

@@ -129,3 +129,41 @@ describe('PX: move_notify never stops half way', () => {
     for (const x of [a, b, c]) x.detach();
   });
 });
+
+describe('PX: the process layer refuses junk arguments with a SimError', () => {
+  it('PX-07 fds, commands, events, mmap requests, user addresses and options of the wrong type: SimError naming the field, nothing opened or mapped', async () => {
+    const { makeSim } = await import('../helpers/sim.js');
+    const sim = await makeSim();
+    const p = new Process({ memory: sim.memory });
+    const fd = p.open({ name: 'dev', ioctl: () => 0, llseek: () => 0n, mmap: (_f, init) => new VmArea(init) }, null);
+    const junk: unknown[] = [Symbol('s'), null, undefined, '3', 1.5, {}, [1], 10n ** 30n, () => 0];
+    const calls: [string, (j: never) => unknown][] = [
+      ['close', (j) => p.close(j)], ['dup', (j) => p.dup(j)], ['fcntl fd', (j) => p.fcntl(j, 1)], ['fcntl arg', (j) => p.fcntl(fd, 2, j)],
+      ['ioctl cmd', (j) => p.ioctl(fd, j)], ['poll events', (j) => p.poll(fd, j)], ['llseek offset', (j) => p.llseek(fd, j, 0)],
+      ['llseek whence', (j) => p.llseek(fd, 0, j)], ['mmap req', (j) => p.mmap(fd, j)],
+      ['mmap flags', (j) => p.mmap(fd, { length: PAGE_SIZE, prot: PROT_READ, flags: j })],
+      ['mmap offset', (j) => p.mmap(fd, { length: PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED, offset: j })],
+      ['mmap addr', (j) => p.mmap(fd, { length: PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED, addr: j })],
+      ['readUser', (j) => p.readUser(j, 4)], ['writeUser addr', (j) => p.writeUser(j, new Uint8Array(1))],
+      ['writeUser data', (j) => p.writeUser(0x7f00_0000_0000n, j)], ['getUserPages', (j) => p.getUserPages(j, 4)],
+      ['mmapAnonymous opts', (j) => p.mmapAnonymous(PAGE_SIZE, j)], ['fdInstall', (j) => p.fdInstall(j)], ['open opts', (j) => p.open({ name: 'x' }, null, j)],
+    ];
+    const bad: string[] = [];
+    for (const [name, fn] of calls) {
+      for (const j of junk) {
+        if (j === undefined && /opts|offset|addr|arg|whence|req/.test(name) && name !== 'mmap req' && name !== 'llseek whence') continue; // optional
+        if (/opts/.test(name) && j !== null && typeof j === 'object' && !Array.isArray(j)) continue; // an empty options object is fine
+        try {
+          fn(j as never);
+        } catch (e) {
+          if (!(e instanceof SimError)) bad.push(`${name}(${typeof j}): ${(e as Error).name}`);
+          continue;
+        }
+        if (!/offset|whence/.test(name) || typeof j !== 'bigint') bad.push(`${name}(${typeof j}) succeeded`);
+      }
+    }
+    expect(bad).toEqual([]);
+    expect(p.openFds).toEqual([fd]);
+    expect(p.mmaps).toEqual([]);
+  });
+});
