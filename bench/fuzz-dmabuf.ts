@@ -87,6 +87,7 @@ export const dmaBufCallArb: fc.Arbitrary<DmaBufCall> = fc.oneof(
   call('ioctl.setName', fdPick, or(fc.constantFrom('a', 'x'.repeat(40), ''))),
   call('mmap', fdPick, or(fc.constantFrom(P, P, 2 * P, 0, 64 * P)), or(fc.constantFrom(PROT_READ, PROT_READ | PROT_WRITE)), or(fc.constantFrom(MAP_SHARED, MAP_SHARED, MAP_PRIVATE, 0)), or(fc.constantFrom(0, 0, P, 1))),
   call('munmap', pick),
+  call('kmmap', pick, or(fc.constantFrom(1, 2, 64)), or(fc.constantFrom(0n, 1n, -1n, 1n << 63n)), or(fc.constantFrom(MAP_SHARED, MAP_PRIVATE))),
   call('vmap', pick),
   call('vunmap', pick),
   call('exportSync', fdPick, syncFlags),
@@ -345,7 +346,14 @@ function run(w: DmaBufWorld, c: DmaBufCall): unknown {
       case 'ioctl.sync': proc.ioctl(fd(a[0]), DMA_BUF_IOCTL_SYNC, { flags: a[1] } as never); break;
       case 'ioctl.setName': proc.ioctl(fd(a[0]), DMA_BUF_SET_NAME_B, a[1]); break;
       case 'mmap': push(w.vmas, proc.mmap(fd(a[0]), { length: a[1], prot: a[2], flags: a[3], offset: a[4] } as never)); break;
-      case 'munmap': proc.munmap(at(w.vmas, a[0]) as VmArea); break; // junk is a bad argument here
+      case 'munmap': {
+        const v = at(w.vmas, a[0]) as VmArea;
+        // A kernel importer's mapping (no address space) is unmapped by itself, a process's by munmap(2).
+        if (v && typeof v === 'object' && 'mm' in v && v.mm === null) v.munmap();
+        else proc.munmap(v);
+        break;
+      }
+      case 'kmmap': push(w.vmas, buf(a[0]).mmap({ pages: a[1], prot: PROT_READ | PROT_WRITE, flags: a[3] } as never, a[2] as never)); break;
       case 'vmap': {
         const b = buf(a[0]);
         push(w.vmaps, { buf: b, map: b.vmapUnlocked() });
@@ -461,6 +469,7 @@ export function teardownLeaks(w: DmaBufWorld): string | null {
       for (const v of w.vmaps) if (v.buf === b) while (b.vmapCount > 0) b.vunmapUnlocked(v.map);
     }
     for (const att of w.atts) if (!att.detached && att.dmabuf.kernel === k && !att.dmabuf.released) att.detach();
+    for (const v of w.vmas) if (v.mm === null && v.active && v.file && (v.file as { dmabuf?: DmaBuf }).dmabuf?.kernel === k) v.munmap();
     main.proc.exit();
     for (const [b, n] of w.held) if (b.kernel === k) for (let i = 0; i < n; i++) b.put();
     // Fences the calls added and left unsignaled hold retired storage back (amdgpu).

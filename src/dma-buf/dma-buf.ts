@@ -475,6 +475,8 @@ export class DmaBuf {
       this.kernel.warnRefuse('DB-18', op, 'vma must cover at least one page', this._ids());
     }
     if (typeof this.ops.mmap !== 'function') throw new SimError('EINVAL', op, 'the exporter has no mmap op', 'DB-18');
+    if (typeof pgoff !== 'bigint') throw new SimError('EINVAL', op, `pgoff must be a bigint, got ${show(pgoff)}`, 'DB-18');
+    if (!Number.isSafeInteger(vma.prot) || !Number.isSafeInteger(vma.flags)) throw new SimError('EINVAL', op, 'vma.prot and vma.flags must be integers', 'DB-18');
     if (pgoff < 0n || pgoff + BigInt(vma.pages) > U64_MAX) {
       throw new SimError('EOVERFLOW', op, `pgoff ${show(pgoff)} + ${vma.pages} pages overflows`, 'DB-18');
     }
