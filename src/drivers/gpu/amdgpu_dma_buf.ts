@@ -142,7 +142,8 @@ export class AmdgpuDmaBuf {
    * Pinned: [5.15] outside GTT -> EBUSY; [6.x+] used where it is (VRAM only for a peer2peer
    * attachment, else EBUSY). GTT: the pages, dma_map_sgtable for the importer (failure EBUSY).
    * VRAM: amdgpu_vram_mgr_alloc_sgt: dma_map_resource per chunk (<= 2 GiB), no struct pages;
-   * a mapping error -> ENOMEM.
+   * a mapping error -> ENOMEM. A failed map leaves nothing mapped, but a move its validation made
+   * stays (the kernel does not move the BO back either: placement is the exporter's to choose).
    */
   private map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
     const op = 'amdgpu_dma_buf_map';

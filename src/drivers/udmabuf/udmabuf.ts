@@ -210,6 +210,8 @@ export class UdmabufDevice {
     });
     if (pgcnt === 0n) throw new SimError('EINVAL', op, 'no pages: the total size is 0');
 
+    // Pages taken before a later item fails are given back; pages the memfd allocated on the
+    // way stay in its page cache, as shmem's do (they belong to the memfd, not to this call).
     const pinned = this._era !== '5.15';
     const mem = this.machine.sim.memory;
     const pages: bigint[] = [];
