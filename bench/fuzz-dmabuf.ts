@@ -25,7 +25,7 @@ import { VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_DMA_BUF, VFIO_DEVICE_FEATURE_G
 import { HabanaDevice, hlIoctlMemory } from '../src/drivers/accel/index.js';
 import { RdmaDevice, ibvOpenDevice, type IbvContext, type IbvMr, type IbvPd } from '../src/drivers/rdma/index.js';
 import {
-  AmdgpuDevice, DRM_IOCTL_AMDGPU_GEM_CREATE, DRM_IOCTL_PRIME_FD_TO_HANDLE, type AmdgpuBo,
+  AmdgpuDevice, DRM_IOCTL_PRIME_FD_TO_HANDLE, type AmdgpuBo,
 } from '../src/drivers/gpu/index.js';
 import { SEED_VFIO_TOPOLOGY } from '../src/scenario/builtin/seed-topology.js';
 import { machineScope, stateSnapshot } from './state-snapshot.js';
@@ -124,8 +124,6 @@ interface Side {
   hlVa: bigint;
   gpu: AmdgpuDevice;
   drmFd: number;
-  /** GEM handles of BOs the GPU made, in the process's render node. */
-  gpuHandles: number[];
   /** The handles of imported BOs. */
   gpuImports: number[];
   nics: { ctx: IbvContext; pd: IbvPd }[];
@@ -176,17 +174,11 @@ async function makeSide(profile: KernelProfileName): Promise<Side> {
   const hlVa = hlIoctlMemory(proc, hlFd, { op: 'MAP', handle }).deviceVirtAddr!;
   const gpu = AmdgpuDevice.create(m, { pci: 'gpu0', visibleVramBytes: 1n << 20n, vramBytes: 2n << 20n });
   const drmFd = gpu.open(proc);
-  const gpuHandles: number[] = [];
-  for (const [size, domains] of [[64 * P, 4], [16 * P, 4], [128 * P, 6]] as const) {
-    const c = { boSize: size, domains, handle: 0 };
-    proc.ioctl(drmFd, DRM_IOCTL_AMDGPU_GEM_CREATE, c as never);
-    gpuHandles.push(c.handle);
-  }
   const nics = (['nic0', 'nic2'] as const).map((n, i) => {
     const ctx = ibvOpenDevice(new RdmaDevice(m, n, { kind: i === 0 ? 'odp' : 'pinned' }), proc);
     return { ctx, pd: ctx.allocPd() };
   });
-  return { m, proc, heaps, heapFd, udmabuf, udevFd, memfd, vfio, vfd, importers, hl, hlFd, hlVa, gpu, drmFd, gpuHandles, gpuImports: [], nics };
+  return { m, proc, heaps, heapFd, udmabuf, udevFd, memfd, vfio, vfd, importers, hl, hlFd, hlVa, gpu, drmFd, gpuImports: [], nics };
 }
 
 /**
