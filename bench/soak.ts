@@ -1,10 +1,13 @@
 /**
  * `npm run soak`: a million random calls (bench/fuzz.ts) on one world, the contract checked on
  * every call and the unchanged-state snapshot on every 100th failing one; prints resident
- * memory before and after. Options: --ops N (default 1000000), --seed S.
+ * memory before and after. Then --dmabuf-ops calls of the fd and DMA-BUF harness
+ * (bench/fuzz-dmabuf.ts), 500 per fresh world, each world checked for leaks at its end.
+ * Options: --ops N (default 1000000), --dmabuf-ops N (default 100000), --seed S.
  */
 import fc from 'fast-check';
 import { callArb, makeWorld, runCalls } from './fuzz.js';
+import { dmaBufCallArb, makeDmaBufWorld, runDmaBufCalls, teardownLeaks } from './fuzz-dmabuf.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,6 +44,22 @@ async function main(): Promise<number> {
     if (calls.length === 0) break;
     if (b % 20 === 19) console.log(`  ${done} calls, ${errors} refused, resident ${mib(process.memoryUsage().rss)}`);
   }
+  const dmabufTotal = arg('dmabuf-ops', 100_000);
+  let dmabufDone = 0;
+  let dmabufErrors = 0;
+  for (let b = 0; dmabufDone < dmabufTotal; b++) {
+    const calls = fc.sample(dmaBufCallArb, { seed: seed * 7_919 + b, numRuns: Math.min(500, dmabufTotal - dmabufDone) });
+    const dw = await makeDmaBufWorld((['5.15', '6.x', 'latest'] as const)[b % 3]);
+    const r = runDmaBufCalls(dw, calls, 10);
+    dmabufErrors += r.errors;
+    const leak = r.violation ?? teardownLeaks(dw);
+    if (leak) {
+      console.error(`soak: fd/dma-buf contract broken in world ${b} (seed ${seed * 7_919 + b}): ${leak}`);
+      return 1;
+    }
+    dmabufDone += calls.length;
+  }
+  if (dmabufTotal > 0) console.log(`soak: ${dmabufDone} fd/dma-buf calls, ${dmabufErrors} refused with SimError, no contract break, no leak at exit`);
   gc?.();
   const rss1 = process.memoryUsage().rss;
   console.log(`soak: ${done} calls, ${errors} refused with SimError, none broke the contract`);

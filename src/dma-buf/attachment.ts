@@ -1,3 +1,4 @@
+import { show } from '../util/args.js';
 import { SimError } from '../../bindings/errors.js';
 import { DmaDataDirection, isValidMapDirection } from './constants.js';
 import type { DmaBuf } from './dma-buf.js';
@@ -101,12 +102,12 @@ export class DmaBufAttachment {
     const k = buf.kernel;
     this._assertUsable(op);
     if (!isValidMapDirection(dir)) {
-      throw new SimError('EINVAL', op, `direction must be BIDIRECTIONAL, TO_DEVICE or FROM_DEVICE, got ${dir}`, 'DB-11');
+      throw new SimError('EINVAL', op, `direction must be BIDIRECTIONAL, TO_DEVICE or FROM_DEVICE, got ${show(dir)}`, 'DB-11');
     }
     this._checkMapLock(op, this._cached !== undefined);
     if (this._cached) {
       if (this._cached.dir !== dir && this._cached.dir !== DmaDataDirection.BIDIRECTIONAL) {
-        throw new SimError('EBUSY', op, `the cached mapping has direction ${this._cached.dir}, not ${dir}`, 'DB-10');
+        throw new SimError('EBUSY', op, `the cached mapping has direction ${this._cached.dir}, not ${show(dir)}`, 'DB-10');
       }
       k.emit({ kind: 'map', ...this._ids(), detail: { dir, cached: true, nents: this._cached.sgt.nents } });
       return this._cached.sgt;
@@ -166,7 +167,7 @@ export class DmaBufAttachment {
     }
     const rec = this._mappings.get(sgt);
     if (!rec) k.bug('DB-13', op, 'this table is not mapped by this attachment (never mapped, or unmapped already)', this._ids());
-    if (rec.dir !== dir) k.bug('DB-13', op, `the table was mapped with direction ${rec.dir}, not ${dir}`, this._ids());
+    if (rec.dir !== dir) k.bug('DB-13', op, `the table was mapped with direction ${rec.dir}, not ${show(dir)}`, this._ids());
     this._mappings.delete(sgt);
     this.dmabuf._unmapDmaBuf(this, sgt, dir);
     if (rec.pinned) this.dmabuf.ops.unpin!(this);

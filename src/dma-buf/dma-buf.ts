@@ -1,3 +1,4 @@
+import { show } from '../util/args.js';
 import { SimError, errnoName, type ErrnoCode } from '../../bindings/errors.js';
 import { DmaBufAttachment } from './attachment.js';
 import {
@@ -149,10 +150,10 @@ export class DmaBuf {
     }
     if (hasPin !== hasUnpin) kernel.warnRefuse('DB-02', op, 'ops.pin and ops.unpin must both be present or both absent');
     if (!Number.isSafeInteger(info.size) || info.size < 0) {
-      throw new SimError('EINVAL', op, `size must be a non-negative integer number of bytes, got ${info.size}`, 'DB-03');
+      throw new SimError('EINVAL', op, `size must be a non-negative integer number of bytes, got ${show(info.size)}`, 'DB-03');
     }
     if (info.flags !== undefined && !Number.isInteger(info.flags)) {
-      throw new SimError('EINVAL', op, `flags must be an integer, got ${info.flags}`, 'DB-03');
+      throw new SimError('EINVAL', op, `flags must be an integer, got ${show(info.flags)}`, 'DB-03');
     }
     kernel._checkLock(info.resv, false, op);
     if (info.owner && !info.owner.tryGet()) {
@@ -279,6 +280,12 @@ export class DmaBuf {
     const k = this.kernel;
     this._assertAlive(op);
     if (!dev) k.warnRefuse('DB-07', op, 'dev is null', this._ids());
+    if (typeof dev !== 'object' || typeof (dev as { name?: unknown }).name !== 'string') {
+      throw new SimError('EINVAL', op, `dev must be an importer device ({ name, pci?, dma? }), got ${show(dev)}`, 'DB-07');
+    }
+    if (importerOps !== null && (typeof importerOps !== 'object')) {
+      throw new SimError('EINVAL', op, `importer_ops must be an object, got ${show(importerOps)}`, 'DB-07');
+    }
     if (importerOps && typeof importerOps.moveNotify !== 'function') {
       k.warnRefuse('DB-07', op, 'importer_ops.moveNotify is required', this._ids());
     }
@@ -336,18 +343,26 @@ export class DmaBuf {
    * dma_buf_move_notify (DB-16): the exporter, holding resv, tells every dynamic importer that the
    * backing store moves. Static attachments are skipped. Existing tables become stale.
    * @throws {@link SimError} EINVAL when the buffer was released, or (strict mode) resv is not
-   * held (DB-16).
+   * held (DB-16); the first error an importer's moveNotify threw, after every importer was told.
    */
   moveNotify(): void {
     const op = 'dma_buf_move_notify';
     this._assertAlive(op);
     this.kernel.checkResvHeld(this.resv, true, op, 'DB-16', this._ids());
     this._moveGeneration++;
+    // The callbacks return nothing in the kernel: one importer that throws (a bug) must not keep
+    // the others from hearing of the move. Its error reaches the exporter after the last one.
+    let failed: unknown;
     for (const att of [...this._attachments]) {
       if (!att.importerOps) continue;
       this.kernel.emit({ kind: 'move_notify', ...att._ids(), detail: { generation: this._moveGeneration, mapped: att.mappedTables.length } });
-      att.importerOps.moveNotify(att);
+      try {
+        att.importerOps.moveNotify(att);
+      } catch (e) {
+        failed ??= e;
+      }
     }
+    if (failed !== undefined) throw failed;
   }
 
   /**
@@ -423,7 +438,7 @@ export class DmaBuf {
   beginCpuAccess(dir: DmaDataDirection): void {
     const op = 'dma_buf_begin_cpu_access';
     this._assertAlive(op);
-    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${dir}`, 'DB-20');
+    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${show(dir)}`, 'DB-20');
     this.kernel._checkLock(this.resv, false, op, this._ids());
     this.ops.beginCpuAccess?.(this, dir);
     const write = dir === DmaDataDirection.BIDIRECTIONAL || dir === DmaDataDirection.TO_DEVICE;
@@ -440,7 +455,7 @@ export class DmaBuf {
   endCpuAccess(dir: DmaDataDirection): void {
     const op = 'dma_buf_end_cpu_access';
     this._assertAlive(op);
-    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${dir}`, 'DB-20');
+    if (!isValidMapDirection(dir)) throw new SimError('EINVAL', op, `invalid direction ${show(dir)}`, 'DB-20');
     this.kernel._checkLock(this.resv, false, op, this._ids());
     this.ops.endCpuAccess?.(this, dir);
     this.kernel.emit({ kind: 'end_cpu_access', dmaBufId: this.id, detail: { dir } });
@@ -460,8 +475,10 @@ export class DmaBuf {
       this.kernel.warnRefuse('DB-18', op, 'vma must cover at least one page', this._ids());
     }
     if (typeof this.ops.mmap !== 'function') throw new SimError('EINVAL', op, 'the exporter has no mmap op', 'DB-18');
+    if (typeof pgoff !== 'bigint') throw new SimError('EINVAL', op, `pgoff must be a bigint, got ${show(pgoff)}`, 'DB-18');
+    if (!Number.isSafeInteger(vma.prot) || !Number.isSafeInteger(vma.flags)) throw new SimError('EINVAL', op, 'vma.prot and vma.flags must be integers', 'DB-18');
     if (pgoff < 0n || pgoff + BigInt(vma.pages) > U64_MAX) {
-      throw new SimError('EOVERFLOW', op, `pgoff ${pgoff} + ${vma.pages} pages overflows`, 'DB-18');
+      throw new SimError('EOVERFLOW', op, `pgoff ${show(pgoff)} + ${vma.pages} pages overflows`, 'DB-18');
     }
     const m = this._mmap({ mm: null, start: 0n, pgoff, pages: vma.pages, prot: vma.prot, flags: vma.flags, file: this.file }, op);
     // vma_set_file: the mapping holds a reference on the buffer's file.

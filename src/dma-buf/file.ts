@@ -7,8 +7,9 @@
  * A buffer's file is `dmabuf.file`, one per buffer, shared by every fd and mapping of it. Its
  * reference count is the buffer's (kernel gets, fds, mmaps): the last put releases the buffer.
  */
+import { show } from '../util/args.js';
 import { SimError } from '../../bindings/errors.js';
-import { SimFile, type FileOperations, type FileRefKind, type Process, type VmAreaInit } from '../process/index.js';
+import { SimFile, uapiU64, type FileOperations, type FileRefKind, type Process, type VmAreaInit } from '../process/index.js';
 import {
   DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
   DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
@@ -192,8 +193,8 @@ function dmaBufIoctl(buf: DmaBuf, cmd: number, arg: unknown, proc: Process): num
 
 function sync(buf: DmaBuf, arg: DmaBufSyncArg | null): number {
   const op = 'DMA_BUF_IOCTL_SYNC';
-  if (!arg) throw new SimError('EFAULT', op, 'bad argument pointer', 'DB-20');
-  const flags = BigInt(arg.flags);
+  if (!arg || typeof arg !== 'object') throw new SimError('EFAULT', op, 'bad argument pointer', 'DB-20');
+  const flags = uapiU64(op, 'flags', arg.flags);
   if (flags & ~BigInt(DMA_BUF_SYNC_VALID_FLAGS_MASK)) {
     throw new SimError('EINVAL', op, `flags 0x${flags.toString(16)} outside READ|WRITE|END`, 'DB-20');
   }
@@ -215,7 +216,7 @@ function sync(buf: DmaBuf, arg: DmaBufSyncArg | null): number {
 
 function setName(buf: DmaBuf, arg: DmaBufNameArg): number {
   const op = 'DMA_BUF_SET_NAME';
-  if (arg === null || arg === undefined) throw new SimError('EFAULT', op, 'bad name pointer', 'DB-21');
+  if (typeof arg !== 'string' && !(arg instanceof Uint8Array)) throw new SimError('EFAULT', op, 'bad name pointer', 'DB-21');
   let bytes = typeof arg === 'string' ? new TextEncoder().encode(arg) : arg;
   const nul = bytes.indexOf(0);
   if (nul >= 0) bytes = bytes.subarray(0, nul);
@@ -228,7 +229,7 @@ function setName(buf: DmaBuf, arg: DmaBufNameArg): number {
 
 function exportSyncFile(buf: DmaBuf, arg: DmaBufSyncFileArg | null, proc: Process): number {
   const op = 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE';
-  if (!arg) throw new SimError('EFAULT', op, 'bad argument pointer', 'DB-22');
+  if (!arg || typeof arg !== 'object') throw new SimError('EFAULT', op, 'bad argument pointer', 'DB-22');
   checkSyncFileFlags(op, arg.flags);
   const fences = buf.resv.getFences(dmaResvUsageRw((arg.flags & DMA_BUF_SYNC_WRITE) !== 0));
   const sync = new SyncFile(fences.length > 0 ? fences : [buf.kernel.getStub()]);
@@ -238,7 +239,7 @@ function exportSyncFile(buf: DmaBuf, arg: DmaBufSyncFileArg | null, proc: Proces
 
 function importSyncFile(buf: DmaBuf, arg: DmaBufSyncFileArg | null, proc: Process): number {
   const op = 'DMA_BUF_IOCTL_IMPORT_SYNC_FILE';
-  if (!arg) throw new SimError('EFAULT', op, 'bad argument pointer', 'DB-22');
+  if (!arg || typeof arg !== 'object') throw new SimError('EFAULT', op, 'bad argument pointer', 'DB-22');
   checkSyncFileFlags(op, arg.flags);
   let file: SimFile | undefined;
   try {
@@ -246,7 +247,7 @@ function importSyncFile(buf: DmaBuf, arg: DmaBufSyncFileArg | null, proc: Proces
   } catch {
     file = undefined;
   }
-  if (!(file instanceof SyncFileFile)) throw new SimError('EINVAL', op, `fd ${arg.fd} is not a sync_file`, 'DB-22');
+  if (!(file instanceof SyncFileFile)) throw new SimError('EINVAL', op, `fd ${show(arg.fd)} is not a sync_file`, 'DB-22');
   const usage = arg.flags & DMA_BUF_SYNC_WRITE ? DmaResvUsage.WRITE : DmaResvUsage.READ;
   const fences = file.sync.fences;
   buf.kernel._withResvLock(buf.resv, () => {
@@ -258,6 +259,6 @@ function importSyncFile(buf: DmaBuf, arg: DmaBufSyncFileArg | null, proc: Proces
 
 function checkSyncFileFlags(op: string, flags: number): void {
   if (!Number.isInteger(flags) || flags & ~DMA_BUF_SYNC_RW || flags === 0) {
-    throw new SimError('EINVAL', op, `flags must be READ, WRITE or both, got ${flags}`, 'DB-22');
+    throw new SimError('EINVAL', op, `flags must be READ, WRITE or both, got ${show(flags)}`, 'DB-22');
   }
 }

@@ -4,10 +4,11 @@
  * dma-buf to an fd table, dma_buf_fd (DB-04) and dma_buf_get (DB-05). The dma-buf system calls
  * themselves (llseek, mmap, ioctl, poll, fdinfo) are dma-buf's file operations (file.ts).
  */
+import { intArg, show } from '../util/args.js';
 import { SimError } from '../../bindings/errors.js';
 import { Process, type ProcessOptions, type SimFile } from '../process/index.js';
 import { O_CLOEXEC } from './constants.js';
-import type { DmaBuf } from './dma-buf.js';
+import { DmaBuf } from './dma-buf.js';
 import { DmaBufFile, SyncFileFile } from './file.js';
 import type { DmaBufKernel } from './kernel.js';
 
@@ -74,8 +75,12 @@ export class SimProcess extends Process {
  */
 export function dmaBufFd(proc: Process, dmabuf: DmaBuf, flags = 0): number {
   const op = 'dma_buf_fd';
-  if (!dmabuf) throw new SimError('EINVAL', op, 'dmabuf is null', 'DB-04');
+  if (!(dmabuf instanceof DmaBuf)) throw new SimError('EINVAL', op, 'dmabuf must be a DmaBuf', 'DB-04');
+  if (proc instanceof SimProcess && proc.kernel !== dmabuf.kernel) {
+    throw new SimError('EINVAL', op, `dma-buf ${dmabuf.id} belongs to another machine's kernel`, 'DB-04');
+  }
   dmabuf._assertAlive(op);
+  intArg(op, 'flags', flags, -(2 ** 31), 2 ** 32 - 1);
   dmabuf.kernel._checkLock(dmabuf.resv, false, op, dmabuf._ids());
   const fd = proc.fdInstall(dmabuf.file, { cloexec: (flags & O_CLOEXEC) !== 0 }, op);
   dmabuf.kernel.emit({ kind: 'fd', dmaBufId: dmabuf.id, detail: { process: proc.name, fd, count: dmabuf.fileCount } });
@@ -91,7 +96,7 @@ export function dmaBufFd(proc: Process, dmabuf: DmaBuf, flags = 0): number {
 export function dmaBufGet(proc: Process, fd: number): DmaBuf {
   const op = 'dma_buf_get';
   const file = fileFor(proc, fd, op);
-  if (!(file instanceof DmaBufFile)) throw new SimError('EINVAL', op, `fd ${fd} is not a dma-buf`, 'DB-05');
+  if (!(file instanceof DmaBufFile)) throw new SimError('EINVAL', op, `fd ${show(fd)} is not a dma-buf`, 'DB-05');
   file.dmabuf.kernel._checkLock(file.dmabuf.resv, false, op, file.dmabuf._ids());
   return file.dmabuf.get();
 }
@@ -100,7 +105,7 @@ function fileFor(proc: Process, fd: number, op: string): SimFile {
   try {
     return proc.file(fd);
   } catch (e) {
-    if (e instanceof SimError && e.code === 'EBADF') throw new SimError('EBADF', op, e.message);
+    if (e instanceof SimError && e.code === 'EBADF') throw new SimError('EBADF', op, `fd ${show(fd)} is not open in ${proc.name}`);
     throw e;
   }
 }

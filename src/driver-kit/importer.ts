@@ -49,10 +49,24 @@ export function importerPciFunction(dev: ImporterDevice): PciFunction | null {
  * has none.
  */
 export function importerDmaDevice(host: KitHost, dev: ImporterDevice): DmaApiDevice | null {
+  checkImporterHost(host, dev);
   if (dev instanceof DmaApiDevice) return dev;
   if (dev.dma) return dev.dma;
   const fn = importerPciFunction(dev);
   return fn ? host.dmaDevice(fn) : null;
+}
+
+/**
+ * An importer of another machine (its device or P2P client is not in `host`'s topology) cannot
+ * have this host's memory mapped for it: two machines never see each other. Exporters call it in
+ * their attach op, before a pin can move anything; the kit's mapping helpers call it again.
+ * @throws {@link SimError} EINVAL naming the importer.
+ */
+export function checkImporterHost(host: KitHost, dev: ImporterDevice, op = 'dma_buf_map_attachment', rule?: string): void {
+  const d = dev instanceof DmaApiDevice ? dev.p2pClient : dev?.pci;
+  if (d && typeof d === 'object' && 'name' in d && host.topology.find((d as Device).name) !== d) {
+    throw new SimError('EINVAL', op, `importer ${String((d as Device).name).slice(0, 40)} belongs to another machine`, rule);
+  }
 }
 
 /**

@@ -64,7 +64,8 @@ export interface FileOperations<P = unknown> {
   showFdinfo?(file: SimFile<P>): string;
   /**
    * release: runs exactly once, when the last reference of any kind (fd, mapping, kernel) goes.
-   * Must not fail.
+   * Must not fail; if it throws anyway, the reference is still gone and the file released (the
+   * fd closed, the mapping removed), and the error reaches the caller.
    */
   release?(file: SimFile<P>): void;
 }
@@ -137,15 +138,31 @@ export class SimFile<P = unknown> {
 
   /**
    * fput: drops a reference of `kind`; the last one runs fops.release.
-   * @throws {@link SimError} EINVAL when no reference of `kind` is held (nothing changes).
+   * @throws {@link SimError} EINVAL when no reference of `kind` is held (nothing changes); what
+   * fops.release throws (the reference is dropped and the file released all the same).
    */
   put(kind: FileRefKind = 'kernel', op = 'fput'): void {
     if (this._refs[kind] === 0) throw new SimError('EINVAL', op, `no ${kind} reference on ${this.name} is held`);
     this._refs[kind]--;
     if (this.count === 0) {
+      // Released before release runs: a release that throws still leaves the file gone (the
+      // reference was dropped; the caller sees the error).
       this._released = true;
       this.fops.release?.(this);
     }
+  }
+
+  /**
+   * Moves one reference from holder `from` to holder `to`; the count does not change. Process
+   * exit uses it when a file refuses the drop of its last fd or mapping reference (a dma-buf
+   * still attached): the reference leaks as the kernel's, so the file stays alive and consistent.
+   * @throws {@link SimError} EINVAL when no reference of `from` is held, or the file was released.
+   */
+  moveRef(from: FileRefKind, to: FileRefKind, op = 'fput'): void {
+    if (this._released) throw new SimError('EINVAL', op, `${this.name} was released (use after free)`);
+    if (this._refs[from] === 0) throw new SimError('EINVAL', op, `no ${from} reference on ${this.name} is held`);
+    this._refs[from]--;
+    this._refs[to]++;
   }
 
   /**

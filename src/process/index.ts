@@ -3,5 +3,6 @@ export * from './constants.js';
 export { SimFile, type FileOperations, type FileRefKind, type SimFileOptions } from './file.js';
 export { VmArea, AnonVmArea, AddressSpace, type VmAreaInit, type UserPage } from './vma.js';
 export {
-  Process, FIOCLEX, FIONCLEX, type ProcessOptions, type MmapRequest, type AnonymousMmapOptions, type GetUserPagesOptions,
+  Process, ProcessExitError, FIOCLEX, FIONCLEX, type ProcessOptions, type MmapRequest, type AnonymousMmapOptions, type GetUserPagesOptions,
 } from './process.js';
+export { uapiU32, uapiU64 } from './uapi.js';

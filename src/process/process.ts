@@ -7,6 +7,7 @@
  */
 import { SimError } from '../../bindings/errors.js';
 import type { PhysicalMemory } from '../memory/physical-memory.js';
+import { intArg, objArg, show } from '../util/args.js';
 import {
   EPOLLERR,
   EPOLLIN,
@@ -152,12 +153,13 @@ export class Process {
    */
   fcntl(fd: number, cmd: number, arg = 0): number {
     const e = this._entry(fd, 'fcntl');
+    intArg('fcntl', 'arg', arg, -(2 ** 31), 2 ** 32 - 1);
     if (cmd === F_GETFD) return e.cloexec ? FD_CLOEXEC : 0;
     if (cmd === F_SETFD) {
       e.cloexec = (arg & FD_CLOEXEC) !== 0;
       return 0;
     }
-    throw new SimError('EINVAL', 'fcntl', `command ${cmd} is not modelled`);
+    throw new SimError('EINVAL', 'fcntl', `command ${show(cmd)} is not modelled`);
   }
 
   /**
@@ -167,6 +169,8 @@ export class Process {
    * file was released or the caller holds no kernel reference on it.
    */
   fdInstall(file: SimFile, opts: { cloexec?: boolean } = {}, op = 'fd_install'): number {
+    if (!(file instanceof SimFile)) throw new SimError('EINVAL', op, `file must be a SimFile, got ${show(file)}`);
+    objArg(op, 'options', opts);
     const fd = this._freeFd(op);
     file.kernelRefToFd(op);
     this._fds.set(fd, { file, cloexec: opts.cloexec ?? false });
@@ -180,6 +184,7 @@ export class Process {
    * EINVAL when `fops` has no name.
    */
   open<P>(fops: FileOperations<P>, privateData: P, opts: { cloexec?: boolean; flags?: number; name?: string } = {}): number {
+    objArg('open', 'options', opts);
     this._freeFd('open');
     const file = new SimFile(fops, privateData, { flags: opts.flags ?? O_RDWR, name: opts.name ?? fops.name });
     return this.fdInstall(file, { cloexec: opts.cloexec ?? false }, 'open');
@@ -203,7 +208,14 @@ export class Process {
    */
   close(fd: number): void {
     const e = this._entry(fd, 'close');
-    e.file.put('fd', 'close');
+    const held = e.file.refs.fd;
+    try {
+      e.file.put('fd', 'close');
+    } catch (err) {
+      // A release that threw after the drop still closed the fd; a refused drop changed nothing.
+      if (e.file.refs.fd < held) this._fds.delete(fd);
+      throw err;
+    }
     this._fds.delete(fd);
   }
 
@@ -222,21 +234,51 @@ export class Process {
 
   /**
    * execve(2) as far as files and memory go: the old address space goes (every mapping is
-   * unmapped), then every FD_CLOEXEC fd is closed (do_close_on_exec), in fd order.
-   * @throws {@link SimError} whatever a mapping's or file's release refuses with (it stops there).
+   * unmapped), then every FD_CLOEXEC fd is closed (do_close_on_exec), in fd order. Never stops
+   * half way: see {@link Process.exit}.
+   * @throws {@link ProcessExitError} after everything was released, when some release failed.
    */
   exec(): void {
-    this._unmapAll();
-    for (const fd of this.openFds) if (this._fds.get(fd)!.cloexec) this.close(fd);
+    this._releaseAll('execve', (e) => e.cloexec);
   }
 
   /**
-   * Process exit (do_exit: exit_mm, exit_files): unmaps every mapping, then closes every fd in order.
-   * @throws {@link SimError} whatever a mapping's or file's release refuses with (it stops there).
+   * Process exit (do_exit: exit_mm, exit_files): unmaps every mapping, then closes every fd in
+   * order. Never stops half way, as the kernel cannot: every mapping and fd goes even when a
+   * release throws or a file refuses the drop (a dma-buf still attached: its reference then leaks
+   * as the kernel's, see SimFile.moveRef). The errors are collected and thrown at the end.
+   * @throws {@link ProcessExitError} after everything was released, when some release failed.
    */
   exit(): void {
-    this._unmapAll();
-    for (const fd of this.openFds) this.close(fd);
+    this._releaseAll('exit', () => true);
+  }
+
+  /** exit_mm + exit_files (or do_close_on_exec): every mapping, then the fds `which` picks. */
+  private _releaseAll(op: string, which: (e: FdEntry) => boolean): void {
+    const errors: unknown[] = [];
+    for (const v of this.mm.vmas) {
+      const e = v.exitUnmap();
+      if (e !== undefined) errors.push(e);
+    }
+    for (const fd of this.openFds) {
+      const entry = this._fds.get(fd)!;
+      if (!which(entry)) continue;
+      try {
+        this.close(fd);
+      } catch (e) {
+        errors.push(e);
+        if (this._fds.has(fd)) {
+          // The file refused the drop: the fd still goes, its reference leaks as the kernel's.
+          try {
+            entry.file.moveRef('fd', 'kernel', op);
+          } catch {
+            // No fd reference to move (cannot happen for an open fd); the entry goes regardless.
+          }
+          this._fds.delete(fd);
+        }
+      }
+    }
+    if (errors.length > 0) throw new ProcessExitError(op, this.name, errors);
   }
 
   // ---- system calls dispatched to the file's operations ----
@@ -250,6 +292,8 @@ export class Process {
     const op = 'llseek';
     const file = this._entry(fd, op).file;
     if (!file.fops.llseek) throw new SimError('ESPIPE', op, `fd ${fd} (${file.name}) is not seekable`);
+    if (typeof offset !== 'bigint' && !Number.isSafeInteger(offset)) throw new SimError('EINVAL', op, `offset must be an integer, got ${show(offset)}`);
+    intArg(op, 'whence', whence, -(2 ** 31), 2 ** 31 - 1);
     return file.fops.llseek(file, BigInt(offset), whence);
   }
 
@@ -262,6 +306,8 @@ export class Process {
   ioctl(fd: number, cmd: number, arg?: unknown): number {
     const op = 'ioctl';
     const e = this._entry(fd, op);
+    // unsigned int cmd: any 32-bit value, signed or not.
+    intArg(op, 'cmd', cmd, -(2 ** 31), 2 ** 32 - 1);
     if (cmd === FIOCLEX || cmd === FIONCLEX) {
       e.cloexec = cmd === FIOCLEX;
       return 0;
@@ -278,6 +324,7 @@ export class Process {
    */
   poll(fd: number, events: number): number {
     const file = this._entry(fd, 'poll').file;
+    intArg('poll', 'events', events, 0, 0xffff_ffff);
     const mask = file.fops.poll ? file.fops.poll(file, events) : DEFAULT_POLLMASK;
     return mask & (events | EPOLLERR | EPOLLHUP);
   }
@@ -308,12 +355,19 @@ export class Process {
     const op = 'mmap';
     const file = this._entry(fd, op).file;
     const rule = file.fops.rule;
+    objArg(op, 'request', req);
+    intArg(op, 'flags', req.flags, -(2 ** 31), 2 ** 32 - 1);
+    intArg(op, 'prot', req.prot, -(2 ** 31), 2 ** 32 - 1);
+    if (req.offset !== undefined && typeof req.offset !== 'bigint' && !Number.isSafeInteger(req.offset)) {
+      throw new SimError('EINVAL', op, `offset must be an integer, got ${show(req.offset)}`, rule);
+    }
+    if (req.addr !== undefined && typeof req.addr !== 'bigint') throw new SimError('EINVAL', op, `addr must be a bigint, got ${show(req.addr)}`, rule);
     const type = req.flags & (MAP_SHARED | MAP_PRIVATE);
     if (type !== MAP_SHARED && type !== MAP_PRIVATE) {
       throw new SimError('EINVAL', op, 'flags must contain exactly one of MAP_SHARED and MAP_PRIVATE', rule);
     }
     if (!Number.isSafeInteger(req.length) || req.length <= 0) {
-      throw new SimError('EINVAL', op, `length must be positive, got ${req.length}`, rule);
+      throw new SimError('EINVAL', op, `length must be positive, got ${show(req.length)}`, rule);
     }
     const offset = BigInt(req.offset ?? 0);
     if (offset < 0n || offset % BigInt(PAGE_SIZE) !== 0n) {
@@ -355,7 +409,10 @@ export class Process {
    */
   mmapAnonymous(length: number, opts: AnonymousMmapOptions = {}): AnonVmArea {
     const op = 'mmap';
-    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${length}`);
+    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${show(length)}`);
+    objArg(op, 'options', opts);
+    if (opts.addr !== undefined && typeof opts.addr !== 'bigint') throw new SimError('EINVAL', op, `addr must be a bigint, got ${show(opts.addr)}`);
+    if (opts.prot !== undefined) intArg(op, 'prot', opts.prot, -(2 ** 31), 2 ** 32 - 1);
     const mem = this.mm.memory;
     if (!mem) throw new SimError('ENOMEM', op, `${this.name} has no system RAM for anonymous memory (ProcessOptions.memory)`);
     const pages = Math.ceil(length / PAGE_SIZE);
@@ -376,6 +433,8 @@ export class Process {
    */
   readUser(addr: bigint, length: number): Uint8Array {
     const mem = this._memory('copy_from_user');
+    userAddr('copy_from_user', addr);
+    if (!Number.isSafeInteger(length) || length < 0) throw new SimError('EINVAL', 'copy_from_user', `length must be a non-negative integer, got ${show(length)}`);
     const out = new Uint8Array(length);
     this.mm.walk(addr, length, false, 'copy_from_user', (pa, done, n) => out.set(mem.read(pa, n), done));
     return out;
@@ -388,6 +447,8 @@ export class Process {
    */
   writeUser(addr: bigint, data: Uint8Array): void {
     const mem = this._memory('copy_to_user');
+    userAddr('copy_to_user', addr);
+    if (!(data instanceof Uint8Array)) throw new SimError('EINVAL', 'copy_to_user', `data must be a Uint8Array, got ${show(data)}`);
     this.mm.walk(addr, data.length, true, 'copy_to_user', (pa, done, n) => mem.write(pa, data.subarray(done, done + n)));
   }
 
@@ -401,7 +462,9 @@ export class Process {
   getUserPages(addr: bigint, length: number, opts: GetUserPagesOptions = {}): UserPage[] {
     const op = opts.pin ? 'pin_user_pages' : 'get_user_pages';
     const mem = this._memory(op);
-    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${length}`);
+    userAddr(op, addr);
+    objArg(op, 'options', opts);
+    if (!Number.isSafeInteger(length) || length <= 0) throw new SimError('EINVAL', op, `length must be positive, got ${show(length)}`);
     const page = BigInt(PAGE_SIZE);
     const first = addr - (addr % page);
     const n = Number((addr + BigInt(length) + page - 1n - first) / page);
@@ -436,13 +499,9 @@ export class Process {
     return mem;
   }
 
-  private _unmapAll(): void {
-    for (const v of this.mm.vmas) v.munmap();
-  }
-
   private _entry(fd: number, op: string): FdEntry {
     const e = Number.isInteger(fd) ? this._fds.get(fd) : undefined;
-    if (!e) throw new SimError('EBADF', op, `fd ${fd} is not open in ${this.name}`);
+    if (!e) throw new SimError('EBADF', op, `fd ${show(fd)} is not open in ${this.name}`);
     return e;
   }
 
@@ -450,6 +509,30 @@ export class Process {
     for (let fd = 0; fd < this.fdLimit; fd++) if (!this._fds.has(fd)) return fd;
     throw new SimError('EMFILE', op, `all ${this.fdLimit} fds of ${this.name} are in use`);
   }
+}
+
+/**
+ * A process exit (or exec) that met errors: everything was released all the same, and `errors`
+ * holds what each failing release threw, in order. `code` is the first error's errno (EINVAL
+ * when it was not a SimError).
+ */
+export class ProcessExitError extends SimError {
+  constructor(
+    op: string,
+    proc: string,
+    readonly errors: readonly unknown[],
+  ) {
+    const first = errors[0];
+    const code = first instanceof SimError ? first.code : 'EINVAL';
+    const what = first instanceof Error ? first.message : String(first);
+    super(code, op, `${errors.length} release(s) of ${proc} failed; everything was released (first: ${what.slice(0, 200)})`);
+    this.name = 'ProcessExitError';
+  }
+}
+
+/** A user virtual address: a bigint in the 64-bit space (what copy_*_user and GUP take). */
+function userAddr(op: string, addr: unknown): void {
+  if (typeof addr !== 'bigint' || addr < 0n || addr > U64_MAX) throw new SimError('EINVAL', op, `addr must be a 64-bit bigint address, got ${show(addr)}`);
 }
 
 /** [first pa, count] runs of physically consecutive pages, in order. */

@@ -105,7 +105,49 @@ export class VmArea {
    */
   munmap(): void {
     if (!this._active) throw new SimError('EINVAL', 'munmap', 'this mapping is already unmapped');
-    this.file?.put('mmap', 'munmap');
+    const file = this.file;
+    const held = file?.refs.mmap ?? 0;
+    try {
+      file?.put('mmap', 'munmap');
+    } catch (e) {
+      // Refused before the drop (the reference is still held): nothing changed. Otherwise the
+      // file's release threw after the drop: the mapping goes all the same.
+      if (!file || file.refs.mmap === held) throw e;
+      this._teardown();
+      throw e;
+    }
+    this._teardown();
+  }
+
+  /**
+   * exit_mmap's unmap of one mapping: never stops half way. When the file refuses the drop of the
+   * mapping's reference (see DmaBuf), the reference leaks as the kernel's and the mapping still
+   * goes. Returns the error met (undefined when there was none).
+   */
+  exitUnmap(): unknown {
+    if (!this._active) return undefined;
+    try {
+      this.munmap();
+      return undefined;
+    } catch (e) {
+      if (this._active) {
+        try {
+          this.file?.moveRef('mmap', 'kernel', 'exit_mmap');
+        } catch {
+          // The file holds no such reference: nothing to leak.
+        }
+        try {
+          this._teardown();
+        } catch (e2) {
+          void e2; // the mapping is already out of its address space; the first error is reported
+        }
+      }
+      return e;
+    }
+  }
+
+  /** Leaves the address space, then vm_ops->close (which may throw; the mapping is gone by then). */
+  private _teardown(): void {
     this._active = false;
     this.mm?.remove(this);
     this.close();

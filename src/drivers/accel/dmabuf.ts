@@ -30,6 +30,7 @@ import {
   type DmaBufExporterOps,
   type PciFunction,
   type SgTable,
+  checkImporterHost,
 } from '../../index.js';
 import type { HabanaDevice, HlFpriv } from './habanalabs.js';
 import { u64, type HlPhysPgPack, type HlVmHashNode } from './memory.js';
@@ -125,9 +126,9 @@ export class HlDmabufExporter {
   export515(fpriv: HlFpriv, args: HlMemArgs): number {
     const op = 'export_dmabuf_from_handle';
     const flags = args.flags ?? 0;
-    const handle = u64(args.handle ?? args.addr);
+    const handle = u64(args.handle ?? args.addr, 'handle');
     if (!this.dev.dramSupportsVirtualMemory || !this.dev.mmuEnabled) {
-      const size = u64(args.memSize);
+      const size = u64(args.memSize, 'memSize');
       const o = 'export_dmabuf_from_addr';
       if (handle % SZ_32M !== 0n) throw this.dev.err('EINVAL', o, `address 0x${handle.toString(16)} of exported device memory should be aligned to 32 MiB`, 'HL-05');
       if (size === 0n) throw this.dev.err('EINVAL', o, 'size of exported device memory should be greater than 0', 'HL-05');
@@ -227,8 +228,9 @@ export class HlDmabufExporter {
     return this._opsCache;
   }
 
-  /** hl_dmabuf_attach (HL-10): P2P distance to the importer; < 0 clears peer2peer. Never fails. */
+  /** hl_dmabuf_attach (HL-10): P2P distance to the importer; < 0 clears peer2peer. Fails only for an importer of another machine. */
   private attach(_buf: DmaBuf, att: DmaBufAttachment): void {
+    checkImporterHost(this.dev.machine, att.dev, 'hl_dmabuf_attach', 'HL-10');
     const client = importerPciFunction(att.dev);
     let distance = -1;
     if (client) {

@@ -4,7 +4,7 @@
  * DRAM gen_pool, MAP and UNMAP of device VAs from the context's VA gen_pool (hash nodes), and the
  * no-MMU variant (HL-02, HL-07). EXPORT_DMABUF_FD goes to dmabuf.ts.
  */
-import { SimError, type ErrnoCode, GenPool, PAGE_SIZE } from '../../index.js';
+import { SimError, type ErrnoCode, GenPool, PAGE_SIZE, uapiU64 } from '../../index.js';
 import type { HabanaDevice, HlFpriv } from './habanalabs.js';
 import {
   HL_MEM_CONTIGUOUS,
@@ -98,7 +98,7 @@ export class HlMemoryManager {
   memIoctl(fpriv: HlFpriv, op: number | undefined, args: HlMemArgs): HlMemOut {
     switch (op) {
       case HL_MEM_OP_ALLOC: {
-        const size = u64(args.memSize);
+        const size = u64(args.memSize, 'memSize');
         if (size === 0n) throw this.dev.err('EINVAL', 'hl_mem_ioctl', 'alloc size must be larger than 0');
         if (!this.dev.dramSupportsVirtualMemory) {
           // Accounting only: the user manages DRAM itself.
@@ -109,19 +109,19 @@ export class HlMemoryManager {
       }
       case HL_MEM_OP_FREE:
         if (!this.dev.dramSupportsVirtualMemory) {
-          this.dev.dramUsedMem -= u64(args.memSize);
+          this.dev.dramUsedMem -= u64(args.memSize, 'memSize');
           return {};
         }
-        this.freeDeviceMemory(u64(args.handle));
+        this.freeDeviceMemory(u64(args.handle, 'handle'));
         return {};
       case HL_MEM_OP_MAP:
         return { deviceVirtAddr: this.mapDeviceVa(fpriv, args) };
       case HL_MEM_OP_UNMAP:
-        this.unmapDeviceVa(fpriv, u64(args.deviceVirtAddr));
+        this.unmapDeviceVa(fpriv, u64(args.deviceVirtAddr, 'deviceVirtAddr'));
         return {};
       case HL_MEM_OP_EXPORT_DMABUF_FD:
         if (this.dev.profile === '5.15') return { fd: this.dev.exporter.export515(fpriv, args) };
-        return { fd: this.dev.exporter.exportFromAddr(fpriv, u64(args.addr ?? args.handle), u64(args.memSize), u64(args.offset), args.flags ?? 0) };
+        return { fd: this.dev.exporter.exportFromAddr(fpriv, u64(args.addr ?? args.handle, 'addr'), u64(args.memSize, 'memSize'), u64(args.offset, 'offset'), args.flags ?? 0) };
       default:
         throw this.unknownOp(op, args.op);
     }
@@ -131,16 +131,16 @@ export class HlMemoryManager {
   memIoctlNoMmu(fpriv: HlFpriv, op: number | undefined, args: HlMemArgs): HlMemOut {
     switch (op) {
       case HL_MEM_OP_ALLOC: {
-        const size = u64(args.memSize);
+        const size = u64(args.memSize, 'memSize');
         if (size === 0n) throw this.dev.err('EINVAL', 'mem_ioctl_no_mmu', 'alloc size must be larger than 0');
         return { handle: BigInt(this.allocDeviceMemory(size, true)) };
       }
       case HL_MEM_OP_FREE:
-        this.freeDeviceMemory(u64(args.handle));
+        this.freeDeviceMemory(u64(args.handle, 'handle'));
         return {};
       case HL_MEM_OP_MAP: {
         if ((args.flags ?? 0) & HL_MEM_USERPTR) throw this.dev.err('EPERM', 'mem_ioctl_no_mmu', 'failed to map host memory when MMU is disabled');
-        const pack = this._packs.get(Number(u64(args.handle) & 0xffff_ffffn));
+        const pack = this._packs.get(Number(u64(args.handle, 'handle') & 0xffff_ffffn));
         if (!pack) throw this.dev.err('EINVAL', 'get_paddr_from_handle', `no match for handle ${args.handle}`);
         return { deviceVirtAddr: pack.pages[0]! };
       }
@@ -215,7 +215,7 @@ export class HlMemoryManager {
   private mapDeviceVa(fpriv: HlFpriv, args: HlMemArgs): bigint {
     const op = 'map_device_va';
     if ((args.flags ?? 0) & HL_MEM_USERPTR) {
-      const size = u64(args.memSize);
+      const size = u64(args.memSize, 'memSize');
       if (size === 0n || args.hostVirtAddr === undefined) throw this.dev.err('EINVAL', op, 'host mapping needs hostVirtAddr and memSize');
       const va = this.vaAlloc(size, PAGE);
       // The node's handle is the kernel's userptr pointer: its upper 32 bits are set.
@@ -223,7 +223,7 @@ export class HlMemoryManager {
       fpriv.nodes.set(va, { va, size: (size + PAGE - 1n) & ~(PAGE - 1n), handle, userptr: true, exportCnt: 0 });
       return va;
     }
-    const h = u64(args.handle);
+    const h = u64(args.handle, 'handle');
     const pack = h > 0xffff_ffffn ? undefined : this._packs.get(Number(h));
     if (!pack) throw this.dev.err('EINVAL', op, `no match for handle ${h}`);
     const va = this.vaAlloc(pack.totalSize, pack.pageSize);
@@ -258,9 +258,8 @@ export class HlMemoryManager {
 }
 
 /** @internal A uAPI u64 field as the kernel reads it. */
-export function u64(v: bigint | number | undefined): bigint {
-  if (v === undefined) return 0n;
-  return BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(v)));
+export function u64(v: unknown, field = 'argument', op = 'hl_mem_ioctl'): bigint {
+  return uapiU64(op, field, v);
 }
 
 /** @internal */

@@ -11,7 +11,7 @@
  * dma_heap_buffer_alloc: len = PAGE_ALIGN(len) (wrapping, as on a 64-bit kernel), 0 -> EINVAL;
  * the heap's allocate; dma_buf_fd with fd_flags (on failure the buffer is put).
  */
-import { O_RDWR, PAGE_SIZE, SimError, dmaBufFd, type DmaBuf, type FileOperations, type Machine, type Process } from '../../index.js';
+import { O_RDWR, PAGE_SIZE, SimError, dmaBufFd, type DmaBuf, type FileOperations, type Machine, type Process, uapiU32, uapiU64 } from '../../index.js';
 import {
   DMA_HEAP_ALLOCATION_DATA_SIZE,
   DMA_HEAP_IOCTL_ALLOC,
@@ -142,10 +142,10 @@ export class DmaHeaps {
     } else {
       const full = new Uint8Array(DMA_HEAP_ALLOCATION_DATA_SIZE);
       const v = new DataView(full.buffer);
-      v.setBigUint64(0, BigInt.asUintN(64, BigInt(arg.len)), true);
-      v.setUint32(8, Number(BigInt.asUintN(32, BigInt(arg.fd))), true);
-      v.setUint32(12, Number(BigInt.asUintN(32, BigInt(arg.fdFlags))), true);
-      v.setBigUint64(16, BigInt.asUintN(64, BigInt(arg.heapFlags)), true);
+      v.setBigUint64(0, uapiU64(op, 'len', arg.len), true);
+      v.setUint32(8, uapiU32(op, 'fd', arg.fd), true);
+      v.setUint32(12, uapiU32(op, 'fd_flags', arg.fdFlags), true);
+      v.setBigUint64(16, uapiU64(op, 'heap_flags', arg.heapFlags), true);
       kdata.set(full.subarray(0, Math.min(inSize, DMA_HEAP_ALLOCATION_DATA_SIZE)));
     }
     // switch (kcmd): only ALLOC exists.

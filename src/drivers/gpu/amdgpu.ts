@@ -205,7 +205,12 @@ export class AmdgpuDevice {
     const size = Math.ceil(opts.size / PAGE_SIZE) * PAGE_SIZE;
     const bo = new AmdgpuBo(this, this.nextBoId(), size, domains, flags, this.machine.kernel.createResv());
     const placement = this.ttm.place(bo, domains, op);
-    this.ttm.clear(placement, BigInt(size));
+    try {
+      this.ttm.clear(placement, BigInt(size));
+    } catch (e) {
+      this.ttm.freePlacement(placement);
+      throw e;
+    }
     bo.backing = this.ttm.newBacking(placement);
     this.addBo(bo);
     this.ttm.touch(bo);
@@ -310,7 +315,8 @@ export class AmdgpuDevice {
   gpuAccess(bo: AmdgpuBo, dir: 'read' | 'write', offset: number, buf: Uint8Array): Uint8Array {
     const op = dir === 'read' ? 'amdgpu read' : 'amdgpu write';
     if (bo.freed) throw new SimError('EINVAL', op, `BO ${bo.id} is freed`);
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + buf.length > bo.size) {
+    if (!Number.isSafeInteger(offset) || !(buf instanceof Uint8Array)) throw new SimError('EINVAL', op, 'offset must be an integer and buf a Uint8Array');
+    if (offset < 0 || offset + buf.length > bo.size) {
       throw new SimError('EINVAL', op, `[${offset}, +${buf.length}) is outside BO ${bo.id} (${bo.size} bytes)`);
     }
     let extents: Extent[];

@@ -20,6 +20,7 @@ import {
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type DmaBufVma,
+  checkImporterHost,
 } from '../../index.js';
 import type { AmdgpuDevice } from './amdgpu.js';
 import {
@@ -108,8 +109,9 @@ export class AmdgpuDmaBuf {
     return this._opsCache;
   }
 
-  /** amdgpu_dma_buf_attach (IM-07): no P2P path (distance < 0) clears peer2peer. Never fails. */
+  /** amdgpu_dma_buf_attach (IM-07): no P2P path (distance < 0) clears peer2peer. Fails only for an importer of another machine. */
   private attach(_buf: DmaBuf, att: DmaBufAttachment): void {
+    checkImporterHost(this.dev.machine, att.dev, 'amdgpu_dma_buf_attach', 'IM-07');
     const client = importerPciFunction(att.dev);
     const distance = client ? this.dev.machine.p2pdma.distance(this.dev.pci, att.dev.pci ?? client, { verbose: false }).distance : -1;
     if (distance < 0) att.peer2peer = false;
@@ -140,7 +142,8 @@ export class AmdgpuDmaBuf {
    * Pinned: [5.15] outside GTT -> EBUSY; [6.x+] used where it is (VRAM only for a peer2peer
    * attachment, else EBUSY). GTT: the pages, dma_map_sgtable for the importer (failure EBUSY).
    * VRAM: amdgpu_vram_mgr_alloc_sgt: dma_map_resource per chunk (<= 2 GiB), no struct pages;
-   * a mapping error -> ENOMEM.
+   * a mapping error -> ENOMEM. A failed map leaves nothing mapped, but a move its validation made
+   * stays (the kernel does not move the BO back either: placement is the exporter's to choose).
    */
   private map(att: DmaBufAttachment, dir: DmaDataDirection): SgTable {
     const op = 'amdgpu_dma_buf_map';
@@ -247,10 +250,19 @@ export class AmdgpuDmaBuf {
       if (st.sgt && st.attach.isStale(st.sgt)) {
         st.attach.unmap(st.sgt, BIDI);
         st.sgt = null;
+        st.ptes = null;
       }
+      const mapped = !st.sgt;
       if (!st.sgt) st.sgt = st.attach.map(BIDI);
       const r = resv.waitTimeout(DmaResvUsage.KERNEL, false, MAX_SCHEDULE_TIMEOUT);
-      if (r <= 0) throw new SimError(r === 0 ? 'ETIMEDOUT' : 'EINTR', 'amdgpu_bo_validate', 'waiting for the move fences failed', 'IM-11');
+      if (r <= 0) {
+        // The access fails: the mapping this call made goes again (the next access maps anew).
+        if (mapped) {
+          st.attach.unmap(st.sgt, BIDI);
+          st.sgt = null;
+        }
+        throw new SimError(r === 0 ? 'ETIMEDOUT' : 'EINTR', 'amdgpu_bo_validate', 'waiting for the move fences failed', 'IM-11');
+      }
       st.ptes = st.sgt.dmaSegments().map((s) => ({ dmaAddress: s.dmaAddress, length: BigInt(s.length) }));
     });
     st.revalidations++;

@@ -83,7 +83,7 @@ export class AmdgpuDrmFile {
   /** drm_gem_object_lookup: the BO behind `handle` (no reference taken). ENOENT when there is none. */
   lookup(handle: number, op = 'drm_gem_object_lookup'): AmdgpuBo {
     const bo = Number.isInteger(handle) ? this._handles.get(handle) : undefined;
-    if (!bo) throw new SimError('ENOENT', op, `no GEM handle ${handle} in this file`);
+    if (!bo) throw new SimError('ENOENT', op, Number.isInteger(handle) ? `no GEM handle ${handle} in this file` : 'the GEM handle is not an integer');
     return bo;
   }
 
@@ -138,7 +138,8 @@ function drmIoctl(f: AmdgpuDrmFile, proc: Process, cmd: number, arg: unknown): n
       const op = 'drm_prime_handle_to_fd_ioctl';
       const a = arg as DrmPrimeHandle;
       const flags = a.flags ?? 0;
-      if (!Number.isInteger(flags) || (flags & ~(DRM_CLOEXEC | DRM_RDWR)) !== 0) {
+      if (!Number.isInteger(flags)) throw new SimError('EINVAL', op, 'flags must be an integer');
+      if ((flags & ~(DRM_CLOEXEC | DRM_RDWR)) !== 0) {
         throw new SimError('EINVAL', op, `flags 0x${Number(flags).toString(16)} other than DRM_CLOEXEC | DRM_RDWR`);
       }
       const bo = f.lookup(a.handle ?? 0, op);

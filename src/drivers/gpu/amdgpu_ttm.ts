@@ -192,15 +192,22 @@ export class AmdgpuTtm {
     } else {
       placement = this.gttAlloc(bo.size, op);
     }
-    // amdgpu_bo_move_notify: importers drop their mappings before the bytes move.
-    bo.exported?.moveNotify();
     const dmaEng = this.dev.machine.sim.dma;
     const src = this.extents(old.placement);
     const dst = this.extents(placement);
-    forEachPair(src, dst, BigInt(bo.size), (s, d, n) => {
-      const r = dmaEng.copy(s, d, n);
-      if (!r.ok) throw new SimError('EIO', op, `SDMA copy failed: ${r.code}`);
-    });
+    try {
+      // amdgpu_bo_move_notify: importers drop their mappings before the bytes move.
+      bo.exported?.moveNotify();
+      forEachPair(src, dst, BigInt(bo.size), (s, d, n) => {
+        const r = dmaEng.copy(s, d, n);
+        if (!r.ok) throw new SimError('EIO', op, `SDMA copy failed: ${r.code}`);
+      });
+    } catch (e) {
+      // The BO stays where it was; the new storage goes back (importers told of the move re-map
+      // on their next use, which finds the old placement).
+      this.freePlacement(placement);
+      throw e;
+    }
     const fence = k.createFence(this.dev.fenceContext, ++this._seqno, { driverName: 'amdgpu', timelineName: `${this.dev.name}.sdma0` });
     bo.resv.reserveFences(1);
     bo.resv.addFence(fence, DmaResvUsage.KERNEL);
@@ -319,7 +326,11 @@ export class AmdgpuTtm {
   maybeFree(b: AmdgpuBacking): void {
     if (b.freed || !b.retired || !b.fenced || b.tables > 0) return;
     b.freed = true;
-    const p = b.placement;
+    this.freePlacement(b.placement);
+  }
+
+  /** Gives storage back: VRAM chunks to their pool, GTT pages unmapped from the GART and freed. */
+  freePlacement(p: AmdgpuPlacement): void {
     if (p.domain === 'VRAM') {
       for (const c of p.chunks) (c.offset < this.dev.visibleVramBytes ? this._vram.visible : this._vram.invisible!).free(c.offset, c.length, 'amdgpu_vram_mgr_del');
     } else {

@@ -175,6 +175,9 @@ export function regDmabufMr(
 ): IbvMr {
   const op = 'ibv_reg_dmabuf_mr';
   const dev = ctx.device;
+  for (const [name, v] of [['offset', offset], ['iova', iova]] as const) {
+    if (typeof v !== 'bigint' && !Number.isSafeInteger(v)) throw new SimError('EINVAL', op, `${name} must be an integer (number or bigint)`, 'IM-01');
+  }
   const off = BigInt(offset);
   const va = BigInt(iova);
   if (!dev.opts.regDmabufMr) throw new SimError('EOPNOTSUPP', op, `${dev.name} has no reg_user_mr_dmabuf`, 'IM-01');
@@ -182,7 +185,8 @@ export function regDmabufMr(
     throw new SimError('EINVAL', op, 'offset, length and iova must be u64 values', 'IM-01');
   }
   if (off % PAGE !== va % PAGE) throw new SimError('EINVAL', op, `offset and iova differ in their page offset`, 'IM-01');
-  if (!Number.isInteger(access) || access < 0 || access & ~REG_DMABUF_MR_ACCESS_MASK) {
+  if (!Number.isInteger(access)) throw new SimError('EINVAL', op, 'access must be an integer', 'IM-01');
+  if (access < 0 || access & ~REG_DMABUF_MR_ACCESS_MASK) {
     throw new SimError('EINVAL', op, `access 0x${access.toString(16)} has bits REG_DMABUF_MR does not accept`, 'IM-01');
   }
   checkMrAccess(dev, op, access, 'IM-01');

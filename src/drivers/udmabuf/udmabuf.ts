@@ -42,6 +42,8 @@ import {
   type KernelProfileName,
   type Machine,
   type Process,
+  uapiU32,
+  uapiU64,
 } from '../../index.js';
 import { PageBackedBuffer, fakeVmapAddress } from './cpu-access.js';
 import { mapSgtableOrThrow } from './importer.js';
@@ -174,18 +176,18 @@ export class UdmabufDevice {
       case UDMABUF_CREATE: {
         const c = arg as UdmabufCreate | null;
         if (!c || typeof c !== 'object') throw new SimError('EFAULT', 'UDMABUF_CREATE', 'bad argument pointer');
-        return this._create(proc, u32(c.flags), [{ memfd: c.memfd, offset: c.offset, size: c.size }]);
+        return this._create(proc, uapiU32('UDMABUF_CREATE', 'flags', c.flags), [{ memfd: c.memfd, offset: c.offset, size: c.size }]);
       }
       case UDMABUF_CREATE_LIST: {
         const l = arg as UdmabufCreateList | null;
         const lop = 'UDMABUF_CREATE_LIST';
         if (!l || typeof l !== 'object') throw new SimError('EFAULT', lop, 'bad argument pointer');
-        const count = u32(l.count);
+        const count = uapiU32(lop, 'count', l.count);
         if (count > this.listLimit) throw new SimError('EINVAL', lop, `count ${count} > list_limit ${this.listLimit}`);
         if (!Array.isArray(l.list) || l.list.length < count) {
           throw new SimError('EFAULT', lop, `only ${Array.isArray(l.list) ? l.list.length : 0} of ${count} items are readable`);
         }
-        return this._create(proc, u32(l.flags), l.list.slice(0, count));
+        return this._create(proc, uapiU32(lop, 'flags', l.flags), l.list.slice(0, count));
       }
       default:
         throw new SimError('ENOTTY', op, `unknown udmabuf ioctl 0x${(cmd >>> 0).toString(16)}`);
@@ -198,16 +200,18 @@ export class UdmabufDevice {
     const pglimit = (BigInt(this.sizeLimitMb) * 1024n * 1024n) >> 12n;
     let pgcnt = 0n;
     const items = list.map((it, i) => {
-      const offset = u64(it.offset);
-      const size = u64(it.size);
+      const offset = uapiU64(op, `list[${i}].offset`, it?.offset);
+      const size = uapiU64(op, `list[${i}].size`, it?.size);
       if (offset % PAGE !== 0n) throw new SimError('EINVAL', op, `list[${i}].offset 0x${offset.toString(16)} is not page-aligned`);
       if (size % PAGE !== 0n) throw new SimError('EINVAL', op, `list[${i}].size 0x${size.toString(16)} is not page-aligned`);
       pgcnt += size >> 12n;
       if (pgcnt > pglimit) throw new SimError('EINVAL', op, `${pgcnt} pages exceed size_limit_mb ${this.sizeLimitMb}`);
-      return { memfd: it.memfd, offset, size };
+      return { memfd: uapiU32(op, `list[${i}].memfd`, it.memfd) | 0, offset, size };
     });
     if (pgcnt === 0n) throw new SimError('EINVAL', op, 'no pages: the total size is 0');
 
+    // Pages taken before a later item fails are given back; pages the memfd allocated on the
+    // way stay in its page cache, as shmem's do (they belong to the memfd, not to this call).
     const pinned = this._era !== '5.15';
     const mem = this.machine.sim.memory;
     const pages: bigint[] = [];
@@ -369,13 +373,4 @@ export class UdmabufDevice {
     }
     this._live.delete(ubuf);
   }
-}
-
-function u32(v: unknown): number {
-  return Number(BigInt.asUintN(32, BigInt(typeof v === 'number' ? Math.trunc(v) : (v as bigint | undefined) ?? 0)));
-}
-
-function u64(v: bigint | number | undefined): bigint {
-  if (v === undefined) return 0n;
-  return BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(v)));
 }

@@ -34,9 +34,11 @@ import {
   type FileOperations,
   type Machine,
   type Process,
+  uapiU64,
   type P2pMapType,
   type PciFunction,
   type SgTable,
+  checkImporterHost,
 } from '../../index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -254,8 +256,8 @@ export class VfioPciDevice {
     const ranges: { phys: bigint; length: bigint }[] = [];
     let size = 0n;
     arg.dmaRanges.forEach((r, i) => {
-      const off = BigInt(r.offset);
-      let len = BigInt(r.length);
+      const off = uapiU64(op, `dma_ranges[${i}].offset`, r?.offset);
+      let len = uapiU64(op, `dma_ranges[${i}].length`, r?.length);
       if (off === 0n && len === 0n) len = bar.size;
       if (off < 0n || len <= 0n || off % PAGE !== 0n || len % PAGE !== 0n) {
         throw new SimError('EINVAL', op, `dma_ranges[${i}]: offset 0x${off.toString(16)} and length 0x${len.toString(16)} must be page-aligned, length > 0`, 'IM-13');
@@ -365,6 +367,7 @@ export class VfioPciDevice {
   /** vfio_pci_dma_buf_attach (IM-12). */
   private _attach(buf: DmaBuf, att: DmaBufAttachment): void {
     const op = 'vfio_pci_dma_buf_attach';
+    checkImporterHost(this.machine, att.dev, op, 'IM-12');
     const priv = buf.priv as VfioDmabufPriv;
     if (!att.peer2peer) throw new SimError('EOPNOTSUPP', op, 'the importer does not allow peer2peer', 'IM-12');
     if (priv.revoked) throw new SimError('ENODEV', op, 'the buffer is revoked', 'IM-12');
