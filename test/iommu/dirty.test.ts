@@ -139,7 +139,7 @@ describe('dirty bitmap against a reference model', () => {
         } else if (o.k === 'switch') {
           on = !on;
           dom.setDirtyTracking(on);
-        } else if (on) {
+        } else if (o.k === 'get' && on) {
           const ps = 1 << o.shift;
           const first = o.first & ~(ps - 1);
           const n = Math.min(o.n, pages - first);
