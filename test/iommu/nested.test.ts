@@ -124,3 +124,17 @@ describe('nested stage 1 over stage 2', () => {
     s2.destroy();
   });
 });
+
+describe('report', () => {
+  it('the walk section of a nested domain shows both stages and the failing stage', async () => {
+    const { iommuWalkSection } = await import('../../src/scenario/sections.js');
+    const { s2, nested, tables } = await nestedRig('smmuv3', 'arm-lpae-s1', 'arm-lpae-s2');
+    const ok = iommuWalkSection(nested, IOVA);
+    expect(ok.lines.filter((l) => l.includes('stage 2 of'))).toHaveLength(tables.length + 1);
+    expect(ok.lines.at(-1)).toBe(`=> 0x${DATA.toString(16)} (4K page)`);
+    s2.unmap(DATA, K4);
+    const bad = iommuWalkSection(nested, IOVA);
+    expect(bad.lines.at(-1)).toBe(`=> no translation (translation, stage 2 at ipa 0x${DATA.toString(16)})`);
+    expect(bad.data).toMatchObject({ stage: 2, ipa: DATA, parent: s2.id });
+  });
+});
