@@ -11,7 +11,7 @@ import { expectErrno, RID } from '../core/helpers/setup.js';
 
 const K4 = 0x1000n;
 const DATA = RAM_BASE + 0x1000_1000n;
-const FAMILIES: [IommuFamily, PgtableFormat][] = [['vtd', 'vtd-ss'], ['smmuv3', 'arm-lpae-s1'], ['amd-vi', 'amd-v1'], ['riscv', 'riscv']];
+const FAMILIES: [IommuFamily, PgtableFormat][] = [['vtd', 'vtd-ss'], ['smmuv3', 'arm-lpae-s1'], ['amd-vi', 'x86-64'], ['riscv', 'riscv']];
 
 async function atsRig(family: IommuFamily, format: PgtableFormat) {
   const sim = await makeSim();
