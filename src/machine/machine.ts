@@ -63,6 +63,8 @@ export interface MachineHistoryOptions {
   dmesg?: number;
   /** DMA transfer records a scenario run keeps per act (TracedDma.transfers). */
   transfers?: number;
+  /** Each reference driver's event log (habanalabs `log`, vfio-pci, amdgpu and RDMA `events`). */
+  driverEvents?: number;
 }
 
 /** MachineOptions.history resolved: a capacity for every log. */
@@ -73,6 +75,8 @@ export interface MachineHistory {
   readonly dmesg: number;
   /** Capacity of the transfer records of a traced run on this machine. */
   readonly transfers: number;
+  /** Capacity of each reference driver's event log on this machine. */
+  readonly driverEvents: number;
 }
 
 /** Checks MachineOptions.history: EINVAL naming the field. */
@@ -81,11 +85,11 @@ function checkHistoryOptions(h: MachineHistoryOptions | undefined): MachineHisto
   if (h === undefined) h = {};
   if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new SimError('EINVAL', op, 'history must be an object');
   for (const k of Object.keys(h)) {
-    if (!['cap', 'kernelEvents', 'dmesg', 'transfers'].includes(k)) throw new SimError('EINVAL', op, `history.${k.slice(0, 40)} is not a history (cap, kernelEvents, dmesg, transfers)`);
+    if (!['cap', 'kernelEvents', 'dmesg', 'transfers', 'driverEvents'].includes(k)) throw new SimError('EINVAL', op, `history.${k.slice(0, 40)} is not a history (cap, kernelEvents, dmesg, transfers, driverEvents)`);
   }
   const cap = h.cap === undefined ? DEFAULT_HISTORY_CAP : checkCap(op, 'history.cap', h.cap);
   const one = (k: keyof MachineHistory): number => (h![k] === undefined ? cap : checkCap(op, `history.${k}`, h![k]));
-  return Object.freeze({ kernelEvents: one('kernelEvents'), dmesg: one('dmesg'), transfers: one('transfers') });
+  return Object.freeze({ kernelEvents: one('kernelEvents'), dmesg: one('dmesg'), transfers: one('transfers'), driverEvents: one('driverEvents') });
 }
 
 /** Options of {@link Machine.create}. Only `topology` is required. */

@@ -136,7 +136,7 @@ describe('the trace', () => {
 describe('a machine', () => {
   it('caps its kernel log, dmesg and transfer records; each log can be off; the simulation is the same', async () => {
     const m = await Machine.create({ topology: fixture, history: { cap: 8, dmesg: 0 } });
-    expect(m.history).toEqual({ kernelEvents: 8, dmesg: 0, transfers: 8 });
+    expect(m.history).toEqual({ kernelEvents: 8, dmesg: 0, transfers: 8, driverEvents: 8 });
     const gaudi = m.pci('gaudi0');
     const nic = m.pci('nic0');
     // Across host bridges the kernel prints two lines per verbose call; the answer is the same with the log off.
@@ -166,7 +166,7 @@ describe('a machine', () => {
   it('two machines keep their histories apart', async () => {
     const a = await Machine.create({ topology: fixture, history: { kernelEvents: 3 } });
     const b = await Machine.create({ topology: fixture });
-    expect(b.history).toEqual({ kernelEvents: DEFAULT_HISTORY_CAP, dmesg: DEFAULT_HISTORY_CAP, transfers: DEFAULT_HISTORY_CAP });
+    expect(b.history).toEqual({ kernelEvents: DEFAULT_HISTORY_CAP, dmesg: DEFAULT_HISTORY_CAP, transfers: DEFAULT_HISTORY_CAP, driverEvents: DEFAULT_HISTORY_CAP });
     const ca = a.kernel.fenceContextAlloc(1);
     for (let i = 1; i <= 10; i++) a.kernel.createFence(ca, i).signal();
     b.kernel.createFence(b.kernel.fenceContextAlloc(1), 7).signal();

@@ -236,7 +236,7 @@ export class HlDmabufExporter {
     if (client) {
       distance = this.dev.machine.p2pdma.distance(this.dev.pci, att.dev.pci ?? client, { verbose: true }).distance;
     } else {
-      this.dev.log.push(`${att.dev.name}: not a PCI device, no P2P distance`);
+      this.dev.logLine(`${att.dev.name}: not a PCI device, no P2P distance`);
     }
     if (distance < 0) att.peer2peer = false;
     const info: HlAttachInfo = { distance, client };
@@ -273,7 +273,7 @@ export class HlDmabufExporter {
         importerMaxSegment: false, alwaysMapResource: this.dev.p2pMapping === 'map-resource', op, rule: 'HL-11',
       });
     } catch (e) {
-      if (e instanceof SimError) this.dev.log.push(`${this.dev.name}: ${op}: ${e.message}`);
+      if (e instanceof SimError) this.dev.logLine(`${this.dev.name}: ${op}: ${e.message}`);
       throw e;
     }
     this._tables.add(sgt);

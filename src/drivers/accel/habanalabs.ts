@@ -20,6 +20,7 @@
 import {
   PAGE_SIZE,
   SimError,
+  Ring,
   type Bar,
   type ErrnoCode,
   type KernelProfileName,
@@ -120,8 +121,7 @@ export class HabanaDevice {
   dmabufExportCnt = 0;
   /** hdev->dram_used_mem (bytes). */
   dramUsedMem = 0n;
-  /** dev_dbg/dev_err lines. */
-  readonly log: string[] = [];
+  private readonly _log: Ring<string>;
 
   /** @internal The memory manager (memory.ts). */
   readonly memory: HlMemoryManager;
@@ -130,8 +130,19 @@ export class HabanaDevice {
 
   private _fpriv: HlFpriv | null = null;
 
+  /** dev_dbg/dev_err lines (newest `machine.history.driverEvents`, oldest first; a snapshot). */
+  get log(): readonly string[] {
+    return this._log.toArray();
+  }
+
+  /** Entries of `log` dropped off the bounded log's old end. */
+  get logDropped(): number {
+    return this._log.dropped;
+  }
+
   private constructor(readonly machine: Machine, opts: HabanaDeviceOptions) {
     const op = 'habanalabs probe';
+    this._log = new Ring<string>(machine.history.driverEvents);
     this.pci = typeof opts.pci === 'string' ? machine.pci(opts.pci) : opts.pci;
     this.generation = opts.generation;
     if (opts.generation !== 'gaudi1' && opts.generation !== 'gaudi2') {
@@ -291,6 +302,11 @@ export class HabanaDevice {
     return out;
   }
 
+  /** @internal Appends one dev_dbg/dev_err line to the bounded log. */
+  logLine(line: string): void {
+    this._log.push(line);
+  }
+
   /** bar_addr of a DRAM address (HL-05): dram_pci_bar_start + (addr - dram_base_address). */
   barAddress(dramAddr: bigint): bigint {
     return this.dramPciBarStart + (dramAddr - this.dramBaseAddress);
@@ -306,7 +322,7 @@ export class HabanaDevice {
 
   /** @internal A driver error, logged as dev_err does. */
   err(code: ErrnoCode, op: string, msg: string, rule?: string): SimError {
-    this.log.push(`${this.name}: ${op}: ${msg}`);
+    this.logLine(`${this.name}: ${op}: ${msg}`);
     return new SimError(code, op, msg, rule);
   }
 

@@ -29,6 +29,7 @@ import {
   O_RDWR,
   PAGE_SIZE,
   SimError,
+  Ring,
   type Bar,
   type DmaBuf,
   type DmaDevice as DmaApiDevice,
@@ -104,7 +105,9 @@ export class AmdgpuDevice {
   readonly p2pMapping: 'map-resource' | 'p2pdma';
   /** The SDMA fence timeline of moves. */
   readonly fenceContext: number;
-  readonly events: AmdgpuEvent[] = [];
+  private readonly _events: Ring<AmdgpuEvent>;
+  // The move fence of each BO's last move or eviction (lastMoveFence), kept as the event is logged.
+  private readonly _lastMove = new WeakMap<AmdgpuBo, DmaFence | undefined>();
   /**
    * Simulate contention on the VM's reservation: move_notify's trylock fails, so the page-table
    * update is skipped and happens at the next use (IM-11).
@@ -119,8 +122,19 @@ export class AmdgpuDevice {
   private _nextBo = 1;
   private _eventSeq = 0;
 
+  /** What the device did (newest `machine.history.driverEvents`, oldest first; a snapshot). */
+  get events(): readonly AmdgpuEvent[] {
+    return this._events.toArray();
+  }
+
+  /** Entries of `events` dropped off the bounded log's old end. */
+  get eventsDropped(): number {
+    return this._events.dropped;
+  }
+
   private constructor(readonly machine: Machine, opts: AmdgpuDeviceOptions) {
     const op = 'amdgpu probe';
+    this._events = new Ring<AmdgpuEvent>(machine.history.driverEvents);
     this.pci = typeof opts.pci === 'string' ? machine.pci(opts.pci) : opts.pci;
     const bar = this.pci.bar(opts.vramBarIndex ?? 0);
     if (!bar || bar.type !== 'mem') throw new SimError('EINVAL', op, `${this.pci.name} has no memory BAR${opts.vramBarIndex ?? 0}`);
@@ -263,7 +277,7 @@ export class AmdgpuDevice {
 
   /** The move fence of the last move, for tests: the newest fence this device added. */
   lastMoveFence(bo: AmdgpuBo): DmaFence | undefined {
-    return this.ttm.lastMoveFence(bo);
+    return this._lastMove.get(bo);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -394,6 +408,7 @@ export class AmdgpuDevice {
 
   /** @internal */
   emit(kind: AmdgpuEventKind, bo: AmdgpuBo, detail: Record<string, unknown>): void {
-    this.events.push({ seq: this._eventSeq++, kind, bo: bo.id, detail });
+    this._events.push({ seq: this._eventSeq++, kind, bo: bo.id, detail });
+    if (kind === 'move' || kind === 'evict') this._lastMove.set(bo, detail['fence'] as DmaFence | undefined);
   }
 }

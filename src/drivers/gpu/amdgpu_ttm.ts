@@ -223,8 +223,7 @@ export class AmdgpuTtm {
 
   /** The move fence of the last move, for tests: the newest fence this device added. */
   lastMoveFence(bo: AmdgpuBo): DmaFence | undefined {
-    const e = [...this.dev.events].reverse().find((x) => x.bo === bo.id && (x.kind === 'move' || x.kind === 'evict'));
-    return e?.detail.fence as DmaFence | undefined;
+    return this.dev.lastMoveFence(bo);
   }
 
   place(bo: AmdgpuBo, domains: number, op: string): AmdgpuPlacement {

@@ -4,7 +4,7 @@
  * module-level state: device numbering and the fabric belong to the Machine, so two machines in
  * one process never see each other's NICs or QPs.
  */
-import { SimError, type DmaDevice as DmaApiDevice, type Machine, type PciFunction } from '../../index.js';
+import { Ring, SimError, type DmaDevice as DmaApiDevice, type Machine, type PciFunction } from '../../index.js';
 import { importerDevice, type DmaBufImporterDevice } from '../device.js';
 import type { IbvMr } from './mr.js';
 import type { IbvQp } from './qp.js';
@@ -93,7 +93,7 @@ export class RdmaDevice {
   readonly rid: number;
   /** The device object passed to dma_buf_dynamic_attach (attach->dev). */
   readonly importer: DmaBufImporterDevice;
-  readonly events: RdmaEvent[] = [];
+  private readonly _events: Ring<RdmaEvent>;
   readonly stats: RdmaDeviceStats = { invalidations: 0, pageFaults: 0, remaps: 0 };
   readonly opts: Readonly<Required<Omit<RdmaDeviceOptions, 'name' | 'dma'>>>;
   /** @internal */
@@ -101,11 +101,22 @@ export class RdmaDevice {
   private _mrIndex = 1;
   private _seq = 0;
 
+  /** What the device did (newest `machine.history.driverEvents`, oldest first; a snapshot). */
+  get events(): readonly RdmaEvent[] {
+    return this._events.toArray();
+  }
+
+  /** Entries of `events` dropped off the bounded log's old end. */
+  get eventsDropped(): number {
+    return this._events.dropped;
+  }
+
   constructor(
     readonly machine: Machine,
     fn: PciFunction | string,
     opts: RdmaDeviceOptions,
   ) {
+    this._events = new Ring<RdmaEvent>(machine.history.driverEvents);
     if (opts.kind !== 'pinned' && opts.kind !== 'odp') {
       throw new SimError('EINVAL', 'RdmaDevice', `kind must be 'pinned' or 'odp', got ${String(opts.kind)}`);
     }
@@ -148,7 +159,7 @@ export class RdmaDevice {
 
   /** @internal */
   emit(kind: RdmaEventKind, detail: Record<string, unknown>, ids: { lkey?: number; qpNum?: number } = {}): void {
-    this.events.push({ seq: this._seq++, kind, device: this.name, ...ids, detail });
+    this._events.push({ seq: this._seq++, kind, device: this.name, ...ids, detail });
   }
 
   /** @internal mlx5-style key: index << 8 | variant byte. */

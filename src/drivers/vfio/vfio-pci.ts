@@ -26,6 +26,7 @@ import {
   p2pMapType,
   PAGE_SIZE,
   SimError,
+  Ring,
   type Bar,
   type DmaBuf,
   type DmaBufAttachment,
@@ -125,7 +126,7 @@ export interface VfioEvent {
 export class VfioPciDevice {
   readonly name: string;
   readonly pci: PciFunction;
-  readonly events: VfioEvent[] = [];
+  private readonly _events: Ring<VfioEvent>;
   private _memoryDecode = true;
   private _power: VfioPowerState = 'D0';
   private _inReset = false;
@@ -145,7 +146,18 @@ export class VfioPciDevice {
     },
   };
 
+  /** What the device did (newest `machine.history.driverEvents`, oldest first; a snapshot). */
+  get events(): readonly VfioEvent[] {
+    return this._events.toArray();
+  }
+
+  /** Entries of `events` dropped off the bounded log's old end. */
+  get eventsDropped(): number {
+    return this._events.dropped;
+  }
+
   constructor(readonly machine: Machine, pci: PciFunction | string, opts: VfioPciOptions = {}) {
+    this._events = new Ring<VfioEvent>(machine.history.driverEvents);
     this.pci = typeof pci === 'string' ? machine.pci(pci) : pci;
     this.name = opts.name ?? `vfio-${this.pci.name}`;
   }
@@ -412,6 +424,6 @@ export class VfioPciDevice {
   }
 
   private _emit(kind: VfioEventKind, detail: Record<string, unknown>): void {
-    this.events.push({ seq: this._seq++, kind, detail });
+    this._events.push({ seq: this._seq++, kind, detail });
   }
 }
