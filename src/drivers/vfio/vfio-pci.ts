@@ -37,6 +37,7 @@ import {
   type P2pMapType,
   type PciFunction,
   type SgTable,
+  VfioCdevFile,
 } from '../../index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -143,6 +144,20 @@ export class VfioPciDevice {
     },
   };
 
+  /**
+   * The device cdev's operations (/dev/vfio/devices/vfioX, vfio_device_fops on a cdev open): the
+   * iommufd binding ioctls (VFIO_DEVICE_BIND_IOMMUFD, ATTACH/DETACH_IOMMUFD_PT, src/iommufd), then,
+   * once bound, the device's own ioctls; release unbinds, then counts the open like `fops`.
+   */
+  readonly cdevFops: FileOperations<VfioCdevFile> = {
+    name: 'vfio-device-cdev',
+    ioctl: (file, cmd, arg, proc) => file.privateData.ioctl(cmd, arg, proc) ?? this._ioctl(proc, cmd, arg),
+    release: (file) => {
+      file.privateData.release();
+      if (--this._openFiles === 0) this.close();
+    },
+  };
+
   constructor(readonly machine: Machine, pci: PciFunction | string, opts: VfioPciOptions = {}) {
     this.pci = typeof pci === 'string' ? machine.pci(pci) : pci;
     this.name = opts.name ?? `vfio-${this.pci.name}`;
@@ -193,6 +208,17 @@ export class VfioPciDevice {
   open(proc: Process): number {
     if (this._closed) throw new SimError('ENODEV', 'vfio_device_fops_open', `${this.name} is closed`);
     const fd = proc.open(this.fops, this, { name: `vfio:${this.pci.name}` });
+    this._openFiles++;
+    return fd;
+  }
+
+  /**
+   * Opens the device's cdev in `proc` (/dev/vfio/devices/vfioX): nothing but
+   * VFIO_DEVICE_BIND_IOMMUFD works until it is bound to an iommufd. ENODEV once the device was closed.
+   */
+  openCdev(proc: Process): number {
+    if (this._closed) throw new SimError('ENODEV', 'vfio_device_fops_cdev_open', `${this.name} is closed`);
+    const fd = proc.open(this.cdevFops, new VfioCdevFile(this.machine, this.pci), { name: `vfio-cdev:${this.pci.name}` });
     this._openFiles++;
     return fd;
   }
