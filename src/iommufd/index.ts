@@ -1,8 +1,13 @@
-/** iommufd: the /dev/iommu user API (IOAS, HWPT, devices bound through vfio cdev), its uAPI numbers and structs. */
+/** iommufd: the /dev/iommu user API (IOAS, HWPT, devices bound through vfio cdev, page-fault queues), its uAPI numbers and structs. */
 export * from './uapi.js';
 export { IoPagetable, IoptPages, IoptArea, ULONG_MAX, type IovaSpan, type PinAccount } from './io-pagetable.js';
+export { IommufdObject, IommufdOwners, type IommufdObjectType } from './object.js';
 export {
-  IommufdCtx, IommufdObject, IommufdIoas, IommufdHwpt, IommufdHwptPaging, IommufdDevice, IOMMUFD_FOPS, openIommufd, iommufdCtxFromFd,
-  type IommufdObjectType, type IommufdOptions,
+  IommufdCtx, IommufdIoas, IommufdHwpt, IommufdHwptPaging, IommufdDevice, IOMMUFD_FOPS, openIommufd, iommufdCtxFromFd,
+  type IommufdOptions,
 } from './iommufd.js';
+export {
+  IommufdFault, IOMMUFD_FAULT_FOPS, IOMMU_HWPT_PGFAULT_SIZE, IOMMU_HWPT_PAGE_RESPONSE_SIZE, faultFd, reportPageRequest,
+  type PageRequest, type PageResponder,
+} from './fault.js';
 export { VfioCdevFile } from './vfio-cdev.js';

@@ -25,7 +25,9 @@ import { defaultFormat, Prot, type IommuDomain, type IommuFamily, type IommuUnit
 import type { Machine } from '../machine/machine.js';
 import type { PciFunction } from '../pci/index.js';
 import { PAGE_SIZE, SimFile, type FileOperations, type Process } from '../process/index.js';
+import { faultFd, IommufdFault } from './fault.js';
 import { IoPagetable, IoptPages, ULONG_MAX, type IovaSpan, type PinAccount } from './io-pagetable.js';
+import { IommufdObject, IommufdOwners, type IommufdObjectType } from './object.js';
 import {
   IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HW_INFO_TYPE_ARM_SMMUV3, IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HW_INFO_TYPE_NONE, IOMMU_HWPT_ALLOC, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID,
@@ -33,11 +35,8 @@ import {
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_UNMAP,
   type IommuDestroy, type IommuHwInfo, type IommuHwptAlloc, type IommuIoasAlloc, type IommuIoasAllowIovas, type IommuIoasCopy,
-  type IommuIoasIovaRanges, type IommuIoasMap, type IommuIoasUnmap,
+  type IommuIoasIovaRanges, type IommuIoasMap, type IommuIoasUnmap, type IommuFaultAlloc,
 } from './uapi.js';
-
-/** The kinds of iommufd objects (enum iommufd_object_type). */
-export type IommufdObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'fault';
 
 /** Options of {@link openIommufd}. */
 export interface IommufdOptions {
@@ -46,16 +45,6 @@ export interface IommufdOptions {
    * with ENOMEM (incr_user_locked_vm). @default no limit
    */
   memlockPages?: number;
-}
-
-/** struct iommufd_object: an id in the context's table and its users. */
-export abstract class IommufdObject {
-  abstract readonly type: IommufdObjectType;
-  /** obj->users: 1 for the table, plus one per holder. */
-  users = 1;
-  /** Removed from the table. */
-  destroyed = false;
-  constructor(readonly ctx: IommufdCtx, readonly id: number) {}
 }
 
 /** struct iommufd_ioas: an IOVA space of user memory. */
@@ -71,6 +60,8 @@ export abstract class IommufdHwpt extends IommufdObject {
   abstract readonly domain: IommuDomain;
   /** The unit of the domain: only devices behind it can attach. */
   abstract readonly unit: IommuUnit;
+  /** The fault object that receives page requests of devices attached to it (IOMMU_HWPT_FAULT_ID_VALID). */
+  fault: IommufdFault | null = null;
 }
 
 /** struct iommufd_hwpt_paging: a paging domain filled from its IOAS. */
@@ -100,6 +91,8 @@ export class IommufdDevice extends IommufdObject {
   readonly type = 'device';
   /** The HWPT the RID is attached to; null: blocked DMA. */
   hwpt: IommufdHwpt | null = null;
+  /** @internal the HWPTs attached to PASIDs of the device. */
+  readonly pasids = new Map<number, IommufdHwpt>();
   /** @internal the blocking domain the device sits in while bound and not attached. */
   readonly blocked: IommuDomain;
   /** @internal what the RID was attached to before the bind (restored by unbind). */
@@ -111,11 +104,11 @@ export class IommufdDevice extends IommufdObject {
     this.blocked = unit.createDomain({ type: 'blocked' });
     iommu.attach(rid, this.blocked);
   }
-}
 
-/** Per machine: which PCI functions are bound to an iommufd (DMA ownership is exclusive). */
-class IommufdOwners {
-  readonly byFn = new Map<PciFunction, IommufdDevice>();
+  /** The HWPT attached to `pasid` of the device, or null. */
+  pasidHwpt(pasid: number): IommufdHwpt | null {
+    return this.pasids.get(pasid) ?? null;
+  }
 }
 
 const MSI_WINDOW: IovaSpan = { start: 0xfee0_0000n, last: 0xfeef_ffffn };
@@ -201,8 +194,8 @@ export class IommufdCtx {
 
   // ---- the ioctls ----------------------------------------------------------------------------
 
-  /** iommufd_fops_ioctl: dispatch by command; an unknown one is ENOTTY. */
-  ioctl(cmd: number, arg: unknown): number {
+  /** iommufd_fops_ioctl: dispatch by command; an unknown one is ENOTTY. `proc` is the caller (new fds go there). */
+  ioctl(cmd: number, arg: unknown, proc: Process = this.proc): number {
     const op = 'iommufd_fops_ioctl';
     if (!isObj(arg)) {
       if (cmd >>> 8 === 0x3b && (cmd & 0xff) >= 0x80 && (cmd & 0xff) <= 0x8f) throw new SimError('EFAULT', op, 'bad argument pointer');
@@ -218,10 +211,10 @@ export class IommufdCtx {
       case IOMMU_IOAS_UNMAP: return this._unmap(arg as unknown as IommuIoasUnmap);
       case IOMMU_HWPT_ALLOC: return this._hwptAlloc(arg as unknown as IommuHwptAlloc);
       case IOMMU_GET_HW_INFO: return this._hwInfo(arg as unknown as IommuHwInfo);
+      case IOMMU_FAULT_QUEUE_ALLOC: return this._faultAlloc(arg as IommuFaultAlloc, proc);
       case IOMMU_HWPT_SET_DIRTY_TRACKING:
       case IOMMU_HWPT_GET_DIRTY_BITMAP:
       case IOMMU_HWPT_INVALIDATE:
-      case IOMMU_FAULT_QUEUE_ALLOC:
         return this._extension(cmd, arg);
       default:
         throw new SimError('ENOTTY', op, `unknown ioctl 0x${(cmd >>> 0).toString(16)}`);
@@ -243,6 +236,7 @@ export class IommufdCtx {
     const obj = this.get(op, cmd.id);
     if (obj.users > 1) throw new SimError('EBUSY', op, `${obj.type} ${obj.id} is in use (${obj.users - 1} other users)`);
     if (obj.type === 'device') throw new SimError('EBUSY', op, `device ${obj.id} is owned by its driver`);
+    if (obj instanceof IommufdFault && obj.users > 1) throw new SimError('EBUSY', op, `fault ${obj.id} has its fd open`);
     this._destroyObject(obj);
     return 0;
   }
@@ -258,7 +252,33 @@ export class IommufdCtx {
       obj.ioas.iopt.removeDomain(obj.domain);
       obj.domain.destroy();
       obj.ioas.users--;
+      if (obj.fault) obj.fault.users--;
+    } else if (obj instanceof IommufdFault) {
+      obj.autoRespond();
     }
+  }
+
+  /**
+   * IOMMU_FAULT_QUEUE_ALLOC (iommufd_fault_alloc): a fault object and its fd (O_CLOEXEC) in the
+   * caller; the fd holds the object and the iommufd. EOPNOTSUPP flags; EMFILE (nothing made).
+   */
+  private _faultAlloc(cmd: IommuFaultAlloc, proc: Process): number {
+    const op = 'iommufd_fault_alloc';
+    if (u32(op, 'flags', cmd.flags, 0) !== 0) throw new SimError('EOPNOTSUPP', op, 'flags must be 0');
+    const fault = new IommufdFault(this, this._nextId);
+    const fd = faultFd(proc, fault);
+    this._add(() => fault);
+    fault.users++;
+    this.file?.get('kernel');
+    cmd.outFaultId = fault.id;
+    cmd.outFaultFd = fd;
+    return 0;
+  }
+
+  /** @internal iommufd_fault_fops_release: the fd's hold on the fault and on the iommufd goes. */
+  faultFileReleased(fault: IommufdFault): void {
+    fault.users--;
+    this.file?.put('kernel');
   }
 
   /** IOMMU_IOAS_ALLOC (iommufd_ioas_alloc_ioctl): EOPNOTSUPP for flags. */
@@ -447,6 +467,8 @@ export class IommufdCtx {
     const dataLen = u32(op, 'data_len', cmd.dataLen, cmd.data === undefined ? 0 : 1);
     if ((dataType === IOMMU_HWPT_DATA_NONE) !== (dataLen === 0)) throw new SimError('EINVAL', op, 'data_type and data_len disagree');
     const idev = this.get<IommufdDevice>(op, cmd.devId, 'device');
+    // iommufd_get_fault: looked up before the HWPT is made, so that a bad id leaves nothing behind.
+    const fault = (flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0 ? this.get<IommufdFault>(op, cmd.faultId, 'fault') : null;
     const pt = this._objects.get(cmd.ptId);
     if (!pt) throw new SimError('EINVAL', op, `pt_id ${cmd.ptId} names no object`);
     let hwpt: IommufdHwpt;
@@ -458,6 +480,10 @@ export class IommufdCtx {
     } else {
       throw new SimError('EINVAL', op, `pt_id ${cmd.ptId} is a ${pt.type}, not an IOAS or a paging HWPT`);
     }
+    if (fault) {
+      hwpt.fault = fault;
+      fault.users++;
+    }
     cmd.outHwptId = hwpt.id;
     return 0;
   }
@@ -466,6 +492,12 @@ export class IommufdCtx {
   protected _hwptNestedAlloc(parent: IommufdHwptPaging, idev: IommufdDevice, flags: number, dataType: number, data: unknown, dataLen: number): IommufdHwpt {
     void parent; void idev; void flags; void dataType; void data; void dataLen;
     throw new SimError('EOPNOTSUPP', 'iommufd_hwpt_nested_alloc', 'the IOMMU driver has no nested domains');
+  }
+
+  /** Whether the device can raise page requests (PCIe PRI), needed to attach to a HWPT with a fault object. */
+  protected _iopfCapable(idev: IommufdDevice): boolean {
+    void idev;
+    return true;
   }
 
   /** PASID bits and capabilities of a device's IOMMU (IOMMU_GET_HW_INFO). */
@@ -507,6 +539,7 @@ export class IommufdCtx {
     if (owners.byFn.has(fn)) throw new SimError('EBUSY', op, `${fn.name} is already bound to an iommufd`);
     const idev = this._add((id) => new IommufdDevice(this, id, fn, this.machine.rid(fn), unit));
     owners.byFn.set(fn, idev);
+    owners.byRid.set(idev.rid, idev);
     return idev;
   }
 
@@ -522,7 +555,9 @@ export class IommufdCtx {
     const back = before === null || before === 'direct' ? before : (idev.unit.domains().find((d) => d.id === before) ?? null);
     iommu.attach(idev.rid, back);
     idev.blocked.destroy();
-    this.machine.driverState(IommufdOwners).byFn.delete(idev.fn);
+    const owners = this.machine.driverState(IommufdOwners);
+    owners.byFn.delete(idev.fn);
+    owners.byRid.delete(idev.rid);
     this._remove(idev);
   }
 
@@ -594,14 +629,20 @@ export class IommufdCtx {
     const old = idev.hwpt;
     if (old === hwpt) return;
     this._compatible(op, idev, hwpt);
+    // iommufd_fault_iopf_enable: a HWPT with a fault object needs a device that can raise page requests.
+    if (hwpt.fault && !this._iopfCapable(idev)) throw new SimError('ENODEV', op, `${idev.fn.name} cannot raise page requests (PRI not enabled)`);
     const sameIoas = old instanceof IommufdHwptPaging && hwpt instanceof IommufdHwptPaging && old.ioas === hwpt.ioas;
     if (!sameIoas) this._reserveDevice(op, idev, hwpt);
     this.machine.sim.iommu.attach(idev.rid, hwpt.domain);
     if (old && !sameIoas) this._unreserveDevice(idev, old);
     idev.hwpt = hwpt;
     hwpt.users++;
-    if (old) this._putHwpt(old);
-    else idev.users++;
+    if (old) {
+      old.fault?.autoRespond(idev, old);
+      this._putHwpt(old);
+    } else {
+      idev.users++;
+    }
   }
 
   /** iommufd_hw_pagetable_put: one user fewer; an automatic HWPT left unused is destroyed. */
@@ -619,6 +660,7 @@ export class IommufdCtx {
     this._unreserveDevice(idev, old);
     idev.hwpt = null;
     idev.users--;
+    old.fault?.autoRespond(idev, old);
     this._putHwpt(old);
   }
 
@@ -659,7 +701,7 @@ export class IommufdCtx {
 /** The file operations of /dev/iommu (iommufd_fops). */
 export const IOMMUFD_FOPS: FileOperations<IommufdCtx> = {
   name: '/dev/iommu',
-  ioctl: (file, cmd, arg) => file.privateData.ioctl(cmd, arg),
+  ioctl: (file, cmd, arg, proc) => file.privateData.ioctl(cmd, arg, proc),
   release: (file) => file.privateData.release(),
 };
 

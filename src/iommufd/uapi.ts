@@ -70,32 +70,41 @@ export const IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1 << 0;
 /** iommu_hwpt_get_dirty_bitmap.flags: read the dirty bits without clearing them. */
 export const IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1 << 0;
 
-/** enum iommu_hwpt_data_type. */
+/** enum iommu_hwpt_data_type: no driver data (a paging HWPT). */
 export const IOMMU_HWPT_DATA_NONE = 0;
+/** enum iommu_hwpt_data_type: an Intel VT-d stage-1 (first-stage) table (struct iommu_hwpt_vtd_s1). */
 export const IOMMU_HWPT_DATA_VTD_S1 = 1;
+/** enum iommu_hwpt_data_type: an SMMUv3 stage-1 STE (struct iommu_hwpt_arm_smmuv3). */
 export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
-/** enum iommu_hwpt_invalidate_data_type. */
+/** enum iommu_hwpt_invalidate_data_type: VT-d stage-1 cache invalidation entries. */
 export const IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 = 0;
-export const IOMMU_HWPT_INVALIDATE_DATA_VTD_S1_ARM_SMMUV3 = 1;
+/** enum iommu_hwpt_invalidate_data_type: SMMUv3 commands (on a vIOMMU). */
+export const IOMMU_HWPT_INVALIDATE_DATA_ARM_SMMUV3 = 1;
 
-/** enum iommu_hw_info_type. */
+/** enum iommu_hw_info_type: the driver reports no info (AMD-Vi, RISC-V here). */
 export const IOMMU_HW_INFO_TYPE_NONE = 0;
+/** enum iommu_hw_info_type: Intel VT-d (struct iommu_hw_info_vtd). */
 export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
+/** enum iommu_hw_info_type: Arm SMMUv3 (struct iommu_hw_info_arm_smmuv3). */
 export const IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2;
-/** enum iommufd_hw_capabilities. */
+/** enum iommufd_hw_capabilities: the IOMMU can track dirty pages (IOMMU_HWPT_ALLOC_DIRTY_TRACKING works). */
 export const IOMMU_HW_CAP_DIRTY_TRACKING = 1n << 0n;
+/** enum iommufd_hw_capabilities: the device's PASID capability has Execute Permission. */
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1n << 1n;
+/** enum iommufd_hw_capabilities: the device's PASID capability has Privileged Mode. */
 export const IOMMU_HW_CAP_PCI_PASID_PRIV = 1n << 2n;
 
 /** iommu_hwpt_pgfault.flags: `pasid` is valid. */
 export const IOMMU_PGFAULT_FLAGS_PASID_VALID = 1 << 0;
 /** iommu_hwpt_pgfault.flags: the last request of its page request group. */
 export const IOMMU_PGFAULT_FLAGS_LAST_PAGE = 1 << 1;
-/** iommu_hwpt_pgfault.perm bits. */
+/** iommu_hwpt_pgfault.perm: the request asks for read access. */
 export const IOMMU_PGFAULT_PERM_READ = 1 << 0;
+/** iommu_hwpt_pgfault.perm: the request asks for write access. */
 export const IOMMU_PGFAULT_PERM_WRITE = 1 << 1;
-/** enum iommufd_page_response_code. */
+/** enum iommufd_page_response_code: the page is there now, the device retries. */
 export const IOMMUFD_PAGE_RESP_SUCCESS = 0;
+/** enum iommufd_page_response_code: the request cannot be served, the device's access fails. */
 export const IOMMUFD_PAGE_RESP_INVALID = 1;
 
 /** struct iommu_destroy. */
