@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   IOMMU_DESTROY, IOMMU_GET_HW_INFO, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HWPT_ALLOC,
-  IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD,
+  IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD,
   VFIO_DEVICE_DETACH_IOMMUFD_PT, ULONG_MAX, type IommufdHwptPaging, type IommufdIoas, type IommuHwInfo, type IommuIoasIovaRanges,
 } from '../../src/iommufd/index.js';
 import { VFIO_DEVICE_RESET, VfioPciDevice } from '../../src/drivers/vfio/index.js';
@@ -220,6 +220,33 @@ describe('iommufd devices through vfio cdev (selftest mock-domain procedures on 
     expect(errOf(() => dev.attach(id)).code).toBe('ENOMEM');
     expect(ctx.pinnedPages).toBe(0);
     expect(ctx.objects().filter((o) => o.type === 'hwpt-paging')).toHaveLength(0);
+  });
+
+  it('area_allowed with a domain: ALLOW_IOVAS over a reserved range is EADDRINUSE; a device whose reserved region falls in an allowed range cannot attach (iopt_set_allow_iova, iopt_reserve_iova)', async () => {
+    const { io, ioasAlloc, bind } = await setup();
+    const a = ioasAlloc();
+    const fpga = bind('fpga0');
+    fpga.attach(a);
+    const allow = (id: number, start: bigint, last: bigint) => io(IOMMU_IOAS_ALLOW_IOVAS, { ioasId: id, allowedIovas: [{ start, last }] });
+    expect(errOf(() => allow(a, 0xfe00_0000n, 0xfeff_ffffn)).code).toBe('EADDRINUSE');
+    expect(allow(a, 0x1000_0000n, 0x1fff_ffffn)).toBe(0);
+    const b = ioasAlloc();
+    allow(b, 0xfe00_0000n, 0xfeff_ffffn);
+    const gpu = bind('gpu0');
+    expect(errOf(() => gpu.attach(b)).code).toBe('EADDRINUSE');
+  });
+
+  it('ioas_area_destroy: an IOAS with areas (pinned through a domain) is destroyed once its HWPT is gone, unpinning everything (iommufd_ioas_destroy)', async () => {
+    const { proc, io, ctx, ioasAlloc, map, user, bind } = await setup();
+    const id = ioasAlloc();
+    const dev = bind('fpga0');
+    dev.attach(id);
+    map(id, user(4), 4n * PAGE);
+    expect(ctx.pinnedPages).toBe(4);
+    proc.ioctl(dev.cdev, VFIO_DEVICE_DETACH_IOMMUFD_PT, {});
+    map(id, user(2), 2n * PAGE);
+    expect(io(IOMMU_DESTROY, { id })).toBe(0);
+    expect([ctx.pinnedPages, ctx.objects().map((o) => o.type)]).toEqual([0, ['device']]);
   });
 
   it('IOMMU_GET_HW_INFO: VT-d info type for a device behind a DMAR unit; ENOENT for an unknown dev_id (iommufd_get_hw_info)', async () => {
