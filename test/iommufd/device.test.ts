@@ -8,10 +8,12 @@ import { describe, expect, it } from 'vitest';
 import {
   IOMMU_DESTROY, IOMMU_GET_HW_INFO, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD,
-  VFIO_DEVICE_DETACH_IOMMUFD_PT, ULONG_MAX, type IommufdHwptPaging, type IommufdIoas, type IommuHwInfo, type IommuIoasIovaRanges,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT, ULONG_MAX, openIommufd, type IommufdHwptPaging, type IommufdIoas, type IommuHwInfo, type IommuIoasIovaRanges,
 } from '../../src/iommufd/index.js';
 import { VFIO_DEVICE_RESET, VfioPciDevice } from '../../src/drivers/vfio/index.js';
-import { bytes, errOf, PAGE, RW, setup } from './helpers.js';
+import { Machine } from '../../src/machine/machine.js';
+import { SimProcess } from '../../src/dma-buf/index.js';
+import { bytes, errOf, fixture, PAGE, RW, setup } from './helpers.js';
 
 describe('iommufd devices through vfio cdev (selftest mock-domain procedures on VT-d)', () => {
   it('VFIO_DEVICE_BIND_IOMMUFD: before a bind every other cdev ioctl is EINVAL; EBADFD for a non-iommufd fd, EBADF for a closed one; a second bind is EINVAL; another cdev of a bound function is EBUSY; binding blocks DMA (vfio_df_ioctl_bind_iommufd, iommufd_device_bind)', async () => {
@@ -256,6 +258,14 @@ describe('iommufd devices through vfio cdev (selftest mock-domain procedures on 
     io(IOMMU_GET_HW_INFO, info);
     expect(info.outDataType).toBe(IOMMU_HW_INFO_TYPE_INTEL_VTD);
     expect(errOf(() => io(IOMMU_GET_HW_INFO, { devId: 99 })).code).toBe('ENOENT');
+  });
+
+  it('a machine without an IOMMU opens /dev/iommu, but binding a device is ENODEV (iommufd_device_bind)', async () => {
+    const m = await Machine.create({ topology: fixture, iommu: null });
+    const proc = new SimProcess(m.kernel, { memory: m.sim.memory });
+    const fd = openIommufd(m, proc);
+    const cdev = VfioPciDevice.create(m, 'fpga0').openCdev(proc);
+    expect(errOf(() => proc.ioctl(cdev, VFIO_DEVICE_BIND_IOMMUFD, { iommufd: fd })).code).toBe('ENODEV');
   });
 
   it('SMMUv3 and AMD-Vi: the SMMU software MSI window and AMD\'s HyperTransport hole are reserved while a device is attached', async () => {

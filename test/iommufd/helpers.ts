@@ -10,7 +10,7 @@ import {
 } from '../../src/iommufd/index.js';
 
 // two-switches: gaudi0, nic0 and gpu0 below hb0 (unit dmar0); nic1 and fpga0 below hb1 (dmar1).
-const fixture = readFileSync(new URL('../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
+export const fixture = readFileSync(new URL('../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
 
 export const PAGE = 4096n;
 export const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
