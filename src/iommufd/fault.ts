@@ -88,7 +88,7 @@ export class IommufdFault extends IommufdObject {
     return this._response.size;
   }
 
-  /** iommufd_fault_iopf_handler: queues a group for the reader. */
+  /** @internal iommufd_fault_iopf_handler: queues a group for the reader. */
   deliver(g: IopfGroup): void {
     this._deliver.push(g);
     this.stats.delivered++;

@@ -107,6 +107,7 @@ export class IoptArea {
     readonly prot: number,
   ) {}
 
+  /** Bytes the area covers. */
   get length(): bigint {
     return this.last - this.iova + 1n;
   }
