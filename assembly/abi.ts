@@ -4,7 +4,7 @@
 // so each line must stay of the form `export const NAME: type = <expression of earlier names>;`.
 // ABI_VERSION changes whenever a layout or a meaning below changes; bindings check it.
 
-export const ABI_VERSION: u32 = 7;
+export const ABI_VERSION: u32 = 8;
 
 // ---------------------------------------------------------------------------------------------
 // Status codes: 0 or a negative Linux errno.
@@ -127,7 +127,7 @@ export const P2P_WINDOW_STRIDE: u32 = 32;
 //  20 tlb rr ptr u32 | 24 fault cap u32 | 28 fault ptr u32 | 32 fault head u32 | 36 fault count u32
 //  40 fault overflow u32 | 44 fq cap u32 | 48 fq ptr u32 | 52 fq count u32 | 56 sizes cached u32
 //  60 fault seq u32 | 64.. counters (u64 each, UNIT_STAT_*)
-export const UNIT_STRIDE: u32 = 160;
+export const UNIT_STRIDE: u32 = 224;
 export const UNIT_PRESENT: u32 = 0;
 export const UNIT_FAMILY: u32 = 4;
 export const UNIT_TLB_SETS: u32 = 8;
@@ -157,7 +157,7 @@ export const UNIT_STAT_COUNT: u32 = 8;
 // Domain record (DOMAIN_STRIDE bytes):
 //   0 type u32 (0 = free) | 4 unit u32 | 8 format u32 | 12 ias u32 | 16 oas u32 | 20 levels u32
 //  24 root u64 | 32 pgsize bitmap u64 | 40 strict u32 | 44 table frames u32 | 48 mapped bytes u64
-export const DOMAIN_STRIDE: u32 = 64;
+export const DOMAIN_STRIDE: u32 = 96;
 export const DOMAIN_TYPE: u32 = 0;
 export const DOMAIN_UNIT: u32 = 4;
 export const DOMAIN_FORMAT: u32 = 8;
@@ -192,7 +192,7 @@ export const TLB_PERM: u32 = 20;
 // ---------------------------------------------------------------------------------------------
 // Fault record (FAULT_STRIDE bytes), a bounded ring per unit:
 //   0 iova u64 | 8 rid u32 | 12 domain i32 | 16 reason u16 | 18 access u16 | 20 code u32 | 24 seq u32
-export const FAULT_STRIDE: u32 = 32;
+export const FAULT_STRIDE: u32 = 48;
 export const FAULT_IOVA: u32 = 0;
 export const FAULT_RID: u32 = 8;
 export const FAULT_DOMAIN: u32 = 12;
@@ -381,3 +381,100 @@ export const VTD_FR_FS_PAGING_ENTRY_RSVD: u32 = 0x72;
 export const VTD_FR_FS_NON_CANONICAL: u32 = 0x80;
 export const VTD_FR_FS_PAGING_ENTRY_US: u32 = 0x81;
 export const VTD_FR_SM_WRITE: u32 = 0x85;
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16: PASID, nested stage 1 over stage 2, ATS with page requests, dirty tracking.
+
+// Unit record, bytes 144..223: counters of issue 16 (u64 each) and the page-request ring.
+//  144 PASID-tagged hits | 152 ATS translation requests | 160 ATC hits | 168 ATC invalidations
+//  176 page requests | 184 nested walks | 192 prq cap u32 | 196 prq ptr u32 | 200 prq head u32
+//  204 prq count u32 | 208 prq overflow u32 | 212 ATS devices on the unit u32
+export const UNIT_STAT_PASID_HITS: u32 = 144;
+export const UNIT_STAT_ATS_REQUESTS: u32 = 152;
+export const UNIT_STAT_ATC_HITS: u32 = 160;
+export const UNIT_STAT_ATC_INVALIDATIONS: u32 = 168;
+export const UNIT_STAT_PAGE_REQUESTS: u32 = 176;
+export const UNIT_STAT_NESTED_WALKS: u32 = 184;
+export const UNIT_PRQ_CAP: u32 = 192;
+export const UNIT_PRQ_PTR: u32 = 196;
+export const UNIT_PRQ_HEAD: u32 = 200;
+export const UNIT_PRQ_COUNT: u32 = 204;
+export const UNIT_PRQ_OVERFLOW: u32 = 208;
+export const UNIT_ATS_DEVICES: u32 = 212;
+
+// Domain record, bytes 64..95: nesting and dirty tracking.
+//  64 parent domain + 1 u32 (nested: its stage-2 domain; 0 none) | 68 nested children u32
+//  72 stage-1 root (IPA) u64 of a nested domain
+export const DOMAIN_PARENT: u32 = 64;
+export const DOMAIN_CHILDREN: u32 = 68;
+/** Domain type: stage 1 owned by a guest over a stage-2 parent (iommufd nested HWPT). */
+export const DOMAIN_NESTED: u32 = 4;
+/** Paging domain flags (DOMAIN_FLAGS): may be a nesting parent (IOMMU_HWPT_ALLOC_NEST_PARENT). */
+export const DOMAIN_F_NEST_PARENT: u32 = 16;
+/** Hardware dirty tracking is on (VT-d SSADE, SMMUv3 HTTU HD, AMD HAD, RISC-V SADE). */
+export const DOMAIN_F_DIRTY: u32 = 32;
+/** The domain was created able to track dirty pages (IOMMU_HWPT_ALLOC_DIRTY_TRACKING). */
+export const DOMAIN_F_DIRTY_CAP: u32 = 64;
+
+// PASID binding table: (requester, PASID) -> domain, the union of every device's PASID table
+// (VT-d scalable-mode PASID table, SMMUv3 CD table by SSID, AMD GCR3 table, RISC-V PDT).
+//   0 rid u32 | 4 pasid u32 | 8 domain + 1 u32 (0 = free slot) | 12 reserved
+// IOTLB entries of a PASID request are tagged by the slot: tag domain = dom | (slot + 1) << 11.
+export const MAX_PASID_BINDINGS: u32 = 4095;
+export const PASID_STRIDE: u32 = 16;
+export const PASID_MAX_BITS: u32 = 20;
+/** Bits of a tagged domain id that hold the domain itself. */
+export const TAG_DOMAIN_BITS: u32 = 11;
+
+// Device record (DEVICE_STRIDE bytes):
+//   0 rid u32 | 4 domain i32 (-1 none) | 8 unit u32 | 12 PASID width u8 | 13 flags u8 (DEV_F_*)
+//  16 DMA PASID + 1 u32 (0: DMA without PASID) | 20 ATC ptr u32 | 24 ATC sets u32 | 28 ATC ways u32
+export const DEVICE_RECORD_STRIDE: u32 = 32;
+export const DEV_PASID_BITS: u32 = 12;
+export const DEV_FLAGS: u32 = 13;
+export const DEV_DMA_PASID: u32 = 16;
+export const DEV_ATC_PTR: u32 = 20;
+export const DEV_ATC_SETS: u32 = 24;
+export const DEV_ATC_WAYS: u32 = 28;
+export const DEV_F_ATS: u32 = 1;
+export const DEV_F_PRI: u32 = 2;
+
+/** Fault reasons of issue 16: no domain for the request's PASID; a page request sent instead. */
+export const FAULT_NO_PASID: u32 = 10;
+/** Status of a translation answered by a page request (PRI): the device waits and retries. */
+export const EAGAIN: i32 = -11;
+
+// Fault record, bytes 32..47: 32 PASID + 1 u32 (0 none) | 36 reserved | 40 IPA u64 (a stage-2
+// fault: the stage-1 table fetch or output address it failed on).
+export const FAULT_PASID: u32 = 32;
+export const FAULT_IPA: u32 = 40;
+/** Flags: SMMUv3 event CLASS=TT, the stage-2 fault happened on a stage-1 table fetch. */
+export const FAULT_F_CLASS_TT: u32 = 4;
+/** The fault is on a nested domain's stage 1 (guest table). */
+export const FAULT_F_NESTED: u32 = 8;
+
+/** VT-d scalable mode: PASID-table entry not present (QEMU VTD_FR_PASID_ENTRY_P). */
+export const VTD_FR_PASID_ENTRY_P: u32 = 0x59;
+/** SMMUv3: SubstreamID beyond the CD table (C_BAD_SUBSTREAMID) or an invalid CD (C_BAD_CD). */
+export const SMMU_EVT_C_BAD_SUBSTREAMID: u32 = 0x08;
+export const SMMU_EVT_C_BAD_CD: u32 = 0x0a;
+/** RISC-V IOMMU: process-directory entry not valid. */
+export const RISCV_CAUSE_PDT_INVALID: u32 = 266;
+
+// Page-request record (PRQ_STRIDE bytes): 0 iova u64 | 8 rid u32 | 12 PASID + 1 u32 | 16 access u32
+export const PRQ_STRIDE: u32 = 24;
+
+// Nested walk trace: stage-2 levels, each TRACE_STRIDE bytes whose level field is
+// (stage-1 step << 8) | stage-2 depth; stage-1 step TRACE_MAX is the walk of the output address.
+export const TRACE2_MAX: u32 = 42;
+
+// readAndClearDirty flags (iommufd IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR).
+export const DIRTY_NO_CLEAR: u32 = 1;
+/** Bitmap bits readAndClearDirty can return in one call (the staging area). */
+export const DIRTY_MAX_PAGES: u32 = STAGING_SIZE * 8;
+
+// Result block, bytes 48..63: 48 stage-2 trace entries of the last nested walk u32
+//  52 fault flags of the last failed translation u32 (FAULT_F_*) | 56 fault IPA u64
+export const RES_TRACE2: u32 = 48;
+export const RES_FAULT_FLAGS: u32 = 52;
+export const RES_FAULT_IPA: u32 = 56;

@@ -7,7 +7,8 @@ import {
   ABI_VERSION, OK, EINVAL, ENOENT, ENODEV, ENOMEM, PAGE_SIZE, PAGE_SHIFT, DOMAIN_TYPE, DOMAIN_PAGING, DOMAIN_UNIT,
   DOMAIN_MAPPED, RES_STATUS, RES_VALUE, RES_BYTES, RES_SHIFT, RES_PERM, RES_FAULT_REASON,
   RES_FAULT_CODE, RES_FAULT_IOVA, RES_FAULT_SIDE, UNIT_FAULT_OVERFLOW, BATCH_MAX, BATCH_OUT,
-  BATCH_STATUS, MAPDESC_STRIDE, FAULT_STRIDE, STAGING_SIZE, REGION_DIRECT,
+  BATCH_STATUS, MAPDESC_STRIDE, FAULT_STRIDE, STAGING_SIZE, REGION_DIRECT, DOMAIN_NESTED, RES_TRACE2,
+  RES_FAULT_FLAGS, RES_FAULT_IPA, PASID_MAX_BITS, PRQ_STRIDE, FAULT_F_STAGE2, FAULT_F_CLASS_TT, FAULT_F_NESTED,
 } from './abi';
 import * as state from './state';
 import { initLayout, fixedBytes } from './state';
@@ -23,7 +24,14 @@ import {
 } from './iommu/unit';
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
 import { drainFaults } from './iommu/fault';
-import { translate as translateImpl, translateMany, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
+import { translate as translateImpl, translateMany, translateManyIn, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus, tFlags, tIpa } from './iommu/translate';
+import {
+  enablePasid as enablePasidImpl, attachPasid as attachPasidImpl, pasidDomain as pasidDomainImpl,
+  setDmaPasid as setDmaPasidImpl, invalidatePasid as invalidatePasidImpl, pasidHandle,
+} from './iommu/pasid';
+import { enableAts as enableAtsImpl, drainPageRequests } from './iommu/ats';
+import { createNested as createNestedImpl, nestedWalk, publishTrace, nDepth, nTrace2, nOut, nShift, nPerm, nStage, nFetch, nIpa } from './pgtable/nested';
+import { readAndClearDirty as readAndClearDirtyImpl, setDirtyTracking as setDirtyTrackingImpl } from './pgtable/dirty';
 export { dmaCopy, dmaCopyV, dmaRead, dmaWrite, dmaFill } from './dma/engine';
 import { hostAccess } from './dma/engine';
 
@@ -213,8 +221,11 @@ export function unmapBatch(dom: u32, n: u32): i64 {
  * ENOENT/ENODEV. On 0: RES_VALUE = output address, RES_SHIFT, RES_PERM; RES_BYTES = levels traced.
  */
 export function walk(dom: u32, iova: u64): i32 {
+  const n = domainOf(dom);
+  if (n != 0 && load<u32>(n + DOMAIN_TYPE) == DOMAIN_NESTED) return walkNestedDomain(n, iova);
   const d = pagingDomain(dom);
   if (d == 0) return load<i32>(state.gResult + RES_STATUS);
+  store<u32>(state.gResult + RES_TRACE2, 0);
   const reason = walkImpl(d, iova, true);
   store<u64>(state.gResult + RES_BYTES, wDepth);
   if (reason == 0) {
@@ -225,7 +236,35 @@ export function walk(dom: u32, iova: u64): i32 {
   return <i32>reason;
 }
 
+/**
+ * The software walk of a nested domain: stage-1 levels in the trace block (RES_BYTES of them),
+ * each stage-2 walk's levels after them in the stage-2 trace (RES_TRACE2 entries, level field
+ * step << 8 | depth). On a fault RES_FAULT_FLAGS says the stage (FAULT_F_STAGE2, CLASS_TT) and
+ * RES_FAULT_IPA the IPA stage 2 failed on.
+ */
+function walkNestedDomain(d: usize, iova: u64): i32 {
+  const reason = nestedWalk(d, iova, 0, true);
+  publishTrace();
+  store<u64>(state.gResult + RES_BYTES, nDepth);
+  store<u32>(state.gResult + RES_TRACE2, nTrace2);
+  if (reason == 0) {
+    store<u64>(state.gResult + RES_VALUE, nOut);
+    store<u32>(state.gResult + RES_SHIFT, nShift);
+    store<u32>(state.gResult + RES_PERM, nPerm);
+    store<u32>(state.gResult + RES_FAULT_FLAGS, 0);
+  } else {
+    store<u32>(state.gResult + RES_FAULT_FLAGS, FAULT_F_NESTED | (nStage == 2 ? FAULT_F_STAGE2 | (nFetch ? FAULT_F_CLASS_TT : 0) : 0));
+    store<u64>(state.gResult + RES_FAULT_IPA, nIpa);
+  }
+  return <i32>reason;
+}
+
+/** Linear address of the stage-2 trace of the last nested walk (TRACE_MAX entries in). */
+export function trace2Ptr(): usize { return state.gTrace2; }
+
 function storeFault(iova: u64): void {
+  store<u32>(state.gResult + RES_FAULT_FLAGS, tFlags);
+  store<u64>(state.gResult + RES_FAULT_IPA, tIpa);
   store<u32>(state.gResult + RES_FAULT_REASON, tReason);
   store<u32>(state.gResult + RES_FAULT_CODE, tCode);
   store<u64>(state.gResult + RES_FAULT_IOVA, iova);
@@ -258,6 +297,74 @@ export function translateBatch(rid: u32, n: u32, access: u32): i32 {
   if (n > BATCH_MAX || access == 0 || access > 3) return EINVAL;
   const inp = state.gStaging;
   return <i32>translateMany(rid, access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
+}
+
+// ---- PASID ----
+
+/** See iommu/pasid.ts enablePasid: `bits` of PASID for `rid` (0 disables). */
+export function enablePasid(rid: u32, bits: u32): i32 { return enablePasidImpl(rid, bits); }
+/** Binds (rid, pasid) to `dom`, replaces (replace != 0) or unbinds (dom -1). See iommu/pasid.ts. */
+export function attachPasid(rid: u32, pasid: u32, dom: i32, replace: u32): i32 { return attachPasidImpl(rid, pasid, dom, replace != 0); }
+/** The domain (rid, pasid) is bound to, or -1. */
+export function pasidDomain(rid: u32, pasid: u32): i32 { return pasidDomainImpl(rid, pasid); }
+/** The PASID `rid`'s DMA carries (0xffffffff: none). OK, EINVAL, ENODEV. */
+export function setDmaPasid(rid: u32, pasid: u32): i32 { return setDmaPasidImpl(rid, pasid); }
+/** Invalidates `pasid`'s IOTLB entries of domain `dom` in [start, end). Bindings matched, or ENOENT/EINVAL. */
+export function invalidatePasid(dom: u32, pasid: u32, start: u64, end: u64): i32 {
+  if (end <= start && end != 0) return EINVAL;
+  return invalidatePasidImpl(dom, pasid, start & ~(<u64>PAGE_SIZE - 1), end);
+}
+/** translate() of a request of `rid` tagged with `pasid`. */
+export function translatePasid(rid: u32, pasid: u32, iova: u64, access: u32): i32 {
+  if (access == 0 || access > 3 || (pasid >> PASID_MAX_BITS) != 0) return EINVAL;
+  if (!translateImpl(rid, pasidHandle(rid, pasid), iova, access)) {
+    storeFault(iova);
+    return tStatus;
+  }
+  store<u64>(state.gResult + RES_VALUE, tOut);
+  store<u32>(state.gResult + RES_SHIFT, tShift);
+  store<u32>(state.gResult + RES_PERM, tPerm);
+  return OK;
+}
+/** translateBatch() of requests of `rid` tagged with `pasid`. */
+export function translateBatchPasid(rid: u32, pasid: u32, n: u32, access: u32): i32 {
+  if (n > BATCH_MAX || access == 0 || access > 3 || (pasid >> PASID_MAX_BITS) != 0) return EINVAL;
+  const inp = state.gStaging;
+  return <i32>translateManyIn(rid, pasidHandle(rid, pasid), access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
+}
+
+// ---- nested, dirty tracking ----
+
+/** See pgtable/nested.ts createNested. The domain id or a negative errno. */
+export function createNested(parent: u32, format: u32, ias: u32, oas: u32, granule: u32, flags: u32, root: u64): i32 {
+  return createNestedImpl(parent, format, ias, oas, granule, flags, root);
+}
+/** set_dirty_tracking of paging domain `dom`: OK, ENOENT, ENODEV, EINVAL (not dirty-capable). */
+export function setDirtyTracking(dom: u32, on: u32): i32 {
+  const d = pagingDomain(dom);
+  if (d == 0) return load<i32>(state.gResult + RES_STATUS);
+  return setDirtyTrackingImpl(d, on != 0);
+}
+/**
+ * read_and_clear_dirty over [iova, iova + length) in pages of `pageSize`: the bitmap goes to
+ * staging (u64 words, LSB first). Returns the dirty pages, or ENOENT, ENODEV, EINVAL.
+ */
+export function readAndClearDirty(dom: u32, iova: u64, length: u64, pageSize: u64, flags: u32): i64 {
+  const d = pagingDomain(dom);
+  if (d == 0) return <i64>load<i32>(state.gResult + RES_STATUS);
+  return readAndClearDirtyImpl(d, dom, iova, length, pageSize, flags, state.gStaging);
+}
+
+// ---- ATS, page requests ----
+
+/** See iommu/ats.ts enableAts. */
+export function enableAts(rid: u32, sets: u32, ways: u32, pri: u32): i32 { return enableAtsImpl(rid, sets, ways, pri); }
+/** Moves up to `max` page requests of `unit` to staging (PRQ_STRIDE each). The count, or ENOENT/EINVAL. */
+export function pageRequestsDrain(unit: u32, max: u32): i32 {
+  const u = unitOf(unit);
+  if (u == 0) return ENOENT;
+  if (max > STAGING_SIZE / PRQ_STRIDE) return EINVAL;
+  return <i32>drainPageRequests(u, state.gStaging, max);
 }
 
 // ---- peer-to-peer routes ----

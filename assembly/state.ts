@@ -17,7 +17,8 @@
 import {
   OK, ENOMEM, EBUSY, EINVAL, PAGE_SIZE, RESULT_SIZE, STAGING_SIZE, MAX_REGIONS, REGION_STRIDE,
   MAX_UNITS, UNIT_STRIDE, MAX_DOMAINS, DOMAIN_STRIDE, MAX_DEVICES, TRACE_STRIDE, TRACE_MAX,
-  STAT_CHUNKS_TOTAL, MAX_P2P_WINDOWS, P2P_WINDOW_STRIDE,
+  STAT_CHUNKS_TOTAL, MAX_P2P_WINDOWS, P2P_WINDOW_STRIDE, DEVICE_RECORD_STRIDE, MAX_PASID_BINDINGS,
+  PASID_STRIDE, TRACE2_MAX,
 } from './abi';
 
 export let gResult: usize = 0;
@@ -30,6 +31,8 @@ export let gDomains: usize = 0;
 export let gDevices: usize = 0;
 export let gTrace: usize = 0;
 export let gWindows: usize = 0;
+export let gPasids: usize = 0; // PASID binding table (iommu/pasid.ts)
+export let gTrace2: usize = 0; // stage-2 levels of the last nested walk trace (pgtable/nested.ts)
 export let gPathTable: usize = 0; // 8 x u64: tables visited by the last descent (pgtable/engine)
 export let gPathSlot: usize = 0;  // 8 x u64: their slots
 export let gFlushSeen: usize = 0; // MAX_DOMAINS bits (iommu/unit flushQueue)
@@ -48,10 +51,11 @@ export let gReady: bool = false;
 // write the host's memory.
 
 /**
- * Device record: 0 rid u32 | 4 domain i32 (-1 = none) | 8 unit u32 (the unit the requester sits
- * behind, kept across detach so a detached requester's faults are still reported) | 12 reserved.
+ * Device record (abi.ts DEVICE_RECORD_STRIDE): 0 rid u32 | 4 domain i32 (-1 = none) | 8 unit u32
+ * (the unit the requester sits behind, kept across detach so a detached requester's faults are
+ * still reported) | 12.. PASID width, flags, DMA PASID, ATC (abi.ts DEV_*).
  */
-export const DEVICE_STRIDE: u32 = 16;
+export const DEVICE_STRIDE: u32 = DEVICE_RECORD_STRIDE;
 export const DEVICE_NO_UNIT: u32 = 0xffffffff;
 
 @inline function alignUp(x: usize, a: usize): usize {
@@ -64,6 +68,7 @@ export function fixedBytes(): u32 {
   p += <usize>(MAX_REGIONS * REGION_STRIDE) + <usize>(MAX_UNITS * UNIT_STRIDE);
   p += <usize>(MAX_DOMAINS * DOMAIN_STRIDE) + <usize>(MAX_DEVICES * DEVICE_STRIDE);
   p += <usize>(TRACE_MAX * TRACE_STRIDE) + <usize>(MAX_P2P_WINDOWS * P2P_WINDOW_STRIDE);
+  p += <usize>(MAX_PASID_BINDINGS * PASID_STRIDE) + <usize>(TRACE2_MAX * TRACE_STRIDE);
   p += SCRATCH_BYTES;
   return <u32>alignUp(p, PAGE_SIZE);
 }
@@ -114,6 +119,8 @@ export function initLayout(base: usize, bytes: u32): i32 {
   gDevices = p; p += <usize>(MAX_DEVICES * DEVICE_STRIDE);
   gTrace = p; p += <usize>(TRACE_MAX * TRACE_STRIDE);
   gWindows = p; p += <usize>(MAX_P2P_WINDOWS * P2P_WINDOW_STRIDE);
+  gPasids = p; p += <usize>(MAX_PASID_BINDINGS * PASID_STRIDE);
+  gTrace2 = p; p += <usize>(TRACE2_MAX * TRACE_STRIDE);
   gPathTable = p; p += PATH_BYTES;
   gPathSlot = p; p += PATH_BYTES;
   gFlushSeen = p; p += <usize>(MAX_DOMAINS / 8);

@@ -163,6 +163,35 @@ export interface CoreExports {
   addP2pRoute(rid: number, bus: bigint, size: bigint, cpu: bigint): number;
   /** Removes `rid`'s peer route starting at `bus`. 0 or -ENOENT. */
   removeP2pRoute(rid: number, bus: bigint): number;
+  /** Linear address of the stage-2 trace of the last nested walk. */
+  trace2Ptr(): number;
+  /** Enables `bits` of PASID on `rid` (0 disables). 0, -ENODEV (no unit), -EOPNOTSUPP (VT-d legacy mode), -EINVAL, -EBUSY. */
+  enablePasid(rid: number, bits: number): number;
+  /**
+   * Binds (rid, pasid) to `dom`, replaces its domain (`replace` 1), or unbinds it (`dom` -1):
+   * 0, -EINVAL, -EOPNOTSUPP, -EBUSY, -ENOENT, -ENODEV, -ENOSPC (assembly/iommu/pasid.ts).
+   */
+  attachPasid(rid: number, pasid: number, dom: number, replace: number): number;
+  /** The domain (rid, pasid) is bound to, or -1. */
+  pasidDomain(rid: number, pasid: number): number;
+  /** The PASID `rid`'s DMA requests carry (0xffffffff: none). 0, -EINVAL, -ENODEV. */
+  setDmaPasid(rid: number, pasid: number): number;
+  /** Invalidates `pasid`'s IOTLB entries of `dom` in [start, end). Bindings matched, or -ENOENT / -EINVAL. */
+  invalidatePasid(dom: number, pasid: number, start: bigint, end: bigint): number;
+  /** translate() of a request tagged with `pasid`. */
+  translatePasid(rid: number, pasid: number, iova: bigint, access: number): number;
+  /** translateBatch() of requests tagged with `pasid`. */
+  translateBatchPasid(rid: number, pasid: number, n: number, access: number): number;
+  /** A nested domain over stage-2 domain `parent`, stage 1 of `format` at IPA `root`. The id or -errno. */
+  createNested(parent: number, format: number, ias: number, oas: number, granule: number, flags: number, root: bigint): number;
+  /** set_dirty_tracking: 0, -ENOENT, -ENODEV, -EOPNOTSUPP (not created dirty-capable). */
+  setDirtyTracking(dom: number, on: number): number;
+  /** read_and_clear_dirty: the bitmap goes to staging; returns the dirty pages or -errno. */
+  readAndClearDirty(dom: number, iova: bigint, length: bigint, pageSize: bigint, flags: number): bigint;
+  /** Enables ATS with a `sets` x `ways` ATC on `rid`, and PRI when `pri` is 1. 0 or -errno. */
+  enableAts(rid: number, sets: number, ways: number, pri: number): number;
+  /** Moves up to `max` page requests of `unit` to staging (`ABI.PRQ_STRIDE` each). The count or -errno. */
+  pageRequestsDrain(unit: number, max: number): number;
 }
 
 /** The standalone builds of the core: `debug` (assertions, names) or `release` (-O3, what bundles carry). */
@@ -307,6 +336,8 @@ export interface CoreLayout {
   domains: number;
   /** The page-walk trace filled by `walk` (`ABI.TRACE_STRIDE` per level). */
   trace: number;
+  /** The stage-2 trace of a nested `walk`: stage-1 levels, then `RES_TRACE2` stage-2 entries from `ABI.TRACE_MAX`. */
+  trace2: number;
 }
 
 /** One instance of the core: its exports, views and the addresses of its shared blocks. */
@@ -390,7 +421,7 @@ export class Core {
     const e = this.exports;
     this.layout = {
       result: e.resultPtr(), stats: e.statsPtr(), staging: e.stagingPtr(), regions: e.regionsPtr(),
-      units: e.unitsPtr(), domains: e.domainsPtr(), trace: e.tracePtr(),
+      units: e.unitsPtr(), domains: e.domainsPtr(), trace: e.tracePtr(), trace2: e.trace2Ptr(),
     };
   }
 

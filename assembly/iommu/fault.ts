@@ -19,7 +19,8 @@ import {
   RISCV_CAUSE_DDT_INVALID, UNIT_FLAGS, UNIT_F_COLLAPSE, UNIT_F_SCALABLE, UNIT_STAT_COLLAPSED,
   FAULT_F_FIRST_STAGE, VTD_FR_FS_PAGING_ENTRY_P, VTD_FR_FS_PAGING_ENTRY_RSVD, VTD_FR_FS_NON_CANONICAL,
   VTD_FR_FS_PAGING_ENTRY_US, VTD_FR_SM_WRITE,
-  EFAULT, EACCES, ERANGE, EPERM, ENODEV,
+  EFAULT, EACCES, ERANGE, EPERM, ENODEV, FAULT_NO_PASID, VTD_FR_PASID_ENTRY_P, SMMU_EVT_C_BAD_SUBSTREAMID,
+  SMMU_EVT_C_BAD_CD, RISCV_CAUSE_PDT_INVALID, FAULT_PASID, FAULT_IPA,
 } from '../abi';
 
 /**
@@ -30,6 +31,14 @@ import {
  */
 export function familyCode(family: u32, reason: u32, access: u32, outputSide: bool, unitFlags: u32, flags: u32 = 0): u32 {
   const write = (access & ACCESS_WRITE) != 0;
+  if (reason == FAULT_NO_PASID) {
+    // The PASID has no entry: VT-d PASID-table entry not present, SMMUv3 SSID beyond the CD
+    // table (`outputSide` says so) or an invalid CD, AMD an I/O page fault, RISC-V PDT invalid.
+    if (family == FAMILY_VTD) return VTD_FR_PASID_ENTRY_P;
+    if (family == FAMILY_AMDVI) return AMDVI_EVT_IO_PAGE_FAULT;
+    if (family == FAMILY_RISCV) return RISCV_CAUSE_PDT_INVALID;
+    return outputSide ? SMMU_EVT_C_BAD_SUBSTREAMID : SMMU_EVT_C_BAD_CD;
+  }
   if (family == FAMILY_VTD && (flags & FAULT_F_FIRST_STAGE) != 0) {
     // First-stage (x86-64) walk: QEMU vtd_iova_to_flpte's reasons.
     switch (reason) {
@@ -87,7 +96,8 @@ export function reasonStatus(reason: u32): i32 {
     case FAULT_ACCESS_FLAG: return EACCES;
     case FAULT_ADDRESS_SIZE: return ERANGE;
     case FAULT_BLOCKED: return EPERM;
-    case FAULT_NO_DOMAIN: return ENODEV;
+    case FAULT_NO_DOMAIN:
+    case FAULT_NO_PASID: return ENODEV;
     case FAULT_RESERVED_BIT:
     default: return EFAULT;
   }
@@ -109,10 +119,12 @@ function pendingFrom(u: usize, rid: u32): bool {
 }
 
 /**
- * Appends a record to unit `u`'s ring (FAULT_F_* in `flags`). Returns the family code; the record
+ * Appends a record to unit `u`'s ring (FAULT_F_* in `flags`; the request's PASID + 1, 0 for
+ * none; the IPA a stage-2 fault failed on). Returns the family code; the record
  * may be dropped (ring full, VT-d overflow pending, collapsed), as the hardware drops it.
  */
-export function recordFault(u: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool, flags: u32 = 0): u32 {
+export function recordFault(u: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool, flags: u32 = 0,
+  pasidTag: u32 = 0, ipa: u64 = 0): u32 {
   const family = load<u32>(u + UNIT_FAMILY);
   const unitFlags = load<u32>(u + UNIT_FLAGS);
   const code = familyCode(family, reason, access, outputSide, unitFlags, flags);
@@ -140,6 +152,8 @@ export function recordFault(u: usize, rid: u32, dom: i32, iova: u64, access: u32
   store<u32>(r + FAULT_CODE, code);
   store<u32>(r + FAULT_SEQ, seq);
   store<u32>(r + FAULT_FLAGS, flags);
+  store<u32>(r + FAULT_PASID, pasidTag);
+  store<u64>(r + FAULT_IPA, ipa);
   store<u32>(u + UNIT_FAULT_COUNT, count + 1);
   return code;
 }

@@ -9,6 +9,7 @@ import {
   UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, UNIT_TLB_RR, UNIT_SIZES_CACHED, TLB_STRIDE, TLB_VPN,
   TLB_OUT, TLB_TAG, TLB_PERM, UNIT_STAT_INVALIDATIONS, UNIT_STAT_INVALIDATED,
 } from '../abi';
+import { afterInvalidate } from './inval';
 
 /** Largest page shift an entry holds (the bitmap of cached sizes is one u32 from 4K). */
 export const TLB_MAX_SHIFT: u32 = 43;
@@ -143,6 +144,8 @@ export function tlbInvalidateRange(u: usize, dom: u32, start: u64, end: u64): vo
   }
   bump(u, UNIT_STAT_INVALIDATIONS, 1);
   bump(u, UNIT_STAT_INVALIDATED, n);
+  // What else caches the domain: its PASID-tagged entries, nested domains over it, device ATCs.
+  afterInvalidate(u, dom, start, end);
 }
 
 /** Valid entries, for leak checks. */

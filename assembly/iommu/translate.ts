@@ -6,8 +6,14 @@ import {
   UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS, UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED,
   UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT, TLB_PERM, OK, UNIT_FAMILY, FAMILY_VTD,
   VTD_INTR_FIRST, VTD_INTR_LAST, FAULT_INTERRUPT_ADDR, DOMAIN_FORMAT, FMT_ARM_LPAE_S2, FAULT_F_STAGE2,
-  FMT_X86_64, FAULT_F_FIRST_STAGE,
+  FMT_X86_64, FAULT_F_FIRST_STAGE, DOMAIN_NESTED, FAULT_F_NESTED, FAULT_F_CLASS_TT, FAULT_TRANSLATION,
+  FAULT_ACCESS_FLAG, FAULT_NO_PASID, EAGAIN, DEV_DMA_PASID, DEV_FLAGS, DEV_F_ATS, DEV_PASID_BITS,
+  UNIT_ATS_DEVICES, UNIT_STAT_ATC_HITS, UNIT_STAT_ATS_REQUESTS, UNIT_STAT_PASID_HITS, UNIT_STAT_NESTED_WALKS,
 } from '../abi';
+import { pasidHandle, handleUnbound, handleSlot, handleDomain, slotPasid, slotTag } from './pasid';
+import { atcLookup, atcInsert, atcOut, atcPerm, priEnabled, pageRequest } from './ats';
+import { nestedWalk, nOut, nShift, nPerm, nCache, nStage, nFetch, nIpa, nDepth } from '../pgtable/nested';
+import { tracksDirty, dirtyAfterWalk, dCachePerm } from '../pgtable/dirty';
 import { domainAt, unitAt, deviceOf, deviceUnit } from './unit';
 import { DEVICE_NO_UNIT } from '../state';
 import { tlbLookup, tlbInsert, hitOut, hitShift, hitPerm, probe, sizeBit } from './iotlb';
@@ -25,23 +31,37 @@ export let tPerm: u32 = 0;
 export let tReason: u32 = 0;
 export let tCode: u32 = 0;
 export let tStatus: i32 = 0;
+export let tFlags: u32 = 0; // FAULT_F_* of the failure
+export let tIpa: u64 = 0;   // the IPA of a stage-2 failure
 
 @inline function bump(u: usize, off: u32): void {
   store<u64>(u + off, load<u64>(u + off) + 1);
 }
 
-/** Resolves `rid` to its domain: an id, DOMAIN_DIRECT, or -1. RID_PHYS is always direct. */
+/**
+ * Resolves `rid` to what translate() takes: a domain id, DOMAIN_DIRECT, -1 (none), or, when the
+ * device's DMA carries a PASID (setDmaPasid), the PASID handle (iommu/pasid.ts). RID_PHYS is
+ * always direct.
+ */
 @inline export function domainOfRid(rid: u32): i32 {
   if (rid == RID_PHYS) return DOMAIN_DIRECT;
   const p = deviceOf(rid);
-  return p == 0 ? -1 : load<i32>(p + 4);
+  if (p == 0) return -1;
+  const dp = load<u32>(p + DEV_DMA_PASID);
+  return dp == 0 ? load<i32>(p + 4) : pasidHandle(rid, dp - 1);
 }
 
+// The request being translated: its PASID (+1; 0 none) and, for an ATS device, its record.
+let cPasid: u32 = 0;
+let cDev: usize = 0;
+
 /**
- * Translates `iova` for requester `rid` in domain `dom` (from domainOfRid) for `access`. A bus
- * address inside a peer route goes to the peer without the IOMMU (see p2p.ts).
+ * Translates `iova` for requester `rid` in domain `dom` (from domainOfRid, or a PASID handle)
+ * for `access`. A bus address inside a peer route goes to the peer without the IOMMU (p2p.ts);
+ * an ATS device's ATC answers first (ats.ts).
  * Returns true and sets tOut/tEnd/tShift/tPerm, or false with tReason/tCode/tStatus set and a
- * fault record queued on the unit (a requester with no domain has no unit to record on).
+ * fault record queued on the unit (a requester with no domain has no unit to record on), or a
+ * page request queued instead for a PRI device (status EAGAIN).
  */
 export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
   if (route(rid, iova)) {
@@ -52,39 +72,91 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
     tOut = iova; tEnd = 0; tShift = 64; tPerm = ACCESS_READ | ACCESS_WRITE;
     return true;
   }
+  let tdom = <u32>dom;
+  cPasid = 0;
+  cDev = 0;
+  if (dom < DOMAIN_DIRECT) {
+    // A request with a PASID.
+    const h = <u32>dom;
+    if (handleUnbound(h)) return noPasid(rid, h & 0xfffff, iova, access);
+    const slot = handleSlot(h);
+    dom = handleDomain(h);
+    cPasid = slotPasid(slot) + 1;
+    tdom = slotTag(<u32>dom, slot);
+  }
   if (dom < 0) {
     const unit = deviceUnit(rid);
     if (unit != DEVICE_NO_UNIT) return fail(unitAt(unit), 0, rid, -1, iova, access, FAULT_NO_DOMAIN, false);
     // A requester behind no known unit: nothing can record the fault.
-    tReason = FAULT_NO_DOMAIN; tCode = 0; tStatus = reasonStatus(FAULT_NO_DOMAIN);
+    tReason = FAULT_NO_DOMAIN; tCode = 0; tFlags = 0; tIpa = 0; tStatus = reasonStatus(FAULT_NO_DOMAIN);
     return false;
   }
   const d = domainAt(<u32>dom);
   const u = unitAt(load<u32>(d + DOMAIN_UNIT));
-  bump(u, UNIT_STAT_TRANSLATIONS);
-  const type = load<u32>(d + DOMAIN_TYPE);
-  if (type == DOMAIN_PAGING) {
-    // Only 4K leaves cached (the common case): one inline probe.
-    if (load<u32>(u + UNIT_SIZES_CACHED) == sizeBit(12)) {
-      const e = probe(<usize>load<u32>(u + UNIT_TLB_PTR), load<u32>(u + UNIT_TLB_SETS), load<u32>(u + UNIT_TLB_WAYS), <u32>dom, 12, iova >> 12);
-      if (e != 0) {
-        bump(u, UNIT_STAT_HITS);
-        const perm = load<u32>(e + TLB_PERM);
-        if ((perm & access) != access) return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
-        tOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
-        tShift = 12;
-        tPerm = perm;
-        tEnd = (iova | 0xfff) + 1;
+  if (load<u32>(u + UNIT_ATS_DEVICES) != 0) {
+    const p = deviceOf(rid);
+    if (p != 0 && (<u32>load<u8>(p + DEV_FLAGS) & DEV_F_ATS) != 0) {
+      // A translated request: the device's ATC holds it, the IOMMU is not involved.
+      if (atcLookup(p, tdom, iova) && (atcPerm & access) == access) {
+        bump(u, UNIT_STAT_ATC_HITS);
+        tOut = atcOut; tShift = 12; tPerm = atcPerm; tEnd = (iova | 0xfff) + 1;
         return true;
       }
-    } else if (tlbLookup(u, <u32>dom, iova)) {
-      bump(u, UNIT_STAT_HITS);
-      if ((hitPerm & access) != access) return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
-      setLeaf(iova, hitOut, hitShift, hitPerm);
+      // A translation request; the completion fills the ATC.
+      cDev = p;
+      bump(u, UNIT_STAT_ATS_REQUESTS);
+      if (!translateIn(u, d, rid, dom, tdom, iova, access)) return false;
+      const keep = tracksDirty(d) && (access & ACCESS_WRITE) == 0 ? tPerm & ~ACCESS_WRITE : tPerm;
+      atcInsert(p, tdom, iova, tOut, keep);
       return true;
     }
+  }
+  return translateIn(u, d, rid, dom, tdom, iova, access);
+}
+
+/** Whether a cached translation lacking `access` must be walked again rather than fault. */
+@inline function rewalks(d: usize): bool {
+  return load<u32>(d + DOMAIN_TYPE) == DOMAIN_NESTED || tracksDirty(d);
+}
+
+/** translate() in domain record `d` (id `dom`) of unit `u`, IOTLB tag domain `tdom`. */
+function translateIn(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u64, access: u32): bool {
+  bump(u, UNIT_STAT_TRANSLATIONS);
+  const type = load<u32>(d + DOMAIN_TYPE);
+  if (type == DOMAIN_PAGING || type == DOMAIN_NESTED) {
+    // Only 4K leaves cached (the common case): one inline probe.
+    if (load<u32>(u + UNIT_SIZES_CACHED) == sizeBit(12)) {
+      const e = probe(<usize>load<u32>(u + UNIT_TLB_PTR), load<u32>(u + UNIT_TLB_SETS), load<u32>(u + UNIT_TLB_WAYS), tdom, 12, iova >> 12);
+      if (e != 0) {
+        const perm = load<u32>(e + TLB_PERM);
+        if ((perm & access) == access) {
+          bump(u, UNIT_STAT_HITS);
+          if (cPasid != 0) bump(u, UNIT_STAT_PASID_HITS);
+          tOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
+          tShift = 12;
+          tPerm = perm;
+          tEnd = (iova | 0xfff) + 1;
+          return true;
+        }
+        if (!rewalks(d)) {
+          bump(u, UNIT_STAT_HITS);
+          return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
+        }
+      }
+    } else if (tlbLookup(u, tdom, iova)) {
+      if ((hitPerm & access) == access) {
+        bump(u, UNIT_STAT_HITS);
+        if (cPasid != 0) bump(u, UNIT_STAT_PASID_HITS);
+        setLeaf(iova, hitOut, hitShift, hitPerm);
+        return true;
+      }
+      if (!rewalks(d)) {
+        bump(u, UNIT_STAT_HITS);
+        return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
+      }
+    }
     bump(u, UNIT_STAT_MISSES);
-    return slowPath(u, d, rid, dom, iova, access);
+    return slowPath(u, d, rid, dom, tdom, iova, access);
   }
   if (type == DOMAIN_IDENTITY) {
     tOut = iova; tEnd = 0; tShift = 64; tPerm = ACCESS_READ | ACCESS_WRITE;
@@ -101,35 +173,92 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
 }
 
 /** Records a fault of requester `rid` (domain record `d`, 0 when none) on unit `u`. */
-@inline function fail(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool): bool {
-  tReason = reason;
+function fail(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool): bool {
   // A stage-2 table's faults are stage-2 faults (SMMUv3 event records carry S2 and the IPA).
   // An x86-64 table's are first-stage ones (VT-d reports the first-stage reasons).
   const fmt = d != 0 ? load<u32>(d + DOMAIN_FORMAT) : 0;
-  const flags: u32 = fmt == FMT_ARM_LPAE_S2 ? FAULT_F_STAGE2 : fmt == FMT_X86_64 ? FAULT_F_FIRST_STAGE : 0;
-  tCode = recordFault(u, rid, dom, iova, access, reason, outputSide, flags);
+  let flags: u32 = fmt == FMT_ARM_LPAE_S2 ? FAULT_F_STAGE2 : fmt == FMT_X86_64 ? FAULT_F_FIRST_STAGE : 0;
+  if (d != 0 && load<u32>(d + DOMAIN_TYPE) == DOMAIN_NESTED) flags |= FAULT_F_NESTED;
+  return report(u, d, rid, dom, iova, access, reason, outputSide, flags, 0);
+}
+
+/** The fault of a nested walk: the stage nestedWalk() says failed, with the family's flags. */
+function failNested(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32): bool {
+  if (nStage == 2) {
+    const flags = FAULT_F_STAGE2 | FAULT_F_NESTED | (nFetch ? FAULT_F_CLASS_TT : 0);
+    return report(u, d, rid, dom, iova, access, reason, !nFetch, flags, nIpa);
+  }
+  return fail(u, d, rid, dom, iova, access, reason, nDepth > 0);
+}
+
+/**
+ * A failed translation: a page request when the requester is a PRI device and the fault is one
+ * a page request can resolve (nothing mapped, or not with these rights), else a fault record.
+ */
+function report(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32, reason: u32, outputSide: bool, flags: u32, ipa: u64): bool {
+  tReason = reason;
+  tFlags = flags;
+  tIpa = ipa;
+  if (cDev != 0 && priEnabled(cDev) && (reason == FAULT_TRANSLATION || reason == FAULT_PERMISSION || reason == FAULT_ACCESS_FLAG)) {
+    pageRequest(u, rid, cPasid, iova, access);
+    tCode = 0;
+    tStatus = EAGAIN;
+    return false;
+  }
+  tCode = recordFault(u, rid, dom, iova, access, reason, outputSide, flags, cPasid, ipa);
   tStatus = reasonStatus(reason);
   return false;
 }
 
-@inline function slowPath(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32): bool {
+/** A request whose PASID has no domain (PASID-table entry / CD / GCR3 entry not valid). */
+function noPasid(rid: u32, pasid: u32, iova: u64, access: u32): bool {
+  cPasid = pasid + 1;
+  const p = deviceOf(rid);
+  const unit = p == 0 ? DEVICE_NO_UNIT : load<u32>(p + 8);
+  tReason = FAULT_NO_PASID;
+  tFlags = 0;
+  tIpa = 0;
+  tStatus = reasonStatus(FAULT_NO_PASID);
+  if (unit == DEVICE_NO_UNIT) { tCode = 0; return false; }
+  // Beyond the device's PASID width (SMMUv3 C_BAD_SUBSTREAMID) or just unbound (C_BAD_CD).
+  const bits = <u32>load<u8>(p + DEV_PASID_BITS);
+  const beyond = bits == 0 || (pasid >> bits) != 0;
+  tCode = recordFault(unitAt(unit), rid, -1, iova, access, FAULT_NO_PASID, beyond, 0, cPasid, 0);
+  return false;
+}
+
+function slowPath(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u64, access: u32): bool {
   bump(u, UNIT_STAT_WALKS);
-  const reason = walk(d, iova, false, access);
-  if (reason != 0) {
+  let out: u64;
+  let shift: u32;
+  let perm: u32;
+  let cache: u32;
+  if (load<u32>(d + DOMAIN_TYPE) == DOMAIN_NESTED) {
+    bump(u, UNIT_STAT_NESTED_WALKS);
+    const reason = nestedWalk(d, iova, access, false);
+    if (reason != 0) return failNested(u, d, rid, dom, iova, access, reason);
+    out = nOut; shift = nShift; perm = nPerm; cache = nCache;
+  } else {
+    const reason = walk(d, iova, false, access);
     // The input-width check comes before any level, so a fault after a level is on the output.
-    return fail(u, d, rid, dom, iova, access, reason, wDepth > 0);
+    if (reason != 0) return fail(u, d, rid, dom, iova, access, reason, wDepth > 0);
+    out = wOut; shift = wShift; perm = wPerm; cache = perm;
+    if (tracksDirty(d)) {
+      perm = dirtyAfterWalk(d, access, perm);
+      cache = dCachePerm;
+    }
   }
   // VT-d: the interrupt range is never a translation output; a leaf reaching into it faults
   // and is not cached (QEMU vtd_do_iommu_translate; VT-d spec 3.14).
   if (load<u32>(u + UNIT_FAMILY) == FAMILY_VTD) {
-    const base = wOut & ~((<u64>1 << wShift) - 1);
-    if (base <= VTD_INTR_LAST && base + ((<u64>1 << wShift) - 1) >= VTD_INTR_FIRST) {
+    const base = out & ~((<u64>1 << shift) - 1);
+    if (base <= VTD_INTR_LAST && base + ((<u64>1 << shift) - 1) >= VTD_INTR_FIRST) {
       return fail(u, d, rid, dom, iova, access, FAULT_INTERRUPT_ADDR, true);
     }
   }
-  tlbInsert(u, <u32>dom, iova, wOut, wShift, wPerm);
-  if ((wPerm & access) != access) return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
-  setLeaf(iova, wOut, wShift, wPerm);
+  tlbInsert(u, tdom, iova, out, shift, cache);
+  if ((perm & access) != access) return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
+  setLeaf(iova, out, shift, perm);
   return true;
 }
 
@@ -150,6 +279,8 @@ export function extendRun(dom: i32, iova: u64, access: u32, limit: u64): u64 {
   const d = domainAt(<u32>dom);
   if (load<u32>(d + DOMAIN_TYPE) != DOMAIN_PAGING) return first;
   const u = unitAt(load<u32>(d + DOMAIN_UNIT));
+  // An ATS device's requests go through its ATC, one translation each.
+  if (load<u32>(u + UNIT_ATS_DEVICES) != 0) return first;
   const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
   const sets = load<u32>(u + UNIT_TLB_SETS);
   const ways = load<u32>(u + UNIT_TLB_WAYS);
@@ -188,7 +319,11 @@ export function extendRun(dom: i32, iova: u64, access: u32, limit: u64): u64 {
  * Returns the number of faults.
  */
 export function translateMany(rid: u32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
-  const dom = domainOfRid(rid);
+  return translateManyIn(rid, domainOfRid(rid), access, inp, out, sts, n);
+}
+
+/** translateMany for the domain or PASID handle `dom`. */
+export function translateManyIn(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
   let faults: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const off = <usize>i << 3;

@@ -11,7 +11,11 @@ import {
   DOMAIN_F_HAD, DOMAIN_F_SVNAPOT, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FMT_X86_64, FMT_RISCV,
   FMT_AMD_V1, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2, UNMAP_REFUSE, UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY,
   MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_REPLACE_RISCV, UNIT_FLAGS, UNIT_F_COLLAPSE, UNIT_F_SCALABLE,
+  PRQ_STRIDE, UNIT_PRQ_CAP, UNIT_PRQ_PTR, DOMAIN_PARENT, DOMAIN_CHILDREN, DOMAIN_NESTED, DOMAIN_F_DIRTY_CAP,
+  DOMAIN_F_DIRTY, DOMAIN_F_NEST_PARENT,
 } from '../abi';
+import { domainHasPasids } from './pasid';
+import { atcInvalidateRid } from './ats';
 import { gUnits, gDomains, gDevices, gFlushSeen, DEVICE_STRIDE, DEVICE_NO_UNIT } from '../state';
 import { allocContiguous } from '../mem/arena';
 import { configure } from '../pgtable/format';
@@ -57,7 +61,7 @@ export function createUnit(family: u32, tlbSets: u32, tlbWays: u32, faultCap: u3
   if (faultCap == 0 || faultCap > 65536 || fqCap == 0 || fqCap > 65536) return EINVAL;
   if (unitCount >= MAX_UNITS) return ENOSPC;
   const tlbBytes = tlbSets * tlbWays * TLB_STRIDE;
-  const bytes = tlbBytes + tlbSets + faultCap * FAULT_STRIDE + fqCap * FQ_STRIDE;
+  const bytes = tlbBytes + tlbSets + faultCap * FAULT_STRIDE + fqCap * FQ_STRIDE + faultCap * PRQ_STRIDE;
   const base = allocContiguous((bytes + PAGE_SIZE - 1) / PAGE_SIZE);
   if (base == 0) return ENOMEM;
   const u = unitAt(unitCount);
@@ -71,6 +75,9 @@ export function createUnit(family: u32, tlbSets: u32, tlbWays: u32, faultCap: u3
   store<u32>(u + UNIT_FAULT_PTR, <u32>(base + tlbBytes + tlbSets));
   store<u32>(u + UNIT_FQ_CAP, fqCap);
   store<u32>(u + UNIT_FQ_PTR, <u32>(base + tlbBytes + tlbSets + faultCap * FAULT_STRIDE));
+  // The page-request queue (PRI) holds as many requests as the fault ring holds records.
+  store<u32>(u + UNIT_PRQ_CAP, faultCap);
+  store<u32>(u + UNIT_PRQ_PTR, <u32>(base + tlbBytes + tlbSets + faultCap * FAULT_STRIDE + fqCap * FQ_STRIDE));
   const id = unitCount++;
   return <i32>id;
 }
@@ -106,7 +113,7 @@ export function createDomainEx(unit: u32, type: u32, format: u32, ias: u32, oas:
     const unmapPol = policy & 15;
     const mapPol = policy >> 4;
     if (unmapPol == 0 || unmapPol > UNMAP_WHOLE_ANY || mapPol == 0 || mapPol > MAPPOL_REPLACE_RISCV) return EINVAL;
-    if ((flags & ~(DOMAIN_F_HAD | DOMAIN_F_SVNAPOT)) != 0) return EINVAL;
+    if ((flags & ~(DOMAIN_F_HAD | DOMAIN_F_SVNAPOT | DOMAIN_F_NEST_PARENT | DOMAIN_F_DIRTY_CAP | DOMAIN_F_DIRTY)) != 0) return EINVAL;
     if (format == FMT_X86_64 || format == FMT_RISCV) flags |= DOMAIN_F_SIGN_EXTEND;
     if (format == FMT_AMD_V1) flags |= DOMAIN_F_DYNAMIC_TOP;
     store<u32>(d + DOMAIN_FLAGS, flags);
@@ -150,6 +157,12 @@ export function destroyDomain(id: u32): i32 {
   for (let i: u32 = 0; i < deviceCount; i++) {
     if (load<i32>(gDevices + <usize>(i * DEVICE_STRIDE) + 4) == <i32>id) return EBUSY;
   }
+  // Still bound to a PASID, or the stage 2 of nested domains.
+  if (domainHasPasids(id) || load<u32>(d + DOMAIN_CHILDREN) != 0) return EBUSY;
+  if (load<u32>(d + DOMAIN_TYPE) == DOMAIN_NESTED) {
+    const parent = domainAt(load<u32>(d + DOMAIN_PARENT) - 1);
+    store<u32>(parent + DOMAIN_CHILDREN, load<u32>(parent + DOMAIN_CHILDREN) - 1);
+  }
   const u = unitAt(load<u32>(d + DOMAIN_UNIT));
   flushQueue(u);
   tlbInvalidateDomain(u, id);
@@ -182,6 +195,8 @@ export function attachDevice(rid: u32, dom: i32): i32 {
     deviceCount++;
     store<u32>(p, rid);
   }
+  const old = load<i32>(p + 4);
+  if (old >= 0 && old != dom) atcInvalidateRid(rid, <u32>old);
   store<i32>(p + 4, dom);
   if (dom >= 0) store<u32>(p + 8, load<u32>(domainAt(<u32>dom) + DOMAIN_UNIT));
   else if (dom == DOMAIN_DIRECT) store<u32>(p + 8, DEVICE_NO_UNIT);
@@ -198,6 +213,11 @@ export function placeDevice(rid: u32, unit: u32): i32 {
   if (st != OK) return st;
   store<u32>(deviceOf(rid) + 8, unit);
   return OK;
+}
+
+/** Requesters in the device table (records 0..n-1). */
+export function deviceCountNow(): u32 {
+  return deviceCount;
 }
 
 /** The unit `rid` sits behind, or DEVICE_NO_UNIT. */

@@ -73,6 +73,7 @@ export let wOut: u64 = 0;    // output address of iova
 export let wShift: u32 = 0;  // page shift of the leaf
 export let wPerm: u32 = 0;   // ACCESS_READ | ACCESS_WRITE granted
 export let wDepth: u32 = 0;  // levels visited (entries in the trace)
+export let wLeafSlot: u64 = 0; // physical address of the leaf entry (dirty tracking, pgtable/dirty.ts)
 
 @inline function levelBits(d: usize, lvl: u32): u32 {
   return lvl == 0 ? <u32>load<u8>(d + DOMAIN_TOP_BITS) : <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
@@ -168,6 +169,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     wOut = out;
     wShift = lshift;
     wPerm = perm & leafPerm;
+    wLeafSlot = slot;
     return 0;
   }
   return FAULT_TRANSLATION;

@@ -148,3 +148,23 @@ export function configure(fmt: u32, d: usize, ias: u32, oas: u32, granule: u32):
 @inline export function lvlShift(d: usize, lvl: u32): u32 {
   return gran(d) + <u32>load<u8>(d + DOMAIN_LEVEL_BITS) * (load<u32>(d + DOMAIN_LEVELS) - 1 - lvl);
 }
+
+/**
+ * Dirty tracking, per format: the leaf bit hardware sets on a write (VT-d second stage D 9 with
+ * SSADE, x86-64 D 6, AMD v1 D 6 with HAD, RISC-V D 7), or for the ARM formats the write-permission
+ * bit a write to a DBM (bit 51) leaf flips (stage 1 clears AP[2] bit 7; stage 2 sets S2AP[1],
+ * bit 7). See pgtable/dirty.ts.
+ */
+@inline export function pteDirtyBit(fmt: u32): u64 {
+  switch (fmt) {
+    case FMT_VTD_SS: return <u64>1 << 9;
+    case FMT_RISCV: return <u64>1 << 7;
+    case FMT_AMD_V1:
+    case FMT_X86_64: return <u64>1 << 6;
+    default: return <u64>1 << 7;
+  }
+}
+/** Whether the format tracks dirtiness with DBM (ARM) rather than a D bit. */
+@inline export function pteDirtyDbm(fmt: u32): bool {
+  return fmt == FMT_ARM_LPAE_S1 || fmt == FMT_ARM_LPAE_S2;
+}

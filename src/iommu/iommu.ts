@@ -5,7 +5,7 @@
  */
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
-import { formatRid, hex, intArg, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
+import { boolArg, formatRid, hex, intArg, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
 import { formatPolicy, policyCode, PGTABLE_FORMATS, IOMMU_KERNELS, type IommuKernel, type PgtableFormat, type FormatPolicy } from './kernel.js';
 
 export type { PgtableFormat, IommuKernel, FormatPolicy };
@@ -21,9 +21,10 @@ export const IOMMU_FAMILIES: readonly IommuFamily[] = ['vtd', 'smmuv3', 'amd-vi'
  * The kind of a domain, as the kernel's IOMMU_DOMAIN_* types: 'paging' translates through its
  * own I/O page table (IOMMU_DOMAIN_DMA / UNMANAGED), 'identity' passes addresses through
  * unchanged (IOMMU_DOMAIN_IDENTITY, iommu=pt), 'blocked' faults every access
- * (IOMMU_DOMAIN_BLOCKED).
+ * (IOMMU_DOMAIN_BLOCKED), 'nested' walks a guest-owned stage-1 table over a stage-2 paging
+ * domain (IOMMU_DOMAIN_NESTED, iommufd's nested HWPT).
  */
-export type DomainType = 'paging' | 'identity' | 'blocked';
+export type DomainType = 'paging' | 'identity' | 'blocked' | 'nested';
 /** The direction of a DMA access being translated: a device read, a write, or both. */
 export type Access = 'read' | 'write' | 'rw';
 /**
@@ -38,11 +39,13 @@ export type Access = 'read' | 'write' | 'rw';
  *  - 'access-flag': an ARM leaf with AF clear (SMMUv3 F_ACCESS);
  *  - 'reserved-bit': an entry with reserved bits set or a large page where none may be;
  *  - 'walk-eabt': the walk read a table outside memory (SMMUv3 F_WALK_EABT);
- *  - 'interrupt-address': VT-d output inside the interrupt range 0xFEE00000..0xFEEFFFFF.
+ *  - 'interrupt-address': VT-d output inside the interrupt range 0xFEE00000..0xFEEFFFFF;
+ *  - 'no-pasid': the request's PASID has no domain (VT-d PASID entry not present 0x59, SMMUv3
+ *    C_BAD_CD, or C_BAD_SUBSTREAMID beyond the CD table).
  */
 export type FaultReason =
   | 'translation' | 'permission' | 'address-size' | 'blocked' | 'no-domain' | 'access-flag' | 'reserved-bit'
-  | 'walk-eabt' | 'interrupt-address';
+  | 'walk-eabt' | 'interrupt-address' | 'no-pasid';
 
 const FAMILY: Record<IommuFamily, number> = {
   vtd: ABI.FAMILY_VTD, smmuv3: ABI.FAMILY_SMMUV3, 'amd-vi': ABI.FAMILY_AMDVI, riscv: ABI.FAMILY_RISCV,
@@ -67,18 +70,31 @@ export const FAMILY_FORMATS: Record<IommuFamily, readonly PgtableFormat[]> = {
   vtd: ['vtd-ss', 'x86-64'], smmuv3: ['arm-lpae-s1', 'arm-lpae-s2'], 'amd-vi': ['amd-v1', 'x86-64'], riscv: ['riscv'],
 };
 const DTYPE: Record<DomainType, number> = {
-  paging: ABI.DOMAIN_PAGING, identity: ABI.DOMAIN_IDENTITY, blocked: ABI.DOMAIN_BLOCKED,
+  paging: ABI.DOMAIN_PAGING, identity: ABI.DOMAIN_IDENTITY, blocked: ABI.DOMAIN_BLOCKED, nested: ABI.DOMAIN_NESTED,
 };
 const REASONS: Record<number, FaultReason> = {
   [ABI.FAULT_TRANSLATION]: 'translation', [ABI.FAULT_PERMISSION]: 'permission',
   [ABI.FAULT_ADDRESS_SIZE]: 'address-size', [ABI.FAULT_BLOCKED]: 'blocked',
   [ABI.FAULT_NO_DOMAIN]: 'no-domain', [ABI.FAULT_ACCESS_FLAG]: 'access-flag',
   [ABI.FAULT_RESERVED_BIT]: 'reserved-bit', [ABI.FAULT_WALK_EABT]: 'walk-eabt',
-  [ABI.FAULT_INTERRUPT_ADDR]: 'interrupt-address',
+  [ABI.FAULT_INTERRUPT_ADDR]: 'interrupt-address', [ABI.FAULT_NO_PASID]: 'no-pasid',
 };
 /** The {@link FaultReason} of a core fault code (abi FAULT_*); 'translation' for an unknown one. */
 export function faultReasonName(code: number): FaultReason {
   return REASONS[code] ?? 'translation';
+}
+
+/** The `nested` part of a fault record from its FAULT_F_* flags. */
+function nestedInfo(flags: number, ipa: bigint): { nested?: FaultRecord['nested'] } {
+  if ((flags & ABI.FAULT_F_NESTED) === 0) return {};
+  const s2 = (flags & ABI.FAULT_F_STAGE2) !== 0;
+  return { nested: { stage: s2 ? 2 : 1, ipa: s2 ? ipa : 0n, tableFetch: (flags & ABI.FAULT_F_CLASS_TT) !== 0 } };
+}
+
+/** The PASID of translate options (undefined: none). */
+function pasidOpt(op: string, opts: TranslateOptions): number | undefined {
+  objArg(op, 'options', opts);
+  return opts.pasid === undefined ? undefined : intArg(op, 'pasid', opts.pasid, 0, (1 << ABI.PASID_MAX_BITS) - 1);
 }
 
 /** Whether `v` is a bigint in 0..2^64-1 (comparisons only: nothing allocated). */
@@ -157,6 +173,17 @@ export interface DomainOptions {
   hierarchicalAttrs?: boolean;
   /** RISC-V: Svnapot 64K leaves (generic_pt kernels only). @default true */
   svnapot?: boolean;
+  /** Paging: may be the stage 2 of nested domains (iommufd IOMMU_HWPT_ALLOC_NEST_PARENT). @default false */
+  nestParent?: boolean;
+  /**
+   * Paging: able to track dirty pages, with tracking on from the start (iommufd
+   * IOMMU_HWPT_ALLOC_DIRTY_TRACKING); see {@link IommuDomain.setDirtyTracking}. @default false
+   */
+  dirtyTracking?: boolean;
+  /** Nested: the stage-2 domain, created with `nestParent` on the same unit. */
+  parent?: IommuDomain;
+  /** Nested: the IPA (guest physical address) of the guest's stage-1 root table. */
+  root?: bigint;
 }
 
 /**
@@ -185,6 +212,27 @@ export interface FaultRecord {
   seq: number;
   /** A stage-2 fault (SMMUv3 event record S2 bit; the iova is an IPA). */
   stage2: boolean;
+  /** The PASID the request carried, or null. */
+  pasid: number | null;
+  /**
+   * Nested domains: the stage that failed, and for stage 2 the IPA it failed on and whether that
+   * was a stage-1 table fetch (SMMUv3 CLASS=TT) rather than the output (CLASS=IN).
+   */
+  nested?: { stage: 1 | 2; ipa: bigint; tableFetch: boolean };
+}
+
+/**
+ * A page request (PCIe PRI, SMMUv3 PRI queue, VT-d page request descriptor): a PRI device's
+ * translation failed and it asks software to make the page present, then retries. Drained by
+ * {@link IommuUnit.pageRequests}.
+ */
+export interface PageRequest {
+  rid: number;
+  /** The PASID of the request, or null. */
+  pasid: number | null;
+  /** The page (4 KiB aligned) the device asked for. */
+  iova: bigint;
+  access: 'read' | 'write' | 'rw';
 }
 
 /** Counters and state of one unit ({@link IommuUnit.stats}). */
@@ -215,6 +263,20 @@ export interface UnitStats {
   faultOverflow: boolean;
   /** Faults folded into a pending record of the same requester (collapseFaults). */
   collapsedFaults: bigint;
+  /** IOTLB hits of requests that carried a PASID. */
+  pasidHits: bigint;
+  /** ATS translation requests from ATS devices (their ATC missed). */
+  atsRequests: bigint;
+  /** Requests ATS devices served from their own ATC, bypassing the IOMMU. */
+  atcHits: bigint;
+  /** ATC invalidations sent to ATS devices (each one completed). */
+  atcInvalidations: bigint;
+  /** Page requests raised by PRI devices (including dropped ones). */
+  pageRequests: bigint;
+  /** Nested (stage 1 over stage 2) hardware walks. */
+  nestedWalks: bigint;
+  /** Page requests waiting to be drained. */
+  pageRequestsQueued: number;
 }
 
 /**
@@ -225,7 +287,14 @@ export interface UnitStats {
  */
 export type TranslateResult =
   | { ok: true; pa: bigint; pageSize: bigint; perm: number }
-  | { ok: false; code: string; reason: FaultReason; familyCode: number };
+  | { ok: false; code: string; reason: FaultReason; familyCode: number; stage?: 1 | 2 }
+  | { ok: false; code: 'page-request'; reason: FaultReason; familyCode: 0; pageRequest: PageRequest };
+
+/** Options of {@link Iommu.translate} and {@link Iommu.translateBatch}. */
+export interface TranslateOptions {
+  /** The PASID the request carries (1..2^20-1); none by default. */
+  pasid?: number;
+}
 
 /**
  * One step of a page-table walk, named as the architecture names it (the same names in the
@@ -289,8 +358,16 @@ export interface WalkResult {
   perm?: number;
   /** Why the walk stopped when not ok. */
   reason?: FaultReason;
-  /** Every entry read, top table first. */
+  /** Every entry read, top table first (a nested domain: the stage-1 entries). */
   levels: WalkLevel[];
+  /**
+   * Nested domains: the stage-2 walk of each stage-1 table fetch (index = stage-1 step), then,
+   * as the last element when the stage-1 walk reached a leaf, the stage-2 walk of its output.
+   */
+  stage2?: WalkLevel[][];
+  /** Nested domains, when not ok: the stage that failed and the IPA stage 2 failed on. */
+  stage?: 1 | 2;
+  ipa?: bigint;
 }
 
 /**
@@ -323,7 +400,8 @@ export class IommuUnit {
   createDomain(opts: DomainOptions): IommuDomain {
     const op = 'createDomain';
     objArg(op, 'options', opts);
-    const type = oneOf(op, 'type', opts.type, ['paging', 'identity', 'blocked'] as const);
+    const type = oneOf(op, 'type', opts.type, ['paging', 'identity', 'blocked', 'nested'] as const);
+    if (type === 'nested') return this._createNested(opts);
     let format = 0;
     let fmtName: PgtableFormat | undefined;
     const ias = opts.ias ?? 48;
@@ -343,6 +421,11 @@ export class IommuUnit {
       policy = formatPolicy(kernel, fmtName);
       if (opts.hierarchicalAttrs === false) flags |= ABI.DOMAIN_F_HAD;
       if (fmtName === 'riscv' && (opts.svnapot ?? true) && policy.code === 'generic_pt') flags |= ABI.DOMAIN_F_SVNAPOT;
+      if (opts.nestParent !== undefined && boolArg(op, 'nestParent', opts.nestParent)) flags |= ABI.DOMAIN_F_NEST_PARENT;
+      if (opts.dirtyTracking !== undefined && boolArg(op, 'dirtyTracking', opts.dirtyTracking)) flags |= ABI.DOMAIN_F_DIRTY_CAP | ABI.DOMAIN_F_DIRTY;
+    } else if (opts.dirtyTracking) {
+      // iommufd: dirty tracking is a paging (page-table) domain's property.
+      throw new SimError('EOPNOTSUPP', op, `dirtyTracking: a ${type} domain has no page table to track`);
     }
     const strict = opts.strict ?? true;
     const id = check(this._core.exports.createDomainEx(this.id, DTYPE[type], format, ias, oas, strict ? 1 : 0, granule, flags,
@@ -354,6 +437,72 @@ export class IommuUnit {
       { kernel, policy, granule: type === 'paging' ? granule : 4096 });
     this._domains.add(d);
     return d;
+  }
+
+  /** A nested domain (see {@link DomainOptions}): stage 1 at IPA `root` over `parent`. */
+  private _createNested(opts: DomainOptions): IommuDomain {
+    const op = 'createDomain';
+    const parent = opts.parent;
+    if (!(parent instanceof IommuDomain) || parent.unit !== this) {
+      throw new SimError('EINVAL', op, 'parent: a nested domain needs a stage-2 IommuDomain of this unit');
+    }
+    if (parent.destroyed) throw new SimError('ENOENT', op, `parent: domain ${parent.id} was destroyed`);
+    if (parent.type !== 'paging' || !parent.nestParent) {
+      throw new SimError('EINVAL', op, `parent: domain ${parent.id} was not created with nestParent (IOMMU_HWPT_ALLOC_NEST_PARENT)`);
+    }
+    const fmtName = oneOf(op, 'format', opts.format, PGTABLE_FORMATS);
+    const ias = intArg(op, 'ias', opts.ias ?? 48, 1, 64);
+    const oas = intArg(op, 'oas', opts.oas ?? 48, 1, 64);
+    const granule = opts.granule ?? 4096;
+    if (granule !== 4096 && granule !== 16384 && granule !== 65536) {
+      throw new SimError('EINVAL', op, `granule = ${granule}: expected 4096, 16384 or 65536`);
+    }
+    const root = u64Arg(op, 'root', opts.root);
+    if (opts.dirtyTracking) throw new SimError('EOPNOTSUPP', op, 'dirtyTracking: the stage 1 of a nested domain belongs to the guest');
+    const flags = opts.hierarchicalAttrs === false ? ABI.DOMAIN_F_HAD : 0;
+    const id = check(this._core.exports.createNested(parent.id, FORMAT[fmtName], ias, oas, granule, flags, root), op,
+      `${fmtName} over ${parent.format} ias=${ias} oas=${oas} granule=${granule} root=${hex(root)} (nesting: SMMUv3 arm-lpae-s1 over arm-lpae-s2, VT-d and AMD x86-64 over their stage 2, RISC-V riscv over riscv; root aligned to the granule)`);
+    const d = new IommuDomain(this._core, this, id, 'nested', fmtName, ias, oas, true, { kernel: 'mainline', policy: undefined, granule });
+    d.parent = parent;
+    this._domains.add(d);
+    return d;
+  }
+
+  /**
+   * Invalidates the IOTLB entries `domain` holds for `pasid` (every device's binding of it) in
+   * [start, end) (end 0: to the top), or all of them: VT-d PASID-selective P-IOTLB invalidation,
+   * SMMUv3 TLBI by ASID. Other PASIDs and the RID's own entries stay. Returns the bindings hit.
+   * @throws {@link SimError} EINVAL for a bad pasid, start or end, or an empty range.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
+   */
+  invalidatePasid(domain: IommuDomain, pasid: number, start?: bigint, end?: bigint): number {
+    const op = 'invalidatePasid';
+    if (!(domain instanceof IommuDomain) || domain.unit !== this) throw new SimError('EINVAL', op, 'domain must be an IommuDomain of this unit');
+    if (domain.destroyed) throw new SimError('ENOENT', op, `domain ${domain.id} was destroyed`);
+    intArg(op, 'pasid', pasid, 0, (1 << ABI.PASID_MAX_BITS) - 1);
+    const s = start === undefined ? 0n : u64Arg(op, 'start', start);
+    const e = start === undefined ? 0n : u64Arg(op, 'end', end);
+    return check(this._core.exports.invalidatePasid(domain.id, pasid, s, e), op, `domain ${domain.id} pasid ${pasid}: empty range ${hex(s)}..${hex(e)}`);
+  }
+
+  /**
+   * Drains the page-request queue, oldest first (the IOPF handler's input). A device whose
+   * request is answered retries its access.
+   */
+  pageRequests(): PageRequest[] {
+    const out: PageRequest[] = [];
+    const base = this._core.layout.staging;
+    for (;;) {
+      const n = check(this._core.exports.pageRequestsDrain(this.id, 1024), 'pageRequests', `unit ${this.id}`);
+      const v = this._core.views;
+      for (let i = 0; i < n; i++) {
+        const r = base + i * ABI.PRQ_STRIDE;
+        const p = v.u32[(r + 12) >> 2]!;
+        const a = v.u32[(r + 16) >> 2]!;
+        out.push({ iova: v.u64[r >> 3]!, rid: v.u32[(r + 8) >> 2]!, pasid: p === 0 ? null : p - 1, access: a === 3 ? 'rw' : a === 2 ? 'write' : 'read' });
+      }
+      if (n < 1024) return out;
+    }
   }
 
   /** @internal */
@@ -390,6 +539,8 @@ export class IommuUnit {
           code: v.u32[(r + ABI.FAULT_CODE) >> 2]!,
           seq: v.u32[(r + ABI.FAULT_SEQ) >> 2]!,
           stage2: (v.u32[(r + ABI.FAULT_FLAGS) >> 2]! & ABI.FAULT_F_STAGE2) !== 0,
+          pasid: v.u32[(r + ABI.FAULT_PASID) >> 2]! === 0 ? null : v.u32[(r + ABI.FAULT_PASID) >> 2]! - 1,
+          ...nestedInfo(v.u32[(r + ABI.FAULT_FLAGS) >> 2]!, v.u64[(r + ABI.FAULT_IPA) >> 3]!),
         });
       }
       if (n < 1024) return out;
@@ -427,6 +578,9 @@ export class IommuUnit {
       translations: s(ABI.UNIT_STAT_TRANSLATIONS), tlbValid: check(this._core.exports.tlbValid(this.id), 'stats', ''),
       flushQueuePending: w(ABI.UNIT_FQ_COUNT), faultsQueued: w(ABI.UNIT_FAULT_COUNT),
       faultOverflow: w(ABI.UNIT_FAULT_OVERFLOW) !== 0, collapsedFaults: s(ABI.UNIT_STAT_COLLAPSED),
+      pasidHits: s(ABI.UNIT_STAT_PASID_HITS), atsRequests: s(ABI.UNIT_STAT_ATS_REQUESTS), atcHits: s(ABI.UNIT_STAT_ATC_HITS),
+      atcInvalidations: s(ABI.UNIT_STAT_ATC_INVALIDATIONS), pageRequests: s(ABI.UNIT_STAT_PAGE_REQUESTS),
+      nestedWalks: s(ABI.UNIT_STAT_NESTED_WALKS), pageRequestsQueued: w(ABI.UNIT_PRQ_COUNT),
     };
   }
 }
@@ -469,6 +623,72 @@ export class IommuDomain {
   readonly policy: FormatPolicy | undefined;
   /** Translation granule in bytes. */
   readonly granule: number;
+  /** A nested domain's stage-2 domain (set when it is created). */
+  parent: IommuDomain | undefined = undefined;
+
+  /** May be the stage 2 of nested domains (created with `nestParent`). */
+  get nestParent(): boolean {
+    return ((this._rec(ABI.DOMAIN_FLAGS, 4) as number) & ABI.DOMAIN_F_NEST_PARENT) !== 0;
+  }
+
+  /** Whether hardware dirty tracking is on now ({@link setDirtyTracking}). */
+  get dirtyTracking(): boolean {
+    return ((this._rec(ABI.DOMAIN_FLAGS, 4) as number) & ABI.DOMAIN_F_DIRTY) !== 0;
+  }
+
+  /**
+   * iommufd IOMMU_HWPT_SET_DIRTY_TRACKING: turns the hardware's dirty marking on or off (VT-d
+   * SSADE, SMMUv3 HTTU, AMD HAD, RISC-V). Writes mark leaves dirty only while it is on (ARM
+   * leaves made writable-clean by a read stay so and are made dirty by the next write).
+   * @throws {@link SimError} EOPNOTSUPP when the domain was not created with `dirtyTracking`
+   * (or is not a paging domain).
+   * @throws {@link SimError} EINVAL when `on` is not a boolean.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
+   */
+  setDirtyTracking(on: boolean): void {
+    const op = 'setDirtyTracking';
+    this._live(op);
+    boolArg(op, 'on', on);
+    if (this.type !== 'paging') throw new SimError('EOPNOTSUPP', op, `domain ${this.id} is ${this.type}: no page table to track`);
+    check(this._core.exports.setDirtyTracking(this.id, on ? 1 : 0), op, `domain ${this.id} was not created with dirtyTracking (IOMMU_HWPT_ALLOC_DIRTY_TRACKING)`);
+  }
+
+  /**
+   * iommufd IOMMU_HWPT_GET_DIRTY_BITMAP: bit i (LSB first in each u64) is set when page i of
+   * `pageSize` from `iova` holds part of a leaf the hardware marked dirty. The marks read are
+   * cleared and the range's IOTLB entries flushed, unless `noClear`
+   * (IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR).
+   * @throws {@link SimError} EINVAL when tracking is off, pageSize is not a power of two, iova or
+   * length is not aligned to it, length is 0 or the range wraps past 2^64.
+   * @throws {@link SimError} EOPNOTSUPP when the domain is not a paging domain.
+   * @throws {@link SimError} ENOENT when the domain was destroyed.
+   */
+  readAndClearDirty(iova: bigint, length: bigint, pageSize: bigint, opts: { noClear?: boolean } = {}): BigUint64Array {
+    const op = 'readAndClearDirty';
+    this._live(op);
+    u64Arg(op, 'iova', iova);
+    u64Arg(op, 'length', length);
+    u64Arg(op, 'pageSize', pageSize);
+    objArg(op, 'options', opts);
+    const noClear = opts.noClear === undefined ? false : boolArg(op, 'noClear', opts.noClear);
+    if (this.type !== 'paging') throw new SimError('EOPNOTSUPP', op, `domain ${this.id} is ${this.type}`);
+    if (!this.dirtyTracking) throw new SimError('EINVAL', op, `domain ${this.id}: dirty tracking is off`);
+    if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n) throw new SimError('EINVAL', op, `pageSize = ${hex(pageSize)} is not a power of two`);
+    if (length === 0n || ((iova | length) & (pageSize - 1n)) !== 0n) throw new SimError('EINVAL', op, `iova ${hex(iova)} and length ${hex(length)} must be non-zero multiples of pageSize ${hex(pageSize)}`);
+    if (iova + length - 1n > U64_MAX) throw new SimError('EINVAL', op, 'range wraps past 2^64');
+    const pages = length / pageSize;
+    const out = new BigUint64Array(Number((pages + 63n) / 64n));
+    // One core call per DIRTY_MAX_PAGES pages (a multiple of 64: chunks start on a word).
+    const chunk = BigInt(ABI.DIRTY_MAX_PAGES);
+    for (let done = 0n; done < pages; done += chunk) {
+      const n = pages - done < chunk ? pages - done : chunk;
+      check64(this._core.exports.readAndClearDirty(this.id, iova + done * pageSize, n * pageSize, pageSize, noClear ? ABI.DIRTY_NO_CLEAR : 0), op, `domain ${this.id}`);
+      const words = Number((n + 63n) / 64n);
+      const base = this._core.layout.staging >> 3;
+      out.set(this._core.views.u64.subarray(base, base + words), Number(done / 64n));
+    }
+    return out;
+  }
 
   private _rec(off: number, bytes: 1 | 4 | 8): number | bigint {
     const a = this._core.layout.domains + this.id * ABI.DOMAIN_STRIDE + off;
@@ -602,11 +822,32 @@ export class IommuDomain {
       const d = v.u32[t >> 2]!;
       levels.push({ depth: d, ...archLevel(this.format, n, d), index: v.u32[(t + 4) >> 2]!, table: v.u64[(t + 8) >> 3]!, entry: v.u64[(t + 16) >> 3]! });
     }
-    if (r !== 0) return { ok: false, reason: faultReasonName(r), levels };
+    const nested = this.type === 'nested' ? this._stage2Trace(depth, r === 0) : {};
+    if (r !== 0) return { ok: false, reason: faultReasonName(r), levels, ...nested };
     return {
       ok: true, pa: this._core.resultValue(), pageSize: 1n << BigInt(this._core.resultU32(ABI.RES_SHIFT)),
-      perm: this._core.resultU32(ABI.RES_PERM), levels,
+      perm: this._core.resultU32(ABI.RES_PERM), levels, ...nested,
     };
+  }
+
+  /** The stage-2 walks of the nested walk just made (trace2 block), and the failing stage. */
+  private _stage2Trace(s1Depth: number, ok: boolean): Pick<WalkResult, 'stage2' | 'stage' | 'ipa'> {
+    const v = this._core.views;
+    const n = this._core.resultU32(ABI.RES_TRACE2);
+    const p = this.parent!;
+    const stage2: WalkLevel[][] = [];
+    for (let i = 0; i < n; i++) {
+      const t = this._core.layout.trace2 + (ABI.TRACE_MAX + i) * ABI.TRACE_STRIDE;
+      const tag = v.u32[t >> 2]!;
+      const step = Math.min(tag >>> 8, s1Depth);
+      const d = tag & 0xff;
+      (stage2[step] ??= []).push({ depth: d, ...archLevel(p.format, p.levels, d), index: v.u32[(t + 4) >> 2]!, table: v.u64[(t + 8) >> 3]!, entry: v.u64[(t + 16) >> 3]! });
+    }
+    for (let i = 0; i < stage2.length; i++) stage2[i] ??= [];
+    if (ok) return { stage2 };
+    const flags = this._core.resultU32(ABI.RES_FAULT_FLAGS);
+    const s2 = (flags & ABI.FAULT_F_STAGE2) !== 0;
+    return { stage2, stage: s2 ? 2 : 1, ...(s2 ? { ipa: v.u64[(this._core.layout.result + ABI.RES_FAULT_IPA) >> 3]! } : {}) };
   }
 
   /**
@@ -770,18 +1011,129 @@ export class Iommu {
   }
 
   /**
+   * Enables PASID on `rid` with a width of `bits` (max_pasids = 2^bits; 0 disables): VT-d
+   * scalable mode (20 bits), SMMUv3 SubstreamID (20), AMD GCR3 (16), RISC-V process context (20).
+   * The requester must already sit behind a unit ({@link attach} or {@link place}).
+   * @throws {@link SimError} EINVAL for a bad rid or bits beyond the family's width.
+   * @throws {@link SimError} ENODEV when the requester sits behind no unit.
+   * @throws {@link SimError} EOPNOTSUPP on a VT-d unit not in scalable mode.
+   * @throws {@link SimError} EBUSY when a bound PASID would fall outside the new width.
+   */
+  enablePasid(rid: number | string, opts: { bits: number }): void {
+    const op = 'enablePasid';
+    const r = ridArg(op, 'rid', rid);
+    objArg(op, 'options', opts);
+    const bits = intArg(op, 'bits', opts.bits, 0, ABI.PASID_MAX_BITS);
+    check(this._core.exports.enablePasid(r, bits), op, `${formatRid(r)} bits=${bits} (VT-d scalable mode, SMMUv3 and RISC-V: up to 20 bits; AMD: up to 16)`);
+  }
+
+  /**
+   * iommu_attach_device_pasid (domain) / iommu_detach_device_pasid (null): binds PASID `pasid`
+   * of `rid` to `domain` (its own PASID-table entry / CD / GCR3 entry); requests tagged with it
+   * translate through that domain, tagged so in the IOTLB.
+   * @throws {@link SimError} EINVAL for PASID 0 (IOMMU_NO_PASID, the RID's own domain), a PASID
+   * beyond the device's width or without PASID enabled, a domain of another unit.
+   * @throws {@link SimError} EOPNOTSUPP for an identity domain outside VT-d.
+   * @throws {@link SimError} EBUSY when the PASID is attached to a domain already (use {@link replacePasid}).
+   * @throws {@link SimError} ENOENT when the domain was destroyed, or on a detach of an unbound PASID.
+   * @throws {@link SimError} ENODEV when the requester sits behind no unit.
+   */
+  attachPasid(rid: number | string, pasid: number, domain: IommuDomain | null): void {
+    this._pasidOp('attachPasid', rid, pasid, domain, false);
+  }
+
+  /**
+   * iommu_replace_device_pasid: moves PASID `pasid` of `rid` to `domain` in one step (the old
+   * domain's entries for it are flushed); the same domain is a no-op.
+   * @throws {@link SimError} EINVAL when nothing is attached to the PASID, and as {@link attachPasid}.
+   */
+  replacePasid(rid: number | string, pasid: number, domain: IommuDomain): void {
+    if (!(domain instanceof IommuDomain)) throw new SimError('EINVAL', 'replacePasid', 'domain must be an IommuDomain of this simulator');
+    this._pasidOp('replacePasid', rid, pasid, domain, true);
+  }
+
+  private _pasidOp(op: string, rid: number | string, pasid: number, domain: IommuDomain | null, replace: boolean): void {
+    const r = ridArg(op, 'rid', rid);
+    intArg(op, 'pasid', pasid, 0, (1 << ABI.PASID_MAX_BITS) - 1);
+    if (domain !== null && !(domain instanceof IommuDomain && this._units.includes(domain.unit))) {
+      throw new SimError('EINVAL', op, 'domain must be an IommuDomain of this simulator or null');
+    }
+    if (domain?.destroyed) throw new SimError('ENOENT', op, `domain ${domain.id} was destroyed`);
+    const st = this._core.exports.attachPasid(r, pasid, domain === null ? -1 : domain.id, replace ? 1 : 0);
+    if (st >= 0) return;
+    const what: Record<number, string> = {
+      [ABI.EINVAL]: replace && this._core.exports.pasidDomain(r, pasid) < 0
+        ? `pasid ${pasid}: nothing attached to replace`
+        : `pasid ${pasid}: 0 is the RID's own (IOMMU_NO_PASID), beyond the device's PASID width, PASID not enabled, or the domain is on another unit than ${formatRid(r)}`,
+      [ABI.EOPNOTSUPP]: `domain ${domain?.id}: a ${domain?.type} domain cannot be attached to a PASID on ${domain?.unit.family}`,
+      [ABI.EBUSY]: `pasid ${pasid} of ${formatRid(r)} is attached to domain ${this._core.exports.pasidDomain(r, pasid)}: replace it`,
+      [ABI.ENOENT]: `pasid ${pasid} of ${formatRid(r)} is not attached`,
+      [ABI.ENODEV]: `rid ${formatRid(r)} sits behind no IOMMU unit`,
+    };
+    check(st, op, what[st] ?? `${formatRid(r)} pasid ${pasid}`);
+  }
+
+  /**
+   * The domain PASID `pasid` of `rid` is attached to (iommu_get_domain_for_dev_pasid), or null.
+   * @throws {@link SimError} EINVAL for a bad rid or pasid.
+   */
+  pasidDomain(rid: number | string, pasid: number): IommuDomain | null {
+    const r = ridArg('pasidDomain', 'rid', rid);
+    intArg('pasidDomain', 'pasid', pasid, 0, (1 << ABI.PASID_MAX_BITS) - 1);
+    const id = this._core.exports.pasidDomain(r, pasid);
+    if (id < 0) return null;
+    for (const u of this._units) for (const d of u.domains()) if (d.id === id) return d;
+    return null;
+  }
+
+  /**
+   * The PASID `rid`'s DMA (the DMA engine's copies, reads and writes) carries, as a device whose
+   * work queue is bound to a PASID (Intel DSA, SVA); null: DMA without a PASID.
+   * @throws {@link SimError} EINVAL for a PASID beyond the device's width or without PASID enabled.
+   * @throws {@link SimError} ENODEV when the requester is unknown.
+   */
+  setDmaPasid(rid: number | string, pasid: number | null): void {
+    const op = 'setDmaPasid';
+    const r = ridArg(op, 'rid', rid);
+    const p = pasid === null ? 0xffffffff : intArg(op, 'pasid', pasid, 1, (1 << ABI.PASID_MAX_BITS) - 1);
+    check(this._core.exports.setDmaPasid(r, p), op, `${formatRid(r)} pasid ${pasid} (beyond the device's PASID width, or PASID not enabled)`);
+  }
+
+  /**
+   * Enables ATS on `rid`: its DMA looks in its own ATC (device-TLB) first; a miss is a
+   * translation request to the IOMMU whose completion fills the ATC; IOTLB invalidations of a
+   * domain it uses also invalidate its ATC (counted, `atcInvalidations`). With `pri`, a
+   * translation that fails becomes a page request ({@link IommuUnit.pageRequests}) and the
+   * access reports 'page-request' instead of a fault record. Enabling again changes only `pri`.
+   * @throws {@link SimError} EINVAL for atcEntries not a power of two in 4..65536, bad flags.
+   * @throws {@link SimError} ENODEV when the requester sits behind no unit.
+   * @throws {@link SimError} EBUSY when enabled already with another ATC size.
+   */
+  enableAts(rid: number | string, opts: { atcEntries?: number; pri?: boolean; prgCap?: number } = {}): void {
+    const op = 'enableAts';
+    const r = ridArg(op, 'rid', rid);
+    objArg(op, 'options', opts);
+    const entries = intArg(op, 'atcEntries', opts.atcEntries ?? 64, 4, 65536);
+    if ((entries & (entries - 1)) !== 0) throw new SimError('EINVAL', op, `atcEntries = ${entries} is not a power of two`);
+    const pri = opts.pri === undefined ? false : boolArg(op, 'pri', opts.pri);
+    if (opts.prgCap !== undefined) intArg(op, 'prgCap', opts.prgCap, 1, 65536);
+    check(this._core.exports.enableAts(r, entries / 4, 4, pri ? 1 : 0), op, `${formatRid(r)}: atcEntries ${entries}`);
+  }
+
+  /**
    * Translates one address as the device would (IOTLB, then the walk on a miss). A fault is a
    * result and a record on the unit's fault queue, not an exception.
    * @throws {@link SimError} EINVAL when rid is not a requester ID, iova not a u64 bigint, or
    * access not 'read', 'write' or 'rw'.
    */
-  translate(rid: number | string, iova: bigint, access: Access = 'read'): TranslateResult {
+  translate(rid: number | string, iova: bigint, access: Access = 'read', opts?: TranslateOptions): TranslateResult {
     const op = 'translate';
     // The common arguments checked without allocating; anything else goes through the helpers.
     const r = typeof rid === 'number' && rid >>> 0 === rid && rid !== 0xffffffff ? rid : ridArg(op, 'rid', rid);
     const v = isU64(iova) ? iova : u64Arg(op, 'iova', iova);
     const a = access === 'read' ? ABI.ACCESS_READ : access === 'write' ? ABI.ACCESS_WRITE : accessCode(op, access);
-    const st = this._core.exports.translate(r, v, a);
+    const pasid = opts === undefined ? undefined : pasidOpt(op, opts);
+    const st = pasid === undefined ? this._core.exports.translate(r, v, a) : this._core.exports.translatePasid(r, pasid, v, a);
     if (st === 0) {
       // One view check for the whole result block.
       const { u64, u32 } = this._core.views.all;
@@ -789,23 +1141,28 @@ export class Iommu {
       return { ok: true, pa: u64[(res + ABI.RES_VALUE) >> 3]!, pageSize: pow2(u32[(res + ABI.RES_SHIFT) >> 2]!), perm: u32[(res + ABI.RES_PERM) >> 2]! };
     }
     if (st === ABI.EINVAL) throw new SimError('EINVAL', op, 'bad access');
-    return {
-      ok: false, code: errnoName(st), reason: faultReasonName(this._core.resultU32(ABI.RES_FAULT_REASON)),
-      familyCode: this._core.resultU32(ABI.RES_FAULT_CODE),
-    };
+    const reason = faultReasonName(this._core.resultU32(ABI.RES_FAULT_REASON));
+    if (st === ABI.EAGAIN) {
+      return { ok: false, code: 'page-request', reason, familyCode: 0, pageRequest: { rid: r, pasid: pasid ?? null, iova: v & ~0xfffn, access: a === 3 ? 'rw' : a === 2 ? 'write' : 'read' } };
+    }
+    const flags = this._core.resultU32(ABI.RES_FAULT_FLAGS);
+    const stage = (flags & ABI.FAULT_F_NESTED) !== 0 ? { stage: (flags & ABI.FAULT_F_STAGE2) !== 0 ? 2 as const : 1 as const } : {};
+    return { ok: false, code: errnoName(st), reason, familyCode: this._core.resultU32(ABI.RES_FAULT_CODE), ...stage };
   }
 
   /**
-   * Translates many addresses in batches through linear memory (one crossing per 32768).
+   * Translates many addresses in batches through linear memory (one crossing per 32768), with
+   * the PASID of `opts` if any; a status of `ABI.EAGAIN` (-11) is a page request (PRI).
    * Returns output addresses (0 where it faulted), per-address status (0 or negative errno)
    * and the fault count. Each fault is also recorded as by {@link translate}.
    * @throws {@link SimError} EINVAL when rid is not a requester ID or access not 'read', 'write'
    * or 'rw'.
    */
-  translateBatch(rid: number | string, iovas: BigUint64Array, access: Access = 'read'): { out: BigUint64Array; status: Int32Array; faults: number } {
+  translateBatch(rid: number | string, iovas: BigUint64Array, access: Access = 'read', opts?: TranslateOptions): { out: BigUint64Array; status: Int32Array; faults: number } {
     const op = 'translateBatch';
     const r = ridArg(op, 'rid', rid);
     const a = accessCode(op, access);
+    const pasid = opts === undefined ? undefined : pasidOpt(op, opts);
     if (!(iovas instanceof BigUint64Array)) throw new SimError('EINVAL', op, 'iovas must be a BigUint64Array');
     const out = new BigUint64Array(iovas.length);
     const status = new Int32Array(iovas.length);
@@ -815,7 +1172,7 @@ export class Iommu {
       const n = Math.min(ABI.BATCH_MAX, iovas.length - off);
       const v = this._core.views;
       v.u64.set(iovas.subarray(off, off + n), base >> 3);
-      faults += check(this._core.exports.translateBatch(r, n, a), op, `${n} addresses`);
+      faults += check(pasid === undefined ? this._core.exports.translateBatch(r, n, a) : this._core.exports.translateBatchPasid(r, pasid, n, a), op, `${n} addresses`);
       out.set(v.u64.subarray((base + ABI.BATCH_OUT) >> 3, ((base + ABI.BATCH_OUT) >> 3) + n), off);
       status.set(v.i32.subarray((base + ABI.BATCH_STATUS) >> 2, ((base + ABI.BATCH_STATUS) >> 2) + n), off);
     }
