@@ -16,7 +16,8 @@
 import { SimError } from '../../bindings/errors.js';
 import type { Machine } from '../machine/machine.js';
 import { EPOLLIN, EPOLLOUT, O_RDWR, type FileOperations, type Process } from '../process/index.js';
-import type { IommufdCtx, IommufdDevice, IommufdHwpt } from './iommufd.js';
+import type { IommufdHwpt } from './hw-pagetable.js';
+import type { IommufdCtx, IommufdDevice } from './iommufd.js';
 import { IommufdObject, IommufdOwners } from './object.js';
 import {
   IOMMU_PGFAULT_FLAGS_LAST_PAGE, IOMMU_PGFAULT_FLAGS_PASID_VALID, IOMMU_PGFAULT_PERM_READ, IOMMU_PGFAULT_PERM_WRITE,

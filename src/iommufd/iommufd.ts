@@ -29,13 +29,18 @@ import { faultFd, IommufdFault } from './fault.js';
 import { IoPagetable, IoptPages, ULONG_MAX, type IovaSpan, type PinAccount } from './io-pagetable.js';
 import { IommufdObject, IommufdOwners, type IommufdObjectType } from './object.js';
 import {
+  hwptGetDirtyBitmap, hwptInvalidateUser, hwptSetDirtyTracking, IommufdHwpt, IommufdHwptNested, IommufdHwptPaging,
+} from './hw-pagetable.js';
+import {
   IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HW_INFO_TYPE_ARM_SMMUV3, IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HW_INFO_TYPE_NONE, IOMMU_HWPT_ALLOC, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID,
   IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE, IOMMU_HWPT_SET_DIRTY_TRACKING,
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_UNMAP,
   type IommuDestroy, type IommuHwInfo, type IommuHwptAlloc, type IommuIoasAlloc, type IommuIoasAllowIovas, type IommuIoasCopy,
-  type IommuIoasIovaRanges, type IommuIoasMap, type IommuIoasUnmap, type IommuFaultAlloc,
+  type IommuIoasIovaRanges, type IommuIoasMap, type IommuIoasUnmap, type IommuFaultAlloc, type IommuHwptSetDirtyTracking,
+  type IommuHwptGetDirtyBitmap, type IommuHwptInvalidate, type IommuHwptNestedData, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
+  IOMMU_HWPT_DATA_VTD_S1, IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_HW_CAP_DIRTY_TRACKING,
 } from './uapi.js';
 
 /** Options of {@link openIommufd}. */
@@ -53,34 +58,6 @@ export class IommufdIoas extends IommufdObject {
   readonly iopt = new IoPagetable();
   /** ioas->hwpt_list: the paging HWPTs whose domains realize this IOAS. */
   readonly hwpts: IommufdHwptPaging[] = [];
-}
-
-/** What HWPTs share (struct iommufd_hw_pagetable). */
-export abstract class IommufdHwpt extends IommufdObject {
-  abstract readonly domain: IommuDomain;
-  /** The unit of the domain: only devices behind it can attach. */
-  abstract readonly unit: IommuUnit;
-  /** The fault object that receives page requests of devices attached to it (IOMMU_HWPT_FAULT_ID_VALID). */
-  fault: IommufdFault | null = null;
-}
-
-/** struct iommufd_hwpt_paging: a paging domain filled from its IOAS. */
-export class IommufdHwptPaging extends IommufdHwpt {
-  readonly type = 'hwpt-paging';
-  /** Made by an attach to the IOAS (destroyed when its last device leaves). */
-  autoDomain = false;
-  constructor(
-    ctx: IommufdCtx, id: number,
-    readonly ioas: IommufdIoas,
-    readonly domain: IommuDomain,
-    readonly unit: IommuUnit,
-    /** IOMMU_HWPT_ALLOC_NEST_PARENT. */
-    readonly nestParent: boolean,
-    /** IOMMU_HWPT_ALLOC_DIRTY_TRACKING. */
-    readonly dirtyTracking: boolean,
-  ) {
-    super(ctx, id);
-  }
 }
 
 /**
@@ -109,7 +86,30 @@ export class IommufdDevice extends IommufdObject {
   pasidHwpt(pasid: number): IommufdHwpt | null {
     return this.pasids.get(pasid) ?? null;
   }
+
+  /** @internal the HWPT at `pasid` (IOMMU_NO_PASID: the RID's). */
+  slot(pasid: number): IommufdHwpt | null {
+    return pasid === IOMMU_NO_PASID ? this.hwpt : this.pasidHwpt(pasid);
+  }
+
+  /** @internal sets the HWPT at `pasid` (null: detached). */
+  setSlot(pasid: number, hwpt: IommufdHwpt | null): void {
+    if (pasid === IOMMU_NO_PASID) this.hwpt = hwpt;
+    else if (hwpt) this.pasids.set(pasid, hwpt);
+    else this.pasids.delete(pasid);
+  }
+
+  private readonly _resvOwners = new Map<number, object>();
+  /** @internal the owner of the reserved ranges of the attachment at `pasid`. */
+  resvOwner(pasid: number): object {
+    let o = this._resvOwners.get(pasid);
+    if (!o) this._resvOwners.set(pasid, (o = { pasid }));
+    return o;
+  }
 }
+
+/** IOMMU_NO_PASID: attachments of the RID itself. */
+const IOMMU_NO_PASID = 0;
 
 const MSI_WINDOW: IovaSpan = { start: 0xfee0_0000n, last: 0xfeef_ffffn };
 /**
@@ -212,19 +212,50 @@ export class IommufdCtx {
       case IOMMU_HWPT_ALLOC: return this._hwptAlloc(arg as unknown as IommuHwptAlloc);
       case IOMMU_GET_HW_INFO: return this._hwInfo(arg as unknown as IommuHwInfo);
       case IOMMU_FAULT_QUEUE_ALLOC: return this._faultAlloc(arg as IommuFaultAlloc, proc);
-      case IOMMU_HWPT_SET_DIRTY_TRACKING:
-      case IOMMU_HWPT_GET_DIRTY_BITMAP:
-      case IOMMU_HWPT_INVALIDATE:
-        return this._extension(cmd, arg);
+      case IOMMU_HWPT_SET_DIRTY_TRACKING: return this._setDirtyTracking(arg as unknown as IommuHwptSetDirtyTracking);
+      case IOMMU_HWPT_GET_DIRTY_BITMAP: return this._getDirtyBitmap(arg as unknown as IommuHwptGetDirtyBitmap);
+      case IOMMU_HWPT_INVALIDATE: return this._invalidate(arg as unknown as IommuHwptInvalidate);
       default:
         throw new SimError('ENOTTY', op, `unknown ioctl 0x${(cmd >>> 0).toString(16)}`);
     }
   }
 
-  /** Commands whose support depends on the IOMMU features of the core (dirty, nested, PRI). */
-  protected _extension(cmd: number, arg: Record<string, unknown>): number {
-    void arg;
-    throw new SimError('EOPNOTSUPP', 'iommufd_fops_ioctl', `ioctl 0x${cmd.toString(16)}: no IOMMU of this machine supports it`);
+  /** IOMMU_HWPT_SET_DIRTY_TRACKING (iommufd_hwpt_set_dirty_tracking): ENOENT not a paging HWPT; see hwptSetDirtyTracking. */
+  private _setDirtyTracking(cmd: IommuHwptSetDirtyTracking): number {
+    const op = 'iommufd_hwpt_set_dirty_tracking';
+    const flags = u32(op, 'flags', cmd.flags, 0);
+    if (u32(op, '__reserved', cmd.__reserved, 0) !== 0) throw new SimError('EOPNOTSUPP', op, '__reserved must be 0');
+    hwptSetDirtyTracking(this.get<IommufdHwptPaging>(op, cmd.hwptId, 'hwpt-paging'), flags);
+    return 0;
+  }
+
+  /** IOMMU_HWPT_GET_DIRTY_BITMAP (iommufd_hwpt_get_dirty_bitmap): EOPNOTSUPP unknown flags; ENOENT not a paging HWPT; see hwptGetDirtyBitmap. */
+  private _getDirtyBitmap(cmd: IommuHwptGetDirtyBitmap): number {
+    const op = 'iommufd_hwpt_get_dirty_bitmap';
+    const flags = u32(op, 'flags', cmd.flags, 0);
+    if ((flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) !== 0 || u32(op, '__reserved', cmd.__reserved, 0) !== 0) throw new SimError('EOPNOTSUPP', op, 'unknown flags or __reserved set');
+    hwptGetDirtyBitmap(this.get<IommufdHwptPaging>(op, cmd.hwptId, 'hwpt-paging'), cmd, flags);
+    return 0;
+  }
+
+  /**
+   * IOMMU_HWPT_INVALIDATE (iommufd_hwpt_invalidate): EOPNOTSUPP __reserved; EINVAL entries without
+   * an array or entry_len, or a HWPT that is not nested; ENOENT no such object; see hwptInvalidateUser.
+   */
+  private _invalidate(cmd: IommuHwptInvalidate): number {
+    const op = 'iommufd_hwpt_invalidate';
+    const n = u32(op, 'entry_num', cmd.entryNum, cmd.entries?.length ?? 0);
+    try {
+      if (u32(op, '__reserved', cmd.__reserved, 0) !== 0) throw new SimError('EOPNOTSUPP', op, '__reserved must be 0');
+      if (n > 0 && (!Array.isArray(cmd.entries) || u32(op, 'entry_len', cmd.entryLen, 1) === 0)) throw new SimError('EINVAL', op, 'entries need data_uptr and entry_len');
+      const hwpt = this.get(op, cmd.hwptId);
+      if (!(hwpt instanceof IommufdHwptNested)) throw new SimError('EINVAL', op, `${hwpt.type} ${hwpt.id} is not a nested HWPT`);
+      cmd.entryNum = n;
+      return hwptInvalidateUser(hwpt, cmd);
+    } catch (e) {
+      if (!(e instanceof SimError) || e.op !== 'intel_nested_cache_invalidate_user') cmd.entryNum = 0;
+      throw e;
+    }
   }
 
   /**
@@ -246,6 +277,10 @@ export class IommufdCtx {
     this._remove(obj);
     if (obj instanceof IommufdIoas) {
       obj.iopt.unmapAll('iommufd_ioas_destroy');
+    } else if (obj instanceof IommufdHwptNested) {
+      obj.domain.destroy();
+      obj.parent.users--;
+      if (obj.fault) obj.fault.users--;
     } else if (obj instanceof IommufdHwptPaging) {
       // iommufd_hwpt_paging_destroy
       obj.ioas.hwpts.splice(obj.ioas.hwpts.indexOf(obj), 1);
@@ -414,19 +449,19 @@ export class IommufdCtx {
 
   // ---- hardware page tables ------------------------------------------------------------------
 
-  /** The paging domain a device's IOMMU driver allocates (domain_alloc_paging): the machine's format. */
-  protected _allocDomain(idev: IommufdDevice, flags: number): IommuDomain {
-    void flags;
+  /**
+   * The paging domain a device's IOMMU driver allocates (domain_alloc_paging_flags): the
+   * machine's format, except a NEST_PARENT on an SMMUv3, which is a stage-2 domain
+   * (ARM_SMMU_DOMAIN_S2); DIRTY_TRACKING asks the format for dirty bits (EOPNOTSUPP without).
+   */
+  private _allocDomain(idev: IommufdDevice, flags: number): IommuDomain {
     const io = this.machine.iommu!;
+    const nestParent = (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0;
+    const format = nestParent && idev.unit.family === 'smmuv3' ? 'arm-lpae-s2' : io.format ?? defaultFormat(idev.unit.family);
     return idev.unit.createDomain({
-      type: 'paging', format: io.format ?? defaultFormat(idev.unit.family), ias: io.ias ?? 48, oas: 48, strict: true, kernel: io.kernel,
+      type: 'paging', format, ias: io.ias ?? 48, oas: 48, strict: true, kernel: io.kernel,
+      ...(nestParent ? { nestParent: true } : {}), ...((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0 ? { dirtyTracking: true } : {}),
     });
-  }
-
-  /** Whether the device's IOMMU supports `flags` of IOMMU_HWPT_ALLOC (dirty tracking needs the core's support). */
-  protected _supportsHwptFlags(idev: IommufdDevice, flags: number): boolean {
-    void idev;
-    return (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) === 0;
   }
 
   /**
@@ -438,7 +473,6 @@ export class IommufdCtx {
     const op = 'iommufd_hwpt_paging_alloc';
     const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
     if ((flags & ~valid) !== 0) throw new SimError('EOPNOTSUPP', op, `unknown flags 0x${flags.toString(16)}`);
-    if (!this._supportsHwptFlags(idev, flags)) throw new SimError('EOPNOTSUPP', op, `the IOMMU of ${idev.fn.name} does not support flags 0x${flags.toString(16)}`);
     const domain = this._allocDomain(idev, flags);
     try {
       ioas.iopt.addDomain(op, domain);
@@ -447,7 +481,7 @@ export class IommufdCtx {
       throw e;
     }
     const hwpt = this._add((id) => new IommufdHwptPaging(this, id, ioas, domain, idev.unit,
-      (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0, (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0));
+      (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0, (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0, (flags & IOMMU_HWPT_ALLOC_PASID) !== 0));
     hwpt.autoDomain = auto;
     ioas.hwpts.push(hwpt);
     ioas.users++;
@@ -488,10 +522,26 @@ export class IommufdCtx {
     return 0;
   }
 
-  /** iommufd_hwpt_nested_alloc: needs an IOMMU driver with domain_alloc_nested (EOPNOTSUPP). */
-  protected _hwptNestedAlloc(parent: IommufdHwptPaging, idev: IommufdDevice, flags: number, dataType: number, data: unknown, dataLen: number): IommufdHwpt {
-    void parent; void idev; void flags; void dataType; void data; void dataLen;
-    throw new SimError('EOPNOTSUPP', 'iommufd_hwpt_nested_alloc', 'the IOMMU driver has no nested domains');
+  /**
+   * iommufd_hwpt_nested_alloc and the driver's domain_alloc_nested: a stage-1 table at the IPA
+   * `data.root` (in the guest's memory, behind the parent) over a NEST_PARENT HWPT. EOPNOTSUPP
+   * flags other than FAULT_ID_VALID and PASID, no data, a data type the IOMMU does not take
+   * (VT-d: IOMMU_HWPT_DATA_VTD_S1 over an x86-64 first-stage table; SMMUv3:
+   * IOMMU_HWPT_DATA_ARM_SMMUV3 over an LPAE stage-1 table; none on AMD-Vi and RISC-V); EINVAL
+   * a parent that is automatic, not NEST_PARENT or of another unit, or bad data.
+   */
+  private _hwptNestedAlloc(parent: IommufdHwptPaging, idev: IommufdDevice, flags: number, dataType: number, data: unknown, dataLen: number): IommufdHwpt {
+    const op = 'iommufd_hwpt_nested_alloc';
+    if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0 || dataLen === 0) throw new SimError('EOPNOTSUPP', op, 'a nested HWPT takes driver data and no flags but FAULT_ID_VALID and PASID');
+    const fam = idev.unit.family;
+    const s1 = fam === 'vtd' && dataType === IOMMU_HWPT_DATA_VTD_S1 ? 'x86-64' : fam === 'smmuv3' && dataType === IOMMU_HWPT_DATA_ARM_SMMUV3 ? 'arm-lpae-s1' : null;
+    if (parent.autoDomain || !parent.nestParent || parent.unit !== idev.unit) throw new SimError('EINVAL', op, `HWPT ${parent.id} is not a NEST_PARENT HWPT of ${idev.unit.name}`);
+    if (s1 === null) throw new SimError('EOPNOTSUPP', op, `the ${fam} driver takes no nested data of type ${dataType}`);
+    if (typeof data !== 'object' || data === null || typeof (data as IommuHwptNestedData).root !== 'bigint') throw new SimError('EINVAL', op, 'data must give the stage-1 root IPA as a bigint');
+    const d = data as IommuHwptNestedData;
+    const domain = idev.unit.createDomain({ type: 'nested', parent: parent.domain, format: s1, root: d.root, ias: d.ias ?? 48, oas: 48 });
+    parent.users++;
+    return this._add((id) => new IommufdHwptNested(this, id, parent, domain, dataType, (flags & IOMMU_HWPT_ALLOC_PASID) !== 0));
   }
 
   /** Whether the device can raise page requests (PCIe PRI), needed to attach to a HWPT with a fault object. */
@@ -500,10 +550,19 @@ export class IommufdCtx {
     return true;
   }
 
-  /** PASID bits and capabilities of a device's IOMMU (IOMMU_GET_HW_INFO). */
-  protected _hwCaps(idev: IommufdDevice): { capabilities: bigint; maxPasidLog2: number } {
-    void idev;
-    return { capabilities: 0n, maxPasidLog2: 0 };
+  /**
+   * Capabilities of a device's IOMMU (IOMMU_GET_HW_INFO): dirty tracking when its default format
+   * can have a dirty-tracking domain (probed with a throwaway domain).
+   */
+  private _hwCaps(idev: IommufdDevice): { capabilities: bigint; maxPasidLog2: number } {
+    let caps = 0n;
+    try {
+      this._allocDomain(idev, IOMMU_HWPT_ALLOC_DIRTY_TRACKING).destroy();
+      caps |= IOMMU_HW_CAP_DIRTY_TRACKING;
+    } catch (e) {
+      if (!(e instanceof SimError) || e.code !== 'EOPNOTSUPP') throw e;
+    }
+    return { capabilities: caps, maxPasidLog2: 0 };
   }
 
   /**
@@ -549,6 +608,7 @@ export class IommufdCtx {
    */
   unbindDevice(idev: IommufdDevice): void {
     this._ownDevice(idev, 'iommufd_device_unbind');
+    for (const p of [...idev.pasids.keys()]) this.detachDevice(idev, p);
     if (idev.hwpt) this.detachDevice(idev);
     const iommu = this.machine.sim.iommu;
     const before = idev.before;
@@ -566,18 +626,15 @@ export class IommufdCtx {
   }
 
   /** Reserves the device's regions in a paging HWPT's IOAS (iommufd_device_attach_reserved_iova). */
-  private _reserveDevice(op: string, idev: IommufdDevice, hwpt: IommufdHwpt): void {
-    if (!(hwpt instanceof IommufdHwptPaging)) return;
+  /** Reserves the device's regions in the IOAS a HWPT translates through (iommufd_device_attach_reserved_iova). */
+  private _reserveDevice(op: string, idev: IommufdDevice, pasid: number, ioas: IommufdIoas): void {
+    const owner = idev.resvOwner(pasid);
     try {
-      for (const r of RESV_REGIONS[idev.unit.family]) hwpt.ioas.iopt.reserve(op, r.start, r.last, idev);
+      for (const r of RESV_REGIONS[idev.unit.family]) ioas.iopt.reserve(op, r.start, r.last, owner);
     } catch (e) {
-      hwpt.ioas.iopt.removeReserved(idev);
+      ioas.iopt.removeReserved(owner);
       throw e;
     }
-  }
-
-  private _unreserveDevice(idev: IommufdDevice, hwpt: IommufdHwpt): void {
-    if (hwpt instanceof IommufdHwptPaging) hwpt.ioas.iopt.removeReserved(idev);
   }
 
   /** The IOMMU driver's attach_dev check: a domain of another unit cannot take the device (EINVAL). */
@@ -586,37 +643,42 @@ export class IommufdCtx {
   }
 
   /**
-   * iommufd_device_attach / iommufd_device_replace: attaches (or, when attached, replaces) the
-   * device's RID to `ptId`, an IOAS (an automatic HWPT is reused or made) or a HWPT. Returns the
-   * HWPT id now attached (the pt_id written back). On a throw nothing changed.
+   * iommufd_device_attach / iommufd_device_replace: attaches (or, with `replace`, replaces) the
+   * device's RID, or its PASID `pasid`, to `ptId`: an IOAS (an automatic HWPT is reused or made;
+   * for a PASID one allocated with IOMMU_HWPT_ALLOC_PASID) or a HWPT. Returns the HWPT id now
+   * attached (the pt_id written back). On a throw nothing changed.
    * @throws {@link SimError} ENOENT no such object; EINVAL not an IOAS or HWPT, a HWPT of another
-   * IOMMU unit, or (attach, not replace) the device is attached elsewhere; EADDRINUSE the
-   * device's reserved regions are mapped in the IOAS; the HWPT allocation errors.
+   * IOMMU unit, (attach, not replace) already attached, a PASID attach to a HWPT not made for
+   * PASIDs or while the RID's HWPT is not, a RID attach to a HWPT not made for PASIDs while
+   * PASIDs are attached, or what the IOMMU refuses (PASID not enabled on the device);
+   * EADDRINUSE the device's reserved regions are mapped in the IOAS; the HWPT allocation errors.
    */
-  attachDevice(idev: IommufdDevice, ptId: number, opts: { replace?: boolean } = {}): number {
+  attachDevice(idev: IommufdDevice, ptId: number, opts: { replace?: boolean; pasid?: number } = {}): number {
     const op = opts.replace ? 'iommufd_device_replace' : 'iommufd_device_attach';
     this._ownDevice(idev, op);
+    const pasid = u32(op, 'pasid', opts.pasid, IOMMU_NO_PASID);
     const pt = this.get(op, ptId);
-    if (!opts.replace && idev.hwpt) throw new SimError('EINVAL', op, `${idev.fn.name} is attached to HWPT ${idev.hwpt.id} (detach or replace)`);
+    const cur = idev.slot(pasid);
+    if (!opts.replace && cur) throw new SimError('EINVAL', op, `${idev.fn.name}${pasid ? ` pasid ${pasid}` : ''} is attached to HWPT ${cur.id} (detach or replace)`);
     if (pt instanceof IommufdHwpt) {
-      this._setHwpt(op, idev, pt);
+      this._setHwpt(op, idev, pasid, pt);
       return pt.id;
     }
     if (!(pt instanceof IommufdIoas)) throw new SimError('EINVAL', op, `${pt.type} ${pt.id} is not an IOAS or a HWPT`);
     // iommufd_device_auto_get_domain: an automatic HWPT that accepts the device, else a new one.
     for (const hwpt of pt.hwpts) {
-      if (!hwpt.autoDomain) continue;
+      if (!hwpt.autoDomain || (pasid !== IOMMU_NO_PASID && !hwpt.pasidCompat)) continue;
       try {
-        this._setHwpt(op, idev, hwpt);
+        this._setHwpt(op, idev, pasid, hwpt);
         return hwpt.id;
       } catch (e) {
         if (e instanceof SimError && e.code === 'EINVAL') continue;
         throw e;
       }
     }
-    const hwpt = this.hwptPagingAlloc(pt, idev, 0, true);
+    const hwpt = this.hwptPagingAlloc(pt, idev, pasid === IOMMU_NO_PASID ? 0 : IOMMU_HWPT_ALLOC_PASID, true);
     try {
-      this._setHwpt(op, idev, hwpt);
+      this._setHwpt(op, idev, pasid, hwpt);
     } catch (e) {
       this._destroyObject(hwpt);
       throw e;
@@ -625,17 +687,32 @@ export class IommufdCtx {
   }
 
   /** The attach itself: compatibility, reserved regions, the domain switch, the users counts. */
-  private _setHwpt(op: string, idev: IommufdDevice, hwpt: IommufdHwpt): void {
-    const old = idev.hwpt;
+  private _setHwpt(op: string, idev: IommufdDevice, pasid: number, hwpt: IommufdHwpt): void {
+    const old = idev.slot(pasid);
     if (old === hwpt) return;
     this._compatible(op, idev, hwpt);
-    // iommufd_fault_iopf_enable: a HWPT with a fault object needs a device that can raise page requests.
-    if (hwpt.fault && !this._iopfCapable(idev)) throw new SimError('ENODEV', op, `${idev.fn.name} cannot raise page requests (PRI not enabled)`);
-    const sameIoas = old instanceof IommufdHwptPaging && hwpt instanceof IommufdHwptPaging && old.ioas === hwpt.ioas;
-    if (!sameIoas) this._reserveDevice(op, idev, hwpt);
-    this.machine.sim.iommu.attach(idev.rid, hwpt.domain);
-    if (old && !sameIoas) this._unreserveDevice(idev, old);
-    idev.hwpt = hwpt;
+    // iommufd_hwpt_pasid_compat
+    if (pasid !== IOMMU_NO_PASID) {
+      if (!hwpt.pasidCompat) throw new SimError('EINVAL', op, `HWPT ${hwpt.id} was not allocated for PASIDs (IOMMU_HWPT_ALLOC_PASID)`);
+      if (idev.hwpt && !idev.hwpt.pasidCompat) throw new SimError('EINVAL', op, `the RID of ${idev.fn.name} is attached to HWPT ${idev.hwpt.id}, which was not allocated for PASIDs`);
+    } else if (!hwpt.pasidCompat && idev.pasids.size > 0) {
+      throw new SimError('EINVAL', op, `PASIDs of ${idev.fn.name} are attached: the RID's HWPT must be allocated for PASIDs`);
+    }
+    const ioas = hwpt.paging.ioas;
+    const oldIoas = old?.paging.ioas;
+    if (ioas !== oldIoas) this._reserveDevice(op, idev, pasid, ioas);
+    const iommu = this.machine.sim.iommu;
+    try {
+      if (pasid === IOMMU_NO_PASID) iommu.attach(idev.rid, hwpt.domain);
+      else if (old) iommu.replacePasid(idev.rid, pasid, hwpt.domain);
+      else iommu.attachPasid(idev.rid, pasid, hwpt.domain);
+    } catch (e) {
+      if (ioas !== oldIoas) ioas.iopt.removeReserved(idev.resvOwner(pasid));
+      if (e instanceof SimError && e.op !== op) throw new SimError(e.code, op, e.message);
+      throw e;
+    }
+    if (oldIoas && ioas !== oldIoas) oldIoas.iopt.removeReserved(idev.resvOwner(pasid));
+    idev.setSlot(pasid, hwpt);
     hwpt.users++;
     if (old) {
       old.fault?.autoRespond(idev, old);
@@ -651,40 +728,42 @@ export class IommufdCtx {
     if (hwpt instanceof IommufdHwptPaging && hwpt.autoDomain && hwpt.users === 1) this._destroyObject(hwpt);
   }
 
-  /** iommufd_device_detach: back to the blocked domain (a no-op when not attached). */
-  detachDevice(idev: IommufdDevice): void {
-    this._ownDevice(idev, 'iommufd_device_detach');
-    const old = idev.hwpt;
+  /** iommufd_device_detach: the RID back to the blocked domain, or `pasid` unbound (a no-op when not attached). */
+  detachDevice(idev: IommufdDevice, pasid: number = IOMMU_NO_PASID): void {
+    const op = 'iommufd_device_detach';
+    this._ownDevice(idev, op);
+    u32(op, 'pasid', pasid);
+    const old = idev.slot(pasid);
     if (!old) return;
-    this.machine.sim.iommu.attach(idev.rid, idev.blocked);
-    this._unreserveDevice(idev, old);
-    idev.hwpt = null;
+    if (pasid === IOMMU_NO_PASID) this.machine.sim.iommu.attach(idev.rid, idev.blocked);
+    else this.machine.sim.iommu.attachPasid(idev.rid, pasid, null);
+    old.paging.ioas.iopt.removeReserved(idev.resvOwner(pasid));
+    idev.setSlot(pasid, null);
     idev.users--;
     old.fault?.autoRespond(idev, old);
     this._putHwpt(old);
   }
 
   /**
-   * iommufd_device_attach with a PASID: attaches (or replaces) `pasid` of the device to a HWPT or
-   * an IOAS. Returns the HWPT id.
-   * @throws {@link SimError} EINVAL when pasid is not a u32 or the device's IOMMU has no PASID
-   * support enabled for it.
+   * vfio_iommufd_physical_pasid_attach_ioas: attaches `pasid` of the device, or replaces what it
+   * is attached to. Returns the HWPT id. Errors as {@link attachDevice}.
    */
   attachPasid(idev: IommufdDevice, pasid: unknown, ptId: number): number {
     const op = 'iommufd_device_attach';
     this._ownDevice(idev, op);
-    u32(op, 'pasid', pasid);
-    void ptId;
-    throw new SimError('EINVAL', op, `${idev.fn.name} has no PASID capability enabled`);
+    const p = u32(op, 'pasid', pasid);
+    if (p === IOMMU_NO_PASID) throw new SimError('EINVAL', op, 'pasid 0 is IOMMU_NO_PASID (attach the RID instead)');
+    return this.attachDevice(idev, ptId, { pasid: p, replace: idev.pasids.has(p) });
   }
 
   /**
-   * iommufd_device_detach with a PASID.
-   * @throws {@link SimError} EINVAL when pasid is not a u32.
+   * vfio_iommufd_physical_pasid_detach_ioas: unbinds `pasid` (a no-op when not attached).
+   * @throws {@link SimError} EINVAL when pasid is not a u32 or is 0.
    */
   detachPasid(idev: IommufdDevice, pasid: unknown): void {
-    this._ownDevice(idev, 'iommufd_device_detach');
-    u32('iommufd_device_detach', 'pasid', pasid);
+    const p = u32('iommufd_device_detach', 'pasid', pasid);
+    if (p === IOMMU_NO_PASID) throw new SimError('EINVAL', 'iommufd_device_detach', 'pasid 0 is IOMMU_NO_PASID');
+    this.detachDevice(idev, p);
   }
 
   /**
