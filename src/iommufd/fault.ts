@@ -14,6 +14,7 @@
  * requests INVALID (iommufd_auto_response_faults).
  */
 import { SimError } from '../../bindings/errors.js';
+import type { PageRequest } from '../iommu/iommu.js';
 import type { Machine } from '../machine/machine.js';
 import { EPOLLIN, EPOLLOUT, O_RDWR, type FileOperations, type Process } from '../process/index.js';
 import type { IommufdHwpt } from './hw-pagetable.js';
@@ -31,19 +32,14 @@ export const IOMMU_HWPT_PAGE_RESPONSE_SIZE = 8;
 /** EPOLLRDNORM (uapi/linux/eventpoll.h). */
 const EPOLLRDNORM = 0x040;
 
-/** One page request as the IOMMU reports it (struct iommu_fault_page_request). */
-export interface PageRequest {
-  /** Requester ID of the device. */
-  rid: number;
-  /** The PASID of the request; undefined for a request without one. */
-  pasid?: number;
-  /** The faulting address (the page is what matters). */
-  iova: bigint;
-  /** The access the device asked for. */
-  access: 'read' | 'write' | 'rw';
+/**
+ * One page request as iommufd reports it (struct iommu_fault_page_request): the IOMMU's record
+ * (Iommu PageRequest: rid, pasid or null, page, access) and its Page Request Group Index.
+ */
+export type IopfRequest = PageRequest & {
   /** Page Request Group Index. @default 0 */
   grpid?: number;
-}
+};
 
 /**
  * Where a page response goes (the IOMMU's page_response to the device): `code` is
@@ -56,7 +52,7 @@ export type PageResponder = (code: number) => void;
 interface IopfGroup {
   readonly idev: IommufdDevice;
   readonly hwpt: IommufdHwpt;
-  readonly request: PageRequest;
+  readonly request: IopfRequest;
   readonly respond: PageResponder;
   cookie: number;
 }
@@ -109,7 +105,7 @@ export class IommufdFault extends IommufdObject {
       const r = g.request;
       const perm = (r.access === 'write' ? 0 : IOMMU_PGFAULT_PERM_READ) | (r.access === 'read' ? 0 : IOMMU_PGFAULT_PERM_WRITE);
       out.push({
-        flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE | (r.pasid === undefined ? 0 : IOMMU_PGFAULT_FLAGS_PASID_VALID),
+        flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE | (r.pasid === null ? 0 : IOMMU_PGFAULT_FLAGS_PASID_VALID),
         devId: g.idev.id, pasid: r.pasid ?? 0, grpid: r.grpid ?? 0, perm, addr: r.iova & ~0xfffn, length: 0, cookie: g.cookie,
       });
       this.stats.read++;
@@ -185,9 +181,9 @@ export function faultFd(proc: Process, fault: IommufdFault): number {
  * With no bound device, no HWPT or no fault object the request is answered INVALID at once.
  * Returns where it went.
  */
-export function reportPageRequest(machine: Machine, req: PageRequest, respond: PageResponder): 'delivered' | 'no-handler' {
+export function reportPageRequest(machine: Machine, req: IopfRequest, respond: PageResponder): 'delivered' | 'no-handler' {
   const idev = machine.driverState(IommufdOwners).byRid.get(req.rid);
-  const hwpt = idev ? (req.pasid === undefined ? idev.hwpt : idev.pasidHwpt(req.pasid)) : null;
+  const hwpt = idev ? (req.pasid === null ? idev.hwpt : idev.pasidHwpt(req.pasid)) : null;
   const fault = hwpt?.fault ?? null;
   if (!idev || !hwpt || !fault) {
     respond(IOMMUFD_PAGE_RESP_INVALID);

@@ -8,7 +8,8 @@ export {
 } from './iommufd.js';
 export {
   IommufdFault, IOMMUFD_FAULT_FOPS, IOMMU_HWPT_PGFAULT_SIZE, IOMMU_HWPT_PAGE_RESPONSE_SIZE, faultFd, reportPageRequest,
-  type PageRequest, type PageResponder,
+  type IopfRequest, type PageResponder,
 } from './fault.js';
 export { IommufdHwpt, IommufdHwptPaging, IommufdHwptNested, IOMMU_VTD_INV_FLAGS_LEAF } from './hw-pagetable.js';
+export { IopfQueue, PriDma, PriTransfer, type PriTransferState } from './iopf.js';
 export { VfioCdevFile } from './vfio-cdev.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_HWPT_ALLOC, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_PGFAULT_SIZE,
   IOMMU_PGFAULT_FLAGS_LAST_PAGE, IOMMU_PGFAULT_PERM_WRITE, IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_SUCCESS,
-  VFIO_DEVICE_DETACH_IOMMUFD_PT, reportPageRequest, type IommufdFault, type IommuHwptPgfault,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT, PriDma, reportPageRequest, type IommufdFault, type IommuHwptPgfault,
 } from '../../src/iommufd/index.js';
 import { EPOLLIN, EPOLLOUT, FD_CLOEXEC, F_GETFD } from '../../src/process/index.js';
 import { bytes, errOf, PAGE, setup } from './helpers.js';
@@ -44,44 +44,60 @@ describe('iommufd fault queue (IOMMU_FAULT_QUEUE_ALLOC, fault fd read/write)', (
     expect(io(IOMMU_DESTROY, { id: f.outFaultId! })).toBe(0);
   });
 
-  it('a page request reaches the fault fd: poll says readable, read hands whole records with a cookie (ESPIPE for a partial size), the user maps the page and answers SUCCESS, the device retries and its write lands (iommufd_fault_iopf_handler, iommufd_fault_fops_read/write)', async () => {
-    const { m, proc, ctx, dev, faultFd, faultId, ioas, map, user, dmaWrite } = await faultSetup();
+  it('PRI end to end: a PRI device\'s write to an unmapped IOVA raises a page request (no fault record); poll says readable, read hands whole records with a cookie (ESPIPE for a partial size); the user maps the page and answers SUCCESS; the device retries and its bytes land (iommufd_fault_iopf_handler, iommufd_fault_fops_read/write)', async () => {
+    const { m, proc, ctx, dev, faultFd, faultId, ioas, map, user } = await faultSetup();
+    m.sim.iommu.enableAts(dev.rid, { pri: true });
     const va = user(4);
     const iova = 0x40_0000n;
     const data = bytes(64, 7);
-    // The device's access: no translation yet; with PRI it asks for the page instead of faulting.
-    const attempts: string[] = [];
-    const access = (): void => {
-      const r = dmaWrite(dev.rid, iova + 0x100n, data);
-      attempts.push(r.ok ? 'ok' : r.code);
-      if (!r.ok) reportPageRequest(m, { rid: dev.rid, iova: iova + 0x100n, access: 'write', grpid: 3 }, onResponse);
-    };
-    const responses: number[] = [];
-    const onResponse = (code: number): void => {
-      responses.push(code);
-      if (code === IOMMUFD_PAGE_RESP_SUCCESS) access();
-    };
-    access();
-    expect(attempts).toEqual(['EFAULT']);
+    const t = new PriDma(m, dev.rid).write(iova + 0x100n, data);
+    expect([t.state, t.attempts, t.pageRequests, t.waitingFor]).toEqual(['waiting', 1, 1, iova]);
+    const unit = m.unitOf(m.pci('fpga0'))!;
+    expect(unit.faults()).toEqual([]);
     expect(proc.poll(faultFd, EPOLLIN | EPOLLOUT)).toBe(EPOLLIN | EPOLLOUT);
     expect(errOf(() => proc.read(faultFd, IOMMU_HWPT_PGFAULT_SIZE - 1)).code).toBe('ESPIPE');
     const recs = proc.read(faultFd, 4 * IOMMU_HWPT_PGFAULT_SIZE) as IommuHwptPgfault[];
     expect(recs).toEqual([{
-      flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE, devId: dev.devId, pasid: 0, grpid: 3, perm: IOMMU_PGFAULT_PERM_WRITE, addr: iova, length: 0, cookie: 1,
+      flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE, devId: dev.devId, pasid: 0, grpid: 0, perm: IOMMU_PGFAULT_PERM_WRITE, addr: iova, length: 0, cookie: 1,
     }]);
     expect(proc.poll(faultFd, EPOLLIN | EPOLLOUT)).toBe(EPOLLOUT);
     // The handler maps the page, then answers.
     map(ioas, va, PAGE, recs[0]!.addr);
     expect(errOf(() => proc.write(faultFd, [{ cookie: 9, code: IOMMUFD_PAGE_RESP_SUCCESS }])).code).toBe('EINVAL');
     expect(errOf(() => proc.write(faultFd, [{ cookie: 1, code: 7 }])).code).toBe('EINVAL');
+    expect(t.state).toBe('waiting');
     expect(proc.write(faultFd, [{ cookie: 1, code: IOMMUFD_PAGE_RESP_SUCCESS }])).toBe(8);
-    expect(responses).toEqual([IOMMUFD_PAGE_RESP_SUCCESS]);
-    expect(attempts).toEqual(['EFAULT', 'ok']);
+    expect([t.state, t.attempts, t.bytesDone]).toEqual(['done', 2, 64n]);
     expect(proc.readUser(va + 0x100n, 64)).toEqual(data);
     const fault = ctx.object(faultId) as IommufdFault;
     expect(fault.stats).toEqual({ delivered: 1, read: 1, responded: 1, autoResponded: 0 });
+    expect(unit.stats().pageRequests).toBe(1n);
     // The cookie is spent.
     expect(errOf(() => proc.write(faultFd, [{ cookie: 1, code: IOMMUFD_PAGE_RESP_SUCCESS }])).code).toBe('EINVAL');
+  });
+
+  it('PRI across pages: a transfer over three unmapped pages stops at each, resumes from the byte it stopped at, and INVALID fails it with the bytes done so far', async () => {
+    const { m, proc, dev, faultFd, ioas, map, user } = await faultSetup();
+    m.sim.iommu.enableAts(dev.rid, { pri: true });
+    const va = user(3);
+    const data = bytes(3 * 4096, 2);
+    const t = new PriDma(m, dev.rid).write(0x80_0000n, data);
+    const serve = (code: number) => {
+      const [r] = proc.read(faultFd, IOMMU_HWPT_PGFAULT_SIZE) as IommuHwptPgfault[];
+      if (code === IOMMUFD_PAGE_RESP_SUCCESS) map(ioas, va + (r!.addr - 0x80_0000n), PAGE, r!.addr);
+      proc.write(faultFd, [{ cookie: r!.cookie, code }]);
+      return r!.addr;
+    };
+    expect(serve(IOMMUFD_PAGE_RESP_SUCCESS)).toBe(0x80_0000n);
+    expect([t.state, t.bytesDone]).toEqual(['waiting', 4096n]);
+    expect(serve(IOMMUFD_PAGE_RESP_SUCCESS)).toBe(0x80_1000n);
+    expect(serve(IOMMUFD_PAGE_RESP_SUCCESS)).toBe(0x80_2000n);
+    expect([t.state, t.attempts, t.pageRequests]).toEqual(['done', 4, 3]);
+    expect(proc.readUser(va, data.length)).toEqual(data);
+    // INVALID: the device gives up.
+    const t2 = new PriDma(m, dev.rid).write(0x90_0000n, bytes(16));
+    serve(IOMMUFD_PAGE_RESP_INVALID);
+    expect([t2.state, t2.result?.code, t2.bytesDone]).toEqual(['failed', 'EFAULT', 0n]);
   });
 
   it('no handler: a request from a device whose HWPT has no fault object is answered INVALID at once; detach answers pending requests INVALID (iommu_report_device_fault, iommufd_auto_response_faults)', async () => {
@@ -89,12 +105,12 @@ describe('iommufd fault queue (IOMMU_FAULT_QUEUE_ALLOC, fault fd read/write)', (
     const other = bind('nic1');
     other.attach(ioasAlloc());
     const got: number[] = [];
-    expect(reportPageRequest(m, { rid: other.rid, iova: 0x1000n, access: 'read' }, (c) => got.push(c))).toBe('no-handler');
+    expect(reportPageRequest(m, { rid: other.rid, pasid: null, iova: 0x1000n, access: 'read' }, (c) => got.push(c))).toBe('no-handler');
     expect(got).toEqual([IOMMUFD_PAGE_RESP_INVALID]);
     // Two requests pending on dev: one read (awaiting a response), one not yet read.
-    reportPageRequest(m, { rid: dev.rid, iova: 0x1000n, access: 'read' }, (c) => got.push(c));
+    reportPageRequest(m, { rid: dev.rid, pasid: null, iova: 0x1000n, access: 'read' }, (c) => got.push(c));
     proc.read(faultFd, IOMMU_HWPT_PGFAULT_SIZE);
-    reportPageRequest(m, { rid: dev.rid, iova: 0x2000n, access: 'read' }, (c) => got.push(c));
+    reportPageRequest(m, { rid: dev.rid, pasid: null, iova: 0x2000n, access: 'read' }, (c) => got.push(c));
     proc.ioctl(dev.cdev, VFIO_DEVICE_DETACH_IOMMUFD_PT, {});
     expect(got).toEqual([IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_INVALID]);
     expect(proc.read(faultFd, IOMMU_HWPT_PGFAULT_SIZE)).toEqual([]);
