@@ -343,7 +343,7 @@ export function createNested(parent: u32, format: u32, ias: u32, oas: u32, granu
 export function setDirtyTracking(dom: u32, on: u32): i32 {
   const d = pagingDomain(dom);
   if (d == 0) return load<i32>(state.gResult + RES_STATUS);
-  return setDirtyTrackingImpl(d, on != 0);
+  return setDirtyTrackingImpl(d, dom, on != 0);
 }
 /**
  * read_and_clear_dirty over [iova, iova + length) in pages of `pageSize`: the bitmap goes to

@@ -68,10 +68,11 @@ export function atcInsert(p: usize, tdom: u32, iova: u64, out: u64, perm: u32): 
   const vpn = iova >> 12;
   const set = setIndex(vpn, tdom, sets);
   const base = atc + <usize>(set * ways * TLB_STRIDE);
-  let victim: usize = 0;
-  for (let w: u32 = 0; w < ways; w++) {
+  // A completion for a page already cached (rights upgraded) replaces its entry.
+  let victim = probe(atc, sets, ways, tdom, 12, vpn);
+  for (let w: u32 = 0; victim == 0 && w < ways; w++) {
     const e = base + <usize>(w * TLB_STRIDE);
-    if (load<u32>(e + TLB_TAG) == 0) { victim = e; break; }
+    if (load<u32>(e + TLB_TAG) == 0) victim = e;
   }
   if (victim == 0) {
     const rr = atc + <usize>(sets * ways * TLB_STRIDE) + <usize>set;

@@ -8,7 +8,7 @@ import {
   VTD_INTR_FIRST, VTD_INTR_LAST, FAULT_INTERRUPT_ADDR, DOMAIN_FORMAT, FMT_ARM_LPAE_S2, FAULT_F_STAGE2,
   FMT_X86_64, FAULT_F_FIRST_STAGE, DOMAIN_NESTED, FAULT_F_NESTED, FAULT_F_CLASS_TT, FAULT_TRANSLATION,
   FAULT_ACCESS_FLAG, FAULT_NO_PASID, EAGAIN, DEV_DMA_PASID, DEV_FLAGS, DEV_F_ATS, DEV_PASID_BITS,
-  UNIT_ATS_DEVICES, UNIT_STAT_ATC_HITS, UNIT_STAT_ATS_REQUESTS, UNIT_STAT_PASID_HITS, UNIT_STAT_NESTED_WALKS,
+  UNIT_ATS_DEVICES, UNIT_STAT_ATC_HITS, TLB_TAG, DOMAIN_FLAGS, DOMAIN_F_DIRTY_CAP, UNIT_STAT_ATS_REQUESTS, UNIT_STAT_PASID_HITS, UNIT_STAT_NESTED_WALKS,
 } from '../abi';
 import { pasidHandle, handleUnbound, handleSlot, handleDomain, slotPasid, slotTag } from './pasid';
 import { atcLookup, atcInsert, atcOut, atcPerm, priEnabled, pageRequest } from './ats';
@@ -116,7 +116,13 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
 
 /** Whether a cached translation lacking `access` must be walked again rather than fault. */
 @inline function rewalks(d: usize): bool {
-  return load<u32>(d + DOMAIN_TYPE) == DOMAIN_NESTED || tracksDirty(d);
+  return load<u32>(d + DOMAIN_TYPE) == DOMAIN_NESTED || (load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_DIRTY_CAP) != 0;
+}
+
+/** Drops the entry caching `iova` at page shift `shift` for `tdom` (about to be walked again). */
+function dropCached(u: usize, tdom: u32, iova: u64, shift: u32): void {
+  const e = probe(<usize>load<u32>(u + UNIT_TLB_PTR), load<u32>(u + UNIT_TLB_SETS), load<u32>(u + UNIT_TLB_WAYS), tdom, shift, iova >> shift);
+  if (e != 0) store<u32>(e + TLB_TAG, 0);
 }
 
 /** translate() in domain record `d` (id `dom`) of unit `u`, IOTLB tag domain `tdom`. */
@@ -142,6 +148,8 @@ function translateIn(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u6
           bump(u, UNIT_STAT_HITS);
           return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
         }
+        // The walk below caches the leaf again: the entry it replaces goes first.
+        store<u32>(e + TLB_TAG, 0);
       }
     } else if (tlbLookup(u, tdom, iova)) {
       if ((hitPerm & access) == access) {
@@ -154,6 +162,7 @@ function translateIn(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u6
         bump(u, UNIT_STAT_HITS);
         return fail(u, d, rid, dom, iova, access, FAULT_PERMISSION, false);
       }
+      dropCached(u, tdom, iova, hitShift);
     }
     bump(u, UNIT_STAT_MISSES);
     return slowPath(u, d, rid, dom, tdom, iova, access);

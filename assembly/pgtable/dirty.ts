@@ -11,13 +11,14 @@
 // which is where the mark is made, as hardware re-walks to set D.
 
 import {
-  OK, EINVAL, EOPNOTSUPP, ACCESS_WRITE, FMT_ARM_LPAE_S1, DOMAIN_FORMAT, DOMAIN_UNIT, DOMAIN_FLAGS, DOMAIN_F_DIRTY, DOMAIN_F_DIRTY_CAP,
+  OK, EINVAL, EOPNOTSUPP, ACCESS_WRITE, FMT_ARM_LPAE_S1, FMT_RISCV, DOMAIN_FORMAT, DOMAIN_UNIT, DOMAIN_FLAGS, DOMAIN_F_DIRTY, DOMAIN_F_DIRTY_CAP,
   FAULT_ADDRESS_SIZE, DIRTY_NO_CLEAR, DIRTY_MAX_PAGES,
 } from '../abi';
 import { walk, wShift, wDepth, wLeafSlot } from './engine';
 import { pteDirtyBit, pteDirtyDbm, lvlShift } from './format';
 import { physRead64, physWrite64 } from '../mem/phys';
-import { tlbInvalidateRange } from '../iommu/iotlb';
+import { RV_W, RV_D } from './riscv';
+import { tlbInvalidateRange, tlbInvalidateDomain } from '../iommu/iotlb';
 import { unitAt } from '../iommu/unit';
 
 const DBM: u64 = <u64>1 << 51;
@@ -40,16 +41,26 @@ const DBM: u64 = <u64>1 << 51;
   return fmt == FMT_ARM_LPAE_S1 ? pte | DBM | b : (pte | DBM) & ~b;
 }
 
-/** A writable leaf now clean: DBM set and write permission removed (ARM only). */
+/**
+ * A writable leaf now clean, which the hardware makes dirty on a write instead of faulting: ARM
+ * DBM with write permission removed; RISC-V W with D clear (its walker needs D for a write).
+ */
 @inline function writableClean(fmt: u32, pte: u64): bool {
+  if (fmt == FMT_RISCV) return (pte & RV_W) != 0 && (pte & RV_D) == 0;
   return pteDirtyDbm(fmt) && (pte & DBM) != 0 && !isDirty(fmt, pte);
+}
+
+/** Formats whose clean leaves keep being made dirty by hardware while tracking is off. */
+@inline function keepsTracking(fmt: u32): bool {
+  return pteDirtyDbm(fmt) || fmt == FMT_RISCV;
 }
 
 /** Whether the hardware updates dirty state in domain `d`'s walks. */
 @inline export function tracksDirty(d: usize): bool {
   const f = load<u32>(d + DOMAIN_FLAGS);
-  // ARM DBM leaves stay writable-clean after a clear; HTTU keeps honouring them.
-  return (f & DOMAIN_F_DIRTY) != 0 || ((f & DOMAIN_F_DIRTY_CAP) != 0 && pteDirtyDbm(load<u32>(d + DOMAIN_FORMAT)));
+  // ARM DBM leaves stay writable-clean after a clear and HTTU keeps honouring them; RISC-V
+  // leaves cleared of D need the hardware A/D update to be written at all.
+  return (f & DOMAIN_F_DIRTY) != 0 || ((f & DOMAIN_F_DIRTY_CAP) != 0 && keepsTracking(load<u32>(d + DOMAIN_FORMAT)));
 }
 
 /** The rights to cache for the walk dirtyAfterWalk just handled (no write while clean). */
@@ -143,9 +154,12 @@ export function readAndClearDirty(d: usize, dom: u32, iova: u64, length: u64, pa
 }
 
 /** set_dirty_tracking: OK, or EOPNOTSUPP for a domain not created dirty-capable. */
-export function setDirtyTracking(d: usize, on: bool): i32 {
+export function setDirtyTracking(d: usize, dom: u32, on: bool): i32 {
   const f = load<u32>(d + DOMAIN_FLAGS);
   if ((f & DOMAIN_F_DIRTY_CAP) == 0) return EOPNOTSUPP;
   store<u32>(d + DOMAIN_FLAGS, on ? f | DOMAIN_F_DIRTY : f & ~DOMAIN_F_DIRTY);
+  // Entries cached under the other setting carry the wrong rights (no write while clean), as
+  // the drivers flush after switching SSADE / HD.
+  if (((f & DOMAIN_F_DIRTY) != 0) != on) tlbInvalidateDomain(unitAt(load<u32>(d + DOMAIN_UNIT)), dom);
   return OK;
 }

@@ -58,6 +58,11 @@ export interface TimeCosts {
   pageWalkCache: boolean;
   /** One IOTLB invalidation with its wait descriptor (strict: one per unmap; lazy: per flush). @default 1000 */
   invalidationNs: number;
+  /**
+   * One ATC invalidation of an ATS device and its completion (VT-d dev-IOTLB invalidation with
+   * its wait descriptor, SMMUv3 CMD_ATC_INV + CMD_SYNC): a round trip to the device. @default 2000
+   */
+  atcInvalidationNs: number;
   /** Outstanding read requests per requester (tags). @default 256 */
   readTags: number;
   /** Control-plane cost per dma-buf kernel event kind ('attach', 'map', ...); unnamed kinds are free. @default {} */
@@ -69,7 +74,7 @@ export const DEFAULT_COSTS: Readonly<TimeCosts> = Object.freeze({
   linkHopNs: 20, switchHopNs: 150, rootComplexNs: 250, interHostBridgeNs: 300,
   dram: Object.freeze({ bandwidthGBps: 100, latencyNs: 90 }), deviceMemoryByName: Object.freeze({}),
   deviceMemory: Object.freeze({ bandwidthGBps: 1000, latencyNs: 200 }), network: Object.freeze({ bandwidthGBps: 25, latencyNs: 600 }),
-  iotlbHitNs: 2, walkLevelNs: 90, pageWalkCache: true, invalidationNs: 1000, readTags: 256, controlPlaneNs: Object.freeze({}),
+  iotlbHitNs: 2, walkLevelNs: 90, pageWalkCache: true, invalidationNs: 1000, atcInvalidationNs: 2000, readTags: 256, controlPlaneNs: Object.freeze({}),
 });
 
 /** Options of the model (MachineOptions.time): any cost, and the clock's start. */
@@ -135,7 +140,7 @@ interface Pending {
   transfer: DmaTransfer;
 }
 
-interface UnitCounters { hits: bigint; walks: bigint; invalidations: bigint }
+interface UnitCounters { hits: bigint; walks: bigint; invalidations: bigint; atcInvalidations: bigint }
 
 /**
  * A unit's IOTLB counters, read straight from the core's unit record: three loads, where
@@ -148,6 +153,7 @@ function unitCounters(core: Core, unit: IommuUnit): UnitCounters {
   return {
     hits: u64[(base + ABI.UNIT_STAT_HITS) >> 3]!, walks: u64[(base + ABI.UNIT_STAT_WALKS) >> 3]!,
     invalidations: u64[(base + ABI.UNIT_STAT_INVALIDATIONS) >> 3]!,
+    atcInvalidations: u64[(base + ABI.UNIT_STAT_ATC_INVALIDATIONS) >> 3]!,
   };
 }
 
@@ -182,6 +188,7 @@ export class FabricModel implements DmaCostModel {
   /** The machine's IOMMU units (made once, at Machine.create, after this model). */
   private _unitList: readonly IommuUnit[] | null = null;
   private _invalidationsSeen: bigint[] = [];
+  private _atcInvalidationsSeen: bigint[] = [];
   private _batch: Pending[] | null = null;
   private _pendingNs = 0;
   readonly totals: TimeTotals = { transfers: 0, bytes: 0, transferNs: 0, translationNs: 0, invalidationNs: 0, controlNs: 0 };
@@ -216,20 +223,25 @@ export class FabricModel implements DmaCostModel {
 
   /**
    * Advances the clock by what is due: control-plane costs and the IOTLB invalidations the
-   * units did since the last look (strict mode: one per unmap; lazy: one per flush-queue flush).
+   * units did since the last look (strict mode: one per unmap; lazy: one per flush-queue flush),
+ * and the ATC invalidations they sent to ATS devices.
    * The runner calls it after every step; the model calls it before every transfer.
    */
   sync(): void {
     const units = this._units;
     for (let i = 0; i < units.length; i++) {
-      const inv = unitCounters(this._m.sim.core, units[i]!).invalidations;
+      const c = unitCounters(this._m.sim.core, units[i]!);
+      const inv = c.invalidations;
       const seen = this._invalidationsSeen[i] ?? 0n;
-      if (inv > seen) {
-        const ns = Number(inv - seen) * this.costs.invalidationNs;
+      // ATC invalidations of ATS devices wait for the device's completion as well.
+      const atcSeen = this._atcInvalidationsSeen[i] ?? 0n;
+      if (inv > seen || c.atcInvalidations > atcSeen) {
+        const ns = Number(inv - seen) * this.costs.invalidationNs + Number(c.atcInvalidations - atcSeen) * this.costs.atcInvalidationNs;
         this._pendingNs += ns;
         this.totals.invalidationNs += ns;
       }
       this._invalidationsSeen[i] = inv;
+      this._atcInvalidationsSeen[i] = c.atcInvalidations;
     }
     if (this._pendingNs > 0 && !this._batch) {
       this.clock.advance(Math.ceil(this._pendingNs));
