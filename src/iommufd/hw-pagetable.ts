@@ -116,8 +116,13 @@ export function hwptGetDirtyBitmap(hwpt: IommufdHwptPaging, cmd: IommuHwptGetDir
   if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n || iova % pageSize !== 0n || length % pageSize !== 0n) {
     throw new SimError('EINVAL', op, `page_size 0x${pageSize.toString(16)} must be a power of two dividing iova and length`);
   }
-  // Contiguous areas must cover the range (iopt_for_each_contig_area).
-  iopt.getPages(op, iova, length);
+  // Contiguous areas must cover the range (iopt_for_each_contig_area; EINVAL when they do not).
+  try {
+    iopt.getPages(op, iova, length);
+  } catch (e) {
+    if (e instanceof SimError && e.code === 'ENOENT') throw new SimError('EINVAL', op, e.message);
+    throw e;
+  }
   const words = Number((length / pageSize + 63n) / 64n);
   if (!(cmd.data instanceof BigUint64Array) || cmd.data.length < words) throw new SimError('EFAULT', op, `data must be a BigUint64Array of at least ${words} words`);
   const bm = hwpt.domain.readAndClearDirty(iova, length, pageSize, { noClear: (flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) !== 0 });

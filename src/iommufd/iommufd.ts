@@ -458,10 +458,14 @@ export class IommufdCtx {
     const io = this.machine.iommu!;
     const nestParent = (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0;
     const format = nestParent && idev.unit.family === 'smmuv3' ? 'arm-lpae-s2' : io.format ?? defaultFormat(idev.unit.family);
-    return idev.unit.createDomain({
+    const dirty = (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0;
+    const d = idev.unit.createDomain({
       type: 'paging', format, ias: io.ias ?? 48, oas: 48, strict: true, kernel: io.kernel,
-      ...(nestParent ? { nestParent: true } : {}), ...((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0 ? { dirtyTracking: true } : {}),
+      ...(nestParent ? { nestParent: true } : {}), ...(dirty ? { dirtyTracking: true } : {}),
     });
+    // The capability is allocated; tracking itself starts off (IOMMU_HWPT_SET_DIRTY_TRACKING).
+    if (dirty) d.setDirtyTracking(false);
+    return d;
   }
 
   /**
