@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_HWPT_ALLOC, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_PGFAULT_SIZE,
+  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_HWPT_ALLOC, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_PGFAULT_SIZE,
+  IOMMU_PGFAULT_FLAGS_PASID_VALID, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_ATTACH_PASID,
   IOMMU_PGFAULT_FLAGS_LAST_PAGE, IOMMU_PGFAULT_PERM_WRITE, IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_SUCCESS,
   VFIO_DEVICE_DETACH_IOMMUFD_PT, PriDma, reportPageRequest, type IommufdFault, type IommuHwptPgfault,
 } from '../../src/iommufd/index.js';
@@ -98,6 +99,36 @@ describe('iommufd fault queue (IOMMU_FAULT_QUEUE_ALLOC, fault fd read/write)', (
     const t2 = new PriDma(m, dev.rid).write(0x90_0000n, bytes(16));
     serve(IOMMUFD_PAGE_RESP_INVALID);
     expect([t2.state, t2.result?.code, t2.bytesDone]).toEqual(['failed', 'EFAULT', 0n]);
+  });
+
+  it('PRI with a PASID (SMMUv3): the request names the PASID (PASID_VALID) and goes to the fault object of the HWPT that PASID is attached to; the retry reaches the PASID\'s IOAS', async () => {
+    const s = await setup({ iommu: { family: 'smmuv3' } });
+    const { m, proc, io, ioasAlloc, map, user, bind } = s;
+    const dev = bind('fpga0');
+    m.sim.iommu.enablePasid(dev.rid, { bits: 20 });
+    m.sim.iommu.enableAts(dev.rid, { pri: true });
+    const ridIoas = ioasAlloc();
+    const pasIoas = ioasAlloc();
+    const f: { outFaultId?: number; outFaultFd?: number } = {};
+    io(IOMMU_FAULT_QUEUE_ALLOC, f);
+    const ridHwpt: { outHwptId?: number } & Record<string, unknown> = { devId: dev.devId, ptId: ridIoas, flags: IOMMU_HWPT_ALLOC_PASID };
+    io(IOMMU_HWPT_ALLOC, ridHwpt);
+    const pasHwpt: { outHwptId?: number } & Record<string, unknown> = { devId: dev.devId, ptId: pasIoas, flags: IOMMU_HWPT_ALLOC_PASID | IOMMU_HWPT_FAULT_ID_VALID, faultId: f.outFaultId! };
+    io(IOMMU_HWPT_ALLOC, pasHwpt);
+    dev.attach(ridHwpt.outHwptId!);
+    proc.ioctl(dev.cdev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { flags: VFIO_DEVICE_ATTACH_PASID, pasid: 3, ptId: pasHwpt.outHwptId! });
+    const t = new PriDma(m, dev.rid, 3).write(0x5000n, bytes(8, 9));
+    expect(t.state).toBe('waiting');
+    const [r] = proc.read(f.outFaultFd!, IOMMU_HWPT_PGFAULT_SIZE) as IommuHwptPgfault[];
+    expect(r).toMatchObject({ flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE | IOMMU_PGFAULT_FLAGS_PASID_VALID, pasid: 3, addr: 0x5000n, devId: dev.devId });
+    const va = user(1);
+    map(pasIoas, va, PAGE, 0x5000n);
+    proc.write(f.outFaultFd!, [{ cookie: r!.cookie, code: IOMMUFD_PAGE_RESP_SUCCESS }]);
+    expect(t.state).toBe('done');
+    expect(proc.readUser(va, 8)).toEqual(bytes(8, 9));
+    // Without a PASID the RID's HWPT has no fault object: INVALID at once, the transfer fails.
+    const t2 = new PriDma(m, dev.rid).write(0x5000n, bytes(8));
+    expect([t2.state, t2.result?.code]).toEqual(['failed', 'EFAULT']);
   });
 
   it('no handler: a request from a device whose HWPT has no fault object is answered INVALID at once; detach answers pending requests INVALID (iommu_report_device_fault, iommufd_auto_response_faults)', async () => {
