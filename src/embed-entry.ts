@@ -23,7 +23,7 @@ export {
 } from './memory/physical-memory.js';
 export {
   Iommu, IommuUnit, IommuDomain, Prot, type UnitOptions, type DomainOptions, type FaultRecord,
-  type TranslateResult, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,
+  type TranslateResult, type TranslateOptions, type PageRequest, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,
   type DomainType, type PgtableFormat, type Access, type FaultReason,
 } from './iommu/iommu.js';
 export { DmaEngine, type DmaEndpoint, type DmaResult, type DmaFault, type DmaStats } from './dma/dma-engine.js';

@@ -10,7 +10,7 @@ export { SimError, CoreTrapError, ERRNO, errnoName, type ErrnoCode } from '../bi
 export { PhysicalMemory, type Region, type RegionOptions, type RegionKind, type FrameInfo, type ArenaUsage } from './memory/physical-memory.js';
 export {
   Iommu, IommuUnit, IommuDomain, Prot, type UnitOptions, type DomainOptions, type FaultRecord,
-  type TranslateResult, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,
+  type TranslateResult, type TranslateOptions, type PageRequest, type WalkResult, type WalkLevel, type UnitStats, type IommuFamily,
   type DomainType, type PgtableFormat, type Access, type FaultReason, IOMMU_FAMILIES, FAMILY_FORMATS, defaultFormat, archLevel,
 } from './iommu/iommu.js';
 export {

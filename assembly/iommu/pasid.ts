@@ -14,7 +14,7 @@ import {
   OK, EINVAL, ENOENT, ENODEV, EBUSY, ENOSPC, EOPNOTSUPP, MAX_PASID_BINDINGS, PASID_STRIDE,
   PASID_MAX_BITS, TAG_DOMAIN_BITS, DEV_PASID_BITS, DEV_DMA_PASID, DOMAIN_TYPE, DOMAIN_UNIT,
   DOMAIN_IDENTITY, UNIT_FAMILY, UNIT_FLAGS, UNIT_F_SCALABLE, FAMILY_VTD, FAMILY_AMDVI,
-  FAMILY_SMMUV3, FAMILY_RISCV,
+  FAMILY_SMMUV3, FAMILY_RISCV, DOMAIN_PAGING, DOMAIN_FORMAT, FMT_ARM_LPAE_S1, FMT_X86_64,
 } from '../abi';
 import { gPasids, DEVICE_NO_UNIT } from '../state';
 import { deviceOf, domainOf, unitAt } from './unit';
@@ -148,7 +148,17 @@ export function attachPasid(rid: u32, pasid: u32, dom: i32, replace: bool): i32 
   if (load<u32>(d + DOMAIN_TYPE) == DOMAIN_IDENTITY && load<u32>(unitAt(unit) + UNIT_FAMILY) != FAMILY_VTD) return EOPNOTSUPP;
   if (pasid == 0 || bits == 0 || (pasid >> bits) != 0) return EINVAL;
   if (load<u32>(d + DOMAIN_UNIT) != unit) return EINVAL;
+  // What each family's PASID table can point at: an SMMUv3 CD holds a stage-1 table only
+  // (arm_smmu_s1_set_dev_pasid); an AMD GCR3 entry a v2 (x86-64) table, and AMD refuses a
+  // replace (set_dev_pasid with an old domain: EOPNOTSUPP).
+  const family = load<u32>(unitAt(unit) + UNIT_FAMILY);
+  if (load<u32>(d + DOMAIN_TYPE) == DOMAIN_PAGING) {
+    const fmt = load<u32>(d + DOMAIN_FORMAT);
+    if (family == FAMILY_SMMUV3 && fmt != FMT_ARM_LPAE_S1) return EINVAL;
+    if (family == FAMILY_AMDVI && fmt != FMT_X86_64) return EOPNOTSUPP;
+  }
   if (replace) {
+    if (family == FAMILY_AMDVI) return EOPNOTSUPP;
     if (cur < 0) return EINVAL;
     if (slotDomain(<u32>cur) == dom) return OK;
     flushSlot(<u32>cur);

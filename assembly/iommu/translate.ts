@@ -126,7 +126,7 @@ function dropCached(u: usize, tdom: u32, iova: u64, shift: u32): void {
 }
 
 /** translate() in domain record `d` (id `dom`) of unit `u`, IOTLB tag domain `tdom`. */
-function translateIn(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u64, access: u32): bool {
+@inline function translateIn(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u64, access: u32): bool {
   bump(u, UNIT_STAT_TRANSLATIONS);
   const type = load<u32>(d + DOMAIN_TYPE);
   if (type == DOMAIN_PAGING || type == DOMAIN_NESTED) {

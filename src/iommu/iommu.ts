@@ -1033,7 +1033,9 @@ export class Iommu {
    * translate through that domain, tagged so in the IOTLB.
    * @throws {@link SimError} EINVAL for PASID 0 (IOMMU_NO_PASID, the RID's own domain), a PASID
    * beyond the device's width or without PASID enabled, a domain of another unit.
-   * @throws {@link SimError} EOPNOTSUPP for an identity domain outside VT-d.
+   * On SMMUv3 the domain must be stage 1 (a CD holds an arm-lpae-s1 table), on AMD-Vi an x86-64
+   * (v2) domain (a GCR3 entry), on VT-d any.
+   * @throws {@link SimError} EOPNOTSUPP for an identity domain outside VT-d, a non-v2 AMD domain.
    * @throws {@link SimError} EBUSY when the PASID is attached to a domain already (use {@link replacePasid}).
    * @throws {@link SimError} ENOENT when the domain was destroyed, or on a detach of an unbound PASID.
    * @throws {@link SimError} ENODEV when the requester sits behind no unit.
@@ -1046,6 +1048,7 @@ export class Iommu {
    * iommu_replace_device_pasid: moves PASID `pasid` of `rid` to `domain` in one step (the old
    * domain's entries for it are flushed); the same domain is a no-op.
    * @throws {@link SimError} EINVAL when nothing is attached to the PASID, and as {@link attachPasid}.
+   * @throws {@link SimError} EOPNOTSUPP on AMD-Vi, whose driver refuses a replace.
    */
   replacePasid(rid: number | string, pasid: number, domain: IommuDomain): void {
     if (!(domain instanceof IommuDomain)) throw new SimError('EINVAL', 'replacePasid', 'domain must be an IommuDomain of this simulator');
@@ -1064,8 +1067,10 @@ export class Iommu {
     const what: Record<number, string> = {
       [ABI.EINVAL]: replace && this._core.exports.pasidDomain(r, pasid) < 0
         ? `pasid ${pasid}: nothing attached to replace`
-        : `pasid ${pasid}: 0 is the RID's own (IOMMU_NO_PASID), beyond the device's PASID width, PASID not enabled, or the domain is on another unit than ${formatRid(r)}`,
-      [ABI.EOPNOTSUPP]: `domain ${domain?.id}: a ${domain?.type} domain cannot be attached to a PASID on ${domain?.unit.family}`,
+        : `pasid ${pasid}: 0 is the RID's own (IOMMU_NO_PASID), beyond the device's PASID width, PASID not enabled, the domain is on another unit than ${formatRid(r)}, or (SMMUv3) not a stage-1 domain`,
+      [ABI.EOPNOTSUPP]: replace && domain?.unit.family === 'amd-vi'
+        ? 'AMD-Vi cannot replace the domain of a PASID: detach it first'
+        : `domain ${domain?.id}: a ${domain?.type} ${domain?.format ?? ''} domain cannot be attached to a PASID on ${domain?.unit.family} (AMD: x86-64 (v2) tables only; identity: VT-d only)`,
       [ABI.EBUSY]: `pasid ${pasid} of ${formatRid(r)} is attached to domain ${this._core.exports.pasidDomain(r, pasid)}: replace it`,
       [ABI.ENOENT]: `pasid ${pasid} of ${formatRid(r)} is not attached`,
       [ABI.ENODEV]: `rid ${formatRid(r)} sits behind no IOMMU unit`,

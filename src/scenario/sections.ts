@@ -25,7 +25,7 @@ export function sgTableSection(sgt: SgTable, title = 'sg_table'): ReportSection 
 
 /**
  * The walk of `iova` in a paging domain: one line per level with the entry decoded, then the
- * output address.
+ * output address; for a nested domain, a line per stage-2 walk (each stage-1 fetch, the output).
  */
 export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOMMU walk of ${hex(iova)}`): ReportSection {
   const w = domain.walk(iova);
@@ -39,8 +39,15 @@ export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOM
     const tail = l.kind === 'leaf' ? ` ${formatSize(l.pageSize!)} page at ${hex(l.address!)}` : l.kind === 'table' && l.address !== null ? ` -> ${hex(l.address)}` : '';
     lines.push(`${l.name.padEnd(8)} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(18)} ${l.kind} ${l.flags.join(' ')}${tail}`);
   }
-  lines.push(w.ok ? `=> ${hex(w.pa!)} (${formatSize(w.pageSize!)} page)` : `=> no translation (${w.reason})`);
-  return { title, lines, data: { unit: domain.unit.name, domain: domain.id, iova, ok: w.ok, pa: w.pa ?? null, pageSize: w.pageSize ?? null, reason: w.reason ?? null, levels } };
+  // A nested domain: each stage-1 fetch and the output went through stage 2 (domain.parent).
+  const stage2 = (w.stage2 ?? []).map((s, i) => ({ of: i < w.levels.length ? w.levels[i]!.name : 'output', levels: s }));
+  for (const s of stage2) {
+    lines.push(`  stage 2 of ${s.of}: ${s.levels.map((l) => `${l.name} [${l.index}] = ${hex(l.entry)}`).join(', ')}`);
+  }
+  const where = w.stage === undefined ? '' : `, stage ${w.stage}${w.ipa === undefined ? '' : ` at ipa ${hex(w.ipa)}`}`;
+  lines.push(w.ok ? `=> ${hex(w.pa!)} (${formatSize(w.pageSize!)} page)` : `=> no translation (${w.reason}${where})`);
+  const nested = domain.type === 'nested' ? { parent: domain.parent?.id ?? null, stage2, stage: w.stage ?? null, ipa: w.ipa ?? null } : {};
+  return { title, lines, data: { unit: domain.unit.name, domain: domain.id, iova, ok: w.ok, pa: w.pa ?? null, pageSize: w.pageSize ?? null, reason: w.reason ?? null, levels, ...nested } };
 }
 
 /** What a transfer moved. */

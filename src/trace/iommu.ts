@@ -16,6 +16,7 @@ interface UnitSample {
   walks: bigint;
   invalidations: bigint;
   invalidatedEntries: bigint;
+  more?: { pasidHits: bigint; nestedWalks: bigint; atsRequests: bigint; atcHits: bigint; atcInvalidations: bigint; pageRequests: bigint };
 }
 
 /**
@@ -53,6 +54,16 @@ export class IotlbTracker {
       if (s.hits !== last.hits || s.misses !== last.misses || s.walks !== last.walks) {
         this._proc.counter(`iotlb ${u.name}`, { hits: Number(s.hits), misses: Number(s.misses), walks: Number(s.walks) });
       }
+      // Issue 16: PASID-tagged hits, nested walks, ATS and page requests, on a track of their own
+      // once any of them moved.
+      const more = { pasidHits: s.pasidHits, nestedWalks: s.nestedWalks, atsRequests: s.atsRequests, atcHits: s.atcHits, atcInvalidations: s.atcInvalidations, pageRequests: s.pageRequests };
+      if (Object.entries(more).some(([k, v]) => v !== (last.more?.[k as keyof typeof more] ?? 0n))) {
+        this._proc.counter(`iommu ${u.name} pasid/ats/nested`, Object.fromEntries(Object.entries(more).map(([k, v]) => [k, Number(v)])));
+        if (s.pageRequests > (last.more?.pageRequests ?? 0n)) {
+          this._proc.instant(u.name, 'page request', 'iommu', { unit: u.name, requests: Number(s.pageRequests - (last.more?.pageRequests ?? 0n)), queued: s.pageRequestsQueued });
+        }
+      }
+      last.more = more;
       Object.assign(last, { hits: s.hits, misses: s.misses, walks: s.walks, invalidations: s.invalidations, invalidatedEntries: s.invalidatedEntries });
     }
   }

@@ -11,7 +11,7 @@ import { expectErrno, RID } from '../core/helpers/setup.js';
 
 const K4 = 0x1000n;
 const DATA = RAM_BASE + 0x1000_1000n;
-const FAMILIES: [IommuFamily, PgtableFormat][] = [['vtd', 'vtd-ss'], ['smmuv3', 'arm-lpae-s1'], ['amd-vi', 'amd-v1'], ['riscv', 'riscv']];
+const FAMILIES: [IommuFamily, PgtableFormat][] = [['vtd', 'vtd-ss'], ['smmuv3', 'arm-lpae-s1'], ['amd-vi', 'x86-64'], ['riscv', 'riscv']];
 
 async function atsRig(family: IommuFamily, format: PgtableFormat) {
   const sim = await makeSim();
@@ -132,5 +132,28 @@ describe('bad input', () => {
     sim.iommu.enableAts(RID, { atcEntries: 32 });
     expectErrno(() => sim.iommu.enableAts(RID, { atcEntries: 64 }), 'EBUSY');
     sim.iommu.enableAts(RID, { atcEntries: 32, pri: true });
+  });
+});
+
+describe('virtual time', () => {
+  it('PERF: each ATC invalidation an unmap sends to an ATS device costs atcInvalidationNs', async () => {
+    const { Machine } = await import('../../src/machine/machine.js');
+    const { SEED_TOPOLOGY } = await import('../../src/scenario/builtin/index.js');
+    const cost = async (ats: boolean): Promise<number> => {
+      const m = await Machine.create({ topology: structuredClone(SEED_TOPOLOGY), iommu: { family: 'vtd', strict: true }, time: { atcInvalidationNs: 5000 } });
+      const nic = m.pci('nic1');
+      m.dmaDevice(nic);
+      const rid = m.rid(nic);
+      if (ats) m.sim.iommu.enableAts(rid);
+      const dom = m.unitOf(nic)!.domains().find((d) => d.id === m.sim.iommu.domainOf(rid))!;
+      const pa = m.sim.memory.allocFrames(4);
+      for (let i = 0n; i < 4n; i++) dom.map(0x1000_0000n + i * K4, pa + i * K4, K4, Prot.RW);
+      m.time.sync();
+      const t0 = m.clock.now;
+      for (let i = 0n; i < 4n; i++) dom.unmap(0x1000_0000n + i * K4, K4);
+      m.time.sync();
+      return m.clock.now - t0;
+    };
+    expect(await cost(true) - await cost(false)).toBe(4 * 5000);
   });
 });

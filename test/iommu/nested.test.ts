@@ -18,13 +18,13 @@ const PAIRS: [IommuFamily, PgtableFormat, PgtableFormat][] = [
   ['smmuv3', 'arm-lpae-s1', 'arm-lpae-s2'], ['vtd', 'x86-64', 'vtd-ss'], ['amd-vi', 'x86-64', 'amd-v1'],
 ];
 
-async function nestedRig(family: IommuFamily, s1: PgtableFormat, s2fmt: PgtableFormat, s1Prot = Prot.RW) {
+async function nestedRig(family: IommuFamily, s1: PgtableFormat, s2fmt: PgtableFormat, s1Prot = Prot.RW, dirtyTracking = false) {
   const sim = await makeSim();
   const unit = sim.iommu.createUnit({ family });
   const guest = unit.createDomain({ type: 'paging', format: s1 });
   guest.map(IOVA, DATA, 4n * K4, s1Prot);
   const tables = [...new Set(guest.walk(IOVA).levels.map((l) => l.table))];
-  const s2 = unit.createDomain({ type: 'paging', format: s2fmt, nestParent: true });
+  const s2 = unit.createDomain({ type: 'paging', format: s2fmt, nestParent: true, dirtyTracking });
   for (const t of tables) s2.map(t, t, K4, Prot.RW);
   for (let i = 0n; i < 4n; i++) s2.map(DATA + i * K4, DATA + i * K4, K4, Prot.RW);
   const nested = unit.createDomain({ type: 'nested', parent: s2, format: s1, root: guest.root });
@@ -94,6 +94,19 @@ describe('nested stage 1 over stage 2', () => {
     if (family === 'smmuv3') expect(f.map((x) => x.code)).toEqual([0x10, 0x13]);
   });
 
+  it.each(PAIRS)('%s: a dirty-tracking stage 2 marks the guest pages written through the nested domain', async (family, s1, s2fmt) => {
+    const { sim, s2 } = await nestedRig(family, s1, s2fmt, Prot.RW, true);
+    s2.readAndClearDirty(DATA, 4n * K4, K4);
+    expect(sim.iommu.translate(RID, IOVA + K4, 'read')).toMatchObject({ ok: true });
+    expect(sim.iommu.translate(RID, IOVA + K4, 'write')).toMatchObject({ ok: true }); // cached clean: walked again
+    expect(sim.dma.fill({ rid: RID, addr: IOVA + 3n * K4 }, 1, 16n)).toMatchObject({ ok: true });
+    const bm = s2.readAndClearDirty(DATA, 4n * K4, K4);
+    expect(bm[0]).toBe(0b1010n);
+    // Cleared: the next write through the cached nested translation marks the page again.
+    sim.iommu.translate(RID, IOVA + K4, 'write');
+    expect(s2.readAndClearDirty(DATA, 4n * K4, K4)[0]).toBe(0b10n);
+  });
+
   it('the guest changes its table: stale until the nested domain is invalidated', async () => {
     const { sim, guest, nested } = await nestedRig('smmuv3', 'arm-lpae-s1', 'arm-lpae-s2');
     expect(sim.iommu.translate(RID, IOVA, 'read')).toMatchObject({ ok: true, pa: DATA });
@@ -122,5 +135,19 @@ describe('nested stage 1 over stage 2', () => {
     expectErrno(() => s2.destroy(), 'EBUSY');
     n.destroy();
     s2.destroy();
+  });
+});
+
+describe('report', () => {
+  it('the walk section of a nested domain shows both stages and the failing stage', async () => {
+    const { iommuWalkSection } = await import('../../src/scenario/sections.js');
+    const { s2, nested, tables } = await nestedRig('smmuv3', 'arm-lpae-s1', 'arm-lpae-s2');
+    const ok = iommuWalkSection(nested, IOVA);
+    expect(ok.lines.filter((l) => l.includes('stage 2 of'))).toHaveLength(tables.length + 1);
+    expect(ok.lines.at(-1)).toBe(`=> 0x${DATA.toString(16)} (4K page)`);
+    s2.unmap(DATA, K4);
+    const bad = iommuWalkSection(nested, IOVA);
+    expect(bad.lines.at(-1)).toBe(`=> no translation (translation, stage 2 at ipa 0x${DATA.toString(16)})`);
+    expect(bad.data).toMatchObject({ stage: 2, ipa: DATA, parent: s2.id });
   });
 });

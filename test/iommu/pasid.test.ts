@@ -12,7 +12,7 @@ const K4 = 0x1000n;
 // Data pages far above the frames page tables take from the start of RAM.
 const DATA = RAM_BASE + 0x1000_0000n;
 const FAMILIES: [IommuFamily, PgtableFormat, number][] = [
-  ['vtd', 'vtd-ss', 0x59], ['smmuv3', 'arm-lpae-s1', 0x0a], ['amd-vi', 'amd-v1', 0x2], ['riscv', 'riscv', 266],
+  ['vtd', 'vtd-ss', 0x59], ['smmuv3', 'arm-lpae-s1', 0x0a], ['amd-vi', 'x86-64', 0x2], ['riscv', 'riscv', 266],
 ];
 
 async function pasidRig(family: IommuFamily, format: PgtableFormat) {
@@ -160,7 +160,7 @@ describe('bad input (kernel errnos), nothing changed', () => {
     expectErrno(() => sim.iommu.attachPasid(RID, 1, a), 'ENOENT');
   });
 
-  it('VT-d legacy mode has no PASID (EOPNOTSUPP); AMD takes 16 bits', async () => {
+  it('VT-d legacy mode has no PASID (EOPNOTSUPP); AMD takes 16 bits and v2 tables; SMMUv3 stage-1 tables', async () => {
     const sim = await makeSim();
     const vtd = sim.iommu.createUnit({ family: 'vtd' });
     sim.iommu.attach(RID, vtd.createDomain({ type: 'paging', format: 'vtd-ss' }));
@@ -170,6 +170,20 @@ describe('bad input (kernel errnos), nothing changed', () => {
     expectErrno(() => sim.iommu.enablePasid(RID + 1, { bits: 17 }), 'EINVAL');
     sim.iommu.enablePasid(RID + 1, { bits: 16 });
     expectErrno(() => sim.iommu.setDmaPasid(RID + 1, 1 << 16), 'EINVAL');
+    // A GCR3 entry points at a v2 (x86-64) table; the AMD driver refuses a replace.
+    const v1 = amd.createDomain({ type: 'paging', format: 'amd-v1' });
+    const v2 = amd.createDomain({ type: 'paging', format: 'x86-64' });
+    const v2b = amd.createDomain({ type: 'paging', format: 'x86-64' });
+    expectErrno(() => sim.iommu.attachPasid(RID + 1, 1, v1), 'EOPNOTSUPP');
+    sim.iommu.attachPasid(RID + 1, 1, v2);
+    expectErrno(() => sim.iommu.replacePasid(RID + 1, 1, v2b), 'EOPNOTSUPP');
+    expect(sim.iommu.pasidDomain(RID + 1, 1)).toBe(v2);
+    // A CD holds a stage-1 table only.
+    const smmu = sim.iommu.createUnit({ family: 'smmuv3' });
+    sim.iommu.attach(RID + 2, smmu.createDomain({ type: 'paging', format: 'arm-lpae-s1' }));
+    sim.iommu.enablePasid(RID + 2, { bits: 8 });
+    expectErrno(() => sim.iommu.attachPasid(RID + 2, 1, smmu.createDomain({ type: 'paging', format: 'arm-lpae-s2' })), 'EINVAL');
+    sim.iommu.attachPasid(RID + 2, 1, smmu.createDomain({ type: 'blocked' }));
   });
 
   it('SMMUv3: a PASID beyond the device width is C_BAD_SUBSTREAMID, an unbound one C_BAD_CD', async () => {
