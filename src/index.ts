@@ -59,5 +59,3 @@ export * from './time/index.js';
 
 // iommufd: the /dev/iommu user API on a process (IOAS, HWPT, device binding through vfio cdev).
 export * from './iommufd/index.js';
-// Issue 16 types of the IOMMU layer that public signatures use (page requests, translate options).
-export type { PageRequest, TranslateOptions } from './iommu/iommu.js';

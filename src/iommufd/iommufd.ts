@@ -457,7 +457,11 @@ export class IommufdCtx {
   private _allocDomain(idev: IommufdDevice, flags: number): IommuDomain {
     const io = this.machine.iommu!;
     const nestParent = (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0;
-    const format = nestParent && idev.unit.family === 'smmuv3' ? 'arm-lpae-s2' : io.format ?? defaultFormat(idev.unit.family);
+    // SMMUv3 nest parents are stage-2 domains; AMD domains for PASIDs are v2 (x86-64) tables, the
+    // only kind a GCR3 entry holds (amd_iommu_domain_alloc_paging_flags).
+    const fam = idev.unit.family;
+    const format = nestParent && fam === 'smmuv3' ? 'arm-lpae-s2'
+      : (flags & IOMMU_HWPT_ALLOC_PASID) !== 0 && fam === 'amd-vi' ? 'x86-64' : io.format ?? defaultFormat(fam);
     const dirty = (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0;
     const d = idev.unit.createDomain({
       type: 'paging', format, ias: io.ias ?? 48, oas: 48, strict: true, kernel: io.kernel,

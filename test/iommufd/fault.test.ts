@@ -43,6 +43,11 @@ describe('iommufd fault queue (IOMMU_FAULT_QUEUE_ALLOC, fault fd read/write)', (
     expect(errOf(() => io(IOMMU_DESTROY, { id: f.outFaultId! })).code).toBe('EBUSY');
     io(IOMMU_DESTROY, { id: h.outHwptId! });
     expect(io(IOMMU_DESTROY, { id: f.outFaultId! })).toBe(0);
+    // read(2)/write(2) on a file without them (the VFS's EINVAL), and on a closed fd.
+    const iommufd = proc.openFds.find((n) => proc.file(n).name === '/dev/iommu')!;
+    expect(errOf(() => proc.read(iommufd, 40)).code).toBe('EINVAL');
+    expect(errOf(() => proc.write(iommufd, [{}])).code).toBe('EINVAL');
+    expect(errOf(() => proc.read(f.outFaultFd!, 40)).code).toBe('EBADF');
   });
 
   it('PRI end to end: a PRI device\'s write to an unmapped IOVA raises a page request (no fault record); poll says readable, read hands whole records with a cookie (ESPIPE for a partial size); the user maps the page and answers SUCCESS; the device retries and its bytes land (iommufd_fault_iopf_handler, iommufd_fault_fops_read/write)', async () => {

@@ -81,6 +81,30 @@ describe('PASID through iommufd (SMMUv3 substream IDs)', () => {
   });
 });
 
+describe('PASID through iommufd (AMD-Vi GCR3)', () => {
+  it('HWPTs made for PASIDs are v2 (x86-64) tables, the only kind a GCR3 entry holds; AMD refuses a PASID replace (EOPNOTSUPP)', async () => {
+    const s = await setup({ iommu: { family: 'amd-vi' } });
+    const { m, proc, ctx, ioasAlloc, map, user, bind } = s;
+    const [a, b, c] = [ioasAlloc(), ioasAlloc(), ioasAlloc()];
+    const va = user(1);
+    proc.writeUser(va, bytes(16, 4));
+    map(b, va, PAGE, 0x30_0000n);
+    const dev = bind('fpga0');
+    m.sim.iommu.enablePasid(dev.rid, { bits: 16 });
+    const rid = hwptAlloc(s, { devId: dev.devId, ptId: a, flags: IOMMU_HWPT_ALLOC_PASID });
+    expect((ctx.object(rid) as IommufdHwptNested).domain.format).toBe('x86-64');
+    dev.attach(rid);
+    const x = { flags: VFIO_DEVICE_ATTACH_PASID, pasid: 2, ptId: b };
+    proc.ioctl(dev.cdev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, x);
+    expect((ctx.object(x.ptId) as IommufdHwptNested).domain.format).toBe('x86-64');
+    m.sim.iommu.setDmaPasid(dev.rid, 2);
+    expect(m.sim.dma.read({ rid: dev.rid, addr: 0x30_0000n }, 16).data).toEqual(bytes(16, 4));
+    m.sim.iommu.setDmaPasid(dev.rid, null);
+    expect(errOf(() => proc.ioctl(dev.cdev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { flags: VFIO_DEVICE_ATTACH_PASID, pasid: 2, ptId: c })).code).toBe('EOPNOTSUPP');
+    expect(m.sim.iommu.pasidDomain(dev.rid, 2)?.id).toBe((ctx.object(x.ptId) as IommufdHwptNested).domain.id);
+  });
+});
+
 describe('dirty tracking through iommufd', () => {
   it('IOMMU_HWPT_SET_DIRTY_TRACKING / GET_DIRTY_BITMAP: device writes mark their pages; reading clears them unless NO_CLEAR; the errnos of iopt_read_and_clear_dirty_data', async () => {
     const s = await setup();
