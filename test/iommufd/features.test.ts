@@ -220,6 +220,34 @@ describe('nested HWPTs through iommufd', () => {
     });
   }
 
+  it('live migration: a NEST_PARENT HWPT with DIRTY_TRACKING is marked by device writes through the nested HWPT, in guest-physical pages (iommufd_hwpt_get_dirty_bitmap on the parent)', async () => {
+    const s = await setup();
+    const { io, ioasAlloc, map, user, bind, dmaWrite } = s;
+    const ioas = ioasAlloc();
+    const dev = bind('fpga0');
+    const parent = hwptAlloc(s, { devId: dev.devId, ptId: ioas, flags: IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
+    const va = user(8);
+    const IPA = 0x10_0000n;
+    map(ioas, va, 8n * PAGE, IPA);
+    const IOVA = 0x7_0000_0000n;
+    guestTable(s, 'x86-64', va, IPA, IOVA, IPA + 6n * PAGE);
+    const nested = hwptAlloc(s, { devId: dev.devId, ptId: parent, dataType: IOMMU_HWPT_DATA_VTD_S1, data: { root: IPA } });
+    dev.attach(nested);
+    io(IOMMU_HWPT_SET_DIRTY_TRACKING, { hwptId: parent, flags: IOMMU_HWPT_DIRTY_TRACKING_ENABLE });
+    const bitmap = () => {
+      const a = { hwptId: parent, iova: IPA, length: 8n * PAGE, pageSize: PAGE, data: new BigUint64Array(1) };
+      io(IOMMU_HWPT_GET_DIRTY_BITMAP, a);
+      return a.data[0]!;
+    };
+    bitmap();
+    expect(dmaWrite(dev.rid, IOVA + 0x10n, bytes(8)).ok).toBe(true);
+    // The guest page the stage-1 leaf names (IPA page 6) is dirty; page 7, never written, is not.
+    const bm = bitmap();
+    expect((bm >> 6n) & 1n).toBe(1n);
+    expect((bm >> 7n) & 1n).toBe(0n);
+    expect(bitmap() & (1n << 6n)).toBe(0n);
+  });
+
   it('IOMMU_HWPT_INVALIDATE (VT-d stage 1): after the guest changes its leaf the device keeps the cached translation until the user invalidates; EINVAL a paging HWPT or bad entry; SMMUv3 nested HWPTs are EOPNOTSUPP (intel_nested_cache_invalidate_user)', async () => {
     const s = await setup();
     const { proc, io, ioasAlloc, map, user, bind, dmaWrite } = s;
