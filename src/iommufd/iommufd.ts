@@ -552,12 +552,6 @@ export class IommufdCtx {
     return this._add((id) => new IommufdHwptNested(this, id, parent, domain, dataType, (flags & IOMMU_HWPT_ALLOC_PASID) !== 0));
   }
 
-  /** Whether the device can raise page requests (PCIe PRI), needed to attach to a HWPT with a fault object. */
-  protected _iopfCapable(idev: IommufdDevice): boolean {
-    void idev;
-    return true;
-  }
-
   /**
    * Capabilities of a device's IOMMU (IOMMU_GET_HW_INFO): dirty tracking when its default format
    * can have a dirty-tracking domain (probed with a throwaway domain).
