@@ -57,5 +57,3 @@ export * from './driver-kit/index.js';
 // Virtual time: the performance model of the fabric on each machine's one clock.
 export * from './time/index.js';
 
-// iommufd: the /dev/iommu user API on a process (IOAS, HWPT, device binding through vfio cdev).
-export * from './iommufd/index.js';

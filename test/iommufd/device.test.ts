@@ -9,7 +9,7 @@ import {
   IOMMU_DESTROY, IOMMU_GET_HW_INFO, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD,
   VFIO_DEVICE_DETACH_IOMMUFD_PT, ULONG_MAX, openIommufd, type IommufdHwptPaging, type IommufdIoas, type IommuHwInfo, type IommuIoasIovaRanges,
-} from '../../src/iommufd/index.js';
+} from '../../src/drivers/iommufd/index.js';
 import { VFIO_DEVICE_RESET, VfioPciDevice } from '../../src/drivers/vfio/index.js';
 import { Machine } from '../../src/machine/machine.js';
 import { SimProcess } from '../../src/dma-buf/index.js';

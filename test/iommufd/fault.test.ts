@@ -9,7 +9,7 @@ import {
   IOMMU_PGFAULT_FLAGS_PASID_VALID, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_ATTACH_PASID,
   IOMMU_PGFAULT_FLAGS_LAST_PAGE, IOMMU_PGFAULT_PERM_WRITE, IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_SUCCESS,
   VFIO_DEVICE_DETACH_IOMMUFD_PT, PriDma, reportPageRequest, type IommufdFault, type IommuHwptPgfault,
-} from '../../src/iommufd/index.js';
+} from '../../src/drivers/iommufd/index.js';
 import { EPOLLIN, EPOLLOUT, FD_CLOEXEC, F_GETFD } from '../../src/process/index.js';
 import { bytes, errOf, PAGE, setup } from './helpers.js';
 

@@ -11,7 +11,7 @@ import {
   IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, IOMMU_HWPT_INVALIDATE,
   IOMMU_HWPT_SET_DIRTY_TRACKING, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_DETACH_IOMMUFD_PT,
   VFIO_DEVICE_DETACH_PASID, type IommuHwInfo, type IommufdHwptNested,
-} from '../../src/iommufd/index.js';
+} from '../../src/drivers/iommufd/index.js';
 import { Prot, type PgtableFormat } from '../../src/index.js';
 import { bytes, errOf, PAGE, setup } from './helpers.js';
 

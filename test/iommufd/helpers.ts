@@ -7,7 +7,7 @@ import {
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_UNMAP,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, iommufdCtxFromFd, openIommufd, type IommufdCtx, type IommufdOptions,
   type IommuIoasMap,
-} from '../../src/iommufd/index.js';
+} from '../../src/drivers/iommufd/index.js';
 
 // two-switches: gaudi0, nic0 and gpu0 below hb0 (unit dmar0); nic1 and fpga0 below hb1 (dmar1).
 export const fixture = readFileSync(new URL('../pci/fixtures/two-switches.json', import.meta.url), 'utf8');

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_UNMAP,
   ULONG_MAX, type IommuIoasIovaRanges, type IommuIovaRange,
-} from '../../src/iommufd/index.js';
+} from '../../src/drivers/iommufd/index.js';
 import { errOf, FIXED, PAGE, RW, setup } from './helpers.js';
 
 describe('iommufd IOAS (selftest iommufd_ioas, no domain)', () => {
@@ -50,7 +50,7 @@ describe('iommufd IOAS (selftest iommufd_ioas, no domain)', () => {
     expect(errOf(() => unmap(id, 0x10_1000n, 8n * PAGE)).code).toBe('ENOENT');
     expect(errOf(() => unmap(id, 0x10_0000n, 15n * PAGE)).code).toBe('ENOENT');
     expect(errOf(() => unmap(id, 0x20_0000n, PAGE)).code).toBe('ENOENT');
-    const ioas = ctx.object(id) as import('../../src/iommufd/index.js').IommufdIoas;
+    const ioas = ctx.object(id) as import('../../src/drivers/iommufd/index.js').IommufdIoas;
     expect(ioas.iopt.areas).toHaveLength(4);
     // A range covering two whole areas (and holes around them) unmaps exactly those.
     expect(unmap(id, 0x0f_0000n, 0x10_8000n - 0x0f_0000n)).toBe(8n * PAGE);
@@ -129,7 +129,7 @@ describe('iommufd IOAS (selftest iommufd_ioas, no domain)', () => {
     map(src, va + 4n * PAGE, 4n * PAGE, 0x10_4000n);
     const c: { dstIova?: bigint } & Record<string, unknown> = { flags: RW, srcIoasId: src, dstIoasId: dst, srcIova: 0x10_2000n, length: 4n * PAGE };
     io(IOMMU_IOAS_COPY, c);
-    const d = ctx.object(dst) as import('../../src/iommufd/index.js').IommufdIoas;
+    const d = ctx.object(dst) as import('../../src/drivers/iommufd/index.js').IommufdIoas;
     // Spanning two source areas gives two destination areas over the same pages.
     expect(d.iopt.areas.map((a) => [a.iova - c.dstIova!, a.length, a.pages])).toEqual([
       [0n, 2n * PAGE, (ctx.object(src) as typeof d).iopt.areas[0]!.pages],

@@ -37,8 +37,8 @@ import {
   type P2pMapType,
   type PciFunction,
   type SgTable,
-  VfioCdevFile,
 } from '../../index.js';
+import { VfioCdevFile } from '../iommufd/index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** VFIO_PCI_ROM_REGION_INDEX: region indexes 0..5 are the BARs. */

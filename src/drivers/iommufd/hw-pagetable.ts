@@ -5,8 +5,7 @@
  * IOMMU_HWPT_GET_DIRTY_BITMAP, io_pagetable.c iopt_read_and_clear_dirty_data) and the nested
  * cache invalidation (IOMMU_HWPT_INVALIDATE, the driver's cache_invalidate_user) live here.
  */
-import { SimError } from '../../bindings/errors.js';
-import type { IommuDomain, IommuUnit } from '../iommu/iommu.js';
+import { SimError, type IommuDomain, type IommuUnit } from '../../index.js';
 import type { IommufdFault } from './fault.js';
 import { ULONG_MAX } from './io-pagetable.js';
 import type { IommufdCtx, IommufdIoas } from './iommufd.js';
@@ -85,7 +84,7 @@ export class IommufdHwptNested extends IommufdHwpt {
 /**
  * iopt_set_dirty_tracking: enabling clears what the domain had marked (iopt_clear_dirty_data)
  * and turns the hardware marking on; disabling turns it off.
- * @throws {@link SimError} EOPNOTSUPP when the HWPT was not allocated with DIRTY_TRACKING.
+ * @throws {@link index!SimError} EOPNOTSUPP when the HWPT was not allocated with DIRTY_TRACKING.
  */
 export function hwptSetDirtyTracking(hwpt: IommufdHwptPaging, flags: number): void {
   const op = 'iommufd_hwpt_set_dirty_tracking';

@@ -2,7 +2,7 @@
  * What every iommufd object shares (struct iommufd_object) and the per-machine table of bound
  * devices. Kept apart from iommufd.ts so that the object kinds can live in their own files.
  */
-import type { PciFunction } from '../pci/index.js';
+import { type PciFunction } from '../../index.js';
 import type { IommufdCtx, IommufdDevice } from './iommufd.js';
 
 /** The kinds of iommufd objects (enum iommufd_object_type). */

@@ -5,10 +5,7 @@
  * attached, replaces; closing the fd detaches and unbinds. The driver (vfio-pci) owns the file
  * operations and hands every other command to its own ioctl once access is granted.
  */
-import { SimError } from '../../bindings/errors.js';
-import type { Machine } from '../machine/machine.js';
-import type { PciFunction } from '../pci/index.js';
-import type { Process, SimFile } from '../process/index.js';
+import { SimError, type Machine, type PciFunction, type Process, type SimFile } from '../../index.js';
 import { iommufdCtxFromFd, type IommufdCtx, type IommufdDevice } from './iommufd.js';
 import {
   VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT,
@@ -41,7 +38,7 @@ export class VfioCdevFile {
 
   /**
    * The cdev's iommufd ioctls. Returns undefined for a command that is the driver's, once bound.
-   * @throws {@link SimError} EINVAL for any command but BIND before a bind; the errors of each command.
+   * @throws {@link index!SimError} EINVAL for any command but BIND before a bind; the errors of each command.
    */
   ioctl(cmd: number, arg: unknown, proc: Process): number | undefined {
     if (cmd === VFIO_DEVICE_BIND_IOMMUFD) return this._bind(argObj('vfio_df_ioctl_bind_iommufd', arg), proc);

@@ -12,9 +12,7 @@
  * the range cuts, leaving the earlier ones unmapped; here every area is checked first, so a
  * failing UNMAP changes nothing (same errno).
  */
-import { SimError } from '../../bindings/errors.js';
-import { Prot, type IommuDomain } from '../iommu/iommu.js';
-import { PAGE_SIZE, type Process, type UserPage } from '../process/index.js';
+import { PAGE_SIZE, Prot, SimError, type IommuDomain, type Process, type UserPage } from '../../index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** ULONG_MAX on a 64-bit kernel. */
@@ -66,7 +64,7 @@ export class IoptPages {
 
   /**
    * One more stored area: pins every page on the first (pfn_reader_user_pin).
-   * @throws {@link SimError} EFAULT (nothing pinned) when a page is not mapped or, for a writable
+   * @throws {@link index!SimError} EFAULT (nothing pinned) when a page is not mapped or, for a writable
    * map, not writable; ENOMEM when the pins would pass the account's limit.
    */
   store(op: string): void {
@@ -259,7 +257,7 @@ export class IoPagetable {
   /**
    * iopt_map_pages: new areas at `iova` (or an allocated IOVA) over `slices` of pages, realized
    * into every domain. Returns the IOVA. On a throw nothing changed.
-   * @throws {@link SimError} EINVAL length 0 or not aligned, iova misaligned or reserved; EEXIST
+   * @throws {@link index!SimError} EINVAL length 0 or not aligned, iova misaligned or reserved; EEXIST
    * something mapped there; ENOSPC no free IOVA; EOVERFLOW wraps; EPERM a writable map of
    * read-only pages; EFAULT pinning failed.
    */
@@ -296,7 +294,7 @@ export class IoPagetable {
   /**
    * iopt_get_pages: the page slices behind [iova, iova + length), which contiguous areas must
    * cover completely (IOMMU_IOAS_COPY's source).
-   * @throws {@link SimError} EINVAL length 0; EOVERFLOW wraps; ENOENT a hole or a range end inside nothing.
+   * @throws {@link index!SimError} EINVAL length 0; EOVERFLOW wraps; ENOENT a hole or a range end inside nothing.
    */
   getPages(op: string, iova: bigint, length: bigint): { pages: IoptPages; startByte: bigint; length: bigint }[] {
     if (length === 0n) throw new SimError('EINVAL', op, 'length is 0');
@@ -316,7 +314,7 @@ export class IoPagetable {
 
   /**
    * iopt_unmap_iova_range: removes every area inside [start, last]; returns the bytes unmapped.
-   * @throws {@link SimError} ENOENT when an area crosses either end of the range (nothing is
+   * @throws {@link index!SimError} ENOENT when an area crosses either end of the range (nothing is
    * unmapped) or when no area is inside it.
    */
   unmapRange(op: string, start: bigint, last: bigint, onUnmap?: (a: IoptArea) => void): bigint {
@@ -345,7 +343,7 @@ export class IoPagetable {
 
   /**
    * iopt_set_allow_iova: replaces the allowed ranges (validated by the caller).
-   * @throws {@link SimError} EADDRINUSE when one intersects a reserved range (nothing changes).
+   * @throws {@link index!SimError} EADDRINUSE when one intersects a reserved range (nothing changes).
    */
   setAllowed(op: string, ranges: readonly IovaSpan[]): void {
     for (const r of ranges) {
@@ -356,7 +354,7 @@ export class IoPagetable {
 
   /**
    * iopt_reserve_iova.
-   * @throws {@link SimError} EADDRINUSE when an area or an allowed range intersects it.
+   * @throws {@link index!SimError} EADDRINUSE when an area or an allowed range intersects it.
    */
   reserve(op: string, start: bigint, last: bigint, owner: object): void {
     if (this.areaFirst(start, last) || this._allowed.some((a) => a.start <= last && a.last >= start)) {
@@ -379,7 +377,7 @@ export class IoPagetable {
   /**
    * iopt_table_add_domain: the domain's alignment and aperture are imposed on the IOAS and every
    * area is mapped into it. On a throw nothing changed.
-   * @throws {@link SimError} EINVAL when the domain's smallest page is larger than PAGE_SIZE;
+   * @throws {@link index!SimError} EINVAL when the domain's smallest page is larger than PAGE_SIZE;
    * EADDRINUSE when an area breaks the new alignment or lies outside the aperture; EFAULT when
    * pinning the pages fails; the domain's map errors.
    */

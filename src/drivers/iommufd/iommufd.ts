@@ -20,11 +20,7 @@
  *
  * Errors are the ioctl's errno, as the kernel's functions named in each message return them.
  */
-import { SimError } from '../../bindings/errors.js';
-import { defaultFormat, Prot, type IommuDomain, type IommuFamily, type IommuUnit } from '../iommu/iommu.js';
-import type { Machine } from '../machine/machine.js';
-import type { PciFunction } from '../pci/index.js';
-import { PAGE_SIZE, SimFile, type FileOperations, type Process } from '../process/index.js';
+import { PAGE_SIZE, Prot, SimError, SimFile, defaultFormat, type FileOperations, type IommuDomain, type IommuFamily, type IommuUnit, type Machine, type PciFunction, type Process } from '../../index.js';
 import { faultFd, IommufdFault } from './fault.js';
 import { IoPagetable, IoptPages, ULONG_MAX, type IovaSpan, type PinAccount } from './io-pagetable.js';
 import { IommufdObject, IommufdOwners, type IommufdObjectType } from './object.js';
@@ -122,6 +118,11 @@ const RESV_REGIONS: Record<IommuFamily, readonly IovaSpan[]> = {
   smmuv3: [{ start: 0x800_0000n, last: 0x80f_ffffn }],
   riscv: [],
 };
+
+/** conv_iommu_prot: IOMMU_CACHE always, READ and WRITE from the MAP flags. */
+function mapProt(flags: number): number {
+  return Prot.CACHE | ((flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0 ? Prot.WRITE : 0) | ((flags & IOMMU_IOAS_MAP_READABLE) !== 0 ? Prot.READ : 0);
+}
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null;
@@ -373,10 +374,6 @@ export class IommufdCtx {
     return f;
   }
 
-  private static _prot(flags: number): number {
-    return Prot.CACHE | ((flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0 ? Prot.WRITE : 0) | ((flags & IOMMU_IOAS_MAP_READABLE) !== 0 ? Prot.READ : 0);
-  }
-
   /**
    * IOMMU_IOAS_MAP (iommufd_ioas_map, iopt_map_user_pages): user memory of the calling process at
    * `iova` (FIXED_IOVA) or at an IOVA chosen and written back. EOPNOTSUPP unknown flags or
@@ -398,7 +395,7 @@ export class IommufdCtx {
     if (uva + length - 1n > ULONG_MAX) throw new SimError('EOVERFLOW', op, 'user_va + length wraps');
     const pages = new IoptPages(this.proc, uva, length, (flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, this.account);
     const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
-    cmd.iova = ioas.iopt.mapPages(op, [{ pages, startByte: uva - pages.uptr, length }], length, fixed ? iova : null, IommufdCtx._prot(flags));
+    cmd.iova = ioas.iopt.mapPages(op, [{ pages, startByte: uva - pages.uptr, length }], length, fixed ? iova : null, mapProt(flags));
     return 0;
   }
 
@@ -419,7 +416,7 @@ export class IommufdCtx {
     const slices = srcIoas.iopt.getPages(op, src, length);
     const dstIoas = this.get<IommufdIoas>(op, cmd.dstIoasId, 'ioas');
     const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
-    cmd.dstIova = dstIoas.iopt.mapPages(op, slices, length, fixed ? dst : null, IommufdCtx._prot(flags));
+    cmd.dstIova = dstIoas.iopt.mapPages(op, slices, length, fixed ? dst : null, mapProt(flags));
     return 0;
   }
 
@@ -474,7 +471,7 @@ export class IommufdCtx {
 
   /**
    * iommufd_hwpt_paging_alloc: a domain for `idev` linked to `ioas` and filled from it.
-   * @throws {@link SimError} EOPNOTSUPP unknown flags or an unsupported one; the fill errors
+   * @throws {@link index!SimError} EOPNOTSUPP unknown flags or an unsupported one; the fill errors
    * (iopt_table_add_domain).
    */
   hwptPagingAlloc(ioas: IommufdIoas, idev: IommufdDevice, flags: number, auto: boolean): IommufdHwptPaging {
@@ -590,7 +587,7 @@ export class IommufdCtx {
   /**
    * iommufd_device_bind: claims DMA ownership of `fn` for this context and returns the device
    * object (its id is the dev_id). The device's DMA is blocked until it is attached.
-   * @throws {@link SimError} ENODEV when `fn` is behind no IOMMU; EBUSY when it is bound already.
+   * @throws {@link index!SimError} ENODEV when `fn` is behind no IOMMU; EBUSY when it is bound already.
    */
   bindDevice(fn: PciFunction): IommufdDevice {
     const op = 'iommufd_device_bind';
@@ -649,7 +646,7 @@ export class IommufdCtx {
    * device's RID, or its PASID `pasid`, to `ptId`: an IOAS (an automatic HWPT is reused or made;
    * for a PASID one allocated with IOMMU_HWPT_ALLOC_PASID) or a HWPT. Returns the HWPT id now
    * attached (the pt_id written back). On a throw nothing changed.
-   * @throws {@link SimError} ENOENT no such object; EINVAL not an IOAS or HWPT, a HWPT of another
+   * @throws {@link index!SimError} ENOENT no such object; EINVAL not an IOAS or HWPT, a HWPT of another
    * IOMMU unit, (attach, not replace) already attached, a PASID attach to a HWPT not made for
    * PASIDs or while the RID's HWPT is not, a RID attach to a HWPT not made for PASIDs while
    * PASIDs are attached, or what the IOMMU refuses (PASID not enabled on the device);
@@ -760,7 +757,7 @@ export class IommufdCtx {
 
   /**
    * vfio_iommufd_physical_pasid_detach_ioas: unbinds `pasid` (a no-op when not attached).
-   * @throws {@link SimError} EINVAL when pasid is not a u32 or is 0.
+   * @throws {@link index!SimError} EINVAL when pasid is not a u32 or is 0.
    */
   detachPasid(idev: IommufdDevice, pasid: unknown): void {
     const p = u32('iommufd_device_detach', 'pasid', pasid);
@@ -789,7 +786,7 @@ export const IOMMUFD_FOPS: FileOperations<IommufdCtx> = {
 /**
  * open("/dev/iommu") in `proc` on `machine`: a new iommufd context; returns the fd. A machine
  * without an IOMMU opens it too; binding a device then fails (ENODEV).
- * @throws {@link SimError} EINVAL bad options; EMFILE.
+ * @throws {@link index!SimError} EINVAL bad options; EMFILE.
  */
 export function openIommufd(machine: Machine, proc: Process, opts: IommufdOptions = {}): number {
   const ctx = new IommufdCtx(machine, proc, opts);
@@ -800,7 +797,7 @@ export function openIommufd(machine: Machine, proc: Process, opts: IommufdOption
 
 /**
  * iommufd_ctx_from_fd: the context behind an fd of `proc`.
- * @throws {@link SimError} EBADF when `fd` is not open; EBADFD when it is not /dev/iommu.
+ * @throws {@link index!SimError} EBADF when `fd` is not open; EBADFD when it is not /dev/iommu.
  */
 export function iommufdCtxFromFd(proc: Process, fd: number, op = 'iommufd_ctx_from_fd'): IommufdCtx {
   const file = proc.file(fd);

@@ -10,13 +10,16 @@
  * {@link PriDma} is that device side: a transfer that stops on a page request waits for the
  * response and resumes from the byte where it stopped.
  */
-import { SimError } from '../../bindings/errors.js';
-import type { DmaResult } from '../dma/dma-engine.js';
-import type { Machine } from '../machine/machine.js';
+import { SimError, type DmaResult, type Machine } from '../../index.js';
 import { reportPageRequest } from './fault.js';
 import { IOMMUFD_PAGE_RESP_SUCCESS } from './uapi.js';
 
 const PAGE_MASK = ~0xfffn;
+
+/** The key transfers wait under: requester, PASID and page. */
+function waitKey(rid: number, pasid: number | null, page: bigint): string {
+  return `${rid}:${pasid ?? '-'}:${page}`;
+}
 
 /** Where a transfer of {@link PriDma} is. */
 export type PriTransferState = 'done' | 'waiting' | 'failed';
@@ -112,13 +115,9 @@ export class IopfQueue {
     return q;
   }
 
-  private static _key(rid: number, pasid: number | null, page: bigint): string {
-    return `${rid}:${pasid ?? '-'}:${page}`;
-  }
-
   /** @internal a transfer waits for the page it stopped on; the units' queues are handled at once (the PRQ interrupt). */
   wait(t: PriTransfer, rid: number, pasid: number | null): void {
-    const key = IopfQueue._key(rid, pasid, t.waitingFor!);
+    const key = waitKey(rid, pasid, t.waitingFor!);
     const list = this._waiting.get(key);
     if (list) list.push(t);
     else this._waiting.set(key, [t]);
@@ -138,7 +137,7 @@ export class IopfQueue {
       for (const req of unit.pageRequests()) {
         n++;
         this.reported++;
-        const key = IopfQueue._key(req.rid, req.pasid, req.iova & PAGE_MASK);
+        const key = waitKey(req.rid, req.pasid, req.iova & PAGE_MASK);
         reportPageRequest(m, req, (code) => {
           const list = this._waiting.get(key) ?? [];
           this._waiting.delete(key);

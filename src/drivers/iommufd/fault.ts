@@ -13,10 +13,7 @@
  * once. Detaching the device from the HWPT, or destroying the fault, answers its pending
  * requests INVALID (iommufd_auto_response_faults).
  */
-import { SimError } from '../../bindings/errors.js';
-import type { PageRequest } from '../iommu/iommu.js';
-import type { Machine } from '../machine/machine.js';
-import { EPOLLIN, EPOLLOUT, O_RDWR, type FileOperations, type Process } from '../process/index.js';
+import { EPOLLIN, EPOLLOUT, O_RDWR, SimError, type FileOperations, type Machine, type PageRequest, type Process } from '../../index.js';
 import type { IommufdHwpt } from './hw-pagetable.js';
 import type { IommufdCtx, IommufdDevice } from './iommufd.js';
 import { IommufdObject, IommufdOwners } from './object.js';
@@ -93,7 +90,7 @@ export class IommufdFault extends IommufdObject {
 
   /**
    * iommufd_fault_fops_read: as many whole groups as `count` bytes hold, each given a cookie.
-   * @throws {@link SimError} ESPIPE when count is not a multiple of the record size.
+   * @throws {@link index!SimError} ESPIPE when count is not a multiple of the record size.
    */
   read(count: number): IommuHwptPgfault[] {
     if (count % IOMMU_HWPT_PGFAULT_SIZE !== 0) throw new SimError('ESPIPE', 'iommufd_fault_fops_read', `count ${count} is not a multiple of ${IOMMU_HWPT_PGFAULT_SIZE}`);
@@ -115,7 +112,7 @@ export class IommufdFault extends IommufdObject {
 
   /**
    * iommufd_fault_fops_write: answers groups by cookie, in order; returns the bytes consumed.
-   * @throws {@link SimError} EINVAL when the first response has an unknown code or cookie (a later
+   * @throws {@link index!SimError} EINVAL when the first response has an unknown code or cookie (a later
    * bad one stops the write short).
    */
   write(records: readonly unknown[]): number {
