@@ -8,7 +8,7 @@ import {
   VTD_INTR_FIRST, VTD_INTR_LAST, FAULT_INTERRUPT_ADDR, DOMAIN_FORMAT, FMT_ARM_LPAE_S2, FAULT_F_STAGE2,
   FMT_X86_64, FAULT_F_FIRST_STAGE, DOMAIN_NESTED, FAULT_F_NESTED, FAULT_F_CLASS_TT, FAULT_TRANSLATION,
   FAULT_ACCESS_FLAG, FAULT_NO_PASID, EAGAIN, DEV_DMA_PASID, DEV_FLAGS, DEV_F_ATS, DEV_PASID_BITS,
-  UNIT_ATS_DEVICES, UNIT_STAT_ATC_HITS, TLB_TAG, DOMAIN_FLAGS, DOMAIN_F_DIRTY_CAP, UNIT_STAT_ATS_REQUESTS, UNIT_STAT_PASID_HITS, UNIT_STAT_NESTED_WALKS,
+  UNIT_ATS_DEVICES, UNIT_STAT_ATC_HITS, TLB_TAG, TAG_DOMAIN_BITS, DOMAIN_FLAGS, DOMAIN_F_DIRTY_CAP, UNIT_STAT_ATS_REQUESTS, UNIT_STAT_PASID_HITS, UNIT_STAT_NESTED_WALKS,
 } from '../abi';
 import { pasidHandle, handleUnbound, handleSlot, handleDomain, slotPasid, slotTag } from './pasid';
 import { atcLookup, atcInsert, atcOut, atcPerm, priEnabled, pageRequest } from './ats';
@@ -51,9 +51,14 @@ export let tIpa: u64 = 0;   // the IPA of a stage-2 failure
   return dp == 0 ? load<i32>(p + 4) : pasidHandle(rid, dp - 1);
 }
 
-// The request being translated: its PASID (+1; 0 none) and, for an ATS device, its record.
-let cPasid: u32 = 0;
-let cDev: usize = 0;
+// The IOTLB tag domain of the request being translated (a PASID slot above TAG_DOMAIN_BITS):
+// the failure path reads the request's PASID from it.
+let cTdom: u32 = 0;
+
+/** The PASID + 1 of tag domain `tdom` (0: a request without PASID). */
+@inline function pasidTagOf(tdom: u32): u32 {
+  return tdom < (<u32>1 << TAG_DOMAIN_BITS) ? 0 : slotPasid((tdom >> TAG_DOMAIN_BITS) - 1) + 1;
+}
 
 /**
  * Translates `iova` for requester `rid` in domain `dom` (from domainOfRid, or a PASID handle)
@@ -73,17 +78,15 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
     return true;
   }
   let tdom = <u32>dom;
-  cPasid = 0;
-  cDev = 0;
   if (dom < DOMAIN_DIRECT) {
     // A request with a PASID.
     const h = <u32>dom;
     if (handleUnbound(h)) return noPasid(rid, h & 0xfffff, iova, access);
     const slot = handleSlot(h);
     dom = handleDomain(h);
-    cPasid = slotPasid(slot) + 1;
     tdom = slotTag(<u32>dom, slot);
   }
+  cTdom = dom < 0 ? 0 : tdom;
   if (dom < 0) {
     const unit = deviceUnit(rid);
     if (unit != DEVICE_NO_UNIT) return fail(unitAt(unit), 0, rid, -1, iova, access, FAULT_NO_DOMAIN, false);
@@ -103,7 +106,6 @@ export function translate(rid: u32, dom: i32, iova: u64, access: u32): bool {
         return true;
       }
       // A translation request; the completion fills the ATC.
-      cDev = p;
       bump(u, UNIT_STAT_ATS_REQUESTS);
       if (!translateIn(u, d, rid, dom, tdom, iova, access)) return false;
       const keep = tracksDirty(d) && (access & ACCESS_WRITE) == 0 ? tPerm & ~ACCESS_WRITE : tPerm;
@@ -137,7 +139,7 @@ function dropCached(u: usize, tdom: u32, iova: u64, shift: u32): void {
         const perm = load<u32>(e + TLB_PERM);
         if ((perm & access) == access) {
           bump(u, UNIT_STAT_HITS);
-          if (cPasid != 0) bump(u, UNIT_STAT_PASID_HITS);
+          if (tdom >= (<u32>1 << TAG_DOMAIN_BITS)) bump(u, UNIT_STAT_PASID_HITS);
           tOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
           tShift = 12;
           tPerm = perm;
@@ -154,7 +156,7 @@ function dropCached(u: usize, tdom: u32, iova: u64, shift: u32): void {
     } else if (tlbLookup(u, tdom, iova)) {
       if ((hitPerm & access) == access) {
         bump(u, UNIT_STAT_HITS);
-        if (cPasid != 0) bump(u, UNIT_STAT_PASID_HITS);
+        if (tdom >= (<u32>1 << TAG_DOMAIN_BITS)) bump(u, UNIT_STAT_PASID_HITS);
         setLeaf(iova, hitOut, hitShift, hitPerm);
         return true;
       }
@@ -208,20 +210,27 @@ function report(u: usize, d: usize, rid: u32, dom: i32, iova: u64, access: u32, 
   tReason = reason;
   tFlags = flags;
   tIpa = ipa;
-  if (cDev != 0 && priEnabled(cDev) && (reason == FAULT_TRANSLATION || reason == FAULT_PERMISSION || reason == FAULT_ACCESS_FLAG)) {
-    pageRequest(u, rid, cPasid, iova, access);
+  const pasidTag = pasidTagOf(cTdom);
+  if ((reason == FAULT_TRANSLATION || reason == FAULT_PERMISSION || reason == FAULT_ACCESS_FLAG) && priDevice(u, rid)) {
+    pageRequest(u, rid, pasidTag, iova, access);
     tCode = 0;
     tStatus = EAGAIN;
     return false;
   }
-  tCode = recordFault(u, rid, dom, iova, access, reason, outputSide, flags, cPasid, ipa);
+  tCode = recordFault(u, rid, dom, iova, access, reason, outputSide, flags, pasidTag, ipa);
   tStatus = reasonStatus(reason);
   return false;
 }
 
+/** Whether `rid` is an ATS device with PRI on unit `u` (its failed translations are page requests). */
+function priDevice(u: usize, rid: u32): bool {
+  if (load<u32>(u + UNIT_ATS_DEVICES) == 0) return false;
+  const p = deviceOf(rid);
+  return p != 0 && (<u32>load<u8>(p + DEV_FLAGS) & DEV_F_ATS) != 0 && priEnabled(p);
+}
+
 /** A request whose PASID has no domain (PASID-table entry / CD / GCR3 entry not valid). */
 function noPasid(rid: u32, pasid: u32, iova: u64, access: u32): bool {
-  cPasid = pasid + 1;
   const p = deviceOf(rid);
   const unit = p == 0 ? DEVICE_NO_UNIT : load<u32>(p + 8);
   tReason = FAULT_NO_PASID;
@@ -232,7 +241,7 @@ function noPasid(rid: u32, pasid: u32, iova: u64, access: u32): bool {
   // Beyond the device's PASID width (SMMUv3 C_BAD_SUBSTREAMID) or just unbound (C_BAD_CD).
   const bits = <u32>load<u8>(p + DEV_PASID_BITS);
   const beyond = bits == 0 || (pasid >> bits) != 0;
-  tCode = recordFault(unitAt(unit), rid, -1, iova, access, FAULT_NO_PASID, beyond, 0, cPasid, 0);
+  tCode = recordFault(unitAt(unit), rid, -1, iova, access, FAULT_NO_PASID, beyond, 0, pasid + 1, 0);
   return false;
 }
 

@@ -144,7 +144,11 @@ export function nestedWalk(d: usize, iova: u64, access: u32, trace: bool): u32 {
     if (access != 0 && fmt == FMT_X86_64 && kind != PTE_RESERVED && s2Write) {
       const granted = perm & pteTablePerm(fmt, pte, d);
       const upd = pte | X86_A | (kind == PTE_LEAF && (access & ACCESS_WRITE) != 0 && (granted & ACCESS_WRITE) != 0 ? X86_D : 0);
-      if (upd != pte && (granted & access) == access) physWrite64(slot, upd);
+      if (upd != pte && (granted & access) == access) {
+        // The A/D write is a write through stage 2 too: a tracking stage 2 marks the table page.
+        if (tracksDirty(p)) dirtyAfterWalk(p, ACCESS_WRITE, ACCESS_READ | ACCESS_WRITE);
+        physWrite64(slot, upd);
+      }
     }
     if (kind == PTE_TABLE) {
       perm &= pteTablePerm(fmt, pte, d);

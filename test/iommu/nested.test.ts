@@ -107,6 +107,19 @@ describe('nested stage 1 over stage 2', () => {
     expect(s2.readAndClearDirty(DATA, 4n * K4, K4)[0]).toBe(0b10n);
   });
 
+  it('x86-64 stage 1: the walker setting an A bit writes through stage 2, which marks the table page', async () => {
+    const { sim, s2, guest } = await nestedRig('vtd', 'x86-64', 'vtd-ss', Prot.RW, true);
+    const leaf = guest.walk(IOVA + 2n * K4).levels.at(-1)!;
+    const slot = leaf.table + BigInt(leaf.index) * 8n;
+    const raw = new DataView(new ArrayBuffer(8));
+    raw.setBigUint64(0, leaf.entry & ~0x20n, true); // A clear
+    sim.memory.write(slot, new Uint8Array(raw.buffer));
+    s2.readAndClearDirty(leaf.table, K4, K4);
+    expect(sim.iommu.translate(RID, IOVA + 2n * K4, 'read')).toMatchObject({ ok: true });
+    expect(guest.walk(IOVA + 2n * K4).levels.at(-1)!.entry & 0x20n).toBe(0x20n);
+    expect(s2.readAndClearDirty(leaf.table, K4, K4)[0]).toBe(1n);
+  });
+
   it('the guest changes its table: stale until the nested domain is invalidated', async () => {
     const { sim, guest, nested } = await nestedRig('smmuv3', 'arm-lpae-s1', 'arm-lpae-s2');
     expect(sim.iommu.translate(RID, IOVA, 'read')).toMatchObject({ ok: true, pa: DATA });
