@@ -56,4 +56,3 @@ export * from './driver-kit/index.js';
 
 // Virtual time: the performance model of the fabric on each machine's one clock.
 export * from './time/index.js';
-
