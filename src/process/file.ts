@@ -58,6 +58,16 @@ export interface FileOperations<P = unknown> {
    * PAGE_SIZE.
    */
   mmapPageSize?(file: SimFile<P>): number;
+  /**
+   * read(2): up to `count` bytes of the file's records, returned as the plain objects that stand
+   * for the structs copied to the user buffer (each of the file's record size). Absent: EINVAL.
+   */
+  read?(file: SimFile<P>, count: number, proc: Process): unknown[];
+  /**
+   * write(2): `records` stand for the structs in the user buffer; returns the bytes consumed.
+   * Absent: EINVAL.
+   */
+  write?(file: SimFile<P>, records: readonly unknown[], proc: Process): number;
   /** poll: the ready events among `events`. Absent: DEFAULT_POLLMASK (always ready). */
   poll?(file: SimFile<P>, events: number): number;
   /** show_fdinfo: lines appended to /proc/<pid>/fdinfo/<fd> after pos and flags. */

@@ -318,6 +318,34 @@ export class Process {
   }
 
   /**
+   * read(2): fops.read with `count` bytes of room; returns the records read (see FileOperations.read).
+   * @throws {@link SimError} EBADF when `fd` is not open or the file is write-only; EINVAL when the
+   * file has no read; the driver's errors.
+   */
+  read(fd: number, count: number): unknown[] {
+    const op = 'read';
+    const file = this._entry(fd, op).file;
+    if ((file.flags & O_ACCMODE) === O_WRONLY) throw new SimError('EBADF', op, `fd ${fd} (${file.name}) is open write-only`);
+    if (!file.fops.read) throw new SimError('EINVAL', op, `fd ${fd} (${file.name}) cannot be read`);
+    if (!Number.isSafeInteger(count) || count < 0) throw new SimError('EINVAL', op, `count must be a non-negative integer, got ${count}`);
+    return syscallExit(() => file.fops.read!(file, count, this));
+  }
+
+  /**
+   * write(2): fops.write of `records` (see FileOperations.write); returns the bytes written.
+   * @throws {@link SimError} EBADF when `fd` is not open or the file is read-only; EINVAL when the
+   * file has no write; the driver's errors.
+   */
+  write(fd: number, records: readonly unknown[]): number {
+    const op = 'write';
+    const file = this._entry(fd, op).file;
+    if ((file.flags & O_ACCMODE) === O_RDONLY) throw new SimError('EBADF', op, `fd ${fd} (${file.name}) is open read-only`);
+    if (!file.fops.write) throw new SimError('EINVAL', op, `fd ${fd} (${file.name}) cannot be written`);
+    if (!Array.isArray(records)) throw new SimError('EFAULT', op, 'records must be an array');
+    return syscallExit(() => file.fops.write!(file, records, this));
+  }
+
+  /**
    * poll(2) of one fd: fops.poll, or DEFAULT_POLLMASK for a file without it; only the requested
    * events (plus EPOLLERR/EPOLLHUP) are reported.
    * @throws {@link SimError} EBADF when `fd` is not open.

@@ -41,6 +41,7 @@ import {
   type SgTable,
   checkImporterHost,
 } from '../../index.js';
+import { VfioCdevFile } from '../iommufd/index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** VFIO_PCI_ROM_REGION_INDEX: region indexes 0..5 are the BARs. */
@@ -146,6 +147,20 @@ export class VfioPciDevice {
     },
   };
 
+  /**
+   * The device cdev's operations (/dev/vfio/devices/vfioX, vfio_device_fops on a cdev open): the
+   * iommufd binding ioctls (VFIO_DEVICE_BIND_IOMMUFD, ATTACH/DETACH_IOMMUFD_PT, src/iommufd), then,
+   * once bound, the device's own ioctls; release unbinds, then counts the open like `fops`.
+   */
+  readonly cdevFops: FileOperations<VfioCdevFile> = {
+    name: 'vfio-device-cdev',
+    ioctl: (file, cmd, arg, proc) => file.privateData.ioctl(cmd, arg, proc) ?? this._ioctl(proc, cmd, arg),
+    release: (file) => {
+      file.privateData.release();
+      if (--this._openFiles === 0) this.close();
+    },
+  };
+
   /** What the device did (newest `machine.history.driverEvents`, oldest first; a snapshot). */
   get events(): readonly VfioEvent[] {
     return this._events.toArray();
@@ -207,6 +222,17 @@ export class VfioPciDevice {
   open(proc: Process): number {
     if (this._closed) throw new SimError('ENODEV', 'vfio_device_fops_open', `${this.name} is closed`);
     const fd = proc.open(this.fops, this, { name: `vfio:${this.pci.name}` });
+    this._openFiles++;
+    return fd;
+  }
+
+  /**
+   * Opens the device's cdev in `proc` (/dev/vfio/devices/vfioX): nothing but
+   * VFIO_DEVICE_BIND_IOMMUFD works until it is bound to an iommufd. ENODEV once the device was closed.
+   */
+  openCdev(proc: Process): number {
+    if (this._closed) throw new SimError('ENODEV', 'vfio_device_fops_cdev_open', `${this.name} is closed`);
+    const fd = proc.open(this.cdevFops, new VfioCdevFile(this.machine, this.pci), { name: `vfio-cdev:${this.pci.name}` });
     this._openFiles++;
     return fd;
   }
