@@ -25,7 +25,7 @@ import type { DmaEndpoint } from '../index.js';
 import type { FaultRecord } from '../index.js';
 import { formatRid } from '../index.js';
 import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
-import { describePattern, patternBytes } from './pattern.js';
+import { describePattern, firstMismatch, patternBytes } from './pattern.js';
 import { formatNs, formatTiming } from '../index.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
@@ -450,11 +450,12 @@ export class ScenarioRunner {
     if (e.bytes) {
       const got = outcome?.bytes;
       if (!(got instanceof Uint8Array)) return fail(`expected bytes (${describePattern(e.bytes)}), but the step returned none`);
-      const want = patternBytes(e.bytes, got.length);
-      const at = got.findIndex((b, i) => b !== want[i]);
+      // A plain loop, not findIndex with a callback per byte: steps compare up to megabytes.
+      const at = firstMismatch(e.bytes, got);
       if (at >= 0) {
         const h = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
-        return fail(`bytes differ from ${describePattern(e.bytes)} at offset 0x${at.toString(16)}: got ${h(got[at]!)}, want ${h(want[at]!)} (${got.length} bytes compared)`);
+        const want = patternBytes(e.bytes, at + 1)[at]!;
+        return fail(`bytes differ from ${describePattern(e.bytes)} at offset 0x${at.toString(16)}: got ${h(got[at]!)}, want ${h(want)} (${got.length} bytes compared)`);
       }
       rec.log.push(`${got.length} bytes match ${describePattern(e.bytes)}`);
     }
