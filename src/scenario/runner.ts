@@ -35,6 +35,8 @@ import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type S
 import { ScenarioError } from './source.js';
 import { GENERIC_OPS } from './op.js';
 import { Ring } from '../index.js';
+import { defaultBuild } from '../../bindings/core.js';
+import { createEmbeddedSimulator, fixedBytes } from '../embed-entry.js';
 
 /** What a handler returns. */
 export interface StepOutcome {
@@ -225,6 +227,7 @@ export class ScenarioRunner {
     const topoIndex = new Map<string, number>();
     // One timeline for the run: each act's machine starts its clock where the last act ended.
     const clock = { ns: 0 };
+    const window: ActWindow = { memory: null, base: 0, bytes: 0 };
     for (const act of chosen) {
       const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
       let t = topoIndex.get(key);
@@ -237,7 +240,7 @@ export class ScenarioRunner {
         });
         topoIndex.set(key, t);
       }
-      acts.push(await this._runAct(scenario, act, t, failures, clock));
+      acts.push(await this._runAct(scenario, act, t, failures, clock, window));
     }
     const steps = acts.flatMap((a) => a.steps).filter((s) => s.number !== null);
     const ok = failures.length === 0 && acts.every((a) => a.ok);
@@ -251,7 +254,25 @@ export class ScenarioRunner {
     };
   }
 
-  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }): Promise<ActReport> {
+  /**
+   * The act's machine on the run's one linear memory (see ActWindow): a fresh embedded core in
+   * the same window for every act, which the core zeroes as it uses it. Acts run one after the
+   * other and nothing reads an earlier act's core once its act has ended.
+   */
+  private async _actMachine(act: Act, w: ActWindow): Promise<Machine> {
+    const arena = this._opts.arenaBytes ?? 64 << 20;
+    const opts = { topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules };
+    // The debug core has no embed build: a debug run keeps a core of its own per act.
+    if (defaultBuild() !== 'release') return Machine.create({ ...opts, arenaBytes: arena });
+    if (!w.memory) {
+      w.base = 65536;
+      w.bytes = (await fixedBytes()) + arena;
+      w.memory = new WebAssembly.Memory({ initial: Math.ceil((w.base + w.bytes) / 65536) });
+    }
+    return Machine.create({ ...opts, simulator: await createEmbeddedSimulator({ memory: w.memory, base: w.base, bytes: w.bytes }) });
+  }
+
+  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }, window: ActWindow): Promise<ActReport> {
     const report: ActReport = {
       index: act.index, title: act.title, profile: act.profile, iommu: act.iommu, topology, steps: [], sections: [], ok: true,
       startNs: runClock.ns, endNs: runClock.ns,
@@ -264,7 +285,7 @@ export class ScenarioRunner {
     try {
       machine = this._opts.createMachine
         ? await this._opts.createMachine(act)
-        : await Machine.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules, arenaBytes: this._opts.arenaBytes ?? 64 << 20 });
+        : await this._actMachine(act, window);
     } catch (e) {
       report.ok = false;
       report.error = e instanceof Error ? e.message : String(e);
@@ -466,6 +487,17 @@ export class ScenarioRunner {
       }
     }
   }
+}
+
+/**
+ * The linear memory a run's machines share, one act after another: V8 counts every Wasm memory
+ * as external memory and collects garbage each time one grows by tens of MiB, so a run of six
+ * acts on six memories of 64 MiB cost six full collections; one memory grows once.
+ */
+interface ActWindow {
+  memory: WebAssembly.Memory | null;
+  base: number;
+  bytes: number;
 }
 
 function errText(e: unknown): string {
