@@ -227,7 +227,7 @@ export class ScenarioRunner {
     const topoIndex = new Map<string, number>();
     // One timeline for the run: each act's machine starts its clock where the last act ended.
     const clock = { ns: 0 };
-    const window: ActWindow = { memory: null, base: 0, bytes: 0 };
+    const window: ActWindow = { memory: null, standalone: false, base: 0, bytes: 0 };
     for (const act of chosen) {
       const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
       let t = topoIndex.get(key);
@@ -262,13 +262,24 @@ export class ScenarioRunner {
   private async _actMachine(act: Act, w: ActWindow): Promise<Machine> {
     const arena = this._opts.arenaBytes ?? 64 << 20;
     const opts = { topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules };
-    // The debug core has no embed build: a debug run keeps a core of its own per act.
-    if (defaultBuild() !== 'release') return Machine.create({ ...opts, arenaBytes: arena });
-    if (!w.memory) {
-      w.base = 65536;
-      w.bytes = (await fixedBytes()) + arena;
-      w.memory = new WebAssembly.Memory({ initial: Math.ceil((w.base + w.bytes) / 65536) });
+    // The debug core has no embed build, nor has a bundle that carries the release core alone
+    // (the web page): there every act keeps a core of its own. So does an arena createSimulator
+    // refuses or that is large (its error, or ENOMEM, is the act's, as it always was).
+    if (!(Number.isInteger(arena) && arena % 4096 === 0 && arena >= 1 << 20 && arena <= WINDOW_ARENA_MAX)) w.standalone = true;
+    if (!w.memory && !w.standalone) {
+      const fixed = defaultBuild() === 'release' ? await fixedBytes().catch((e: unknown) => {
+        if (e instanceof SimError && e.op === 'compileCore') return null;
+        throw e;
+      }) : null;
+      if (fixed === null) {
+        w.standalone = true;
+      } else {
+        w.base = 65536;
+        w.bytes = fixed + arena;
+        w.memory = new WebAssembly.Memory({ initial: Math.ceil((w.base + w.bytes) / 65536) });
+      }
     }
+    if (!w.memory) return Machine.create({ ...opts, arenaBytes: arena });
     return Machine.create({ ...opts, simulator: await createEmbeddedSimulator({ memory: w.memory, base: w.base, bytes: w.bytes }) });
   }
 
@@ -489,6 +500,9 @@ export class ScenarioRunner {
   }
 }
 
+/** The largest arena a run's window is made for; larger ones get a standalone core per act. */
+const WINDOW_ARENA_MAX = 512 << 20;
+
 /**
  * The linear memory a run's machines share, one act after another: V8 counts every Wasm memory
  * as external memory and collects garbage each time one grows by tens of MiB, so a run of six
@@ -496,6 +510,8 @@ export class ScenarioRunner {
  */
 interface ActWindow {
   memory: WebAssembly.Memory | null;
+  /** No embed build here: a core per act. */
+  standalone: boolean;
   base: number;
   bytes: number;
 }

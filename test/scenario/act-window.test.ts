@@ -73,4 +73,11 @@ describe('acts on one linear memory', () => {
     await r2.run(seed(), { acts: [0] });
     expect(seen.some((s) => s.memory === again[0])).toBe(false);
   });
+
+  it('an arena createSimulator refuses fails every act as before, with its EINVAL', async () => {
+    const r = await createDefaultRunner({ arenaBytes: 5000 }).run(seed(), { acts: [0, 1] });
+    expect(r.ok).toBe(false);
+    expect(r.acts.map((a) => a.error)).toEqual([0, 1].map(() => expect.stringMatching(/arenaBytes = 5000 must be a multiple of 4096/)));
+    expect(r.failures.map((f) => f.message)).toEqual([0, 1].map(() => expect.stringMatching(/^the machine could not be built: /)));
+  });
 });
