@@ -59,4 +59,17 @@ describe('firstMismatch', () => {
       }
     }
   });
+
+  it('finds it in the tail past the last whole word, and in bytes that do not start on a word', () => {
+    const p: Pattern = { kind: 'random', seed: 7 };
+    const got = reference(p, 4099);
+    got[4098] = got[4098]! ^ 1;
+    expect(firstMismatch(p, got)).toBe(4098);
+    const host = new Uint8Array(4101);
+    host.set(reference(p, 4099), 1);
+    const unaligned = host.subarray(1, 4100);
+    expect(firstMismatch(p, unaligned)).toBe(-1);
+    unaligned[5] = unaligned[5]! ^ 2;
+    expect(firstMismatch(p, unaligned)).toBe(5);
+  });
 });
