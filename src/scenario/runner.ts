@@ -35,8 +35,6 @@ import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type S
 import { ScenarioError } from './source.js';
 import { GENERIC_OPS } from './op.js';
 import { Ring } from '../index.js';
-import { defaultBuild } from '../../bindings/core.js';
-import { createEmbeddedSimulator, fixedBytes } from '../embed-entry.js';
 
 /** What a handler returns. */
 export interface StepOutcome {
@@ -227,7 +225,8 @@ export class ScenarioRunner {
     const topoIndex = new Map<string, number>();
     // One timeline for the run: each act's machine starts its clock where the last act ended.
     const clock = { ns: 0 };
-    const window: ActWindow = { memory: null, standalone: false, base: 0, bytes: 0 };
+    // The acts' machines one after another on one linear memory (MachineSeries).
+    const series = Machine.series(this._opts.arenaBytes ?? 64 << 20);
     for (const act of chosen) {
       const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
       let t = topoIndex.get(key);
@@ -240,7 +239,7 @@ export class ScenarioRunner {
         });
         topoIndex.set(key, t);
       }
-      acts.push(await this._runAct(scenario, act, t, failures, clock, window));
+      acts.push(await this._runAct(scenario, act, t, failures, clock, series));
     }
     const steps = acts.flatMap((a) => a.steps).filter((s) => s.number !== null);
     const ok = failures.length === 0 && acts.every((a) => a.ok);
@@ -254,36 +253,7 @@ export class ScenarioRunner {
     };
   }
 
-  /**
-   * The act's machine on the run's one linear memory (see ActWindow): a fresh embedded core in
-   * the same window for every act, which the core zeroes as it uses it. Acts run one after the
-   * other and nothing reads an earlier act's core once its act has ended.
-   */
-  private async _actMachine(act: Act, w: ActWindow): Promise<Machine> {
-    const arena = this._opts.arenaBytes ?? 64 << 20;
-    const opts = { topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules };
-    // The debug core has no embed build, nor has a bundle that carries the release core alone
-    // (the web page): there every act keeps a core of its own. So does an arena createSimulator
-    // refuses or that is large (its error, or ENOMEM, is the act's, as it always was).
-    if (!(Number.isInteger(arena) && arena % 4096 === 0 && arena >= 1 << 20 && arena <= WINDOW_ARENA_MAX)) w.standalone = true;
-    if (!w.memory && !w.standalone) {
-      const fixed = defaultBuild() === 'release' ? await fixedBytes().catch((e: unknown) => {
-        if (e instanceof SimError && e.op === 'compileCore') return null;
-        throw e;
-      }) : null;
-      if (fixed === null) {
-        w.standalone = true;
-      } else {
-        w.base = 65536;
-        w.bytes = fixed + arena;
-        w.memory = new WebAssembly.Memory({ initial: Math.ceil((w.base + w.bytes) / 65536) });
-      }
-    }
-    if (!w.memory) return Machine.create({ ...opts, arenaBytes: arena });
-    return Machine.create({ ...opts, simulator: await createEmbeddedSimulator({ memory: w.memory, base: w.base, bytes: w.bytes }) });
-  }
-
-  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }, window: ActWindow): Promise<ActReport> {
+  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }, series: ReturnType<typeof Machine.series>): Promise<ActReport> {
     const report: ActReport = {
       index: act.index, title: act.title, profile: act.profile, iommu: act.iommu, topology, steps: [], sections: [], ok: true,
       startNs: runClock.ns, endNs: runClock.ns,
@@ -296,7 +266,7 @@ export class ScenarioRunner {
     try {
       machine = this._opts.createMachine
         ? await this._opts.createMachine(act)
-        : await this._actMachine(act, window);
+        : await series.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules });
     } catch (e) {
       report.ok = false;
       report.error = e instanceof Error ? e.message : String(e);
@@ -498,22 +468,6 @@ export class ScenarioRunner {
       }
     }
   }
-}
-
-/** The largest arena a run's window is made for; larger ones get a standalone core per act. */
-const WINDOW_ARENA_MAX = 512 << 20;
-
-/**
- * The linear memory a run's machines share, one act after another: V8 counts every Wasm memory
- * as external memory and collects garbage each time one grows by tens of MiB, so a run of six
- * acts on six memories of 64 MiB cost six full collections; one memory grows once.
- */
-interface ActWindow {
-  memory: WebAssembly.Memory | null;
-  /** No embed build here: a core per act. */
-  standalone: boolean;
-  base: number;
-  bytes: number;
 }
 
 function errText(e: unknown): string {

@@ -1,5 +1,5 @@
 /**
- * A run's acts share one linear memory, one after another (runner.ts ActWindow): each act gets a
+ * A run's acts share one linear memory, one after another (Machine.series, src/machine/machine.ts MachineSeries): each act gets a
  * fresh embedded core in the same window. The report must be what one core of its own per act
  * gives, no act may see another's bytes, and the arena stays the size asked for. With the debug
  * core (which has no embed build) every act keeps a standalone core of its own.
