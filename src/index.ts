@@ -29,7 +29,7 @@ export { copyDmaRuns, pushDmaRun, type DmaRun } from './driver-kit/dma-copy.js';
 
 // The machine: core + topology + P2PDMA + DMA API + DMA-BUF kernel.
 export {
-  Machine, IOMMU_KERNEL_OF_PROFILE, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, DEVICE_MEMORY_BASE, DEVICE_MEMORY_END, type MachineOptions,
+  Machine, MachineSeries, IOMMU_KERNEL_OF_PROFILE, RAM_HIGH_BASE, RAM_LOW_BASE, RAM_LOW_SIZE, DEVICE_MEMORY_BASE, DEVICE_MEMORY_END, type MachineOptions,
   type MachineIommuOptions, type DeviceMemoryOptions,
 } from './machine/machine.js';
 export type { MachineHistoryOptions, MachineHistory } from './machine/machine.js';

@@ -27,6 +27,8 @@ import { checkCap, DEFAULT_HISTORY_CAP } from '../util/ring.js';
 import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
+import { defaultBuild } from '../../bindings/core.js';
+import { createEmbeddedSimulator, fixedBytes } from '../embed-entry.js';
 
 /**
  * The machine's IOMMU (MachineOptions.iommu): one unit of `family` per host bridge, and the
@@ -293,6 +295,14 @@ export class Machine {
     return m;
   }
 
+  /**
+   * Machines built one after another, each done with before the next is built (a scenario's
+   * acts): see {@link MachineSeries}. `arenaBytes` is every machine's arena. @default 128 MiB
+   */
+  static series(arenaBytes = 128 << 20): MachineSeries {
+    return new MachineSeries(arenaBytes);
+  }
+
   /** The machine's virtual clock (ns): the DMA-BUF kernel's, which fences and the log read. */
   get clock(): SimClock {
     return this.kernel.clock;
@@ -394,6 +404,55 @@ export class Machine {
   /** P2PDMA map type between a provider and a client (the kernel's decision, cached as it does). */
   decide(provider: Device, client: Device) {
     return this.p2pdma.decide(provider, client);
+  }
+}
+
+/** The largest arena a series' window is made for; larger ones get a core per machine. */
+const SERIES_ARENA_MAX = 512 << 20;
+
+/**
+ * Machines built one after another, each done with before the next (a scenario's acts), on one
+ * linear memory: every machine is a fresh embedded core in the same window, which the core
+ * zeroes as it uses it, so nothing of an earlier machine shows. Why: V8 counts every Wasm memory
+ * as external memory and collects garbage each time one grows by tens of MiB; six machines on
+ * six memories of 64 MiB cost six full collections, one memory grows once. Once a machine of the
+ * series is built, the earlier ones must not be used any more. Where there is no embed build (the
+ * debug core, a bundle that carries the release core alone), or for an arena createSimulator
+ * refuses or a large one, each machine gets a core of its own, as {@link Machine.create} gives.
+ * Make one with {@link Machine.series}; one per run, never shared between runs.
+ */
+export class MachineSeries {
+  private _memory: WebAssembly.Memory | null = null;
+  private _standalone: boolean;
+  private _base = 65536;
+  private _bytes = 0;
+
+  /** @internal use {@link Machine.series} */
+  constructor(readonly arenaBytes: number) {
+    const a = arenaBytes;
+    this._standalone = !(Number.isInteger(a) && a % 4096 === 0 && a >= 1 << 20 && a <= SERIES_ARENA_MAX) || defaultBuild() !== 'release';
+  }
+
+  /**
+   * The next machine of the series (options as {@link Machine.create}, the arena the series').
+   * @throws {@link SimError} as {@link Machine.create} (the promise rejects).
+   */
+  async create(opts: Omit<MachineOptions, 'arenaBytes' | 'simulator' | 'ramLinear'>): Promise<Machine> {
+    if (!this._memory && !this._standalone) {
+      const fixed = await fixedBytes().catch((e: unknown) => {
+        if (e instanceof SimError && e.op === 'compileCore') return null; // no embed build in this bundle
+        throw e;
+      });
+      if (fixed === null) {
+        this._standalone = true;
+      } else {
+        this._bytes = fixed + this.arenaBytes;
+        this._memory = new WebAssembly.Memory({ initial: Math.ceil((this._base + this._bytes) / 65536) });
+      }
+    }
+    if (!this._memory) return Machine.create({ ...opts, arenaBytes: this.arenaBytes });
+    const simulator = await createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes });
+    return Machine.create({ ...opts, simulator });
   }
 }
 

@@ -67,12 +67,15 @@ export function patternBytes(p: Pattern, length: number): Uint8Array {
       out.fill(p.value);
       break;
     case 'counter':
-      for (let i = 0; i < length; i++) out[i] = (p.start + i * p.step) & 0xff;
+      // Periodic (the period divides 256): one period by hand, the rest by native copies.
+      for (let i = 0; i < Math.min(length, 256); i++) out[i] = (p.start + i * p.step) & 0xff;
+      repeatPeriod(out, 256);
       break;
     case 'text':
     case 'hex': {
       const src = p.kind === 'text' ? new TextEncoder().encode(p.text) : Uint8Array.from(p.bytes);
-      for (let i = 0; i < length; i++) out[i] = src[i % src.length]!;
+      out.set(length < src.length ? src.subarray(0, length) : src);
+      repeatPeriod(out, src.length);
       break;
     }
     case 'random': {
@@ -89,6 +92,11 @@ export function patternBytes(p: Pattern, length: number): Uint8Array {
     }
   }
   return out;
+}
+
+/** Fills `out` beyond its first `period` bytes by repeating them (doubling copies). */
+function repeatPeriod(out: Uint8Array, period: number): void {
+  for (let n = period; n < out.length; n *= 2) out.copyWithin(n, 0, Math.min(n, out.length - n));
 }
 
 /** A pattern in words for reports: 'fill 0x5a', 'counter', 'text "..."'. */
@@ -110,6 +118,14 @@ export function describePattern(p: Pattern): string {
 /** The first offset where `got` differs from the pattern, or -1 (length differences count). */
 export function firstMismatch(p: Pattern, got: Uint8Array): number {
   const want = patternBytes(p, got.length);
-  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return i;
+  let i = 0;
+  // Four bytes a step while `got` is aligned for it (`want` is fresh, so aligned).
+  if (got.byteOffset % 4 === 0) {
+    const g = new Uint32Array(got.buffer, got.byteOffset, got.length >> 2);
+    const w = new Uint32Array(want.buffer, 0, got.length >> 2);
+    while (i < g.length && g[i] === w[i]) i++;
+    i *= 4;
+  }
+  for (; i < got.length; i++) if (got[i] !== want[i]) return i;
   return -1;
 }

@@ -25,7 +25,7 @@ import type { DmaEndpoint } from '../index.js';
 import type { FaultRecord } from '../index.js';
 import { formatRid } from '../index.js';
 import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
-import { describePattern, patternBytes } from './pattern.js';
+import { describePattern, firstMismatch, patternBytes } from './pattern.js';
 import { formatNs, formatTiming } from '../index.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
@@ -225,6 +225,8 @@ export class ScenarioRunner {
     const topoIndex = new Map<string, number>();
     // One timeline for the run: each act's machine starts its clock where the last act ended.
     const clock = { ns: 0 };
+    // The acts' machines one after another on one linear memory (MachineSeries).
+    const series = Machine.series(this._opts.arenaBytes ?? 64 << 20);
     for (const act of chosen) {
       const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
       let t = topoIndex.get(key);
@@ -237,7 +239,7 @@ export class ScenarioRunner {
         });
         topoIndex.set(key, t);
       }
-      acts.push(await this._runAct(scenario, act, t, failures, clock));
+      acts.push(await this._runAct(scenario, act, t, failures, clock, series));
     }
     const steps = acts.flatMap((a) => a.steps).filter((s) => s.number !== null);
     const ok = failures.length === 0 && acts.every((a) => a.ok);
@@ -251,7 +253,7 @@ export class ScenarioRunner {
     };
   }
 
-  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }): Promise<ActReport> {
+  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }, series: ReturnType<typeof Machine.series>): Promise<ActReport> {
     const report: ActReport = {
       index: act.index, title: act.title, profile: act.profile, iommu: act.iommu, topology, steps: [], sections: [], ok: true,
       startNs: runClock.ns, endNs: runClock.ns,
@@ -264,7 +266,7 @@ export class ScenarioRunner {
     try {
       machine = this._opts.createMachine
         ? await this._opts.createMachine(act)
-        : await Machine.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules, arenaBytes: this._opts.arenaBytes ?? 64 << 20 });
+        : await series.create({ topology: act.topologyDescription, iommu: act.iommu, profile: act.profile, dmaBufRules: act.dmaBufRules });
     } catch (e) {
       report.ok = false;
       report.error = e instanceof Error ? e.message : String(e);
@@ -450,11 +452,12 @@ export class ScenarioRunner {
     if (e.bytes) {
       const got = outcome?.bytes;
       if (!(got instanceof Uint8Array)) return fail(`expected bytes (${describePattern(e.bytes)}), but the step returned none`);
-      const want = patternBytes(e.bytes, got.length);
-      const at = got.findIndex((b, i) => b !== want[i]);
+      // A plain loop, not findIndex with a callback per byte: steps compare up to megabytes.
+      const at = firstMismatch(e.bytes, got);
       if (at >= 0) {
         const h = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
-        return fail(`bytes differ from ${describePattern(e.bytes)} at offset 0x${at.toString(16)}: got ${h(got[at]!)}, want ${h(want[at]!)} (${got.length} bytes compared)`);
+        const want = patternBytes(e.bytes, at + 1)[at]!;
+        return fail(`bytes differ from ${describePattern(e.bytes)} at offset 0x${at.toString(16)}: got ${h(got[at]!)}, want ${h(want)} (${got.length} bytes compared)`);
       }
       rec.log.push(`${got.length} bytes match ${describePattern(e.bytes)}`);
     }
