@@ -6,7 +6,7 @@
  * machine is the one the full run had at that point.
  */
 import { createDefaultRunner, parseScenario, type RunReport, type Scenario } from '../scenario/index.js';
-import { SEED_SCENARIO, SEED_SCENARIO_FILE } from '../scenario/builtin/index.js';
+import { SEED_SCENARIO, SEED_SCENARIO_FILE, VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE } from '../scenario/builtin/index.js';
 import type { TraceFile } from '../trace/index.js';
 import type { Machine } from '../machine/machine.js';
 import type { IommuDomain } from '../iommu/iommu.js';
@@ -17,7 +17,10 @@ export interface BuiltinScenario {
   text: string;
 }
 
-export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [{ name: 'seed', file: SEED_SCENARIO_FILE, text: SEED_SCENARIO }];
+export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
+  { name: 'seed', file: SEED_SCENARIO_FILE, text: SEED_SCENARIO },
+  { name: 'viommu', file: VIOMMU_SCENARIO_FILE, text: VIOMMU_SCENARIO },
+];
 
 export interface PageRun {
   scenario: Scenario;
