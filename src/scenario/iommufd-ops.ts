@@ -384,7 +384,13 @@ const dmaOp = defineOp({
       : new PriDma(ctx.machine, dev.rid, a.pasid ?? null).read(a.iova, n);
     const what = `${dev.name} ${tag(a.pasid)} DMA ${a.verb} ${hex(a.length)} at iova ${hex(a.iova)}`;
     const dom = domainFor(ctx.machine, dev.rid, a.pasid);
-    if (dom) ctx.report.section(iommuWalkSection(dom, a.iova, `${dev.name} ${tag(a.pasid)} walk of ${hex(a.iova)}`, a.pasid ?? null));
+    if (dom) {
+      const sec = iommuWalkSection(dom, a.iova, `${dev.name} ${tag(a.pasid)} walk of ${hex(a.iova)}`, a.pasid ?? null);
+      const w = sec.data as { ok: boolean; pa: bigint | null };
+      // The translation the request got, with the PASID it carried (the IOTLB tags entries with it).
+      ctx.report.log(`translation ${dev.name} rid ${hex(dev.rid)} ${a.pasid === undefined ? 'no PASID' : `PASID ${a.pasid}`}: iova ${hex(a.iova)} -> ${w.ok ? `pa ${hex(w.pa!)}` : 'none'} in ${dom.unit.name} domain ${dom.id}${dom.type === 'nested' ? ' (nested: stage 1, then stage 2)' : ''}`);
+      ctx.report.section(sec);
+    }
     if (t.state === 'waiting') {
       s.waiting.push({ t, what });
       ctx.report.log(`${what}: page request raised for iova ${hex(t.waitingFor!)}, the device waits`);

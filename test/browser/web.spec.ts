@@ -178,6 +178,9 @@ it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the viommu built-in in the page: 
   expect(tagged.textContent).toContain('fpga0 pasid 5 walk of 0x100000');
   expect(tagged.textContent).toMatch(/for pasid 5/);
   expect($('#act .walk-sec[data-pasid="none"]')!.textContent).toContain('fpga0 untagged (RID) walk of 0x100000');
+  const logs = [...doc.querySelectorAll<HTMLElement>('#act .step[data-op="deviceDma"] .log')].map((l) => l.textContent ?? '');
+  expect(logs.some((l) => /translation fpga0 rid 0x500 PASID 5: iova 0x100000 -> pa 0x/.test(l))).toBe(true);
+  expect(logs.some((l) => /translation fpga0 rid 0x500 no PASID: iova 0x100000 -> pa 0x/.test(l))).toBe(true);
   // Its walk button opens the page-table panel on that PASID's domain.
   tagged.querySelector<HTMLButtonElement>('button[data-walk-iova]')!.click();
   const pasWalk = await until('the PASID walk in the panel', () => $<HTMLElement>('#act .pt-panel .walk[data-pasid="5"]'));

@@ -10,6 +10,7 @@ import { VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE } from '../../src/scenario/builti
 import { cli } from '../cli/cli-io.js';
 
 type Section = RunReport['acts'][number]['steps'][number]['sections'][number];
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
 const run = (text: string, file = 't.yaml') => createDefaultRunner().run(parseScenario(text, file));
 
 /** A one-act scenario on the seed-vfio machine with `steps` (YAML lines, 2-space indented). */
@@ -41,6 +42,8 @@ describe('the viommu built-in scenario', () => {
     expect(d(rid).domain).not.toBe(d(pas).domain);
     expect(d(rid).pa).not.toBe(d(pas).pa);
     expect(steps.find((s) => s.number === 13)!.summary).toContain('fpga0 pasid 5 DMA read');
+    expect(steps.find((s) => s.number === 13)!.log).toContain(`translation fpga0 rid 0x500 PASID 5: iova 0x100000 -> pa ${hex(d(pas).pa)} in smmu0 domain ${d(pas).domain}`);
+    expect(steps.find((s) => s.number === 12)!.log).toContain(`translation fpga0 rid 0x500 no PASID: iova 0x100000 -> pa ${hex(d(rid).pa)} in smmu0 domain ${d(rid).domain}`);
     const bad = steps.find((s) => s.number === 17)!;
     expect([bad.outcome, bad.status]).toEqual(['ENODEV', 'passed']);
     expect(bad.message).toMatch(/no-pasid, code 0xa, pasid 6/);
