@@ -8,7 +8,7 @@
  * One definition per op (defineOp); schema.ts lists IOMMUFD_OPS with the others and the default
  * runner registers them. Every object lives in the act's state, so two machines never meet.
  */
-import { SimError, SimProcess, type Machine, type IommuDomain, type PgtableFormat, type DmaResult } from '../index.js';
+import { Prot, SimError, SimProcess, type DmaResult, type ErrnoCode, type IommuDomain, type Machine, type PgtableFormat } from '../index.js';
 import {
   VfioPciDevice, openIommufd, PriDma, type PriTransfer, type IommuHwptPgfault,
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
@@ -254,7 +254,7 @@ const stage1MapOp = defineOp({
     const tmp = unit.createDomain({ type: 'paging', format: stage1Of(ctx.machine).format });
     let levels;
     try {
-      tmp.map(a.iova, 0x4000_0000n, PAGE, 3);
+      tmp.map(a.iova, 0x4000_0000n, PAGE, Prot.RW);
       levels = tmp.walk(a.iova).levels;
     } finally {
       tmp.unmap(a.iova, PAGE);
@@ -339,23 +339,29 @@ const pageResponseOp = defineOp({
     if ((a.ioas === undefined) !== (a.memory === undefined)) throw new SimError('EINVAL', 'pageResponse', `${a.ioas === undefined ? 'ioas' : 'memory'}: ioas and memory go together`);
     const recs = s.proc.read(f.fd, 64 * IOMMU_HWPT_PGFAULT_SIZE) as IommuHwptPgfault[];
     let off = a.offset ?? 0n;
+    if (a.code === 'success' && a.memory !== undefined) {
+      // Every request needs a page of the memory: refuse before mapping or answering any.
+      const mem = ctx.objects.get<UserMem>(a.memory, 'umem');
+      if (off + BigInt(recs.length) * PAGE > mem.length) throw new SimError('EFAULT', 'pageResponse', `memory: '${a.memory}' has no room for ${recs.length} pages at offset ${hex(off)}`);
+    }
     for (const r of recs) {
       const pas = r.flags & 1 ? ` pasid ${r.pasid}` : '';
       ctx.report.log(`page request: dev_id ${r.devId}${pas} iova ${hex(r.addr)} ${r.perm & IOMMU_PGFAULT_PERM_WRITE ? 'write' : 'read'} (group ${r.grpid}, cookie ${r.cookie})`);
       if (a.code === 'success' && a.ioas !== undefined) {
         const mem = ctx.objects.get<UserMem>(a.memory!, 'umem');
-        if (off + PAGE > mem.length) throw new SimError('EFAULT', 'pageResponse', `memory: '${a.memory}' has no page left at offset ${hex(off)}`);
         const ioasId = ctx.objects.get<Ioas>(a.ioas, 'ioas').id;
         s.io(IOMMU_IOAS_MAP, { ioasId, userVa: mem.va + off, length: PAGE, iova: r.addr, flags: IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_FIXED_IOVA });
         ctx.report.log(`  handler maps ${hex(mem.va + off)} at iova ${hex(r.addr)} in ioas ${ioasId}`);
         off += PAGE;
       }
-      const before = s.waiting.map((w) => w.t.attempts);
+      const before = s.waiting.map((w) => ({ attempts: w.t.attempts, state: w.t.state }));
       s.proc.write(f.fd, [{ cookie: r.cookie, code: a.code === 'success' ? IOMMUFD_PAGE_RESP_SUCCESS : IOMMUFD_PAGE_RESP_INVALID }]);
       ctx.report.log(`page response: cookie ${r.cookie} ${a.code === 'success' ? 'SUCCESS' : 'INVALID'}`);
+      // The devices this response reached: SUCCESS retries the access, INVALID ends the transfer.
       s.waiting.forEach((w, i) => {
-        if (w.t.attempts > before[i]!) ctx.report.log(`  ${w.what}: retried (attempt ${w.t.attempts}), ${w.t.state}, ${w.t.bytesDone} bytes`);
-        else if (w.t.state === 'failed' && w.t.result?.code === 'EFAULT' && before[i] === w.t.attempts) ctx.report.log(`  ${w.what}: gave up (EFAULT), ${w.t.bytesDone} bytes`);
+        const was = before[i]!;
+        if (w.t.attempts > was.attempts) ctx.report.log(`  ${w.what}: retried (attempt ${w.t.attempts}), ${w.t.state}, ${w.t.bytesDone} bytes`);
+        else if (was.state === 'waiting' && w.t.state === 'failed') ctx.report.log(`  ${w.what}: gave up (${w.t.result?.code ?? 'EFAULT'}), ${w.t.bytesDone} bytes`);
       });
     }
     const left = s.waiting.filter((w) => w.t.state === 'waiting');
@@ -403,7 +409,7 @@ const dmaOp = defineOp({
       const rec = f ? ctx.machine.unitOf(ctx.machine.pci(dev.name))?.faults().at(-1) : undefined;
       const stage = rec?.nested ? `, stage ${rec.nested.stage}${rec.nested.tableFetch ? ' (stage-1 table fetch)' : ''} at ipa ${hex(rec.nested.ipa)}` : '';
       const pas = rec && rec.pasid !== null && rec.pasid !== undefined ? `, pasid ${rec.pasid}` : '';
-      throw new SimError(r.code as never, 'deviceDma', `${what}: stopped after ${r.bytesDone} bytes${f ? ` by a fault at iova ${hex(f.iova)}: ${f.reason}, code ${hex(f.familyCode)}${stage}${pas}` : ''}`);
+      throw new SimError(r.code as ErrnoCode, 'deviceDma', `${what}: stopped after ${r.bytesDone} bytes${f ? ` by a fault at iova ${hex(f.iova)}: ${f.reason}, code ${hex(f.familyCode)}${stage}${pas}` : ''}`);
     }
     return { summary: `${what}: ${r.bytesDone} bytes`, ...(t.data ? { bytes: t.data } : {}), result: { state: t.state, bytesDone: Number(t.bytesDone) } };
   },
