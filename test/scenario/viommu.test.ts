@@ -147,6 +147,22 @@ describe('iommufd ops: errors', () => {
     expect(msg(8)).toMatch(/memory: ioas and memory go together/);
   });
 
+  it('pageResponse without room for the requested pages maps and answers nothing (EFAULT): the request it read stays unanswered and the device keeps waiting', async () => {
+    const r = await run(act(`  - { op: vfioBind, device: fpga0, pasidBits: 8, pri: true, as: dev }
+  - { op: faultAlloc, as: fq }
+  - { op: ioasAlloc, as: ioas }
+  - { op: hwptAlloc, device: dev, pt: ioas, flags: PASID, fault: fq, as: hw }
+  - { op: ptAttach, device: dev, pt: hw }
+  - { op: userAlloc, size: 4K, pattern: 0x11, as: m }
+  - { op: deviceDma, device: dev, verb: read, iova: 0x3000, length: 16, expect: { result: { state: waiting } } }
+  - { op: pageResponse, fault: fq, code: success, ioas: ioas, memory: m, offset: 4K, expect: { errno: EFAULT } }
+  - { op: pageResponse, fault: fq, code: success, expect: { result: { requests: 0, waiting: 1 } } }
+`));
+    expect(r.exitCode).toBe(0);
+    expect(r.acts[0]!.steps[7]!.message).toMatch(/memory: 'm' has no room for 1 pages at offset 0x1000/);
+    expect(r.acts[0]!.steps[7]!.log.filter((l) => l.startsWith('page response'))).toEqual([]);
+  });
+
   it('validation: a name of the wrong kind, an unknown field and a bad enum are errors at line:column', () => {
     const bad = act(`  - { op: userAlloc, size: 8K, as: m }
   - { op: ioasAlloc, as: ioas }
