@@ -16,7 +16,7 @@ import { wantColor, ttyStyle } from './style.js';
 import { loadTopologyArg, topoJson, topoText } from './topo.js';
 import { createDefaultRunner } from '../scenario/default-runner.js';
 import { loadScenarioFile, parseScenario } from '../scenario/parse.js';
-import { SEED_SCENARIO, SEED_SCENARIO_FILE } from '../scenario/builtin/index.js';
+import { SEED_SCENARIO, SEED_SCENARIO_FILE, VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE } from '../scenario/builtin/index.js';
 import { renderJson, renderText, type ReportDetail, type ReportStyle } from '../scenario/report.js';
 import { OP_SPECS } from '../scenario/schema.js';
 import { ScenarioError } from '../scenario/source.js';
@@ -33,7 +33,8 @@ const COMMANDS: Record<string, { synopsis: string; help: string }> = {
     help: `Runs a scenario file (YAML or JSON; - reads standard input). Without a file, the built-in
 seed scenario: habanalabs HBM exported to RDMA NICs over a PCIe switch, through the IOMMU,
 refused across a host bridge that is not whitelisted, and three more acts (dmabuf-sim show seed
-prints it).
+prints it). builtin:seed and builtin:viommu name the built-in scenarios (viommu: PASIDs, nested
+stage 1 over stage 2, page requests and dirty tracking through /dev/iommu).
 
 options:
   --json            the report as JSON (counters as numbers, topologies as data)
@@ -183,7 +184,8 @@ export function readStdin(read: (file: string) => string): string {
 
 /** Scenario text from `file` ('-': standard input; undefined: the built-in seed). */
 function loadScenario(file: string | undefined, io: CliIo): Scenario {
-  if (file === undefined) return parseScenario(SEED_SCENARIO, SEED_SCENARIO_FILE);
+  if (file === undefined || file === 'builtin:seed') return parseScenario(SEED_SCENARIO, SEED_SCENARIO_FILE);
+  if (file === 'builtin:viommu') return parseScenario(VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE);
   if (file !== STDIN) return loadScenarioFile(file, io.readText);
   const text = readStdin(io.readText);
   return parseScenario(text, '<stdin>', { format: /^\s*[{[]/.test(text) ? 'json' : 'yaml', readText: io.readText });

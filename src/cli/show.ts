@@ -4,7 +4,7 @@
  * fields: a `$schema` key in JSON, a yaml-language-server modeline in YAML. The paths are those
  * of a project that has dmabuf-sim installed in node_modules.
  */
-import { BUILTIN_TOPOLOGIES, SEED_SCENARIO } from '../scenario/builtin/index.js';
+import { BUILTIN_TOPOLOGIES, SEED_SCENARIO, VIOMMU_SCENARIO } from '../scenario/builtin/index.js';
 
 export const SCHEMA_DIR = 'node_modules/dmabuf-sim/docs/schema';
 
@@ -20,6 +20,10 @@ export const BUILTINS: Readonly<Record<string, Builtin>> = {
   seed: {
     doc: 'the seed scenario (YAML): the story `dmabuf-sim run` runs',
     text: () => `# yaml-language-server: $schema=./${SCHEMA_DIR}/scenario.schema.json\n${SEED_SCENARIO.trimEnd()}`,
+  },
+  viommu: {
+    doc: 'the second built-in scenario (YAML): PASIDs, nested stage 1 over stage 2, page requests and dirty tracking through /dev/iommu (`run builtin:viommu`)',
+    text: () => `# yaml-language-server: $schema=./${SCHEMA_DIR}/scenario.schema.json\n${VIOMMU_SCENARIO.trimEnd()}`,
   },
   ...Object.fromEntries(Object.keys(BUILTIN_TOPOLOGIES).map((n) => [`${n}-topology`, {
     doc: `the ${n} machine (topology JSON; scenarios name it topology: builtin:${n})`,

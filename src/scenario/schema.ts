@@ -21,6 +21,7 @@ import type { KernelProfileName, KernelRuleOverrides } from '../index.js';
 import type { IommuFamily } from '../index.js';
 import { GENERIC_OPS, type ArgsOfOp, type OpSpec } from './op.js';
 import { DRIVER_OPS } from './driver-ops.js';
+import { IOMMUFD_OPS } from './iommufd-ops.js';
 
 /** The kernel profiles a scenario's `profile:` may name (which kernel's dma-buf rules apply). */
 export const PROFILES: readonly KernelProfileName[] = ['5.15', '6.x', 'latest'];
@@ -28,11 +29,12 @@ export const PROFILES: readonly KernelProfileName[] = ['5.15', '6.x', 'latest'];
 export const IOMMU_FAMILIES: readonly IommuFamily[] = ['vtd', 'smmuv3'];
 
 /** Kinds of named objects a step can define with `as:` and later steps refer to. */
-export type ObjectKind = 'buffer' | 'va' | 'fd' | 'mr' | 'mmap' | 'attachment';
+export type ObjectKind = 'buffer' | 'va' | 'fd' | 'mr' | 'mmap' | 'attachment' | 'umem' | 'ioas' | 'hwpt' | 'fault' | 'vdev';
 /** Every {@link ObjectKind}. */
-export const OBJECT_KINDS: readonly ObjectKind[] = ['buffer', 'va', 'fd', 'mr', 'mmap', 'attachment'];
+export const OBJECT_KINDS: readonly ObjectKind[] = ['buffer', 'va', 'fd', 'mr', 'mmap', 'attachment', 'umem', 'ioas', 'hwpt', 'fault', 'vdev'];
 /** Plural for messages: 'unknown fd 'fd9' (fds: fd0, fd1)'. */
-export const KIND_PLURAL: Record<ObjectKind, string> = { buffer: 'buffers', va: 'device VAs', fd: 'fds', mr: 'MRs', mmap: 'mmaps', attachment: 'attachments' };
+export const KIND_PLURAL: Record<ObjectKind, string> = { buffer: 'buffers', va: 'device VAs', fd: 'fds', mr: 'MRs', mmap: 'mmaps', attachment: 'attachments',
+  umem: 'user memories', ioas: 'IOASes', hwpt: 'HWPTs', fault: 'fault queues', vdev: 'bound devices' };
 
 /** A byte pattern: what a transfer writes, or what a read must return. */
 export type Pattern =
@@ -62,7 +64,7 @@ export {
 export { OPEN_FLAGS, IB_ACCESS, RDMA_VERBS, MMAP_PROT } from './driver-ops.js';
 
 /** Every built-in op's definition, in the order help and the JSON Schema list them. */
-export const BUILTIN_OPS = [...GENERIC_OPS, ...DRIVER_OPS] as const;
+export const BUILTIN_OPS = [...GENERIC_OPS, ...DRIVER_OPS, ...IOMMUFD_OPS] as const;
 
 /** The op vocabulary: what validation and the JSON Schema read (derived from BUILTIN_OPS). */
 export const OP_SPECS: Readonly<Record<string, OpSpec>> = Object.freeze(Object.fromEntries(

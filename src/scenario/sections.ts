@@ -27,14 +27,15 @@ export function sgTableSection(sgt: SgTable, title = 'sg_table'): ReportSection 
  * The walk of `iova` in a paging domain: one line per level with the entry decoded, then the
  * output address; for a nested domain, a line per stage-2 walk (each stage-1 fetch, the output).
  */
-export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOMMU walk of ${hex(iova)}`): ReportSection {
+export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOMMU walk of ${hex(iova)}`, pasid: number | null = null): ReportSection {
   const w = domain.walk(iova);
   const fmt = domain.format ?? 'vtd-ss';
   const levels = w.levels.map((l) => {
     const d = decodeDomainEntry(domain, l.depth, l.entry);
     return { depth: l.depth, level: l.level, name: l.name, table: l.table, index: l.index, entry: l.entry, kind: d.kind, flags: d.flags, address: d.address ?? null, pageSize: d.pageSize ?? null };
   });
-  const lines = [`${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias})`];
+  const stages = domain.type === 'nested' ? `, stage 1 over stage-2 domain ${domain.parent?.id ?? '?'} (${domain.parent?.format ?? '?'})` : '';
+  const lines = [`${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias}${stages})${pasid === null ? '' : ` for pasid ${pasid}`}`];
   for (const l of levels) {
     const tail = l.kind === 'leaf' ? ` ${formatSize(l.pageSize!)} page at ${hex(l.address!)}` : l.kind === 'table' && l.address !== null ? ` -> ${hex(l.address)}` : '';
     lines.push(`${l.name.padEnd(8)} table ${hex(l.table)} [${String(l.index).padStart(3)}] = ${hex(l.entry).padEnd(18)} ${l.kind} ${l.flags.join(' ')}${tail}`);
@@ -47,7 +48,7 @@ export function iommuWalkSection(domain: IommuDomain, iova: bigint, title = `IOM
   const where = w.stage === undefined ? '' : `, stage ${w.stage}${w.ipa === undefined ? '' : ` at ipa ${hex(w.ipa)}`}`;
   lines.push(w.ok ? `=> ${hex(w.pa!)} (${formatSize(w.pageSize!)} page)` : `=> no translation (${w.reason}${where})`);
   const nested = domain.type === 'nested' ? { parent: domain.parent?.id ?? null, stage2, stage: w.stage ?? null, ipa: w.ipa ?? null } : {};
-  return { title, lines, data: { unit: domain.unit.name, domain: domain.id, iova, ok: w.ok, pa: w.pa ?? null, pageSize: w.pageSize ?? null, reason: w.reason ?? null, levels, ...nested } };
+  return { title, lines, data: { unit: domain.unit.name, domain: domain.id, pasid, iova, ok: w.ok, pa: w.pa ?? null, pageSize: w.pageSize ?? null, reason: w.reason ?? null, levels, ...nested } };
 }
 
 /** What a transfer moved. */

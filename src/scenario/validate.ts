@@ -26,7 +26,8 @@ export interface ValidateOptions {
 
 type Obj = Record<string, unknown>;
 
-const KIND_NAME: Record<ObjectKind, string> = { buffer: 'buffer', va: 'device VA', fd: 'fd', mr: 'MR', mmap: 'mmap', attachment: 'attachment' };
+const KIND_NAME: Record<ObjectKind, string> = { buffer: 'buffer', va: 'device VA', fd: 'fd', mr: 'MR', mmap: 'mmap', attachment: 'attachment',
+  umem: 'user memory', ioas: 'IOAS', hwpt: 'HWPT', fault: 'fault queue', vdev: 'bound device' };
 
 function kindOf(v: unknown): string {
   if (v === null) return 'null';

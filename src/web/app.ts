@@ -147,8 +147,8 @@ function showAct(i: number, walk?: Partial<WalkRequest>): void {
   const a = r.report.acts[i]!;
   state.act = i;
   for (const t of document.querySelectorAll<HTMLElement>('#tabs .tab')) t.setAttribute('aria-selected', String(Number(t.dataset['actTab']) === i + 1));
-  const onPick = (st: StepRecord, device: string, iova: bigint): void => {
-    const panel = pageTablePanel(a, state.snapshots!, { steps: st.index, device, iova });
+  const onPick = (st: StepRecord, device: string, iova: bigint, pasid?: number): void => {
+    const panel = pageTablePanel(a, state.snapshots!, { steps: st.index, device, iova, ...(pasid === undefined ? {} : { pasid }) });
     $('#act .pt-panel').replaceWith(panel);
     panel.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
   };

@@ -1,14 +1,16 @@
 /**
  * The page-table view: pick an act, the step after which to look, and a device with an IOMMU
- * paging domain; type an IOVA and see each level of the walk (table, index, entry, its bits
- * decoded) and the physical address it reaches, or why it does not.
+ * paging or nested domain (optionally one of its PASIDs); type an IOVA and see each level of the
+ * walk (table, index, entry, its bits decoded) and the physical address it reaches, or why it
+ * does not. A nested domain shows stage 1 with the stage-2 walk of each table fetch and of the
+ * output under it.
  */
 import type { ActReport } from '../scenario/index.js';
 import { decodeDomainEntry } from '../iommu/pte-decode.js';
 import { formatSize } from '../pci/render.js';
 import type { IommuDomain } from '../iommu/iommu.js';
 import { h, hex } from './dom.js';
-import { pagingDomains, type MachineSnapshots } from './run.js';
+import { deviceDomain, pagingDomains, type MachineSnapshots } from './run.js';
 
 export interface WalkRequest {
   act: number;
@@ -16,6 +18,8 @@ export interface WalkRequest {
   steps: number;
   device: string;
   iova: bigint;
+  /** Walk the domain this PASID of the device is attached to; absent: the RID's. */
+  pasid?: number;
 }
 
 /**
@@ -25,6 +29,8 @@ export interface WalkRequest {
 export function defaultWalkFor(act: ActReport): Partial<WalkRequest> {
   for (let i = act.steps.length - 1; i >= 0; i--) {
     for (const sec of act.steps[i]!.sections) {
+      const walk = walkOfSection(sec);
+      if (walk) return { steps: i + 1, ...walk };
       const m = /^sg_table for (\S+)/.exec(sec.title);
       const entries = (sec.data as { entries?: { dmaAddress: unknown; dma: boolean }[] } | undefined)?.entries;
       const first = entries?.find((e) => e.dma);
@@ -34,6 +40,14 @@ export function defaultWalkFor(act: ActReport): Partial<WalkRequest> {
   return { steps: act.steps.length };
 }
 
+/** The device, IOVA and PASID of an IOMMU walk section ("<device> ... walk of", "<device> IOMMU mapping of"). */
+export function walkOfSection(sec: ActReport['steps'][number]['sections'][number]): { device: string; iova: bigint; pasid?: number } | null {
+  const d = sec.data as { iova?: unknown; levels?: unknown; pasid?: unknown } | undefined;
+  const m = /^(\S+) .*(?:walk|mapping) of /.exec(sec.title);
+  if (!m || !d || typeof d.iova !== 'bigint' || !Array.isArray(d.levels)) return null;
+  return { device: m[1]!, iova: d.iova, ...(typeof d.pasid === 'number' ? { pasid: d.pasid } : {}) };
+}
+
 function parseIova(text: string): bigint | null {
   const t = text.trim().replace(/_/g, '');
   if (/^0x[0-9a-f]+$/i.test(t)) return BigInt(t);
@@ -41,27 +55,43 @@ function parseIova(text: string): bigint | null {
   return null;
 }
 
-function walkTable(domain: IommuDomain, iova: bigint): HTMLElement {
+/** The stage-2 walk of one stage-1 table fetch (or of the output), as one row under it. */
+function stage2Row(of: string, levels: readonly { name: string; index: number; entry: bigint }[]): HTMLElement {
+  return h('tr', { class: 'lvl stage2', 'data-stage': '2', 'data-stage2-of': of },
+    h('td', {}, `↳ stage 2`),
+    h('td', { class: 'muted', colspan: 5 }, `of ${of === 'output' ? 'the output address' : `the ${of} fetch`}: `,
+      levels.map((l, i) => h('span', { class: 'mono s2' }, `${i ? ', ' : ''}${l.name} [${l.index}] = ${hex(l.entry)}`))),
+  );
+}
+
+function walkTable(domain: IommuDomain, iova: bigint, pasid?: number): HTMLElement {
   const w = domain.walk(iova);
   const fmt = domain.format ?? 'vtd-ss';
-  const rows = w.levels.map((l) => {
+  const nested = domain.type === 'nested';
+  const stage2 = w.stage2 ?? [];
+  const rows = w.levels.flatMap((l, i) => {
     const d = decodeDomainEntry(domain, l.depth, l.entry);
     const to = d.kind === 'leaf' ? `${formatSize(d.pageSize!)} page at ${hex(d.address)}` : d.kind === 'table' ? `next table ${hex(d.address)}` : d.kind;
-    return h('tr', { class: `lvl k-${d.kind}`, 'data-level': l.level, 'data-kind': d.kind, ...(d.kind === 'leaf' ? { 'data-leaf-size': formatSize(d.pageSize!) } : {}) },
-      h('td', {}, l.name),
+    const row = h('tr', { class: `lvl k-${d.kind}`, 'data-level': l.level, 'data-kind': d.kind, ...(nested ? { 'data-stage': '1' } : {}), ...(d.kind === 'leaf' ? { 'data-leaf-size': formatSize(d.pageSize!) } : {}) },
+      h('td', {}, nested ? `S1 ${l.name}` : l.name),
       h('td', { class: 'mono' }, hex(l.table)),
       h('td', { class: 'num' }, l.index),
       h('td', { class: 'mono' }, `0x${l.entry.toString(16).padStart(16, '0')}`),
       h('td', {}, h('span', { class: `kind k-${d.kind}` }, d.kind), ' ', d.flags.map((f) => h('span', { class: 'bit' }, f))),
       h('td', { class: 'mono' }, to),
     );
+    // Nested: the stage-2 walk that fetched this stage-1 table comes right under it.
+    return stage2[i] ? [row, stage2Row(l.name, stage2[i]!)] : [row];
   });
+  if (nested && stage2.length > w.levels.length) rows.push(stage2Row('output', stage2[w.levels.length]!));
   const result = w.ok
     ? h('div', { class: 'walk-result ok', 'data-walk-iova': hex(iova), 'data-walk-pa': hex(w.pa!), 'data-walk-size': formatSize(w.pageSize!) },
       `${hex(iova)} → PA `, h('strong', { class: 'mono' }, hex(w.pa!)), ` (${formatSize(w.pageSize!)} page)`)
-    : h('div', { class: 'walk-result bad', 'data-walk-iova': hex(iova), 'data-walk-fault': w.reason ?? 'fault' }, `${hex(iova)}: no translation (${w.reason ?? 'fault'})`);
-  return h('div', { class: 'walk' },
-    h('div', { class: 'muted' }, `${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias}, ${domain.levels} levels)`),
+    : h('div', { class: 'walk-result bad', 'data-walk-iova': hex(iova), 'data-walk-fault': w.reason ?? 'fault', ...(w.stage === undefined ? {} : { 'data-fault-stage': w.stage }) },
+      `${hex(iova)}: no translation (${w.reason ?? 'fault'}${w.stage === undefined ? '' : `, stage ${w.stage}${w.ipa === undefined ? '' : ` at ipa ${hex(w.ipa)}`}`})`);
+  const parent = nested && domain.parent ? `; stage 1 over stage-2 domain ${domain.parent.id} (${domain.parent.format ?? '?'})` : '';
+  return h('div', { class: 'walk', 'data-pasid': pasid === undefined ? 'none' : String(pasid), 'data-nested': String(nested) },
+    h('div', { class: 'muted walk-head' }, `${domain.unit.name} domain ${domain.id} (${fmt}, ias ${domain.ias}, ${domain.levels} levels${parent})${pasid === undefined ? '' : `, PASID ${pasid}`}`),
     h('table', { class: 'walk-table' },
       h('thead', {}, h('tr', {}, ['level', 'table PA', 'index', 'entry', 'decoded', 'points to'].map((x) => h('th', {}, x)))),
       h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'no levels walked'))),
@@ -83,6 +113,7 @@ export function pageTablePanel(act: ActReport, snapshots: MachineSnapshots, init
   stepSel.value = String(initial.steps ?? act.steps.length);
   const devSel = h('select', { 'aria-label': 'device', class: 'pt-device' });
   const iovaIn = h('input', { type: 'text', class: 'mono pt-iova', placeholder: '0xffe00000', spellcheck: 'false', 'aria-label': 'IOVA (hex)', value: initial.iova !== undefined ? hex(initial.iova) : '' });
+  const pasidIn = h('input', { type: 'text', class: 'mono pt-pasid', size: 6, placeholder: 'none', spellcheck: 'false', 'aria-label': 'PASID (blank: the RID\'s domain)', value: initial.pasid !== undefined ? String(initial.pasid) : '' });
   const walkBtn = h('button', { type: 'submit', class: 'pt-walk' }, 'Walk');
 
   let seq = 0;
@@ -107,8 +138,16 @@ export function pageTablePanel(act: ActReport, snapshots: MachineSnapshots, init
     try {
       const m = await snapshots.after(act.index, Number(stepSel.value));
       if (my !== seq) return;
-      const d = pagingDomains(m).find((x) => x.device === devSel.value);
-      out.replaceChildren(d ? walkTable(d.domain, iova) : h('div', { class: 'walk-result bad' }, `${devSel.value || 'this device'} has no paging domain`));
+      const p = pasidIn.value.trim();
+      if (p !== '' && !/^\d+$/.test(p)) {
+        out.replaceChildren(h('div', { class: 'walk-result bad' }, `not a PASID: '${p}'`));
+        return;
+      }
+      const pasid = p === '' ? undefined : Number(p);
+      const dom = pasid === undefined ? pagingDomains(m).find((x) => x.device === devSel.value)?.domain
+        : devSel.value ? deviceDomain(m, m.rid(m.pci(devSel.value)), pasid) : null;
+      out.replaceChildren(dom ? walkTable(dom, iova, pasid) : h('div', { class: 'walk-result bad' },
+        `${devSel.value || 'this device'} has no paging domain${pasid === undefined ? '' : ` on PASID ${pasid}`}`));
       out.dataset['walks'] = String(Number(out.dataset['walks'] ?? 0) + 1);
     } catch (e) {
       out.replaceChildren(h('div', { class: 'walk-result bad' }, e instanceof Error ? e.message : String(e)));
@@ -121,11 +160,12 @@ export function pageTablePanel(act: ActReport, snapshots: MachineSnapshots, init
     h('label', {}, 'Machine ', stepSel),
     h('label', {}, 'Device ', devSel),
     h('label', {}, 'IOVA ', iovaIn),
+    h('label', {}, 'PASID ', pasidIn),
     walkBtn,
   );
   void refreshDevices(initial.device).then(() => (initial.iova !== undefined ? walk() : undefined));
   return h('section', { class: 'panel pt-panel', 'data-act': act.index + 1 },
     h('h3', {}, 'Page tables'),
-    h('p', { class: 'muted small' }, 'The device\'s DMA API domain as the act left it after the chosen step. Click "walk" next to an sg_table entry, or type an IOVA.'),
+    h('p', { class: 'muted small' }, 'The device\'s DMA API domain as the act left it after the chosen step. Click "walk" next to an sg_table entry or a walk, or type an IOVA (and a PASID for a device\'s PASID domain).'),
     form, out);
 }

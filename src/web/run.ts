@@ -6,7 +6,7 @@
  * machine is the one the full run had at that point.
  */
 import { createDefaultRunner, parseScenario, type RunReport, type Scenario } from '../scenario/index.js';
-import { SEED_SCENARIO, SEED_SCENARIO_FILE } from '../scenario/builtin/index.js';
+import { SEED_SCENARIO, SEED_SCENARIO_FILE, VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE } from '../scenario/builtin/index.js';
 import type { TraceFile } from '../trace/index.js';
 import type { Machine } from '../machine/machine.js';
 import type { IommuDomain } from '../iommu/iommu.js';
@@ -17,7 +17,10 @@ export interface BuiltinScenario {
   text: string;
 }
 
-export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [{ name: 'seed', file: SEED_SCENARIO_FILE, text: SEED_SCENARIO }];
+export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
+  { name: 'seed', file: SEED_SCENARIO_FILE, text: SEED_SCENARIO },
+  { name: 'viommu', file: VIOMMU_SCENARIO_FILE, text: VIOMMU_SCENARIO },
+];
 
 export interface PageRun {
   scenario: Scenario;
@@ -76,13 +79,48 @@ export class MachineSnapshots {
   }
 }
 
-/** Endpoints of a machine with a paging IOMMU domain (the DMA API's default domain). */
+/**
+ * Endpoints of a machine with a paging or nested IOMMU domain: the DMA API's default domain, or
+ * what a user (iommufd) attached the device to.
+ */
 export function pagingDomains(machine: Machine): { device: string; domain: IommuDomain }[] {
   if (!machine.iommu) return [];
   const out: { device: string; domain: IommuDomain }[] = [];
   for (const fn of machine.topology.endpoints()) {
-    const d = machine.dmaDevice(fn).domain;
-    if (d !== 'direct' && d.type === 'paging') out.push({ device: fn.name, domain: d });
+    const d = deviceDomain(machine, machine.rid(fn));
+    if (d) out.push({ device: fn.name, domain: d });
+    else if (d === undefined) {
+      // Not attached yet: the DMA API's default domain (made on first use).
+      const dd = machine.dmaDevice(fn).domain;
+      if (dd !== 'direct' && dd.type === 'paging') out.push({ device: fn.name, domain: dd });
+    }
   }
   return out;
+}
+
+/**
+ * The paging or nested domain requests of `rid` go through (with `pasid`: that PASID's), null
+ * when attached to none of those, undefined when not attached at all.
+ */
+export function deviceDomain(machine: Machine, rid: number, pasid?: number): IommuDomain | null | undefined {
+  const iommu = machine.sim.iommu;
+  if (pasid !== undefined) {
+    try {
+      return iommu.pasidDomain(rid, pasid);
+    } catch {
+      return null;
+    }
+  }
+  let id: number | 'direct' | null;
+  try {
+    id = iommu.domainOf(rid);
+  } catch {
+    return undefined;
+  }
+  if (id === null) return undefined;
+  if (id === 'direct') return null;
+  for (const u of machine.units()) {
+    for (const d of u.domains()) if (d.id === id) return d.type === 'paging' || d.type === 'nested' ? d : null;
+  }
+  return null;
 }

@@ -10,6 +10,7 @@ import type { TraceEvent, TraceFile } from '../trace/index.js';
 import { h, hex, toBigInt } from './dom.js';
 import { formatNs } from '../time/model.js';
 import { sweepPlot } from './time-axis.js';
+import { walkOfSection } from './pagetable.js';
 
 /** dma-buf reference counting and fd bookkeeping: in the trace, too fine-grained for the timeline. */
 const QUIET = new Set(['get', 'put', 'fd']);
@@ -90,7 +91,7 @@ function eventChip({ ev, thread, n, bytes }: Chip, expected: boolean): HTMLEleme
     h('span', { class: 'tag' }, ev.name), ` ${thread} dma-buf ${String(a['dmaBuf'] ?? '')}${a['attachment'] !== undefined ? ` att ${String(a['attachment'])}` : ''}${detail ? `: ${detail}` : ''}`);
 }
 
-export type OnPickIova = (step: StepRecord, device: string, iova: bigint) => void;
+export type OnPickIova = (step: StepRecord, device: string, iova: bigint, pasid?: number) => void;
 
 function section(sec: ReportSection, step: StepRecord, onPick: OnPickIova): HTMLElement {
   const data = sec.data as Record<string, unknown> | undefined;
@@ -115,6 +116,15 @@ function section(sec: ReportSection, step: StepRecord, onPick: OnPickIova): HTML
         })),
       ),
     );
+  }
+  const walk = walkOfSection(sec);
+  if (walk) {
+    // An IOMMU walk: its lines (the PASID, both stages of a nested walk), and a button that opens it in the page-table panel.
+    const nested = Array.isArray(data?.['stage2']);
+    return h('div', { class: 'sec walk-sec', 'data-walk-device': walk.device, 'data-pasid': walk.pasid === undefined ? 'none' : String(walk.pasid), 'data-nested': String(nested) },
+      h('div', { class: 'sec-title' }, sec.title, ' ',
+        h('button', { class: 'link', type: 'button', 'data-walk-iova': hex(walk.iova), onclick: () => onPick(step, walk.device, walk.iova, walk.pasid) }, 'walk')),
+      h('pre', {}, sec.lines.join('\n')));
   }
   if (sec.title === 'sweep') return h('div', { class: 'sec sweep' }, h('div', { class: 'sec-title' }, sec.title), sweepPlot(sec), h('pre', {}, sec.lines.join('\n')));
   return h('div', { class: 'sec' }, h('div', { class: 'sec-title' }, sec.title), h('pre', {}, sec.lines.join('\n')));

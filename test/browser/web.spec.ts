@@ -158,3 +158,58 @@ it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the demo page runs the default sc
   expect($('#act')!.children).toHaveLength(0);
   expect($('#description')!.textContent).toBe('');
 });
+
+it.skipIf(env['DMABUF_SIM_WASM'] === 'debug')('the viommu built-in in the page: a PASID-tagged walk, both stages of a nested walk, page requests and retries', async () => {
+  const { doc } = await loadPage();
+  const $ = <T extends Element = HTMLElement>(sel: string): T | null => doc.querySelector<T>(sel);
+  const body = doc.body;
+  await until('the first run', () => body.dataset['state'] === 'done');
+  const picker = $<HTMLSelectElement>('#scenario')!;
+  expect([...picker.options].map((o) => o.value)).toContain('viommu');
+  picker.value = 'viommu';
+  $<HTMLButtonElement>('#run')!.click();
+  await until('the viommu run', () => body.dataset['runs'] === '2' && body.dataset['state'] === 'done');
+  expect($('#status [data-result]')!.dataset['result']).toBe('ok');
+  expect(doc.querySelectorAll('[data-act-tab]')).toHaveLength(4);
+
+  // Act 1: the same IOVA walked untagged and with PASID 5, in two domains.
+  $<HTMLButtonElement>('[data-act-tab="1"]')!.click();
+  const tagged = await until('a PASID-tagged walk', () => $<HTMLElement>('#act .walk-sec[data-pasid="5"]'));
+  expect(tagged.textContent).toContain('fpga0 pasid 5 walk of 0x100000');
+  expect(tagged.textContent).toMatch(/for pasid 5/);
+  expect($('#act .walk-sec[data-pasid="none"]')!.textContent).toContain('fpga0 untagged (RID) walk of 0x100000');
+  const logs = [...doc.querySelectorAll<HTMLElement>('#act .step[data-op="deviceDma"] .log')].map((l) => l.textContent ?? '');
+  expect(logs.some((l) => /translation fpga0 rid 0x500 PASID 5: iova 0x100000 -> pa 0x/.test(l))).toBe(true);
+  expect(logs.some((l) => /translation fpga0 rid 0x500 no PASID: iova 0x100000 -> pa 0x/.test(l))).toBe(true);
+  // Its walk button opens the page-table panel on that PASID's domain.
+  tagged.querySelector<HTMLButtonElement>('button[data-walk-iova]')!.click();
+  const pasWalk = await until('the PASID walk in the panel', () => $<HTMLElement>('#act .pt-panel .walk[data-pasid="5"]'));
+  expect(pasWalk.querySelector('.walk-head')!.textContent).toContain('PASID 5');
+  expect(pasWalk.querySelector<HTMLElement>('[data-walk-pa]')).not.toBeNull();
+
+  // Act 2: a nested walk, stage 1 with the stage-2 walk of each fetch, in the step and in the panel.
+  $<HTMLButtonElement>('[data-act-tab="2"]')!.click();
+  const nested = await until('a nested walk', () => $<HTMLElement>('#act .walk-sec[data-nested="true"]'));
+  expect(nested.textContent).toContain('stage 1 over stage-2 domain');
+  expect(nested.textContent).toContain('stage 2 of L0');
+  expect(nested.textContent).toContain('stage 2 of output');
+  nested.querySelector<HTMLButtonElement>('button[data-walk-iova]')!.click();
+  const both = await until('the nested walk in the panel', () => $<HTMLElement>('#act .pt-panel .walk[data-nested="true"]'));
+  expect(both.querySelectorAll('tr[data-stage="1"]')).toHaveLength(4);
+  expect([...both.querySelectorAll<HTMLElement>('tr[data-stage="2"]')].map((r) => r.dataset['stage2Of'])).toEqual(['L0', 'L1', 'L2', 'L3', 'output']);
+  expect(both.querySelector('.walk-head')!.textContent).toContain('stage 1 over stage-2 domain');
+  // The stage-2 fault during a stage-1 table fetch.
+  expect($('#act .step[data-outcome="EFAULT"]')!.textContent).toContain('stage 2 (stage-1 table fetch)');
+
+  // Act 3: page requests, responses and the device's retries.
+  $<HTMLButtonElement>('[data-act-tab="3"]')!.click();
+  const responses = await until('the page responses', () => {
+    const s = [...doc.querySelectorAll<HTMLElement>('#act .step[data-op="pageResponse"]')];
+    return s.length === 3 ? s : null;
+  });
+  expect(responses[0]!.textContent).toContain('page request: dev_id 1 pasid 3 iova 0x5000 write');
+  expect(responses[0]!.textContent).toContain('page response: cookie 1 SUCCESS');
+  expect(responses[0]!.textContent).toMatch(/retried \(attempt 2\)/);
+  expect(responses[1]!.textContent).toMatch(/retried \(attempt 3\), done, 6144 bytes/);
+  expect(responses[2]!.textContent).toContain('gave up (EFAULT)');
+});

@@ -73,7 +73,7 @@ describe('dmabuf-sim: help, version, usage errors', () => {
       expect(r.err, n).toMatch(new RegExp(`^dmabuf-sim run: --act ${n.replace('.', '\\.')}: the scenario has 6 acts \\(1\\.\\.6\\)`));
     }
     expect((await cli(['demo', 'x.yaml'])).err).toMatch(/^dmabuf-sim demo: takes no argument/);
-    expect((await cli(['show', 'nope'])).err).toMatch(/^dmabuf-sim show: no built-in 'nope' \(built-in: seed, seed-topology, seed-vfio-topology\)/);
+    expect((await cli(['show', 'nope'])).err).toMatch(/^dmabuf-sim show: no built-in 'nope' \(built-in: seed, viommu, seed-topology, seed-vfio-topology\)/);
   });
 });
 

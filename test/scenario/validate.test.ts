@@ -54,7 +54,7 @@ describe('scenario validation', () => {
       `test/scenario/fixtures/bad-fields.yaml:4:5: steps[0]: op 'alloc' needs 'size' (bytes ("2M"))`,
       'test/scenario/fixtures/bad-fields.yaml:10:13: steps[1].length: expected a size (e.g. 4096, "0x1000", "2M"), got boolean true',
       "test/scenario/fixtures/bad-fields.yaml:13:10: steps[2].nic: unknown device 'nic9' (devices: gaudi0, nic0, nic1, gpu0, nic2); did you mean 'nic0'?",
-      "test/scenario/fixtures/bad-fields.yaml:16:9: steps[3].op: unknown op 'alocc' (ops: note, sweep, alloc, free, map, export, register, post, readBack, mmap, unmap, gpuAlloc, pressure, vfioExport, reset, restore, readBar, attach, mapAttachment, detach, close); did you mean 'alloc'?",
+      "test/scenario/fixtures/bad-fields.yaml:16:9: steps[3].op: unknown op 'alocc' (ops: note, sweep, alloc, free, map, export, register, post, readBack, mmap, unmap, gpuAlloc, pressure, vfioExport, reset, restore, readBar, attach, mapAttachment, detach, close, userAlloc, userRead, ioasAlloc, ioasMap, vfioBind, hwptAlloc, ptAttach, stage1Map, dirtyTracking, dirtyBitmap, faultAlloc, pageResponse, deviceDma); did you mean 'alloc'?",
       "test/scenario/fixtures/bad-fields.yaml:19:9: steps[4].fd: unknown fd 'fd7' (fds: fd0); did you mean 'fd0'?",
     ]);
     expect(err!.diagnostics[3]).toEqual({ file: 'test/scenario/fixtures/bad-fields.yaml', line: 13, col: 10, path: 'steps[2].nic', message: "unknown device 'nic9' (devices: gaudi0, nic0, nic1, gpu0, nic2); did you mean 'nic0'?" });

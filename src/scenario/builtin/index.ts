@@ -8,3 +8,4 @@ export { SEED_TOPOLOGY, SEED_VFIO_TOPOLOGY };
 export const BUILTIN_TOPOLOGIES: Readonly<Record<string, TopologyDescription>> = { seed: SEED_TOPOLOGY, 'seed-vfio': SEED_VFIO_TOPOLOGY };
 
 export { SEED_SCENARIO, SEED_SCENARIO_FILE } from './seed-scenario.js';
+export { VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE } from './viommu-scenario.js';
