@@ -45,6 +45,11 @@ export interface MachineIommuOptions {
   format?: PgtableFormat;
   /** Kernel of the IOMMU layer (src/iommu/kernel.ts). @default from `profile`: 5.15 -> 5.15, 6.x -> 6.12, latest -> mainline */
   kernel?: IommuKernel;
+  /**
+   * VT-d only: the units run in scalable mode (intel_iommu=sm_on), which PASIDs need (a PASID
+   * table per device) and which reports faults with the scalable-mode codes. @default false
+   */
+  scalableMode?: boolean;
 }
 
 /** The IOMMU kernel a DMA-BUF profile era runs on (each profile is one real kernel). */
@@ -271,6 +276,9 @@ export class Machine {
       profile: opts.profile ?? '6.x', overrides: rules, strict: opts.strictLocking ?? false, clock: new SimClock(), eventCap: history.kernelEvents,
     });
     const io = opts.iommu ?? null;
+    if (io?.scalableMode !== undefined && (typeof io.scalableMode !== 'boolean' || (io.scalableMode && io.family !== 'vtd'))) {
+      throw new SimError('EINVAL', 'Machine.create', `iommu.scalableMode must be true or false, and true only for vtd units`);
+    }
     if (io?.format !== undefined && !FAMILY_FORMATS[io.family]?.includes(io.format)) {
       throw new SimError('EINVAL', 'Machine.create', `iommu.format '${io.format}' is not walked by ${io.family} units (${FAMILY_FORMATS[io.family]?.join(', ')})`);
     }
@@ -286,7 +294,9 @@ export class Machine {
     }
     if (m.iommu) {
       for (const hb of topo.hostBridges) {
-        m._units.set(hb, sim.iommu.createUnit({ family: m.iommu.family, name: `${UNIT_NAME[m.iommu.family]}${m._units.size}` }));
+        m._units.set(hb, sim.iommu.createUnit({
+          family: m.iommu.family, name: `${UNIT_NAME[m.iommu.family]}${m._units.size}`, scalableMode: m.iommu.scalableMode ?? false,
+        }));
       }
     }
     routePeers(m);

@@ -124,7 +124,7 @@ export function scenarioJsonSchema(): Record<string, unknown> {
           { type: 'null' },
           { const: 'none' },
           {
-            type: 'object', properties: { family: { enum: [...IOMMU_FAMILIES] }, strict: { type: 'boolean', description: 'strict invalidation (default true) or lazy' } },
+            type: 'object', properties: { family: { enum: [...IOMMU_FAMILIES] }, strict: { type: 'boolean', description: 'strict invalidation (default true) or lazy' }, scalableMode: { type: 'boolean', description: 'VT-d scalable mode, which PASIDs need (default false; vtd only)' } },
             required: ['family'], additionalProperties: false,
           },
         ],

@@ -103,6 +103,8 @@ export interface ActIommu {
   family: IommuFamily;
   /** iommu.strict=1 (true) or lazy flush-queue invalidation (false). */
   strict: boolean;
+  /** VT-d scalable mode (intel_iommu=sm_on), which PASIDs need; present only when the file sets it. */
+  scalableMode?: boolean;
 }
 
 /** One act of a validated scenario: its own machine (profile, IOMMU, topology) and its steps. */

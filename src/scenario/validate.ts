@@ -158,7 +158,7 @@ class Validator {
       this.err(path, `expected { family, strict? } or null, got ${kindOf(v)}`);
       return undefined;
     }
-    this.fields(v, path, ['family', 'strict'], ' in iommu');
+    this.fields(v, path, ['family', 'strict', 'scalableMode'], ' in iommu');
     const fam = v.family;
     if (typeof fam !== 'string' || !(IOMMU_FAMILIES as readonly string[]).includes(fam)) {
       if (fam === undefined) this.err(path, "'family' is required");
@@ -169,7 +169,17 @@ class Validator {
       this.err([...path, 'strict'], `expected true or false, got ${kindOf(v.strict)}`);
       return undefined;
     }
-    return { family: fam as IommuFamily, strict: (v.strict as boolean | undefined) ?? true };
+    if (v.scalableMode !== undefined && typeof v.scalableMode !== 'boolean') {
+      this.err([...path, 'scalableMode'], `expected true or false, got ${kindOf(v.scalableMode)}`);
+      return undefined;
+    }
+    if (v.scalableMode === true && fam !== 'vtd') {
+      this.err([...path, 'scalableMode'], `scalable mode is a VT-d mode; family is ${fam}`);
+      return undefined;
+    }
+    const out: ActIommu = { family: fam as IommuFamily, strict: (v.strict as boolean | undefined) ?? true };
+    if (v.scalableMode !== undefined) out.scalableMode = v.scalableMode as boolean;
+    return out;
   }
 
   topology(v: unknown, path: Path): LoadedTopology | null {

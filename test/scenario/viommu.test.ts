@@ -127,6 +127,28 @@ describe('iommufd ops: errors', () => {
     expect(vtd.exitCode).toBe(0);
   });
 
+  it('VT-d in scalable mode (iommu.scalableMode) takes PASIDs: the same IOVA with and without PASID 5 reaches two pages', async () => {
+    const steps = `  - { op: vfioBind, device: fpga0, pasidBits: 20, as: dev }
+  - { op: userAlloc, size: 8K, pattern: { random: 1 }, as: ridMem }
+  - { op: userAlloc, size: 8K, pattern: { random: 2 }, as: pasMem }
+  - { op: ioasAlloc, as: ridIoas }
+  - { op: ioasAlloc, as: pasIoas }
+  - { op: ioasMap, ioas: ridIoas, memory: ridMem, iova: 0x100000 }
+  - { op: ioasMap, ioas: pasIoas, memory: pasMem, iova: 0x100000 }
+  - { op: hwptAlloc, device: dev, pt: ridIoas, flags: PASID, as: ridHwpt }
+  - { op: hwptAlloc, device: dev, pt: pasIoas, flags: PASID, as: pasHwpt }
+  - { op: ptAttach, device: dev, pt: ridHwpt }
+  - { op: ptAttach, device: dev, pt: pasHwpt, pasid: 5 }
+  - { op: deviceDma, device: dev, verb: read, iova: 0x100000, length: 4K, expect: { bytes: { random: 1 } } }
+  - { op: deviceDma, device: dev, verb: read, iova: 0x100000, length: 4K, pasid: 5, expect: { bytes: { random: 2 } } }
+`;
+    const r = await run(act(steps, 'vtd').replace('strict: true }', 'strict: true, scalableMode: true }'));
+    expect(r.acts[0]!.steps.filter((s) => s.status !== 'passed').map((s) => `${s.index}: ${s.outcome}`)).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    await expect((async () => run(act('  - { op: note, text: x }\n', 'smmuv3').replace('strict: true }', 'strict: true, scalableMode: true }')))())
+      .rejects.toThrow(/iommu\.scalableMode: scalable mode is a VT-d mode; family is smmuv3/);
+  });
+
   it('bad values are SimErrors naming the field: userAlloc size not a multiple of 4K, stage1Map unaligned, userRead past the end, pageResponse ioas without memory', async () => {
     const r = await run(act(`  - { op: userAlloc, size: 5000, expect: { errno: EINVAL } }
   - { op: userAlloc, size: 8K, as: m }
