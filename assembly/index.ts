@@ -15,7 +15,7 @@ import { addRegion as addRegionImpl, backingNeeded as backingNeededImpl } from '
 import { addDirectRegion as addDirectRegionImpl } from './mem/direct';
 import * as frames from './mem/frames';
 import { chunksFree as chunksFreeImpl } from './mem/arena';
-import { mapRange, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd, mInvStart, mInvEnd, mRemovedBytes, mSkippedBytes } from './pgtable/engine';
+import { mapRange, mapBatchBegin, mapBatchOne, mapBatchFast, mbBytes, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd, mInvStart, mInvEnd, mRemovedBytes, mSkippedBytes } from './pgtable/engine';
 import {
   createUnit as createUnitImpl, createDomain as createDomainImpl, destroyDomain as destroyDomainImpl,
   attachDevice as attachDeviceImpl, deviceDomain as deviceDomainImpl, placeDevice as placeDeviceImpl, domainOf, unitOf, unitAt,
@@ -23,7 +23,8 @@ import {
 } from './iommu/unit';
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
 import { drainFaults } from './iommu/fault';
-import { translate as translateImpl, translateMany, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
+import { translate as translateImpl, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus } from './iommu/translate';
+import { translateBatchFast } from './iommu/batch';
 export { dmaCopy, dmaCopyV, dmaRead, dmaWrite, dmaFill } from './dma/engine';
 import { hostAccess } from './dma/engine';
 
@@ -175,10 +176,15 @@ export function mapBatch(dom: u32, n: u32, prot: u32): i32 {
   if (d == 0) return load<i32>(state.gResult + RES_STATUS);
   if (n > STAGING_SIZE / MAPDESC_STRIDE) return EINVAL;
   const base = state.gStaging;
+  mapBatchBegin(d);
   for (let i: u32 = 0; i < n; i++) {
+    // Smallest pages next to the last one are written in place (io-pgtable map_pages).
+    i = mapBatchFast(d, base, i, n, prot);
+    store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) + mbBytes);
+    if (i == n) break;
     const e = base + <usize>(i * MAPDESC_STRIDE);
     const size = load<u64>(e + 16);
-    const st = mapRange(d, load<u64>(e), load<u64>(e + 8), size, prot);
+    const st = mapBatchOne(d, load<u64>(e), load<u64>(e + 8), size, prot);
     store<i32>(e + 24, st);
     afterMap(d, dom, st == OK ? size : 0);
     if (st != OK) {
@@ -257,7 +263,7 @@ export function translate(rid: u32, iova: u64, access: u32): i32 {
 export function translateBatch(rid: u32, n: u32, access: u32): i32 {
   if (n > BATCH_MAX || access == 0 || access > 3) return EINVAL;
   const inp = state.gStaging;
-  return <i32>translateMany(rid, access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
+  return <i32>translateBatchFast(rid, access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
 }
 
 // ---- peer-to-peer routes ----
