@@ -17,7 +17,7 @@ import {
 } from '../abi';
 import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, gWalkCache, TABLE_CACHE_SLOTS } from '../state';
 import { X86_A, X86_D } from './x86_64';
-import { physRead64, physWrite64, findRegion, readPtr, physGen, NO_PAGE } from '../mem/phys';
+import { physRead64, physWrite64, findRegion, readPtr, physGen, NO_PAGE, radixLogBegin, radixLogEnd } from '../mem/phys';
 import { allocFrames, allocatedFrame, freeFrames } from '../mem/frames';
 import {
   PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
@@ -628,8 +628,10 @@ export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i3
   const pend = pa + size;
   if (pend < pa && pend != 0) return ERANGE;
   if ((pa >> oas) != 0 || ((pend - 1) >> oas) != 0) return ERANGE;
+  // Radix nodes this map makes for its tables' backing go back if it fails (mem/phys).
+  radixLogBegin();
   st = growTop(d, iova + size - 1);
-  if (st != OK) return st;
+  if (st != OK) { radixLogEnd(true); return st; }
   let done: u64 = 0;
   while (done < size) {
     const shift = bestShift(d, iova + done, pa + done, size - done);
@@ -640,10 +642,12 @@ export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i3
       const removed = mRemovedBytes; // what this map destroyed stays destroyed; its own pieces go
       if (done > 0) unmapWalk(d, iova, done, UNMAP_WHOLE_ANY);
       mRemovedBytes = removed;
+      radixLogEnd(true);
       return st;
     }
     done += <u64>1 << shift;
   }
+  radixLogEnd(false);
   return OK;
 }
 
