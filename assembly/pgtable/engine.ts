@@ -186,47 +186,63 @@ let pwcD: usize = 0;
 let pwcRoot: u64 = 0;
 let pwcGen: u32 = 0;
 let pwcDepth: u32 = 0;
+// The domain's walk geometry, read once per (domain, root).
+let pwcFmt: u32 = 0;
+let pwcLevels: u32 = 0;
+let pwcB: u32 = 0;
+let pwcShift0: u32 = 0;
+let pwcTopBits: u32 = 0;
 
 /**
  * walk(d, iova, false, access) with the page-walk cache: the same results (wOut, wShift, wPerm,
  * wDepth, fault reasons) and the same effects (x86-64 A/D updates go through walk itself).
+ * Keys are taken on the whole iova, so a top level that matches an earlier walk's also passes
+ * the address-width check that walk made then.
  */
 export function walkCached(d: usize, iova: u64, access: u32): u32 {
-  const fmt = load<u32>(d + DOMAIN_FORMAT);
-  if (fmt == FMT_X86_64 && access != 0) return walk(d, iova, false, access);
   const root = load<u64>(d + DOMAIN_ROOT);
   if (pwcD != d || pwcRoot != root || pwcGen != physGen) {
+    const levels = load<u32>(d + DOMAIN_LEVELS);
+    const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+    pwcFmt = load<u32>(d + DOMAIN_FORMAT);
+    pwcLevels = levels;
+    pwcB = b;
+    pwcShift0 = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
+    pwcTopBits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
     pwcD = d; pwcRoot = root; pwcGen = physGen; pwcDepth = 0;
   }
-  const ias = load<u32>(d + DOMAIN_IAS);
-  const levels = load<u32>(d + DOMAIN_LEVELS);
-  wDepth = 0;
-  if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
-    if (!canonical(iova, ias)) return FAULT_ADDRESS_SIZE;
-  } else {
-    const cov = coverage(d);
-    if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
-  }
-  const va = tableVa(d, iova);
-  const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
-  let shift = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
-  let bits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
+  const fmt = pwcFmt;
+  if (fmt == FMT_X86_64 && access != 0) return walk(d, iova, false, access);
+  const levels = pwcLevels;
+  const b = pwcB;
+  let shift = pwcShift0;
+  let bits = pwcTopBits;
   let table = root;
   let perm: u32 = 3;
   let lvl: u32 = 0;
   let rec = gWalkCache;
-  // Cached levels: one key compare and one entry compare each.
   const depth = pwcDepth;
+  wDepth = 0;
+  if (depth == 0 || load<u64>(rec) != (iova >> shift)) {
+    if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
+      if (!canonical(iova, load<u32>(d + DOMAIN_IAS))) return FAULT_ADDRESS_SIZE;
+    } else {
+      const cov = coverage(d);
+      if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
+    }
+  }
+  // Cached levels: one key compare and one entry compare each. (Indexes come from the iova
+  // itself: the index bits of every level lie below the input width.)
   while (lvl < depth) {
     const pte = load<u64>(rec + 8);
-    if (((load<u64>(rec) ^ (va >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ pte)) != 0) break;
+    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ pte)) != 0) break;
     perm = load<u32>(rec + 20);
     table = pteTableAddr(fmt, pte, d);
     lvl++; shift -= b; bits = b; rec += PWC_STRIDE;
   }
   pwcDepth = lvl;
   for (; lvl < levels; lvl++, shift -= b, bits = b, rec += PWC_STRIDE) {
-    const ptr = tableReadPtr(table + (((va >> shift) & ((<u64>1 << bits) - 1)) << 3));
+    const ptr = tableReadPtr(table + (((iova >> shift) & ((<u64>1 << bits) - 1)) << 3));
     wDepth = lvl + 1;
     if (ptr == NO_PAGE) return FAULT_WALK_EABT;
     const pte = load<u64>(ptr);
@@ -236,7 +252,7 @@ export function walkCached(d: usize, iova: u64, access: u32): u32 {
       perm &= pteTablePerm(fmt, pte, d);
       table = pteTableAddr(fmt, pte, d);
       if (lvl < 8) {
-        store<u64>(rec, va >> shift);
+        store<u64>(rec, iova >> shift);
         store<u64>(rec + 8, pte);
         store<u32>(rec + 16, <u32>ptr);
         store<u32>(rec + 20, perm);
@@ -251,7 +267,6 @@ export function walkCached(d: usize, iova: u64, access: u32): u32 {
     const leafPerm = ptePerm(fmt, pte);
     if (leafPerm == 0xffffffff) return FAULT_ACCESS_FLAG;
     if ((out >> load<u32>(d + DOMAIN_OAS)) != 0) return outputTooWideReason(fmt);
-    wDepth = lvl + 1;
     wOut = out;
     wShift = lshift;
     wPerm = perm & leafPerm;
