@@ -13,7 +13,7 @@ import {
 } from '../abi';
 import { domainAt, unitAt } from './unit';
 import { translate, translateMany, domainOfRid, tOut, tStatus } from './translate';
-import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbInsert, hitOut, hitPerm, hitShift } from './iotlb';
+import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, hitOut, hitPerm, hitShift } from './iotlb';
 import { walkCached, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
@@ -113,7 +113,7 @@ function fastMiss(iova: u64, access: u32): bool {
     const base = wOut & ~mask;
     if (base <= VTD_INTR_LAST && base + mask >= VTD_INTR_FIRST) return false;
   }
-  tlbInsert(bU, bDom, iova, wOut, wShift, wPerm);
+  tlbFill(bU, bMask, bSetBytes / TLB_STRIDE, bMix, bDom, iova, wOut, wShift, wPerm);
   fOut = wOut;
   fShift = wShift;
   bMisses++;

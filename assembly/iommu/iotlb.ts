@@ -82,10 +82,14 @@ export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
 
 /** Caches a walk result: leaf of `shift` mapping iova to out, with rights `perm`. */
 export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
+  tlbFill(u, load<u32>(u + UNIT_TLB_SETS) - 1, load<u32>(u + UNIT_TLB_WAYS), domMix(dom), dom, iova, out, shift, perm);
+}
+
+/** tlbInsert with the set geometry already in hand (`mask` = sets - 1, `mix` = domMix(dom)). */
+@inline export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
   if (shift > TLB_MAX_SHIFT) shift = TLB_MAX_SHIFT;
-  const ways = load<u32>(u + UNIT_TLB_WAYS);
   const vpn = iova >> shift;
-  const set = setIndex(vpn, dom, load<u32>(u + UNIT_TLB_SETS));
+  const set = (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;
   const base = <usize>load<u32>(u + UNIT_TLB_PTR) + <usize>(set * ways * TLB_STRIDE);
   // A free way first, else the set's round-robin victim (no division: the counter wraps by compare).
   let victim: usize = 0;
