@@ -10,7 +10,7 @@ import { createSimulator, Machine, Prot, SimProcess, O_RDWR, O_CLOEXEC, type Sim
 import { HabanaDevice, hlIoctlMemory } from '../src/drivers/accel/index.js';
 import { RdmaDevice, ibvOpenDevice, IBV_ACCESS_LOCAL_WRITE } from '../src/drivers/rdma/index.js';
 import { SEED_TOPOLOGY } from '../src/scenario/index.js';
-import { measure } from './harness.js';
+import { measure, now } from './harness.js';
 import { TsWalker } from './core.js';
 
 const MiB = 1 << 20;
@@ -27,9 +27,9 @@ function rounds(methods: { name: string; run: () => void; reset?: () => void }[]
   const t = methods.map(() => [] as number[]);
   for (let r = 0; r < n + warm; r++) {
     methods.forEach((m, i) => {
-      const t0 = performance.now();
+      const t0 = now();
       m.run();
-      const dt = performance.now() - t0;
+      const dt = now() - t0;
       m.reset?.();
       if (r >= warm) t[i]!.push(dt * 1e6);
     });
@@ -438,7 +438,7 @@ async function walksAndMaps(out: Record<string, number>): Promise<void> {
     { name: 'core', run: () => coreMapBatch(sim, dom, d, Prot.RW), reset: () => { if (core.exports.unmap(dom.id, mbase, BigInt(M) * 4096n) !== BigInt(M) * 4096n) throw new Error('unmap'); } },
     { name: 'ts', run: () => { sink += ts.mapBatch(d, Prot.RW); }, reset: () => ts.reset() },
     { name: 'ts1', run: () => { sink += ts1.mapBatchWalkOnce(d, Prot.RW); }, reset: () => ts1.reset() },
-  ], 9);
+  ], 25, 3);
   out.map4k_batch_vs_ts = m.get('ts')! / m.get('core')!;
   out.map4k_batch_core_ns = m.get('core')! / M;
   out.map4k_batch_ts_ns = m.get('ts')! / M;
