@@ -573,7 +573,8 @@ export function mapBatchOne(d: usize, iova: u64, pa: u64, size: u64, prot: u32):
   mcD = 0;
   const st = mapRange(d, iova, pa, size, prot);
   const g = <u32>load<u8>(d + DOMAIN_GRANULE);
-  if (st == OK && size == (<u64>1 << g)) seedMapCache(d, iova, prot);
+  // Seeded only from a map that reached the leaf level (a kept larger leaf stops above it).
+  if (st == OK && size == (<u64>1 << g) && mSkippedBytes == 0) seedMapCache(d, iova, prot);
   return st;
 }
 

@@ -120,6 +120,24 @@ describe.each([16384, 65536])('arm-lpae-s1, %i-byte granule', (granule) => {
   });
 });
 
+describe('batch map under the older intel driver (an existing entry is kept)', () => {
+  it('pages inside a kept 2M leaf are skipped and the pages after them still land in their own table', async () => {
+    const a = await rig('vtd-ss', { kernel: '6.12' });
+    const b = await rig('vtd-ss', { kernel: '6.12' });
+    const base = 0x40_0000_0000n;
+    const d: [bigint, bigint, bigint][] = [];
+    for (let i = 0n; i < 600n; i++) d.push([base + M2 - 4n * K4 + i * K4, RAM_BASE + BigInt(rnd() % 100000) * K4, K4]);
+    for (const r of [a, b]) r.dom.map(base + M2, HBM_BASE, M2, Prot.READ); // 512 of the pages fall in it
+    expect(mapBatch(a.sim, a.dom, d, Prot.RW)).toBe(0);
+    for (const [iova, pa, size] of d) b.dom.map(iova, pa, size, Prot.RW);
+    expect(a.dom.mappedBytes).toBe(b.dom.mappedBytes);
+    expect(a.dom.tableFrames).toBe(b.dom.tableFrames);
+    const bytes = (a.dom.tableFrames + 8) * 4096;
+    expect(a.sim.memory.read(a.dom.root, bytes)).toEqual(b.sim.memory.read(b.dom.root, bytes));
+    for (const [iova] of d) expect(a.dom.walk(iova)).toEqual(b.dom.walk(iova));
+  });
+});
+
 describe('page-walk cache', () => {
   it('a guest\'s rewrite of a table entry is seen by the next walk', async () => {
     const { sim, unit, dom } = await rig('vtd-ss');
