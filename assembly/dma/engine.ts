@@ -14,7 +14,7 @@ import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
-import { fastBegin, fastTranslate, fastEnd, fOut, fShift } from '../iommu/batch';
+import { fastBegin, fastAlso, fastSwitch, fastTranslate, fastEnd, fOut, fShift } from '../iommu/batch';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
 const OP_WRITE: u32 = 2;  // host buffer -> device memory
@@ -311,9 +311,10 @@ function copyRange(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 
  * access or a peer route ends the run, and the next round's translate() reports it.
  */
 function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, dst: u64, len: u64): i32 {
-  const fd = fastBegin(sDom) ? sDom : fastBegin(dDom) ? dDom : -1;
-  const sFast = fd >= 0 && sDom == fd;
-  const dFast = fd >= 0 && dDom == fd;
+  // The fast path serves one domain at a time: a copy between two domains switches it.
+  const sFast = fastBegin(sDom);
+  const dFast = sDom == dDom ? sFast : sFast ? fastAlso(dDom) : fastBegin(dDom);
+  const switching = sFast && dFast && sDom != dDom;
   let sAt: u64 = 0, sOut: u64 = 0, sCov: u64 = 0;
   let dAt: u64 = 0, dOut: u64 = 0, dCov: u64 = 0;
   let done: u64 = 0;
@@ -339,13 +340,13 @@ function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, d
       // The side whose leaf ends here takes its next leaf; the window moves on to it even when
       // it does not continue the run, so that the next round starts from it.
       if (sc == n) {
-        if (!sFast || !fastTranslate(si + n, ACCESS_READ)) break;
+        if (!sFast || (switching && !fastSwitch(sDom)) || !fastTranslate(si + n, ACCESS_READ)) break;
         sAt = si + n; sOut = fOut; sCov = leafLeft(sAt, fShift);
         if (fOut != sp + n) break;
         sc = n + sCov;
       }
       if (dc == n) {
-        if (!dFast || !fastTranslate(di + n, ACCESS_WRITE)) break;
+        if (!dFast || (switching && !fastSwitch(dDom)) || !fastTranslate(di + n, ACCESS_WRITE)) break;
         dAt = di + n; dOut = fOut; dCov = leafLeft(dAt, fShift);
         if (fOut != dp + n) break;
         dc = n + dCov;

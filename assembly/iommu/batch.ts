@@ -55,9 +55,20 @@ export function fastBegin(dom: i32): bool {
   return true;
 }
 
-/** The domain fastBegin prepared (-1 when the fast path is off). */
-export function fastDomain(): i32 {
-  return bD == 0 ? -1 : <i32>bDom;
+/**
+ * Whether the fast path could serve domain `dom` too (for a copy between two domains), leaving
+ * the current one prepared.
+ */
+export function fastAlso(dom: i32): bool {
+  if (dom < 0 || routesActive()) return false;
+  return load<u32>(domainAt(<u32>dom) + DOMAIN_TYPE) == DOMAIN_PAGING;
+}
+
+/** Makes `dom` (which fastAlso accepted) the prepared domain, counting what the last one did. */
+export function fastSwitch(dom: i32): bool {
+  if (bD != 0 && <i32>bDom == dom) return true;
+  fastEnd();
+  return fastBegin(dom);
 }
 
 /** Adds what the fast path counted to the unit's counters. */
