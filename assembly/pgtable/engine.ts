@@ -13,11 +13,11 @@ import {
   DOMAIN_FLAGS, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FAULT_TRANSLATION, FAULT_ADDRESS_SIZE,
   FAULT_ACCESS_FLAG, FAULT_WALK_EABT, TRACE_STRIDE, TRACE_MAX, UNMAP_SPLIT, UNMAP_REFUSE,
   UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY, MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_KEEP,
-  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE,
+  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE, MAPDESC_STRIDE,
 } from '../abi';
-import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, TABLE_CACHE_SLOTS } from '../state';
+import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, gWalkCache, TABLE_CACHE_SLOTS } from '../state';
 import { X86_A, X86_D } from './x86_64';
-import { physRead64, physWrite64, findRegion, readPtr, physGen, NO_PAGE } from '../mem/phys';
+import { physRead64, physWrite64, findRegion, readPtr, physGen, NO_PAGE, radixLogBegin, radixLogEnd } from '../mem/phys';
 import { allocFrames, allocatedFrame, freeFrames } from '../mem/frames';
 import {
   PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
@@ -170,6 +170,108 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     wShift = lshift;
     wPerm = perm & leafPerm;
     wLeafSlot = slot;
+    return 0;
+  }
+  return FAULT_TRANSLATION;
+}
+
+// ---- page-walk cache (walkCached) ----
+//
+// For each level k of the last walk whose entry was a table: 0 key u64 (va >> that level's shift:
+// the index bits of level k and above), 8 the entry u64, 16 its linear address u32, 20 the rights
+// ANDed down to it u32. A later walk reuses levels from the top while the key matches and the
+// entry still holds the value it had (a guest's rewrite of a table entry is seen at once); a
+// change of domain, root, or of any page's backing (physGen: a table freed or first written)
+// empties it. Like a hardware paging-structure cache, but never stale.
+const PWC_STRIDE: usize = 32;
+let pwcD: usize = 0;
+let pwcRoot: u64 = 0;
+let pwcGen: u32 = 0;
+let pwcDepth: u32 = 0;
+// The domain's walk geometry, read once per (domain, root).
+let pwcFmt: u32 = 0;
+let pwcLevels: u32 = 0;
+let pwcB: u32 = 0;
+let pwcShift0: u32 = 0;
+let pwcTopBits: u32 = 0;
+
+/**
+ * walk(d, iova, false, access) with the page-walk cache: the same results (wOut, wShift, wPerm,
+ * wDepth, fault reasons) and the same effects (x86-64 A/D updates go through walk itself).
+ * Keys are taken on the whole iova, so a top level that matches an earlier walk's also passes
+ * the address-width check that walk made then.
+ */
+export function walkCached(d: usize, iova: u64, access: u32): u32 {
+  const root = load<u64>(d + DOMAIN_ROOT);
+  if (pwcD != d || pwcRoot != root || pwcGen != physGen) {
+    const levels = load<u32>(d + DOMAIN_LEVELS);
+    const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+    pwcFmt = load<u32>(d + DOMAIN_FORMAT);
+    pwcLevels = levels;
+    pwcB = b;
+    pwcShift0 = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
+    pwcTopBits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
+    pwcD = d; pwcRoot = root; pwcGen = physGen; pwcDepth = 0;
+  }
+  const fmt = pwcFmt;
+  if (fmt == FMT_X86_64 && access != 0) return walk(d, iova, false, access);
+  const levels = pwcLevels;
+  const b = pwcB;
+  let shift = pwcShift0;
+  let bits = pwcTopBits;
+  let table = root;
+  let perm: u32 = 3;
+  let lvl: u32 = 0;
+  let rec = gWalkCache;
+  const depth = pwcDepth;
+  wDepth = 0;
+  if (depth == 0 || load<u64>(rec) != (iova >> shift)) {
+    if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
+      if (!canonical(iova, load<u32>(d + DOMAIN_IAS))) return FAULT_ADDRESS_SIZE;
+    } else {
+      const cov = coverage(d);
+      if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
+    }
+  }
+  // Cached levels: one key compare and one entry compare each. (Indexes come from the iova
+  // itself: the index bits of every level lie below the input width.)
+  while (lvl < depth) {
+    const pte = load<u64>(rec + 8);
+    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ pte)) != 0) break;
+    perm = load<u32>(rec + 20);
+    table = pteTableAddr(fmt, pte, d);
+    lvl++; shift -= b; bits = b; rec += PWC_STRIDE;
+  }
+  pwcDepth = lvl;
+  for (; lvl < levels; lvl++, shift -= b, bits = b, rec += PWC_STRIDE) {
+    const ptr = tableReadPtr(table + (((iova >> shift) & ((<u64>1 << bits) - 1)) << 3));
+    wDepth = lvl + 1;
+    if (ptr == NO_PAGE) return FAULT_WALK_EABT;
+    const pte = load<u64>(ptr);
+    const kind = pteKind(fmt, pte, shift, d);
+    if (kind == PTE_INVALID) return FAULT_TRANSLATION;
+    if (kind == PTE_TABLE) {
+      perm &= pteTablePerm(fmt, pte, d);
+      table = pteTableAddr(fmt, pte, d);
+      if (lvl < 8) {
+        store<u64>(rec, iova >> shift);
+        store<u64>(rec + 8, pte);
+        store<u32>(rec + 16, <u32>ptr);
+        store<u32>(rec + 20, perm);
+        pwcDepth = lvl + 1;
+      }
+      continue;
+    }
+    if (kind != PTE_LEAF) return reservedReason(fmt);
+    const lshift = pteLeafShift(fmt, pte, shift, d);
+    const size: u64 = <u64>1 << lshift;
+    const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
+    const leafPerm = ptePerm(fmt, pte);
+    if (leafPerm == 0xffffffff) return FAULT_ACCESS_FLAG;
+    if ((out >> load<u32>(d + DOMAIN_OAS)) != 0) return outputTooWideReason(fmt);
+    wOut = out;
+    wShift = lshift;
+    wPerm = perm & leafPerm;
     return 0;
   }
   return FAULT_TRANSLATION;
@@ -407,6 +509,101 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
   return OK;
 }
 
+// ---- batch map: walk down once per leaf-table page (io-pgtable map_pages with pgcount) ----
+//
+// mapBatch maps descriptor after descriptor; when one is a single smallest page landing in the
+// same page of the same leaf table as the previous smallest-page leaf, the entry is written in
+// place: no descent, no region lookup, no frame-record lookup. Anything else (a larger page,
+// another table, an entry already in use, so that the map policy decides) goes through mapRange,
+// whose final path seeds the cache again. The cache lives for one batch (mapBatchBegin):
+// inside a batch only this engine changes tables.
+let mcD: usize = 0;        // domain record the cache is for (0: empty)
+let mcKey: u64 = 0;        // iova >> mcSpan of the cached leaf-table page
+let mcSpan: u32 = 0;       // log2 of the iova span one leaf-table page covers
+let mcPtr: usize = 0;      // linear address of the leaf-table page
+let mcRec: usize = 0;      // the table's first frame record (live-entry count), 0 if none
+let mcIdxMask: u64 = 0;    // index bits inside that page
+let mcProt: u32 = 0;
+let mcGen: u32 = 0;        // physGen when seeded: backing moved, cache gone
+
+/** Starts a batch of maps into domain record `d` (drops what the last batch cached). */
+export function mapBatchBegin(d: usize): void {
+  mcD = 0;
+}
+
+// Bytes the last mapBatchFast mapped.
+export let mbBytes: u64 = 0;
+
+/**
+ * The in-place loop of a batch: maps descriptors i, i+1, ... of the `n` at `base` (MAPDESC_STRIDE
+ * apart; iova, pa, size; status written at +24) while each is a smallest page in the cached
+ * leaf-table page over an empty entry. Returns the index of the first one it left (n when none),
+ * for mapBatchOne; mbBytes holds the bytes it mapped.
+ */
+export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
+  mbBytes = 0;
+  if (mcD != d || prot != mcProt || mcGen != physGen) return i;
+  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const oas = <u64>load<u32>(d + DOMAIN_OAS);
+  const page: u64 = <u64>1 << g;
+  const span = <u64>mcSpan;
+  const key = mcKey;
+  const ptr = mcPtr;
+  const mask = mcIdxMask;
+  let e = base + <usize>(i * MAPDESC_STRIDE);
+  let j = i;
+  for (; j < n; j++, e += MAPDESC_STRIDE) {
+    const iova = load<u64>(e);
+    const pa = load<u64>(e + 8);
+    // Same iova bits above the page's span: same path, same table page, same range checks.
+    if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
+    const slot = ptr + (<usize>((iova >> g) & mask) << 3);
+    if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
+    store<u64>(slot, pteMkLeaf(fmt, pa, prot, g, g, d));
+    store<i32>(e + 24, OK);
+  }
+  if (j != i) {
+    if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
+    mbBytes = <u64>(j - i) << g;
+  }
+  return j;
+}
+
+/** Maps one descriptor of a batch through mapRange, then caches its leaf-table page. */
+export function mapBatchOne(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
+  mcD = 0;
+  const st = mapRange(d, iova, pa, size, prot);
+  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  // Seeded only from a map that reached the leaf level (a kept larger leaf stops above it).
+  if (st == OK && size == (<u64>1 << g) && mSkippedBytes == 0) seedMapCache(d, iova, prot);
+  return st;
+}
+
+/** Caches the leaf-table page mapRange just wrote the smallest-page leaf of `iova` into. */
+function seedMapCache(d: usize, iova: u64, prot: u32): void {
+  const L = load<u32>(d + DOMAIN_LEVELS) - 1;
+  const table = getPath(gPathTable, L);
+  const slot = getPath(gPathSlot, L);
+  const r = findRegion(slot);
+  if (r == 0) return;
+  const page = slot & ~(<u64>4095);
+  const p = readPtr(r, page);
+  if ((p & ~(<usize>4095)) == gZeroPage) return; // not backed (cannot be after a write; never write the zero page)
+  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  // A table page holds 512 entries (fewer for a small top-less table): the span they cover.
+  const bits = levelBits(d, L);
+  const span = g + (bits < 9 ? bits : 9);
+  mcSpan = span;
+  mcKey = iova >> span;
+  mcPtr = p & ~(<usize>4095);
+  mcIdxMask = (<u64>1 << (span - g)) - 1;
+  mcRec = allocatedFrame(table);
+  mcProt = prot;
+  mcGen = physGen;
+  mcD = d;
+}
+
 /** Grows the top of a dynamic-top table (AMD v1) until it covers `last`. OK or ERANGE, ENOMEM. */
 function growTop(d: usize, last: u64): i32 {
   if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_DYNAMIC_TOP) == 0) return OK;
@@ -449,8 +646,10 @@ export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i3
   const pend = pa + size;
   if (pend < pa && pend != 0) return ERANGE;
   if ((pa >> oas) != 0 || ((pend - 1) >> oas) != 0) return ERANGE;
+  // Radix nodes this map makes for its tables' backing go back if it fails (mem/phys).
+  radixLogBegin();
   st = growTop(d, iova + size - 1);
-  if (st != OK) return st;
+  if (st != OK) { radixLogEnd(true); return st; }
   let done: u64 = 0;
   while (done < size) {
     const shift = bestShift(d, iova + done, pa + done, size - done);
@@ -461,10 +660,12 @@ export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i3
       const removed = mRemovedBytes; // what this map destroyed stays destroyed; its own pieces go
       if (done > 0) unmapWalk(d, iova, done, UNMAP_WHOLE_ANY);
       mRemovedBytes = removed;
+      radixLogEnd(true);
       return st;
     }
     done += <u64>1 << shift;
   }
+  radixLogEnd(false);
   return OK;
 }
 
