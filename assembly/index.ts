@@ -24,7 +24,7 @@ import {
 } from './iommu/unit';
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
 import { drainFaults } from './iommu/fault';
-import { translate as translateImpl, translateManyIn, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus, tFlags, tIpa } from './iommu/translate';
+import { translate as translateImpl, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus, tFlags, tIpa } from './iommu/translate';
 import {
   enablePasid as enablePasidImpl, attachPasid as attachPasidImpl, pasidDomain as pasidDomainImpl,
   setDmaPasid as setDmaPasidImpl, invalidatePasid as invalidatePasidImpl, pasidHandle,
@@ -302,7 +302,7 @@ export function translate(rid: u32, iova: u64, access: u32): i32 {
 export function translateBatch(rid: u32, n: u32, access: u32): i32 {
   if (n > BATCH_MAX || access == 0 || access > 3) return EINVAL;
   const inp = state.gStaging;
-  return <i32>translateBatchFast(rid, access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
+  return <i32>translateBatchFast(rid, domainOfRid(rid), access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
 }
 
 // ---- PASID ----
@@ -336,7 +336,7 @@ export function translatePasid(rid: u32, pasid: u32, iova: u64, access: u32): i3
 export function translateBatchPasid(rid: u32, pasid: u32, n: u32, access: u32): i32 {
   if (n > BATCH_MAX || access == 0 || access > 3 || (pasid >> PASID_MAX_BITS) != 0) return EINVAL;
   const inp = state.gStaging;
-  return <i32>translateManyIn(rid, pasidHandle(rid, pasid), access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
+  return <i32>translateBatchFast(rid, pasidHandle(rid, pasid), access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
 }
 
 // ---- nested, dirty tracking ----

@@ -14,7 +14,7 @@ import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
-import { fastBegin, fastAlso, fastSwitch, fastTranslate, fastEnd, fOut, fShift } from '../iommu/batch';
+import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, fOut, fShift } from '../iommu/batch';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
 const OP_WRITE: u32 = 2;  // host buffer -> device memory
@@ -311,9 +311,10 @@ function copyRange(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 
  * access or a peer route ends the run, and the next round's translate() reports it.
  */
 function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, dst: u64, len: u64): i32 {
-  // The fast path serves one domain at a time: a copy between two domains switches it.
-  const sFast = fastBegin(sDom);
-  const dFast = sDom == dDom ? sFast : sFast ? fastAlso(dDom) : fastBegin(dDom);
+  // The fast path serves one domain at a time: a copy between two domains switches it. Each
+  // side asks for itself (one requester may be an ATS device or carry a PASID, the other not).
+  const sFast = fastBegin(srcRid, sDom);
+  const dFast = sFast ? fastUsable(dstRid, dDom) : fastBegin(dstRid, dDom);
   const switching = sFast && dFast && sDom != dDom;
   let sAt: u64 = 0, sOut: u64 = 0, sCov: u64 = 0;
   let dAt: u64 = 0, dOut: u64 = 0, dCov: u64 = 0;

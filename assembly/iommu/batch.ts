@@ -5,14 +5,23 @@
 // denied access, a peer route, a non-paging domain, the VT-d interrupt range) goes through
 // translate() itself, which counts and records it; the fast paths count only what they finish,
 // so the counters and the IOTLB end as translating one address at a time leaves them.
+//
+// What translate() treats specially is never served here (fastUsable): a request with a PASID
+// (its handle; entries tagged above TAG_DOMAIN_BITS, never matched by the plain tag probed
+// here), an ATS device (its ATC answers, or a translation request fills it), a nested domain,
+// identity and blocked domains, peer routes. A dirty-tracking domain keeps its hits here (a
+// clean leaf is cached without write, so a write to it misses the rights and goes to
+// translate()), and its misses go to translate(), where the walk marks the leaf.
 
 import {
   OK, DOMAIN_TYPE, DOMAIN_UNIT, DOMAIN_PAGING, UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS,
   UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED, UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT,
-  TLB_PERM, TLB_STRIDE, UNIT_FAMILY, FAMILY_VTD, VTD_INTR_FIRST, VTD_INTR_LAST,
+  TLB_PERM, TLB_STRIDE, UNIT_FAMILY, FAMILY_VTD, VTD_INTR_FIRST, VTD_INTR_LAST, UNIT_ATS_DEVICES,
+  DEV_FLAGS, DEV_F_ATS,
 } from '../abi';
-import { domainAt, unitAt } from './unit';
-import { translate, translateMany, domainOfRid, tOut, tStatus } from './translate';
+import { domainAt, unitAt, deviceOf } from './unit';
+import { translate, translateManyIn, tOut, tStatus } from './translate';
+import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, hitOut, hitPerm, hitShift } from './iotlb';
 import { walkCached, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
@@ -27,6 +36,7 @@ let bSetBytes: u32 = 0;
 let bMix: u32 = 0;
 let bTag4k: u32 = 0;
 let bVtd: bool = false;
+let bDirty: bool = false; // the domain tracks dirtiness: misses go to translate()
 // Counts of what the fast path finished, added to the unit by fastEnd.
 let bHits: u64 = 0;
 let bMisses: u64 = 0;
@@ -34,41 +44,58 @@ let bMisses: u64 = 0;
 export let fOut: u64 = 0;
 export let fShift: u32 = 0;
 
-/** Prepares the fast path for domain `dom` (from domainOfRid). False when it does not apply. */
-export function fastBegin(dom: i32): bool {
-  bD = 0;
+/**
+ * Whether translate() would treat a request of `rid` in `dom` (from domainOfRid) as a plain
+ * paging-domain translation: no PASID handle, no peer route, a paging domain, not an ATS device.
+ */
+export function fastUsable(rid: u32, dom: i32): bool {
+  // Negative: no domain, DOMAIN_DIRECT, or a PASID handle.
   if (dom < 0 || routesActive()) return false;
   const d = domainAt(<u32>dom);
   if (load<u32>(d + DOMAIN_TYPE) != DOMAIN_PAGING) return false;
   const u = unitAt(load<u32>(d + DOMAIN_UNIT));
-  bU = u;
-  bDom = <u32>dom;
-  bTlb = <usize>load<u32>(u + UNIT_TLB_PTR);
-  bMask = load<u32>(u + UNIT_TLB_SETS) - 1;
-  bSetBytes = load<u32>(u + UNIT_TLB_WAYS) * TLB_STRIDE;
-  bMix = domMix(<u32>dom);
-  bTag4k = tlbTag(<u32>dom, 12);
-  bVtd = load<u32>(u + UNIT_FAMILY) == FAMILY_VTD;
-  bHits = 0;
-  bMisses = 0;
-  bD = d;
+  if (load<u32>(u + UNIT_ATS_DEVICES) != 0) {
+    const p = deviceOf(rid);
+    if (p != 0 && (<u32>load<u8>(p + DEV_FLAGS) & DEV_F_ATS) != 0) return false;
+  }
   return true;
 }
 
-/**
- * Whether the fast path could serve domain `dom` too (for a copy between two domains), leaving
- * the current one prepared.
- */
-export function fastAlso(dom: i32): bool {
-  if (dom < 0 || routesActive()) return false;
-  return load<u32>(domainAt(<u32>dom) + DOMAIN_TYPE) == DOMAIN_PAGING;
+/** Prepares the fast path for `rid` in domain `dom` (from domainOfRid). False when it does not apply. */
+export function fastBegin(rid: u32, dom: i32): bool {
+  bD = 0;
+  if (!fastUsable(rid, dom)) return false;
+  prepare(<u32>dom);
+  return true;
 }
 
-/** Makes `dom` (which fastAlso accepted) the prepared domain, counting what the last one did. */
+/** Makes domain `dom` the prepared one (fastUsable said yes). */
+function prepare(dom: u32): void {
+  const d = domainAt(dom);
+  const u = unitAt(load<u32>(d + DOMAIN_UNIT));
+  bU = u;
+  bDom = dom;
+  bTlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+  bMask = load<u32>(u + UNIT_TLB_SETS) - 1;
+  bSetBytes = load<u32>(u + UNIT_TLB_WAYS) * TLB_STRIDE;
+  bMix = domMix(dom);
+  bTag4k = tlbTag(dom, 12);
+  bVtd = load<u32>(u + UNIT_FAMILY) == FAMILY_VTD;
+  bDirty = tracksDirty(d);
+  bHits = 0;
+  bMisses = 0;
+  bD = d;
+}
+
+/**
+ * Makes `dom` (which fastUsable accepted, for a copy between two domains) the prepared domain,
+ * counting what the last one did.
+ */
 export function fastSwitch(dom: i32): bool {
   if (bD != 0 && <i32>bDom == dom) return true;
   fastEnd();
-  return fastBegin(dom);
+  prepare(<u32>dom);
+  return true;
 }
 
 /** Adds what the fast path counted to the unit's counters. */
@@ -117,6 +144,7 @@ export function fastEnd(): void {
 
 /** The miss of fastTranslate: walk (page-walk cache), then cache the leaf, as translate() does. */
 function fastMiss(iova: u64, access: u32): bool {
+  if (bDirty) return false;
   if (walkCached(bD, iova, access) != 0 || (wPerm & access) != access) return false;
   if (bVtd) {
     // The interrupt range is never an output (translate() faults it).
@@ -132,12 +160,12 @@ function fastMiss(iova: u64, access: u32): bool {
 }
 
 /**
- * Translates n addresses from `inp` for one requester, writing outputs to `out` and status to
- * `sts`, as translateMany does (the same outputs, faults and counters). Returns the faults.
+ * Translates n addresses from `inp` for requester `rid` in `dom` (a domain from domainOfRid, or
+ * a PASID handle), writing outputs to `out` and status to `sts`, as translateManyIn does (the
+ * same outputs, faults and counters). Returns the faults.
  */
-export function translateBatchFast(rid: u32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
-  const dom = domainOfRid(rid);
-  if (!fastBegin(dom)) return translateMany(rid, access, inp, out, sts, n);
+export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
+  if (!fastBegin(rid, dom)) return translateManyIn(rid, dom, access, inp, out, sts, n);
   let faults: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const off = <usize>i << 3;

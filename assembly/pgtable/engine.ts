@@ -197,7 +197,7 @@ let pwcTopBits: u32 = 0;
 
 /**
  * walk(d, iova, false, access) with the page-walk cache: the same results (wOut, wShift, wPerm,
- * wDepth, fault reasons) and the same effects (x86-64 A/D updates go through walk itself).
+ * wDepth, wLeafSlot, fault reasons) and the same effects (x86-64 A/D updates go through walk itself).
  * Keys are taken on the whole iova, so a top level that matches an earlier walk's also passes
  * the address-width check that walk made then.
  */
@@ -244,7 +244,8 @@ export function walkCached(d: usize, iova: u64, access: u32): u32 {
   }
   pwcDepth = lvl;
   for (; lvl < levels; lvl++, shift -= b, bits = b, rec += PWC_STRIDE) {
-    const ptr = tableReadPtr(table + (((iova >> shift) & ((<u64>1 << bits) - 1)) << 3));
+    const slot = table + (((iova >> shift) & ((<u64>1 << bits) - 1)) << 3);
+    const ptr = tableReadPtr(slot);
     wDepth = lvl + 1;
     if (ptr == NO_PAGE) return FAULT_WALK_EABT;
     const pte = load<u64>(ptr);
@@ -272,6 +273,7 @@ export function walkCached(d: usize, iova: u64, access: u32): u32 {
     wOut = out;
     wShift = lshift;
     wPerm = perm & leafPerm;
+    wLeafSlot = slot;
     return 0;
   }
   return FAULT_TRANSLATION;
@@ -748,4 +750,7 @@ export function unmapRange(d: usize, iova: u64, size: u64): i64 {
 /** Frees every table of a domain, root included (domain teardown). */
 export function freeAllTables(d: usize): void {
   freeTree(d, load<u64>(d + DOMAIN_ROOT), 0);
+  // The record may hold another domain next (another geometry, perhaps over the same root).
+  if (pwcD == d) pwcD = 0;
+  if (mcD == d) mcD = 0;
 }
