@@ -1,7 +1,7 @@
 // The fast paths of translation for loops that translate many addresses of one requester (the
 // batch export, the DMA engine's runs): unit and IOTLB geometry read once, counters kept in
 // locals, an IOTLB hit in a few instructions, a miss walked with the page-walk cache
-// (pgtable/engine walkCached) and cached as translate() would. Anything unusual (a fault, a
+// (pgtable/engine walk) and cached as translate() would. Anything unusual (a fault, a
 // denied access, a peer route, a non-paging domain, the VT-d interrupt range) goes through
 // translate() itself, which counts and records it; the fast paths count only what they finish,
 // so the counters and the IOTLB end as translating one address at a time leaves them.
@@ -23,7 +23,7 @@ import { domainAt, unitAt, deviceOf } from './unit';
 import { translate, translateManyIn, tOut, tStatus } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, hitOut, hitPerm, hitShift } from './iotlb';
-import { walkCached, wOut, wShift, wPerm } from '../pgtable/engine';
+import { walk, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
 // The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
@@ -118,7 +118,7 @@ export function fastEnd(): void {
  * with fOut/fShift set and the translation counted (a hit, or a miss walked and cached); false
  * with nothing counted or changed, for the caller to use translate().
  */
-@inline export function fastTranslate(iova: u64, access: u32): bool {
+export function fastTranslate(iova: u64, access: u32): bool {
   const u = bU;
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
   let ok = false;
@@ -145,7 +145,7 @@ export function fastEnd(): void {
 /** The miss of fastTranslate: walk (page-walk cache), then cache the leaf, as translate() does. */
 function fastMiss(iova: u64, access: u32): bool {
   if (bDirty) return false;
-  if (walkCached(bD, iova, access) != 0 || (wPerm & access) != access) return false;
+  if (walk(bD, iova, false, access) != 0 || (wPerm & access) != access) return false;
   if (bVtd) {
     // The interrupt range is never an output (translate() faults it).
     const mask = (<u64>1 << wShift) - 1;

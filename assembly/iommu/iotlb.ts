@@ -87,7 +87,7 @@ export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, p
 }
 
 /** tlbInsert with the set geometry already in hand (`mask` = sets - 1, `mix` = domMix(dom)). */
-@inline export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
+export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
   if (shift > TLB_MAX_SHIFT) shift = TLB_MAX_SHIFT;
   const vpn = iova >> shift;
   const set = (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;

@@ -43,7 +43,7 @@ export let tIpa: u64 = 0;   // the IPA of a stage-2 failure
  * device's DMA carries a PASID (setDmaPasid), the PASID handle (iommu/pasid.ts). RID_PHYS is
  * always direct.
  */
-@inline export function domainOfRid(rid: u32): i32 {
+export function domainOfRid(rid: u32): i32 {
   if (rid == RID_PHYS) return DOMAIN_DIRECT;
   const p = deviceOf(rid);
   if (p == 0) return -1;

@@ -106,34 +106,82 @@ export let wLeafSlot: u64 = 0; // physical address of the leaf entry (dirty trac
   return bytes <= 4096 ? 1 : bytes >> 12;
 }
 
+// ---- the walker and its page-walk cache ----
+//
+// For each level k of the last untraced walk whose entry was a table: 0 key u64 (va >> that
+// level's shift: the index bits of level k and above), 8 the entry u64, 16 its linear address
+// u32, 20 the rights ANDed down to it u32. A later walk reuses levels from the top while the key
+// matches and the entry still holds the value it had (a guest's rewrite of a table entry is seen
+// at once); a change of domain, root, or of any page's backing (physGen: a table freed or first
+// written) empties it. Like a hardware paging-structure cache, but never stale.
+const PWC_STRIDE: usize = 32;
+let pwcD: usize = 0;
+let pwcRoot: u64 = 0;
+let pwcGen: u32 = 0;
+let pwcDepth: u32 = 0;
+// The domain's walk geometry, read once per (domain, root).
+let pwcFmt: u32 = 0;
+let pwcLevels: u32 = 0;
+let pwcB: u32 = 0;
+let pwcShift0: u32 = 0;
+let pwcTopBits: u32 = 0;
+
 /**
  * Walks the table of domain record `d` for `iova`, as the hardware would.
- * Returns 0 and sets wOut/wShift/wPerm, or a FAULT_* reason: a table fetch from an address in
- * no memory region is a walk external abort. With `trace`, each level's (level, index, table,
- * entry) goes to the trace block. `access` (0: a software walk, which changes nothing) lets the
- * x86-64 walker set A on every entry it uses and D on a leaf it writes through, as VT-d first
- * stage does (QEMU vtd_iova_to_flpte / vtd_set_flag_in_pte).
+ * Returns 0 and sets wOut/wShift/wPerm/wLeafSlot, or a FAULT_* reason: a table fetch from an
+ * address in no memory region is a walk external abort. With `trace`, each level's (level,
+ * index, table, entry) goes to the trace block. `access` (0: a software walk, which changes
+ * nothing) lets the x86-64 walker set A on every entry it uses and D on a leaf it writes through,
+ * as VT-d first stage does (QEMU vtd_iova_to_flpte / vtd_set_flag_in_pte). Untraced walks that
+ * update no entry use the page-walk cache; keys are taken on the whole iova, so a top level
+ * that matches an earlier walk's also passes the address-width check that walk made then.
  */
 export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
-  const fmt = load<u32>(d + DOMAIN_FORMAT);
-  const ias = load<u32>(d + DOMAIN_IAS);
-  const levels = load<u32>(d + DOMAIN_LEVELS);
-  wDepth = 0;
-  if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
-    if (!canonical(iova, ias)) return FAULT_ADDRESS_SIZE;
-  } else {
-    const cov = coverage(d);
-    if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
+  const root = load<u64>(d + DOMAIN_ROOT);
+  if (pwcD != d || pwcRoot != root || pwcGen != physGen) {
+    const levels = load<u32>(d + DOMAIN_LEVELS);
+    const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+    pwcFmt = load<u32>(d + DOMAIN_FORMAT);
+    pwcLevels = levels;
+    pwcB = b;
+    pwcShift0 = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
+    pwcTopBits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
+    pwcD = d; pwcRoot = root; pwcGen = physGen; pwcDepth = 0;
   }
-  const va = tableVa(d, iova);
-  let table = load<u64>(d + DOMAIN_ROOT);
+  const fmt = pwcFmt;
+  const adUpdate = access != 0 && fmt == FMT_X86_64;
+  const cached = !trace && !adUpdate;
+  const levels = pwcLevels;
+  const b = pwcB;
+  let shift = pwcShift0;
+  let bits = pwcTopBits;
+  let table = root;
   let perm: u32 = 3;
-  // Geometry in locals: the shift steps down by the index bits of a level.
-  const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
-  let shift = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
-  let bits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
-  for (let lvl: u32 = 0; lvl < levels; lvl++, shift -= b, bits = b) {
-    const idx = (va >> shift) & ((<u64>1 << bits) - 1);
+  let lvl: u32 = 0;
+  let rec = gWalkCache;
+  const depth = cached ? pwcDepth : 0;
+  wDepth = 0;
+  if (depth == 0 || load<u64>(rec) != (iova >> shift)) {
+    if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
+      if (!canonical(iova, load<u32>(d + DOMAIN_IAS))) return FAULT_ADDRESS_SIZE;
+    } else {
+      const cov = coverage(d);
+      if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
+    }
+  }
+  // Cached levels: one key compare and one entry compare each.
+  while (lvl < depth) {
+    const pte = load<u64>(rec + 8);
+    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ pte)) != 0) break;
+    perm = load<u32>(rec + 20);
+    table = pteTableAddr(fmt, pte, d);
+    lvl++; shift -= b; bits = b; rec += PWC_STRIDE;
+  }
+  if (cached) pwcDepth = lvl;
+  // Indexes come from the iova itself: past the width check, no index takes a bit at or above
+  // the input width (a sign-extended format's top index ends at bit ias - 1).
+  for (; lvl < levels; lvl++, shift -= b, bits = b, rec += PWC_STRIDE) {
+    const idx = (iova >> shift) & ((<u64>1 << bits) - 1);
     const slot = table + (idx << 3);
     const ptr = tableReadPtr(slot);
     const pte: u64 = ptr == NO_PAGE ? 0 : load<u64>(ptr);
@@ -148,7 +196,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     if (ptr == NO_PAGE) return FAULT_WALK_EABT;
     const kind = pteKind(fmt, pte, shift, d);
     if (kind == PTE_INVALID) return FAULT_TRANSLATION;
-    if (access != 0 && fmt == FMT_X86_64 && kind != PTE_RESERVED) {
+    if (adUpdate && kind != PTE_RESERVED) {
       const granted = perm & pteTablePerm(fmt, pte, d);
       const upd = pte | X86_A | (kind == PTE_LEAF && (access & ACCESS_WRITE) != 0 && (granted & ACCESS_WRITE) != 0 ? X86_D : 0);
       if (upd != pte && (granted & access) == access) physWrite64(slot, upd);
@@ -156,105 +204,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     if (kind == PTE_TABLE) {
       perm &= pteTablePerm(fmt, pte, d);
       table = pteTableAddr(fmt, pte, d);
-      continue;
-    }
-    if (kind != PTE_LEAF) return reservedReason(fmt);
-    const lshift = pteLeafShift(fmt, pte, shift, d);
-    const size: u64 = <u64>1 << lshift;
-    const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
-    const leafPerm = ptePerm(fmt, pte);
-    if (leafPerm == 0xffffffff) return FAULT_ACCESS_FLAG;
-    const oas = load<u32>(d + DOMAIN_OAS);
-    if ((out >> oas) != 0) return outputTooWideReason(fmt);
-    wOut = out;
-    wShift = lshift;
-    wPerm = perm & leafPerm;
-    wLeafSlot = slot;
-    return 0;
-  }
-  return FAULT_TRANSLATION;
-}
-
-// ---- page-walk cache (walkCached) ----
-//
-// For each level k of the last walk whose entry was a table: 0 key u64 (va >> that level's shift:
-// the index bits of level k and above), 8 the entry u64, 16 its linear address u32, 20 the rights
-// ANDed down to it u32. A later walk reuses levels from the top while the key matches and the
-// entry still holds the value it had (a guest's rewrite of a table entry is seen at once); a
-// change of domain, root, or of any page's backing (physGen: a table freed or first written)
-// empties it. Like a hardware paging-structure cache, but never stale.
-const PWC_STRIDE: usize = 32;
-let pwcD: usize = 0;
-let pwcRoot: u64 = 0;
-let pwcGen: u32 = 0;
-let pwcDepth: u32 = 0;
-// The domain's walk geometry, read once per (domain, root).
-let pwcFmt: u32 = 0;
-let pwcLevels: u32 = 0;
-let pwcB: u32 = 0;
-let pwcShift0: u32 = 0;
-let pwcTopBits: u32 = 0;
-
-/**
- * walk(d, iova, false, access) with the page-walk cache: the same results (wOut, wShift, wPerm,
- * wDepth, wLeafSlot, fault reasons) and the same effects (x86-64 A/D updates go through walk itself).
- * Keys are taken on the whole iova, so a top level that matches an earlier walk's also passes
- * the address-width check that walk made then.
- */
-export function walkCached(d: usize, iova: u64, access: u32): u32 {
-  const root = load<u64>(d + DOMAIN_ROOT);
-  if (pwcD != d || pwcRoot != root || pwcGen != physGen) {
-    const levels = load<u32>(d + DOMAIN_LEVELS);
-    const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
-    pwcFmt = load<u32>(d + DOMAIN_FORMAT);
-    pwcLevels = levels;
-    pwcB = b;
-    pwcShift0 = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
-    pwcTopBits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
-    pwcD = d; pwcRoot = root; pwcGen = physGen; pwcDepth = 0;
-  }
-  const fmt = pwcFmt;
-  if (fmt == FMT_X86_64 && access != 0) return walk(d, iova, false, access);
-  const levels = pwcLevels;
-  const b = pwcB;
-  let shift = pwcShift0;
-  let bits = pwcTopBits;
-  let table = root;
-  let perm: u32 = 3;
-  let lvl: u32 = 0;
-  let rec = gWalkCache;
-  const depth = pwcDepth;
-  wDepth = 0;
-  if (depth == 0 || load<u64>(rec) != (iova >> shift)) {
-    if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
-      if (!canonical(iova, load<u32>(d + DOMAIN_IAS))) return FAULT_ADDRESS_SIZE;
-    } else {
-      const cov = coverage(d);
-      if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
-    }
-  }
-  // Cached levels: one key compare and one entry compare each. (Indexes come from the iova
-  // itself: the index bits of every level lie below the input width.)
-  while (lvl < depth) {
-    const pte = load<u64>(rec + 8);
-    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ pte)) != 0) break;
-    perm = load<u32>(rec + 20);
-    table = pteTableAddr(fmt, pte, d);
-    lvl++; shift -= b; bits = b; rec += PWC_STRIDE;
-  }
-  pwcDepth = lvl;
-  for (; lvl < levels; lvl++, shift -= b, bits = b, rec += PWC_STRIDE) {
-    const slot = table + (((iova >> shift) & ((<u64>1 << bits) - 1)) << 3);
-    const ptr = tableReadPtr(slot);
-    wDepth = lvl + 1;
-    if (ptr == NO_PAGE) return FAULT_WALK_EABT;
-    const pte = load<u64>(ptr);
-    const kind = pteKind(fmt, pte, shift, d);
-    if (kind == PTE_INVALID) return FAULT_TRANSLATION;
-    if (kind == PTE_TABLE) {
-      perm &= pteTablePerm(fmt, pte, d);
-      table = pteTableAddr(fmt, pte, d);
-      if (lvl < 8) {
+      if (cached && lvl < 8) {
         store<u64>(rec, iova >> shift);
         store<u64>(rec + 8, pte);
         store<u32>(rec + 16, <u32>ptr);
@@ -502,13 +452,18 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
     }
   }
   if (leaves != 0 || tables != 0) noteReplaced(iova, lshift);
-  const leaf = pteMkLeaf(fmt, pa, prot, lshift, s, d);
+  const leaf = mkLeaf(fmt, pa, prot, lshift, s, d);
   for (let i: u64 = 0; i < n; i++) {
     const st = tableWrite(first + (i << 3), leaf);
     if (st != OK) return st;
   }
   addAux(table, <i32>(n - leaves - tables));
   return OK;
+}
+
+/** pteMkLeaf, out of line: the map and the batch map share one copy of every format's encoder. */
+function mkLeaf(fmt: u32, pa: u64, prot: u32, lshift: u32, shift: u32, d: usize): u64 {
+  return pteMkLeaf(fmt, pa, prot, lshift, shift, d);
 }
 
 // ---- batch map: walk down once per leaf-table page (io-pgtable map_pages with pgcount) ----
@@ -562,7 +517,7 @@ export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): 
     if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
     const slot = ptr + (<usize>((iova >> g) & mask) << 3);
     if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
-    store<u64>(slot, pteMkLeaf(fmt, pa, prot, g, g, d));
+    store<u64>(slot, mkLeaf(fmt, pa, prot, g, g, d));
     store<i32>(e + 24, OK);
   }
   if (j != i) {
