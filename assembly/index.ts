@@ -16,7 +16,7 @@ import { addRegion as addRegionImpl, backingNeeded as backingNeededImpl } from '
 import { addDirectRegion as addDirectRegionImpl } from './mem/direct';
 import * as frames from './mem/frames';
 import { chunksFree as chunksFreeImpl } from './mem/arena';
-import { mapRange, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd, mInvStart, mInvEnd, mRemovedBytes, mSkippedBytes } from './pgtable/engine';
+import { mapRange, mapBatchBegin, mapBatchOne, mapBatchFast, mbBytes, unmapRange, walk as walkImpl, wOut, wShift, wPerm, wDepth, uGatherStart, uGatherEnd, mInvStart, mInvEnd, mRemovedBytes, mSkippedBytes } from './pgtable/engine';
 import {
   createUnit as createUnitImpl, createDomain as createDomainImpl, destroyDomain as destroyDomainImpl,
   attachDevice as attachDeviceImpl, deviceDomain as deviceDomainImpl, placeDevice as placeDeviceImpl, domainOf, unitOf, unitAt,
@@ -24,7 +24,7 @@ import {
 } from './iommu/unit';
 import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntries } from './iommu/iotlb';
 import { drainFaults } from './iommu/fault';
-import { translate as translateImpl, translateMany, translateManyIn, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus, tFlags, tIpa } from './iommu/translate';
+import { translate as translateImpl, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus, tFlags, tIpa } from './iommu/translate';
 import {
   enablePasid as enablePasidImpl, attachPasid as attachPasidImpl, pasidDomain as pasidDomainImpl,
   setDmaPasid as setDmaPasidImpl, invalidatePasid as invalidatePasidImpl, pasidHandle,
@@ -32,6 +32,7 @@ import {
 import { enableAts as enableAtsImpl, drainPageRequests } from './iommu/ats';
 import { createNested as createNestedImpl, nestedWalk, publishTrace, nDepth, nTrace2, nOut, nShift, nPerm, nStage, nFetch, nIpa } from './pgtable/nested';
 import { readAndClearDirty as readAndClearDirtyImpl, setDirtyTracking as setDirtyTrackingImpl } from './pgtable/dirty';
+import { translateBatchFast } from './iommu/batch';
 export { dmaCopy, dmaCopyV, dmaRead, dmaWrite, dmaFill } from './dma/engine';
 import { hostAccess } from './dma/engine';
 
@@ -183,10 +184,15 @@ export function mapBatch(dom: u32, n: u32, prot: u32): i32 {
   if (d == 0) return load<i32>(state.gResult + RES_STATUS);
   if (n > STAGING_SIZE / MAPDESC_STRIDE) return EINVAL;
   const base = state.gStaging;
+  mapBatchBegin(d);
   for (let i: u32 = 0; i < n; i++) {
+    // Smallest pages next to the last one are written in place (io-pgtable map_pages).
+    i = mapBatchFast(d, base, i, n, prot);
+    store<u64>(d + DOMAIN_MAPPED, load<u64>(d + DOMAIN_MAPPED) + mbBytes);
+    if (i == n) break;
     const e = base + <usize>(i * MAPDESC_STRIDE);
     const size = load<u64>(e + 16);
-    const st = mapRange(d, load<u64>(e), load<u64>(e + 8), size, prot);
+    const st = mapBatchOne(d, load<u64>(e), load<u64>(e + 8), size, prot);
     store<i32>(e + 24, st);
     afterMap(d, dom, st == OK ? size : 0);
     if (st != OK) {
@@ -296,7 +302,7 @@ export function translate(rid: u32, iova: u64, access: u32): i32 {
 export function translateBatch(rid: u32, n: u32, access: u32): i32 {
   if (n > BATCH_MAX || access == 0 || access > 3) return EINVAL;
   const inp = state.gStaging;
-  return <i32>translateMany(rid, access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
+  return <i32>translateBatchFast(rid, domainOfRid(rid), access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
 }
 
 // ---- PASID ----
@@ -330,7 +336,7 @@ export function translatePasid(rid: u32, pasid: u32, iova: u64, access: u32): i3
 export function translateBatchPasid(rid: u32, pasid: u32, n: u32, access: u32): i32 {
   if (n > BATCH_MAX || access == 0 || access > 3 || (pasid >> PASID_MAX_BITS) != 0) return EINVAL;
   const inp = state.gStaging;
-  return <i32>translateManyIn(rid, pasidHandle(rid, pasid), access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
+  return <i32>translateBatchFast(rid, pasidHandle(rid, pasid), access, inp, inp + BATCH_OUT, inp + BATCH_STATUS, n);
 }
 
 // ---- nested, dirty tracking ----

@@ -37,6 +37,8 @@ export let gPathTable: usize = 0; // 8 x u64: tables visited by the last descent
 export let gPathSlot: usize = 0;  // 8 x u64: their slots
 export let gFlushSeen: usize = 0; // MAX_DOMAINS bits (iommu/unit flushQueue)
 export let gTableCache: usize = 0; // TABLE_CACHE_SLOTS x 16 bytes: table page -> linear address (pgtable/engine)
+export let gWalkCache: usize = 0; // 8 x 32 bytes: the page-walk cache of pgtable/engine walk
+export let gRadixLog: usize = 0;  // RADIX_LOG_MAX x 8 bytes: radix nodes a failing operation made (mem/phys)
 export let gArenaBase: usize = 0;
 export let gArenaChunks: u32 = 0;
 /** Fresh arena chunks may hold old bytes (embedded: the host's memory); allocation zeroes them. */
@@ -77,7 +79,10 @@ const PATH_BYTES: usize = 64;
 /** Entries of the table-page cache (a power of two): 1024 covers the tables of 2 GiB of 4K leaves. */
 export const TABLE_CACHE_SLOTS: u32 = 1024;
 const TABLE_CACHE_BYTES: usize = <usize>TABLE_CACHE_SLOTS * 16;
-const SCRATCH_BYTES: usize = 2 * PATH_BYTES + <usize>(MAX_DOMAINS / 8) + TABLE_CACHE_BYTES;
+const WALK_CACHE_BYTES: usize = 8 * 32;
+/** Radix nodes one map may make and give back on failure (2 per 4 MiB block of table frames touched). */
+export const RADIX_LOG_MAX: u32 = 64;
+const SCRATCH_BYTES: usize = 2 * PATH_BYTES + <usize>(MAX_DOMAINS / 8) + TABLE_CACHE_BYTES + WALK_CACHE_BYTES + <usize>RADIX_LOG_MAX * 8;
 
 /**
  * Lays out the instance.
@@ -125,6 +130,8 @@ export function initLayout(base: usize, bytes: u32): i32 {
   gPathSlot = p; p += PATH_BYTES;
   gFlushSeen = p; p += <usize>(MAX_DOMAINS / 8);
   gTableCache = p; p += TABLE_CACHE_BYTES;
+  gWalkCache = p; p += WALK_CACHE_BYTES;
+  gRadixLog = p; p += <usize>RADIX_LOG_MAX * 8;
   p = alignUp(p, PAGE_SIZE);
   gArenaBase = p;
   const end: u64 = <u64>p + arenaBytes;

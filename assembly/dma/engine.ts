@@ -13,7 +13,8 @@ import {
 import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
-import { translate, extendRun, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
+import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
+import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, fOut, fShift } from '../iommu/batch';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
 const OP_WRITE: u32 = 2;  // host buffer -> device memory
@@ -295,26 +296,71 @@ function copyRange(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): i32 
   return copyForward(srcRid, sDom, src, dstRid, dDom, dst, len);
 }
 
+/** Bytes from `iova` to the end of its leaf of page shift `shift`. */
+@inline function leafLeft(iova: u64, shift: u32): u64 {
+  return (<u64>1 << shift) - (iova & ((<u64>1 << shift) - 1));
+}
+
 /**
- * Moves [src, src + len) to [dst, dst + len) front to back, one run of both translations at a
+ * Moves [src, src + len) to [dst, dst + len) front to back, one physical run of both sides at a
  * time, adding the bytes moved to `copied`. The one copy loop of copyRange and copyBackward.
+ * Each side keeps the translation it holds (address, output, bytes it covers) until the copy
+ * leaves it; a run grows leaf by leaf through the batch fast path (iommu/batch.ts: an IOTLB probe,
+ * or a page-walk-cached walk that fills the IOTLB) while both outputs continue physically. Every
+ * leaf is translated once and counted as translating page by page counts it; a fault, a denied
+ * access or a peer route ends the run, and the next round's translate() reports it.
  */
 function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, dst: u64, len: u64): i32 {
+  // The fast path serves one domain at a time: a copy between two domains switches it. Each
+  // side asks for itself (one requester may be an ATS device or carry a PASID, the other not).
+  const sFast = fastBegin(srcRid, sDom);
+  const dFast = sFast ? fastUsable(dstRid, dDom) : fastBegin(dstRid, dDom);
+  const switching = sFast && dFast && sDom != dDom;
+  let sAt: u64 = 0, sOut: u64 = 0, sCov: u64 = 0;
+  let dAt: u64 = 0, dOut: u64 = 0, dCov: u64 = 0;
   let done: u64 = 0;
+  let st = OK;
   while (done < len) {
     const si = src + done;
     const di = dst + done;
-    if (!translate(srcRid, sDom, si, ACCESS_READ)) return recordFault(0, si);
-    const spa = tOut;
-    const sRun = extendRun(sDom, si, ACCESS_READ, len - done);
-    if (!translate(dstRid, dDom, di, ACCESS_WRITE)) return recordFault(1, di);
-    const n = min3(len - done, sRun, extendRun(dDom, di, ACCESS_WRITE, min(len - done, sRun)));
-    const st = physCopy(spa, tOut, n);
+    if (si - sAt >= sCov) {
+      if (!translate(srcRid, sDom, si, ACCESS_READ)) { st = recordFault(0, si); break; }
+      sAt = si; sOut = tOut; sCov = avail(si);
+    }
+    if (di - dAt >= dCov) {
+      if (!translate(dstRid, dDom, di, ACCESS_WRITE)) { st = recordFault(1, di); break; }
+      dAt = di; dOut = tOut; dCov = avail(di);
+    }
+    const left = len - done;
+    const sp = sOut + (si - sAt);
+    const dp = dOut + (di - dAt);
+    let sc = sCov - (si - sAt);
+    let dc = dCov - (di - dAt);
+    let n = min3(left, sc, dc);
+    while (n < left) {
+      // The side whose leaf ends here takes its next leaf; the window moves on to it even when
+      // it does not continue the run, so that the next round starts from it.
+      if (sc == n) {
+        if (!sFast || (switching && !fastSwitch(sDom)) || !fastTranslate(si + n, ACCESS_READ)) break;
+        sAt = si + n; sOut = fOut; sCov = leafLeft(sAt, fShift);
+        if (fOut != sp + n) break;
+        sc = n + sCov;
+      }
+      if (dc == n) {
+        if (!dFast || (switching && !fastSwitch(dDom)) || !fastTranslate(di + n, ACCESS_WRITE)) break;
+        dAt = di + n; dOut = fOut; dCov = leafLeft(dAt, fShift);
+        if (fOut != dp + n) break;
+        dc = n + dCov;
+      }
+      n = min3(left, sc, dc);
+    }
+    st = physCopy(sp, dp, n);
     done += moved;
     copied += moved;
-    if (st != OK) return st;
+    if (st != OK) break;
   }
-  return OK;
+  fastEnd();
+  return st;
 }
 
 /**

@@ -23,7 +23,7 @@ export const TLB_MAX_SHIFT: u32 = 43;
 }
 
 @inline export function setIndex(vpn: u64, dom: u32, sets: u32): u32 {
-  return (<u32>vpn ^ <u32>(vpn >> 32) ^ (dom * 0x9e3779b1)) & (sets - 1);
+  return (<u32>vpn ^ <u32>(vpn >> 32) ^ domMix(dom)) & (sets - 1);
 }
 
 @inline function bump(u: usize, off: u32, n: u64): void {
@@ -35,26 +35,42 @@ export let hitOut: u64 = 0;
 export let hitShift: u32 = 0;
 export let hitPerm: u32 = 0;
 
+/** The hash term of domain `dom` in setIndex (hoisted by loops that probe one domain). */
+@inline export function domMix(dom: u32): u32 {
+  return dom * 0x9e3779b1;
+}
+
+/**
+ * The entry holding (`tag`, `vpn`) or 0, with the set geometry already in hand: `mask` = sets - 1,
+ * `setBytes` = ways * TLB_STRIDE, `mix` = domMix(dom). One compare per way (vpn and tag XORed
+ * together), no early exit inside the compare.
+ */
+@inline export function probeSet(tlb: usize, mask: u32, setBytes: u32, mix: u32, tag: u32, vpn: u64): usize {
+  let e = tlb + <usize>(((<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask) * setBytes);
+  const end = e + <usize>setBytes;
+  do {
+    if (((load<u64>(e + TLB_VPN) ^ vpn) | <u64>(load<u32>(e + TLB_TAG) ^ tag)) == 0) return e;
+    e += TLB_STRIDE;
+  } while (e < end);
+  return 0;
+}
+
 /** The entry caching (dom, shift, vpn) in the set that holds it, or 0. */
 @inline export function probe(tlb: usize, sets: u32, ways: u32, dom: u32, shift: u32, vpn: u64): usize {
-  const tag = tlbTag(dom, shift);
-  let e = tlb + <usize>(setIndex(vpn, dom, sets) * ways * TLB_STRIDE);
-  for (let w: u32 = 0; w < ways; w++, e += TLB_STRIDE) {
-    if (load<u64>(e + TLB_VPN) == vpn && load<u32>(e + TLB_TAG) == tag) return e;
-  }
-  return 0;
+  return probeSet(tlb, sets - 1, ways * TLB_STRIDE, domMix(dom), tlbTag(dom, shift), vpn);
 }
 
 /** Looks up `iova` for domain id `dom` in unit record `u`. True on a hit (hit* set). */
 export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
   if (sizes == 0) return false;
-  const sets = load<u32>(u + UNIT_TLB_SETS);
-  const ways = load<u32>(u + UNIT_TLB_WAYS);
+  const mask = load<u32>(u + UNIT_TLB_SETS) - 1;
+  const setBytes = load<u32>(u + UNIT_TLB_WAYS) * TLB_STRIDE;
   const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+  const mix = domMix(dom);
   for (let left = sizes; left != 0; left &= left - 1) {
     const shift = 12 + <u32>ctz(left);
-    const e = probe(tlb, sets, ways, dom, shift, iova >> shift);
+    const e = probeSet(tlb, mask, setBytes, mix, tlbTag(dom, shift), iova >> shift);
     if (e != 0) {
       hitOut = load<u64>(e + TLB_OUT) | (iova & ((<u64>1 << shift) - 1));
       hitShift = shift;
@@ -67,12 +83,16 @@ export function tlbLookup(u: usize, dom: u32, iova: u64): bool {
 
 /** Caches a walk result: leaf of `shift` mapping iova to out, with rights `perm`. */
 export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
+  tlbFill(u, load<u32>(u + UNIT_TLB_SETS) - 1, load<u32>(u + UNIT_TLB_WAYS), domMix(dom), dom, iova, out, shift, perm);
+}
+
+/** tlbInsert with the set geometry already in hand (`mask` = sets - 1, `mix` = domMix(dom)). */
+export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
   if (shift > TLB_MAX_SHIFT) shift = TLB_MAX_SHIFT;
-  const sets = load<u32>(u + UNIT_TLB_SETS);
-  const ways = load<u32>(u + UNIT_TLB_WAYS);
   const vpn = iova >> shift;
-  const set = setIndex(vpn, dom, sets);
+  const set = (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;
   const base = <usize>load<u32>(u + UNIT_TLB_PTR) + <usize>(set * ways * TLB_STRIDE);
+  // A free way first, else the set's round-robin victim (no division: the counter wraps by compare).
   let victim: usize = 0;
   for (let w: u32 = 0; w < ways; w++) {
     const e = base + <usize>(w * TLB_STRIDE);
@@ -81,14 +101,15 @@ export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, p
   if (victim == 0) {
     const rr = <usize>load<u32>(u + UNIT_TLB_RR) + <usize>set;
     const w = <u32>load<u8>(rr);
-    store<u8>(rr, <u8>((w + 1) % ways));
+    store<u8>(rr, <u8>(w + 1 == ways ? 0 : w + 1));
     victim = base + <usize>(w * TLB_STRIDE);
   }
   store<u64>(victim + TLB_VPN, vpn);
   store<u64>(victim + TLB_OUT, out & ~((<u64>1 << shift) - 1));
   store<u32>(victim + TLB_TAG, tlbTag(dom, shift));
   store<u32>(victim + TLB_PERM, perm);
-  store<u32>(u + UNIT_SIZES_CACHED, load<u32>(u + UNIT_SIZES_CACHED) | sizeBit(shift));
+  const sizes = load<u32>(u + UNIT_SIZES_CACHED);
+  if ((sizes & sizeBit(shift)) == 0) store<u32>(u + UNIT_SIZES_CACHED, sizes | sizeBit(shift));
 }
 
 @inline function entries(u: usize): u32 {

@@ -19,7 +19,7 @@ import { DEVICE_NO_UNIT } from '../state';
 import { tlbLookup, tlbInsert, hitOut, hitShift, hitPerm, probe, sizeBit } from './iotlb';
 import { walk, wOut, wShift, wPerm, wDepth } from '../pgtable/engine';
 import { recordFault, reasonStatus } from './fault';
-import { route, rOut, rEnd, routesActive } from './p2p';
+import { route, rOut, rEnd } from './p2p';
 
 // Result of the last translate(): output address and the end (exclusive) of the iova range the
 // same translation covers; 0 means "to the top of the address space".
@@ -43,7 +43,7 @@ export let tIpa: u64 = 0;   // the IPA of a stage-2 failure
  * device's DMA carries a PASID (setDmaPasid), the PASID handle (iommu/pasid.ts). RID_PHYS is
  * always direct.
  */
-@inline export function domainOfRid(rid: u32): i32 {
+export function domainOfRid(rid: u32): i32 {
   if (rid == RID_PHYS) return DOMAIN_DIRECT;
   const p = deviceOf(rid);
   if (p == 0) return -1;
@@ -281,66 +281,10 @@ function slowPath(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u64, 
 }
 
 /**
- * Extends the translation translate() just made for `iova` (output tOut, valid to tEnd) over the
- * following leaves the IOTLB already holds, as long as each continues the output physically
- * and allows `access`, up to `limit` bytes from iova. Returns the bytes from iova that one
- * physical run covers. It only reads the IOTLB (a miss ends the run; the next translate()
- * walks and faults as usual), and counts what it reads as hits, so the counters and the bytes
- * moved are what page-by-page translation would give. A DMA transfer over many small leaves
- * then copies in physical runs instead of page by page.
+ * Translates n addresses from `inp` for requester `rid` in `dom` (a domain or PASID handle),
+ * writing outputs to `out` and status to `sts`, one translate() each (iommu/batch.ts
+ * translateBatchFast serves the plain cases faster). Returns the number of faults.
  */
-export function extendRun(dom: i32, iova: u64, access: u32, limit: u64): u64 {
-  // tEnd = 0: the translation reaches the top of the space (direct, identity, a peer route).
-  const first: u64 = tEnd == 0 ? 0 - iova : tEnd - iova;
-  if (first == 0) return 0xffffffffffffffff;
-  if (tEnd == 0 || dom < 0 || first >= limit || routesActive()) return first;
-  const d = domainAt(<u32>dom);
-  if (load<u32>(d + DOMAIN_TYPE) != DOMAIN_PAGING) return first;
-  const u = unitAt(load<u32>(d + DOMAIN_UNIT));
-  // An ATS device's requests go through its ATC, one translation each.
-  if (load<u32>(u + UNIT_ATS_DEVICES) != 0) return first;
-  const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
-  const sets = load<u32>(u + UNIT_TLB_SETS);
-  const ways = load<u32>(u + UNIT_TLB_WAYS);
-  const only4k = load<u32>(u + UNIT_SIZES_CACHED) == sizeBit(12);
-  const base = tOut;
-  let covered = first;
-  let hits: u64 = 0;
-  while (covered < limit) {
-    const next = iova + covered;
-    let out: u64;
-    let size: u64;
-    if (only4k) {
-      const e = probe(tlb, sets, ways, <u32>dom, 12, next >> 12);
-      if (e == 0 || (load<u32>(e + TLB_PERM) & access) != access) break;
-      out = load<u64>(e + TLB_OUT);
-      size = 4096;
-    } else {
-      if (!tlbLookup(u, <u32>dom, next) || (hitPerm & access) != access) break;
-      out = hitOut;
-      size = (<u64>1 << hitShift) - (next & ((<u64>1 << hitShift) - 1));
-    }
-    if (out != base + covered) break;
-    covered += size;
-    hits++;
-  }
-  if (hits != 0) {
-    store<u64>(u + UNIT_STAT_HITS, load<u64>(u + UNIT_STAT_HITS) + hits);
-    store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + hits);
-  }
-  return covered;
-}
-
-/**
- * Translates n addresses from `inp` for one requester, writing outputs to `out` and status to
- * `sts`: the batch entry, one boundary crossing for up to BATCH_MAX translations.
- * Returns the number of faults.
- */
-export function translateMany(rid: u32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
-  return translateManyIn(rid, domainOfRid(rid), access, inp, out, sts, n);
-}
-
-/** translateMany for the domain or PASID handle `dom`. */
 export function translateManyIn(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
   let faults: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {

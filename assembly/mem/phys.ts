@@ -15,7 +15,7 @@ import {
   REGION_KIND, REGION_FLAGS, REGION_DIRECT, REGION_OWNER, REGION_RADIX, REGION_MAX_SHIFT, REGION_KIND_RAM,
   REGION_KIND_DEVICE, PAGE_SHIFT, PAGE_SIZE,
 } from '../abi';
-import { gRegions, gZeroPage } from '../state';
+import { gRegions, gZeroPage, gRadixLog, RADIX_LOG_MAX } from '../state';
 import { allocChunk, freeChunk } from './arena';
 import { initFrames } from './frames';
 
@@ -108,6 +108,7 @@ export function leafNode(r: usize, page: u32, create: bool): usize {
     mid = allocChunk();
     if (mid == 0) return 0;
     store<u32>(midSlot, <u32>mid);
+    logNode(midSlot, mid);
   }
   const leafSlot = mid + (<usize>((page >> 10) & 1023) << 2);
   let leaf = <usize>load<u32>(leafSlot);
@@ -115,8 +116,53 @@ export function leafNode(r: usize, page: u32, create: bool): usize {
     leaf = allocChunk();
     if (leaf == 0) return 0;
     store<u32>(leafSlot, <u32>leaf);
+    logNode(leafSlot, leaf);
   }
   return leaf;
+}
+
+// Radix nodes are kept once made, except by an operation that fails: between radixLogBegin and
+// radixLogEnd the nodes made are noted (parent slot, node; RADIX_LOG_MAX of them, in gRadixLog),
+// and radixLogEnd(true) gives back those left empty, so that a failed iommu_map leaves the arena
+// as it found it. Nothing caches a node pointer across such an operation: the DMA engine's
+// leaf cache holds only nodes that existed before (it never caches an absent one).
+let logOn = false;
+let logCount: u32 = 0;
+
+@inline function logNode(slot: usize, node: usize): void {
+  if (!logOn || logCount >= RADIX_LOG_MAX) return;
+  const e = gRadixLog + (<usize>logCount << 3);
+  store<u32>(e, <u32>slot);
+  store<u32>(e + 4, <u32>node);
+  logCount++;
+}
+
+/** Starts noting the radix nodes made (see above). */
+export function radixLogBegin(): void {
+  logOn = true;
+  logCount = 0;
+}
+
+/** Stops noting; with `undo`, frees the noted nodes that hold nothing, deepest first. */
+export function radixLogEnd(undo: bool): void {
+  logOn = false;
+  if (!undo) return;
+  for (let i = <i32>logCount - 1; i >= 0; i--) {
+    const e = gRadixLog + (<usize>i << 3);
+    const slot = <usize>load<u32>(e);
+    const node = <usize>load<u32>(e + 4);
+    if (load<u32>(slot) != <u32>node || !nodeEmpty(node)) continue;
+    store<u32>(slot, 0);
+    freeChunk(node);
+  }
+  logCount = 0;
+}
+
+function nodeEmpty(node: usize): bool {
+  for (let p = node; p < node + PAGE_SIZE; p += 16) {
+    if (v128.any_true(v128.load(p))) return false;
+  }
+  return true;
 }
 
 // A radix leaf slot holds the linear address of the page that backs it, 0 when nothing does.

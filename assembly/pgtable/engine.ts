@@ -13,11 +13,11 @@ import {
   DOMAIN_FLAGS, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FAULT_TRANSLATION, FAULT_ADDRESS_SIZE,
   FAULT_ACCESS_FLAG, FAULT_WALK_EABT, TRACE_STRIDE, TRACE_MAX, UNMAP_SPLIT, UNMAP_REFUSE,
   UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY, MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_KEEP,
-  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE,
+  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE, MAPDESC_STRIDE,
 } from '../abi';
-import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, TABLE_CACHE_SLOTS } from '../state';
+import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, gWalkCache, TABLE_CACHE_SLOTS } from '../state';
 import { X86_A, X86_D } from './x86_64';
-import { physRead64, physWrite64, findRegion, readPtr, physGen, NO_PAGE } from '../mem/phys';
+import { physRead64, physWrite64, findRegion, readPtr, physGen, NO_PAGE, radixLogBegin, radixLogEnd } from '../mem/phys';
 import { allocFrames, allocatedFrame, freeFrames } from '../mem/frames';
 import {
   PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, pteMkTable,
@@ -106,34 +106,82 @@ export let wLeafSlot: u64 = 0; // physical address of the leaf entry (dirty trac
   return bytes <= 4096 ? 1 : bytes >> 12;
 }
 
+// ---- the walker and its page-walk cache ----
+//
+// For each level k of the last untraced walk whose entry was a table: 0 key u64 (va >> that
+// level's shift: the index bits of level k and above), 8 the entry u64, 16 its linear address
+// u32, 20 the rights ANDed down to it u32. A later walk reuses levels from the top while the key
+// matches and the entry still holds the value it had (a guest's rewrite of a table entry is seen
+// at once); a change of domain, root, or of any page's backing (physGen: a table freed or first
+// written) empties it. Like a hardware paging-structure cache, but never stale.
+const PWC_STRIDE: usize = 32;
+let pwcD: usize = 0;
+let pwcRoot: u64 = 0;
+let pwcGen: u32 = 0;
+let pwcDepth: u32 = 0;
+// The domain's walk geometry, read once per (domain, root).
+let pwcFmt: u32 = 0;
+let pwcLevels: u32 = 0;
+let pwcB: u32 = 0;
+let pwcShift0: u32 = 0;
+let pwcTopBits: u32 = 0;
+
 /**
  * Walks the table of domain record `d` for `iova`, as the hardware would.
- * Returns 0 and sets wOut/wShift/wPerm, or a FAULT_* reason: a table fetch from an address in
- * no memory region is a walk external abort. With `trace`, each level's (level, index, table,
- * entry) goes to the trace block. `access` (0: a software walk, which changes nothing) lets the
- * x86-64 walker set A on every entry it uses and D on a leaf it writes through, as VT-d first
- * stage does (QEMU vtd_iova_to_flpte / vtd_set_flag_in_pte).
+ * Returns 0 and sets wOut/wShift/wPerm/wLeafSlot, or a FAULT_* reason: a table fetch from an
+ * address in no memory region is a walk external abort. With `trace`, each level's (level,
+ * index, table, entry) goes to the trace block. `access` (0: a software walk, which changes
+ * nothing) lets the x86-64 walker set A on every entry it uses and D on a leaf it writes through,
+ * as VT-d first stage does (QEMU vtd_iova_to_flpte / vtd_set_flag_in_pte). Untraced walks that
+ * update no entry use the page-walk cache; keys are taken on the whole iova, so a top level
+ * that matches an earlier walk's also passes the address-width check that walk made then.
  */
 export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
-  const fmt = load<u32>(d + DOMAIN_FORMAT);
-  const ias = load<u32>(d + DOMAIN_IAS);
-  const levels = load<u32>(d + DOMAIN_LEVELS);
-  wDepth = 0;
-  if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
-    if (!canonical(iova, ias)) return FAULT_ADDRESS_SIZE;
-  } else {
-    const cov = coverage(d);
-    if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
+  const root = load<u64>(d + DOMAIN_ROOT);
+  if (pwcD != d || pwcRoot != root || pwcGen != physGen) {
+    const levels = load<u32>(d + DOMAIN_LEVELS);
+    const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
+    pwcFmt = load<u32>(d + DOMAIN_FORMAT);
+    pwcLevels = levels;
+    pwcB = b;
+    pwcShift0 = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
+    pwcTopBits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
+    pwcD = d; pwcRoot = root; pwcGen = physGen; pwcDepth = 0;
   }
-  const va = tableVa(d, iova);
-  let table = load<u64>(d + DOMAIN_ROOT);
+  const fmt = pwcFmt;
+  const adUpdate = access != 0 && fmt == FMT_X86_64;
+  const cached = !trace && !adUpdate;
+  const levels = pwcLevels;
+  const b = pwcB;
+  let shift = pwcShift0;
+  let bits = pwcTopBits;
+  let table = root;
   let perm: u32 = 3;
-  // Geometry in locals: the shift steps down by the index bits of a level.
-  const b = <u32>load<u8>(d + DOMAIN_LEVEL_BITS);
-  let shift = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
-  let bits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
-  for (let lvl: u32 = 0; lvl < levels; lvl++, shift -= b, bits = b) {
-    const idx = (va >> shift) & ((<u64>1 << bits) - 1);
+  let lvl: u32 = 0;
+  let rec = gWalkCache;
+  const depth = cached ? pwcDepth : 0;
+  wDepth = 0;
+  if (depth == 0 || load<u64>(rec) != (iova >> shift)) {
+    if ((load<u32>(d + DOMAIN_FLAGS) & DOMAIN_F_SIGN_EXTEND) != 0) {
+      if (!canonical(iova, load<u32>(d + DOMAIN_IAS))) return FAULT_ADDRESS_SIZE;
+    } else {
+      const cov = coverage(d);
+      if (cov < 64 && (iova >> cov) != 0) return FAULT_ADDRESS_SIZE;
+    }
+  }
+  // Cached levels: one key compare and one entry compare each.
+  while (lvl < depth) {
+    const pte = load<u64>(rec + 8);
+    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ pte)) != 0) break;
+    perm = load<u32>(rec + 20);
+    table = pteTableAddr(fmt, pte, d);
+    lvl++; shift -= b; bits = b; rec += PWC_STRIDE;
+  }
+  if (cached) pwcDepth = lvl;
+  // Indexes come from the iova itself: past the width check, no index takes a bit at or above
+  // the input width (a sign-extended format's top index ends at bit ias - 1).
+  for (; lvl < levels; lvl++, shift -= b, bits = b, rec += PWC_STRIDE) {
+    const idx = (iova >> shift) & ((<u64>1 << bits) - 1);
     const slot = table + (idx << 3);
     const ptr = tableReadPtr(slot);
     const pte: u64 = ptr == NO_PAGE ? 0 : load<u64>(ptr);
@@ -148,7 +196,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     if (ptr == NO_PAGE) return FAULT_WALK_EABT;
     const kind = pteKind(fmt, pte, shift, d);
     if (kind == PTE_INVALID) return FAULT_TRANSLATION;
-    if (access != 0 && fmt == FMT_X86_64 && kind != PTE_RESERVED) {
+    if (adUpdate && kind != PTE_RESERVED) {
       const granted = perm & pteTablePerm(fmt, pte, d);
       const upd = pte | X86_A | (kind == PTE_LEAF && (access & ACCESS_WRITE) != 0 && (granted & ACCESS_WRITE) != 0 ? X86_D : 0);
       if (upd != pte && (granted & access) == access) physWrite64(slot, upd);
@@ -156,6 +204,13 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     if (kind == PTE_TABLE) {
       perm &= pteTablePerm(fmt, pte, d);
       table = pteTableAddr(fmt, pte, d);
+      if (cached && lvl < 8) {
+        store<u64>(rec, iova >> shift);
+        store<u64>(rec + 8, pte);
+        store<u32>(rec + 16, <u32>ptr);
+        store<u32>(rec + 20, perm);
+        pwcDepth = lvl + 1;
+      }
       continue;
     }
     if (kind != PTE_LEAF) return reservedReason(fmt);
@@ -164,8 +219,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
     const leafPerm = ptePerm(fmt, pte);
     if (leafPerm == 0xffffffff) return FAULT_ACCESS_FLAG;
-    const oas = load<u32>(d + DOMAIN_OAS);
-    if ((out >> oas) != 0) return outputTooWideReason(fmt);
+    if ((out >> load<u32>(d + DOMAIN_OAS)) != 0) return outputTooWideReason(fmt);
     wOut = out;
     wShift = lshift;
     wPerm = perm & leafPerm;
@@ -398,13 +452,113 @@ function mapOne(d: usize, iova: u64, pa: u64, lshift: u32, prot: u32): i32 {
     }
   }
   if (leaves != 0 || tables != 0) noteReplaced(iova, lshift);
-  const leaf = pteMkLeaf(fmt, pa, prot, lshift, s, d);
+  const leaf = mkLeaf(fmt, pa, prot, lshift, s, d);
   for (let i: u64 = 0; i < n; i++) {
     const st = tableWrite(first + (i << 3), leaf);
     if (st != OK) return st;
   }
   addAux(table, <i32>(n - leaves - tables));
   return OK;
+}
+
+/** pteMkLeaf, out of line: the map and the batch map share one copy of every format's encoder. */
+function mkLeaf(fmt: u32, pa: u64, prot: u32, lshift: u32, shift: u32, d: usize): u64 {
+  return pteMkLeaf(fmt, pa, prot, lshift, shift, d);
+}
+
+// ---- batch map: walk down once per leaf-table page (io-pgtable map_pages with pgcount) ----
+//
+// mapBatch maps descriptor after descriptor; when one is a single smallest page landing in the
+// same page of the same leaf table as the previous smallest-page leaf, the entry is written in
+// place: no descent, no region lookup, no frame-record lookup. Anything else (a larger page,
+// another table, an entry already in use, so that the map policy decides) goes through mapRange,
+// whose final path seeds the cache again. The cache lives for one batch (mapBatchBegin):
+// inside a batch only this engine changes tables.
+let mcD: usize = 0;        // domain record the cache is for (0: empty)
+let mcKey: u64 = 0;        // iova >> mcSpan of the cached leaf-table page
+let mcSpan: u32 = 0;       // log2 of the iova span one leaf-table page covers
+let mcPtr: usize = 0;      // linear address of the leaf-table page
+let mcRec: usize = 0;      // the table's first frame record (live-entry count), 0 if none
+let mcIdxMask: u64 = 0;    // index bits inside that page
+let mcProt: u32 = 0;
+let mcGen: u32 = 0;        // physGen when seeded: backing moved, cache gone
+
+/** Starts a batch of maps into domain record `d` (drops what the last batch cached). */
+export function mapBatchBegin(d: usize): void {
+  mcD = 0;
+}
+
+// Bytes the last mapBatchFast mapped.
+export let mbBytes: u64 = 0;
+
+/**
+ * The in-place loop of a batch: maps descriptors i, i+1, ... of the `n` at `base` (MAPDESC_STRIDE
+ * apart; iova, pa, size; status written at +24) while each is a smallest page in the cached
+ * leaf-table page over an empty entry. Returns the index of the first one it left (n when none),
+ * for mapBatchOne; mbBytes holds the bytes it mapped.
+ */
+export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
+  mbBytes = 0;
+  if (mcD != d || prot != mcProt || mcGen != physGen) return i;
+  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  const fmt = load<u32>(d + DOMAIN_FORMAT);
+  const oas = <u64>load<u32>(d + DOMAIN_OAS);
+  const page: u64 = <u64>1 << g;
+  const span = <u64>mcSpan;
+  const key = mcKey;
+  const ptr = mcPtr;
+  const mask = mcIdxMask;
+  let e = base + <usize>(i * MAPDESC_STRIDE);
+  let j = i;
+  for (; j < n; j++, e += MAPDESC_STRIDE) {
+    const iova = load<u64>(e);
+    const pa = load<u64>(e + 8);
+    // Same iova bits above the page's span: same path, same table page, same range checks.
+    if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
+    const slot = ptr + (<usize>((iova >> g) & mask) << 3);
+    if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
+    store<u64>(slot, mkLeaf(fmt, pa, prot, g, g, d));
+    store<i32>(e + 24, OK);
+  }
+  if (j != i) {
+    if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
+    mbBytes = <u64>(j - i) << g;
+  }
+  return j;
+}
+
+/** Maps one descriptor of a batch through mapRange, then caches its leaf-table page. */
+export function mapBatchOne(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
+  mcD = 0;
+  const st = mapRange(d, iova, pa, size, prot);
+  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  // Seeded only from a map that reached the leaf level (a kept larger leaf stops above it).
+  if (st == OK && size == (<u64>1 << g) && mSkippedBytes == 0) seedMapCache(d, iova, prot);
+  return st;
+}
+
+/** Caches the leaf-table page mapRange just wrote the smallest-page leaf of `iova` into. */
+function seedMapCache(d: usize, iova: u64, prot: u32): void {
+  const L = load<u32>(d + DOMAIN_LEVELS) - 1;
+  const table = getPath(gPathTable, L);
+  const slot = getPath(gPathSlot, L);
+  const r = findRegion(slot);
+  if (r == 0) return;
+  const page = slot & ~(<u64>4095);
+  const p = readPtr(r, page);
+  if ((p & ~(<usize>4095)) == gZeroPage) return; // not backed (cannot be after a write; never write the zero page)
+  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  // A table page holds 512 entries (fewer for a small top-less table): the span they cover.
+  const bits = levelBits(d, L);
+  const span = g + (bits < 9 ? bits : 9);
+  mcSpan = span;
+  mcKey = iova >> span;
+  mcPtr = p & ~(<usize>4095);
+  mcIdxMask = (<u64>1 << (span - g)) - 1;
+  mcRec = allocatedFrame(table);
+  mcProt = prot;
+  mcGen = physGen;
+  mcD = d;
 }
 
 /** Grows the top of a dynamic-top table (AMD v1) until it covers `last`. OK or ERANGE, ENOMEM. */
@@ -449,8 +603,10 @@ export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i3
   const pend = pa + size;
   if (pend < pa && pend != 0) return ERANGE;
   if ((pa >> oas) != 0 || ((pend - 1) >> oas) != 0) return ERANGE;
+  // Radix nodes this map makes for its tables' backing go back if it fails (mem/phys).
+  radixLogBegin();
   st = growTop(d, iova + size - 1);
-  if (st != OK) return st;
+  if (st != OK) { radixLogEnd(true); return st; }
   let done: u64 = 0;
   while (done < size) {
     const shift = bestShift(d, iova + done, pa + done, size - done);
@@ -461,10 +617,12 @@ export function mapRange(d: usize, iova: u64, pa: u64, size: u64, prot: u32): i3
       const removed = mRemovedBytes; // what this map destroyed stays destroyed; its own pieces go
       if (done > 0) unmapWalk(d, iova, done, UNMAP_WHOLE_ANY);
       mRemovedBytes = removed;
+      radixLogEnd(true);
       return st;
     }
     done += <u64>1 << shift;
   }
+  radixLogEnd(false);
   return OK;
 }
 
@@ -547,4 +705,7 @@ export function unmapRange(d: usize, iova: u64, size: u64): i64 {
 /** Frees every table of a domain, root included (domain teardown). */
 export function freeAllTables(d: usize): void {
   freeTree(d, load<u64>(d + DOMAIN_ROOT), 0);
+  // The record may hold another domain next (another geometry, perhaps over the same root).
+  if (pwcD == d) pwcD = 0;
+  if (mcD == d) mcD = 0;
 }

@@ -1,0 +1,187 @@
+// The fast paths of translation for loops that translate many addresses of one requester (the
+// batch export, the DMA engine's runs): unit and IOTLB geometry read once, counters kept in
+// locals, an IOTLB hit in a few instructions, a miss walked with the page-walk cache
+// (pgtable/engine walk) and cached as translate() would. Anything unusual (a fault, a
+// denied access, a peer route, a non-paging domain, the VT-d interrupt range) goes through
+// translate() itself, which counts and records it; the fast paths count only what they finish,
+// so the counters and the IOTLB end as translating one address at a time leaves them.
+//
+// What translate() treats specially is never served here (fastUsable): a request with a PASID
+// (its handle; entries tagged above TAG_DOMAIN_BITS, never matched by the plain tag probed
+// here), an ATS device (its ATC answers, or a translation request fills it), a nested domain,
+// identity and blocked domains, peer routes. A dirty-tracking domain keeps its hits here (a
+// clean leaf is cached without write, so a write to it misses the rights and goes to
+// translate()), and its misses go to translate(), where the walk marks the leaf.
+
+import {
+  OK, DOMAIN_TYPE, DOMAIN_UNIT, DOMAIN_PAGING, UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS,
+  UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED, UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT,
+  TLB_PERM, TLB_STRIDE, UNIT_FAMILY, FAMILY_VTD, VTD_INTR_FIRST, VTD_INTR_LAST, UNIT_ATS_DEVICES,
+  DEV_FLAGS, DEV_F_ATS,
+} from '../abi';
+import { domainAt, unitAt, deviceOf } from './unit';
+import { translate, translateManyIn, tOut, tStatus } from './translate';
+import { tracksDirty } from '../pgtable/dirty';
+import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, hitOut, hitPerm, hitShift } from './iotlb';
+import { walk, wOut, wShift, wPerm } from '../pgtable/engine';
+import { routesActive } from './p2p';
+
+// The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
+let bD: usize = 0;
+let bU: usize = 0;
+let bDom: u32 = 0;
+let bTlb: usize = 0;
+let bMask: u32 = 0;
+let bSetBytes: u32 = 0;
+let bMix: u32 = 0;
+let bTag4k: u32 = 0;
+let bVtd: bool = false;
+let bDirty: bool = false; // the domain tracks dirtiness: misses go to translate()
+// Counts of what the fast path finished, added to the unit by fastEnd.
+let bHits: u64 = 0;
+let bMisses: u64 = 0;
+// Result of fastTranslate: output address and page shift of the leaf.
+export let fOut: u64 = 0;
+export let fShift: u32 = 0;
+
+/**
+ * Whether translate() would treat a request of `rid` in `dom` (from domainOfRid) as a plain
+ * paging-domain translation: no PASID handle, no peer route, a paging domain, not an ATS device.
+ */
+export function fastUsable(rid: u32, dom: i32): bool {
+  // Negative: no domain, DOMAIN_DIRECT, or a PASID handle.
+  if (dom < 0 || routesActive()) return false;
+  const d = domainAt(<u32>dom);
+  if (load<u32>(d + DOMAIN_TYPE) != DOMAIN_PAGING) return false;
+  const u = unitAt(load<u32>(d + DOMAIN_UNIT));
+  if (load<u32>(u + UNIT_ATS_DEVICES) != 0) {
+    const p = deviceOf(rid);
+    if (p != 0 && (<u32>load<u8>(p + DEV_FLAGS) & DEV_F_ATS) != 0) return false;
+  }
+  return true;
+}
+
+/** Prepares the fast path for `rid` in domain `dom` (from domainOfRid). False when it does not apply. */
+export function fastBegin(rid: u32, dom: i32): bool {
+  bD = 0;
+  if (!fastUsable(rid, dom)) return false;
+  prepare(<u32>dom);
+  return true;
+}
+
+/** Makes domain `dom` the prepared one (fastUsable said yes). */
+function prepare(dom: u32): void {
+  const d = domainAt(dom);
+  const u = unitAt(load<u32>(d + DOMAIN_UNIT));
+  bU = u;
+  bDom = dom;
+  bTlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+  bMask = load<u32>(u + UNIT_TLB_SETS) - 1;
+  bSetBytes = load<u32>(u + UNIT_TLB_WAYS) * TLB_STRIDE;
+  bMix = domMix(dom);
+  bTag4k = tlbTag(dom, 12);
+  bVtd = load<u32>(u + UNIT_FAMILY) == FAMILY_VTD;
+  bDirty = tracksDirty(d);
+  bHits = 0;
+  bMisses = 0;
+  bD = d;
+}
+
+/**
+ * Makes `dom` (which fastUsable accepted, for a copy between two domains) the prepared domain,
+ * counting what the last one did.
+ */
+export function fastSwitch(dom: i32): bool {
+  if (bD != 0 && <i32>bDom == dom) return true;
+  fastEnd();
+  prepare(<u32>dom);
+  return true;
+}
+
+/** Adds what the fast path counted to the unit's counters. */
+export function fastEnd(): void {
+  if (bD == 0) return;
+  const u = bU;
+  if (bHits != 0) store<u64>(u + UNIT_STAT_HITS, load<u64>(u + UNIT_STAT_HITS) + bHits);
+  if (bMisses != 0) {
+    store<u64>(u + UNIT_STAT_MISSES, load<u64>(u + UNIT_STAT_MISSES) + bMisses);
+    store<u64>(u + UNIT_STAT_WALKS, load<u64>(u + UNIT_STAT_WALKS) + bMisses);
+  }
+  const n = bHits + bMisses;
+  if (n != 0) store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + n);
+  bHits = 0;
+  bMisses = 0;
+}
+
+/**
+ * Translates `iova` for `access` in the domain of fastBegin when nothing unusual happens: true
+ * with fOut/fShift set and the translation counted (a hit, or a miss walked and cached); false
+ * with nothing counted or changed, for the caller to use translate().
+ */
+export function fastTranslate(iova: u64, access: u32): bool {
+  const u = bU;
+  const sizes = load<u32>(u + UNIT_SIZES_CACHED);
+  let ok = false;
+  if (sizes == sizeBit(12)) {
+    // Only 4K leaves cached (the common case): one set probe.
+    const e = probeSet(bTlb, bMask, bSetBytes, bMix, bTag4k, iova >> 12);
+    if (e != 0) {
+      if ((load<u32>(e + TLB_PERM) & access) != access) return false;
+      fOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
+      fShift = 12;
+      bHits++;
+      return true;
+    }
+  } else if (sizes != 0 && tlbLookup(u, bDom, iova)) {
+    if ((hitPerm & access) != access) return false;
+    fOut = hitOut;
+    fShift = hitShift;
+    bHits++;
+    return true;
+  }
+  return fastMiss(iova, access);
+}
+
+/** The miss of fastTranslate: walk (page-walk cache), then cache the leaf, as translate() does. */
+function fastMiss(iova: u64, access: u32): bool {
+  if (bDirty) return false;
+  if (walk(bD, iova, false, access) != 0 || (wPerm & access) != access) return false;
+  if (bVtd) {
+    // The interrupt range is never an output (translate() faults it).
+    const mask = (<u64>1 << wShift) - 1;
+    const base = wOut & ~mask;
+    if (base <= VTD_INTR_LAST && base + mask >= VTD_INTR_FIRST) return false;
+  }
+  tlbFill(bU, bMask, bSetBytes / TLB_STRIDE, bMix, bDom, iova, wOut, wShift, wPerm);
+  fOut = wOut;
+  fShift = wShift;
+  bMisses++;
+  return true;
+}
+
+/**
+ * Translates n addresses from `inp` for requester `rid` in `dom` (a domain from domainOfRid, or
+ * a PASID handle), writing outputs to `out` and status to `sts`, as translateManyIn does (the
+ * same outputs, faults and counters). Returns the faults.
+ */
+export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
+  if (!fastBegin(rid, dom)) return translateManyIn(rid, dom, access, inp, out, sts, n);
+  let faults: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const off = <usize>i << 3;
+    const iova = load<u64>(inp + off);
+    if (fastTranslate(iova, access)) {
+      store<u64>(out + off, fOut);
+      store<i32>(sts + (<usize>i << 2), OK);
+    } else if (translate(rid, dom, iova, access)) {
+      store<u64>(out + off, tOut);
+      store<i32>(sts + (<usize>i << 2), OK);
+    } else {
+      store<u64>(out + off, 0);
+      store<i32>(sts + (<usize>i << 2), tStatus);
+      faults++;
+    }
+  }
+  fastEnd();
+  return faults;
+}
