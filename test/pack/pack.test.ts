@@ -109,7 +109,7 @@ describe('npm pack', () => {
     // The Node build reads the Wasm files beside it instead of carrying them inline.
     const chunks = readdirSync(join(project, 'node_modules/dmabuf-sim/dist')).filter((f) => f.endsWith('.js'));
     expect(chunks.some((f) => readFileSync(join(project, 'node_modules/dmabuf-sim/dist', f), 'utf8').includes('core.wasm'))).toBe(true);
-    expect(chunks.every((f) => !readFileSync(join(project, 'node_modules/dmabuf-sim/dist', f), 'utf8').includes('wasmBase64'))).toBe(true);
+    expect(chunks.every((f) => !readFileSync(join(project, 'node_modules/dmabuf-sim/dist', f), 'utf8').includes('wasmGzipBase64'))).toBe(true);
   });
 
   it('the "browser" condition resolves every entry to the browser build (which also runs in Node)', () => {
