@@ -43,6 +43,11 @@ export class DmaFence {
     this.timelineName = names.timelineName ?? `timeline-${context}`;
   }
 
+  /** Whether this fence was made by `kernel` (a machine never sees another machine's fences). */
+  belongsTo(kernel: DmaBufKernel): boolean {
+    return this._kernel === kernel;
+  }
+
   /** dma_fence_is_signaled. */
   isSignaled(): boolean {
     return this._signaled;

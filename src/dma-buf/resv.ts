@@ -1,5 +1,5 @@
 import { SimError } from '../../bindings/errors.js';
-import type { DmaFence } from './fence.js';
+import { DmaFence } from './fence.js';
 import type { DmaBufKernel, EventIds } from './kernel.js';
 
 /**
@@ -292,6 +292,9 @@ export class DmaResv {
   addFence(fence: DmaFence, usage: DmaResvUsage): void {
     if (!isUsage(usage)) {
       throw new SimError('EINVAL', 'dma_resv_add_fence', `usage must be KERNEL, WRITE, READ or BOOKKEEP, got ${String(usage)}`, 'DB-27');
+    }
+    if (!(fence instanceof DmaFence) || !fence.belongsTo(this._kernel)) {
+      throw new SimError('EINVAL', 'dma_resv_add_fence', 'fence must be a DmaFence of this machine\'s kernel', 'DB-27');
     }
     this._kernel.checkResvHeld(this, true, 'dma_resv_add_fence', 'DB-28');
     const i = this._fences.findIndex(

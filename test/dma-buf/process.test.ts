@@ -279,8 +279,8 @@ describe('ioctls and poll (DB-20..DB-23)', () => {
       const stub = p.file(arg.fd);
       expect(stub.kind === 'sync-file' && stub.sync.fences).toEqual([k.getStub()]);
       // Import a pending fence with WRITE usage, then export for a write: it is there.
-      const f = k.createFence(k.fenceContextAlloc(), 1);
       const other = setup({}, profile);
+      const f = other.k.createFence(other.k.fenceContextAlloc(), 1);
       const ofd = other.p.dmaBufFd(other.buf);
       other.buf.resv.lock();
       other.buf.resv.reserveFences(1);

@@ -200,3 +200,22 @@ describe('st-dma-resv ports (DB-27, DB-28)', () => {
     expect(k.clock.now).toBe(25);
   });
 });
+
+describe('dma_resv_add_fence from another machine', () => {
+  it('DB-27: a fence of another kernel (or not a fence) is EINVAL and the reservation is unchanged', async () => {
+    const { DmaBufKernel: K } = await import('../../src/dma-buf/index.js');
+    const a = new K();
+    const b = new K();
+    const resv = a.createResv();
+    const foreign = b.createFence(b.fenceContextAlloc(1), 1);
+    resv.lock();
+    resv.reserveFences(2);
+    for (const f of [foreign, { context: 1, seqno: 1, isSignaled: () => false }]) {
+      expect(() => resv.addFence(f as never, DmaResvUsage.WRITE)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    expect(resv.numFences).toBe(0);
+    resv.addFence(a.createFence(a.fenceContextAlloc(1), 1), DmaResvUsage.WRITE);
+    expect(resv.numFences).toBe(1);
+    resv.unlock();
+  });
+});
