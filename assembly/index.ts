@@ -284,7 +284,12 @@ function storeFault(iova: u64): void {
  */
 export function translate(rid: u32, iova: u64, access: u32): i32 {
   if (access == 0 || access > 3) return EINVAL;
-  if (!translateImpl(rid, domainOfRid(rid), iova, access)) {
+  return translateInto(rid, domainOfRid(rid), iova, access);
+}
+
+/** One translation through domain handle `dom`, its output or fault written to the result block. */
+function translateInto(rid: u32, dom: i32, iova: u64, access: u32): i32 {
+  if (!translateImpl(rid, dom, iova, access)) {
     storeFault(iova);
     return tStatus;
   }
@@ -323,14 +328,7 @@ export function invalidatePasid(dom: u32, pasid: u32, start: u64, end: u64): i32
 /** translate() of a request of `rid` tagged with `pasid`. */
 export function translatePasid(rid: u32, pasid: u32, iova: u64, access: u32): i32 {
   if (access == 0 || access > 3 || (pasid >> PASID_MAX_BITS) != 0) return EINVAL;
-  if (!translateImpl(rid, pasidHandle(rid, pasid), iova, access)) {
-    storeFault(iova);
-    return tStatus;
-  }
-  store<u64>(state.gResult + RES_VALUE, tOut);
-  store<u32>(state.gResult + RES_SHIFT, tShift);
-  store<u32>(state.gResult + RES_PERM, tPerm);
-  return OK;
+  return translateInto(rid, pasidHandle(rid, pasid), iova, access);
 }
 /** translateBatch() of requests of `rid` tagged with `pasid`. */
 export function translateBatchPasid(rid: u32, pasid: u32, n: u32, access: u32): i32 {
