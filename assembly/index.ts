@@ -26,7 +26,7 @@ import { tlbInvalidateAll, tlbInvalidateDomain, tlbInvalidateRange, tlbValidEntr
 import { drainFaults } from './iommu/fault';
 import { translate as translateImpl, domainOfRid, tOut, tShift, tPerm, tReason, tCode, tStatus, tFlags, tIpa } from './iommu/translate';
 import {
-  enablePasid as enablePasidImpl, attachPasid as attachPasidImpl, pasidDomain as pasidDomainImpl,
+  enablePasid as enablePasidImpl, pasidBits as pasidBitsImpl, attachPasid as attachPasidImpl, pasidDomain as pasidDomainImpl,
   setDmaPasid as setDmaPasidImpl, invalidatePasid as invalidatePasidImpl, pasidHandle,
 } from './iommu/pasid';
 import { enableAts as enableAtsImpl, drainPageRequests } from './iommu/ats';
@@ -314,6 +314,8 @@ export function translateBatch(rid: u32, n: u32, access: u32): i32 {
 
 /** See iommu/pasid.ts enablePasid: `bits` of PASID for `rid` (0 disables). */
 export function enablePasid(rid: u32, bits: u32): i32 { return enablePasidImpl(rid, bits); }
+/** The PASID width of `rid` (0: off), or ENODEV. */
+export function pasidBits(rid: u32): i32 { return pasidBitsImpl(rid); }
 /** Binds (rid, pasid) to `dom`, replaces (replace != 0) or unbinds (dom -1). See iommu/pasid.ts. */
 export function attachPasid(rid: u32, pasid: u32, dom: i32, replace: u32): i32 { return attachPasidImpl(rid, pasid, dom, replace != 0); }
 /** The domain (rid, pasid) is bound to, or -1. */

@@ -167,6 +167,8 @@ export interface CoreExports {
   trace2Ptr(): number;
   /** Enables `bits` of PASID on `rid` (0 disables). 0, -ENODEV (no unit), -EOPNOTSUPP (VT-d legacy mode), -EINVAL, -EBUSY. */
   enablePasid(rid: number, bits: number): number;
+  /** The PASID width of `rid` (0: off), or -ENODEV for a requester the core does not know. */
+  pasidBits(rid: number): number;
   /**
    * Binds (rid, pasid) to `dom`, replaces its domain (`replace` 1), or unbinds it (`dom` -1):
    * 0, -EINVAL, -EOPNOTSUPP, -EBUSY, -ENOENT, -ENODEV, -ENOSPC (assembly/iommu/pasid.ts).

@@ -113,6 +113,12 @@ export function enablePasid(rid: u32, bits: u32): i32 {
   return OK;
 }
 
+/** The PASID width enablePasid gave `rid` (0: PASIDs off), or ENODEV for an unknown requester. */
+export function pasidBits(rid: u32): i32 {
+  const p = deviceOf(rid);
+  return p == 0 ? ENODEV : <i32>load<u8>(p + DEV_PASID_BITS);
+}
+
 /** Drops the IOTLB entries (and the device's ATC entries) of slot `s`. */
 function flushSlot(s: u32): void {
   const dom = <u32>slotDomain(s);

@@ -1028,6 +1028,18 @@ export class Iommu {
   }
 
   /**
+   * The PASID width {@link enablePasid} gave `rid` (log2 of max_pasids; 0 when PASIDs are off).
+   * @throws {@link SimError} EINVAL for a bad rid; ENODEV for a requester the IOMMU does not know.
+   */
+  pasidBits(rid: number | string): number {
+    const op = 'pasidBits';
+    const r = ridArg(op, 'rid', rid);
+    const v = this._core.exports.pasidBits(r);
+    if (v < 0) check(v, op, formatRid(r));
+    return v;
+  }
+
+  /**
    * iommu_attach_device_pasid (domain) / iommu_detach_device_pasid (null): binds PASID `pasid`
    * of `rid` to `domain` (its own PASID-table entry / CD / GCR3 entry); requests tagged with it
    * translate through that domain, tagged so in the IOTLB.

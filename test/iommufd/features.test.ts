@@ -35,7 +35,15 @@ describe('PASID through iommufd (SMMUv3 substream IDs)', () => {
     map(b, va + PAGE, PAGE, 0x10_0000n);
     map(c, va + 2n * PAGE, PAGE, 0x10_0000n);
     const dev = bind('fpga0');
+    const hw = (): number => {
+      const info = { devId: dev.devId, outMaxPasidLog2: -1 };
+      s.io(IOMMU_GET_HW_INFO, info);
+      return info.outMaxPasidLog2;
+    };
+    expect(hw()).toBe(0); // GET_HW_INFO: out_max_pasid_log2 is the device's PASID width
     m.sim.iommu.enablePasid(dev.rid, { bits: 20 });
+    expect(hw()).toBe(20);
+    expect(m.sim.iommu.pasidBits(dev.rid)).toBe(20);
     const attachPasid = (pasid: number, ptId: number) => {
       const x = { flags: VFIO_DEVICE_ATTACH_PASID, pasid, ptId };
       proc.ioctl(dev.cdev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, x);

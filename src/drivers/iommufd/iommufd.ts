@@ -561,7 +561,14 @@ export class IommufdCtx {
     } catch (e) {
       if (!(e instanceof SimError) || e.code !== 'EOPNOTSUPP') throw e;
     }
-    return { capabilities: caps, maxPasidLog2: 0 };
+    // out_max_pasid_log2: the device's PASID width (0 when it has PASIDs off or unknown to the IOMMU).
+    let bits = 0;
+    try {
+      bits = this.machine.sim.iommu.pasidBits(idev.rid);
+    } catch (e) {
+      if (!(e instanceof SimError) || e.code !== 'ENODEV') throw e;
+    }
+    return { capabilities: caps, maxPasidLog2: bits };
   }
 
   /**
