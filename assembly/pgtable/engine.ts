@@ -126,6 +126,15 @@ let pwcB: u32 = 0;
 let pwcShift0: u32 = 0;
 let pwcTopBits: u32 = 0;
 
+/** One level's record in a walk trace at `base` (level, index, table address, entry read). */
+export function traceLevel(base: usize, lvl: u32, idx: u32, table: u64, pte: u64): void {
+  const t = base + <usize>(lvl * TRACE_STRIDE);
+  store<u32>(t, lvl);
+  store<u32>(t + 4, idx);
+  store<u64>(t + 8, table);
+  store<u64>(t + 16, pte);
+}
+
 /**
  * Walks the table of domain record `d` for `iova`, as the hardware would.
  * Returns 0 and sets wOut/wShift/wPerm/wLeafSlot, or a FAULT_* reason: a table fetch from an
@@ -185,13 +194,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     const slot = table + (idx << 3);
     const ptr = tableReadPtr(slot);
     const pte: u64 = ptr == NO_PAGE ? 0 : load<u64>(ptr);
-    if (trace && lvl < TRACE_MAX) {
-      const t = gTrace + <usize>(lvl * TRACE_STRIDE);
-      store<u32>(t, lvl);
-      store<u32>(t + 4, <u32>idx);
-      store<u64>(t + 8, table);
-      store<u64>(t + 16, pte);
-    }
+    if (trace && lvl < TRACE_MAX) traceLevel(gTrace, lvl, <u32>idx, table, pte);
     wDepth = lvl + 1;
     if (ptr == NO_PAGE) return FAULT_WALK_EABT;
     const kind = pteKind(fmt, pte, shift, d);

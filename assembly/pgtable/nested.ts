@@ -18,7 +18,7 @@ import {
   TRACE_MAX, TRACE2_MAX, UNIT_FAMILY, FAMILY_SMMUV3, FAMILY_VTD, FAMILY_AMDVI, FAMILY_RISCV, MAX_DOMAINS,
 } from '../abi';
 import { gTrace, gTrace2 } from '../state';
-import { walk, wOut, wShift, wPerm, wDepth } from './engine';
+import { walk, wOut, wShift, wPerm, wDepth, traceLevel } from './engine';
 import { configure, pteKind, pteTableAddr, pteLeafShift, pteLeafAddr, ptePerm, pteTablePerm, reservedReason, outputTooWideReason } from './format';
 import { PTE_INVALID, PTE_TABLE, PTE_LEAF, PTE_RESERVED } from './kinds';
 import { X86_A, X86_D } from './x86_64';
@@ -130,13 +130,7 @@ export function nestedWalk(d: usize, iova: u64, access: u32, trace: bool): u32 {
     const slot = wOut;
     const present = findRegion(slot) != 0;
     const pte: u64 = present ? physRead64(slot) : 0;
-    if (trace && lvl < TRACE_MAX) {
-      const t = gTrace2 + <usize>(lvl * TRACE_STRIDE);
-      store<u32>(t, lvl);
-      store<u32>(t + 4, <u32>idx);
-      store<u64>(t + 8, table);
-      store<u64>(t + 16, pte);
-    }
+    if (trace && lvl < TRACE_MAX) traceLevel(gTrace2, lvl, <u32>idx, table, pte);
     nDepth = lvl + 1;
     if (!present) return FAULT_WALK_EABT;
     const kind = pteKind(fmt, pte, shift, d);
