@@ -12,7 +12,7 @@ export { DmaFence, type DmaFenceCallback, type DmaFenceNames } from './fence.js'
 export {
   DmaResv, DmaResvIter, DmaResvUsage, dmaResvUsageRw, dmaResvLockAll, WwAcquireCtx, NEG_EDEADLK, NEG_EALREADY, NEG_EINTR, type DmaResvEntry,
 } from './resv.js';
-export { SgTable, type SgEntry, type PageRef, type SgTableOptions } from './sg-table.js';
+export { SgTable, type SgEntry, type PageRef, type SgTableOptions, type SgDmaColumns } from './sg-table.js';
 export { SyncFile } from './sync-file.js';
 export { DmaBuf, DmaBufMmap, type DmaBufRefKind } from './dma-buf.js';
 export { DmaBufAttachment } from './attachment.js';

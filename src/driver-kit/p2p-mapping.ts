@@ -17,7 +17,7 @@
  * dma_buf_free_sgt undoes a success.
  */
 import { SimError } from '../../bindings/errors.js';
-import { SgTable, type DmaBufAttachment, type SgEntry } from '../dma-buf/index.js';
+import { SgTable, type DmaBufAttachment, type SgDmaColumns, type SgEntry } from '../dma-buf/index.js';
 import type { DmaDevice as DmaApiDevice, DmaIovaState, PhysRange } from '../dma-mapping/index.js';
 import type { P2pMapType, PciFunction } from '../pci/index.js';
 import { importerDmaDevice, importerPciFunction, type KitHost } from './importer.js';
@@ -73,7 +73,7 @@ export class P2pSgTable extends SgTable {
   #freed = false;
 
   /** @internal Made by dmaBufPhysVecToSgt. */
-  constructor(mapType: 'BUS_ADDR' | 'THRU_HOST_BRIDGE', dmaDevice: DmaApiDevice | null, entries: readonly SgEntry[], mapping: TableMapping) {
+  constructor(mapType: 'BUS_ADDR' | 'THRU_HOST_BRIDGE', dmaDevice: DmaApiDevice | null, entries: readonly SgEntry[] | SgDmaColumns, mapping: TableMapping) {
     super(entries, { origNents: 0 });
     this.mapType = mapType;
     this.dmaDevice = dmaDevice;
@@ -173,7 +173,7 @@ export function dmaBufPhysVecToSgt(
 
   if (dma && dma.mode === 'iommu') {
     const t = linkedTable(dma, att, ranges, seg, dir, op, rule);
-    if (t) return new P2pSgTable(type, dma, t.entries, { state: t.state });
+    if (t) return new P2pSgTable(type, dma, t.cols, { state: t.state });
   }
   const mapped: Mapping[] = [];
   const undo = () => {
@@ -213,7 +213,7 @@ export function dmaBufPhysVecToSgt(
  */
 function linkedTable(
   dma: DmaApiDevice, att: DmaBufAttachment, ranges: readonly PhysRange[], seg: bigint, dir: number, op: string, rule: string | undefined,
-): { state: DmaIovaState; entries: SgEntry[] } | null {
+): { state: DmaIovaState; cols: SgDmaColumns } | null {
   // Page-aligned ranges only (this path has no pad); sums in numbers while they stay exact.
   let size = 0n;
   let sum = 0;
@@ -236,24 +236,42 @@ function linkedTable(
     dma.iovaDestroy(state, dir);
     throw new SimError('ENOMEM', op, `dma_iova_link of ${ranges.length} range${ranges.length === 1 ? '' : 's'} (0x${size.toString(16)} bytes) for ${att.dev.name} failed (${st})`, rule);
   }
-  // Entry addresses as numbers while they stay exact (IOVAs sit far below 2^53).
-  const entries: SgEntry[] = [];
+  // The entries as columns: the count first, then each address written as two u32 halves
+  // while it stays exact in a number (IOVAs sit far below 2^53).
+  let n = 0;
+  for (const r of ranges) {
+    const q = r.length / seg;
+    n += Number(r.length % seg === 0n ? q : q + 1n);
+  }
+  const cols: SgDmaColumns = { address: new BigUint64Array(n), length: new Float64Array(n) };
+  const w = new Uint32Array(cols.address.buffer);
+  const lens = cols.length;
   const segN = Number(seg);
+  let k = 0;
   if (state.addr + size <= BigInt(Number.MAX_SAFE_INTEGER)) {
     let at = Number(state.addr);
     for (const r of ranges) {
       const len = Number(r.length);
-      for (let o = 0; o < len; o += segN) entries.push({ dmaAddress: BigInt(at + o), length: Math.min(segN, len - o), page: null });
+      for (let o = 0; o < len; o += segN) {
+        const a = at + o;
+        const hi = Math.floor(a / 4294967296);
+        w[2 * k] = a - hi * 4294967296;
+        w[2 * k + 1] = hi;
+        lens[k++] = Math.min(segN, len - o);
+      }
       at += len;
     }
   } else {
     let at = state.addr;
     for (const r of ranges) {
-      for (let o = 0n; o < r.length; o += seg) entries.push({ dmaAddress: at + o, length: Number(r.length - o < seg ? r.length - o : seg), page: null });
+      for (let o = 0n; o < r.length; o += seg) {
+        cols.address[k] = at + o;
+        lens[k++] = Number(r.length - o < seg ? r.length - o : seg);
+      }
       at += r.length;
     }
   }
-  return { state, entries };
+  return { state, cols };
 }
 
 /**

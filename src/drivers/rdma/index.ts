@@ -1,6 +1,6 @@
 /** Reference RDMA driver: verbs-like devices, PDs, MRs (system memory and dma-buf), RC QPs. */
 export * from './constants.js';
-export { UmemDmabuf, trimTable, umemNumPages, type UmemSegment, type UmemTrim } from './umem-dmabuf.js';
+export { UmemDmabuf, UmemSegments, trimTable, umemNumPages, type UmemSegment, type UmemTrim } from './umem-dmabuf.js';
 export {
   RdmaDevice, type RdmaNicKind, type RdmaDeviceOptions, type RdmaEvent, type RdmaEventKind, type RdmaDeviceStats,
 } from './device.js';

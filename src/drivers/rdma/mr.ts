@@ -8,7 +8,7 @@
  * scatterlist entries go by physically contiguous run, not by page.
  */
 import {
-  DmaDataDirection, PAGE_SIZE, ScatterList, SG_MAX_LENGTH, SimError, pushDmaRun, type DmaBufAttachment, type DmaRun,
+  DmaDataDirection, PAGE_SIZE, ScatterList, SG_MAX_LENGTH, SgTable, SimError, pushDmaRun, type DmaBufAttachment, type DmaRun,
   type UserPage,
 } from '../../index.js';
 import {
@@ -18,7 +18,7 @@ import {
 } from './constants.js';
 import type { RdmaDevice } from './device.js';
 import { odpInvalidate, odpPageFault } from './odp.js';
-import { UmemDmabuf } from './umem-dmabuf.js';
+import { UmemDmabuf, UmemSegments } from './umem-dmabuf.js';
 import type { IbvContext, IbvPd } from './verbs.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -26,13 +26,6 @@ const U64_MAX = (1n << 64n) - 1n;
 const BIDI = DmaDataDirection.BIDIRECTIONAL;
 /** ib_access_writable: the access bits for which the NIC may write the pages. */
 const WRITABLE = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC;
-
-/** One translation segment of an MR (an MTT run): offset in the table, DMA address, length. */
-export interface MttSeg {
-  readonly start: bigint;
-  readonly dmaAddress: bigint;
-  readonly length: bigint;
-}
 
 /** struct ibv_mr (plus the kernel MR behind it). */
 export class IbvMr {
@@ -42,8 +35,8 @@ export class IbvMr {
   /** Page faults taken after an invalidation (odp dma-buf MRs). */
   pageFaults = 0;
   invalidations = 0;
-  /** @internal The MTT: null while zapped. */
-  _mtt: readonly MttSeg[] | null = null;
+  /** @internal The MTT (the umem's DMA segments): null while zapped. */
+  _mtt: UmemSegments | null = null;
   /** @internal */ _umem: UmemDmabuf | null = null;
   /** @internal */ _sgl: ScatterList | null = null;
   /** @internal the user pages pin_user_pages pinned (user MRs), given back at dereg */
@@ -75,7 +68,11 @@ export class IbvMr {
   }
   /** The MR's DMA segments as the NIC sees them (empty while zapped). */
   get translation(): readonly { dmaAddress: bigint; length: bigint }[] {
-    return (this._mtt ?? []).map((s) => ({ dmaAddress: s.dmaAddress, length: s.length }));
+    const mtt = this._mtt;
+    if (!mtt) return [];
+    const out: { dmaAddress: bigint; length: bigint }[] = new Array(mtt.count);
+    for (let i = 0; i < mtt.count; i++) out[i] = { dmaAddress: mtt.dmaAddress(i), length: BigInt(mtt.length(i)) };
+    return out;
   }
 }
 
@@ -152,14 +149,7 @@ export function regUserMr(
     throw SimError.fromStatus(r, op, 'dma_map_sgtable failed');
   }
   const mr = new IbvMr(pd, 'user', addr, length, iova, eff);
-  const mtt: MttSeg[] = [];
-  let start = 0n;
-  for (let i = 0; i < sgl.nents; i++) {
-    const len = BigInt(sgl.dmaLength[i]!);
-    mtt.push({ start, dmaAddress: sgl.dmaAddress[i]!, length: len });
-    start += len;
-  }
-  mr._mtt = mtt;
+  mr._mtt = UmemSegments.cut(SgTable.fromScatterList(sgl), 0, sgl.dmaTotalLength()).segments;
   mr._sgl = sgl;
   mr._userPages = userPages;
   mr._base = addr % PAGE;
@@ -200,7 +190,7 @@ export function regDmabufMr(
     });
     mr._umem = umem;
     umem.private = mr;
-    mr._mtt = umem.segments;
+    mr._mtt = umem.segmentList;
     mr._base = umem.firstByteOffset;
   } else {
     if (!dev.opts.configOdp) throw new SimError('EOPNOTSUPP', op, 'CONFIG_INFINIBAND_ON_DEMAND_PAGING is off', 'IM-06');
@@ -223,7 +213,7 @@ export function regDmabufMr(
   }
   mr.lkey = mr.rkey = dev.allocKey(mr);
   pd._users++;
-  dev.emit('reg_mr', { type: 'dmabuf', offset: off, length, iova: va, fd, access: mr.access, segments: mr._mtt?.length ?? 0 }, { lkey: mr.lkey });
+  dev.emit('reg_mr', { type: 'dmabuf', offset: off, length, iova: va, fd, access: mr.access, segments: mr._mtt?.count ?? 0 }, { lkey: mr.lkey });
   return mr;
 }
 
@@ -306,17 +296,6 @@ export function readyPiece(p: Piece, write: boolean): string | null {
   return null;
 }
 
-function findSeg(mtt: readonly MttSeg[], off: bigint): number {
-  let lo = 0;
-  let hi = mtt.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (mtt[mid]!.start <= off) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
-
 /**
  * The DMA runs of the first `limit` bytes of `pieces` through their MRs' MTTs (ready first),
  * appended to `out` (adjacent runs of one requester merge). Returns the failure text or null.
@@ -328,18 +307,18 @@ export function dmaRuns(pieces: readonly Piece[], limit: bigint, out: DmaRun[]):
     const mr = p.mr;
     const mtt = mr._mtt!;
     const rid = mr.device.rid;
-    let off = mr._base + p.offset;
-    let rem = BigInt(p.length) < left ? BigInt(p.length) : left;
-    left -= rem;
-    let i = findSeg(mtt, off);
-    while (rem > 0n) {
-      const s = mtt[i];
-      if (!s || off < s.start || off >= s.start + s.length) {
+    // Offsets inside an MR are numbers: its length is one.
+    let off = Number(mr._base + p.offset);
+    let rem = BigInt(p.length) < left ? p.length : Number(left);
+    left -= BigInt(rem);
+    let i = mtt.find(off);
+    while (rem > 0) {
+      if (i >= mtt.count || off < mtt.start(i) || off >= mtt.start(i + 1)) {
         return `MR 0x${mr.lkey.toString(16)}: translation ends before offset ${off}`;
       }
-      const inSeg = off - s.start;
-      const n = s.length - inSeg < rem ? s.length - inSeg : rem;
-      pushDmaRun(out, rid, s.dmaAddress + inSeg, n);
+      const inSeg = off - mtt.start(i);
+      const n = Math.min(mtt.length(i) - inSeg, rem);
+      pushDmaRun(out, rid, mtt.dmaAddress(i) + BigInt(inSeg), BigInt(n));
       off += n;
       rem -= n;
       i++;

@@ -4,12 +4,10 @@
  * the next access page-faults, re-maps under the resv lock and rewrites the translation as one
  * range of segments (the umem's own list, not a copy).
  */
-import { PAGE_SIZE, SimError, type DmaBufAttachment } from '../../index.js';
+import { SimError, type DmaBufAttachment } from '../../index.js';
 import type { RdmaDevice } from './device.js';
 import type { IbvMr } from './mr.js';
 import { UmemDmabuf } from './umem-dmabuf.js';
-
-const PAGE = BigInt(PAGE_SIZE);
 
 /**
  * mlx5 pagefault_dmabuf_mr: under resv, map_pages, check the page size, point the MTT at the
@@ -32,9 +30,8 @@ export function odpPageFault(mr: IbvMr, initial = false): string | null {
   }
   try {
     umem.mapPages();
-    const segs = umem.segments;
-    const bad = segs.some((s, i) => s.dmaAddress % PAGE !== 0n || (i + 1 < segs.length && s.length % PAGE !== 0n));
-    if (segs.length === 0 || bad) {
+    const segs = umem.segmentList;
+    if (segs.count === 0 || !segs.pageAligned()) {
       umem.unmapPages();
       throw new SimError('EINVAL', 'pagefault_dmabuf_mr', 'no page size fits the mapping', 'IM-06');
     }
@@ -48,7 +45,7 @@ export function odpPageFault(mr: IbvMr, initial = false): string | null {
   }
   if (!initial) {
     dev.stats.remaps++;
-    dev.emit('remap', { segments: mr._mtt.length, first: mr._mtt[0]!.dmaAddress }, { lkey: mr.lkey });
+    dev.emit('remap', { segments: mr._mtt.count, first: mr._mtt.dmaAddress(0) }, { lkey: mr.lkey });
   }
   return null;
 }

@@ -19,6 +19,7 @@ import {
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufImporterOps,
+  type SgDmaColumns,
   type SgTable,
   type SimProcess,
 } from '../../index.js';
@@ -64,7 +65,8 @@ export function umemNumPages(address: bigint, length: bigint): bigint {
 export class UmemDmabuf {
   /** The table returned by dma_buf_map_attachment while mapped, else null (umem_dmabuf->sgt). */
   private _sgt: SgTable | null = null;
-  private _segments: UmemSegment[] = [];
+  private _segments: UmemSegments = UmemSegments.EMPTY;
+  private _segmentObjects: readonly UmemSegment[] | null = null;
   private _trim: UmemTrim | null = null;
   private _pinned = false;
   private _revoked = false;
@@ -192,8 +194,13 @@ export class UmemDmabuf {
   get sgt(): SgTable | null {
     return this._sgt;
   }
-  /** The trimmed DMA segments while mapped (empty when unmapped). */
+  /** The trimmed DMA segments while mapped (empty when unmapped), as objects made on first use. */
   get segments(): readonly UmemSegment[] {
+    this._segmentObjects ??= this._segments.toArray();
+    return this._segmentObjects;
+  }
+  /** The trimmed DMA segments while mapped (empty when unmapped), without an object per segment. */
+  get segmentList(): UmemSegments {
     return this._segments;
   }
   /** How the mapped table was trimmed to the MR's page range (first/last entry adjustments), or null while unmapped. */
@@ -218,9 +225,12 @@ export class UmemDmabuf {
     if (this._revoked) throw new SimError('EINVAL', op, 'the umem is revoked', 'IM-03');
     if (!this._sgt) {
       const sgt = this.attach.map(DmaDataDirection.BIDIRECTIONAL);
-      const { segments, trim } = trimTable(sgt, alignDown(this.address), alignUp(this.address + this.length));
+      // [ALIGN_DOWN(offset), ALIGN(offset + len)) ends within the dma-buf's size, a number.
+      const start = Number(alignDown(this.address));
+      const { segments, trim } = UmemSegments.cut(sgt, start, start + Number(alignUp(this.address + this.length) - alignDown(this.address)));
       this._sgt = sgt;
       this._segments = segments;
+      this._segmentObjects = null;
       this._trim = trim;
     }
     const usage = k.profile.name === '5.15' ? DmaResvUsage.WRITE : DmaResvUsage.KERNEL;
@@ -235,7 +245,8 @@ export class UmemDmabuf {
     const sgt = this._sgt;
     if (!sgt) return;
     this._sgt = null;
-    this._segments = [];
+    this._segments = UmemSegments.EMPTY;
+    this._segmentObjects = null;
     this._trim = null;
     this.attach.unmap(sgt, DmaDataDirection.BIDIRECTIONAL);
   }
@@ -273,42 +284,138 @@ export class UmemDmabuf {
 }
 
 /**
- * The IM-03 trim: walk the DMA entries, count those overlapping [start, end), advance the entry
- * holding `start` and cut the entry holding `end`.
+ * A run of DMA segments cut from a table (the trimmed ib_umem table, an MR's MTT), without an
+ * object per segment: segment i is entry `from + i` of the table's DMA columns, the first one
+ * advanced by the head offset, the last one cut; `start(i)` is its byte offset from the start of
+ * the cut range. Offsets and lengths are numbers (they stay below 2^53: a dma-buf's size is one).
+ */
+export class UmemSegments {
+  /** The list of no segment (unmapped). */
+  static readonly EMPTY = new UmemSegments(new BigUint64Array(0), 0, 0, new Float64Array(1), 0);
+
+  private constructor(
+    private readonly _address: BigUint64Array,
+    private readonly _from: number,
+    private readonly _head: number,
+    /** count + 1 offsets: segment i is [start[i], start[i + 1]). */
+    private readonly _start: Float64Array,
+    /** Segments. */
+    readonly count: number,
+  ) {}
+
+  /**
+   * The IM-03 trim of `sgt`'s DMA segments to [start, end) (numbers): walk the entries, count
+   * those overlapping the range, advance the entry holding `start` and cut the entry holding
+   * `end`; every entry from the one holding `start` to the one holding `end` is a segment.
+   */
+  static cut(sgt: SgTable, start: number, end: number): { segments: UmemSegments; trim: UmemTrim } {
+    const cols: SgDmaColumns = sgt.dmaColumns();
+    const lens = cols.length;
+    const n = sgt.nents;
+    const starts = new Float64Array(n + 1);
+    let cur = 0;
+    let nmap = 0;
+    let firstIndex = -1;
+    let firstOffset = 0;
+    let lastIndex = -1;
+    let lastTrim = 0;
+    let from = -1;
+    let head = 0;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      let len = lens[i]!;
+      if (start < cur + len && cur < end) nmap++;
+      let off = 0;
+      if (cur <= start && start < cur + len) {
+        off = start - cur;
+        firstIndex = i;
+        firstOffset = off;
+        len -= off;
+        cur += off;
+      }
+      const inRange = cur >= start && cur < end;
+      if (inRange && from < 0) {
+        from = i;
+        head = off;
+      }
+      if (cur < end && end <= cur + len) {
+        const t = cur + len - end;
+        lastIndex = i;
+        lastTrim = t;
+        len -= t;
+        if (inRange) {
+          starts[count++] = cur - start;
+          cur += len;
+        }
+        break;
+      }
+      if (inRange) starts[count++] = cur - start;
+      cur += len;
+    }
+    starts[count] = cur - start;
+    const segments = count === 0 ? UmemSegments.EMPTY : new UmemSegments(cols.address, from, head, starts, count);
+    const trim: UmemTrim = { firstIndex, firstOffset: BigInt(firstOffset), lastIndex, lastTrim: BigInt(lastTrim), nmap };
+    return { segments, trim };
+  }
+
+  /** Byte offset of segment i from the start of the cut range. */
+  start(i: number): number {
+    return this._start[i]!;
+  }
+  /** Bytes of segment i. */
+  length(i: number): number {
+    return this._start[i + 1]! - this._start[i]!;
+  }
+  /** Bytes of all the segments. */
+  get totalLength(): number {
+    return this._start[this.count]!;
+  }
+  /** DMA address of segment i. */
+  dmaAddress(i: number): bigint {
+    const a = this._address[this._from + i]!;
+    return i === 0 && this._head !== 0 ? a + BigInt(this._head) : a;
+  }
+  /** The last segment starting at or before byte `off` (0 when none does). */
+  find(off: number): number {
+    let lo = 0;
+    let hi = this.count - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this._start[mid]! <= off) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+  /** Every segment starts on a page and every one but the last is whole pages. */
+  pageAligned(): boolean {
+    const w = new Uint32Array(this._address.buffer, this._address.byteOffset, this._address.length * 2);
+    const p = PAGE_SIZE;
+    for (let i = 0; i < this.count; i++) {
+      const lo = (w[2 * (this._from + i)]! + (i === 0 ? this._head : 0)) % p;
+      if (lo !== 0 || (i + 1 < this.count && this.length(i) % p !== 0)) return false;
+    }
+    return true;
+  }
+  /** The segments as objects. */
+  toArray(): UmemSegment[] {
+    const out: UmemSegment[] = new Array<UmemSegment>(this.count);
+    for (let i = 0; i < this.count; i++) {
+      out[i] = { dmaAddress: this.dmaAddress(i), length: BigInt(this.length(i)), start: BigInt(this.start(i)) };
+    }
+    return out;
+  }
+}
+
+/**
+ * The IM-03 trim of `sgt` to [start, end): see {@link UmemSegments.cut}, with the segments as
+ * objects.
+ * @throws {@link SimError} EINVAL when start or end is not a bigint in 0..2^53.
  */
 export function trimTable(sgt: SgTable, start: bigint, end: bigint): { segments: UmemSegment[]; trim: UmemTrim } {
-  const segs = sgt.dmaSegments();
-  const segments: UmemSegment[] = [];
-  let cur = 0n;
-  let nmap = 0;
-  let firstIndex = -1;
-  let firstOffset = 0n;
-  let lastIndex = -1;
-  let lastTrim = 0n;
-  for (let i = 0; i < segs.length; i++) {
-    const e = segs[i]!;
-    let addr = e.dmaAddress;
-    let len = BigInt(e.length);
-    if (start < cur + len && cur < end) nmap++;
-    if (cur <= start && start < cur + len) {
-      const off = start - cur;
-      firstIndex = i;
-      firstOffset = off;
-      addr += off;
-      len -= off;
-      cur += off;
-    }
-    const inRange = cur >= start && cur < end;
-    if (cur < end && end <= cur + len) {
-      const t = cur + len - end;
-      lastIndex = i;
-      lastTrim = t;
-      len -= t;
-      if (inRange) segments.push({ dmaAddress: addr, length: len, start: cur - start });
-      break;
-    }
-    if (inRange) segments.push({ dmaAddress: addr, length: len, start: cur - start });
-    cur += len;
+  const max = 1n << 53n;
+  if (typeof start !== 'bigint' || typeof end !== 'bigint' || start < 0n || end < 0n || start > max || end > max) {
+    throw new SimError('EINVAL', 'ib_umem_dmabuf_map_pages', 'start and end must be bigints in 0..2^53', 'IM-03');
   }
-  return { segments, trim: { firstIndex, firstOffset, lastIndex, lastTrim, nmap } };
+  const { segments, trim } = UmemSegments.cut(sgt, Number(start), Number(end));
+  return { segments: segments.toArray(), trim };
 }
