@@ -154,6 +154,23 @@ export interface PhysRange {
 }
 
 /**
+ * struct phys_vec[] as columns, no object per range: range i is `length[i]` bytes (a positive
+ * safe integer) at `phys[i]`. What an exporter of thousands of ranges hands to
+ * {@link DmaDevice.iovaLink} and the driver kit's dmaBufPhysVecToSgt. Readers and writers that
+ * want plain numbers go through a Uint32Array over `phys.buffer` (little-endian u32 halves).
+ */
+export interface PhysVec {
+  readonly phys: BigUint64Array;
+  readonly length: Float64Array;
+}
+
+/** True when `v` is a {@link PhysVec} (rather than an array of PhysRange). */
+export function isPhysVec(v: unknown): v is PhysVec {
+  const x = v as PhysVec | null;
+  return typeof x === 'object' && x !== null && x.phys instanceof BigUint64Array && x.length instanceof Float64Array && x.phys.length === x.length.length;
+}
+
+/**
  * struct dma_iova_state: one contiguous IOVA range a device allocated with
  * {@link DmaDevice.iovaTryAlloc}, into which physical ranges are linked in order
  * ({@link DmaDevice.iovaLink}); {@link DmaDevice.iovaDestroy} unmaps and frees it.
@@ -533,18 +550,37 @@ export class DmaDevice {
    * @throws {@link SimError} EINVAL for a state this device does not hold, a malformed range, an
    *   invalid direction, or ranges that overrun the state's size.
    */
-  iovaLink(state: DmaIovaState, ranges: readonly PhysRange[], dir: number): number {
+  iovaLink(state: DmaIovaState, ranges: readonly PhysRange[] | PhysVec, dir: number): number {
     const op = 'dma_iova_link';
     const rec = this._iovaRecord(op, state);
     dirArg(op, dir);
-    if (!Array.isArray(ranges)) throw new SimError('EINVAL', op, 'ranges must be an array of { phys, length }');
-    const n = ranges.length;
+    const vec = isPhysVec(ranges);
+    if (!vec && !Array.isArray(ranges)) throw new SimError('EINVAL', op, 'ranges must be an array of { phys, length } or a PhysVec');
+    const n = vec ? ranges.length.length : ranges.length;
     const pfn = new Float64Array(n);
     const pages = new Float64Array(n);
     let total = 0n;
     let sum = 0;
     let aligned = true;
-    for (let i = 0; i < n; i++) {
+    if (vec) {
+      // Columns: the page frame number from the two u32 halves, exact for every u64 address.
+      const w = new Uint32Array(ranges.phys.buffer, ranges.phys.byteOffset, 2 * n);
+      const lens = ranges.length;
+      for (let i = 0; i < n; i++) {
+        const lo = w[2 * i]!;
+        const hi = w[2 * i + 1]!;
+        const l = lens[i]!;
+        if (!(l > 0 && l <= Number.MAX_SAFE_INTEGER && Math.floor(l) === l) || (hi >= 0xffe0_0000 && ranges.phys[i]! + BigInt(l) > 1n << 64n)) {
+          throw new SimError('EINVAL', op, `ranges[${i}]: length must be a positive safe integer, the range inside 2^64`);
+        }
+        if ((lo & 4095) !== 0 || l % 4096 !== 0) aligned = false;
+        pfn[i] = hi * TWO20 + (lo >>> 12);
+        pages[i] = Math.floor(l / 4096);
+        sum += l;
+        if (sum >= 2 ** 52) { total += BigInt(sum); sum = 0; }
+      }
+    }
+    for (let i = 0; !vec && i < n; i++) {
       const r = ranges[i] as PhysRange | undefined;
       const phys: unknown = r?.phys;
       const length: unknown = r?.length;

@@ -18,17 +18,19 @@
  */
 import { SimError } from '../../bindings/errors.js';
 import { SgTable, type DmaBufAttachment, type SgDmaColumns, type SgEntry } from '../dma-buf/index.js';
-import type { DmaDevice as DmaApiDevice, DmaIovaState, PhysRange } from '../dma-mapping/index.js';
+import { isPhysVec, type DmaDevice as DmaApiDevice, type DmaIovaState, type PhysRange, type PhysVec } from '../dma-mapping/index.js';
 import type { P2pMapType, PciFunction } from '../pci/index.js';
 import { importerDmaDevice, importerPciFunction, type KitHost } from './importer.js';
 
 const PAGE = 4096n;
 /** 2^53: below it a bigint converts to a number exactly. */
 const SAFE = 1n << 53n;
+/** 2^64: no range may end past it. */
+const U64_END = 1n << 64n;
 /** sg->length is an unsigned int: the longest page-aligned entry. */
 export const SG_MAX_SEGMENT = 0xffff_f000n;
 
-export type { PhysRange };
+export type { PhysRange, PhysVec };
 
 /** Options of {@link dmaBufPhysVecToSgt}. */
 export interface P2pSgtOptions {
@@ -121,29 +123,30 @@ export function dmaBufPhysVecToSgt(
   host: KitHost,
   att: DmaBufAttachment,
   provider: PciFunction,
-  ranges: readonly PhysRange[],
+  ranges: readonly PhysRange[] | PhysVec,
   dir: number,
   opts: P2pSgtOptions = {},
 ): P2pSgTable {
   const op = opts.op ?? 'dma_buf_phys_vec_to_sgt';
   const rule = opts.rule;
   if (!provider) throw new SimError('EINVAL', op, 'no P2PDMA provider (the helper is for MMIO memory only)', rule);
-  if (!Array.isArray(ranges) || ranges.length === 0) throw new SimError('EINVAL', op, 'no physical ranges', rule);
+  const vec = physVecOf(ranges, op, rule);
+  const n = vec.length.length;
+  if (n === 0) throw new SimError('EINVAL', op, 'no physical ranges', rule);
   // Both ends inside one memory BAR (pci_p2pdma_bus_addr_map's EINVAL otherwise). Ranges come in
   // their thousands from one BAR: the BAR of the last range is tried first, in exact numbers.
+  const w = words(vec.phys);
+  const lens = vec.length;
   let barLo = 0;
   let barEnd = 0;
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i] as PhysRange | undefined;
-    const phys: unknown = r?.phys;
-    const length: unknown = r?.length;
-    if (typeof phys !== 'bigint' || typeof length !== 'bigint' || phys < 0n || length <= 0n) {
-      throw new SimError('EINVAL', op, `ranges[${i}]: phys and length must be bigints, length > 0`, rule);
+  for (let i = 0; i < n; i++) {
+    const hi = w[2 * i + 1]!;
+    if (hi < 0x20_0000) {
+      const p = hi * 4294967296 + w[2 * i]!;
+      if (p >= barLo && p + lens[i]! <= barEnd) continue;
     }
-    if (phys < SAFE && length < SAFE) {
-      const p = Number(phys);
-      if (p >= barLo && p + Number(length) <= barEnd) continue;
-    }
+    const phys = vec.phys[i]!;
+    const length = BigInt(lens[i]!);
     const a = host.p2pdma.busAddressOf(provider, phys);
     const b = host.p2pdma.busAddressOf(provider, phys + length - 1n);
     if (b - a !== length - 1n) throw new SimError('EINVAL', op, `ranges[${i}] spans two BARs of ${provider.name}`, rule);
@@ -172,17 +175,19 @@ export function dmaBufPhysVecToSgt(
   if (seg < PAGE) throw new SimError('EINVAL', op, `max segment size ${seg} is below PAGE_SIZE`, rule);
 
   if (dma && dma.mode === 'iommu') {
-    const t = linkedTable(dma, att, ranges, seg, dir, op, rule);
+    const t = linkedTable(dma, att, vec, seg, dir, op, rule);
     if (t) return new P2pSgTable(type, dma, t.cols, { state: t.state });
   }
   const mapped: Mapping[] = [];
   const undo = () => {
     if (dma) for (const m of mapped) dma.unmapResource(m.dma, m.length, dir);
   };
-  for (const r of ranges) {
-    for (let at = 0n; at < r.length; at += seg) {
-      const len = r.length - at < seg ? r.length - at : seg;
-      const phys = r.phys + at;
+  for (let i = 0; i < n; i++) {
+    const rPhys = vec.phys[i]!;
+    const rLen = BigInt(lens[i]!);
+    for (let at = 0n; at < rLen; at += seg) {
+      const len = rLen - at < seg ? rLen - at : seg;
+      const phys = rPhys + at;
       if (!dma) {
         mapped.push({ dma: host.p2pdma.busAddressOf(provider, phys), length: Number(len) });
         continue;
@@ -205,6 +210,44 @@ export function dmaBufPhysVecToSgt(
   return new P2pSgTable(type, dma, entries, dma ? { pieces: mapped } : null);
 }
 
+/** The u32 halves of a column of u64 values. */
+function words(a: BigUint64Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, 2 * a.length);
+}
+
+/**
+ * The ranges as columns: a PhysVec as given (lengths checked), an array of PhysRange copied into
+ * one. EINVAL for anything else, a range that is not a u64 bigint phys with a bigint length in
+ * 1..2^53-1, or one wrapping past 2^64.
+ */
+function physVecOf(ranges: readonly PhysRange[] | PhysVec, op: string, rule: string | undefined): PhysVec {
+  if (isPhysVec(ranges)) {
+    const lens = ranges.length;
+    const w = words(ranges.phys);
+    for (let i = 0; i < lens.length; i++) {
+      const l = lens[i]!;
+      if (!(l > 0 && l <= Number.MAX_SAFE_INTEGER && Math.floor(l) === l) || (w[2 * i + 1]! >= 0xffe0_0000 && ranges.phys[i]! + BigInt(l) > U64_END)) {
+        throw new SimError('EINVAL', op, `ranges[${i}]: length must be a positive safe integer, the range inside 2^64`, rule);
+      }
+    }
+    return ranges;
+  }
+  if (!Array.isArray(ranges)) throw new SimError('EINVAL', op, 'no physical ranges', rule);
+  const n = ranges.length;
+  const vec: PhysVec = { phys: new BigUint64Array(n), length: new Float64Array(n) };
+  for (let i = 0; i < n; i++) {
+    const r = ranges[i] as PhysRange | undefined;
+    const phys: unknown = r?.phys;
+    const length: unknown = r?.length;
+    if (typeof phys !== 'bigint' || typeof length !== 'bigint' || phys < 0n || length <= 0n || length >= SAFE || phys + length > U64_END) {
+      throw new SimError('EINVAL', op, `ranges[${i}]: phys and length must be bigints, 0 < length < 2^53, inside 2^64`, rule);
+    }
+    vec.phys[i] = phys;
+    vec.length[i] = Number(length);
+  }
+  return vec;
+}
+
 /**
  * The IOVA path of dma_buf_phys_vec_to_sgt: one IOVA range for the whole size, every range linked
  * into it with one batched map, entries of at most `seg` bytes cut from each range in turn. Null
@@ -212,63 +255,60 @@ export function dmaBufPhysVecToSgt(
  * the caller to map piece by piece. A failed link frees the IOVA and throws ENOMEM.
  */
 function linkedTable(
-  dma: DmaApiDevice, att: DmaBufAttachment, ranges: readonly PhysRange[], seg: bigint, dir: number, op: string, rule: string | undefined,
+  dma: DmaApiDevice, att: DmaBufAttachment, vec: PhysVec, seg: bigint, dir: number, op: string, rule: string | undefined,
 ): { state: DmaIovaState; cols: SgDmaColumns } | null {
-  // Page-aligned ranges only (this path has no pad); sums in numbers while they stay exact.
+  // Page-aligned ranges only (this path has no pad); sums and entry counts in numbers (lengths
+  // are below 2^53, and so is the entry count).
+  const w = words(vec.phys);
+  const lens = vec.length;
+  const nr = lens.length;
+  const segN = Number(seg);
   let size = 0n;
   let sum = 0;
-  for (const r of ranges) {
-    if (r.phys < SAFE && r.length < SAFE) {
-      const l = Number(r.length);
-      if (Number(r.phys) % 4096 !== 0 || l % 4096 !== 0) return null;
-      sum += l;
-      if (sum >= 2 ** 52) { size += BigInt(sum); sum = 0; }
-    } else {
-      if (((r.phys | r.length) & (PAGE - 1n)) !== 0n) return null;
-      size += r.length;
-    }
+  let n = 0;
+  for (let i = 0; i < nr; i++) {
+    const l = lens[i]!;
+    if ((w[2 * i]! & 4095) !== 0 || l % 4096 !== 0) return null;
+    n += Math.ceil(l / segN);
+    sum += l;
+    if (sum >= 2 ** 52) { size += BigInt(sum); sum = 0; }
   }
   size += BigInt(sum);
   const state = dma.iovaTryAlloc(size);
   if (!state) return null;
-  const st = dma.iovaLink(state, ranges, dir);
+  const st = dma.iovaLink(state, vec, dir);
   if (st < 0) {
     dma.iovaDestroy(state, dir);
-    throw new SimError('ENOMEM', op, `dma_iova_link of ${ranges.length} range${ranges.length === 1 ? '' : 's'} (0x${size.toString(16)} bytes) for ${att.dev.name} failed (${st})`, rule);
+    throw new SimError('ENOMEM', op, `dma_iova_link of ${nr} range${nr === 1 ? '' : 's'} (0x${size.toString(16)} bytes) for ${att.dev.name} failed (${st})`, rule);
   }
-  // The entries as columns: the count first, then each address written as two u32 halves
-  // while it stays exact in a number (IOVAs sit far below 2^53).
-  let n = 0;
-  for (const r of ranges) {
-    const q = r.length / seg;
-    n += Number(r.length % seg === 0n ? q : q + 1n);
-  }
+  // The entries as columns, each address written as two u32 halves while it stays exact in a
+  // number (IOVAs sit far below 2^53).
   const cols: SgDmaColumns = { address: new BigUint64Array(n), length: new Float64Array(n) };
-  const w = new Uint32Array(cols.address.buffer);
-  const lens = cols.length;
-  const segN = Number(seg);
+  const out = words(cols.address);
+  const outLen = cols.length;
   let k = 0;
   if (state.addr + size <= BigInt(Number.MAX_SAFE_INTEGER)) {
     let at = Number(state.addr);
-    for (const r of ranges) {
-      const len = Number(r.length);
+    for (let i = 0; i < nr; i++) {
+      const len = lens[i]!;
       for (let o = 0; o < len; o += segN) {
         const a = at + o;
         const hi = Math.floor(a / 4294967296);
-        w[2 * k] = a - hi * 4294967296;
-        w[2 * k + 1] = hi;
-        lens[k++] = Math.min(segN, len - o);
+        out[2 * k] = a - hi * 4294967296;
+        out[2 * k + 1] = hi;
+        outLen[k++] = Math.min(segN, len - o);
       }
       at += len;
     }
   } else {
     let at = state.addr;
-    for (const r of ranges) {
-      for (let o = 0n; o < r.length; o += seg) {
-        cols.address[k] = at + o;
-        lens[k++] = Number(r.length - o < seg ? r.length - o : seg);
+    for (let i = 0; i < nr; i++) {
+      const len = lens[i]!;
+      for (let o = 0; o < len; o += segN) {
+        cols.address[k] = at + BigInt(o);
+        outLen[k++] = Math.min(segN, len - o);
       }
-      at += r.length;
+      at += BigInt(len);
     }
   }
   return { state, cols };

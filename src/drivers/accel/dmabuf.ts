@@ -29,16 +29,18 @@ import {
   type DmaBufAttachment,
   type DmaBufExporterOps,
   type PciFunction,
+  type PhysVec,
   type SgTable,
   checkImporterHost,
 } from '../../index.js';
 import type { HabanaDevice, HlFpriv } from './habanalabs.js';
 import { u64, type HlPhysPgPack, type HlVmHashNode } from './memory.js';
-import { layoutChunks, layoutChunks515, type DeviceChunk } from './sg.js';
+import { layoutChunkColumns, layoutChunks515, type DeviceChunkColumns } from './sg.js';
 import type { HlMemArgs } from './uapi.js';
 
 const U64 = (1n << 64n) - 1n;
 const PAGE = BigInt(PAGE_SIZE);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const SZ_32M = 32n << 20n;
 const SZ_512M = 512n << 20n;
 
@@ -256,16 +258,21 @@ export class HlDmabufExporter {
     // dma_get_max_seg_size(attach->dev): the importer's DMA API device.
     const dma = importerDmaDevice(this.dev.machine, att.dev);
     if (!dma) throw this.dev.err('EINVAL', op, `${att.dev.name} has no DMA device`, 'HL-11');
-    let chunks: DeviceChunk[];
+    let ranges: PhysVec;
     if (priv.era === '5.15') {
-      chunks = layoutChunks515(priv.pages, priv.pageSize);
+      const chunks = layoutChunks515(priv.pages, priv.pageSize);
+      ranges = { phys: new BigUint64Array(chunks.length), length: new Float64Array(chunks.length) };
+      for (let i = 0; i < chunks.length; i++) {
+        ranges.phys[i] = this.dev.barAddress(chunks[i]!.devAddr);
+        ranges.length[i] = Number(chunks[i]!.length);
+      }
     } else {
-      chunks = layoutChunks({
+      const c = layoutChunkColumns({
         pages: priv.pages, pageSize: priv.pageSize, exportedSize: BigInt(att.dmabuf.size),
         offset: priv.offset, maxSegSize: BigInt(dma.maxSegmentSize),
       });
+      ranges = this.barRanges(priv.pages, c);
     }
-    const ranges = chunks.map((c) => ({ phys: this.dev.barAddress(c.devAddr), length: c.length }));
     let sgt: SgTable;
     try {
       // The layout already follows the importer's max segment size (or, in 5.15, ignores it).
@@ -278,6 +285,33 @@ export class HlDmabufExporter {
     }
     this._tables.add(sgt);
     return sgt;
+  }
+
+  /**
+   * The BAR (CPU physical) ranges of chunks of DRAM pages: each page's BAR address once, then
+   * every chunk in numbers while the address stays exact.
+   */
+  private barRanges(pages: readonly bigint[], c: DeviceChunkColumns): PhysVec {
+    const bar = new Float64Array(pages.length).fill(-1);
+    const vec: PhysVec = { phys: new BigUint64Array(c.count), length: c.length };
+    const w = new Uint32Array(vec.phys.buffer);
+    for (let i = 0; i < c.count; i++) {
+      const p = c.page[i]!;
+      if (bar[p] === -1) {
+        const a = this.dev.barAddress(pages[p]!);
+        bar[p] = a <= MAX_SAFE ? Number(a) : -2;
+      }
+      const base = bar[p]!;
+      const a = base + c.offset[i]!;
+      if (base >= 0 && a <= Number.MAX_SAFE_INTEGER) {
+        const hi = Math.floor(a / 4294967296);
+        w[2 * i] = a - hi * 4294967296;
+        w[2 * i + 1] = hi;
+      } else {
+        vec.phys[i] = this.dev.barAddress(pages[p]!) + BigInt(c.offset[i]!);
+      }
+    }
+    return vec;
   }
 
   /** hl_unmap_dmabuf (HL-13): dma_unmap_resource on every DMA entry, then free the table. */

@@ -26,42 +26,81 @@ export interface SgLayoutInput {
 }
 
 /**
+ * The HL-12 [6.7+] layout as columns, no object per chunk: chunk i starts `offset[i]` bytes into
+ * `pages[page[i]]` and is `length[i]` bytes long. Sizes are numbers (below 2^53).
+ */
+export interface DeviceChunkColumns {
+  readonly count: number;
+  readonly page: Uint32Array;
+  readonly offset: Float64Array;
+  readonly length: Float64Array;
+}
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
  * HL-12 [6.7+]: skip offset / pageSize whole pages, start at pages[start] + offset % pageSize,
  * grow an entry while bytes remain, the next page is physically contiguous and the entry stays
  * within the (page-aligned) max segment size; an entry that hits the maximum inside a page is
  * continued by the next one at the same page. EINVAL when the aligned max segment is below a
- * page; ENOMEM when the pages run out before the bytes do.
+ * page, or a size is not below 2^53; ENOMEM when the pages run out before the bytes do.
  */
-export function layoutChunks(input: SgLayoutInput): DeviceChunk[] {
+export function layoutChunkColumns(input: SgLayoutInput): DeviceChunkColumns {
   const op = 'alloc_sgt_from_device_pages';
-  const maxSeg = input.maxSegSize - (input.maxSegSize % PAGE);
-  if (maxSeg < PAGE) throw new SimError('EINVAL', op, `max segment size ${input.maxSegSize} is below PAGE_SIZE`, 'HL-11');
-  const { pages, pageSize } = input;
-  if (pageSize <= 0n) throw new SimError('EINVAL', op, 'page size must be positive', 'HL-12');
-  let left = input.exportedSize;
-  let page = Number(input.offset / pageSize);
-  let inPage = input.offset % pageSize; // bytes of the current page already behind us
-  const out: DeviceChunk[] = [];
-  while (left > 0n && page < pages.length) {
-    const start = pages[page]! + inPage;
-    let len = 0n;
+  const maxSegBig = input.maxSegSize - (input.maxSegSize % PAGE);
+  if (maxSegBig < PAGE) throw new SimError('EINVAL', op, `max segment size ${input.maxSegSize} is below PAGE_SIZE`, 'HL-11');
+  const { pages } = input;
+  if (input.pageSize <= 0n) throw new SimError('EINVAL', op, 'page size must be positive', 'HL-12');
+  if (input.pageSize > SAFE || input.exportedSize > SAFE || input.offset > SAFE || input.exportedSize < 0n || input.offset < 0n) {
+    throw new SimError('EINVAL', op, 'page size, exported size and offset must be in 0..2^53-1', 'HL-12');
+  }
+  // Numbers from here: every length is at most the exported size.
+  const pageSize = Number(input.pageSize);
+  const maxSeg = maxSegBig > SAFE ? Number.MAX_SAFE_INTEGER : Number(maxSegBig);
+  const np = pages.length;
+  // Whether page p follows page p - 1 physically: one bigint compare per page, not per chunk.
+  const follows = new Uint8Array(np);
+  for (let p = 1; p < np; p++) follows[p] = pages[p - 1]! + input.pageSize === pages[p] ? 1 : 0;
+  let left = Number(input.exportedSize);
+  let page = Math.floor(Number(input.offset) / pageSize);
+  let inPage = Number(input.offset % input.pageSize); // bytes of the current page already behind us
+  // Chunks end at a max segment, at a page boundary, or at the last byte: a bound on the count
+  // from the bytes the pages can give.
+  const bytes = Math.min(left, Math.max(0, (np - page) * pageSize - inPage));
+  const cap = Math.ceil(bytes / maxSeg) + Math.min(Math.ceil(bytes / pageSize) + 1, np) + 2;
+  const pg = new Uint32Array(cap);
+  const off = new Float64Array(cap);
+  const len = new Float64Array(cap);
+  let count = 0;
+  while (left > 0 && page < np) {
+    pg[count] = page;
+    off[count] = inPage;
+    let l = 0;
     for (;;) {
-      const take = min3(pageSize - inPage, left, maxSeg - len);
-      len += take;
+      const take = Math.min(pageSize - inPage, left, maxSeg - l);
+      l += take;
       left -= take;
       inPage += take;
       if (inPage === pageSize) {
-        inPage = 0n;
+        inPage = 0;
         page++;
-        const contiguous = page < pages.length && pages[page - 1]! + pageSize === pages[page];
-        if (left === 0n || len === maxSeg || !contiguous) break;
-      } else if (left === 0n || len === maxSeg) {
+        const contiguous = page < np && follows[page] === 1;
+        if (left === 0 || l === maxSeg || !contiguous) break;
+      } else if (left === 0 || l === maxSeg) {
         break;
       }
     }
-    out.push({ devAddr: start, length: len });
+    len[count++] = l;
   }
-  if (left > 0n) throw new SimError('ENOMEM', op, `${left} bytes left after the last page`, 'HL-12');
+  if (left > 0) throw new SimError('ENOMEM', op, `${left} bytes left after the last page`, 'HL-12');
+  return { count, page: pg.subarray(0, count), offset: off.subarray(0, count), length: len.subarray(0, count) };
+}
+
+/** HL-12 [6.7+] as chunk objects: see {@link layoutChunkColumns}. */
+export function layoutChunks(input: SgLayoutInput): DeviceChunk[] {
+  const c = layoutChunkColumns(input);
+  const out: DeviceChunk[] = new Array<DeviceChunk>(c.count);
+  for (let i = 0; i < c.count; i++) out[i] = { devAddr: input.pages[c.page[i]!]! + BigInt(c.offset[i]!), length: BigInt(c.length[i]!) };
   return out;
 }
 
@@ -86,10 +125,4 @@ export function layoutChunks515(pages: readonly bigint[], pageSize: bigint): Dev
     i = j;
   }
   return out;
-}
-
-function min3(a: bigint, b: bigint, c: bigint): bigint {
-  let m = a < b ? a : b;
-  if (c < m) m = c;
-  return m;
 }
