@@ -170,6 +170,44 @@ export function isPhysVec(v: unknown): v is PhysVec {
   return typeof x === 'object' && x !== null && x.phys instanceof BigUint64Array && x.length instanceof Float64Array && x.phys.length === x.length.length;
 }
 
+/** The bytes of all the ranges of `vec`, exact (numbers while the sum stays below 2^53). */
+export function physVecBytes(vec: PhysVec): bigint {
+  const s = sumLengths(vec.length);
+  if (s <= Number.MAX_SAFE_INTEGER) return BigInt(s);
+  let t = 0n;
+  for (let i = 0; i < vec.length.length; i++) t += BigInt(vec.length[i]!);
+  return t;
+}
+
+function sumLengths(lens: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < lens.length; i++) s += lens[i]!;
+  return s;
+}
+
+/**
+ * The page frames and page counts of the ranges of `vec` into `pfn`/`pages` (exact for every u64
+ * address: the frame number from the two u32 halves). Returns the index of the first range whose
+ * length is not a positive safe integer or that wraps past 2^64, else -1 when every range is
+ * page-aligned and -2 when one is not. A leaf loop: see fillEntries in the driver kit.
+ */
+function vecPages(vec: PhysVec, pfn: Float64Array, pages: Float64Array): number {
+  const lens = vec.length;
+  const w = new Uint32Array(vec.phys.buffer, vec.phys.byteOffset, 2 * lens.length);
+  let aligned = true;
+  for (let i = 0; i < lens.length; i++) {
+    const lo = w[2 * i]!;
+    const hi = w[2 * i + 1]!;
+    const l = lens[i]!;
+    if (!(l > 0 && l <= Number.MAX_SAFE_INTEGER && Math.floor(l) === l) || (hi >= 0xffe0_0000 && vec.phys[i]! + BigInt(l) > 1n << 64n)) return i;
+    const np = Math.floor(l / 4096);
+    if ((lo & 4095) !== 0 || np * 4096 !== l) aligned = false;
+    pfn[i] = hi * TWO20 + (lo >>> 12);
+    pages[i] = np;
+  }
+  return aligned ? -1 : -2;
+}
+
 /**
  * struct dma_iova_state: one contiguous IOVA range a device allocated with
  * {@link DmaDevice.iovaTryAlloc}, into which physical ranges are linked in order
@@ -563,22 +601,10 @@ export class DmaDevice {
     let sum = 0;
     let aligned = true;
     if (vec) {
-      // Columns: the page frame number from the two u32 halves, exact for every u64 address.
-      const w = new Uint32Array(ranges.phys.buffer, ranges.phys.byteOffset, 2 * n);
-      const lens = ranges.length;
-      for (let i = 0; i < n; i++) {
-        const lo = w[2 * i]!;
-        const hi = w[2 * i + 1]!;
-        const l = lens[i]!;
-        if (!(l > 0 && l <= Number.MAX_SAFE_INTEGER && Math.floor(l) === l) || (hi >= 0xffe0_0000 && ranges.phys[i]! + BigInt(l) > 1n << 64n)) {
-          throw new SimError('EINVAL', op, `ranges[${i}]: length must be a positive safe integer, the range inside 2^64`);
-        }
-        if ((lo & 4095) !== 0 || l % 4096 !== 0) aligned = false;
-        pfn[i] = hi * TWO20 + (lo >>> 12);
-        pages[i] = Math.floor(l / 4096);
-        sum += l;
-        if (sum >= 2 ** 52) { total += BigInt(sum); sum = 0; }
-      }
+      const bad = vecPages(ranges, pfn, pages);
+      if (bad >= 0) throw new SimError('EINVAL', op, `ranges[${bad}]: length must be a positive safe integer, the range inside 2^64`);
+      aligned = bad === -1;
+      total = physVecBytes(ranges);
     }
     for (let i = 0; !vec && i < n; i++) {
       const r = ranges[i] as PhysRange | undefined;

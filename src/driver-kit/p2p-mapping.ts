@@ -18,7 +18,7 @@
  */
 import { SimError } from '../../bindings/errors.js';
 import { SgTable, type DmaBufAttachment, type SgDmaColumns, type SgEntry } from '../dma-buf/index.js';
-import { isPhysVec, type DmaDevice as DmaApiDevice, type DmaIovaState, type PhysRange, type PhysVec } from '../dma-mapping/index.js';
+import { isPhysVec, physVecBytes, type DmaDevice as DmaApiDevice, type DmaIovaState, type PhysRange, type PhysVec } from '../dma-mapping/index.js';
 import type { P2pMapType, PciFunction } from '../pci/index.js';
 import { importerDmaDevice, importerPciFunction, type KitHost } from './importer.js';
 
@@ -139,12 +139,7 @@ export function dmaBufPhysVecToSgt(
   const lens = vec.length;
   let barLo = 0;
   let barEnd = 0;
-  for (let i = 0; i < n; i++) {
-    const hi = w[2 * i + 1]!;
-    if (hi < 0x20_0000) {
-      const p = hi * 4294967296 + w[2 * i]!;
-      if (p >= barLo && p + lens[i]! <= barEnd) continue;
-    }
+  for (let i = inBar(w, lens, 0, barLo, barEnd); i < n; i = inBar(w, lens, i + 1, barLo, barEnd)) {
     const phys = vec.phys[i]!;
     const length = BigInt(lens[i]!);
     const a = host.p2pdma.busAddressOf(provider, phys);
@@ -210,6 +205,52 @@ export function dmaBufPhysVecToSgt(
   return new P2pSgTable(type, dma, entries, dma ? { pieces: mapped } : null);
 }
 
+/*
+ * The loops over thousands of ranges or entries are leaf functions of their own: V8 optimizes
+ * them on their own, where a loop inside a longer function is compiled on the fly with no
+ * feedback for the code after it, and thrown away again on every call.
+ */
+
+/** The first range from `i` on that is not inside [lo, end) in exact numbers (n when none). */
+function inBar(w: Uint32Array, lens: Float64Array, i: number, lo: number, end: number): number {
+  const n = lens.length;
+  for (; i < n; i++) {
+    const hi = w[2 * i + 1]!;
+    if (hi >= 0x20_0000) return i;
+    const p = hi * 4294967296 + w[2 * i]!;
+    if (p < lo || p + lens[i]! > end) return i;
+  }
+  return n;
+}
+
+/** Entries of at most `seg` bytes the page-aligned ranges cut into; -1 when a range is not page-aligned. */
+function entryCount(w: Uint32Array, lens: Float64Array, seg: number): number {
+  let n = 0;
+  for (let i = 0; i < lens.length; i++) {
+    const l = lens[i]!;
+    // Whole pages: a floor of a division by a power of two, not a float modulo (a libm call).
+    if ((w[2 * i]! & 4095) !== 0 || Math.floor(l / 4096) * 4096 !== l) return -1;
+    n += Math.ceil(l / seg);
+  }
+  return n;
+}
+
+/** Writes the entries of at most `seg` bytes cut from the ranges laid out from IOVA `at` (exact numbers). */
+function fillEntries(out: Uint32Array, outLen: Float64Array, lens: Float64Array, at: number, seg: number): void {
+  let k = 0;
+  for (let i = 0; i < lens.length; i++) {
+    const len = lens[i]!;
+    for (let o = 0; o < len; o += seg) {
+      const a = at + o;
+      const hi = Math.floor(a / 4294967296);
+      out[2 * k] = a - hi * 4294967296;
+      out[2 * k + 1] = hi;
+      outLen[k++] = Math.min(seg, len - o);
+    }
+    at += len;
+  }
+}
+
 /** The u32 halves of a column of u64 values. */
 function words(a: BigUint64Array): Uint32Array {
   return new Uint32Array(a.buffer, a.byteOffset, 2 * a.length);
@@ -257,23 +298,14 @@ function physVecOf(ranges: readonly PhysRange[] | PhysVec, op: string, rule: str
 function linkedTable(
   dma: DmaApiDevice, att: DmaBufAttachment, vec: PhysVec, seg: bigint, dir: number, op: string, rule: string | undefined,
 ): { state: DmaIovaState; cols: SgDmaColumns } | null {
-  // Page-aligned ranges only (this path has no pad); sums and entry counts in numbers (lengths
-  // are below 2^53, and so is the entry count).
+  // Page-aligned ranges only (this path has no pad).
   const w = words(vec.phys);
   const lens = vec.length;
   const nr = lens.length;
   const segN = Number(seg);
-  let size = 0n;
-  let sum = 0;
-  let n = 0;
-  for (let i = 0; i < nr; i++) {
-    const l = lens[i]!;
-    if ((w[2 * i]! & 4095) !== 0 || l % 4096 !== 0) return null;
-    n += Math.ceil(l / segN);
-    sum += l;
-    if (sum >= 2 ** 52) { size += BigInt(sum); sum = 0; }
-  }
-  size += BigInt(sum);
+  const n = entryCount(w, lens, segN);
+  if (n < 0) return null;
+  const size = physVecBytes(vec);
   const state = dma.iovaTryAlloc(size);
   if (!state) return null;
   const st = dma.iovaLink(state, vec, dir);
@@ -286,22 +318,11 @@ function linkedTable(
   const cols: SgDmaColumns = { address: new BigUint64Array(n), length: new Float64Array(n) };
   const out = words(cols.address);
   const outLen = cols.length;
-  let k = 0;
   if (state.addr + size <= BigInt(Number.MAX_SAFE_INTEGER)) {
-    let at = Number(state.addr);
-    for (let i = 0; i < nr; i++) {
-      const len = lens[i]!;
-      for (let o = 0; o < len; o += segN) {
-        const a = at + o;
-        const hi = Math.floor(a / 4294967296);
-        out[2 * k] = a - hi * 4294967296;
-        out[2 * k + 1] = hi;
-        outLen[k++] = Math.min(segN, len - o);
-      }
-      at += len;
-    }
+    fillEntries(out, outLen, lens, Number(state.addr), segN);
   } else {
     let at = state.addr;
+    let k = 0;
     for (let i = 0; i < nr; i++) {
       const len = lens[i]!;
       for (let o = 0; o < len; o += segN) {

@@ -61,16 +61,36 @@ export function layoutChunkColumns(input: SgLayoutInput): DeviceChunkColumns {
   // Whether page p follows page p - 1 physically: one bigint compare per page, not per chunk.
   const follows = new Uint8Array(np);
   for (let p = 1; p < np; p++) follows[p] = pages[p - 1]! + input.pageSize === pages[p] ? 1 : 0;
-  let left = Number(input.exportedSize);
-  let page = Math.floor(Number(input.offset) / pageSize);
-  let inPage = Number(input.offset % input.pageSize); // bytes of the current page already behind us
+  const left = Number(input.exportedSize);
+  const page = Math.floor(Number(input.offset) / pageSize);
+  const inPage = Number(input.offset % input.pageSize); // bytes of the current page already behind us
   // Chunks end at a max segment, at a page boundary, or at the last byte: a bound on the count
   // from the bytes the pages can give.
   const bytes = Math.min(left, Math.max(0, (np - page) * pageSize - inPage));
   const cap = Math.ceil(bytes / maxSeg) + Math.min(Math.ceil(bytes / pageSize) + 1, np) + 2;
-  const pg = new Uint32Array(cap);
-  const off = new Float64Array(cap);
-  const len = new Float64Array(cap);
+  const out: DeviceChunkColumns = { count: 0, page: new Uint32Array(cap), offset: new Float64Array(cap), length: new Float64Array(cap) };
+  const count = layoutLoop(out, follows, pageSize, maxSeg, left, page, inPage);
+  if (count < 0) {
+    let placed = 0;
+    for (const l of out.length) placed += l;
+    throw new SimError('ENOMEM', op, `${left - placed} bytes left after the last page`, 'HL-12');
+  }
+  return { count, page: out.page.subarray(0, count), offset: out.offset.subarray(0, count), length: out.length.subarray(0, count) };
+}
+
+/**
+ * The HL-12 loop: `left` bytes from `inPage` bytes into page `page`, chunks into `out`; returns
+ * the count, or -1 when the pages ran out first. A leaf function with nothing after its loop,
+ * so that V8 optimizes it once (code compiled inside a loop has no feedback for what follows
+ * it, and is thrown away again on each call).
+ */
+function layoutLoop(
+  out: DeviceChunkColumns, follows: Uint8Array, pageSize: number, maxSeg: number, left: number, page: number, inPage: number,
+): number {
+  const np = follows.length;
+  const pg = out.page;
+  const off = out.offset;
+  const len = out.length;
   let count = 0;
   while (left > 0 && page < np) {
     pg[count] = page;
@@ -92,8 +112,7 @@ export function layoutChunkColumns(input: SgLayoutInput): DeviceChunkColumns {
     }
     len[count++] = l;
   }
-  if (left > 0) throw new SimError('ENOMEM', op, `${left} bytes left after the last page`, 'HL-12');
-  return { count, page: pg.subarray(0, count), offset: off.subarray(0, count), length: len.subarray(0, count) };
+  return left > 0 ? -1 : count;
 }
 
 /** HL-12 [6.7+] as chunk objects: see {@link layoutChunkColumns}. */
