@@ -35,7 +35,7 @@ import {
 } from '../../index.js';
 import type { HabanaDevice, HlFpriv } from './habanalabs.js';
 import { u64, type HlPhysPgPack, type HlVmHashNode } from './memory.js';
-import { layoutChunkColumns, layoutChunks515, type DeviceChunkColumns } from './sg.js';
+import { layoutChunks515, layoutRuns, type DeviceRuns } from './sg.js';
 import type { HlMemArgs } from './uapi.js';
 
 const U64 = (1n << 64n) - 1n;
@@ -259,6 +259,7 @@ export class HlDmabufExporter {
     const dma = importerDmaDevice(this.dev.machine, att.dev);
     if (!dma) throw this.dev.err('EINVAL', op, `${att.dev.name} has no DMA device`, 'HL-11');
     let ranges: PhysVec;
+    let maxSegment: bigint | undefined;
     if (priv.era === '5.15') {
       const chunks = layoutChunks515(priv.pages, priv.pageSize);
       ranges = { phys: new BigUint64Array(chunks.length), length: new Float64Array(chunks.length) };
@@ -267,17 +268,21 @@ export class HlDmabufExporter {
         ranges.length[i] = Number(chunks[i]!.length);
       }
     } else {
-      const c = layoutChunkColumns({
+      // HL-12's contiguous runs; the helper cuts each at the max segment from its start, which
+      // is the driver's entry layout (a run per physically contiguous stretch, not an object per
+      // 64 KiB entry on the way).
+      const runs = layoutRuns({
         pages: priv.pages, pageSize: priv.pageSize, exportedSize: BigInt(att.dmabuf.size),
         offset: priv.offset, maxSegSize: BigInt(dma.maxSegmentSize),
       });
-      ranges = this.barRanges(priv.pages, c);
+      ranges = this.barRanges(priv.pages, runs);
+      maxSegment = BigInt(runs.maxSeg);
     }
     let sgt: SgTable;
     try {
-      // The layout already follows the importer's max segment size (or, in 5.15, ignores it).
+      // Cut at HL-12's max segment (6.x); 5.15's chunks are whole, whatever the importer's limit.
       sgt = dmaBufPhysVecToSgt(this.dev.machine, att, this.dev.pci, ranges, dir, {
-        importerMaxSegment: false, alwaysMapResource: this.dev.p2pMapping === 'map-resource', op, rule: 'HL-11',
+        maxSegment, importerMaxSegment: false, alwaysMapResource: this.dev.p2pMapping === 'map-resource', op, rule: 'HL-11',
       });
     } catch (e) {
       if (e instanceof SimError) this.dev.logLine(`${this.dev.name}: ${op}: ${e.message}`);
@@ -288,10 +293,10 @@ export class HlDmabufExporter {
   }
 
   /**
-   * The BAR (CPU physical) ranges of chunks of DRAM pages: each page's BAR address once, then
-   * every chunk in numbers while the address stays exact.
+   * The BAR (CPU physical) ranges of runs of DRAM pages: each page's BAR address once, then every
+   * run in numbers while the address stays exact.
    */
-  private barRanges(pages: readonly bigint[], c: DeviceChunkColumns): PhysVec {
+  private barRanges(pages: readonly bigint[], c: DeviceRuns): PhysVec {
     const bar = new Float64Array(pages.length).fill(-1);
     const vec: PhysVec = { phys: new BigUint64Array(c.count), length: c.length };
     const w = new Uint32Array(vec.phys.buffer);

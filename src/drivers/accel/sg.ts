@@ -26,26 +26,30 @@ export interface SgLayoutInput {
 }
 
 /**
- * The HL-12 [6.7+] layout as columns, no object per chunk: chunk i starts `offset[i]` bytes into
- * `pages[page[i]]` and is `length[i]` bytes long. Sizes are numbers (below 2^53).
+ * Physically contiguous runs of exported DRAM as columns, no object per run: run i starts
+ * `offset[i]` bytes into `pages[page[i]]` and is `length[i]` bytes long (numbers, below 2^53).
  */
-export interface DeviceChunkColumns {
+export interface DeviceRuns {
   readonly count: number;
   readonly page: Uint32Array;
   readonly offset: Float64Array;
   readonly length: Float64Array;
+  /** The page-aligned max segment size (bytes) the runs are to be cut at. */
+  readonly maxSeg: number;
 }
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
- * HL-12 [6.7+]: skip offset / pageSize whole pages, start at pages[start] + offset % pageSize,
- * grow an entry while bytes remain, the next page is physically contiguous and the entry stays
- * within the (page-aligned) max segment size; an entry that hits the maximum inside a page is
- * continued by the next one at the same page. EINVAL when the aligned max segment is below a
- * page, or a size is not below 2^53; ENOMEM when the pages run out before the bytes do.
+ * HL-12 [6.7+], first half: skip offset / pageSize whole pages, start at pages[start] +
+ * offset % pageSize, and follow the pages while bytes remain and the next page is physically
+ * contiguous: each such run is what the driver's loop fills entries from. EINVAL when the aligned
+ * max segment is below a page (HL-11) or a size is not below 2^53; ENOMEM when the pages run out
+ * before the bytes do. Cutting each run at the max segment from its start gives the entries
+ * ({@link layoutChunks}): an entry grows while the run goes on and it stays within the max
+ * segment, and one that hits the maximum inside a page is continued by the next at the same page.
  */
-export function layoutChunkColumns(input: SgLayoutInput): DeviceChunkColumns {
+export function layoutRuns(input: SgLayoutInput): DeviceRuns {
   const op = 'alloc_sgt_from_device_pages';
   const maxSegBig = input.maxSegSize - (input.maxSegSize % PAGE);
   if (maxSegBig < PAGE) throw new SimError('EINVAL', op, `max segment size ${input.maxSegSize} is below PAGE_SIZE`, 'HL-11');
@@ -54,72 +58,45 @@ export function layoutChunkColumns(input: SgLayoutInput): DeviceChunkColumns {
   if (input.pageSize > SAFE || input.exportedSize > SAFE || input.offset > SAFE || input.exportedSize < 0n || input.offset < 0n) {
     throw new SimError('EINVAL', op, 'page size, exported size and offset must be in 0..2^53-1', 'HL-12');
   }
-  // Numbers from here: every length is at most the exported size.
+  // Numbers from here: every length is at most the exported size. One bigint compare per page.
   const pageSize = Number(input.pageSize);
-  const maxSeg = maxSegBig > SAFE ? Number.MAX_SAFE_INTEGER : Number(maxSegBig);
   const np = pages.length;
-  // Whether page p follows page p - 1 physically: one bigint compare per page, not per chunk.
-  const follows = new Uint8Array(np);
-  for (let p = 1; p < np; p++) follows[p] = pages[p - 1]! + input.pageSize === pages[p] ? 1 : 0;
-  const left = Number(input.exportedSize);
-  const page = Math.floor(Number(input.offset) / pageSize);
-  const inPage = Number(input.offset % input.pageSize); // bytes of the current page already behind us
-  // Chunks end at a max segment, at a page boundary, or at the last byte: a bound on the count
-  // from the bytes the pages can give.
-  const bytes = Math.min(left, Math.max(0, (np - page) * pageSize - inPage));
-  const cap = Math.ceil(bytes / maxSeg) + Math.min(Math.ceil(bytes / pageSize) + 1, np) + 2;
-  const out: DeviceChunkColumns = { count: 0, page: new Uint32Array(cap), offset: new Float64Array(cap), length: new Float64Array(cap) };
-  const count = layoutLoop(out, follows, pageSize, maxSeg, left, page, inPage);
-  if (count < 0) {
-    let placed = 0;
-    for (const l of out.length) placed += l;
-    throw new SimError('ENOMEM', op, `${left - placed} bytes left after the last page`, 'HL-12');
-  }
-  return { count, page: out.page.subarray(0, count), offset: out.offset.subarray(0, count), length: out.length.subarray(0, count) };
-}
-
-/**
- * The HL-12 loop: `left` bytes from `inPage` bytes into page `page`, chunks into `out`; returns
- * the count, or -1 when the pages ran out first. A leaf function with nothing after its loop,
- * so that V8 optimizes it once (code compiled inside a loop has no feedback for what follows
- * it, and is thrown away again on each call).
- */
-function layoutLoop(
-  out: DeviceChunkColumns, follows: Uint8Array, pageSize: number, maxSeg: number, left: number, page: number, inPage: number,
-): number {
-  const np = follows.length;
-  const pg = out.page;
-  const off = out.offset;
-  const len = out.length;
+  let left = Number(input.exportedSize);
+  let page = Number(input.offset / input.pageSize);
+  let inPage = Number(input.offset % input.pageSize); // bytes of the current page already behind us
+  const cap = Math.max(0, Math.min(np - page, Math.ceil((left + inPage) / pageSize)));
+  const pg = new Uint32Array(cap);
+  const off = new Float64Array(cap);
+  const len = new Float64Array(cap);
   let count = 0;
   while (left > 0 && page < np) {
     pg[count] = page;
     off[count] = inPage;
     let l = 0;
     for (;;) {
-      const take = Math.min(pageSize - inPage, left, maxSeg - l);
+      const take = Math.min(pageSize - inPage, left);
       l += take;
       left -= take;
-      inPage += take;
-      if (inPage === pageSize) {
-        inPage = 0;
-        page++;
-        const contiguous = page < np && follows[page] === 1;
-        if (left === 0 || l === maxSeg || !contiguous) break;
-      } else if (left === 0 || l === maxSeg) {
-        break;
-      }
+      inPage = 0;
+      page++;
+      if (left === 0 || page >= np || pages[page - 1]! + input.pageSize !== pages[page]) break;
     }
     len[count++] = l;
   }
-  return left > 0 ? -1 : count;
+  if (left > 0) throw new SimError('ENOMEM', op, `${left} bytes left after the last page`, 'HL-12');
+  const maxSeg = maxSegBig > SAFE ? Number.MAX_SAFE_INTEGER : Number(maxSegBig);
+  return { count, page: pg.subarray(0, count), offset: off.subarray(0, count), length: len.subarray(0, count), maxSeg };
 }
 
-/** HL-12 [6.7+] as chunk objects: see {@link layoutChunkColumns}. */
+/** HL-12 [6.7+]: the entries, each run of {@link layoutRuns} cut at the max segment from its start. */
 export function layoutChunks(input: SgLayoutInput): DeviceChunk[] {
-  const c = layoutChunkColumns(input);
-  const out: DeviceChunk[] = new Array<DeviceChunk>(c.count);
-  for (let i = 0; i < c.count; i++) out[i] = { devAddr: input.pages[c.page[i]!]! + BigInt(c.offset[i]!), length: BigInt(c.length[i]!) };
+  const r = layoutRuns(input);
+  const out: DeviceChunk[] = [];
+  for (let i = 0; i < r.count; i++) {
+    const len = r.length[i]!;
+    const at = input.pages[r.page[i]!]! + BigInt(r.offset[i]!);
+    for (let o = 0; o < len; o += r.maxSeg) out.push({ devAddr: at + BigInt(o), length: BigInt(Math.min(r.maxSeg, len - o)) });
+  }
   return out;
 }
 

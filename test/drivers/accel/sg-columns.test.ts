@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { layoutChunkColumns, layoutChunks, type DeviceChunk, type SgLayoutInput } from '../../../src/drivers/accel/index.js';
+import { layoutRuns, layoutChunks, type DeviceChunk, type SgLayoutInput } from '../../../src/drivers/accel/index.js';
 
-// HL-12 [6.7+] in numbers and columns must cut exactly as the page-by-page loop in bigints.
+// HL-12 [6.7+] as runs in numbers, cut at the max segment, must give exactly what the
+// page-by-page loop in bigints gives.
 
 /** The HL-12 loop in bigints, one chunk object at a time (the reference). */
 function reference(input: SgLayoutInput): DeviceChunk[] | 'ENOMEM' {
@@ -35,7 +36,7 @@ function reference(input: SgLayoutInput): DeviceChunk[] | 'ENOMEM' {
 let seed = 5;
 const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
 
-describe('HL-12 layout in columns', () => {
+describe('HL-12 layout as contiguous runs cut at the max segment', () => {
   it('HL-12 [6.x]: the same chunks as the bigint loop over random pages, offsets, sizes and max segments', () => {
     for (let round = 0; round < 500; round++) {
       const pageSize = BigInt(1 + rnd(16)) * 4096n;
@@ -54,9 +55,20 @@ describe('HL-12 layout in columns', () => {
         continue;
       }
       expect(layoutChunks(input)).toEqual(want);
-      const c = layoutChunkColumns(input);
-      expect(c.count).toBe(want.length);
-      want.forEach((w, i) => expect(pages[c.page[i]!]! + BigInt(c.offset[i]!)).toBe(w.devAddr));
+      // The runs: physically contiguous, covering the chunks in order, each chunk inside one.
+      const r = layoutRuns(input);
+      let k = 0;
+      for (let i = 0; i < r.count; i++) {
+        let at = pages[r.page[i]!]! + BigInt(r.offset[i]!);
+        const end = at + BigInt(r.length[i]!);
+        if (i > 0) expect(at).not.toBe(pages[r.page[i - 1]!]! + BigInt(r.offset[i - 1]! + r.length[i - 1]!));
+        for (; at < end; k++) {
+          expect(want[k]!.devAddr).toBe(at);
+          at += want[k]!.length;
+        }
+        expect(at).toBe(end);
+      }
+      expect(k).toBe(want.length);
     }
   });
 
