@@ -409,7 +409,7 @@ export class UmemSegments {
 /**
  * The IM-03 trim of `sgt` to [start, end): see {@link UmemSegments.cut}, with the segments as
  * objects.
- * @throws {@link SimError} EINVAL when start or end is not a bigint in 0..2^53.
+ * @throws {@link index!SimError} EINVAL when start or end is not a bigint in 0..2^53.
  */
 export function trimTable(sgt: SgTable, start: bigint, end: bigint): { segments: UmemSegment[]; trim: UmemTrim } {
   const max = 1n << 53n;
