@@ -112,7 +112,9 @@ export function p2pMapType(host: KitHost, provider: PciFunction, att: DmaBufAtta
 
 /**
  * dma_buf_phys_vec_to_sgt: the table of `ranges` (in buffer order) of `provider`'s memory for
- * `att`. Errors, with nothing left mapped: EINVAL for no ranges, a range outside the provider's
+ * `att`. The ranges come as objects or, for thousands of them, as columns (PhysVec); each range
+ * is below 2^53 bytes. On the IOMMU path the table is built as columns (SgTable.dmaColumns), its
+ * entry objects made only if asked for. Errors, with nothing left mapped: EINVAL for no ranges, a range outside the provider's
  * memory BARs, a segment limit below a page, NOT_SUPPORTED, or an importer without a DMA API
  * device on the THRU_HOST_BRIDGE path; ENOMEM when a mapping fails (IOVA space, DMA mask).
  * @throws {@link SimError} EINVAL for a missing provider, no ranges, a bad range or one not inside one memory
