@@ -234,7 +234,8 @@ export class DmaEngine {
     }
     const cost = this._cost;
     if (cost !== null) cost.begin();
-    const st = this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length);
+    // Every argument is checked above: the trusted exports skip the guard's second check.
+    const st = this._core.trusted.dmaCopy(s, src.addr, d, dst.addr, length);
     if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
     return this._emit({ op: 'copy', src, dst, length }, this._result(st));
   }
