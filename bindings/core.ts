@@ -315,6 +315,43 @@ function checkArg(name: string, i: number, kind: number, v: unknown): void {
   }
 }
 
+/**
+ * Export `f` (`n` parameters) behind the trap guard only: a call after a trap throws, a trap marks
+ * the instance. The wrapper has the export's own arity, so V8 calls the Wasm function directly.
+ */
+function trapGuard(core: Core, name: string, n: number, f: (...a: unknown[]) => unknown): unknown {
+  switch (n) {
+    case 0: return function trusted0(): unknown {
+      if (core.trapped) throw core.trapError(name);
+      try { return f(); } catch (e) { throw core.trapError(name, e); }
+    };
+    case 1: return function trusted1(a0: unknown): unknown {
+      if (core.trapped) throw core.trapError(name);
+      try { return f(a0); } catch (e) { throw core.trapError(name, e); }
+    };
+    case 2: return function trusted2(a0: unknown, a1: unknown): unknown {
+      if (core.trapped) throw core.trapError(name);
+      try { return f(a0, a1); } catch (e) { throw core.trapError(name, e); }
+    };
+    case 3: return function trusted3(a0: unknown, a1: unknown, a2: unknown): unknown {
+      if (core.trapped) throw core.trapError(name);
+      try { return f(a0, a1, a2); } catch (e) { throw core.trapError(name, e); }
+    };
+    case 4: return function trusted4(a0: unknown, a1: unknown, a2: unknown, a3: unknown): unknown {
+      if (core.trapped) throw core.trapError(name);
+      try { return f(a0, a1, a2, a3); } catch (e) { throw core.trapError(name, e); }
+    };
+    case 5: return function trusted5(a0: unknown, a1: unknown, a2: unknown, a3: unknown, a4: unknown): unknown {
+      if (core.trapped) throw core.trapError(name);
+      try { return f(a0, a1, a2, a3, a4); } catch (e) { throw core.trapError(name, e); }
+    };
+    default: return function trustedN(...a: unknown[]): unknown {
+      if (core.trapped) throw core.trapError(name);
+      try { return f(...a); } catch (e) { throw core.trapError(name, e); }
+    };
+  }
+}
+
 /** Reads an AssemblyScript string (UTF-16, byte length at ptr - 4) for abort messages. */
 function readAsString(memory: WebAssembly.Memory, ptr: number): string {
   if (!ptr) return '';
@@ -346,6 +383,12 @@ export interface CoreLayout {
 export class Core {
   /** The core's exports, each guarded: after a trap every call throws {@link CoreTrapError}. */
   readonly exports: CoreExports;
+  /**
+   * The same exports with the trap guard but without the per-argument checks, for the package's
+   * own hot paths (the DMA engine) that validated every argument before the call: the checks of
+   * {@link Core.exports} cost more than a short transfer. Anyone else uses `exports`.
+   */
+  readonly trusted: CoreExports;
   /** Typed views over the core's linear memory, fresh after any grow. */
   readonly views: CoreViews;
   /** Where the shared blocks are in linear memory. */
@@ -365,6 +408,7 @@ export class Core {
     // generated from the module (a wrong JS type is a usage error, SimError, and the instance
     // stays usable); a trap is a bug, and the instance is not used again.
     const guarded: Record<string, unknown> = { memory: raw.memory };
+    const trusted: Record<string, unknown> = { memory: raw.memory };
     const self = this;
     for (const [name, fn] of Object.entries(raw)) {
       if (typeof fn !== 'function') continue;
@@ -372,6 +416,7 @@ export class Core {
       const n = sig.length;
       const k = Array.from(sig, (c) => (c === 'I' ? KIND_I64 : c === 'i' ? KIND_I32 : KIND_F));
       const f = fn as (...a: unknown[]) => unknown;
+      trusted[name] = trapGuard(self, name, n, f);
       if (n > 6) {
         // The few wide exports (createDomainEx) are control-plane calls: a rest array is fine there.
         guarded[name] = function guardWide(...a: unknown[]): unknown {
@@ -414,6 +459,7 @@ export class Core {
       };
     }
     this.exports = guarded as unknown as CoreExports;
+    this.trusted = trusted as unknown as CoreExports;
     if (this.exports.abiVersion() !== ABI.ABI_VERSION) {
       throw new Error(`dmabuf-sim: core ABI ${this.exports.abiVersion()} does not match bindings ABI ${ABI.ABI_VERSION}`);
     }
@@ -476,6 +522,13 @@ export class Core {
   /** Whether an export trapped; every later call then throws {@link CoreTrapError}. */
   get trapped(): boolean {
     return this._trapped !== null;
+  }
+
+  /** @internal The error for a call after a trap (`e` undefined) or for the trap `e` of export `name`. */
+  trapError(name: string, e?: unknown): CoreTrapError {
+    if (e === undefined) return new CoreTrapError(`instance already trapped: ${this._trapped}`);
+    this._trapped ??= `${name}: ${(e as Error).message}`;
+    return e instanceof CoreTrapError ? e : new CoreTrapError(this._trapped);
   }
 
   // Result block accessors.

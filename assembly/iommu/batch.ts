@@ -185,3 +185,32 @@ export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, 
   fastEnd();
   return faults;
 }
+
+/**
+ * fastTranslate's IOTLB probe alone, for a caller that must not walk (the DMA engine's one-page
+ * copy): true on a hit allowing `access`, with fOut/fShift set and the hit counted as
+ * fastTranslate counts it; false with nothing counted. fastDrop forgets what was counted.
+ */
+export function fastHit(iova: u64, access: u32): bool {
+  const u = bU;
+  const sizes = load<u32>(u + UNIT_SIZES_CACHED);
+  if (sizes == sizeBit(12)) {
+    const e = probeSet(bTlb, bMask, bSetBytes, bMix, bTag4k, iova >> 12);
+    if (e == 0 || (load<u32>(e + TLB_PERM) & access) != access) return false;
+    fOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
+    fShift = 12;
+  } else {
+    if (!tlbLookup(u, bDom, iova) || (hitPerm & access) != access) return false;
+    fOut = hitOut;
+    fShift = hitShift;
+  }
+  bHits++;
+  return true;
+}
+
+/** Ends the fast path without counting what it counted since fastBegin (nothing was done with it). */
+export function fastDrop(): void {
+  bHits = 0;
+  bMisses = 0;
+  bD = 0;
+}

@@ -234,7 +234,9 @@ export class DmaEngine {
     }
     const cost = this._cost;
     if (cost !== null) cost.begin();
-    const st = this._core.exports.dmaCopy(s, src.addr, d, dst.addr, length);
+    // Every argument is checked above, so the trusted exports (no second check) serve here and
+    // in the other transfers.
+    const st = this._core.trusted.dmaCopy(s, src.addr, d, dst.addr, length);
     if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
     return this._emit({ op: 'copy', src, dst, length }, this._result(st));
   }
@@ -307,7 +309,7 @@ export class DmaEngine {
     }
     if (n === 0) return { ok: true, code: 'OK', bytesDone: 0n, index: 0 };
     this._cost?.begin();
-    const st = c.exports.dmaCopyV(n);
+    const st = c.trusted.dmaCopyV(n);
     const index = Number(c.resultValue());
     const r: DmaVectorResult = { ...this._result(st), index };
     if (this._observers.size !== 0 || this._cost) {
@@ -334,7 +336,7 @@ export class DmaEngine {
     }
     const cost = this._cost;
     if (cost !== null) cost.begin();
-    const st = this._core.exports.dmaFill(d, dst.addr, length, value);
+    const st = this._core.trusted.dmaFill(d, dst.addr, length, value);
     if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
     return this._emit({ op: 'fill', dst, length }, this._result(st));
   }
@@ -361,7 +363,7 @@ export class DmaEngine {
     for (let off = 0; off < data.length || off === 0; off += ABI.STAGING_SIZE) {
       const n = Math.min(ABI.STAGING_SIZE, data.length - off);
       this._core.views.u8.set(data.subarray(off, off + n), staging);
-      const st = this._core.exports.dmaWrite(d, dst.addr + BigInt(off), BigInt(n), staging);
+      const st = this._core.trusted.dmaWrite(d, dst.addr + BigInt(off), BigInt(n), staging);
       const r = this._result(st, done);
       if (!r.ok || off + n >= data.length) return r;
       done = r.bytesDone;
@@ -405,7 +407,7 @@ export class DmaEngine {
     this._cost?.begin();
     for (let off = 0; off < length || off === 0; off += ABI.STAGING_SIZE) {
       const n = Math.min(ABI.STAGING_SIZE, length - off);
-      const st = this._core.exports.dmaRead(s, src.addr + BigInt(off), BigInt(n), staging);
+      const st = this._core.trusted.dmaRead(s, src.addr + BigInt(off), BigInt(n), staging);
       const got = Number(this._core.resultBytes());
       data.set(this._core.views.u8.subarray(staging, staging + got), off);
       const r = this._result(st, done);

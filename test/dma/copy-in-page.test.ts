@@ -1,0 +1,259 @@
+/**
+ * The DMA copy's fast paths leave what the general paths leave.
+ *
+ * - The one-page copy (assembly/dma/engine.ts copyInPage: both sides IOTLB hits inside one
+ *   backing page, one memory.copy) against the general copy loop, reached through a one-descriptor
+ *   vectored copy: the same result, unit counters, IOTLB contents, fault records, DMA counters,
+ *   arena use and bytes, in every format, with 4K and 2M leaves, warm and cold.
+ * - The copy loop (each run's first leaf through the batch fast path) against one translate() per
+ *   leaf and host reads and writes of the bytes, in the order the engine translates.
+ */
+import { describe, expect, it } from 'vitest';
+import { Prot, type DmaEndpoint, type DmaResult, type PgtableFormat, type Simulator } from '../../src/index.js';
+import { rig, RID, type Rig } from '../core/helpers/setup.js';
+import { HBM_BASE, RAM_BASE, makeSim, pattern } from '../helpers/sim.js';
+
+const K4 = 4096n;
+const M2 = 2n << 20n;
+const FORMATS: PgtableFormat[] = ['vtd-ss', 'x86-64', 'amd-v1', 'arm-lpae-s1', 'arm-lpae-s2', 'riscv'];
+const RID2 = RID + 1; // a second requester in the same domain
+const RID3 = RID + 2; // a requester in another domain of the same unit
+
+const SRC = 0x10_0000n;
+const DST = 0x20_0000n;
+const DEV = 0x30_0000n; // device memory (HBM)
+const BIG = 0x4000_0000n; // one 2M leaf
+const SRC_PA = RAM_BASE + 0x10_0000n;
+const DST_PA = RAM_BASE + 0x20_0000n;
+const BIG_PA = RAM_BASE + 0x1000_0000n;
+
+interface World extends Rig { other: Rig['dom'] }
+
+/** A domain with 4K and 2M leaves, a read-only page, an unbacked page, device memory; a second domain. */
+async function world(format: PgtableFormat, opts: { dirtyTracking?: boolean; arenaBytes?: number } = {}): Promise<World> {
+  const ias = format === 'riscv' ? 39 : 48;
+  const sim = await makeSim(opts.arenaBytes);
+  const r = await rig(format, { sim, ias, tlbSets: 4, tlbWays: 2, attach: false });
+  const dom = opts.dirtyTracking ? r.unit.createDomain({ type: 'paging', format, ias, dirtyTracking: true }) : r.dom;
+  const other = r.unit.createDomain({ type: 'paging', format, ias });
+  sim.iommu.attach(RID, dom);
+  sim.iommu.attach(RID2, dom);
+  sim.iommu.attach(RID3, other);
+  for (const d of [dom, other]) {
+    // Source pages in a scattered physical order; destination page 7 read-only.
+    for (let i = 0n; i < 8n; i++) d.map(SRC + i * K4, SRC_PA + ((i * 5n) % 8n) * K4, K4, Prot.RW);
+    for (let i = 0n; i < 8n; i++) d.map(DST + i * K4, DST_PA + i * K4, K4, i === 7n ? Prot.READ : Prot.RW);
+    d.map(DEV, HBM_BASE, 4n * K4, Prot.RW);
+    d.map(BIG, BIG_PA, M2, Prot.RW);
+  }
+  // Every source page backed but physical page 5 (read as zeros until written).
+  for (let i = 0n; i < 8n; i++) if (i !== 5n) sim.memory.write(SRC_PA + i * K4, pattern(4096, Number(i) + 1));
+  sim.memory.write(BIG_PA, pattern(8192, 99));
+  if (opts.dirtyTracking) dom.readAndClearDirty(SRC, 0x30_0000n, K4);
+  return { ...r, dom, other };
+}
+
+/** FNV-1a of the bytes: states compare cheaply, and a single changed byte changes it. */
+function digest(b: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return (h >>> 0).toString(16);
+}
+
+/** Everything a copy may change, for comparing two worlds. */
+function state(w: World): unknown {
+  const { vectors: _v, descriptors: _d, ...dma } = w.sim.dma.stats();
+  return {
+    unit: w.unit.stats(),
+    faults: w.unit.faults().map((f) => ({ ...f })),
+    dma,
+    arena: w.sim.memory.arena(),
+    bytes: [SRC_PA, DST_PA, HBM_BASE, BIG_PA].map((pa) => digest(w.sim.memory.read(pa, 8 * 4096))),
+  };
+}
+
+/** The IOTLB contents, seen through the counters: which of these translations hit. */
+function probeTlb(w: World): bigint[] {
+  const hits: bigint[] = [];
+  for (const iova of [SRC, SRC + 3n * K4, SRC + 5n * K4, DST, DST + 2n * K4, DST + 7n * K4, DEV, BIG + 0x1234n]) {
+    const before = w.unit.stats().hits;
+    w.sim.iommu.translate(RID, iova, 'read');
+    hits.push(w.unit.stats().hits - before);
+  }
+  return hits;
+}
+
+type Case = [string, DmaEndpoint, DmaEndpoint, bigint];
+const at = (addr: bigint, rid = RID): DmaEndpoint => ({ rid, addr });
+const CASES: Case[] = [
+  ['a few bytes', at(SRC + 0x10n), at(DST + 0x20n), 100n],
+  ['a whole page', at(SRC + K4), at(DST + K4), K4],
+  ['one byte at a page end', at(SRC + 2n * K4 + 4095n), at(DST + 3n * K4 + 4095n), 1n],
+  ['crossing a page', at(SRC + 4000n), at(DST), 200n],
+  ['from a page never written', at(SRC + 3n * K4), at(DST + 2n * K4), K4],
+  ['into a page never written', at(SRC + 6n * K4), at(DST + 4n * K4 + 8n), 3000n],
+  ['to a read-only page', at(SRC), at(DST + 7n * K4), 64n],
+  ['to an unmapped address', at(SRC), at(0x7000_0000n), 64n],
+  ['forward overlap', at(SRC + 2n * K4), at(SRC + 2n * K4 + 8n), 64n],
+  ['backward overlap', at(SRC + 2n * K4 + 64n), at(SRC + 2n * K4), 128n],
+  ['to device memory', at(SRC + 4n * K4), at(DEV + K4), K4],
+  ['from device memory', at(DEV + K4 + 7n), at(DST + 5n * K4), 512n],
+  ['inside a 2M leaf', at(BIG + 0x1234n), at(DST + 6n * K4 + 0x100n), 3000n],
+  ['across backing pages of a 2M leaf', at(BIG + 4090n), at(DST + 6n * K4), 100n],
+  ['two requesters, one domain', at(SRC + 0x300n, RID2), at(DST + 0x300n), 256n],
+  ['two domains', at(SRC + 0x300n, RID3), at(DST + 0x300n), 256n],
+  ['empty', at(SRC), at(DST), 0n],
+];
+
+function result(r: DmaResult): unknown {
+  return { ok: r.ok, code: r.code, bytesDone: r.bytesDone, fault: r.fault };
+}
+
+describe.each(FORMATS)('%s', (format) => {
+  it('the one-page copy leaves what the general copy loop leaves', async () => {
+    const a = await world(format);
+    const b = await world(format);
+    expect(state(a)).toEqual(state(b));
+    // Each case cold, then warm (the IOTLB has both sides: the fast path serves it), then after
+    // other cases evicted part of the 8-entry IOTLB.
+    for (const round of [0, 1, 2]) {
+      for (const [name, s, d, len] of CASES) {
+        const ra = a.sim.dma.copy(s, d, len);
+        const rb = b.sim.dma.copyv([{ src: s, dst: d, length: len }]);
+        expect([round, name, result(ra)]).toEqual([round, name, result(rb)]);
+        expect([round, name, state(a)]).toEqual([round, name, state(b)]);
+        if (round === 1) {
+          // Again at once: both sides are IOTLB hits now.
+          a.sim.dma.copy(s, d, len);
+          b.sim.dma.copyv([{ src: s, dst: d, length: len }]);
+          expect([name, state(a)]).toEqual([name, state(b)]);
+        }
+      }
+      expect(probeTlb(a)).toEqual(probeTlb(b));
+    }
+    // A warm one-page copy is two IOTLB hits and nothing else, and the bytes land.
+    a.sim.dma.copy(at(SRC + 0x10n), at(DST + 0x20n), 100n);
+    const before = a.unit.stats();
+    expect(a.sim.dma.copy(at(SRC + 0x10n), at(DST + 0x20n), 100n)).toMatchObject({ ok: true, bytesDone: 100n });
+    const after = a.unit.stats();
+    expect([after.hits - before.hits, after.misses - before.misses, after.translations - before.translations]).toEqual([2n, 0n, 2n]);
+    expect(a.sim.memory.read(DST_PA + 0x20n, 100)).toEqual(a.sim.memory.read(SRC_PA + 0x10n, 100));
+  });
+
+  it('a dirty-tracking domain: a write through a clean cached leaf still marks it', async () => {
+    const a = await world(format, { dirtyTracking: true });
+    const b = await world(format, { dirtyTracking: true });
+    for (const w of [a, b]) {
+      // Reads cache the destination leaves without the write right.
+      for (const iova of [DST, DST + K4, DST + 2n * K4]) w.sim.iommu.translate(RID, iova, 'read');
+    }
+    for (const [s, d, len] of [[SRC, DST + 8n, 64n], [SRC + K4, DST + K4, K4], [SRC, DST + 8n, 64n]] as const) {
+      expect(result(a.sim.dma.copy(at(s), at(d), len))).toEqual(result(b.sim.dma.copyv([{ src: at(s), dst: at(d), length: len }])));
+      expect(state(a)).toEqual(state(b));
+    }
+    const dirty = (w: World) => Array.from(w.dom.readAndClearDirty(SRC, 0x30_0000n, K4, { noClear: true }));
+    expect(dirty(a)).toEqual(dirty(b));
+    expect(dirty(a).some((x) => x !== 0n)).toBe(true);
+  });
+});
+
+describe('the one-page copy when the arena runs out', () => {
+  it('fails as the general path fails: ENOMEM, nothing moved', async () => {
+    const mk = async () => {
+      const sim = await makeSim(2 << 20);
+      const r = await rig('vtd-ss', { sim });
+      r.dom.map(SRC, SRC_PA, K4, Prot.RW);
+      for (let i = 0n; i < 1024n; i++) r.dom.map(DST + i * K4, DST_PA + i * K4, K4, Prot.RW);
+      sim.memory.write(SRC_PA, pattern(4096, 3));
+      return r;
+    };
+    const a = await mk();
+    const b = await mk();
+    // Warm both sides, then fill the arena by backing destination pages until a copy fails.
+    let i = 0n;
+    for (;; i++) {
+      const ra = a.sim.dma.copy(at(SRC), at(DST + i * K4), K4);
+      const rb = b.sim.dma.copyv([{ src: at(SRC), dst: at(DST + i * K4), length: K4 }]);
+      expect(result(ra)).toEqual(result(rb));
+      expect(a.sim.memory.arena()).toEqual(b.sim.memory.arena());
+      if (!ra.ok) { expect(ra).toMatchObject({ code: 'ENOMEM', bytesDone: 0n }); break; }
+      if (i > 1000n) throw new Error('the arena did not run out');
+    }
+    // The same copy again, now with both sides IOTLB hits.
+    expect(result(a.sim.dma.copy(at(SRC), at(DST + i * K4), K4))).toEqual(result(b.sim.dma.copyv([{ src: at(SRC), dst: at(DST + i * K4), length: K4 }])));
+    expect(a.unit.stats()).toEqual(b.unit.stats());
+    expect(a.sim.dma.stats().bytesToRam).toBe(b.sim.dma.stats().bytesToRam);
+  });
+});
+
+/**
+ * The reference copy: one translate() per leaf, in the order the engine translates (at each
+ * position the source side first), and the bytes moved by host reads and writes.
+ */
+function refCopy(sim: Simulator, s: DmaEndpoint, d: DmaEndpoint, len: bigint): DmaResult {
+  let done = 0n;
+  let sAt = 0n, sOut = 0n, sCov = 0n, dAt = 0n, dOut = 0n, dCov = 0n;
+  // A leaf's size is the format's choice (AMD v1 maps 16K with one leaf): the translation says it.
+  const side = (rid: number, iova: bigint, access: 'read' | 'write', name: 'src' | 'dst'): DmaResult | { pa: bigint; cov: bigint } => {
+    const r = sim.iommu.translate(rid, iova, access);
+    if (r.ok) return { pa: r.pa, cov: r.pageSize - (iova % r.pageSize) };
+    return { ok: false, code: r.code, bytesDone: done, fault: { side: name, iova, reason: r.reason, familyCode: r.familyCode } };
+  };
+  while (done < len) {
+    const si = s.addr + done;
+    const di = d.addr + done;
+    if (si - sAt >= sCov) {
+      const r = side(s.rid as number, si, 'read', 'src');
+      if (!('pa' in r)) return r;
+      sAt = si; sOut = r.pa; sCov = r.cov;
+    }
+    if (di - dAt >= dCov) {
+      const r = side(d.rid as number, di, 'write', 'dst');
+      if (!('pa' in r)) return r;
+      dAt = di; dOut = r.pa; dCov = r.cov;
+    }
+    const n = [len - done, sCov - (si - sAt), dCov - (di - dAt)].reduce((x, y) => (x < y ? x : y));
+    sim.memory.write(dOut + (di - dAt), sim.memory.read(sOut + (si - sAt), Number(n)));
+    done += n;
+  }
+  return { ok: true, code: 'OK', bytesDone: done };
+}
+
+describe.each(FORMATS)('%s: the copy loop', (format) => {
+  it('translates, counts, faults and moves bytes as one translate() per leaf does', async () => {
+    const a = await world(format);
+    const b = await world(format);
+    // Long copies over scattered 4K leaves, a 2M leaf and device memory, ending in faults.
+    const copies: Case[] = [
+      ['scattered source', at(SRC + 100n), at(DST + 50n), 6n * K4],
+      ['2M leaf to 4K leaves', at(BIG + 0x1800n), at(DST + 10n), 6n * K4 + 10n],
+      ['4K leaves into a 2M leaf', at(SRC), at(BIG + 0x3000n), 8n * K4],
+      ['into device memory', at(SRC + 7n), at(DEV), 3n * K4],
+      ['runs into the read-only page', at(SRC), at(DST + 3n * K4 + 1n), 6n * K4],
+      ['runs off the end of the source', at(SRC + 5n * K4), at(DST), 4n * K4],
+      ['two requesters', at(SRC, RID2), at(DST), 5n * K4],
+      ['two domains', at(SRC, RID3), at(DST + 1n), 5n * K4],
+    ];
+    for (const round of [0, 1]) {
+      for (const [name, s, d, len] of copies) {
+        const before = a.sim.dma.stats();
+        const ra = a.sim.dma.copy(s, d, len);
+        const rb = refCopy(b.sim, s, d, len);
+        expect([round, name, result(ra)]).toEqual([round, name, result(rb)]);
+        const sa = a.unit.stats();
+        const sb = b.unit.stats();
+        for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([name, k, sa[k]]).toEqual([name, k, sb[k]]);
+        expect(a.unit.faults().map((f) => ({ ...f }))).toEqual(b.unit.faults().map((f) => ({ ...f })));
+        for (const pa of [SRC_PA, DST_PA, HBM_BASE, BIG_PA]) expect(digest(a.sim.memory.read(pa, 8 * 4096))).toBe(digest(b.sim.memory.read(pa, 8 * 4096)));
+        // The DMA counters: what the reference moved, as DMA.
+        const after = a.sim.dma.stats();
+        const moved = rb.bytesDone;
+        const toDev = d.addr >= DEV && d.addr < DEV + 4n * K4;
+        expect(after.bytesToRam + after.bytesToDevice - (before.bytesToRam + before.bytesToDevice)).toBe(moved);
+        if (toDev) expect(after.bytesToDevice - before.bytesToDevice).toBe(moved);
+        expect(after.faults - before.faults).toBe(ra.ok ? 0n : 1n);
+      }
+      expect(probeTlb(a)).toEqual(probeTlb(b));
+    }
+  });
+});
