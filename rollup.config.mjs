@@ -3,14 +3,17 @@
 //   Node     dist/node.js (".") drivers.js scenario.js core.js embed.js + lib-*.js chunks;
 //            the Wasm builds beside them (core.wasm = release, core.debug.wasm, core.embed.wasm,
 //            core.embed-shared.wasm), read on first use (bindings/sources/file.ts)
-//   CLI      dist/cli.js: one file (the YAML parser inside, as ESM), so that `dmabuf-sim run`
-//            starts by loading one module rather than dozens; it reads dist/core.wasm
+//   CLI      dist/cli-main-<hash>.cjs: the whole CLI in one file (the YAML parser inside), so that
+//            `dmabuf-sim run` loads one module rather than dozens; it reads dist/core.wasm.
+//            dist/cli.js (the bin, src/cli/launch.ts) loads it with V8's code cache,
+//            dist/cli-main-<hash>.cjs.cache, made here by running the default scenario once
 //   browser  dist/browser.js (".") and dist/browser/{drivers,scenario,core,embed}.js + chunks;
 //            no node: imports; each Wasm build inlined as base64 in a chunk of its own, loaded
 //            only when asked for (bindings/core-source.ts)
 //   web      dist/web/: the demo page (npm run web), release core inlined
 // Types come from tsc (tsconfig.build.json: dist/src/*.d.ts). TypeScript is transpiled by esbuild.
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { builtinModules } from 'node:module';
 import esbuild from 'rollup-plugin-esbuild';
@@ -75,7 +78,7 @@ const ts = (opts = {}) => esbuild({ target: 'es2022', tsconfig: here('./tsconfig
 // Each build writes its chunks under content hashes: clear the previous build's chunks first, so
 // the package never ships a stale one.
 if (existsSync(here('./dist'))) {
-  for (const f of readdirSync(here('./dist'))) if (/^lib-.*\.js(\.map)?$/.test(f)) rmSync(here(`./dist/${f}`));
+  for (const f of readdirSync(here('./dist'))) if (/^lib-.*\.js(\.map)?$|^cli-main-.*\.cjs(\.map|\.cache)?$/.test(f)) rmSync(here(`./dist/${f}`));
   rmSync(here('./dist/browser'), { recursive: true, force: true });
 }
 /** The browser build must not reach Node's built-ins (a page has none). */
@@ -84,6 +87,39 @@ const noNode = {
   resolveId(source, importer) {
     if (source.startsWith('node:') || builtinModules.includes(source)) throw new Error(`browser build: ${importer} imports ${source}`);
     return null;
+  },
+};
+/**
+ * The CLI bundle's hashed file name, from its build to the launcher's (built next): the launcher
+ * imports it from src/cli/bundle-name.ts, which this replaces.
+ */
+let cliBundle = null;
+const cliBundleName = {
+  name: 'cli-bundle-name',
+  generateBundle(_opts, bundle) {
+    cliBundle = Object.values(bundle).find((c) => c.type === 'chunk' && c.isEntry).fileName;
+  },
+};
+const cliBundleNameOf = {
+  name: 'cli-bundle-name-of',
+  resolveId(source, importer) {
+    return source === './bundle-name.js' && importer && /src[\\/]cli[\\/]launch\.ts$/.test(importer) ? '\0cli-bundle-name' : null;
+  },
+  load(id) {
+    if (id !== '\0cli-bundle-name') return null;
+    if (!cliBundle) throw new Error('the CLI bundle must be built before its launcher');
+    return `export const CLI_BUNDLE = ${JSON.stringify(cliBundle)};`;
+  },
+};
+/** After the launcher is written: the bundle's code cache, from one run of the default scenario in a plain node. */
+const cliCodeCache = {
+  name: 'cli-code-cache',
+  writeBundle() {
+    const launcher = new URL('./dist/cli.js', import.meta.url).href;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `await (await import(${JSON.stringify(launcher)})).writeCodeCache();`], {
+      encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', DMABUF_SIM_WASM: '' },
+    });
+    if (r.status !== 0) throw new Error(`the CLI's code cache: ${r.stderr || r.error}`);
   },
 };
 const onwarn = (w, warn) => {
@@ -101,12 +137,20 @@ export default [
     onwarn,
   },
   {
-    input: { cli: 'src/cli/main.ts' },
-    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', inlineDynamicImports: true },
+    // CommonJS: the launcher compiles it as a script (vm.Script), which is what takes a code cache.
+    input: { 'cli-main': 'src/cli/main.ts' },
+    output: { dir: 'dist', format: 'cjs', sourcemap: true, entryFileNames: '[name]-[hash].cjs', inlineDynamicImports: true },
     external: (id) => id.startsWith('node:') || builtinModules.includes(id),
     // yaml's ESM build (its "browser" entry is plain ESM with no Node or DOM dependence). Whitespace
     // and syntax minified (less to compile at start); names kept, so stack traces stay readable.
-    plugins: [coreSource('file'), tsJs, nodeResolve({ browser: true, preferBuiltins: true }), ts({ minifyWhitespace: true, minifySyntax: true })],
+    plugins: [coreSource('file'), tsJs, nodeResolve({ browser: true, preferBuiltins: true }), ts({ minifyWhitespace: true, minifySyntax: true }), cliBundleName],
+    onwarn,
+  },
+  {
+    input: { cli: 'src/cli/launch.ts' },
+    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js' },
+    external: (id) => id.startsWith('node:') || builtinModules.includes(id),
+    plugins: [cliBundleNameOf, tsJs, ts(), cliCodeCache],
     onwarn,
   },
   {

@@ -1,14 +1,16 @@
-#!/usr/bin/env node
 /**
  * dmabuf-sim command line (see USAGE and docs/guide.md). Arguments are parsed with Node's
  * util.parseArgs, strictly: an unknown option is a usage error.
  * Exit status: 0 ok, 1 an expectation failed, 2 usage or file error (a bare `dmabuf-sim` too).
+ * The package bin is dist/cli.js (src/cli/launch.ts), which loads this module's bundle with V8's
+ * code cache and calls {@link runProgram}.
  */
-import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runCoreDemo } from './core-demo.js';
+import { isMainScript } from './program.js';
 import { parseSizeArg, sweepOutput } from './sweep.js';
 import { SimError } from '../../bindings/errors.js';
 import { BUILTINS, showBuiltin } from './show.js';
@@ -344,21 +346,15 @@ export async function main(argv: string[], io: CliIo = nodeIo): Promise<number> 
   }
 }
 
-function invokedDirectly(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => {
+/** Runs the CLI as the program: `argv` without node and the script; sets process.exitCode. */
+export function runProgram(argv: string[]): Promise<void> {
+  return main(argv).then((code) => { process.exitCode = code; }, (e) => {
     // Not the input's fault: a bug. Its stack helps the report; 70 (EX_SOFTWARE) keeps it apart
     // from a failed expectation (1) and a bad file (2).
     console.error(`dmabuf-sim: internal error (a bug): ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
     process.exitCode = 70;
   });
 }
+
+// Also a program of its own (node dist/cli-main-<hash>.cjs), as the bin was before the launcher.
+if (isMainScript(import.meta.url)) void runProgram(process.argv.slice(2));

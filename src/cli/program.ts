@@ -1,0 +1,14 @@
+/** What the CLI's entry modules share (launch.ts, the bin, and main.ts, the CLI itself). */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Whether the module at `url` is the script node was started with (not one imported by another). */
+export function isMainScript(url: string): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(url));
+  } catch {
+    return false;
+  }
+}
