@@ -17,6 +17,7 @@ import { BUILTINS, showBuiltin } from './show.js';
 import { wantColor, ttyStyle } from './style.js';
 import { loadTopologyArg, topoJson, topoText } from './topo.js';
 import { createDefaultRunner } from '../scenario/default-runner.js';
+import { prefetchCore } from '../machine/machine.js';
 import { loadScenarioFile, parseScenario } from '../scenario/parse.js';
 import { SEED_SCENARIO, SEED_SCENARIO_FILE, VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE } from '../scenario/builtin/index.js';
 import { renderJson, renderText, type ReportDetail, type ReportStyle } from '../scenario/report.js';
@@ -24,7 +25,7 @@ import { OP_SPECS } from '../scenario/schema.js';
 import { ScenarioError } from '../scenario/source.js';
 import { readProblem } from '../scenario/topology-source.js';
 import type { Scenario } from '../scenario/schema.js';
-import { stringifyTrace } from '../trace/trace.js';
+import { stringifyTrace, TraceRecorder } from '../trace/trace.js';
 
 /** What `-` names: standard input, for a scenario or a topology. */
 export const STDIN = '-';
@@ -201,6 +202,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
   if (v.help) return help('run', io);
   if (v.quiet && v.verbose) throw new UsageError('run', '--quiet and --verbose do not go together');
   if (v.trace === '') throw new UsageError('run', '--trace needs a file name');
+  prefetchCore(); // the Wasm compile overlaps the scenario's validation
   const scenario = loadScenario(positionals[0], io);
   let acts: number[] | undefined;
   if (v.act !== undefined) {
@@ -210,7 +212,8 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
     }
     acts = [n - 1];
   }
-  const runner = createDefaultRunner();
+  // Without --trace nothing reads the trace: a recorder that keeps nothing spares making it.
+  const runner = createDefaultRunner(v.trace === undefined ? { trace: new TraceRecorder({ cap: 0 }) } : {});
   const report = await runner.run(scenario, acts ? { acts } : {});
   const detail: ReportDetail = v.quiet ? 'quiet' : v.verbose ? 'verbose' : 'normal';
   const style: ReportStyle | undefined = io.color ? ttyStyle : undefined;

@@ -27,7 +27,7 @@ import { checkCap, DEFAULT_HISTORY_CAP } from '../util/ring.js';
 import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
-import { defaultBuild } from '../../bindings/core.js';
+import { compileCore, defaultBuild } from '../../bindings/core.js';
 import { createEmbeddedSimulator, fixedBytes } from '../embed-entry.js';
 
 /**
@@ -464,6 +464,16 @@ export class MachineSeries {
     const simulator = await createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes });
     return Machine.create({ ...opts, simulator });
   }
+}
+
+/**
+ * Starts reading and compiling the core build that {@link Machine.series} machines run on (the
+ * embed build, or the debug core when DMABUF_SIM_WASM=debug), so that the work, done off the main
+ * thread, overlaps what the caller does before the first machine (the CLI validating its
+ * scenario). The compiled module is the one every later machine uses; a failure is left to them.
+ */
+export function prefetchCore(): void {
+  compileCore(defaultBuild() === 'release' ? 'embed' : defaultBuild()).catch(() => {});
 }
 
 /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */

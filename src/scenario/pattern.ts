@@ -115,14 +115,43 @@ export function describePattern(p: Pattern): string {
   }
 }
 
-/** The first offset where `got` differs from the pattern, or -1 (length differences count). */
-export function firstMismatch(p: Pattern, got: Uint8Array): number {
-  const want = patternBytes(p, got.length);
+/**
+ * The bytes of patterns, each made once for a run and handed out again: the step that writes a
+ * pattern and the steps that expect it back ask for the same bytes, and a shorter ask is a prefix
+ * of a longer one. What it hands out is shared: read it, never write it. It keeps the longest
+ * buffer of each pattern asked for, `maxBytes` in all, so it does not grow with the run.
+ */
+export class PatternCache {
+  private readonly _made = new Map<string, Uint8Array>();
+  private _bytes = 0;
+
+  constructor(private readonly _maxBytes = 16 << 20) {}
+
+  /** `length` bytes of `p` (as {@link patternBytes} makes them), shared. */
+  bytes(p: Pattern, length: number): Uint8Array {
+    const key = JSON.stringify(p);
+    const have = this._made.get(key);
+    if (have && have.length >= length) return have.subarray(0, length);
+    const made = patternBytes(p, length);
+    const kept = this._bytes - (have?.length ?? 0) + length;
+    if (kept <= this._maxBytes) {
+      this._made.set(key, made);
+      this._bytes = kept;
+    }
+    return made;
+  }
+}
+
+/**
+ * The first offset where `got` differs from the pattern, or -1 (length differences count).
+ * `want`: the pattern's bytes when the caller has them (at least got.length of them).
+ */
+export function firstMismatch(p: Pattern, got: Uint8Array, want: Uint8Array = patternBytes(p, got.length)): number {
   let i = 0;
-  // Four bytes a step while `got` is aligned for it (`want` is fresh, so aligned).
-  if (got.byteOffset % 4 === 0) {
+  // Four bytes a step while both are aligned for it (a fresh or cached `want` is).
+  if (got.byteOffset % 4 === 0 && want.byteOffset % 4 === 0) {
     const g = new Uint32Array(got.buffer, got.byteOffset, got.length >> 2);
-    const w = new Uint32Array(want.buffer, 0, got.length >> 2);
+    const w = new Uint32Array(want.buffer, want.byteOffset, got.length >> 2);
     while (i < g.length && g[i] === w[i]) i++;
     i *= 4;
   }
