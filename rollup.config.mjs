@@ -97,7 +97,12 @@ let cliBundle = null;
 const cliBundleName = {
   name: 'cli-bundle-name',
   generateBundle(_opts, bundle) {
-    cliBundle = Object.values(bundle).find((c) => c.type === 'chunk' && c.isEntry).fileName;
+    const chunk = Object.values(bundle).find((c) => c.type === 'chunk' && c.isEntry);
+    // The launcher reads the bundle as latin1 (no UTF-8 decoding): it must be ASCII, as esbuild
+    // writes it (non-ASCII characters escaped).
+    const at = chunk.code.search(/[^\x00-\x7f]/);
+    if (at >= 0) this.error(`the CLI bundle is not ASCII at offset ${at}: ${JSON.stringify(chunk.code.slice(at - 40, at + 10))}`);
+    cliBundle = chunk.fileName;
   },
 };
 const cliBundleNameOf = {

@@ -46,7 +46,8 @@ const TAIL = '\n})';
 /** Loads the CLI bundle from `dir` (the launcher's own folder), with its code cache when there is one. */
 export function loadCli(dir: string = dirname(fileURLToPath(import.meta.url))): LoadedCli {
   const file = join(dir, CLI_BUNDLE);
-  const source = readFileSync(file, 'utf8');
+  // ASCII (the build checks), so latin1 reads it as UTF-8 would, without decoding.
+  const source = readFileSync(file, 'latin1');
   let cachedData: Buffer | undefined;
   try {
     cachedData = readFileSync(codeCacheFile(file));

@@ -27,7 +27,7 @@ import { checkCap, DEFAULT_HISTORY_CAP } from '../util/ring.js';
 import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
-import { compileCore, defaultBuild } from '../../bindings/core.js';
+import { compileCore, defaultBuild, type CoreFlavor } from '../../bindings/core.js';
 import { createEmbeddedSimulator, fixedBytes } from '../embed-entry.js';
 
 /**
@@ -425,7 +425,8 @@ const SERIES_ARENA_MAX = 512 << 20;
  * linear memory: every machine is a fresh embedded core in the same window, which the core
  * zeroes as it uses it, so nothing of an earlier machine shows. Why: V8 counts every Wasm memory
  * as external memory and collects garbage each time one grows by tens of MiB; six machines on
- * six memories of 64 MiB cost six full collections, one memory grows once. Once a machine of the
+ * six memories of 64 MiB cost six full collections, one memory grows once (and a shared one, where
+ * the host has them, is not counted at all: {@link seriesMemory}). Once a machine of the
  * series is built, the earlier ones must not be used any more. Where there is no embed build (the
  * debug core, a bundle that carries the release core alone), or for an arena createSimulator
  * refuses or a large one, each machine gets a core of its own, as {@link Machine.create} gives.
@@ -457,23 +458,51 @@ export class MachineSeries {
         this._standalone = true;
       } else {
         this._bytes = fixed + this.arenaBytes;
-        this._memory = new WebAssembly.Memory({ initial: Math.ceil((this._base + this._bytes) / 65536) });
+        this._memory = seriesMemory(Math.ceil((this._base + this._bytes) / 65536), true);
       }
     }
     if (!this._memory) return Machine.create({ ...opts, arenaBytes: this.arenaBytes });
-    const simulator = await createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes });
+    const simulator = await createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes }).catch((e: unknown) => {
+      // A bundle without the shared embed build: the same machines on a plain memory.
+      if (!(e instanceof SimError && e.op === 'compileCore') || !isShared(this._memory!)) throw e;
+      this._memory = seriesMemory(this._memory!.buffer.byteLength / 65536, false);
+      return createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes });
+    });
     return Machine.create({ ...opts, simulator });
   }
 }
 
 /**
- * Starts reading and compiling the core build that {@link Machine.series} machines run on (the
- * embed build, or the debug core when DMABUF_SIM_WASM=debug), so that the work, done off the main
+ * A series' memory of `pages`, shared when `shared` and the host allows it. Why shared: V8 counts
+ * a plain Wasm memory as external memory, and one of tens of MiB starts a full garbage
+ * collection as it is made (several ms, more than a short run spends in all its other
+ * collections); a shared memory is not counted. The machines are the same on either: the
+ * embed-shared build is the embed build over a shared memory, and the memory never grows.
+ */
+function seriesMemory(pages: number, shared: boolean): WebAssembly.Memory {
+  if (shared) {
+    try {
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    } catch {
+      // No shared memory here (a page that is not cross-origin isolated): a plain one.
+    }
+  }
+  return new WebAssembly.Memory({ initial: pages });
+}
+
+function isShared(memory: WebAssembly.Memory): boolean {
+  return Object.prototype.toString.call(memory.buffer) === '[object SharedArrayBuffer]';
+}
+
+/**
+ * Starts reading and compiling the core builds that {@link Machine.series} machines run on (the
+ * embed builds, or the debug core when DMABUF_SIM_WASM=debug), so that the work, done off the main
  * thread, overlaps what the caller does before the first machine (the CLI validating its
  * scenario). The compiled module is the one every later machine uses; a failure is left to them.
  */
 export function prefetchCore(): void {
-  compileCore(defaultBuild() === 'release' ? 'embed' : defaultBuild()).catch(() => {});
+  const builds: CoreFlavor[] = defaultBuild() === 'release' ? ['embed', 'embed-shared'] : [defaultBuild()];
+  for (const b of builds) compileCore(b).catch(() => {});
 }
 
 /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
