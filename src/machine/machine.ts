@@ -28,7 +28,7 @@ import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
 import { compileCore, defaultBuild, type CoreFlavor } from '../../bindings/core.js';
-import { createEmbeddedSimulator, fixedBytes } from '../embed-entry.js';
+import { createEmbeddedCore, createEmbeddedSimulator } from '../embed-entry.js';
 
 /**
  * The machine's IOMMU (MachineOptions.iommu): one unit of `family` per host bridge, and the
@@ -450,24 +450,20 @@ export class MachineSeries {
    */
   async create(opts: Omit<MachineOptions, 'arenaBytes' | 'simulator' | 'ramLinear'>): Promise<Machine> {
     if (!this._memory && !this._standalone) {
-      const fixed = await fixedBytes().catch((e: unknown) => {
-        if (e instanceof SimError && e.op === 'compileCore') return null; // no embed build in this bundle
-        throw e;
-      });
+      // The fixed blocks' size, from a throwaway core of the build the series will run (as
+      // fixedBytes does for the plain one): the shared build where the host has shared memory.
+      let probe = seriesMemory(64, true);
+      let fixed = await fixedBytesOn(probe);
+      if (fixed === null && isShared(probe)) fixed = await fixedBytesOn(probe = seriesMemory(64, false));
       if (fixed === null) {
-        this._standalone = true;
+        this._standalone = true; // no embed build in this bundle
       } else {
         this._bytes = fixed + this.arenaBytes;
-        this._memory = seriesMemory(Math.ceil((this._base + this._bytes) / 65536), true);
+        this._memory = seriesMemory(Math.ceil((this._base + this._bytes) / 65536), isShared(probe));
       }
     }
     if (!this._memory) return Machine.create({ ...opts, arenaBytes: this.arenaBytes });
-    const simulator = await createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes }).catch((e: unknown) => {
-      // A bundle without the shared embed build: the same machines on a plain memory.
-      if (!(e instanceof SimError && e.op === 'compileCore') || !isShared(this._memory!)) throw e;
-      this._memory = seriesMemory(this._memory!.buffer.byteLength / 65536, false);
-      return createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes });
-    });
+    const simulator = await createEmbeddedSimulator({ memory: this._memory, base: this._base, bytes: this._bytes });
     return Machine.create({ ...opts, simulator });
   }
 }
@@ -494,15 +490,26 @@ function isShared(memory: WebAssembly.Memory): boolean {
   return Object.prototype.toString.call(memory.buffer) === '[object SharedArrayBuffer]';
 }
 
+/** The fixed blocks' bytes of the embed build `probe` (4 MiB) takes, or null when the bundle has no such build. */
+async function fixedBytesOn(probe: WebAssembly.Memory): Promise<number | null> {
+  try {
+    const core = await createEmbeddedCore({ memory: probe, base: 65536, bytes: probe.buffer.byteLength - 65536 });
+    return core.exports.layoutFixedBytes();
+  } catch (e) {
+    if (e instanceof SimError && e.op === 'compileCore') return null;
+    throw e;
+  }
+}
+
 /**
- * Starts reading and compiling the core builds that {@link Machine.series} machines run on (the
- * embed builds, or the debug core when DMABUF_SIM_WASM=debug), so that the work, done off the main
+ * Starts reading and compiling the core build that {@link Machine.series} machines run on (an
+ * embed build, or the debug core when DMABUF_SIM_WASM=debug), so that the work, done off the main
  * thread, overlaps what the caller does before the first machine (the CLI validating its
  * scenario). The compiled module is the one every later machine uses; a failure is left to them.
  */
 export function prefetchCore(): void {
-  const builds: CoreFlavor[] = defaultBuild() === 'release' ? ['embed', 'embed-shared'] : [defaultBuild()];
-  for (const b of builds) compileCore(b).catch(() => {});
+  const build: CoreFlavor = defaultBuild() !== 'release' ? defaultBuild() : isShared(seriesMemory(1, true)) ? 'embed-shared' : 'embed';
+  compileCore(build).catch(() => {});
 }
 
 /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
