@@ -189,6 +189,8 @@ export interface DeviceMemoryOptions {
 export class Machine {
   private readonly _dmaDevices = new Map<PciFunction, DmaDevice>();
   private readonly _barRegions = new Map<Bar, Region>();
+  /** Per client: the memory BARs it reaches by bus address (routePeers). */
+  private readonly _busAddrBars = new Map<PciFunction, Bar[]>();
   private readonly _units = new Map<HostBridge, IommuUnit>();
   private readonly _nameCounters = new Map<string, number>();
   /** The physical address space of device memory beyond the BARs (gen_pool, 1 GiB units). */
@@ -299,7 +301,7 @@ export class Machine {
         }));
       }
     }
-    routePeers(m);
+    m._routePeers();
     sim.dma.setCostModel(m.time);
     m.kernel.onEvent((e) => m.time.chargeEvent(e.kind));
     return m;
@@ -311,6 +313,31 @@ export class Machine {
    */
   static series(arenaBytes = 128 << 20): MachineSeries {
     return new MachineSeries(arenaBytes);
+  }
+
+  /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
+  private _routePeers(): void {
+    const eps = this.topology.endpoints();
+    for (const provider of eps) {
+      const bars = provider.bars.filter((b) => b.type === 'mem');
+      if (bars.length === 0) continue;
+      for (const client of eps) {
+        if (client === provider || this.p2pdma.decide(provider, client).mapType !== 'BUS_ADDR') continue;
+        for (const bar of bars) this.sim.iommu.addP2pRoute(this.rid(client), bar.busAddress, bar.size, bar.cpuAddress);
+        let list = this._busAddrBars.get(client);
+        if (!list) this._busAddrBars.set(client, (list = []));
+        list.push(...bars);
+      }
+    }
+  }
+
+  /**
+   * The memory BARs a PCI function reaches by bus address (map type BUS_ADDR: the switch routes
+   * its requests there, past the IOMMU), in endpoint order: the P2P routes the machine was built
+   * with. Empty for a function of another machine.
+   */
+  busAddrBars(fn: PciFunction): readonly Bar[] {
+    return this._busAddrBars.get(fn) ?? [];
   }
 
   /** The machine's virtual clock (ns): the DMA-BUF kernel's, which fences and the log read. */
@@ -512,15 +539,4 @@ export function prefetchCore(): void {
   compileCore(build).catch(() => {});
 }
 
-/** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
-function routePeers(m: Machine): void {
-  const eps = m.topology.endpoints();
-  for (const provider of eps) {
-    const bars = provider.bars.filter((b) => b.type === 'mem');
-    if (bars.length === 0) continue;
-    for (const client of eps) {
-      if (client === provider || m.p2pdma.decide(provider, client).mapType !== 'BUS_ADDR') continue;
-      for (const bar of bars) m.sim.iommu.addP2pRoute(m.rid(client), bar.busAddress, bar.size, bar.cpuAddress);
-    }
-  }
-}
+
