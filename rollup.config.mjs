@@ -3,8 +3,9 @@
 //   Node     dist/node.js (".") drivers.js scenario.js core.js embed.js + lib-*.js chunks;
 //            the Wasm builds beside them (core.wasm = release, core.debug.wasm, core.embed.wasm,
 //            core.embed-shared.wasm), read on first use (bindings/sources/file.ts)
-//   CLI      dist/cli-main-<hash>.cjs: the whole CLI in one file (the YAML parser inside), so that
-//            `dmabuf-sim run` loads one module rather than dozens; it reads dist/core.wasm.
+//   CLI      dist/cli-main-<hash>.cjs: the whole CLI in one file, so that `dmabuf-sim run` loads
+//            one module rather than dozens; it reads dist/core.wasm, and requires the YAML parser
+//            (dist/cli-yaml.cjs) only when a file needs it.
 //            dist/cli.js (the bin, src/cli/launch.ts) loads it with V8's code cache,
 //            dist/cli-main-<hash>.cjs.cache, made here by running the default scenario once
 //   browser  dist/browser.js (".") and dist/browser/{drivers,scenario,core,embed}.js + chunks;
@@ -116,6 +117,28 @@ const cliBundleNameOf = {
     return `export const CLI_BUNDLE = ${JSON.stringify(cliBundle)};`;
   },
 };
+/**
+ * In the CLI bundle, 'yaml' is a stand-in that loads the parser (dist/cli-yaml.cjs, built below)
+ * on first use: the default run (the built-in story, parsed at build time) never parses YAML, so
+ * the bundle V8 loads, and its code cache, leave the parser out. The stand-in keeps the loaded
+ * module as require's own cache does; it holds no simulation state.
+ */
+const lazyYaml = {
+  name: 'lazy-yaml',
+  resolveId(source) {
+    return source === 'yaml' ? '\0lazy-yaml' : null;
+  },
+  load(id) {
+    if (id !== '\0lazy-yaml') return null;
+    return `let yaml = null;
+const y = () => (yaml ??= require('./cli-yaml.cjs'));
+export const parseDocument = (...a) => y().parseDocument(...a);
+export const isMap = (n) => y().isMap(n);
+export const isScalar = (n) => y().isScalar(n);
+export const isSeq = (n) => y().isSeq(n);
+export class LineCounter { constructor() { return new (y().LineCounter)(); } }`;
+  },
+};
 /** After the launcher is written: the bundle's code cache, from one run of the default scenario in a plain node. */
 const cliCodeCache = {
   name: 'cli-code-cache',
@@ -146,9 +169,17 @@ export default [
     input: { 'cli-main': 'src/cli/main.ts' },
     output: { dir: 'dist', format: 'cjs', sourcemap: true, entryFileNames: '[name]-[hash].cjs', inlineDynamicImports: true },
     external: (id) => id.startsWith('node:') || builtinModules.includes(id),
-    // yaml's ESM build (its "browser" entry is plain ESM with no Node or DOM dependence). Whitespace
-    // and syntax minified (less to compile at start); names kept, so stack traces stay readable.
-    plugins: [coreSource('file'), tsJs, nodeResolve({ browser: true, preferBuiltins: true }), ts({ minifyWhitespace: true, minifySyntax: true }), cliBundleName],
+    // Whitespace and syntax minified (less to compile at start); names kept, so stack traces stay
+    // readable. The YAML parser is left out (lazyYaml).
+    plugins: [lazyYaml, coreSource('file'), tsJs, nodeResolve({ browser: true, preferBuiltins: true }), ts({ minifyWhitespace: true, minifySyntax: true }), cliBundleName],
+    onwarn,
+  },
+  {
+    // yaml's ESM build (its "browser" entry is plain ESM with no Node or DOM dependence), as the
+    // CommonJS module the CLI bundle requires when a scenario or topology file needs it.
+    input: { 'cli-yaml': 'yaml' },
+    output: { dir: 'dist', format: 'cjs', sourcemap: true, entryFileNames: '[name].cjs', exports: 'named' },
+    plugins: [nodeResolve({ browser: true, preferBuiltins: true }), ts({ minifyWhitespace: true, minifySyntax: true })],
     onwarn,
   },
   {

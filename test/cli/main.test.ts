@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { cli } from './cli-io.js';
@@ -246,6 +246,15 @@ describe('the built CLI (dist/cli.js, the package bin), when built', () => {
       expect(child.status, args.join(' ')).toBe(here.code);
       expect(child.stdout, args.join(' ')).toBe(here.out);
     }
+    // A YAML scenario needs the parser, which the bin loads only then (dist/cli-yaml.cjs): the
+    // same report as in this process, and the bundle itself carries no YAML parser.
+    const yaml = spawnSync(process.execPath, [bin, 'run', '-'], { input: IOMMU, encoding: 'utf8', env });
+    const yamlHere = await cli(['run', '-'], { '-': IOMMU });
+    expect(yaml.status).toBe(yamlHere.code);
+    expect(yaml.stdout).toBe(yamlHere.out);
+    const bundle = readdirSync('dist').find((f) => /^cli-main-.*\.cjs$/.test(f))!;
+    expect(readFileSync(`dist/${bundle}`, 'utf8')).not.toContain('class Composer');
+    expect(readFileSync('dist/cli-yaml.cjs', 'utf8')).toContain('class Composer');
     const probe = `const m = await import(${JSON.stringify(new URL(`../../${bin}`, import.meta.url).href)}); console.log(JSON.stringify(m.loadCli().cacheUsed))`;
     const used = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env });
     expect(used.stderr).toBe('');

@@ -66,6 +66,7 @@ describe('npm pack', () => {
     const cliBundle = files.find((f) => /^dist\/cli-main-[\w-]+\.cjs$/.test(f));
     expect(cliBundle).toBeDefined();
     expect(files).toContain(`${cliBundle}.cache`);
+    expect(files).toContain('dist/cli-yaml.cjs');
     expect(files.filter((f) => /^(assembly|test|bench|scripts|build)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     // Bundled JS maps carry their sources (nothing to resolve against a checkout).
     const map = JSON.parse(readFileSync(join(project, 'node_modules/dmabuf-sim/dist/node.js.map'), 'utf8')) as { sources: string[]; sourcesContent?: (string | null)[] };
