@@ -74,6 +74,26 @@ describe('firstMismatch', () => {
   });
 });
 
+describe('firstMismatch without a native compare (as in a browser)', () => {
+  it('gives the same answers by its own loop', () => {
+    const g = globalThis as { Buffer?: unknown };
+    const saved = g.Buffer;
+    const p: Pattern = { kind: 'random', seed: 11 };
+    const got = reference(p, 10_001);
+    const bad = got.slice();
+    bad[9_000] = bad[9_000]! ^ 4;
+    let answers: number[];
+    try {
+      delete g.Buffer; // synchronous: nothing else runs until it is back
+      answers = [firstMismatch(p, got), firstMismatch(p, bad), firstMismatch(p, got.subarray(0, 9_999))];
+    } finally {
+      g.Buffer = saved;
+    }
+    expect(answers).toEqual([-1, 9_000, -1]);
+    expect([firstMismatch(p, got), firstMismatch(p, bad)]).toEqual([-1, 9_000]);
+  });
+});
+
 describe('PatternCache', () => {
   it('hands out the bytes patternBytes makes, in any order of lengths, and the same bytes again', () => {
     const cache = new PatternCache();
