@@ -20,7 +20,7 @@
  */
 import { SimError } from '../index.js';
 import { Machine } from '../index.js';
-import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topologyToJson } from '../index.js';
+import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topologyToJson, type TopologyJson } from '../index.js';
 import type { DmaEndpoint } from '../index.js';
 import type { FaultRecord } from '../index.js';
 import { formatRid } from '../index.js';
@@ -237,12 +237,20 @@ export class ScenarioRunner {
       const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
       let t = topoIndex.get(key);
       if (t === undefined) {
-        const p2p = new P2pdma(act.topology);
+        const topology = act.topology;
+        const p2p = new P2pdma(topology);
         t = topologies.length;
-        topologies.push({
-          source: act.topologySource, data: topologyToJson(act.topology, p2p),
-          text: { tree: renderTopologyTree(act.topology), matrix: renderP2pMatrix(act.topology, p2p) },
+        const entry = { source: act.topologySource } as TopologyReport;
+        // `data` (every pair's P2P decision over again) is made when first read: the JSON report
+        // reads it, the text report (the CLI's default) never does. To a reader it is a field.
+        let data: TopologyJson | undefined;
+        Object.defineProperty(entry, 'data', {
+          enumerable: true, configurable: true,
+          get: () => (data ??= topologyToJson(topology, p2p)),
+          set: (v: TopologyJson) => { data = v; },
         });
+        entry.text = { tree: renderTopologyTree(topology), matrix: renderP2pMatrix(topology, p2p) };
+        topologies.push(entry);
         topoIndex.set(key, t);
       }
       acts.push(await this._runAct(scenario, act, t, failures, clock, series, patterns));
