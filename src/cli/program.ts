@@ -7,7 +7,8 @@ export function isMainScript(url: string): boolean {
   const script = process.argv[1];
   if (!script) return false;
   try {
-    return realpathSync(script) === realpathSync(fileURLToPath(url));
+    // The native realpath: one system call, where the JS one stats every path component.
+    return realpathSync.native(script) === realpathSync.native(fileURLToPath(url));
   } catch {
     return false;
   }
