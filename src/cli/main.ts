@@ -25,7 +25,7 @@ import { OP_SPECS } from '../scenario/schema.js';
 import { ScenarioError } from '../scenario/source.js';
 import { readProblem } from '../scenario/topology-source.js';
 import type { Scenario } from '../scenario/schema.js';
-import { stringifyTrace, TraceRecorder } from '../trace/trace.js';
+import { stringifyTrace } from '../trace/trace.js';
 
 /** What `-` names: standard input, for a scenario or a topology. */
 export const STDIN = '-';
@@ -212,8 +212,8 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
     }
     acts = [n - 1];
   }
-  // Without --trace nothing reads the trace: a recorder that keeps nothing spares making it.
-  const runner = createDefaultRunner(v.trace === undefined ? { trace: new TraceRecorder({ cap: 0 }) } : {});
+  // Without --trace nothing reads the trace: not making it spares the work.
+  const runner = createDefaultRunner(v.trace === undefined ? { trace: false } : {});
   const report = await runner.run(scenario, acts ? { acts } : {});
   const detail: ReportDetail = v.quiet ? 'quiet' : v.verbose ? 'verbose' : 'normal';
   const style: ReportStyle | undefined = io.color ? ttyStyle : undefined;

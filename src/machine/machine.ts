@@ -27,7 +27,7 @@ import { checkCap, DEFAULT_HISTORY_CAP } from '../util/ring.js';
 import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
-import { compileCore, defaultBuild, type CoreFlavor } from '../../bindings/core.js';
+import { compileCore, defaultBuild, isSharedMemory, type CoreFlavor } from '../../bindings/core.js';
 import { createEmbeddedCore, createEmbeddedSimulator } from '../embed-entry.js';
 
 /**
@@ -189,7 +189,7 @@ export interface DeviceMemoryOptions {
 export class Machine {
   private readonly _dmaDevices = new Map<PciFunction, DmaDevice>();
   private readonly _barRegions = new Map<Bar, Region>();
-  /** Per client: the memory BARs it reaches by bus address (routePeers). */
+  /** Per client: the memory BARs it reaches by bus address (see routePeers). */
   private readonly _busAddrBars = new Map<PciFunction, Bar[]>();
   private readonly _units = new Map<HostBridge, IommuUnit>();
   private readonly _nameCounters = new Map<string, number>();
@@ -301,7 +301,7 @@ export class Machine {
         }));
       }
     }
-    m._routePeers();
+    m.routePeers();
     sim.dma.setCostModel(m.time);
     m.kernel.onEvent((e) => m.time.chargeEvent(e.kind));
     return m;
@@ -316,7 +316,7 @@ export class Machine {
   }
 
   /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
-  private _routePeers(): void {
+  private routePeers(): void {
     const eps = this.topology.endpoints();
     for (const provider of eps) {
       const bars = provider.bars.filter((b) => b.type === 'mem');
@@ -453,7 +453,7 @@ const SERIES_ARENA_MAX = 512 << 20;
  * zeroes as it uses it, so nothing of an earlier machine shows. Why: V8 counts every Wasm memory
  * as external memory and collects garbage each time one grows by tens of MiB; six machines on
  * six memories of 64 MiB cost six full collections, one memory grows once (and a shared one, where
- * the host has them, is not counted at all: {@link seriesMemory}). Once a machine of the
+ * the host has them, is not counted at all: see seriesMemory in machine.ts). Once a machine of the
  * series is built, the earlier ones must not be used any more. Where there is no embed build (the
  * debug core, a bundle that carries the release core alone), or for an arena createSimulator
  * refuses or a large one, each machine gets a core of its own, as {@link Machine.create} gives.
@@ -481,12 +481,12 @@ export class MachineSeries {
       // fixedBytes does for the plain one): the shared build where the host has shared memory.
       let probe = seriesMemory(64, true);
       let fixed = await fixedBytesOn(probe);
-      if (fixed === null && isShared(probe)) fixed = await fixedBytesOn(probe = seriesMemory(64, false));
+      if (fixed === null && isSharedMemory(probe)) fixed = await fixedBytesOn(probe = seriesMemory(64, false));
       if (fixed === null) {
         this._standalone = true; // no embed build in this bundle
       } else {
         this._bytes = fixed + this.arenaBytes;
-        this._memory = seriesMemory(Math.ceil((this._base + this._bytes) / 65536), isShared(probe));
+        this._memory = seriesMemory(Math.ceil((this._base + this._bytes) / 65536), isSharedMemory(probe));
       }
     }
     if (!this._memory) return Machine.create({ ...opts, arenaBytes: this.arenaBytes });
@@ -513,10 +513,6 @@ function seriesMemory(pages: number, shared: boolean): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: pages });
 }
 
-function isShared(memory: WebAssembly.Memory): boolean {
-  return Object.prototype.toString.call(memory.buffer) === '[object SharedArrayBuffer]';
-}
-
 /** The fixed blocks' bytes of the embed build `probe` (4 MiB) takes, or null when the bundle has no such build. */
 async function fixedBytesOn(probe: WebAssembly.Memory): Promise<number | null> {
   try {
@@ -535,7 +531,7 @@ async function fixedBytesOn(probe: WebAssembly.Memory): Promise<number | null> {
  * scenario). The compiled module is the one every later machine uses; a failure is left to them.
  */
 export function prefetchCore(): void {
-  const build: CoreFlavor = defaultBuild() !== 'release' ? defaultBuild() : isShared(seriesMemory(1, true)) ? 'embed-shared' : 'embed';
+  const build: CoreFlavor = defaultBuild() !== 'release' ? defaultBuild() : isSharedMemory(seriesMemory(1, true)) ? 'embed-shared' : 'embed';
   compileCore(build).catch(() => {});
 }
 

@@ -148,8 +148,11 @@ export interface RunnerOptions {
   createMachine?: (act: Act) => Promise<Machine>;
   /** Bytes of Wasm arena per machine. @default 64 MiB */
   arenaBytes?: number;
-  /** Where the trace goes. @default a new TraceRecorder (see `runner.trace`) */
-  trace?: TraceRecorder;
+  /**
+   * Where the trace goes; `false`: no trace at all (the runner makes no trace events, and
+   * `runner.trace` stays empty: what the CLI does without --trace). @default a new TraceRecorder (see `runner.trace`)
+   */
+  trace?: TraceRecorder | false;
 }
 
 /** What to run of a scenario. */
@@ -170,7 +173,7 @@ export class ScenarioRunner {
   readonly trace: TraceRecorder;
 
   constructor(private readonly _opts: RunnerOptions = {}) {
-    this.trace = _opts.trace ?? new TraceRecorder();
+    this.trace = _opts.trace === false ? new TraceRecorder({ cap: 0 }) : _opts.trace ?? new TraceRecorder();
     registerGenericOps(this);
   }
 
@@ -294,9 +297,8 @@ export class ScenarioRunner {
     report.startNs = machine.clock.now;
     const clock = () => machine.clock.now;
     const proc = this.trace.process(act.index + 1, `act ${act.index + 1}: ${act.title}`, clock);
-    // A recorder that keeps nothing (the CLI without --trace): the runner's own trace sources
-    // are not made at all, since their events would only be dropped.
-    const tracing = this.trace.recording;
+    // No trace wanted (the CLI without --trace): the runner's own trace sources are not made.
+    const tracing = this._opts.trace !== false;
     const dmabufSource = tracing ? new DmaBufTraceSource(machine.kernel, proc, machine.history.transfers) : null;
     const ridNames = new Map<number, string>();
     for (const f of machine.topology.functions) ridNames.set(machine.rid(f), f.name);

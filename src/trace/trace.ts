@@ -195,14 +195,6 @@ export class TraceRecorder {
     this._events.push(e);
   }
 
-  /**
-   * Whether events are kept (a cap above 0). A runner may skip the work of making events a
-   * recorder would drop anyway; `dropped` then counts only those it was given.
-   */
-  get recording(): boolean {
-    return this._events.capacity > 0;
-  }
-
   /** The events kept, in recording order, without metadata (a snapshot). */
   get events(): readonly TraceEvent[] {
     return this._events.toArray();
