@@ -79,14 +79,15 @@ export function patternBytes(p: Pattern, length: number): Uint8Array {
       break;
     }
     case 'random': {
-      let x = p.seed >>> 0 || 0x9e3779b9;
+      // xorshift32 on the state's bits held as an int32: the same bits as the uint32 form, but
+      // a value V8 keeps unboxed even in unoptimised code (a uint32 above 2^31 becomes a heap
+      // number at every step). The store keeps the low byte.
+      let x = p.seed | 0 || 0x9e3779b9 | 0;
       for (let i = 0; i < length; i++) {
         x ^= x << 13;
-        x >>>= 0;
         x ^= x >>> 17;
         x ^= x << 5;
-        x >>>= 0;
-        out[i] = x & 0xff;
+        out[i] = x;
       }
       break;
     }

@@ -34,6 +34,10 @@ const PATTERNS: Pattern[] = [
   { kind: 'text', text: 'é' },
   { kind: 'hex', bytes: [0xde, 0xad, 0xbe, 0xef, 0x01] },
   { kind: 'random', seed: 2021 },
+  // The seed's edges: 0 (the default state), and the int32 sign bit the generator works in.
+  { kind: 'random', seed: 0 },
+  { kind: 'random', seed: 0x80000000 },
+  { kind: 'random', seed: 0xffffffff },
 ];
 
 describe('patternBytes', () => {
