@@ -150,10 +150,11 @@ export class PatternCache {
 export function firstMismatch(p: Pattern, got: Uint8Array, want: Uint8Array = patternBytes(p, got.length)): number {
   if (want.length === got.length && sameBytesNative(got, want)) return -1;
   let i = 0;
-  // Four bytes a step while both are aligned for it (a fresh or cached `want` is).
+  // Four bytes a step while both are aligned for it (a fresh or cached `want` is); as int32,
+  // which unoptimised code keeps unboxed (a uint32 above 2^31 would be a heap number).
   if (got.byteOffset % 4 === 0 && want.byteOffset % 4 === 0) {
-    const g = new Uint32Array(got.buffer, got.byteOffset, got.length >> 2);
-    const w = new Uint32Array(want.buffer, want.byteOffset, got.length >> 2);
+    const g = new Int32Array(got.buffer, got.byteOffset, got.length >> 2);
+    const w = new Int32Array(want.buffer, want.byteOffset, got.length >> 2);
     while (i < g.length && g[i] === w[i]) i++;
     i *= 4;
   }
