@@ -16,7 +16,8 @@ const entries = {
   'browser scenario': ['browser/scenario.js', `browser/${releaseChunk}`],
   node: ['node.js', 'core.wasm'],
   drivers: ['drivers.js', 'core.wasm'],
-  cli: ['cli.js', 'core.wasm'],
+  // The bin (cli.js) is a small launcher; the CLI is the bundle it loads.
+  cli: [readdirSync(dist).find((f) => /^cli-main-.*\.cjs$/.test(f)), 'core.wasm'],
   core: ['core.js', 'core.wasm'],
 };
 

@@ -1,20 +1,23 @@
-#!/usr/bin/env node
 /**
  * dmabuf-sim command line (see USAGE and docs/guide.md). Arguments are parsed with Node's
  * util.parseArgs, strictly: an unknown option is a usage error.
  * Exit status: 0 ok, 1 an expectation failed, 2 usage or file error (a bare `dmabuf-sim` too).
+ * The package bin is dist/cli.js (src/cli/launch.ts), which loads this module's bundle with V8's
+ * code cache and calls {@link runProgram}.
  */
-import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runCoreDemo } from './core-demo.js';
+import { isMainScript } from './program.js';
 import { parseSizeArg, sweepOutput } from './sweep.js';
 import { SimError } from '../../bindings/errors.js';
 import { BUILTINS, showBuiltin } from './show.js';
 import { wantColor, ttyStyle } from './style.js';
 import { loadTopologyArg, topoJson, topoText } from './topo.js';
 import { createDefaultRunner } from '../scenario/default-runner.js';
+import { prefetchCore } from '../machine/machine.js';
 import { loadScenarioFile, parseScenario } from '../scenario/parse.js';
 import { SEED_SCENARIO, SEED_SCENARIO_FILE, VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE } from '../scenario/builtin/index.js';
 import { renderJson, renderText, type ReportDetail, type ReportStyle } from '../scenario/report.js';
@@ -199,6 +202,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
   if (v.help) return help('run', io);
   if (v.quiet && v.verbose) throw new UsageError('run', '--quiet and --verbose do not go together');
   if (v.trace === '') throw new UsageError('run', '--trace needs a file name');
+  prefetchCore(); // the Wasm compile overlaps the scenario's validation
   const scenario = loadScenario(positionals[0], io);
   let acts: number[] | undefined;
   if (v.act !== undefined) {
@@ -208,7 +212,8 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
     }
     acts = [n - 1];
   }
-  const runner = createDefaultRunner();
+  // Without --trace nothing reads the trace: not making it spares the work.
+  const runner = createDefaultRunner(v.trace === undefined ? { trace: false } : {});
   const report = await runner.run(scenario, acts ? { acts } : {});
   const detail: ReportDetail = v.quiet ? 'quiet' : v.verbose ? 'verbose' : 'normal';
   const style: ReportStyle | undefined = io.color ? ttyStyle : undefined;
@@ -344,21 +349,15 @@ export async function main(argv: string[], io: CliIo = nodeIo): Promise<number> 
   }
 }
 
-function invokedDirectly(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => {
+/** Runs the CLI as the program: `argv` without node and the script; sets process.exitCode. */
+export function runProgram(argv: string[]): Promise<void> {
+  return main(argv).then((code) => { process.exitCode = code; }, (e) => {
     // Not the input's fault: a bug. Its stack helps the report; 70 (EX_SOFTWARE) keeps it apart
     // from a failed expectation (1) and a bad file (2).
     console.error(`dmabuf-sim: internal error (a bug): ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
     process.exitCode = 70;
   });
 }
+
+// Also a program of its own (node dist/cli-main-<hash>.cjs), as the bin was before the launcher.
+if (isMainScript(import.meta.url)) void runProgram(process.argv.slice(2));

@@ -27,8 +27,8 @@ import { checkCap, DEFAULT_HISTORY_CAP } from '../util/ring.js';
 import { SimClock } from '../dma-buf/clock.js';
 import { FabricModel, type TimeOptions } from '../time/model.js';
 import { GenPool } from '../driver-kit/gen-pool.js';
-import { defaultBuild } from '../../bindings/core.js';
-import { createEmbeddedSimulator, fixedBytes } from '../embed-entry.js';
+import { compileCore, defaultBuild, isSharedMemory, type CoreFlavor } from '../../bindings/core.js';
+import { createEmbeddedCore, createEmbeddedSimulator } from '../embed-entry.js';
 
 /**
  * The machine's IOMMU (MachineOptions.iommu): one unit of `family` per host bridge, and the
@@ -189,6 +189,8 @@ export interface DeviceMemoryOptions {
 export class Machine {
   private readonly _dmaDevices = new Map<PciFunction, DmaDevice>();
   private readonly _barRegions = new Map<Bar, Region>();
+  /** Per client: the memory BARs it reaches by bus address (see routePeers). */
+  private readonly _busAddrBars = new Map<PciFunction, Bar[]>();
   private readonly _units = new Map<HostBridge, IommuUnit>();
   private readonly _nameCounters = new Map<string, number>();
   /** The physical address space of device memory beyond the BARs (gen_pool, 1 GiB units). */
@@ -299,7 +301,7 @@ export class Machine {
         }));
       }
     }
-    routePeers(m);
+    m.routePeers();
     sim.dma.setCostModel(m.time);
     m.kernel.onEvent((e) => m.time.chargeEvent(e.kind));
     return m;
@@ -311,6 +313,31 @@ export class Machine {
    */
   static series(arenaBytes = 128 << 20): MachineSeries {
     return new MachineSeries(arenaBytes);
+  }
+
+  /** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
+  private routePeers(): void {
+    const eps = this.topology.endpoints();
+    for (const provider of eps) {
+      const bars = provider.bars.filter((b) => b.type === 'mem');
+      if (bars.length === 0) continue;
+      for (const client of eps) {
+        if (client === provider || this.p2pdma.decide(provider, client).mapType !== 'BUS_ADDR') continue;
+        for (const bar of bars) this.sim.iommu.addP2pRoute(this.rid(client), bar.busAddress, bar.size, bar.cpuAddress);
+        let list = this._busAddrBars.get(client);
+        if (!list) this._busAddrBars.set(client, (list = []));
+        list.push(...bars);
+      }
+    }
+  }
+
+  /**
+   * The memory BARs a PCI function reaches by bus address (map type BUS_ADDR: the switch routes
+   * its requests there, past the IOMMU), in endpoint order: the P2P routes the machine was built
+   * with. Empty for a function of another machine.
+   */
+  busAddrBars(fn: PciFunction): readonly Bar[] {
+    return this._busAddrBars.get(fn) ?? [];
   }
 
   /** The machine's virtual clock (ns): the DMA-BUF kernel's, which fences and the log read. */
@@ -425,7 +452,8 @@ const SERIES_ARENA_MAX = 512 << 20;
  * linear memory: every machine is a fresh embedded core in the same window, which the core
  * zeroes as it uses it, so nothing of an earlier machine shows. Why: V8 counts every Wasm memory
  * as external memory and collects garbage each time one grows by tens of MiB; six machines on
- * six memories of 64 MiB cost six full collections, one memory grows once. Once a machine of the
+ * six memories of 64 MiB cost six full collections, one memory grows once (and a shared one, where
+ * the host has them, is not counted at all: see seriesMemory in machine.ts). Once a machine of the
  * series is built, the earlier ones must not be used any more. Where there is no embed build (the
  * debug core, a bundle that carries the release core alone), or for an arena createSimulator
  * refuses or a large one, each machine gets a core of its own, as {@link Machine.create} gives.
@@ -449,15 +477,16 @@ export class MachineSeries {
    */
   async create(opts: Omit<MachineOptions, 'arenaBytes' | 'simulator' | 'ramLinear'>): Promise<Machine> {
     if (!this._memory && !this._standalone) {
-      const fixed = await fixedBytes().catch((e: unknown) => {
-        if (e instanceof SimError && e.op === 'compileCore') return null; // no embed build in this bundle
-        throw e;
-      });
+      // The fixed blocks' size, from a throwaway core of the build the series will run (as
+      // fixedBytes does for the plain one): the shared build where the host has shared memory.
+      let probe = seriesMemory(64, true);
+      let fixed = await fixedBytesOn(probe);
+      if (fixed === null && isSharedMemory(probe)) fixed = await fixedBytesOn(probe = seriesMemory(64, false));
       if (fixed === null) {
-        this._standalone = true;
+        this._standalone = true; // no embed build in this bundle
       } else {
         this._bytes = fixed + this.arenaBytes;
-        this._memory = new WebAssembly.Memory({ initial: Math.ceil((this._base + this._bytes) / 65536) });
+        this._memory = seriesMemory(Math.ceil((this._base + this._bytes) / 65536), isSharedMemory(probe));
       }
     }
     if (!this._memory) return Machine.create({ ...opts, arenaBytes: this.arenaBytes });
@@ -466,15 +495,44 @@ export class MachineSeries {
   }
 }
 
-/** Adds a switch route for every (client, provider memory BAR) pair whose map type is BUS_ADDR. */
-function routePeers(m: Machine): void {
-  const eps = m.topology.endpoints();
-  for (const provider of eps) {
-    const bars = provider.bars.filter((b) => b.type === 'mem');
-    if (bars.length === 0) continue;
-    for (const client of eps) {
-      if (client === provider || m.p2pdma.decide(provider, client).mapType !== 'BUS_ADDR') continue;
-      for (const bar of bars) m.sim.iommu.addP2pRoute(m.rid(client), bar.busAddress, bar.size, bar.cpuAddress);
+/**
+ * A series' memory of `pages`, shared when `shared` and the host allows it. Why shared: V8 counts
+ * a plain Wasm memory as external memory, and one of tens of MiB starts a full garbage
+ * collection as it is made (several ms, more than a short run spends in all its other
+ * collections); a shared memory is not counted. The machines are the same on either: the
+ * embed-shared build is the embed build over a shared memory, and the memory never grows.
+ */
+function seriesMemory(pages: number, shared: boolean): WebAssembly.Memory {
+  if (shared) {
+    try {
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    } catch {
+      // No shared memory here (a page that is not cross-origin isolated): a plain one.
     }
   }
+  return new WebAssembly.Memory({ initial: pages });
 }
+
+/** The fixed blocks' bytes of the embed build `probe` (4 MiB) takes, or null when the bundle has no such build. */
+async function fixedBytesOn(probe: WebAssembly.Memory): Promise<number | null> {
+  try {
+    const core = await createEmbeddedCore({ memory: probe, base: 65536, bytes: probe.buffer.byteLength - 65536 });
+    return core.exports.layoutFixedBytes();
+  } catch (e) {
+    if (e instanceof SimError && e.op === 'compileCore') return null;
+    throw e;
+  }
+}
+
+/**
+ * Starts reading and compiling the core build that {@link Machine.series} machines run on (an
+ * embed build, or the debug core when DMABUF_SIM_WASM=debug), so that the work, done off the main
+ * thread, overlaps what the caller does before the first machine (the CLI validating its
+ * scenario). The compiled module is the one every later machine uses; a failure is left to them.
+ */
+export function prefetchCore(): void {
+  const build: CoreFlavor = defaultBuild() !== 'release' ? defaultBuild() : isSharedMemory(seriesMemory(1, true)) ? 'embed-shared' : 'embed';
+  compileCore(build).catch(() => {});
+}
+
+

@@ -32,7 +32,7 @@ import { O_RDONLY, O_WRONLY, MAP_SHARED, PROT_READ, PROT_WRITE } from '../index.
 import type { ScenarioRunner, StepContext, StepHandler } from './runner.js';
 import { ADDRESS, BOOL, DEVICE, PATTERN, SIZE, defineOp, flags, int, oneOf, ref } from './op.js';
 import { iommuWalkSection, sgTableSection } from './sections.js';
-import { describePattern, patternBytes } from './pattern.js';
+import { describePattern } from './pattern.js';
 
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
 
@@ -351,7 +351,7 @@ const postOp = defineOp({
     const local = d.proc.mmapAnonymous(n);
     const src = d.nic(from);
     const pattern = step.args.pattern ?? { kind: 'counter', start: 0, step: 1 } as const;
-    if (verb !== 'READ') d.proc.writeUser(local.start, patternBytes(pattern, n));
+    if (verb !== 'READ') d.proc.writeUser(local.start, ctx.pattern(pattern, n));
     const lmr = src.ctx.regMr(src.pd, local.start, n, IBV_ACCESS_LOCAL_WRITE);
     const sge = { addr: local.start, length: n, lkey: lmr.lkey };
     const remote = mr.iova + (step.args.offset ?? 0n);

@@ -21,7 +21,7 @@ import {
 import type { StepContext, StepHandler, ScenarioRunner } from './runner.js';
 import { ADDRESS, BOOL, PATTERN, SIZE, DEVICE, defineOp, flags, int, oneOf, ref } from './op.js';
 import { iommuWalkSection } from './sections.js';
-import { describePattern, patternBytes } from './pattern.js';
+import { describePattern } from './pattern.js';
 
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
 const PAGE = 4096n;
@@ -88,7 +88,7 @@ const userAllocOp = defineOp({
     if (size === 0n || size % PAGE !== 0n) throw new SimError('EINVAL', 'userAlloc', `size: ${size} is not a positive multiple of 4K`);
     const s = state(ctx);
     const va = s.proc.mmapAnonymous(Number(size), { populate: true }).start;
-    if (pattern !== undefined) s.proc.writeUser(va, patternBytes(pattern, Number(size)));
+    if (pattern !== undefined) s.proc.writeUser(va, ctx.pattern(pattern, Number(size)));
     const mem: UserMem = { kind: 'umem', va, length: size };
     return { value: mem, summary: `mmap ${hex(size)} at ${hex(va)}${pattern === undefined ? '' : `, filled with ${describePattern(pattern)}`}`, result: { va: hex(va) } };
   },
@@ -386,7 +386,7 @@ const dmaOp = defineOp({
     const s = state(ctx);
     const dev = ctx.objects.get<BoundDevice>(a.device, 'vdev');
     const n = Number(a.length);
-    const t = a.verb === 'write' ? new PriDma(ctx.machine, dev.rid, a.pasid ?? null).write(a.iova, patternBytes(a.pattern ?? { kind: 'counter', start: 0, step: 1 }, n))
+    const t = a.verb === 'write' ? new PriDma(ctx.machine, dev.rid, a.pasid ?? null).write(a.iova, ctx.pattern(a.pattern ?? { kind: 'counter', start: 0, step: 1 }, n))
       : new PriDma(ctx.machine, dev.rid, a.pasid ?? null).read(a.iova, n);
     const what = `${dev.name} ${tag(a.pasid)} DMA ${a.verb} ${hex(a.length)} at iova ${hex(a.iova)}`;
     const dom = domainFor(ctx.machine, dev.rid, a.pasid);

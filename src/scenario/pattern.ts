@@ -79,14 +79,15 @@ export function patternBytes(p: Pattern, length: number): Uint8Array {
       break;
     }
     case 'random': {
-      let x = p.seed >>> 0 || 0x9e3779b9;
+      // xorshift32 on the state's bits held as an int32: the same bits as the uint32 form, but
+      // a value V8 keeps unboxed even in unoptimised code (a uint32 above 2^31 becomes a heap
+      // number at every step). The store keeps the low byte.
+      let x = p.seed | 0 || 0x9e3779b9 | 0;
       for (let i = 0; i < length; i++) {
         x ^= x << 13;
-        x >>>= 0;
         x ^= x >>> 17;
         x ^= x << 5;
-        x >>>= 0;
-        out[i] = x & 0xff;
+        out[i] = x;
       }
       break;
     }
@@ -115,17 +116,61 @@ export function describePattern(p: Pattern): string {
   }
 }
 
-/** The first offset where `got` differs from the pattern, or -1 (length differences count). */
-export function firstMismatch(p: Pattern, got: Uint8Array): number {
-  const want = patternBytes(p, got.length);
+/**
+ * The bytes of patterns, each made once for a run and handed out again: the step that writes a
+ * pattern and the steps that expect it back ask for the same bytes, and a shorter ask is a prefix
+ * of a longer one. What it hands out is shared: read it, never write it. It keeps the longest
+ * buffer of each pattern asked for, `maxBytes` in all, so it does not grow with the run.
+ */
+export class PatternCache {
+  private readonly _made = new Map<string, Uint8Array>();
+  private _bytes = 0;
+
+  constructor(private readonly _maxBytes = 16 << 20) {}
+
+  /** `length` bytes of `p` (as {@link patternBytes} makes them), shared. */
+  bytes(p: Pattern, length: number): Uint8Array {
+    const key = JSON.stringify(p);
+    const have = this._made.get(key);
+    if (have && have.length >= length) return have.subarray(0, length);
+    const made = patternBytes(p, length);
+    const kept = this._bytes - (have?.length ?? 0) + length;
+    if (kept <= this._maxBytes) {
+      this._made.set(key, made);
+      this._bytes = kept;
+    }
+    return made;
+  }
+}
+
+/**
+ * The first offset where `got` differs from the pattern, or -1 (length differences count).
+ * `want`: the pattern's bytes when the caller has them (at least got.length of them).
+ */
+export function firstMismatch(p: Pattern, got: Uint8Array, want: Uint8Array = patternBytes(p, got.length)): number {
+  if (want.length === got.length && sameBytesNative(got, want)) return -1;
   let i = 0;
-  // Four bytes a step while `got` is aligned for it (`want` is fresh, so aligned).
-  if (got.byteOffset % 4 === 0) {
-    const g = new Uint32Array(got.buffer, got.byteOffset, got.length >> 2);
-    const w = new Uint32Array(want.buffer, 0, got.length >> 2);
+  // Four bytes a step while both are aligned for it (a fresh or cached `want` is); as int32,
+  // which unoptimised code keeps unboxed (a uint32 above 2^31 would be a heap number).
+  if (got.byteOffset % 4 === 0 && want.byteOffset % 4 === 0) {
+    const g = new Int32Array(got.buffer, got.byteOffset, got.length >> 2);
+    const w = new Int32Array(want.buffer, want.byteOffset, got.length >> 2);
     while (i < g.length && g[i] === w[i]) i++;
     i *= 4;
   }
   for (; i < got.length; i++) if (got[i] !== want[i]) return i;
   return -1;
+}
+
+/** Node's Buffer, as far as {@link sameBytesNative} uses it (absent in a browser). */
+type NodeBuffer = { from(b: ArrayBufferLike, offset: number, length: number): { equals(o: unknown): boolean } };
+
+/**
+ * Whether `a` and `b` hold the same bytes, by a native compare where the host has one (Node's
+ * Buffer.equals, a memcmp); false where it has none (the caller's loop decides). Why: a run
+ * compares hundreds of KiB as cold, barely optimised code, where a JS loop costs milliseconds.
+ */
+function sameBytesNative(a: Uint8Array, b: Uint8Array): boolean {
+  const B = (globalThis as { Buffer?: NodeBuffer }).Buffer;
+  return B !== undefined && B.from(a.buffer, a.byteOffset, a.length).equals(B.from(b.buffer, b.byteOffset, b.length));
 }

@@ -20,18 +20,18 @@
  */
 import { SimError } from '../index.js';
 import { Machine } from '../index.js';
-import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topologyToJson } from '../index.js';
+import { P2pdma, type PciFunction, renderP2pMatrix, renderTopologyTree, topologyToJson, type TopologyJson } from '../index.js';
 import type { DmaEndpoint } from '../index.js';
 import type { FaultRecord } from '../index.js';
 import { formatRid } from '../index.js';
 import { DmaBufTraceSource, IotlbTracker, TracedDma, type TraceProcess, TraceRecorder, traceFault, type TransferRecord } from '../trace/index.js';
-import { describePattern, firstMismatch, patternBytes } from './pattern.js';
+import { describePattern, firstMismatch, PatternCache, patternBytes } from './pattern.js';
 import { formatNs, formatTiming } from '../index.js';
 import {
   type ActReport, describeExpectation, formatArg, type ReportSection, type RunFailure, type RunReport, type StepRecord,
   type TopologyReport,
 } from './report.js';
-import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Scenario, type Step } from './schema.js';
+import { type Act, type ObjectKind, type OpArgs, OP_SPECS, type Pattern, type Scenario, type Step } from './schema.js';
 import { ScenarioError } from './source.js';
 import { GENERIC_OPS } from './op.js';
 import { Ring } from '../index.js';
@@ -124,6 +124,11 @@ export interface ActContext {
   deviceName(rid: DmaEndpoint['rid']): string;
   /** Drains the IOMMU fault queues now: the records go to the report and the trace too. */
   collectFaults(): FaultRecord[];
+  /**
+   * `length` bytes of a pattern, made once per run (a step writing a pattern and the steps
+   * expecting it back share them): read them, never write them.
+   */
+  pattern(p: Pattern, length: number): Uint8Array;
   /** Act-level report sections (shown at the end of the act). */
   readonly report: ReportSink;
 }
@@ -143,8 +148,11 @@ export interface RunnerOptions {
   createMachine?: (act: Act) => Promise<Machine>;
   /** Bytes of Wasm arena per machine. @default 64 MiB */
   arenaBytes?: number;
-  /** Where the trace goes. @default a new TraceRecorder (see `runner.trace`) */
-  trace?: TraceRecorder;
+  /**
+   * Where the trace goes; `false`: no trace at all (the runner makes no trace events, and
+   * `runner.trace` stays empty: what the CLI does without --trace). @default a new TraceRecorder (see `runner.trace`)
+   */
+  trace?: TraceRecorder | false;
 }
 
 /** What to run of a scenario. */
@@ -165,7 +173,7 @@ export class ScenarioRunner {
   readonly trace: TraceRecorder;
 
   constructor(private readonly _opts: RunnerOptions = {}) {
-    this.trace = _opts.trace ?? new TraceRecorder();
+    this.trace = _opts.trace === false ? new TraceRecorder({ cap: 0 }) : _opts.trace ?? new TraceRecorder();
     registerGenericOps(this);
   }
 
@@ -227,19 +235,28 @@ export class ScenarioRunner {
     const clock = { ns: 0 };
     // The acts' machines one after another on one linear memory (MachineSeries).
     const series = Machine.series(this._opts.arenaBytes ?? 64 << 20);
+    const patterns = new PatternCache();
     for (const act of chosen) {
       const key = `${act.topologySource}\n${JSON.stringify(act.topologyDescription, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
       let t = topoIndex.get(key);
       if (t === undefined) {
-        const p2p = new P2pdma(act.topology);
+        const topology = act.topology;
+        const p2p = new P2pdma(topology);
         t = topologies.length;
-        topologies.push({
-          source: act.topologySource, data: topologyToJson(act.topology, p2p),
-          text: { tree: renderTopologyTree(act.topology), matrix: renderP2pMatrix(act.topology, p2p) },
+        const entry = { source: act.topologySource } as TopologyReport;
+        // `data` (every pair's P2P decision over again) is made when first read: the JSON report
+        // reads it, the text report (the CLI's default) never does. To a reader it is a field.
+        let data: TopologyJson | undefined;
+        Object.defineProperty(entry, 'data', {
+          enumerable: true, configurable: true,
+          get: () => (data ??= topologyToJson(topology, p2p)),
+          set: (v: TopologyJson) => { data = v; },
         });
+        entry.text = { tree: renderTopologyTree(topology), matrix: renderP2pMatrix(topology, p2p) };
+        topologies.push(entry);
         topoIndex.set(key, t);
       }
-      acts.push(await this._runAct(scenario, act, t, failures, clock, series));
+      acts.push(await this._runAct(scenario, act, t, failures, clock, series, patterns));
     }
     const steps = acts.flatMap((a) => a.steps).filter((s) => s.number !== null);
     const ok = failures.length === 0 && acts.every((a) => a.ok);
@@ -253,7 +270,9 @@ export class ScenarioRunner {
     };
   }
 
-  private async _runAct(scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }, series: ReturnType<typeof Machine.series>): Promise<ActReport> {
+  private async _runAct(
+    scenario: Scenario, act: Act, topology: number, failures: RunFailure[], runClock: { ns: number }, series: ReturnType<typeof Machine.series>, patterns: PatternCache,
+  ): Promise<ActReport> {
     const report: ActReport = {
       index: act.index, title: act.title, profile: act.profile, iommu: act.iommu, topology, steps: [], sections: [], ok: true,
       startNs: runClock.ns, endNs: runClock.ns,
@@ -278,7 +297,9 @@ export class ScenarioRunner {
     report.startNs = machine.clock.now;
     const clock = () => machine.clock.now;
     const proc = this.trace.process(act.index + 1, `act ${act.index + 1}: ${act.title}`, clock);
-    const dmabufSource = new DmaBufTraceSource(machine.kernel, proc, machine.history.transfers);
+    // No trace wanted (the CLI without --trace): the runner's own trace sources are not made.
+    const tracing = this._opts.trace !== false;
+    const dmabufSource = tracing ? new DmaBufTraceSource(machine.kernel, proc, machine.history.transfers) : null;
     const ridNames = new Map<number, string>();
     for (const f of machine.topology.functions) ridNames.set(machine.rid(f), f.name);
     const deviceName = (rid: DmaEndpoint['rid']): string =>
@@ -290,12 +311,12 @@ export class ScenarioRunner {
     const totals = { transfers: 0, bytes: 0n, faults: 0, warns: new Ring<string>(machine.history.kernelEvents) };
     let stepTransfers: TransferRecord[] = [];
     // IOTLB counters over time, IOMMU map/unmap and invalidations, on the trace.
-    const iotlb = new IotlbTracker(machine, proc, deviceName);
+    const iotlb = tracing ? new IotlbTracker(machine, proc, deviceName) : null;
     const onTransfer = (t: TransferRecord): void => {
       totals.transfers++;
       totals.bytes += t.result.bytesDone;
       stepTransfers.push(t);
-      iotlb.sample();
+      iotlb?.sample();
     };
     let stepEvents: string[] | null = null;
     // Who exports each dma-buf and who imports each attachment: for the BUS_ADDR-but-IOVA note.
@@ -315,7 +336,7 @@ export class ScenarioRunner {
       const who = typeof d['device'] === 'string' ? ` (${d['device']})` : '';
       stepEvents.push(`dma-buf ${e.kind}${e.rule ? ` [${e.rule}]` : ''}${e.dmaBufId !== undefined ? ` dma-buf ${e.dmaBufId}` : ''}${e.attachmentId !== undefined ? ` attachment ${e.attachmentId}` : ''}${who}`);
     });
-    const dma = new TracedDma(machine.sim.dma, proc, deviceName, onTransfer, machine.history.transfers);
+    const dma = new TracedDma(machine.sim.dma, tracing ? proc : null, deviceName, onTransfer, machine.history.transfers);
     const retime = machine.time.onTiming((_t, timing) => dma.retime(timing));
     const collectFaults = (): FaultRecord[] => {
       const got: FaultRecord[] = [];
@@ -324,7 +345,7 @@ export class ScenarioRunner {
           got.push(f);
           totals.faults++;
           const dev = deviceName(f.rid);
-          traceFault(proc, dev, u.name, f);
+          if (tracing) traceFault(proc, dev, u.name, f);
           stepSink?.log(u.family === 'vtd'
             ? `DMAR: [DMA ${f.access === 'write' ? 'Write' : 'Read'}] Request device [${f.bdf}] (${dev}) fault addr 0x${f.iova.toString(16)} [fault reason 0x${f.code.toString(16).padStart(2, '0')}] ${f.reason}`
             : `arm-smmu-v3 ${u.name}: event 0x${f.code.toString(16).padStart(2, '0')} from ${f.bdf} (${dev}): ${f.access} iova 0x${f.iova.toString(16)} ${f.reason}`);
@@ -338,10 +359,10 @@ export class ScenarioRunner {
       scenario, act, machine, objects, state, trace: proc, dma,
       nameBuffer: (id: number, dev: string) => {
         exporters.set(id, dev);
-        dmabufSource.nameBuffer(id, dev);
+        dmabufSource?.nameBuffer(id, dev);
       },
       device: (n: string) => machine.pci(n),
-      deviceName, collectFaults,
+      deviceName, collectFaults, pattern: (p: Pattern, length: number) => patterns.bytes(p, length),
     };
     const actCtx: ActContext = { ...base, report: actSink };
     let failed = false;
@@ -362,7 +383,7 @@ export class ScenarioRunner {
       stepEvents = rec.events;
       stepSink = { log: (l) => rec.log.push(l), section: (s) => rec.sections.push(s) };
       const ctx: StepContext = { ...base, step, report: stepSink };
-      proc.begin('scenario', step.op, 'step', { path: step.path, line: step.line, args: step.args, ...(step.as ? { as: step.as } : {}) });
+      if (tracing) proc.begin('scenario', step.op, 'step', { path: step.path, line: step.line, args: step.args, ...(step.as ? { as: step.as } : {}) });
       let outcome: StepOutcome | void = undefined;
       let error: unknown;
       try {
@@ -385,12 +406,12 @@ export class ScenarioRunner {
       stepTransfers = [];
       stepEvents = null;
       collectFaults();
-      iotlb.step();
+      iotlb?.step();
       for (const l of busAddrIovaNotes(machine, rec, stepMaps)) rec.log.push(l);
       stepMaps = [];
-      this._judge(step, rec, outcome, error);
+      this._judge(step, rec, outcome, error, patterns);
       if (!error && step.as) objects.set(step.as, OP_SPECS[step.op]!.produces!, outcome && 'value' in outcome ? outcome.value : outcome?.result ?? true);
-      proc.end('scenario', step.op, 'step', { status: rec.status, outcome: rec.outcome, ...(rec.failure ? { failure: rec.failure } : {}) });
+      if (tracing) proc.end('scenario', step.op, 'step', { status: rec.status, outcome: rec.outcome, ...(rec.failure ? { failure: rec.failure } : {}) });
       stepSink = null;
       report.steps.push(rec);
       if (rec.status === 'failed') {
@@ -405,10 +426,10 @@ export class ScenarioRunner {
       failures.push({ act: act.index, actTitle: act.title, step: 0, path: `acts[${act.index}]`, line: act.steps[0]?.line ?? 1, message: `act teardown failed: ${errText(e)}` });
     }
     collectFaults();
-    iotlb.step();
+    iotlb?.step();
     machine.time.sync();
     eventSub.dispose();
-    dmabufSource.dispose();
+    dmabufSource?.dispose();
     dma.dispose();
     retime.dispose();
     report.endNs = clock();
@@ -427,7 +448,7 @@ export class ScenarioRunner {
   }
 
   /** Sets rec.status/outcome/failure from what the handler did and what the step expects. */
-  private _judge(step: Step, rec: StepRecord, outcome: StepOutcome | void, error: unknown): void {
+  private _judge(step: Step, rec: StepRecord, outcome: StepOutcome | void, error: unknown, patterns: PatternCache): void {
     const e = step.expect;
     if (outcome?.summary) rec.summary = outcome.summary;
     if (outcome?.result) rec.result = outcome.result;
@@ -453,7 +474,7 @@ export class ScenarioRunner {
       const got = outcome?.bytes;
       if (!(got instanceof Uint8Array)) return fail(`expected bytes (${describePattern(e.bytes)}), but the step returned none`);
       // A plain loop, not findIndex with a callback per byte: steps compare up to megabytes.
-      const at = firstMismatch(e.bytes, got);
+      const at = firstMismatch(e.bytes, got, patterns.bytes(e.bytes, got.length));
       if (at >= 0) {
         const h = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
         const want = patternBytes(e.bytes, at + 1)[at]!;

@@ -178,7 +178,6 @@ export class FabricModel implements DmaCostModel {
   readonly costs: TimeCosts;
   private readonly _byRid = new Map<number, PciFunction>();
   private readonly _domains = new Map<number, IommuDomain>();
-  private readonly _busRoutes = new Map<PciFunction, Bar[]>();
   /** Paths and resource capacities: the topology and the costs never change after creation. */
   private readonly _paths = new Map<string, Route>();
   private readonly _capacities = new Map<string, number>();
@@ -386,18 +385,8 @@ export class FabricModel implements DmaCostModel {
   }
 
   /** BARs the requester reaches over a switch route (map type BUS_ADDR). */
-  private _routed(fn: PciFunction): Bar[] {
-    let r = this._busRoutes.get(fn);
-    if (!r) {
-      r = [];
-      for (const p of this._m.topology.endpoints()) {
-        if (p === fn) continue;
-        const bars = p.bars.filter((b) => b.type === 'mem');
-        if (bars.length && this._m.decide(p, fn).mapType === 'BUS_ADDR') r.push(...bars);
-      }
-      this._busRoutes.set(fn, r);
-    }
-    return r;
+  private _routed(fn: PciFunction): readonly Bar[] {
+    return this._m.busAddrBars(fn);
   }
 
   /** Where the bytes at `ep` are. `other` is the requester of the transfer's other side. */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { cli } from './cli-io.js';
@@ -217,7 +217,8 @@ describe('dmabuf-sim show and demo', () => {
 
 describe('the built CLI (dist/cli.js, the package bin), when built', () => {
   const bin = 'dist/cli.js';
-  it.runIf(existsSync(bin) && readFileSync(bin, 'utf8').includes('showCommand'))('runs as a program', () => {
+  const built = existsSync(bin) && readFileSync(bin, 'utf8').includes('loadCli');
+  it.runIf(built)('runs as a program', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '' } });
     const help = run('help');
     expect(help.status).toBe(0);
@@ -233,5 +234,30 @@ describe('the built CLI (dist/cli.js, the package bin), when built', () => {
     expect(stdin.status).toBe(0);
     expect(stdin.stdout).toMatch(/^dmabuf-sim run: notes \(<stdin>\)/);
     expect(stdin.stdout).not.toContain('\u001b[');
+  });
+
+  // The bin loads the bundle through V8's code cache (src/cli/launch.ts); the cache changes how
+  // fast, never what: the same report as main() in this process, byte for byte.
+  it.runIf(built)('the default run: the report main() gives, the code cache taken by a plain node', async () => {
+    const env = { ...process.env, NODE_OPTIONS: '', NO_COLOR: '' };
+    for (const args of [['run'], ['run', '--json'], ['run', '-v']]) {
+      const child = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env });
+      const here = await cli(args);
+      expect(child.status, args.join(' ')).toBe(here.code);
+      expect(child.stdout, args.join(' ')).toBe(here.out);
+    }
+    // A YAML scenario needs the parser, which the bin loads only then (dist/cli-yaml.cjs): the
+    // same report as in this process, and the bundle itself carries no YAML parser.
+    const yaml = spawnSync(process.execPath, [bin, 'run', '-'], { input: IOMMU, encoding: 'utf8', env });
+    const yamlHere = await cli(['run', '-'], { '-': IOMMU });
+    expect(yaml.status).toBe(yamlHere.code);
+    expect(yaml.stdout).toBe(yamlHere.out);
+    const bundle = readdirSync('dist').find((f) => /^cli-main-.*\.cjs$/.test(f))!;
+    expect(readFileSync(`dist/${bundle}`, 'utf8')).not.toContain('class Composer');
+    expect(readFileSync('dist/cli-yaml.cjs', 'utf8')).toContain('class Composer');
+    const probe = `const m = await import(${JSON.stringify(new URL(`../../${bin}`, import.meta.url).href)}); console.log(JSON.stringify(m.loadCli().cacheUsed))`;
+    const used = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env });
+    expect(used.stderr).toBe('');
+    expect(used.stdout.trim()).toBe('true');
   });
 });

@@ -28,6 +28,19 @@ describe('Machine', () => {
     expect(m.unitOf(nic)!.faults()).toHaveLength(1);
   });
 
+  it('busAddrBars: per client, the memory BARs of every provider the kernel maps BUS_ADDR, in endpoint order', async () => {
+    const m = await Machine.create({ topology: fixture, iommu: { family: 'vtd' } });
+    const eps = m.topology.endpoints();
+    for (const client of eps) {
+      const want = eps.filter((p) => p !== client && m.decide(p, client).mapType === 'BUS_ADDR').flatMap((p) => p.bars.filter((b) => b.type === 'mem'));
+      expect(m.busAddrBars(client), client.name).toEqual(want);
+    }
+    expect(m.busAddrBars(m.pci('nic0'))).toContain(m.pci('gaudi0').bar(0));
+    expect(m.busAddrBars(m.pci('nic0'))).not.toContain(m.pci('gpu0').bar(0));
+    const other = await Machine.create({ topology: fixture });
+    expect(m.busAddrBars(other.pci('nic0'))).toEqual([]);
+  });
+
   it('without an IOMMU, devices DMA directly', async () => {
     const m = await Machine.create({ topology: fixture });
     const nic = m.pci('nic0');

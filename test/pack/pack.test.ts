@@ -62,6 +62,11 @@ describe('npm pack', () => {
       ...examples.map((e) => `examples/${e}`)]) {
       expect(files).toContain(f);
     }
+    // The bin (dist/cli.js) loads the CLI bundle and its V8 code cache, both named after its hash.
+    const cliBundle = files.find((f) => /^dist\/cli-main-[\w-]+\.cjs$/.test(f));
+    expect(cliBundle).toBeDefined();
+    expect(files).toContain(`${cliBundle}.cache`);
+    expect(files).toContain('dist/cli-yaml.cjs');
     expect(files.filter((f) => /^(assembly|test|bench|scripts|build)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     // Bundled JS maps carry their sources (nothing to resolve against a checkout).
     const map = JSON.parse(readFileSync(join(project, 'node_modules/dmabuf-sim/dist/node.js.map'), 'utf8')) as { sources: string[]; sourcesContent?: (string | null)[] };

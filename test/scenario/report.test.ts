@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createDefaultRunner, parseScenario, renderJson, renderText } from '../../src/scenario/index.js';
-import { SEED_SCENARIO } from '../../src/scenario/builtin/index.js';
-import { archLevel } from '../../src/index.js';
+import { SEED_SCENARIO, SEED_TOPOLOGY } from '../../src/scenario/builtin/index.js';
+import { archLevel, P2pdma, parseTopology, topologyToJson } from '../../src/index.js';
 
 /** gaudi0 and nic0 share a switch (BUS_ADDR), but the IOMMU is on and habanalabs maps with dma_map_resource. */
 const SWITCH_IOMMU = `name: switch-iommu
@@ -110,5 +110,19 @@ describe('the report of the default runner', () => {
     expect(inval.length).toBeGreaterThan(0);
     expect(inval[0]).toMatchObject({ cat: 'iommu', tid: tid('dmar0'), args: { unit: 'dmar0', invalidations: 1 } });
     expect((inval[0]!.args['entries'] as number)).toBeGreaterThan(0);
+  });
+});
+
+describe('a topology in the report', () => {
+  it('has its data (made when first read) as topo --json gives it, in source, data, text order', async () => {
+    const r = await createDefaultRunner().run(parseScenario(SWITCH_IOMMU, 'switch-iommu.yaml'));
+    const t = r.topologies[0]!;
+    expect(Object.keys(t)).toEqual(['source', 'data', 'text']);
+    const topo = parseTopology(SEED_TOPOLOGY);
+    const want = topologyToJson(topo, new P2pdma(topo));
+    expect(t.data).toEqual(want);
+    expect(t.data).toBe(t.data); // made once
+    expect(JSON.parse(renderJson(r)).topologies[0]).toEqual({ source: 'builtin:seed', data: JSON.parse(JSON.stringify(want)) });
+    expect({ ...t }.data).toEqual(want);
   });
 });

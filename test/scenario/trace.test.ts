@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SimError } from '../../bindings/errors.js';
-import { loadScenarioFile, parseScenario, ScenarioRunner } from '../../src/scenario/index.js';
+import {
+  createDefaultRunner, loadScenarioFile, parseScenario, renderJson, renderText, ScenarioRunner, SEED_SCENARIO, SEED_SCENARIO_FILE, VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE,
+} from '../../src/scenario/index.js';
 import { stringifyTrace, type TraceEvent, type TraceFile, TraceRecorder, transferNs } from '../../src/trace/index.js';
 import { registerFakeOps } from './fake-handlers.js';
 
@@ -110,5 +112,23 @@ describe('trace', () => {
     expect(evs.map((e) => [e.name, e.ts, e.dur])).toEqual([
       ['e1', 0, undefined], ['e2', 0.001, undefined], ['dma', 5, 0.25], ['e3', 5.25, undefined], ['e4', 5.251, undefined],
     ]);
+  });
+});
+
+describe('a run without a trace (trace: false)', () => {
+  // The CLI without --trace: the runner then makes no trace events at all, and the report must
+  // be the one a traced run gives, byte for byte, for both built-in scenarios.
+  it('reports exactly what a traced run reports; runner.trace stays empty', async () => {
+    for (const [text, file] of [[SEED_SCENARIO, SEED_SCENARIO_FILE], [VIOMMU_SCENARIO, VIOMMU_SCENARIO_FILE]] as const) {
+      const traced = createDefaultRunner();
+      const quiet = createDefaultRunner({ trace: false });
+      const a = await traced.run(parseScenario(text, file));
+      const b = await quiet.run(parseScenario(text, file));
+      expect(renderJson(b), file).toBe(renderJson(a));
+      expect(renderText(b, { detail: 'verbose' }), file).toBe(renderText(a, { detail: 'verbose' }));
+      expect(traced.trace.events.length).toBeGreaterThan(100);
+      expect(quiet.trace.events).toEqual([]);
+      expect(quiet.trace.dropped).toBe(0); // none made, none dropped
+    }
   });
 });
