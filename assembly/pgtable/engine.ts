@@ -212,6 +212,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
         store<u64>(rec + 8, pte);
         store<u32>(rec + 16, <u32>ptr);
         store<u32>(rec + 20, perm);
+        store<u32>(rec + 24, <u32>NO_PAGE); // the next table's linear page: walkFast learns it
         pwcDepth = lvl + 1;
       }
       continue;
@@ -230,6 +231,84 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     return 0;
   }
   return FAULT_TRANSLATION;
+}
+
+/**
+ * walk() for the batch loops of iommu/batch.ts, with the format `fmt` a constant at each call
+ * (one copy per format, the PTE decode of the format's own helpers inlined): an untraced walk
+ * that updates no entry (never x86-64 with an access), served only when the page-walk cache
+ * holds the top level for `iova`, so that the width check is the one an earlier walk made.
+ * Also keeps in each cached level the linear page of the table below it (one 4K frame: 4K
+ * granule), so a walk reads the first uncached level without the table cache. Returns true with
+ * wOut/wShift/wPerm/wLeafSlot/wDepth as walk() sets them; false when walk() must decide (a
+ * fault, a reserved entry, a cold cache), with nothing but the caches changed.
+ */
+@inline export function walkFast(fmt: u32, d: usize, iova: u64): bool {
+  if (fmt == FMT_X86_64) return false; // its walks set A/D: walk() does them
+  if (pwcD != d || pwcGen != physGen || pwcDepth == 0 || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return false;
+  const depth = pwcDepth;
+  const levels = pwcLevels;
+  const b = pwcB;
+  const oneFrame = <u32>load<u8>(d + DOMAIN_GRANULE) == 12;
+  let shift = pwcShift0;
+  let rec = gWalkCache;
+  let lvl: u32 = 0;
+  let perm: u32 = 3;
+  let pte: u64 = 0;
+  let next: usize = NO_PAGE;
+  while (lvl < depth) {
+    const cpte = load<u64>(rec + 8);
+    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ cpte)) != 0) break;
+    pte = cpte;
+    perm = load<u32>(rec + 20);
+    next = <usize>load<u32>(rec + 24);
+    lvl++; shift -= b; rec += PWC_STRIDE;
+  }
+  if (lvl == 0) return false;
+  pwcDepth = lvl;
+  let table = pteTableAddr(fmt, pte, d);
+  const idxMask: u64 = (<u64>1 << b) - 1;
+  for (; lvl < levels; lvl++, shift -= b, rec += PWC_STRIDE) {
+    const idx = (iova >> shift) & idxMask;
+    const slot = table + (idx << 3);
+    let ptr: usize;
+    if (next != NO_PAGE) ptr = next + (<usize>idx << 3);
+    else {
+      ptr = tableReadPtr(slot);
+      if (ptr == NO_PAGE) return false;
+      // The level above is cached (matched or just written): remember this table's page.
+      if (oneFrame && lvl <= 8) store<u32>(rec - PWC_STRIDE + 24, <u32>(ptr & ~(<usize>4095)));
+    }
+    pte = load<u64>(ptr);
+    const kind = pteKind(fmt, pte, shift, d);
+    if (kind == PTE_TABLE) {
+      perm &= pteTablePerm(fmt, pte, d);
+      table = pteTableAddr(fmt, pte, d);
+      next = NO_PAGE;
+      if (lvl < 8) {
+        store<u64>(rec, iova >> shift);
+        store<u64>(rec + 8, pte);
+        store<u32>(rec + 16, <u32>ptr);
+        store<u32>(rec + 20, perm);
+        store<u32>(rec + 24, <u32>NO_PAGE);
+        pwcDepth = lvl + 1;
+      }
+      continue;
+    }
+    if (kind != PTE_LEAF) return false;
+    const lshift = pteLeafShift(fmt, pte, shift, d);
+    const size: u64 = <u64>1 << lshift;
+    const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
+    const leafPerm = ptePerm(fmt, pte);
+    if (leafPerm == 0xffffffff || (out >> load<u32>(d + DOMAIN_OAS)) != 0) return false;
+    wOut = out;
+    wShift = lshift;
+    wPerm = perm & leafPerm;
+    wLeafSlot = slot;
+    wDepth = lvl + 1;
+    return true;
+  }
+  return false;
 }
 
 /** Smallest page size of the domain (iommu_map/unmap reject anything not aligned to it). */
