@@ -23,7 +23,7 @@ import {
 import { domainAt, unitAt, deviceOf } from './unit';
 import { translate, translateManyIn, tOut, tStatus } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
-import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
+import { probeSet, probeScan, scanFree, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
 import { walk, walkFast, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
@@ -216,7 +216,7 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
     let done = false;
     let tried = false; // a cached entry refused the access: translate() decides
     if (sizes == only4k) {
-      const e = probeSet(tlb, mask, setBytes, mix, tag4k, iova >> 12);
+      const e = probeScan(tlb, mask, setBytes, mix, tag4k, iova >> 12);
       if (e != 0) {
         tried = true;
         if ((load<u32>(e + TLB_PERM) & access) == access) { o = load<u64>(e + TLB_OUT) | (iova & 0xfff); done = true; hits++; }
@@ -231,7 +231,8 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
       const base = wOut & ~lmask;
       // The interrupt range is never an output (translate() faults it).
       if (!vtd || base > VTD_INTR_LAST || base + lmask < VTD_INTR_FIRST) {
-        tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm);
+        // A 4K leaf goes to the set the probe read (its free way known).
+        tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm, shift == 12 && sizes == only4k, scanFree);
         o = wOut;
         done = true;
         misses++;
