@@ -123,7 +123,7 @@ export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova
   const set = (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;
   const base = tlb + <usize>(set * ways * TLB_STRIDE);
   // A free way first, else the set's round-robin victim (no division: the counter wraps by compare).
-  let victim: usize = free;
+  let victim: usize = scanned ? free : 0;
   if (!scanned) for (let w: u32 = 0; w < ways; w++) {
     const e = base + <usize>(w * TLB_STRIDE);
     if (load<u32>(e + TLB_TAG) == 0) { victim = e; break; }

@@ -13,7 +13,8 @@ import {
   DOMAIN_FLAGS, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FAULT_TRANSLATION, FAULT_ADDRESS_SIZE,
   FAULT_ACCESS_FLAG, FAULT_WALK_EABT, TRACE_STRIDE, TRACE_MAX, UNMAP_SPLIT, UNMAP_REFUSE,
   UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY, MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_KEEP,
-  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE, MAPDESC_STRIDE,
+  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE, MAPDESC_STRIDE, FMT_VTD_SS, FMT_ARM_LPAE_S1,
+  FMT_ARM_LPAE_S2, FMT_AMD_V1, FMT_RISCV,
 } from '../abi';
 import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, gWalkCache, TABLE_CACHE_SLOTS } from '../state';
 import { X86_A, X86_D } from './x86_64';
@@ -582,8 +583,34 @@ export let mbBytes: u64 = 0;
 export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
   mbBytes = 0;
   if (mcD != d || prot != mcProt || mcGen != physGen) return i;
+  // One loop per format (the leaf encoder inlined with the format a constant).
+  let j: u32;
+  switch (load<u32>(d + DOMAIN_FORMAT)) {
+    case FMT_VTD_SS: j = mapLoopVtd(d, base, i, n, prot); break;
+    case FMT_ARM_LPAE_S1: j = mapLoopLpaeS1(d, base, i, n, prot); break;
+    case FMT_ARM_LPAE_S2: j = mapLoopLpaeS2(d, base, i, n, prot); break;
+    case FMT_AMD_V1: j = mapLoopAmd(d, base, i, n, prot); break;
+    case FMT_RISCV: j = mapLoopRiscv(d, base, i, n, prot); break;
+    default: j = mapLoopX86(d, base, i, n, prot); break;
+  }
+  if (j != i) {
+    if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
+    mbBytes = <u64>(j - i) << <u32>load<u8>(d + DOMAIN_GRANULE);
+  }
+  return j;
+}
+
+// Separate functions, so that the optimizer keeps one specialised copy each.
+function mapLoopVtd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_VTD_SS, d, base, i, n, prot); }
+function mapLoopLpaeS1(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S1, d, base, i, n, prot); }
+function mapLoopLpaeS2(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S2, d, base, i, n, prot); }
+function mapLoopAmd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_AMD_V1, d, base, i, n, prot); }
+function mapLoopRiscv(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_RISCV, d, base, i, n, prot); }
+function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_X86_64, d, base, i, n, prot); }
+
+/** The in-place loop of mapBatchFast for format `fmt` (a constant at each call). */
+@inline function mapLoop(fmt: u32, d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
   const g = <u32>load<u8>(d + DOMAIN_GRANULE);
-  const fmt = load<u32>(d + DOMAIN_FORMAT);
   const oas = <u64>load<u32>(d + DOMAIN_OAS);
   const page: u64 = <u64>1 << g;
   const span = <u64>mcSpan;
@@ -599,12 +626,8 @@ export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): 
     if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
     const slot = ptr + (<usize>((iova >> g) & mask) << 3);
     if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
-    store<u64>(slot, mkLeaf(fmt, pa, prot, g, g, d));
+    store<u64>(slot, pteMkLeaf(fmt, pa, prot, g, g, d));
     store<i32>(e + 24, OK);
-  }
-  if (j != i) {
-    if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
-    mbBytes = <u64>(j - i) << g;
   }
   return j;
 }
