@@ -23,7 +23,7 @@ import {
 import { domainAt, unitAt, deviceOf } from './unit';
 import { translate, translateManyIn, tOut, tStatus } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
-import { probeSet, probeScan, scanFree, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
+import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
 import { walk, walkFast, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
@@ -212,48 +212,53 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
     const off = <usize>i << 3;
     const iova = load<u64>(inp + off);
     const sizes = load<u32>(u + UNIT_SIZES_CACHED);
-    let o: u64 = 0;
-    let done = false;
+    // A hit: the output and status, nothing else.
     let tried = false; // a cached entry refused the access: translate() decides
     if (sizes == only4k) {
-      const e = probeScan(tlb, mask, setBytes, mix, tag4k, iova >> 12);
+      const e = probeSet(tlb, mask, setBytes, mix, tag4k, iova >> 12);
       if (e != 0) {
+        if ((load<u32>(e + TLB_PERM) & access) == access) {
+          store<u64>(out + off, load<u64>(e + TLB_OUT) | (iova & 0xfff));
+          store<i32>(sts + (<usize>i << 2), OK);
+          hits++;
+          continue;
+        }
         tried = true;
-        if ((load<u32>(e + TLB_PERM) & access) == access) { o = load<u64>(e + TLB_OUT) | (iova & 0xfff); done = true; hits++; }
       }
     } else if (sizes != 0 && tlbLookup(u, tdom, iova)) {
+      if ((hitPerm & access) == access) {
+        store<u64>(out + off, hitOut);
+        store<i32>(sts + (<usize>i << 2), OK);
+        hits++;
+        continue;
+      }
       tried = true;
-      if ((hitPerm & access) == access) { o = hitOut; done = true; hits++; }
     }
+    // A miss walked and cached as translate() would.
     if (!tried && !dirty && (walkFast(fmt, d, iova) || walk(d, iova, false, access) == 0) && (wPerm & access) == access) {
       const shift = wShift;
       const lmask = (<u64>1 << shift) - 1;
       const base = wOut & ~lmask;
       // The interrupt range is never an output (translate() faults it).
       if (!vtd || base > VTD_INTR_LAST || base + lmask < VTD_INTR_FIRST) {
-        // A 4K leaf goes to the set the probe read (its free way known).
-        tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm, shift == 12 && sizes == only4k, scanFree);
-        o = wOut;
-        done = true;
+        tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm);
+        store<u64>(out + off, wOut);
+        store<i32>(sts + (<usize>i << 2), OK);
         misses++;
+        continue;
       }
     }
-    if (done) {
-      store<u64>(out + off, o);
+    // Anything else: translate() counts into the unit directly, so what the loop counted goes first.
+    flushCounts(u, hits, misses);
+    hits = 0;
+    misses = 0;
+    if (translate(rid, dom, iova, access)) {
+      store<u64>(out + off, tOut);
       store<i32>(sts + (<usize>i << 2), OK);
     } else {
-      // translate() counts into the unit directly: what the loop counted goes first.
-      flushCounts(u, hits, misses);
-      hits = 0;
-      misses = 0;
-      if (translate(rid, dom, iova, access)) {
-        store<u64>(out + off, tOut);
-        store<i32>(sts + (<usize>i << 2), OK);
-      } else {
-        store<u64>(out + off, 0);
-        store<i32>(sts + (<usize>i << 2), tStatus);
-        faults++;
-      }
+      store<u64>(out + off, 0);
+      store<i32>(sts + (<usize>i << 2), tStatus);
+      faults++;
     }
   }
   flushCounts(u, hits, misses);

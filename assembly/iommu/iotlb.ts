@@ -55,27 +55,6 @@ export let hitPerm: u32 = 0;
   return 0;
 }
 
-// The first free way of the set the last probeScan missed in (0: none).
-export let scanFree: usize = 0;
-
-/**
- * probeSet that also notes, on a miss, the set's first free way in scanFree, for a fill of the
- * same page size that follows (tlbFillAt): the set is read once per miss.
- */
-@inline export function probeScan(tlb: usize, mask: u32, setBytes: u32, mix: u32, tag: u32, vpn: u64): usize {
-  let e = tlb + <usize>(((<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask) * setBytes);
-  const end = e + <usize>setBytes;
-  let free: usize = 0;
-  do {
-    const t = load<u32>(e + TLB_TAG);
-    if (((load<u64>(e + TLB_VPN) ^ vpn) | <u64>(t ^ tag)) == 0) return e;
-    if (free == 0 && t == 0) free = e;
-    e += TLB_STRIDE;
-  } while (e < end);
-  scanFree = free;
-  return 0;
-}
-
 /** The entry caching (dom, shift, vpn) in the set that holds it, or 0. */
 @inline export function probe(tlb: usize, sets: u32, ways: u32, dom: u32, shift: u32, vpn: u64): usize {
   return probeSet(tlb, sets - 1, ways * TLB_STRIDE, domMix(dom), tlbTag(dom, shift), vpn);
@@ -109,22 +88,18 @@ export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, p
 
 /** tlbInsert with the set geometry already in hand (`mask` = sets - 1, `mix` = domMix(dom)). */
 export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
-  tlbFillAt(u, <usize>load<u32>(u + UNIT_TLB_PTR), <usize>load<u32>(u + UNIT_TLB_RR), mask, ways, mix, dom, iova, out, shift, perm, false, 0);
+  tlbFillAt(u, <usize>load<u32>(u + UNIT_TLB_PTR), <usize>load<u32>(u + UNIT_TLB_RR), mask, ways, mix, dom, iova, out, shift, perm);
 }
 
-/**
- * tlbFill with the entry and round-robin arrays in hand too (the batch loops inline it). With
- * `scanned`, the set was just read by probeScan at this page size and `free` is its first free
- * way (0: none), so the set is not read again.
- */
-@inline export function tlbFillAt(u: usize, tlb: usize, rrs: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32, scanned: bool, free: usize): void {
+/** tlbFill with the entry and round-robin arrays in hand too (the batch loops inline it). */
+@inline export function tlbFillAt(u: usize, tlb: usize, rrs: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
   if (shift > TLB_MAX_SHIFT) shift = TLB_MAX_SHIFT;
   const vpn = iova >> shift;
   const set = (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;
   const base = tlb + <usize>(set * ways * TLB_STRIDE);
   // A free way first, else the set's round-robin victim (no division: the counter wraps by compare).
-  let victim: usize = scanned ? free : 0;
-  if (!scanned) for (let w: u32 = 0; w < ways; w++) {
+  let victim: usize = 0;
+  for (let w: u32 = 0; w < ways; w++) {
     const e = base + <usize>(w * TLB_STRIDE);
     if (load<u32>(e + TLB_TAG) == 0) { victim = e; break; }
   }
