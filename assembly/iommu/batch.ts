@@ -38,6 +38,7 @@ let bMix: u32 = 0;
 let bTag4k: u32 = 0;
 let bVtd: bool = false;
 let bDirty: bool = false; // the domain tracks dirtiness: misses go to translate()
+let bFmt: u32 = 0;
 // Counts of what the fast path finished, added to the unit by fastEnd.
 let bHits: u64 = 0;
 let bMisses: u64 = 0;
@@ -83,6 +84,7 @@ function prepare(dom: u32): void {
   bTag4k = tlbTag(dom, 12);
   bVtd = load<u32>(u + UNIT_FAMILY) == FAMILY_VTD;
   bDirty = tracksDirty(d);
+  bFmt = load<u32>(d + DOMAIN_FORMAT);
   bHits = 0;
   bMisses = 0;
   bD = d;
@@ -146,7 +148,8 @@ export function fastTranslate(iova: u64, access: u32): bool {
 /** The miss of fastTranslate: walk (page-walk cache), then cache the leaf, as translate() does. */
 function fastMiss(iova: u64, access: u32): bool {
   if (bDirty) return false;
-  if (walk(bD, iova, false, access) != 0 || (wPerm & access) != access) return false;
+  if (!walkFast(bFmt, bD, iova) && walk(bD, iova, false, access) != 0) return false;
+  if ((wPerm & access) != access) return false;
   if (bVtd) {
     // The interrupt range is never an output (translate() faults it).
     const mask = (<u64>1 << wShift) - 1;
