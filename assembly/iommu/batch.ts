@@ -17,13 +17,14 @@ import {
   OK, DOMAIN_TYPE, DOMAIN_UNIT, DOMAIN_PAGING, UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS,
   UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED, UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT,
   TLB_PERM, TLB_STRIDE, UNIT_FAMILY, FAMILY_VTD, VTD_INTR_FIRST, VTD_INTR_LAST, UNIT_ATS_DEVICES,
-  DEV_FLAGS, DEV_F_ATS,
+  DEV_FLAGS, DEV_F_ATS, UNIT_TLB_RR, DOMAIN_FORMAT, FMT_VTD_SS, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2,
+  FMT_AMD_V1, FMT_RISCV, FMT_X86_64,
 } from '../abi';
 import { domainAt, unitAt, deviceOf } from './unit';
 import { translate, translateManyIn, tOut, tStatus } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
-import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, hitOut, hitPerm, hitShift } from './iotlb';
-import { walk, wOut, wShift, wPerm } from '../pgtable/engine';
+import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
+import { walk, walkFast, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
 // The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
@@ -37,6 +38,7 @@ let bMix: u32 = 0;
 let bTag4k: u32 = 0;
 let bVtd: bool = false;
 let bDirty: bool = false; // the domain tracks dirtiness: misses go to translate()
+let bFmt: u32 = 0;
 // Counts of what the fast path finished, added to the unit by fastEnd.
 let bHits: u64 = 0;
 let bMisses: u64 = 0;
@@ -82,6 +84,7 @@ function prepare(dom: u32): void {
   bTag4k = tlbTag(dom, 12);
   bVtd = load<u32>(u + UNIT_FAMILY) == FAMILY_VTD;
   bDirty = tracksDirty(d);
+  bFmt = load<u32>(d + DOMAIN_FORMAT);
   bHits = 0;
   bMisses = 0;
   bD = d;
@@ -101,14 +104,7 @@ export function fastSwitch(dom: i32): bool {
 /** Adds what the fast path counted to the unit's counters. */
 export function fastEnd(): void {
   if (bD == 0) return;
-  const u = bU;
-  if (bHits != 0) store<u64>(u + UNIT_STAT_HITS, load<u64>(u + UNIT_STAT_HITS) + bHits);
-  if (bMisses != 0) {
-    store<u64>(u + UNIT_STAT_MISSES, load<u64>(u + UNIT_STAT_MISSES) + bMisses);
-    store<u64>(u + UNIT_STAT_WALKS, load<u64>(u + UNIT_STAT_WALKS) + bMisses);
-  }
-  const n = bHits + bMisses;
-  if (n != 0) store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + n);
+  flushCounts(bU, bHits, bMisses);
   bHits = 0;
   bMisses = 0;
 }
@@ -121,7 +117,6 @@ export function fastEnd(): void {
 export function fastTranslate(iova: u64, access: u32): bool {
   const u = bU;
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
-  let ok = false;
   if (sizes == sizeBit(12)) {
     // Only 4K leaves cached (the common case): one set probe.
     const e = probeSet(bTlb, bMask, bSetBytes, bMix, bTag4k, iova >> 12);
@@ -145,7 +140,8 @@ export function fastTranslate(iova: u64, access: u32): bool {
 /** The miss of fastTranslate: walk (page-walk cache), then cache the leaf, as translate() does. */
 function fastMiss(iova: u64, access: u32): bool {
   if (bDirty) return false;
-  if (walk(bD, iova, false, access) != 0 || (wPerm & access) != access) return false;
+  if (!walkFast(bFmt, bD, iova) && walk(bD, iova, false, access) != 0) return false;
+  if ((wPerm & access) != access) return false;
   if (bVtd) {
     // The interrupt range is never an output (translate() faults it).
     const mask = (<u64>1 << wShift) - 1;
@@ -166,14 +162,92 @@ function fastMiss(iova: u64, access: u32): bool {
  */
 export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
   if (!fastBegin(rid, dom)) return translateManyIn(rid, dom, access, inp, out, sts, n);
+  // One loop per format (io-pgtable's ops chosen once): the walk's PTE decode inlined.
+  switch (load<u32>(bD + DOMAIN_FORMAT)) {
+    case FMT_VTD_SS: return loopVtd(rid, dom, access, inp, out, sts, n);
+    case FMT_ARM_LPAE_S1: return loopLpaeS1(rid, dom, access, inp, out, sts, n);
+    case FMT_ARM_LPAE_S2: return loopLpaeS2(rid, dom, access, inp, out, sts, n);
+    case FMT_AMD_V1: return loopAmd(rid, dom, access, inp, out, sts, n);
+    case FMT_RISCV: return loopRiscv(rid, dom, access, inp, out, sts, n);
+    default: return loopX86(rid, dom, access, inp, out, sts, n);
+  }
+}
+
+// Separate functions, so that the optimizer keeps one specialised copy each.
+function loopVtd(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_VTD_SS, rid, dom, access, inp, out, sts, n); }
+function loopLpaeS1(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_ARM_LPAE_S1, rid, dom, access, inp, out, sts, n); }
+function loopLpaeS2(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_ARM_LPAE_S2, rid, dom, access, inp, out, sts, n); }
+function loopAmd(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_AMD_V1, rid, dom, access, inp, out, sts, n); }
+function loopRiscv(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_RISCV, rid, dom, access, inp, out, sts, n); }
+function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_X86_64, rid, dom, access, inp, out, sts, n); }
+
+/**
+ * The batch loop for format `fmt` (a constant at each call): the prepared domain's geometry,
+ * tag and counters in locals, the 4K-only IOTLB probe inlined, a miss walked by walkFast (or
+ * walk()) and cached as fastMiss does; anything else one translate().
+ */
+@inline function batchLoop(fmt: u32, rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
+  const u = bU;
+  const d = bD;
+  const tdom = bDom;
+  const tlb = bTlb;
+  const rrs = <usize>load<u32>(u + UNIT_TLB_RR);
+  const mask = bMask;
+  const setBytes = bSetBytes;
+  const ways = setBytes / TLB_STRIDE;
+  const mix = bMix;
+  const tag4k = bTag4k;
+  const vtd = bVtd;
+  const dirty = bDirty;
+  const only4k = sizeBit(12);
+  let hits: u64 = 0;
+  let misses: u64 = 0;
   let faults: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const off = <usize>i << 3;
     const iova = load<u64>(inp + off);
-    if (fastTranslate(iova, access)) {
-      store<u64>(out + off, fOut);
-      store<i32>(sts + (<usize>i << 2), OK);
-    } else if (translate(rid, dom, iova, access)) {
+    const sizes = load<u32>(u + UNIT_SIZES_CACHED);
+    // A hit: the output and status, nothing else.
+    let tried = false; // a cached entry refused the access: translate() decides
+    if (sizes == only4k) {
+      const e = probeSet(tlb, mask, setBytes, mix, tag4k, iova >> 12);
+      if (e != 0) {
+        if ((load<u32>(e + TLB_PERM) & access) == access) {
+          store<u64>(out + off, load<u64>(e + TLB_OUT) | (iova & 0xfff));
+          store<i32>(sts + (<usize>i << 2), OK);
+          hits++;
+          continue;
+        }
+        tried = true;
+      }
+    } else if (sizes != 0 && tlbLookup(u, tdom, iova)) {
+      if ((hitPerm & access) == access) {
+        store<u64>(out + off, hitOut);
+        store<i32>(sts + (<usize>i << 2), OK);
+        hits++;
+        continue;
+      }
+      tried = true;
+    }
+    // A miss walked and cached as translate() would.
+    if (!tried && !dirty && (walkFast(fmt, d, iova) || walk(d, iova, false, access) == 0) && (wPerm & access) == access) {
+      const shift = wShift;
+      const lmask = (<u64>1 << shift) - 1;
+      const base = wOut & ~lmask;
+      // The interrupt range is never an output (translate() faults it).
+      if (!vtd || base > VTD_INTR_LAST || base + lmask < VTD_INTR_FIRST) {
+        tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm);
+        store<u64>(out + off, wOut);
+        store<i32>(sts + (<usize>i << 2), OK);
+        misses++;
+        continue;
+      }
+    }
+    // Anything else: translate() counts into the unit directly, so what the loop counted goes first.
+    flushCounts(u, hits, misses);
+    hits = 0;
+    misses = 0;
+    if (translate(rid, dom, iova, access)) {
       store<u64>(out + off, tOut);
       store<i32>(sts + (<usize>i << 2), OK);
     } else {
@@ -182,8 +256,19 @@ export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, 
       faults++;
     }
   }
-  fastEnd();
+  flushCounts(u, hits, misses);
   return faults;
+}
+
+/** Adds hits and misses (each a walk) of a fast path to unit `u`'s counters. */
+function flushCounts(u: usize, hits: u64, misses: u64): void {
+  if (hits != 0) store<u64>(u + UNIT_STAT_HITS, load<u64>(u + UNIT_STAT_HITS) + hits);
+  if (misses != 0) {
+    store<u64>(u + UNIT_STAT_MISSES, load<u64>(u + UNIT_STAT_MISSES) + misses);
+    store<u64>(u + UNIT_STAT_WALKS, load<u64>(u + UNIT_STAT_WALKS) + misses);
+  }
+  const n = hits + misses;
+  if (n != 0) store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + n);
 }
 
 /**

@@ -88,10 +88,15 @@ export function tlbInsert(u: usize, dom: u32, iova: u64, out: u64, shift: u32, p
 
 /** tlbInsert with the set geometry already in hand (`mask` = sets - 1, `mix` = domMix(dom)). */
 export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
+  tlbFillAt(u, <usize>load<u32>(u + UNIT_TLB_PTR), <usize>load<u32>(u + UNIT_TLB_RR), mask, ways, mix, dom, iova, out, shift, perm);
+}
+
+/** tlbFill with the entry and round-robin arrays in hand too (the batch loops inline it). */
+@inline export function tlbFillAt(u: usize, tlb: usize, rrs: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
   if (shift > TLB_MAX_SHIFT) shift = TLB_MAX_SHIFT;
   const vpn = iova >> shift;
   const set = (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;
-  const base = <usize>load<u32>(u + UNIT_TLB_PTR) + <usize>(set * ways * TLB_STRIDE);
+  const base = tlb + <usize>(set * ways * TLB_STRIDE);
   // A free way first, else the set's round-robin victim (no division: the counter wraps by compare).
   let victim: usize = 0;
   for (let w: u32 = 0; w < ways; w++) {
@@ -99,7 +104,7 @@ export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova
     if (load<u32>(e + TLB_TAG) == 0) { victim = e; break; }
   }
   if (victim == 0) {
-    const rr = <usize>load<u32>(u + UNIT_TLB_RR) + <usize>set;
+    const rr = rrs + <usize>set;
     const w = <u32>load<u8>(rr);
     store<u8>(rr, <u8>(w + 1 == ways ? 0 : w + 1));
     victim = base + <usize>(w * TLB_STRIDE);

@@ -13,7 +13,8 @@ import {
   DOMAIN_FLAGS, DOMAIN_F_SIGN_EXTEND, DOMAIN_F_DYNAMIC_TOP, FAULT_TRANSLATION, FAULT_ADDRESS_SIZE,
   FAULT_ACCESS_FLAG, FAULT_WALK_EABT, TRACE_STRIDE, TRACE_MAX, UNMAP_SPLIT, UNMAP_REFUSE,
   UNMAP_WHOLE_AT_START, UNMAP_WHOLE_ANY, MAPPOL_EEXIST, MAPPOL_EADDRINUSE, MAPPOL_KEEP,
-  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE, MAPDESC_STRIDE,
+  MAPPOL_REPLACE_RISCV, FMT_X86_64, ACCESS_WRITE, MAPDESC_STRIDE, FMT_VTD_SS, FMT_ARM_LPAE_S1,
+  FMT_ARM_LPAE_S2, FMT_AMD_V1, FMT_RISCV,
 } from '../abi';
 import { gTrace, gPathTable, gPathSlot, gTableCache, gZeroPage, gWalkCache, TABLE_CACHE_SLOTS } from '../state';
 import { X86_A, X86_D } from './x86_64';
@@ -212,6 +213,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
         store<u64>(rec + 8, pte);
         store<u32>(rec + 16, <u32>ptr);
         store<u32>(rec + 20, perm);
+        store<u32>(rec + 24, <u32>NO_PAGE); // the next table's linear page: walkFast learns it
         pwcDepth = lvl + 1;
       }
       continue;
@@ -230,6 +232,84 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     return 0;
   }
   return FAULT_TRANSLATION;
+}
+
+/**
+ * walk() for the batch loops of iommu/batch.ts, with the format `fmt` a constant at each call
+ * (one copy per format, the PTE decode of the format's own helpers inlined): an untraced walk
+ * that updates no entry (never x86-64 with an access), served only when the page-walk cache
+ * holds the top level for `iova`, so that the width check is the one an earlier walk made.
+ * Also keeps in each cached level the linear page of the table below it (one 4K frame: 4K
+ * granule), so a walk reads the first uncached level without the table cache. Returns true with
+ * wOut/wShift/wPerm/wLeafSlot/wDepth as walk() sets them; false when walk() must decide (a
+ * fault, a reserved entry, a cold cache), with nothing but the caches changed.
+ */
+@inline export function walkFast(fmt: u32, d: usize, iova: u64): bool {
+  if (fmt == FMT_X86_64) return false; // its walks set A/D: walk() does them
+  if (pwcD != d || pwcGen != physGen || pwcDepth == 0 || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return false;
+  const depth = pwcDepth;
+  const levels = pwcLevels;
+  const b = pwcB;
+  const oneFrame = <u32>load<u8>(d + DOMAIN_GRANULE) == 12;
+  let shift = pwcShift0;
+  let rec = gWalkCache;
+  let lvl: u32 = 0;
+  let perm: u32 = 3;
+  let pte: u64 = 0;
+  let next: usize = NO_PAGE;
+  while (lvl < depth) {
+    const cpte = load<u64>(rec + 8);
+    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ cpte)) != 0) break;
+    pte = cpte;
+    perm = load<u32>(rec + 20);
+    next = <usize>load<u32>(rec + 24);
+    lvl++; shift -= b; rec += PWC_STRIDE;
+  }
+  if (lvl == 0) return false;
+  pwcDepth = lvl;
+  let table = pteTableAddr(fmt, pte, d);
+  const idxMask: u64 = (<u64>1 << b) - 1;
+  for (; lvl < levels; lvl++, shift -= b, rec += PWC_STRIDE) {
+    const idx = (iova >> shift) & idxMask;
+    const slot = table + (idx << 3);
+    let ptr: usize;
+    if (next != NO_PAGE) ptr = next + (<usize>idx << 3);
+    else {
+      ptr = tableReadPtr(slot);
+      if (ptr == NO_PAGE) return false;
+      // The level above is cached (matched or just written): remember this table's page.
+      if (oneFrame && lvl <= 8) store<u32>(rec - PWC_STRIDE + 24, <u32>(ptr & ~(<usize>4095)));
+    }
+    pte = load<u64>(ptr);
+    const kind = pteKind(fmt, pte, shift, d);
+    if (kind == PTE_TABLE) {
+      perm &= pteTablePerm(fmt, pte, d);
+      table = pteTableAddr(fmt, pte, d);
+      next = NO_PAGE;
+      if (lvl < 8) {
+        store<u64>(rec, iova >> shift);
+        store<u64>(rec + 8, pte);
+        store<u32>(rec + 16, <u32>ptr);
+        store<u32>(rec + 20, perm);
+        store<u32>(rec + 24, <u32>NO_PAGE);
+        pwcDepth = lvl + 1;
+      }
+      continue;
+    }
+    if (kind != PTE_LEAF) return false;
+    const lshift = pteLeafShift(fmt, pte, shift, d);
+    const size: u64 = <u64>1 << lshift;
+    const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
+    const leafPerm = ptePerm(fmt, pte);
+    if (leafPerm == 0xffffffff || (out >> load<u32>(d + DOMAIN_OAS)) != 0) return false;
+    wOut = out;
+    wShift = lshift;
+    wPerm = perm & leafPerm;
+    wLeafSlot = slot;
+    wDepth = lvl + 1;
+    return true;
+  }
+  return false;
 }
 
 /** Smallest page size of the domain (iommu_map/unmap reject anything not aligned to it). */
@@ -503,8 +583,34 @@ export let mbBytes: u64 = 0;
 export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
   mbBytes = 0;
   if (mcD != d || prot != mcProt || mcGen != physGen) return i;
+  // One loop per format (the leaf encoder inlined with the format a constant).
+  let j: u32;
+  switch (load<u32>(d + DOMAIN_FORMAT)) {
+    case FMT_VTD_SS: j = mapLoopVtd(d, base, i, n, prot); break;
+    case FMT_ARM_LPAE_S1: j = mapLoopLpaeS1(d, base, i, n, prot); break;
+    case FMT_ARM_LPAE_S2: j = mapLoopLpaeS2(d, base, i, n, prot); break;
+    case FMT_AMD_V1: j = mapLoopAmd(d, base, i, n, prot); break;
+    case FMT_RISCV: j = mapLoopRiscv(d, base, i, n, prot); break;
+    default: j = mapLoopX86(d, base, i, n, prot); break;
+  }
+  if (j != i) {
+    if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
+    mbBytes = <u64>(j - i) << <u32>load<u8>(d + DOMAIN_GRANULE);
+  }
+  return j;
+}
+
+// Separate functions, so that the optimizer keeps one specialised copy each.
+function mapLoopVtd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_VTD_SS, d, base, i, n, prot); }
+function mapLoopLpaeS1(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S1, d, base, i, n, prot); }
+function mapLoopLpaeS2(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S2, d, base, i, n, prot); }
+function mapLoopAmd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_AMD_V1, d, base, i, n, prot); }
+function mapLoopRiscv(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_RISCV, d, base, i, n, prot); }
+function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_X86_64, d, base, i, n, prot); }
+
+/** The in-place loop of mapBatchFast for format `fmt` (a constant at each call). */
+@inline function mapLoop(fmt: u32, d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
   const g = <u32>load<u8>(d + DOMAIN_GRANULE);
-  const fmt = load<u32>(d + DOMAIN_FORMAT);
   const oas = <u64>load<u32>(d + DOMAIN_OAS);
   const page: u64 = <u64>1 << g;
   const span = <u64>mcSpan;
@@ -520,12 +626,8 @@ export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): 
     if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
     const slot = ptr + (<usize>((iova >> g) & mask) << 3);
     if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
-    store<u64>(slot, mkLeaf(fmt, pa, prot, g, g, d));
+    store<u64>(slot, pteMkLeaf(fmt, pa, prot, g, g, d));
     store<i32>(e + 24, OK);
-  }
-  if (j != i) {
-    if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
-    mbBytes = <u64>(j - i) << g;
   }
   return j;
 }
