@@ -525,8 +525,11 @@ export class Core {
   }
 
   /** @internal The error for a call after a trap (`e` undefined) or for the trap `e` of export `name`. */
-  trapError(name: string, e?: unknown): CoreTrapError {
+  trapError(name: string, e?: unknown): CoreTrapError | SimError {
     if (e === undefined) return new CoreTrapError(`instance already trapped: ${this._trapped}`);
+    // A JS value Wasm cannot convert (a Number for an i64) fails before the call enters the
+    // instance: a usage error of `trusted`, and the instance is intact.
+    if (e instanceof TypeError) return new SimError('EINVAL', name, `bad argument: ${e.message}`);
     this._trapped ??= `${name}: ${(e as Error).message}`;
     return e instanceof CoreTrapError ? e : new CoreTrapError(this._trapped);
   }

@@ -49,6 +49,14 @@ describe('Core.trusted', () => {
     }
   });
 
+  it('a value Wasm cannot convert is a SimError EINVAL and leaves the instance usable', async () => {
+    const sim = await createSimulator({ arenaBytes: 16 << 20 });
+    const call = sim.core.trusted.dmaCopy as (...a: unknown[]) => number;
+    expect(() => call(1, 0, 1, 0n, 8n)).toThrow(SimError); // a Number for an i64
+    expect(sim.core.trapped).toBe(false);
+    expect(sim.core.trusted.abiVersion()).toBe(ABI.ABI_VERSION);
+  });
+
   it('a trap through the guarded table stops the trusted one too', () => {
     const core = fakeCore();
     expect(() => core.exports.dmaCopy(1, 0n, 1, 0n, 8n)).toThrow(CoreTrapError);
