@@ -667,9 +667,13 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
 
 /** The in-place loop of mapBatchFast for format `fmt` (a constant at each call). */
 @inline function mapLoop(fmt: u32, d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
-  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  // 4K granule only in these formats: the shifts below are constants.
+  const g = fmt == FMT_VTD_SS || fmt == FMT_X86_64 || fmt == FMT_AMD_V1 || fmt == FMT_RISCV ? 12 : <u32>load<u8>(d + DOMAIN_GRANULE);
   const oas = <u64>load<u32>(d + DOMAIN_OAS);
   const page: u64 = <u64>1 << g;
+  // A smallest-page leaf of these formats is the address ORed with bits that depend on prot only.
+  const orable = fmt == FMT_VTD_SS || fmt == FMT_X86_64 || fmt == FMT_AMD_V1;
+  const bits: u64 = orable ? pteMkLeaf(fmt, 0, prot, g, g, d) : 0;
   const span = <u64>mcSpan;
   const key = mcKey;
   const ptr = mcPtr;
@@ -683,7 +687,7 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
     if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
     const slot = ptr + (<usize>((iova >> g) & mask) << 3);
     if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
-    store<u64>(slot, pteMkLeaf(fmt, pa, prot, g, g, d));
+    store<u64>(slot, orable ? pa | bits : pteMkLeaf(fmt, pa, prot, g, g, d));
     store<i32>(e + 24, OK);
   }
   return j;
