@@ -1,6 +1,6 @@
 /**
  * The batch translation loop (one copy per format, walks served from the page-walk cache by
- * walkFast, a 4K fill reusing the free way its probe saw) leaves exactly what translate() one
+ * walkTrusted: records checked against memory once per batch, keys only after that; a 4K fill in the set its probe computed) leaves exactly what translate() one
  * address at a time leaves: outputs, statuses, counters, fault records, the IOTLB's entries and
  * round-robin counters byte for byte, and the table bytes (x86-64 A/D bits), across maps,
  * invalidations and a guest's rewrites of table entries between batches.
