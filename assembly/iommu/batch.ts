@@ -23,8 +23,8 @@ import {
 import { domainAt, unitAt, deviceOf } from './unit';
 import { translate, translateManyIn, tOut, tStatus } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
-import { probeSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
-import { walk, walkFast, wOut, wShift, wPerm } from '../pgtable/engine';
+import { probeSet, probeAt, setOf, fillSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
+import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
 // The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
@@ -183,7 +183,7 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
 
 /**
  * The batch loop for format `fmt` (a constant at each call): the prepared domain's geometry,
- * tag and counters in locals, the 4K-only IOTLB probe inlined, a miss walked by walkFast (or
+ * tag and counters in locals, the 4K-only IOTLB probe inlined, a miss walked by walkTrusted (or
  * walk()) and cached as fastMiss does; anything else one translate().
  */
 @inline function batchLoop(fmt: u32, rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
@@ -203,14 +203,19 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
   let hits: u64 = 0;
   let misses: u64 = 0;
   let faults: u32 = 0;
+  // The page-walk cache checked against memory once: until translate() or walk() runs, only
+  // this loop's walks read the tables and nothing writes them.
+  if (!dirty && fmt != FMT_X86_64) walkTrust(d);
   for (let i: u32 = 0; i < n; i++) {
     const off = <usize>i << 3;
     const iova = load<u64>(inp + off);
     const sizes = load<u32>(u + UNIT_SIZES_CACHED);
     // A hit: the output and status, nothing else.
     let tried = false; // a cached entry refused the access: translate() decides
+    let set: u32 = 0xffffffff; // the 4K set probed (a 4K leaf walked is cached there)
     if (sizes == only4k) {
-      const e = probeSet(tlb, mask, setBytes, mix, tag4k, iova >> 12);
+      set = setOf(iova >> 12, mix, mask);
+      const e = probeAt(tlb + <usize>(set * setBytes), setBytes, tag4k, iova >> 12);
       if (e != 0) {
         if ((load<u32>(e + TLB_PERM) & access) == access) {
           store<u64>(out + off, load<u64>(e + TLB_OUT) | (iova & 0xfff));
@@ -230,13 +235,14 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
       tried = true;
     }
     // A miss walked and cached as translate() would.
-    if (!tried && !dirty && (walkFast(fmt, d, iova) || walk(d, iova, false, access) == 0) && (wPerm & access) == access) {
+    if (!tried && !dirty && (fmt == FMT_X86_64 ? walk(d, iova, false, access) == 0 : walkTrusted(fmt, d, iova) || walkSlow(d, iova, access)) && (wPerm & access) == access) {
       const shift = wShift;
       const lmask = (<u64>1 << shift) - 1;
       const base = wOut & ~lmask;
       // The interrupt range is never an output (translate() faults it).
       if (!vtd || base > VTD_INTR_LAST || base + lmask < VTD_INTR_FIRST) {
-        tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm);
+        if (shift == 12 && set != 0xffffffff) fillSet(u, tlb + <usize>(set * setBytes), rrs + <usize>set, ways, iova >> 12, wOut, 12, tag4k, wPerm);
+        else tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm);
         store<u64>(out + off, wOut);
         store<i32>(sts + (<usize>i << 2), OK);
         misses++;
@@ -247,7 +253,9 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
     flushCounts(u, hits, misses);
     hits = 0;
     misses = 0;
-    if (translate(rid, dom, iova, access)) {
+    const ok = translate(rid, dom, iova, access);
+    if (!dirty && fmt != FMT_X86_64) walkTrust(d); // translate() may have written entries (A/D, dirty bits)
+    if (ok) {
       store<u64>(out + off, tOut);
       store<i32>(sts + (<usize>i << 2), OK);
     } else {
@@ -256,8 +264,16 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
       faults++;
     }
   }
+  walkTrustEnd();
   flushCounts(u, hits, misses);
   return faults;
+}
+
+/** walk() for a miss walkTrusted left (a cold cache, a fault), then trust in what it cached. */
+function walkSlow(d: usize, iova: u64, access: u32): bool {
+  const st = walk(d, iova, false, access);
+  walkTrust(d);
+  return st == 0;
 }
 
 /** Adds hits and misses (each a walk) of a fast path to unit `u`'s counters. */

@@ -46,7 +46,16 @@ export let hitPerm: u32 = 0;
  * together), no early exit inside the compare.
  */
 @inline export function probeSet(tlb: usize, mask: u32, setBytes: u32, mix: u32, tag: u32, vpn: u64): usize {
-  let e = tlb + <usize>(((<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask) * setBytes);
+  return probeAt(tlb + <usize>(setOf(vpn, mix, mask) * setBytes), setBytes, tag, vpn);
+}
+
+/** The set of `vpn` (setIndex with the domain's mix in hand). */
+@inline export function setOf(vpn: u64, mix: u32, mask: u32): u32 {
+  return (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;
+}
+
+/** probeSet in the set at `e` (its first entry). */
+@inline export function probeAt(e: usize, setBytes: u32, tag: u32, vpn: u64): usize {
   const end = e + <usize>setBytes;
   do {
     if (((load<u64>(e + TLB_VPN) ^ vpn) | <u64>(load<u32>(e + TLB_TAG) ^ tag)) == 0) return e;
@@ -95,23 +104,29 @@ export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova
 @inline export function tlbFillAt(u: usize, tlb: usize, rrs: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova: u64, out: u64, shift: u32, perm: u32): void {
   if (shift > TLB_MAX_SHIFT) shift = TLB_MAX_SHIFT;
   const vpn = iova >> shift;
-  const set = (<u32>vpn ^ <u32>(vpn >> 32) ^ mix) & mask;
-  const base = tlb + <usize>(set * ways * TLB_STRIDE);
-  // A free way first, else the set's round-robin victim (no division: the counter wraps by compare).
+  const set = setOf(vpn, mix, mask);
+  fillSet(u, tlb + <usize>(set * ways * TLB_STRIDE), rrs + <usize>set, ways, vpn, out, shift, tlbTag(dom, shift), perm);
+}
+
+/**
+ * Caches (`tag`, `vpn`) -> out in the set at `base` (its first entry; `rr` its round-robin
+ * counter), `shift` at most TLB_MAX_SHIFT: a free way first, else the set's round-robin victim
+ * (no division: the counter wraps by compare).
+ */
+@inline export function fillSet(u: usize, base: usize, rr: usize, ways: u32, vpn: u64, out: u64, shift: u32, tag: u32, perm: u32): void {
   let victim: usize = 0;
   for (let w: u32 = 0; w < ways; w++) {
     const e = base + <usize>(w * TLB_STRIDE);
     if (load<u32>(e + TLB_TAG) == 0) { victim = e; break; }
   }
   if (victim == 0) {
-    const rr = rrs + <usize>set;
     const w = <u32>load<u8>(rr);
     store<u8>(rr, <u8>(w + 1 == ways ? 0 : w + 1));
     victim = base + <usize>(w * TLB_STRIDE);
   }
   store<u64>(victim + TLB_VPN, vpn);
   store<u64>(victim + TLB_OUT, out & ~((<u64>1 << shift) - 1));
-  store<u32>(victim + TLB_TAG, tlbTag(dom, shift));
+  store<u32>(victim + TLB_TAG, tag);
   store<u32>(victim + TLB_PERM, perm);
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
   if ((sizes & sizeBit(shift)) == 0) store<u32>(u + UNIT_SIZES_CACHED, sizes | sizeBit(shift));

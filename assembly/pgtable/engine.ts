@@ -126,6 +126,10 @@ let pwcLevels: u32 = 0;
 let pwcB: u32 = 0;
 let pwcShift0: u32 = 0;
 let pwcTopBits: u32 = 0;
+// Set by walkTrust for one batch loop: every record below pwcDepth holds the entry memory holds
+// (checked once), and nothing but the loop's own walks writes memory until walkTrustEnd (one
+// thread; the loop calls walkTrust again after anything else ran), so walkTrusted compares keys only.
+let pwcTrust: bool = false;
 
 /** One level's record in a walk trace at `base` (level, index, table address, entry read). */
 export function traceLevel(base: usize, lvl: u32, idx: u32, table: u64, pte: u64): void {
@@ -157,6 +161,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     pwcShift0 = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
     pwcTopBits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
     pwcD = d; pwcRoot = root; pwcGen = physGen; pwcDepth = 0;
+    pwcTrust = false;
   }
   const fmt = pwcFmt;
   const adUpdate = access != 0 && fmt == FMT_X86_64;
@@ -248,9 +253,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   if (fmt == FMT_X86_64) return false; // its walks set A/D: walk() does them
   if (pwcD != d || pwcGen != physGen || pwcDepth == 0 || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return false;
   const depth = pwcDepth;
-  const levels = pwcLevels;
   const b = pwcB;
-  const oneFrame = <u32>load<u8>(d + DOMAIN_GRANULE) == 12;
   let shift = pwcShift0;
   let rec = gWalkCache;
   let lvl: u32 = 0;
@@ -267,6 +270,60 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   }
   if (lvl == 0) return false;
   pwcDepth = lvl;
+  return walkBelow(fmt, d, iova, lvl, shift, rec, perm, pte, next);
+}
+
+/**
+ * Checks once the page-walk cache records for domain record `d` against memory (dropping those
+ * from the first changed entry down) and lets walkTrusted skip that check until walkTrustEnd.
+ * For a loop in which nothing else writes memory: call it again after anything else ran
+ * (translate(), walk()). Without records for `d` it leaves trust off (walkTrusted says false).
+ */
+export function walkTrust(d: usize): void {
+  pwcTrust = false;
+  if (pwcD != d || pwcGen != physGen || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return;
+  let rec = gWalkCache;
+  let lvl: u32 = 0;
+  while (lvl < pwcDepth && load<u64>(<usize>load<u32>(rec + 16)) == load<u64>(rec + 8)) { lvl++; rec += PWC_STRIDE; }
+  pwcDepth = lvl;
+  pwcTrust = true;
+}
+
+/** Ends what walkTrust allowed. */
+export function walkTrustEnd(): void {
+  pwcTrust = false;
+}
+
+/**
+ * walkFast inside a walkTrust window: the records were checked against memory, so only keys
+ * are compared, from the deepest record up. Records below pwcDepth are one path (each written
+ * under the ones above it, for the same iova), so the deepest key that matches has every key
+ * above it matching too, and that level is where walkFast's top-down match would stop.
+ */
+@inline export function walkTrusted(fmt: u32, d: usize, iova: u64): bool {
+  if (fmt == FMT_X86_64 || !pwcTrust) return false;
+  let m = pwcDepth;
+  if (m == 0) return false;
+  const b = pwcB;
+  let shift = pwcShift0 - b * (m - 1);
+  let rec = gWalkCache + <usize>(m - 1) * PWC_STRIDE;
+  while (load<u64>(rec) != (iova >> shift)) {
+    if (--m == 0) return false;
+    shift += b; rec -= PWC_STRIDE;
+  }
+  pwcDepth = m;
+  return walkBelow(fmt, d, iova, m, shift - b, rec + PWC_STRIDE, load<u32>(rec + 20), load<u64>(rec + 8), <usize>load<u32>(rec + 24));
+}
+
+/**
+ * The levels below the cached ones, from level `lvl` (page shift `shift`, record slot `rec`)
+ * under the table entry `pte` with rights `perm`; `next` is the linear page of that table when
+ * known (NO_PAGE otherwise). Records each table entry met, as walk() does.
+ */
+@inline function walkBelow(fmt: u32, d: usize, iova: u64, lvl: u32, shift: u32, rec: usize, perm: u32, pte: u64, next: usize): bool {
+  const levels = pwcLevels;
+  const b = pwcB;
+  const oneFrame = <u32>load<u8>(d + DOMAIN_GRANULE) == 12;
   let table = pteTableAddr(fmt, pte, d);
   const idxMask: u64 = (<u64>1 << b) - 1;
   for (; lvl < levels; lvl++, shift -= b, rec += PWC_STRIDE) {
@@ -610,9 +667,13 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
 
 /** The in-place loop of mapBatchFast for format `fmt` (a constant at each call). */
 @inline function mapLoop(fmt: u32, d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
-  const g = <u32>load<u8>(d + DOMAIN_GRANULE);
+  // 4K granule only in these formats: the shifts below are constants.
+  const g = fmt == FMT_VTD_SS || fmt == FMT_X86_64 || fmt == FMT_AMD_V1 || fmt == FMT_RISCV ? 12 : <u32>load<u8>(d + DOMAIN_GRANULE);
   const oas = <u64>load<u32>(d + DOMAIN_OAS);
   const page: u64 = <u64>1 << g;
+  // A smallest-page leaf of these formats is the address ORed with bits that depend on prot only.
+  const orable = fmt == FMT_VTD_SS || fmt == FMT_X86_64 || fmt == FMT_AMD_V1;
+  const bits: u64 = orable ? pteMkLeaf(fmt, 0, prot, g, g, d) : 0;
   const span = <u64>mcSpan;
   const key = mcKey;
   const ptr = mcPtr;
@@ -626,7 +687,7 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
     if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
     const slot = ptr + (<usize>((iova >> g) & mask) << 3);
     if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
-    store<u64>(slot, pteMkLeaf(fmt, pa, prot, g, g, d));
+    store<u64>(slot, orable ? pa | bits : pteMkLeaf(fmt, pa, prot, g, g, d));
     store<i32>(e + 24, OK);
   }
   return j;
@@ -811,6 +872,6 @@ export function unmapRange(d: usize, iova: u64, size: u64): i64 {
 export function freeAllTables(d: usize): void {
   freeTree(d, load<u64>(d + DOMAIN_ROOT), 0);
   // The record may hold another domain next (another geometry, perhaps over the same root).
-  if (pwcD == d) pwcD = 0;
+  if (pwcD == d) { pwcD = 0; pwcTrust = false; }
   if (mcD == d) mcD = 0;
 }
