@@ -249,9 +249,19 @@ export class CoreViews {
   private _u64!: BigUint64Array;
   private _i64!: BigInt64Array;
 
-  constructor(private readonly _memory: WebAssembly.Memory) {}
+  // Whether the memory is shared (its buffer a SharedArrayBuffer: the global may be missing in a
+  // page that is not cross-origin isolated, so by its tag).
+  private readonly _shared: boolean;
+
+  constructor(private readonly _memory: WebAssembly.Memory) {
+    this._shared = Object.prototype.toString.call(_memory.buffer) === '[object SharedArrayBuffer]';
+  }
 
   private _fresh(): void {
+    // A grow detaches a plain memory's old buffer, so a view of non-zero length is current; the
+    // check skips the buffer getter, which costs more than the call it guards. A shared memory
+    // keeps its old buffer at the old length: ask it.
+    if (!this._shared && this._u8 !== undefined && this._u8.byteLength !== 0) return;
     const b = this._memory.buffer;
     if (b === this._buffer) return;
     this._buffer = b;

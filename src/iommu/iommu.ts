@@ -758,7 +758,8 @@ export class IommuDomain {
     // size, prot and wrap itself and changes nothing on a failure, after which the full checks
     // below name the bad argument.
     if (this._destroyed || !isU64(iova) || !isU64(pa) || !isU64(size) || !isProt(prot)) this._mapArgs(iova, pa, size, prot);
-    const st = this._core.exports.map(this.id, iova, pa, size, prot);
+    // Every argument is checked above (the fast checks or _mapArgs): the core's trusted table.
+    const st = this._core.trusted.map(this.id, iova, pa, size, prot);
     if (st < 0) {
       this._mapArgs(iova, pa, size, prot);
       check(st, 'iommu_map', `domain ${this.id}: iova ${hex(iova)} -> pa ${hex(pa)} size ${hex(size)} (ias ${this.ias}, oas ${this.oas})`);
@@ -1150,7 +1151,8 @@ export class Iommu {
     const v = isU64(iova) ? iova : u64Arg(op, 'iova', iova);
     const a = access === 'read' ? ABI.ACCESS_READ : access === 'write' ? ABI.ACCESS_WRITE : accessCode(op, access);
     const pasid = opts === undefined ? undefined : pasidOpt(op, opts);
-    const st = pasid === undefined ? this._core.exports.translate(r, v, a) : this._core.exports.translatePasid(r, pasid, v, a);
+    // Every argument is checked above: the core's trusted table.
+    const st = pasid === undefined ? this._core.trusted.translate(r, v, a) : this._core.trusted.translatePasid(r, pasid, v, a);
     if (st === 0) {
       // One view check for the whole result block.
       const { u64, u32 } = this._core.views.all;
