@@ -21,7 +21,7 @@ import {
   FMT_AMD_V1, FMT_RISCV, FMT_X86_64,
 } from '../abi';
 import { domainAt, unitAt, deviceOf } from './unit';
-import { translate, translateManyIn, tOut, tStatus } from './translate';
+import { translateManyIn, translateStore } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, probeAt, setOf, fillSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
 import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, wOut, wShift, wPerm } from '../pgtable/engine';
@@ -253,16 +253,8 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
     flushCounts(u, hits, misses);
     hits = 0;
     misses = 0;
-    const ok = translate(rid, dom, iova, access);
+    if (!translateStore(rid, dom, iova, access, out, sts, i)) faults++;
     if (!dirty && fmt != FMT_X86_64) walkTrust(d); // translate() may have written entries (A/D, dirty bits)
-    if (ok) {
-      store<u64>(out + off, tOut);
-      store<i32>(sts + (<usize>i << 2), OK);
-    } else {
-      store<u64>(out + off, 0);
-      store<i32>(sts + (<usize>i << 2), tStatus);
-      faults++;
-    }
   }
   walkTrustEnd();
   flushCounts(u, hits, misses);

@@ -288,15 +288,15 @@ function slowPath(u: usize, d: usize, rid: u32, dom: i32, tdom: u32, iova: u64, 
 export function translateManyIn(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
   let faults: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    const off = <usize>i << 3;
-    if (translate(rid, dom, load<u64>(inp + off), access)) {
-      store<u64>(out + off, tOut);
-      store<i32>(sts + (<usize>i << 2), OK);
-    } else {
-      store<u64>(out + off, 0);
-      store<i32>(sts + (<usize>i << 2), tStatus);
-      faults++;
-    }
+    if (!translateStore(rid, dom, load<u64>(inp + (<usize>i << 3)), access, out, sts, i)) faults++;
   }
   return faults;
+}
+
+/** translate(), then entry `i` of a batch's outputs (`out`, 0 on failure) and statuses (`sts`). */
+@inline export function translateStore(rid: u32, dom: i32, iova: u64, access: u32, out: usize, sts: usize, i: u32): bool {
+  const ok = translate(rid, dom, iova, access);
+  store<u64>(out + (<usize>i << 3), ok ? tOut : 0);
+  store<i32>(sts + (<usize>i << 2), ok ? OK : tStatus);
+  return ok;
 }

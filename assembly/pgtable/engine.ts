@@ -140,6 +140,32 @@ export function traceLevel(base: usize, lvl: u32, idx: u32, table: u64, pte: u64
   store<u64>(t + 16, pte);
 }
 
+/** Writes one page-walk cache record (layout above); the next table's linear page is learnt later. */
+@inline function pwcRecord(rec: usize, key: u64, pte: u64, ptr: usize, perm: u32): void {
+  store<u64>(rec, key);
+  store<u64>(rec + 8, pte);
+  store<u32>(rec + 16, <u32>ptr);
+  store<u32>(rec + 20, perm);
+  store<u32>(rec + 24, <u32>NO_PAGE);
+}
+
+/**
+ * The leaf `pte` (at `slot`, level page shift `shift`) reached with table rights `perm`: 0 with
+ * wOut/wShift/wPerm/wLeafSlot set, or the fault (access flag clear, output beyond the OAS).
+ */
+@inline function takeLeaf(fmt: u32, d: usize, iova: u64, pte: u64, shift: u32, perm: u32, slot: u64): u32 {
+  const lshift = pteLeafShift(fmt, pte, shift, d);
+  const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & ((<u64>1 << lshift) - 1));
+  const leafPerm = ptePerm(fmt, pte);
+  if (leafPerm == 0xffffffff) return FAULT_ACCESS_FLAG;
+  if ((out >> load<u32>(d + DOMAIN_OAS)) != 0) return outputTooWideReason(fmt);
+  wOut = out;
+  wShift = lshift;
+  wPerm = perm & leafPerm;
+  wLeafSlot = slot;
+  return 0;
+}
+
 /**
  * Walks the table of domain record `d` for `iova`, as the hardware would.
  * Returns 0 and sets wOut/wShift/wPerm/wLeafSlot, or a FAULT_* reason: a table fetch from an
@@ -214,27 +240,13 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
       perm &= pteTablePerm(fmt, pte, d);
       table = pteTableAddr(fmt, pte, d);
       if (cached && lvl < 8) {
-        store<u64>(rec, iova >> shift);
-        store<u64>(rec + 8, pte);
-        store<u32>(rec + 16, <u32>ptr);
-        store<u32>(rec + 20, perm);
-        store<u32>(rec + 24, <u32>NO_PAGE); // the next table's linear page: walkFast learns it
+        pwcRecord(rec, iova >> shift, pte, ptr, perm);
         pwcDepth = lvl + 1;
       }
       continue;
     }
     if (kind != PTE_LEAF) return reservedReason(fmt);
-    const lshift = pteLeafShift(fmt, pte, shift, d);
-    const size: u64 = <u64>1 << lshift;
-    const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
-    const leafPerm = ptePerm(fmt, pte);
-    if (leafPerm == 0xffffffff) return FAULT_ACCESS_FLAG;
-    if ((out >> load<u32>(d + DOMAIN_OAS)) != 0) return outputTooWideReason(fmt);
-    wOut = out;
-    wShift = lshift;
-    wPerm = perm & leafPerm;
-    wLeafSlot = slot;
-    return 0;
+    return takeLeaf(fmt, d, iova, pte, shift, perm, slot);
   }
   return FAULT_TRANSLATION;
 }
@@ -344,25 +356,12 @@ export function walkTrustEnd(): void {
       table = pteTableAddr(fmt, pte, d);
       next = NO_PAGE;
       if (lvl < 8) {
-        store<u64>(rec, iova >> shift);
-        store<u64>(rec + 8, pte);
-        store<u32>(rec + 16, <u32>ptr);
-        store<u32>(rec + 20, perm);
-        store<u32>(rec + 24, <u32>NO_PAGE);
+        pwcRecord(rec, iova >> shift, pte, ptr, perm);
         pwcDepth = lvl + 1;
       }
       continue;
     }
-    if (kind != PTE_LEAF) return false;
-    const lshift = pteLeafShift(fmt, pte, shift, d);
-    const size: u64 = <u64>1 << lshift;
-    const out = pteLeafAddr(fmt, pte, lshift, d) | (iova & (size - 1));
-    const leafPerm = ptePerm(fmt, pte);
-    if (leafPerm == 0xffffffff || (out >> load<u32>(d + DOMAIN_OAS)) != 0) return false;
-    wOut = out;
-    wShift = lshift;
-    wPerm = perm & leafPerm;
-    wLeafSlot = slot;
+    if (kind != PTE_LEAF || takeLeaf(fmt, d, iova, pte, shift, perm, slot) != 0) return false;
     wDepth = lvl + 1;
     return true;
   }
