@@ -14,7 +14,7 @@ import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
-import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, fastHit, fastDrop, fOut, fShift } from '../iommu/batch';
+import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, fastHit, fastDrop, fastRun, fastCountHits, fHit, fOut, fShift } from '../iommu/batch';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
 const OP_WRITE: u32 = 2;  // host buffer -> device memory
@@ -347,6 +347,21 @@ function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, d
     let sc = sCov - (si - sAt);
     let dc = dCov - (di - dAt);
     let n = min3(left, sc, dc);
+    // Runs of IOTLB hits: while both sides' last leaves were 4K hits that end together, each
+    // side's next hits are found in one probing loop (fastRun) and the run takes the pages both
+    // continue. Probing src ahead of dst changes nothing: a hit leaves the IOTLB as it was, and
+    // only the pages used are counted.
+    while (n < left && sc == n && dc == n && sFast && dFast && !switching && fHit && sCov == PAGE_SIZE && dCov == PAGE_SIZE) {
+      const k = fastRun(si + n, sp + n, left - n, ACCESS_READ);
+      const m = k == 0 ? 0 : fastRun(di + n, dp + n, k, ACCESS_WRITE);
+      if (m == 0) break;
+      fastCountHits(m >> (PAGE_SHIFT - 1)); // m / 4096 pages on each side
+      sAt = si + n + m - PAGE_SIZE; sOut = sp + n + m - PAGE_SIZE;
+      dAt = di + n + m - PAGE_SIZE; dOut = dp + n + m - PAGE_SIZE;
+      n += m;
+      sc = n; dc = n;
+      n = min(n, left);
+    }
     while (n < left) {
       // The side whose leaf ends here takes its next leaf; the window moves on to it even when
       // it does not continue the run, so that the next round starts from it.

@@ -124,6 +124,7 @@ export function fastTranslate(iova: u64, access: u32): bool {
       if ((load<u32>(e + TLB_PERM) & access) != access) return false;
       fOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
       fShift = 12;
+      fHit = true;
       bHits++;
       return true;
     }
@@ -131,9 +132,11 @@ export function fastTranslate(iova: u64, access: u32): bool {
     if ((hitPerm & access) != access) return false;
     fOut = hitOut;
     fShift = hitShift;
+    fHit = true;
     bHits++;
     return true;
   }
+  fHit = false;
   return fastMiss(iova, access);
 }
 
@@ -306,4 +309,34 @@ export function fastDrop(): void {
   bHits = 0;
   bMisses = 0;
   bD = 0;
+}
+
+// Whether the last fastTranslate was an IOTLB hit (a run of hits is likely to go on).
+export let fHit: bool = false;
+
+/**
+ * The bytes from `iova` (4K-aligned) that consecutive IOTLB hits of 4K leaves allowing `access`
+ * map to consecutive output from `out`, at most the pages that cover `max` bytes; 0 when the
+ * IOTLB caches leaves of other sizes. Probes only: it counts and changes nothing, so a caller
+ * that uses fewer pages than it found counts those it used (fastCountHits), and what it did not
+ * use is as if never looked up (a hit changes no IOTLB state).
+ */
+export function fastRun(iova: u64, out: u64, max: u64, access: u32): u64 {
+  if (load<u32>(bU + UNIT_SIZES_CACHED) != sizeBit(12)) return 0;
+  const tlb = bTlb, mask = bMask, setBytes = bSetBytes, mix = bMix, tag = bTag4k;
+  let vpn = iova >> 12;
+  const end = vpn + ((max + 4095) >> 12);
+  let expect = out;
+  while (vpn < end) {
+    const e = probeSet(tlb, mask, setBytes, mix, tag, vpn);
+    if (e == 0 || (load<u32>(e + TLB_PERM) & access) != access || load<u64>(e + TLB_OUT) != expect) break;
+    vpn++;
+    expect += 4096;
+  }
+  return expect - out;
+}
+
+/** Counts `n` hits that fastRun found and the caller used. */
+export function fastCountHits(n: u64): void {
+  bHits += n;
 }

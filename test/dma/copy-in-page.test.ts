@@ -9,6 +9,7 @@
  *   leaf and host reads and writes of the bytes, in the order the engine translates.
  */
 import { describe, expect, it } from 'vitest';
+import { ABI } from '../../bindings/core.js';
 import { Prot, type DmaEndpoint, type DmaResult, type PgtableFormat, type Simulator } from '../../src/index.js';
 import { rig, RID, type Rig } from '../core/helpers/setup.js';
 import { HBM_BASE, RAM_BASE, makeSim, pattern } from '../helpers/sim.js';
@@ -255,5 +256,98 @@ describe.each(FORMATS)('%s: the copy loop', (format) => {
       }
       expect(probeTlb(a)).toEqual(probeTlb(b));
     }
+  });
+});
+
+/** The IOTLB of `w`'s unit as bytes: every entry, then the round-robin counter of every set. */
+function tlbBytes(w: Rig): Uint8Array {
+  const v = w.sim.core.views;
+  const u = w.sim.core.exports.unitsPtr() + w.unit.id * ABI.UNIT_STRIDE;
+  const sets = v.u32[(u + ABI.UNIT_TLB_SETS) >> 2]!;
+  const ways = v.u32[(u + ABI.UNIT_TLB_WAYS) >> 2]!;
+  const tlb = v.u32[(u + ABI.UNIT_TLB_PTR) >> 2]!;
+  const rr = v.u32[(u + ABI.UNIT_TLB_RR) >> 2]!;
+  const out = new Uint8Array(sets * ways * ABI.TLB_STRIDE + sets);
+  out.set(v.u8.subarray(tlb, tlb + sets * ways * ABI.TLB_STRIDE));
+  out.set(v.u8.subarray(rr, rr + sets), sets * ways * ABI.TLB_STRIDE);
+  return out;
+}
+
+// Runs of IOTLB hits (assembly/iommu/batch.ts fastRun): 4K leaves whose outputs continue on both
+// sides, probed a run at a time once the IOTLB holds them. Pages 0..47 of each side, in physical
+// order but for the breaks below; an IOTLB of 16 sets x 4 ways (64 entries) so that a 48-page copy
+// (96 translations) evicts part of itself.
+const RUN_SRC = 0x100_0000n;
+const RUN_DST = 0x200_0000n;
+const RUN_SRC_PA = RAM_BASE + 0x100_0000n;
+const RUN_DST_PA = RAM_BASE + 0x200_0000n;
+const RUN_PAGES = 48n;
+
+async function runWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'] }> {
+  const ias = format === 'riscv' ? 39 : 48;
+  const sim = await makeSim();
+  const r = await rig(format, { sim, ias, tlbSets: 16, tlbWays: 4, attach: false });
+  const other = r.unit.createDomain({ type: 'paging', format, ias });
+  sim.iommu.attach(RID, r.dom);
+  sim.iommu.attach(RID2, r.dom);
+  sim.iommu.attach(RID3, other);
+  for (const d of [r.dom, other]) {
+    for (let i = 0n; i < RUN_PAGES; i++) {
+      // Source page 21 lives elsewhere (the output breaks there); destination page 40 is read-only.
+      d.map(RUN_SRC + i * K4, i === 21n ? RUN_SRC_PA + 0x10_0000n : RUN_SRC_PA + i * K4, K4, Prot.RW);
+      d.map(RUN_DST + i * K4, RUN_DST_PA + i * K4, K4, i === 40n ? Prot.READ : Prot.RW);
+    }
+  }
+  sim.memory.write(RUN_SRC_PA, pattern(Number(RUN_PAGES) * 4096, 7));
+  sim.memory.write(RUN_SRC_PA + 0x10_0000n, pattern(4096, 8));
+  return { ...r, other };
+}
+
+describe.each(FORMATS)('%s: runs of IOTLB hits', (format) => {
+  it('translate, count, fault, evict and move bytes as one translate() per leaf does', async () => {
+    const a = await runWorld(format);
+    const b = await runWorld(format);
+    const copies: Case[] = [
+      ['pages 0..15, warms them', at(RUN_SRC), at(RUN_DST), 16n * K4],
+      ['pages 0..15 again: one run of hits', at(RUN_SRC), at(RUN_DST), 16n * K4],
+      ['a run that ends in a miss', at(RUN_SRC), at(RUN_DST), 20n * K4],
+      ['not page-aligned, partly warm', at(RUN_SRC + 0x10n), at(RUN_DST + 0x10n), 18n * K4],
+      ['sides out of step', at(RUN_SRC), at(RUN_DST + K4), 12n * K4],
+      ['across the output break', at(RUN_SRC + 16n * K4), at(RUN_DST + 16n * K4), 10n * K4],
+      ['across the output break, warm', at(RUN_SRC + 16n * K4), at(RUN_DST + 16n * K4), 10n * K4],
+      ['up to the read-only page', at(RUN_SRC + 30n * K4), at(RUN_DST + 30n * K4), 12n * K4],
+      ['up to the read-only page, warm', at(RUN_SRC + 30n * K4), at(RUN_DST + 30n * K4), 12n * K4],
+      ['the whole range: evicts itself', at(RUN_SRC), at(RUN_DST), RUN_PAGES * K4],
+      ['the whole range again', at(RUN_SRC), at(RUN_DST), RUN_PAGES * K4],
+      ['pages 0..15 then invalidated in the middle', at(RUN_SRC), at(RUN_DST), 16n * K4],
+      ['two requesters, one domain', at(RUN_SRC, RID2), at(RUN_DST), 16n * K4],
+      ['two domains', at(RUN_SRC, RID3), at(RUN_DST), 16n * K4],
+      ['two domains again', at(RUN_SRC, RID3), at(RUN_DST), 16n * K4],
+      ['ends inside a page', at(RUN_SRC), at(RUN_DST), 5n * K4 + 100n],
+    ];
+    for (const [name, s, d, len] of copies) {
+      if (name.includes('invalidated')) {
+        for (const w of [a, b]) {
+          w.sim.dma.copy(s, d, len);
+          w.dom.invalidate(RUN_SRC + 6n * K4, RUN_SRC + 8n * K4);
+          w.dom.invalidate(RUN_DST + 11n * K4, RUN_DST + 12n * K4);
+        }
+      }
+      const ra = a.sim.dma.copy(s, d, len);
+      const rb = refCopy(b.sim, s, d, len);
+      expect([name, result(ra)]).toEqual([name, result(rb)]);
+      const sa = a.unit.stats();
+      const sb = b.unit.stats();
+      for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([name, k, sa[k]]).toEqual([name, k, sb[k]]);
+      expect([name, tlbBytes(a)]).toEqual([name, tlbBytes(b)]);
+      expect(a.unit.faults().map((f) => ({ ...f }))).toEqual(b.unit.faults().map((f) => ({ ...f })));
+      for (const pa of [RUN_SRC_PA, RUN_DST_PA]) expect([name, digest(a.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]).toEqual([name, digest(b.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]);
+    }
+    // A warm copy over 4K leaves is all hits, and they are counted once per leaf and side.
+    a.sim.dma.copy(at(RUN_SRC), at(RUN_DST), 8n * K4);
+    const before = a.unit.stats();
+    expect(a.sim.dma.copy(at(RUN_SRC), at(RUN_DST), 8n * K4)).toMatchObject({ ok: true, bytesDone: 8n * K4 });
+    const after = a.unit.stats();
+    expect([after.hits - before.hits, after.misses - before.misses, after.translations - before.translations]).toEqual([16n, 0n, 16n]);
   });
 });
