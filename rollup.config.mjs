@@ -150,6 +150,28 @@ const cliCodeCache = {
     if (r.status !== 0) throw new Error(`the CLI's code cache: ${r.stderr || r.error}`);
   },
 };
+/**
+ * The browser build's chunking: every module the root entry (src/index.ts) loads statically goes
+ * into one chunk, which the other entries share. One file gzips smaller than five (one window,
+ * no names passed between chunks), and the root library is what a page downloads first.
+ */
+function rootLibChunk(entry) {
+  let closure = null;
+  return (id, { getModuleInfo }) => {
+    if (closure === null) {
+      closure = new Set();
+      const todo = [entry];
+      while (todo.length > 0) {
+        const m = todo.pop();
+        if (closure.has(m)) continue;
+        closure.add(m);
+        todo.push(...(getModuleInfo(m)?.importedIds ?? []));
+      }
+    }
+    return id !== entry && closure.has(id) ? 'root' : undefined;
+  };
+}
+
 const onwarn = (w, warn) => {
   // A bundle that would need something unresolved is broken: fail instead of warning.
   if (w.code === 'UNRESOLVED_IMPORT') throw new Error(w.message);
@@ -191,7 +213,7 @@ export default [
   },
   {
     input: { browser: 'src/index.ts', ...Object.fromEntries(Object.entries(entries).map(([k, v]) => [`browser/${k}`, v])) },
-    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: 'browser/lib-[name]-[hash].js' },
+    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: 'browser/lib-[name]-[hash].js', manualChunks: rootLibChunk(here('./src/index.ts')) },
     // Minified: what a page downloads (names and source stay readable through the source maps).
     plugins: [tsJs, nodeResolve({ browser: true, preferBuiltins: false }), ts({ minify: true }), noNode],
     onwarn,
