@@ -37,7 +37,7 @@ export let gPathTable: usize = 0; // 8 x u64: tables visited by the last descent
 export let gPathSlot: usize = 0;  // 8 x u64: their slots
 export let gFlushSeen: usize = 0; // MAX_DOMAINS bits (iommu/unit flushQueue)
 export let gTableCache: usize = 0; // TABLE_CACHE_SLOTS x 16 bytes: table page -> linear address (pgtable/engine)
-export let gWalkCache: usize = 0; // 8 x 32 bytes: the page-walk cache of pgtable/engine walk
+export let gWalkCache: usize = 0; // 2 paths x 8 x 32 bytes: the page-walk cache of pgtable/engine walk
 export let gRadixLog: usize = 0;  // RADIX_LOG_MAX x 8 bytes: radix nodes a failing operation made (mem/phys)
 export let gArenaBase: usize = 0;
 export let gArenaChunks: u32 = 0;
@@ -79,7 +79,7 @@ const PATH_BYTES: usize = 64;
 /** Entries of the table-page cache (a power of two): 1024 covers the tables of 2 GiB of 4K leaves. */
 export const TABLE_CACHE_SLOTS: u32 = 1024;
 const TABLE_CACHE_BYTES: usize = <usize>TABLE_CACHE_SLOTS * 16;
-const WALK_CACHE_BYTES: usize = 8 * 32;
+const WALK_CACHE_BYTES: usize = 2 * 8 * 32;
 /** Radix nodes one map may make and give back on failure (2 per 4 MiB block of table frames touched). */
 export const RADIX_LOG_MAX: u32 = 64;
 const SCRATCH_BYTES: usize = 2 * PATH_BYTES + <usize>(MAX_DOMAINS / 8) + TABLE_CACHE_BYTES + WALK_CACHE_BYTES + <usize>RADIX_LOG_MAX * 8;

@@ -115,11 +115,22 @@ export let wLeafSlot: u64 = 0; // physical address of the leaf entry (dirty trac
 // matches and the entry still holds the value it had (a guest's rewrite of a table entry is seen
 // at once); a change of domain, root, or of any page's backing (physGen: a table freed or first
 // written) empties it. Like a hardware paging-structure cache, but never stale.
+//
+// It holds two paths, as a paging-structure cache holds more than one entry per level: a device
+// copying between two IOVA ranges walks both in turn, and with one path each walk would rewrite
+// it from the level where the two part. pwcBase/pwcDepth are the path used last, pwcAltBase/
+// pwcAltDepth the other. walkFast (the DMA engine's walks) takes the path that matches deeper
+// (the older one on a tie, whose records it then replaces) and makes it the last used; walk()
+// and walkTrusted (a batch of one requester's addresses: one stream) keep to the last path.
 const PWC_STRIDE: usize = 32;
+const PWC_PATH_BYTES: usize = 8 * PWC_STRIDE;
 let pwcD: usize = 0;
 let pwcRoot: u64 = 0;
 let pwcGen: u32 = 0;
 let pwcDepth: u32 = 0;
+let pwcBase: usize = 0;
+let pwcAltDepth: u32 = 0;
+let pwcAltBase: usize = 0;
 // The domain's walk geometry, read once per (domain, root).
 let pwcFmt: u32 = 0;
 let pwcLevels: u32 = 0;
@@ -186,7 +197,9 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
     pwcB = b;
     pwcShift0 = <u32>load<u8>(d + DOMAIN_GRANULE) + b * (levels - 1);
     pwcTopBits = <u32>load<u8>(d + DOMAIN_TOP_BITS);
-    pwcD = d; pwcRoot = root; pwcGen = physGen; pwcDepth = 0;
+    pwcD = d; pwcRoot = root; pwcGen = physGen;
+    pwcBase = gWalkCache; pwcDepth = 0;
+    pwcAltBase = gWalkCache + PWC_PATH_BYTES; pwcAltDepth = 0;
     pwcTrust = false;
   }
   const fmt = pwcFmt;
@@ -199,7 +212,7 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   let table = root;
   let perm: u32 = 3;
   let lvl: u32 = 0;
-  let rec = gWalkCache;
+  let rec = pwcBase;
   const depth = cached ? pwcDepth : 0;
   wDepth = 0;
   if (depth == 0 || load<u64>(rec) != (iova >> shift)) {
@@ -263,26 +276,49 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
  */
 @inline export function walkFast(fmt: u32, d: usize, iova: u64): bool {
   if (fmt == FMT_X86_64) return false; // its walks set A/D: walk() does them
-  if (pwcD != d || pwcGen != physGen || pwcDepth == 0 || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return false;
-  const depth = pwcDepth;
-  const b = pwcB;
-  let shift = pwcShift0;
-  let rec = gWalkCache;
-  let lvl: u32 = 0;
-  let perm: u32 = 3;
-  let pte: u64 = 0;
-  let next: usize = NO_PAGE;
-  while (lvl < depth) {
-    const cpte = load<u64>(rec + 8);
-    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ cpte)) != 0) break;
-    pte = cpte;
-    perm = load<u32>(rec + 20);
-    next = <usize>load<u32>(rec + 24);
-    lvl++; shift -= b; rec += PWC_STRIDE;
-  }
+  if (pwcD != d || pwcGen != physGen || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return false;
+  let lvl = pwcMatch(pwcBase, pwcDepth, iova);
+  if (lvl < pwcDepth || lvl == 0) lvl = pwcChoose(lvl, pwcMatch(pwcAltBase, pwcAltDepth, iova));
   if (lvl == 0) return false;
   pwcDepth = lvl;
-  return walkBelow(fmt, d, iova, lvl, shift, rec, perm, pte, next);
+  const rec = pwcBase + <usize>(lvl - 1) * PWC_STRIDE;
+  return walkBelow(fmt, d, iova, lvl, pwcShift0 - pwcB * lvl, rec + PWC_STRIDE, load<u32>(rec + 20), load<u64>(rec + 8), <usize>load<u32>(rec + 24));
+}
+
+/**
+ * How many levels from the top of the path at `base` (`depth` records) serve `iova`: each key
+ * matches and each entry still holds in memory what the record holds.
+ */
+@inline function pwcMatch(base: usize, depth: u32, iova: u64): u32 {
+  const b = pwcB;
+  let shift = pwcShift0;
+  let rec = base;
+  let lvl: u32 = 0;
+  while (lvl < depth) {
+    if (((load<u64>(rec) ^ (iova >> shift)) | (load<u64>(<usize>load<u32>(rec + 16)) ^ load<u64>(rec + 8))) != 0) break;
+    lvl++; shift -= b; rec += PWC_STRIDE;
+  }
+  return lvl;
+}
+
+/**
+ * A walk that parts from the last path after `lvl` levels, where the other path serves `alt`:
+ * the walk goes on in the other path, which becomes the last used, so that the last path stays
+ * whole. When the other path serves less, the levels both share are first copied into it (in
+ * place of what it held); when it serves as much or more, its own records are those levels
+ * (same keys, and entries that memory still holds). Returns the levels the walk starts below.
+ */
+@inline function pwcChoose(lvl: u32, alt: u32): u32 {
+  if (alt == 0 && lvl == 0) return 0;
+  if (alt < lvl) {
+    memory.copy(pwcAltBase, pwcBase, <usize>lvl * PWC_STRIDE);
+    alt = lvl;
+  }
+  const base = pwcBase;
+  const depth = pwcDepth;
+  pwcBase = pwcAltBase; pwcDepth = alt;
+  pwcAltBase = base; pwcAltDepth = depth;
+  return alt;
 }
 
 /**
@@ -294,11 +330,17 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
 export function walkTrust(d: usize): void {
   pwcTrust = false;
   if (pwcD != d || pwcGen != physGen || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return;
-  let rec = gWalkCache;
-  let lvl: u32 = 0;
-  while (lvl < pwcDepth && load<u64>(<usize>load<u32>(rec + 16)) == load<u64>(rec + 8)) { lvl++; rec += PWC_STRIDE; }
-  pwcDepth = lvl;
+  pwcDepth = pwcHeld(pwcBase, pwcDepth);
+  pwcAltDepth = pwcHeld(pwcAltBase, pwcAltDepth);
   pwcTrust = true;
+}
+
+/** The records of the path at `base` (`depth` of them) down to the first whose entry changed. */
+function pwcHeld(base: usize, depth: u32): u32 {
+  let rec = base;
+  let lvl: u32 = 0;
+  while (lvl < depth && load<u64>(<usize>load<u32>(rec + 16)) == load<u64>(rec + 8)) { lvl++; rec += PWC_STRIDE; }
+  return lvl;
 }
 
 /** Ends what walkTrust allowed. */
@@ -314,17 +356,27 @@ export function walkTrustEnd(): void {
  */
 @inline export function walkTrusted(fmt: u32, d: usize, iova: u64): bool {
   if (fmt == FMT_X86_64 || !pwcTrust) return false;
-  let m = pwcDepth;
+  // The last path only: a batch translates one requester's addresses, one stream (a second
+  // path would cost a random batch more than it saves).
+  const m = pwcKeys(pwcBase, pwcDepth, iova);
   if (m == 0) return false;
+  pwcDepth = m;
+  const rec = pwcBase + <usize>(m - 1) * PWC_STRIDE;
+  return walkBelow(fmt, d, iova, m, pwcShift0 - pwcB * m, rec + PWC_STRIDE, load<u32>(rec + 20), load<u64>(rec + 8), <usize>load<u32>(rec + 24));
+}
+
+/** How many levels of the path at `base` (`depth` records, checked against memory) serve `iova`, by keys alone. */
+@inline function pwcKeys(base: usize, depth: u32, iova: u64): u32 {
+  let m = depth;
+  if (m == 0) return 0;
   const b = pwcB;
   let shift = pwcShift0 - b * (m - 1);
-  let rec = gWalkCache + <usize>(m - 1) * PWC_STRIDE;
+  let rec = base + <usize>(m - 1) * PWC_STRIDE;
   while (load<u64>(rec) != (iova >> shift)) {
-    if (--m == 0) return false;
+    if (--m == 0) return 0;
     shift += b; rec -= PWC_STRIDE;
   }
-  pwcDepth = m;
-  return walkBelow(fmt, d, iova, m, shift - b, rec + PWC_STRIDE, load<u32>(rec + 20), load<u64>(rec + 8), <usize>load<u32>(rec + 24));
+  return m;
 }
 
 /**

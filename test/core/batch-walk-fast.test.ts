@@ -163,3 +163,42 @@ describe.each(FORMATS)('%s', (format) => {
     for (const r of [a, b]) expect(r.sim.iommu.translateBatch(RID, again, 'read').faults).toBe(0);
   });
 });
+
+describe.each(FORMATS)('%s: the page-walk cache and two streams', (format) => {
+  it('two streams walked in turn in one batch; a guest\'s rewrite of either is seen', async () => {
+    const a = await rig(format, { tlbSets: 8, tlbWays: 2 });
+    const b = await rig(format, { tlbSets: 8, tlbWays: 2 });
+    populate(a);
+    populate(b);
+    // x and y in two leaf tables, walked in turn (as a copy between two ranges walks them): the
+    // batch ends on y, so x's path is the older one.
+    const x = BASE + 3n * K4 + 0x10n;
+    const y = BASE + 14n * M2 + 4n * K4 + 0x10n;
+    const turns = (n: number, from: number) => BigUint64Array.from({ length: 2 * n }, (_, i) => (i % 2 === 0 ? x : y) + BigInt(from + (i >> 1)) * K4);
+    compare(a, b, turns(40, 0), 'read');
+    // Repoint x's leaf table at y's: the next walk of x, through the older path, reads y's table.
+    for (const r of [a, b]) {
+      write64(r.sim, parentSlot(r, x).slot, parentSlot(r, y).entry);
+      r.unit.invalidateAll();
+    }
+    compare(a, b, turns(20, 1), 'read');
+    for (const r of [a, b]) {
+      const twin = r.sim.iommu.translate(RID, BASE + 14n * M2 + 3n * K4 + 0x10n, 'read');
+      expect(twin.ok).toBe(true);
+      r.sim.iommu.translateBatch(RID, BigUint64Array.of(x, y), 'read');
+      expect(r.sim.iommu.translateBatch(RID, BigUint64Array.of(y + K4, x), 'read').out[1]).toBe((twin as { pa: bigint }).pa);
+    }
+    // Cleared while y's walk was the last: x faults at once, y still translates.
+    for (const r of [a, b]) {
+      r.sim.iommu.translateBatch(RID, BigUint64Array.of(x, y), 'read');
+      write64(r.sim, parentSlot(r, x).slot, 0n);
+      r.unit.invalidateAll();
+    }
+    compare(a, b, turns(10, 2), 'write');
+    for (const r of [a, b]) {
+      r.unit.invalidateAll();
+      const t = r.sim.iommu.translateBatch(RID, BigUint64Array.of(y, x, y + 2n * K4, x + 2n * K4), 'read');
+      expect(Array.from(t.status, (s) => s === 0)).toEqual([true, false, true, false]);
+    }
+  });
+});
