@@ -6,7 +6,7 @@
 import { ABI, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
 import { faultReasonName, type FaultReason } from '../iommu/iommu.js';
-import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, RID_PHYS, U64_MAX } from '../util/args.js';
+import { fnArg, hostBuffer, intArg, isU63, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
 
 /** One side of a transfer: who issues the access (its requester ID selects the IOMMU domain) and at what address. */
 export interface DmaEndpoint {
@@ -135,15 +135,8 @@ function ridOf(op: string, field: string, end: DmaEndpoint): number {
 function plainRid(end: unknown): number {
   if (typeof end !== 'object' || end === null || Array.isArray(end)) return -1;
   const rid = (end as DmaEndpoint).rid;
-  return typeof rid === 'number' && rid >= 0 && rid <= RID_PHYS && Math.floor(rid) === rid ? rid : -1;
-}
-
-/** 2^63 - 1: an address and a length both at most this cannot wrap past 2^64. */
-const HALF_U64 = (1n << 63n) - 1n;
-
-/** `v` is a bigint in 0..2^63-1 (compared, nothing allocated). */
-function smallU64(v: unknown): v is bigint {
-  return typeof v === 'bigint' && v >= 0n && v <= HALF_U64;
+  // An integer in 0..2^32-1 (RID_PHYS included) is the only number that survives >>> 0.
+  return typeof rid === 'number' && rid >>> 0 === rid ? rid : -1;
 }
 
 /**
@@ -223,7 +216,7 @@ export class DmaEngine {
     let d = plainRid(dst);
     // The common case is checked with compares only; anything else gets the full checks, which
     // name the field (and build their strings only then).
-    if (s < 0 || d < 0 || !smallU64(src.addr) || !smallU64(dst.addr) || !smallU64(length)) {
+    if (s < 0 || d < 0 || !isU63(src.addr) || !isU63(dst.addr) || !isU63(length)) {
       const op = 'dmaCopy';
       s = ridOf(op, 'src', src);
       d = ridOf(op, 'dst', dst);
@@ -296,7 +289,7 @@ export class DmaEngine {
         s = plainRid(d.src);
         t = plainRid(d.dst);
       }
-      if (s < 0 || t < 0 || !smallU64(d!.src.addr) || !smallU64(d!.dst.addr) || !smallU64(d!.length)) {
+      if (s < 0 || t < 0 || !isU63(d!.src.addr) || !isU63(d!.dst.addr) || !isU63(d!.length)) {
         ({ s, t } = DmaEngine._checkDesc(op, d, i));
       }
       const at = base + i * ABI.COPYDESC_STRIDE;
@@ -327,7 +320,7 @@ export class DmaEngine {
    */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
     let d = plainRid(dst);
-    if (d < 0 || !smallU64(dst.addr) || !smallU64(length) || typeof value !== 'number' || !(value >= 0 && value <= 255 && Math.floor(value) === value)) {
+    if (d < 0 || !isU63(dst.addr) || !isU63(length) || typeof value !== 'number' || !(value >= 0 && value <= 255 && Math.floor(value) === value)) {
       const op = 'dmaFill';
       d = ridOf(op, 'dst', dst);
       u64Arg(op, 'dst.addr', dst.addr);

@@ -5,7 +5,7 @@
  */
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
-import { boolArg, formatRid, hex, intArg, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
+import { boolArg, formatRid, hex, intArg, isU64, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, RID_PHYS, U64_MAX } from '../util/args.js';
 import { formatPolicy, policyCode, PGTABLE_FORMATS, IOMMU_KERNELS, type IommuKernel, type PgtableFormat, type FormatPolicy } from './kernel.js';
 
 export type { PgtableFormat, IommuKernel, FormatPolicy };
@@ -97,14 +97,13 @@ function pasidOpt(op: string, opts: TranslateOptions): number | undefined {
   return opts.pasid === undefined ? undefined : intArg(op, 'pasid', opts.pasid, 0, (1 << ABI.PASID_MAX_BITS) - 1);
 }
 
-/** Whether `v` is a bigint in 0..2^64-1 (comparisons only: nothing allocated). */
-function isU64(v: unknown): v is bigint {
-  return typeof v === 'bigint' && v >= 0n && v <= U64_MAX;
-}
-
 function isProt(v: unknown): v is number {
   return typeof v === 'number' && (v & ABI.PROT_ALL) === v;
 }
+
+// The access codes of the hot paths, read once from the ABI namespace.
+const ACCESS_READ = ABI.ACCESS_READ;
+const ACCESS_WRITE = ABI.ACCESS_WRITE;
 
 /** 2^shift as a bigint, from a table made once (page sizes of results). */
 const POW2: readonly bigint[] = Array.from({ length: 65 }, (_, i) => 1n << BigInt(i));
@@ -759,11 +758,15 @@ export class IommuDomain {
     // below name the bad argument.
     if (this._destroyed || !isU64(iova) || !isU64(pa) || !isU64(size) || !isProt(prot)) this._mapArgs(iova, pa, size, prot);
     // Every argument is checked above (the fast checks or _mapArgs): the core's trusted table.
+    // The failure is out of line: the body stays small enough for V8 to inline.
     const st = this._core.trusted.map(this.id, iova, pa, size, prot);
-    if (st < 0) {
-      this._mapArgs(iova, pa, size, prot);
-      check(st, 'iommu_map', `domain ${this.id}: iova ${hex(iova)} -> pa ${hex(pa)} size ${hex(size)} (ias ${this.ias}, oas ${this.oas})`);
-    }
+    if (st < 0) this._mapFailed(st, iova, pa, size, prot);
+  }
+
+  /** Throws the error of a map the core refused with `st` (nothing was changed). */
+  private _mapFailed(st: number, iova: bigint, pa: bigint, size: bigint, prot: number): never {
+    this._mapArgs(iova, pa, size, prot);
+    throw SimError.fromStatus(st, 'iommu_map', `domain ${this.id}: iova ${hex(iova)} -> pa ${hex(pa)} size ${hex(size)} (ias ${this.ias}, oas ${this.oas})`);
   }
 
   /** iommu_map's argument checks, in the order they report (throws on the first bad one). */
@@ -911,8 +914,18 @@ export class IommuDomain {
 export class Iommu {
   private readonly _units: IommuUnit[] = [];
 
+  // Word indices of the result block's fields translate() reads (the layout is fixed at init).
+  private readonly _resValue: number;
+  private readonly _resShift: number;
+  private readonly _resPerm: number;
+
   /** @internal */
-  constructor(private readonly _core: Core) {}
+  constructor(private readonly _core: Core) {
+    const res = _core.layout.result;
+    this._resValue = (res + ABI.RES_VALUE) >> 3;
+    this._resShift = (res + ABI.RES_SHIFT) >> 2;
+    this._resPerm = (res + ABI.RES_PERM) >> 2;
+  }
 
   /**
    * Creates a unit with its IOTLB, fault ring and flush queue.
@@ -1145,21 +1158,39 @@ export class Iommu {
    * access not 'read', 'write' or 'rw'.
    */
   translate(rid: number | string, iova: bigint, access: Access = 'read', opts?: TranslateOptions): TranslateResult {
+    // The common call (a numeric requester, a u64 iova, read or write, no options) is checked
+    // with compares only, in a body small enough for V8 to inline into the caller; anything else
+    // takes the full checks, which report the first bad argument.
+    if (opts === undefined && typeof rid === 'number' && rid >>> 0 === rid && rid !== RID_PHYS && isU64(iova) && (access === 'read' || access === 'write')) {
+      const a = access === 'read' ? ACCESS_READ : ACCESS_WRITE;
+      const st = this._core.trusted.translate(rid, iova, a);
+      return st === 0 ? this._translated() : this._translateFailed(st, rid, undefined, iova, a);
+    }
+    return this._translateChecked(rid, iova, access, opts);
+  }
+
+  private _translateChecked(rid: unknown, iova: unknown, access: Access, opts: TranslateOptions | undefined): TranslateResult {
     const op = 'translate';
-    // The common arguments checked without allocating; anything else goes through the helpers.
-    const r = typeof rid === 'number' && rid >>> 0 === rid && rid !== 0xffffffff ? rid : ridArg(op, 'rid', rid);
-    const v = isU64(iova) ? iova : u64Arg(op, 'iova', iova);
-    const a = access === 'read' ? ABI.ACCESS_READ : access === 'write' ? ABI.ACCESS_WRITE : accessCode(op, access);
+    const r = ridArg(op, 'rid', rid);
+    const v = u64Arg(op, 'iova', iova);
+    const a = accessCode(op, access);
     const pasid = opts === undefined ? undefined : pasidOpt(op, opts);
     // Every argument is checked above: the core's trusted table.
-    const st = pasid === undefined ? this._core.trusted.translate(r, v, a) : this._core.trusted.translatePasid(r, pasid, v, a);
-    if (st === 0) {
-      // One view check for the whole result block.
-      const { u64, u32 } = this._core.views.all;
-      const res = this._core.layout.result;
-      return { ok: true, pa: u64[(res + ABI.RES_VALUE) >> 3]!, pageSize: pow2(u32[(res + ABI.RES_SHIFT) >> 2]!), perm: u32[(res + ABI.RES_PERM) >> 2]! };
-    }
-    if (st === ABI.EINVAL) throw new SimError('EINVAL', op, 'bad access');
+    const t = this._core.trusted;
+    const st = pasid === undefined ? t.translate(r, v, a) : t.translatePasid(r, pasid, v, a);
+    return st === 0 ? this._translated() : this._translateFailed(st, r, pasid, v, a);
+  }
+
+  /** The success result of the translation just done: one object of one shape, nothing shared. */
+  private _translated(): TranslateResult {
+    // Reads that check their own freshness (the u64 read is the pa's BigInt).
+    const views = this._core.views;
+    return { ok: true, pa: views.u64At(this._resValue), pageSize: pow2(views.u32At(this._resShift)), perm: views.u32At(this._resPerm) };
+  }
+
+  /** The result of a translation that failed with status `st`, from the result block. */
+  private _translateFailed(st: number, r: number, pasid: number | undefined, v: bigint, a: number): TranslateResult {
+    if (st === ABI.EINVAL) throw new SimError('EINVAL', 'translate', 'bad access');
     const reason = faultReasonName(this._core.resultU32(ABI.RES_FAULT_REASON));
     if (st === ABI.EAGAIN) {
       return { ok: false, code: 'page-request', reason, familyCode: 0, pageRequest: { rid: r, pasid: pasid ?? null, iova: v & ~0xfffn, access: a === 3 ? 'rw' : a === 2 ? 'write' : 'read' } };
