@@ -68,6 +68,19 @@ function refused(sim: Simulator, field: RegExp, fn: () => unknown): void {
   expect(Buffer.compare(before, Buffer.from(image(sim).buffer))).toBe(0);
 }
 
+/**
+ * As {@link refused}, for a call that may write scratch (copyv fills the staging area as it
+ * checks): the simulated state and the counters are compared instead of all of memory.
+ */
+function refusedState(sim: Simulator, field: RegExp, fn: () => unknown): void {
+  const state = () => stateSnapshot({ sim, extra: () => [sim.iommu.units()[0]!.stats(), sim.dma.stats(), [...sim.memory.read(RAM, 65536)]] });
+  const before = state();
+  expect(fn).toThrow(SimError);
+  expect(fn).toThrow(field);
+  try { fn(); } catch (e) { expect((e as SimError).code).toBe('EINVAL'); }
+  expect(state()).toBe(before);
+}
+
 describe('isU64 / isU63: exact ranges, bigints only', () => {
   it('accept exactly 0..2^64-1 (0..2^63-1), refuse everything else', () => {
     for (const v of [0n, 1n, 4096n, (1n << 63n) - 1n, 1n << 63n, TOP - 1n]) expect(isU64(v)).toBe(true);
@@ -219,6 +232,13 @@ describe('DmaEngine.copy / fill: fast path', () => {
     for (const v of NOT_U64) refused(sim, /dst\.addr/, () => sim.dma.copy(S, { rid: RID, addr: v as bigint }, 16n));
     for (const v of NOT_U64) refused(sim, /length/, () => sim.dma.copy(S, D, v as bigint));
     for (const v of NOT_U64) refused(sim, /length/, () => sim.dma.fill(D, 1, v as bigint));
+    for (const v of NOT_U64) refused(sim, /dst\.addr/, () => sim.dma.fill({ rid: RID, addr: v as bigint }, 1, 16n));
+    // copyv: the same checks per descriptor, naming it.
+    const desc = { src: S, dst: D, length: 16n };
+    for (const v of NOT_U64) refusedState(sim, /descs\[1\]\.src\.addr/, () => sim.dma.copyv([desc, { ...desc, src: { rid: RID, addr: v as bigint } }]));
+    for (const v of NOT_U64) refusedState(sim, /descs\[0\]\.dst\.addr/, () => sim.dma.copyv([{ ...desc, dst: { rid: RID, addr: v as bigint } }]));
+    for (const v of NOT_U64) refusedState(sim, /descs\[2\]\.length/, () => sim.dma.copyv([desc, desc, { ...desc, length: v as bigint }]));
+    expect(sim.dma.copyv([desc, { ...desc, src: { rid: RID, addr: 1n << 63n } }])).toMatchObject({ ok: false, code: 'ERANGE', bytesDone: 16n, index: 1 });
     refused(sim, /wraps/, () => sim.dma.copy(S, { rid: RID, addr: TOP - 8n }, 16n));
     refused(sim, /wraps/, () => sim.dma.fill({ rid: RID, addr: TOP - 8n }, 0, 16n));
     for (const r of [-1, 1.5, 2 ** 32, Number.NaN, 'zz', null, 0x300n]) refused(sim, /src\.rid/, () => sim.dma.copy({ rid: r as number, addr: 0n }, D, 16n));
