@@ -97,8 +97,9 @@ function pasidOpt(op: string, opts: TranslateOptions): number | undefined {
   return opts.pasid === undefined ? undefined : intArg(op, 'pasid', opts.pasid, 0, (1 << ABI.PASID_MAX_BITS) - 1);
 }
 
+const PROT_ALL = ABI.PROT_ALL;
 function isProt(v: unknown): v is number {
-  return typeof v === 'number' && (v & ABI.PROT_ALL) === v;
+  return typeof v === 'number' && (v & PROT_ALL) === v;
 }
 
 // The access codes of the hot paths, read once from the ABI namespace.
