@@ -589,7 +589,7 @@ export class Core {
   /** The u64 at byte offset `off` (an `ABI.RES_*` constant) of the result block. */
   resultU64(off: number): bigint { return this.views.u64At((this.layout.result + off) >> 3); }
   /** The counter at byte offset `off` (an `ABI.STAT_*` constant) of the stats block. */
-  stat(off: number): bigint { return this.views.u64[(this.layout.stats + off) >> 3]!; }
+  stat(off: number): bigint { return this.views.u64At((this.layout.stats + off) >> 3); }
 }
 
 /**

@@ -152,12 +152,17 @@ describe('Iommu.translate: fast path', () => {
     const { sim, a } = await rig();
     const mem = sim.core.exports.memory;
     const pages = mem.buffer.byteLength / 65536;
+    const ops = sim.dma.stats().ops;
+    const translations = sim.iommu.units()[0]!.stats().translations;
     expect(sim.iommu.translate(RID, 0x10_1004n, 'read')).toEqual({ ok: true, pa: a + 0x1004n, pageSize: 4096n, perm: 3 });
     mem.grow(1); // detaches the buffer every view was made on
     expect(mem.buffer.byteLength / 65536).toBe(pages + 1);
     expect(sim.iommu.translate(RID, 0x10_2008n, 'write')).toEqual({ ok: true, pa: a + 0x2008n, pageSize: 4096n, perm: 3 });
     expect(sim.core.resultValue()).toBe(a + 0x2008n);
     expect(sim.dma.copy({ rid: RID, addr: 0x10_0000n }, { rid: RID, addr: 0x20_0000n }, 64n)).toMatchObject({ ok: true, bytesDone: 64n });
+    // Counters read through the renewed views too (Core.stat).
+    expect(sim.dma.stats().ops).toBe(ops + 1n);
+    expect(sim.iommu.units()[0]!.stats().translations).toBeGreaterThan(translations);
   });
 });
 
