@@ -251,6 +251,89 @@ describe('DmaEngine.copy / fill: fast path', () => {
   });
 });
 
+describe('DmaEngine.write / read / readInto: one chunk without a running total, no record unobserved', () => {
+  async function big(): Promise<{ sim: Simulator; frames: bigint }> {
+    const sim = await createSimulator({ arenaBytes: 8 << 20 });
+    sim.memory.addRegion({ base: RAM, size: 64n << 20n, kind: 'ram' });
+    const unit = sim.iommu.createUnit({ family: 'vtd', tlbSets: 4, tlbWays: 2 });
+    const dom = unit.createDomain({ type: 'paging', format: 'vtd-ss', ias: 48, oas: 48 });
+    sim.iommu.attach(RID, dom);
+    const frames = sim.memory.allocFrames(768);
+    dom.map(0x100_0000n, frames, 768n * 4096n, Prot.RW); // 3 MiB, then a hole
+    return { sim, frames };
+  }
+
+  it('a numeric rid (fast) and a string rid (checked) move the same bytes, with the same results, in one chunk and in several', async () => {
+    const x = await big();
+    const y = await big();
+    const data = new Uint8Array((1 << 20) + 5000).map((_, i) => (i * 13 + 5) & 0xff);
+    const cases: [bigint, number][] = [[0x100_0000n, 0], [0x100_0010n, 100], [0x100_0ff0n, 4096 + 32], [0x100_3000n, data.length], [0x100_0000n + 768n * 4096n - 8192n, 12288], [0x100_0000n + 768n * 4096n - 2000n, (1 << 20) + 10]];
+    for (const [addr, len] of cases) {
+      const w1 = x.sim.dma.write({ rid: RID, addr }, data.subarray(0, len));
+      const w2 = y.sim.dma.write({ rid: RID_STR, addr }, data.subarray(0, len));
+      expect(w1).toEqual(w2);
+      const r1 = x.sim.dma.read({ rid: RID, addr }, len);
+      const r2 = y.sim.dma.read({ rid: RID_STR, addr }, len);
+      expect(r1).toEqual(r2);
+      expect(Object.keys(r1)).toEqual(Object.keys(r2));
+      const o1 = new Uint8Array(len).fill(0xcc);
+      const o2 = new Uint8Array(len).fill(0xcc);
+      expect(x.sim.dma.readInto({ rid: RID, addr }, o1)).toEqual(y.sim.dma.readInto({ rid: RID_STR, addr }, o2));
+      expect(Buffer.compare(Buffer.from(o1), Buffer.from(o2))).toBe(0);
+      if (w1.ok) expect(Buffer.compare(Buffer.from(r1.data), Buffer.from(data.subarray(0, len)))).toBe(0);
+      sameMemory(x.sim, y.sim);
+    }
+    // Past the hole: the fault and what was done before it.
+    const end = 0x100_0000n + 768n * 4096n;
+    const w = x.sim.dma.write({ rid: RID, addr: end - 2000n }, data.subarray(0, 3000));
+    expect(w).toMatchObject({ ok: false, code: 'EFAULT', bytesDone: 2000n, fault: { side: 'dst', iova: end } });
+    const r = x.sim.dma.read({ rid: RID, addr: end - 100n }, 300);
+    expect(r).toMatchObject({ ok: false, code: 'EFAULT', bytesDone: 100n, fault: { side: 'src', iova: end } });
+    expect(Object.keys(r)).toEqual(['ok', 'code', 'bytesDone', 'fault', 'data']);
+    expect(r.data.subarray(0, 100)).toEqual(data.subarray(1900, 2000));
+    expect(r.data.subarray(100).every((v) => v === 0)).toBe(true);
+  });
+
+  it('observers and a cost model see every write and read, with their lengths and results', async () => {
+    const { sim } = await big();
+    const seen: [string, bigint, bigint][] = [];
+    const sub = sim.dma.onTransfer((t) => seen.push([t.op, t.length, t.result.bytesDone]));
+    let ends = 0;
+    sim.dma.setCostModel({ begin: () => {}, end: () => { ends++; return undefined; } });
+    sim.dma.write({ rid: RID, addr: 0x100_0000n }, new Uint8Array(10));
+    sim.dma.read({ rid: RID, addr: 0x100_0000n }, 7);
+    sim.dma.readInto({ rid: RID, addr: 0x100_0000n }, new Uint8Array(5));
+    sim.dma.setCostModel(null);
+    sim.dma.read({ rid: RID, addr: 0x100_0000n }, 3);
+    sub.dispose();
+    sim.dma.read({ rid: RID, addr: 0x100_0000n }, 2);
+    expect(seen).toEqual([['write', 10n, 10n], ['read', 7n, 7n], ['read', 5n, 5n], ['read', 3n, 3n]]);
+    expect(ends).toBe(3);
+  });
+
+  it('bad endpoints, addresses, data: SimError EINVAL naming the field, memory unchanged', async () => {
+    const { sim } = await big();
+    const E = { rid: RID, addr: 0x100_0000n };
+    for (const v of NOT_U64) refused(sim, /dst\.addr/, () => sim.dma.write({ rid: RID, addr: v as bigint }, new Uint8Array(4)));
+    for (const v of NOT_U64) refused(sim, /src\.addr/, () => sim.dma.readInto({ rid: RID, addr: v as bigint }, new Uint8Array(4)));
+    for (const v of NOT_U64) refused(sim, /src\.addr/, () => sim.dma.read({ rid: RID, addr: v as bigint }, 4));
+    for (const r of [-1, 1.5, 2 ** 32, Number.NaN, 'zz', null, 0x300n]) {
+      refused(sim, /dst\.rid/, () => sim.dma.write({ rid: r as number, addr: 0n }, new Uint8Array(4)));
+      refused(sim, /src\.rid/, () => sim.dma.read({ rid: r as number, addr: 0n }, 4));
+      refused(sim, /src\.rid/, () => sim.dma.readInto({ rid: r as number, addr: 0n }, new Uint8Array(4)));
+    }
+    for (const e of [null, 5, [E]]) refused(sim, /dst must be an object/, () => sim.dma.write(e as never, new Uint8Array(4)));
+    refused(sim, /wraps/, () => sim.dma.write({ rid: RID, addr: TOP - 2n }, new Uint8Array(4)));
+    refused(sim, /wraps/, () => sim.dma.readInto({ rid: RID, addr: TOP - 2n }, new Uint8Array(4)));
+    for (const d of [[1, 2], 'ab', null, new Uint16Array(2)]) refused(sim, /data/, () => sim.dma.write(E, d as never));
+    for (const d of [[1, 2], null, new Int8Array(2)]) refused(sim, /out/, () => sim.dma.readInto(E, d as never));
+    for (const n of [-1, 1.5, 2 ** 31 + 1, '4']) refused(sim, /length/, () => sim.dma.read(E, n as number));
+    // 2^63 and above: the full checks, then a result.
+    expect(sim.dma.write({ rid: RID, addr: 1n << 63n }, new Uint8Array(4))).toMatchObject({ ok: false, bytesDone: 0n });
+    expect(sim.dma.readInto({ rid: RID, addr: TOP - 4n }, new Uint8Array(4))).toMatchObject({ ok: false, bytesDone: 0n });
+  });
+});
+
 describe('CoreViews.u64At / u32At', () => {
   it('a plain memory: reads follow a grow', () => {
     const mem = new WebAssembly.Memory({ initial: 1, maximum: 4 });
