@@ -205,6 +205,29 @@ describe('IommuDomain.map: fast path', () => {
   });
 });
 
+describe('IommuDomain.unmap and Iommu.translateBatch through the trusted table', () => {
+  it('bad arguments are SimError EINVAL naming the field with memory unchanged; core refusals keep their errno and text', async () => {
+    const { sim, a } = await rig();
+    const dom = sim.iommu.units()[0]!.domains()[0]!;
+    for (const v of NOT_U64) refused(sim, /iova/, () => dom.unmap(v as bigint, 4096n));
+    for (const v of NOT_U64) refused(sim, /size/, () => dom.unmap(0x10_0000n, v as bigint));
+    refused(sim, /iova = 0x100001 is not 4 KiB aligned/, () => dom.unmap(0x10_0001n, 4096n));
+    refused(sim, /size is 0/, () => dom.unmap(0x10_0000n, 0n));
+    expect(() => dom.unmap(1n << 48n, 4096n)).toThrow(/iommu_unmap: ERANGE: domain 0: iova 0x1000000000000 size 0x1000/);
+    expect(dom.unmap(0x10_1000n, 8192n)).toBe(8192n);
+    expect(dom.unmap(0x10_1000n, 8192n)).toBe(0n); // a hole
+    expect(sim.iommu.translate(RID, 0x10_0000n)).toMatchObject({ ok: true, pa: a });
+    expect(sim.iommu.translate(RID, 0x10_1000n)).toMatchObject({ ok: false, code: 'EFAULT' });
+    const b = sim.iommu.translateBatch(RID, BigUint64Array.from([0x10_0008n, 0x10_1000n, 0x10_3010n]), 'read');
+    expect([...b.out]).toEqual([a + 8n, 0n, a + 0x3010n]);
+    expect([...b.status]).toEqual([0, -14, 0]);
+    expect(b.faults).toBe(1);
+    refused(sim, /rid/, () => sim.iommu.translateBatch(-1, new BigUint64Array(1), 'read'));
+    refused(sim, /access/, () => sim.iommu.translateBatch(RID, new BigUint64Array(1), 'x' as 'read'));
+    refused(sim, /iovas/, () => sim.iommu.translateBatch(RID, [0n] as never, 'read'));
+  });
+});
+
 describe('DmaEngine.copy / fill: fast path', () => {
   it('a numeric rid (fast) and a string rid (checked) move the same bytes and leave the same memory', async () => {
     const x = await rig();
