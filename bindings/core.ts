@@ -242,26 +242,20 @@ export function isSharedMemory(memory: WebAssembly.Memory): boolean {
  * both kinds are caught, whoever grew the memory (the core, or an embedding host).
  */
 export class CoreViews {
-  private _buffer: ArrayBuffer | SharedArrayBuffer;
-  private _u8: Uint8Array;
-  private _i32: Int32Array;
-  private _u32: Uint32Array;
-  private _u64: BigUint64Array;
-  private _i64: BigInt64Array;
+  private _buffer: ArrayBuffer | SharedArrayBuffer | undefined;
+  private _u8!: Uint8Array;
+  private _i32!: Int32Array;
+  private _u32!: Uint32Array;
+  private _u64!: BigUint64Array;
+  private _i64!: BigInt64Array;
 
   // Whether the memory is shared (its buffer a SharedArrayBuffer: the global may be missing in a
   // page that is not cross-origin isolated, so by its tag).
   private readonly _shared: boolean;
 
   constructor(private readonly _memory: WebAssembly.Memory) {
-    const b = _memory.buffer;
-    this._shared = Object.prototype.toString.call(b) === '[object SharedArrayBuffer]';
-    this._buffer = b;
-    this._u8 = new Uint8Array(b);
-    this._i32 = new Int32Array(b);
-    this._u32 = new Uint32Array(b);
-    this._u64 = new BigUint64Array(b);
-    this._i64 = new BigInt64Array(b);
+    this._shared = isSharedMemory(_memory);
+    this._renew(); // the views exist from the start: _fresh needs no undefined check
   }
 
   // Small enough to be inlined into every getter; the rebuild is out of line. A grow detaches a

@@ -231,12 +231,11 @@ export class DmaEngine {
       DmaEngine._len(op, src.addr, length, 'src.addr');
       DmaEngine._len(op, dst.addr, length, 'dst.addr');
     }
-    const cost = this._cost;
-    if (cost !== null) cost.begin();
+    this._cost?.begin();
     // Every argument is checked above, so the trusted exports (no second check) serve here and
     // in the other transfers.
     const st = this._core.trusted.dmaCopy(s, src.addr, d, dst.addr, length);
-    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    if (st === 0 && this._unobserved()) return this._success(length);
     return this._emit({ op: 'copy', src, dst, length }, this._result(st));
   }
 
@@ -333,10 +332,9 @@ export class DmaEngine {
       intArg(op, 'value', value, 0, 255);
       DmaEngine._len(op, dst.addr, length, 'dst.addr');
     }
-    const cost = this._cost;
-    if (cost !== null) cost.begin();
+    this._cost?.begin();
     const st = this._core.trusted.dmaFill(d, dst.addr, length, value);
-    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    if (st === 0 && this._unobserved()) return this._success(length);
     return this._emit({ op: 'fill', dst, length }, this._result(st));
   }
 
@@ -364,22 +362,18 @@ export class DmaEngine {
       DmaEngine._len(op, dst.addr, BigInt(data.length), 'dst.addr');
     }
     const staging = this._core.layout.staging;
+    const length = data.length;
+    let done: bigint | undefined;
     this._cost?.begin();
-    if (data.length <= ABI.STAGING_SIZE) {
-      // One chunk: the whole array into staging (no subarray), no running total.
-      this._core.views.u8.set(data, staging);
-      return this._result(this._core.trusted.dmaWrite(d, dst.addr, BigInt(data.length), staging));
-    }
-    let done = 0n;
-    for (let off = 0; off < data.length; off += ABI.STAGING_SIZE) {
-      const n = Math.min(ABI.STAGING_SIZE, data.length - off);
-      this._core.views.u8.set(data.subarray(off, off + n), staging);
-      const st = this._core.trusted.dmaWrite(d, dst.addr + BigInt(off), BigInt(n), staging);
-      const r = this._result(st, done);
-      if (!r.ok || off + n >= data.length) return r;
+    // Chunks of staging; one chunk (the common case) takes the whole array (no subarray) and
+    // no running total.
+    for (let off = 0; ; off += ABI.STAGING_SIZE) {
+      const n = Math.min(ABI.STAGING_SIZE, length - off);
+      this._core.views.u8.set(n === length ? data : data.subarray(off, off + n), staging);
+      const r = this._result(this._core.trusted.dmaWrite(d, off === 0 ? dst.addr : dst.addr + BigInt(off), BigInt(n), staging), done);
+      if (!r.ok || off + n >= length) return r;
       done = r.bytesDone;
     }
-    return { ok: true, code: 'OK', bytesDone: done };
   }
 
   /**
@@ -394,11 +388,7 @@ export class DmaEngine {
     ridOf('dmaRead', 'src', src);
     const data = hostBuffer('dmaRead', length);
     const r = this._read(src, data);
-    if (!this._unobserved()) this._emit({ op: 'read', src, length: BigInt(length) }, r);
-    // The result's own fields and the data (a fault only when there is one), as a spread gave.
-    return r.fault === undefined
-      ? { ok: r.ok, code: r.code, bytesDone: r.bytesDone, data }
-      : { ok: r.ok, code: r.code, bytesDone: r.bytesDone, fault: r.fault, data };
+    return { ...(this._unobserved() ? r : this._emit({ op: 'read', src, length: BigInt(length) }, r)), data };
   }
 
   /**
@@ -423,26 +413,17 @@ export class DmaEngine {
       DmaEngine._len(op, src.addr, BigInt(length), 'src.addr');
     }
     const staging = this._core.layout.staging;
+    let done: bigint | undefined;
     this._cost?.begin();
-    if (length <= ABI.STAGING_SIZE) {
-      // One chunk: what was read lands at the front of `data`; no running total.
-      const st = this._core.trusted.dmaRead(s, src.addr, BigInt(length), staging);
-      const r = this._result(st);
-      const got = Number(r.bytesDone);
-      if (got !== 0) data.set(this._core.views.u8.subarray(staging, staging + got));
-      return r;
-    }
-    let done = 0n;
-    for (let off = 0; off < length; off += ABI.STAGING_SIZE) {
+    for (let off = 0; ; off += ABI.STAGING_SIZE) {
       const n = Math.min(ABI.STAGING_SIZE, length - off);
-      const st = this._core.trusted.dmaRead(s, src.addr + BigInt(off), BigInt(n), staging);
+      const st = this._core.trusted.dmaRead(s, off === 0 ? src.addr : src.addr + BigInt(off), BigInt(n), staging);
       const got = Number(this._core.resultBytes());
-      data.set(this._core.views.u8.subarray(staging, staging + got), off);
+      if (got !== 0) data.set(this._core.views.u8.subarray(staging, staging + got), off);
       const r = this._result(st, done);
       if (!r.ok || off + n >= length) return r;
       done = r.bytesDone;
     }
-    return { ok: true, code: 'OK', bytesDone: done };
   }
 
   /** A snapshot of the core's DMA counters. */

@@ -102,9 +102,8 @@ function isProt(v: unknown): v is number {
   return typeof v === 'number' && (v & PROT_ALL) === v;
 }
 
-// The access codes of the hot paths, read once from the ABI namespace.
-const ACCESS_READ = ABI.ACCESS_READ;
-const ACCESS_WRITE = ABI.ACCESS_WRITE;
+// What the hot paths use, read once from the ABI namespace.
+const { ACCESS_READ, ACCESS_WRITE, RES_VALUE, RES_SHIFT, RES_PERM } = ABI;
 
 /** 2^shift as a bigint, from a table made once (page sizes of results). */
 const POW2: readonly bigint[] = Array.from({ length: 65 }, (_, i) => 1n << BigInt(i));
@@ -918,18 +917,8 @@ export class IommuDomain {
 export class Iommu {
   private readonly _units: IommuUnit[] = [];
 
-  // Word indices of the result block's fields translate() reads (the layout is fixed at init).
-  private readonly _resValue: number;
-  private readonly _resShift: number;
-  private readonly _resPerm: number;
-
   /** @internal */
-  constructor(private readonly _core: Core) {
-    const res = _core.layout.result;
-    this._resValue = (res + ABI.RES_VALUE) >> 3;
-    this._resShift = (res + ABI.RES_SHIFT) >> 2;
-    this._resPerm = (res + ABI.RES_PERM) >> 2;
-  }
+  constructor(private readonly _core: Core) {}
 
   /**
    * Creates a unit with its IOTLB, fault ring and flush queue.
@@ -1163,33 +1152,30 @@ export class Iommu {
    */
   translate(rid: number | string, iova: bigint, access: Access = 'read', opts?: TranslateOptions): TranslateResult {
     // The common call (a numeric requester, a u64 iova, read or write, no options) is checked
-    // with compares only, in a body small enough for V8 to inline into the caller; anything else
-    // takes the full checks, which report the first bad argument.
-    if (opts === undefined && typeof rid === 'number' && rid >>> 0 === rid && rid !== RID_PHYS && isU64(iova) && (access === 'read' || access === 'write')) {
-      const a = access === 'read' ? ACCESS_READ : ACCESS_WRITE;
-      const st = this._core.trusted.translate(rid, iova, a);
-      return st === 0 ? this._translated() : this._translateFailed(st, rid, undefined, iova, a);
+    // with compares only; anything else takes the full checks, which report the first bad
+    // argument. Success and failure results are built out of line: the body stays small enough
+    // for V8 to inline into the caller.
+    let r = rid as number;
+    let a = access === 'read' ? ACCESS_READ : ACCESS_WRITE;
+    let pasid: number | undefined;
+    if (opts !== undefined || typeof rid !== 'number' || rid >>> 0 !== rid || rid === RID_PHYS || !isU64(iova) || (access !== 'read' && access !== 'write')) {
+      const op = 'translate';
+      r = ridArg(op, 'rid', rid);
+      u64Arg(op, 'iova', iova);
+      a = accessCode(op, access);
+      if (opts !== undefined) pasid = pasidOpt(op, opts);
     }
-    return this._translateChecked(rid, iova, access, opts);
-  }
-
-  private _translateChecked(rid: unknown, iova: unknown, access: Access, opts: TranslateOptions | undefined): TranslateResult {
-    const op = 'translate';
-    const r = ridArg(op, 'rid', rid);
-    const v = u64Arg(op, 'iova', iova);
-    const a = accessCode(op, access);
-    const pasid = opts === undefined ? undefined : pasidOpt(op, opts);
     // Every argument is checked above: the core's trusted table.
     const t = this._core.trusted;
-    const st = pasid === undefined ? t.translate(r, v, a) : t.translatePasid(r, pasid, v, a);
-    return st === 0 ? this._translated() : this._translateFailed(st, r, pasid, v, a);
+    const st = pasid === undefined ? t.translate(r, iova, a) : t.translatePasid(r, pasid, iova, a);
+    return st === 0 ? this._translated() : this._translateFailed(st, r, pasid, iova, a);
   }
 
   /** The success result of the translation just done: one object of one shape, nothing shared. */
   private _translated(): TranslateResult {
     // Reads that check their own freshness (the u64 read is the pa's BigInt).
-    const views = this._core.views;
-    return { ok: true, pa: views.u64At(this._resValue), pageSize: pow2(views.u32At(this._resShift)), perm: views.u32At(this._resPerm) };
+    const { views, layout } = this._core;
+    return { ok: true, pa: views.u64At((layout.result + RES_VALUE) >> 3), pageSize: pow2(views.u32At((layout.result + RES_SHIFT) >> 2)), perm: views.u32At((layout.result + RES_PERM) >> 2) };
   }
 
   /** The result of a translation that failed with status `st`, from the result block. */
@@ -1226,11 +1212,7 @@ export class Iommu {
       const n = Math.min(ABI.BATCH_MAX, iovas.length - off);
       const v = this._core.views;
       v.u64.set(iovas.subarray(off, off + n), base >> 3);
-      // Every argument is checked above: the trusted table; the error text only on a failure.
-      const t = this._core.trusted;
-      const f = pasid === undefined ? t.translateBatch(r, n, a) : t.translateBatchPasid(r, pasid, n, a);
-      if (f < 0) check(f, op, `${n} addresses`);
-      faults += f;
+      faults += check(pasid === undefined ? this._core.exports.translateBatch(r, n, a) : this._core.exports.translateBatchPasid(r, pasid, n, a), op, `${n} addresses`);
       out.set(v.u64.subarray((base + ABI.BATCH_OUT) >> 3, ((base + ABI.BATCH_OUT) >> 3) + n), off);
       status.set(v.i32.subarray((base + ABI.BATCH_STATUS) >> 2, ((base + ABI.BATCH_STATUS) >> 2) + n), off);
     }

@@ -52,7 +52,6 @@ export function isU63(v: unknown): v is bigint {
 }
 
 export function u64Arg(op: string, field: string, v: unknown): bigint {
-  if (isU64(v)) return v;
   if (typeof v !== 'bigint') throw new SimError('EINVAL', op, `${field} must be a bigint, got ${show(v)}`);
   if (v < 0n || v > U64_MAX) throw new SimError('EINVAL', op, `${field} = ${show(v)} is outside 0..2^64-1`);
   return v;
