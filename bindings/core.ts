@@ -242,7 +242,7 @@ export function isSharedMemory(memory: WebAssembly.Memory): boolean {
  * both kinds are caught, whoever grew the memory (the core, or an embedding host).
  */
 export class CoreViews {
-  private _buffer: ArrayBuffer | SharedArrayBuffer | null = null;
+  private _buffer: ArrayBuffer | SharedArrayBuffer | undefined;
   private _u8!: Uint8Array;
   private _i32!: Int32Array;
   private _u32!: Uint32Array;
@@ -254,14 +254,19 @@ export class CoreViews {
   private readonly _shared: boolean;
 
   constructor(private readonly _memory: WebAssembly.Memory) {
-    this._shared = Object.prototype.toString.call(_memory.buffer) === '[object SharedArrayBuffer]';
+    this._shared = isSharedMemory(_memory);
+    this._renew(); // the views exist from the start: _fresh needs no undefined check
   }
 
+  // Small enough to be inlined into every getter; the rebuild is out of line. A grow detaches a
+  // plain memory's old buffer, so its views read length 0 (the buffer getter, which costs more
+  // than the calls it guards, is skipped). A shared memory keeps its old buffer at the old
+  // length: ask it.
   private _fresh(): void {
-    // A grow detaches a plain memory's old buffer, so a view of non-zero length is current; the
-    // check skips the buffer getter, which costs more than the call it guards. A shared memory
-    // keeps its old buffer at the old length: ask it.
-    if (!this._shared && this._u8 !== undefined && this._u8.byteLength !== 0) return;
+    if (this._u8.length === 0 || (this._shared && this._memory.buffer !== this._buffer)) this._renew();
+  }
+
+  private _renew(): void {
     const b = this._memory.buffer;
     if (b === this._buffer) return;
     this._buffer = b;
@@ -270,14 +275,34 @@ export class CoreViews {
     this._u32 = new Uint32Array(b);
     this._u64 = new BigUint64Array(b);
     this._i64 = new BigInt64Array(b);
-    this._all = { u8: this._u8, i32: this._i32, u32: this._u32, u64: this._u64, i64: this._i64 };
   }
+
+  /**
+   * The u64 at word index `i` (linear address >> 3), for a call that reads a few words: the read
+   * itself tells whether the views are stale (a detached buffer reads undefined, and so does a
+   * shared one past its old length; below it, a shared memory's old buffer maps the same bytes),
+   * so no freshness check comes first.
+   */
+  u64At(i: number): bigint {
+    const x = this._u64[i];
+    if (x !== undefined) return x;
+    this._renew();
+    return this._u64[i]!;
+  }
+
+  /** The u32 at word index `i` (linear address >> 2), as {@link u64At}. */
+  u32At(i: number): number {
+    const x = this._u32[i];
+    if (x !== undefined) return x;
+    this._renew();
+    return this._u32[i]!;
+  }
+
   /** Every view after one freshness check, for a call that reads several words. */
   get all(): { readonly u8: Uint8Array; readonly i32: Int32Array; readonly u32: Uint32Array; readonly u64: BigUint64Array; readonly i64: BigInt64Array } {
     this._fresh();
-    return this._all;
+    return { u8: this._u8, i32: this._i32, u32: this._u32, u64: this._u64, i64: this._i64 };
   }
-  private _all!: { u8: Uint8Array; i32: Int32Array; u32: Uint32Array; u64: BigUint64Array; i64: BigInt64Array };
   /** Bytes of linear memory (index = linear address). */
   get u8(): Uint8Array { this._fresh(); return this._u8; }
   /** Signed 32-bit words (index = address >> 2). */
@@ -468,8 +493,10 @@ export class Core {
         }
       };
     }
-    this.exports = guarded as unknown as CoreExports;
-    this.trusted = trusted as unknown as CoreExports;
+    // Copied into objects made in one step: V8 keeps those in fast mode, where the ~70 keyed
+    // stores above leave a dictionary whose every lookup costs more than a short call.
+    this.exports = Object.fromEntries(Object.entries(guarded)) as unknown as CoreExports;
+    this.trusted = Object.fromEntries(Object.entries(trusted)) as unknown as CoreExports;
     if (this.exports.abiVersion() !== ABI.ABI_VERSION) {
       throw new Error(`dmabuf-sim: core ABI ${this.exports.abiVersion()} does not match bindings ABI ${ABI.ABI_VERSION}`);
     }
@@ -546,17 +573,17 @@ export class Core {
 
   // Result block accessors.
   /** The status (0 or -errno) the last call left at `ABI.RES_STATUS`. */
-  resultStatus(): number { return this.views.i32[(this.layout.result + ABI.RES_STATUS) >> 2]!; }
+  resultStatus(): number { return this.views.u32At((this.layout.result + ABI.RES_STATUS) >> 2) | 0; }
   /** `ABI.RES_BYTES` of the result block: bytes done by the last transfer (or a level count, a frame's flags). */
-  resultBytes(): bigint { return this.views.u64[(this.layout.result + ABI.RES_BYTES) >> 3]!; }
+  resultBytes(): bigint { return this.views.u64At((this.layout.result + ABI.RES_BYTES) >> 3); }
   /** `ABI.RES_VALUE` of the result block: an output address, a failing index, a frame's counts. */
-  resultValue(): bigint { return this.views.u64[(this.layout.result + ABI.RES_VALUE) >> 3]!; }
+  resultValue(): bigint { return this.views.u64At((this.layout.result + ABI.RES_VALUE) >> 3); }
   /** The u32 at byte offset `off` (an `ABI.RES_*` constant) of the result block. */
-  resultU32(off: number): number { return this.views.u32[(this.layout.result + off) >> 2]!; }
+  resultU32(off: number): number { return this.views.u32At((this.layout.result + off) >> 2); }
   /** The u64 at byte offset `off` (an `ABI.RES_*` constant) of the result block. */
-  resultU64(off: number): bigint { return this.views.u64[(this.layout.result + off) >> 3]!; }
+  resultU64(off: number): bigint { return this.views.u64At((this.layout.result + off) >> 3); }
   /** The counter at byte offset `off` (an `ABI.STAT_*` constant) of the stats block. */
-  stat(off: number): bigint { return this.views.u64[(this.layout.stats + off) >> 3]!; }
+  stat(off: number): bigint { return this.views.u64At((this.layout.stats + off) >> 3); }
 }
 
 /**

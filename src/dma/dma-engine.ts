@@ -6,7 +6,7 @@
 import { ABI, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
 import { faultReasonName, type FaultReason } from '../iommu/iommu.js';
-import { fnArg, hostBuffer, intArg, objArg, ridArg, u64Arg, u8ArrayArg, RID_PHYS, U64_MAX } from '../util/args.js';
+import { fnArg, hostBuffer, intArg, isU63, objArg, ridArg, u64Arg, u8ArrayArg, U64_MAX } from '../util/args.js';
 
 /** One side of a transfer: who issues the access (its requester ID selects the IOMMU domain) and at what address. */
 export interface DmaEndpoint {
@@ -135,15 +135,8 @@ function ridOf(op: string, field: string, end: DmaEndpoint): number {
 function plainRid(end: unknown): number {
   if (typeof end !== 'object' || end === null || Array.isArray(end)) return -1;
   const rid = (end as DmaEndpoint).rid;
-  return typeof rid === 'number' && rid >= 0 && rid <= RID_PHYS && Math.floor(rid) === rid ? rid : -1;
-}
-
-/** 2^63 - 1: an address and a length both at most this cannot wrap past 2^64. */
-const HALF_U64 = (1n << 63n) - 1n;
-
-/** `v` is a bigint in 0..2^63-1 (compared, nothing allocated). */
-function smallU64(v: unknown): v is bigint {
-  return typeof v === 'bigint' && v >= 0n && v <= HALF_U64;
+  // An integer in 0..2^32-1 (RID_PHYS included) is the only number that survives >>> 0.
+  return typeof rid === 'number' && rid >>> 0 === rid ? rid : -1;
 }
 
 /**
@@ -189,9 +182,15 @@ export class DmaEngine {
     return result;
   }
 
-  private _result(st: number, bytesBefore = 0n): DmaResult {
+  /** Whether nothing watches transfers: no observer, no cost model (no record to build). */
+  private _unobserved(): boolean {
+    return this._cost === null && this._observers.size === 0;
+  }
+
+  private _result(st: number, bytesBefore?: bigint): DmaResult {
     const c = this._core;
-    const bytesDone = bytesBefore + c.resultBytes();
+    const bytes = c.resultBytes();
+    const bytesDone = bytesBefore === undefined ? bytes : bytesBefore + bytes;
     if (st === 0) return { ok: true, code: 'OK', bytesDone };
     const reason = c.resultU32(ABI.RES_FAULT_REASON);
     const faultedByIommu = st === ABI.EFAULT || st === ABI.EACCES || st === ABI.EPERM || st === ABI.ENODEV || st === ABI.ERANGE;
@@ -223,7 +222,7 @@ export class DmaEngine {
     let d = plainRid(dst);
     // The common case is checked with compares only; anything else gets the full checks, which
     // name the field (and build their strings only then).
-    if (s < 0 || d < 0 || !smallU64(src.addr) || !smallU64(dst.addr) || !smallU64(length)) {
+    if (s < 0 || d < 0 || !isU63(src.addr) || !isU63(dst.addr) || !isU63(length)) {
       const op = 'dmaCopy';
       s = ridOf(op, 'src', src);
       d = ridOf(op, 'dst', dst);
@@ -232,12 +231,11 @@ export class DmaEngine {
       DmaEngine._len(op, src.addr, length, 'src.addr');
       DmaEngine._len(op, dst.addr, length, 'dst.addr');
     }
-    const cost = this._cost;
-    if (cost !== null) cost.begin();
+    this._cost?.begin();
     // Every argument is checked above, so the trusted exports (no second check) serve here and
     // in the other transfers.
     const st = this._core.trusted.dmaCopy(s, src.addr, d, dst.addr, length);
-    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    if (st === 0 && this._unobserved()) return this._success(length);
     return this._emit({ op: 'copy', src, dst, length }, this._result(st));
   }
 
@@ -296,7 +294,7 @@ export class DmaEngine {
         s = plainRid(d.src);
         t = plainRid(d.dst);
       }
-      if (s < 0 || t < 0 || !smallU64(d!.src.addr) || !smallU64(d!.dst.addr) || !smallU64(d!.length)) {
+      if (s < 0 || t < 0 || !isU63(d!.src.addr) || !isU63(d!.dst.addr) || !isU63(d!.length)) {
         ({ s, t } = DmaEngine._checkDesc(op, d, i));
       }
       const at = base + i * ABI.COPYDESC_STRIDE;
@@ -327,17 +325,16 @@ export class DmaEngine {
    */
   fill(dst: DmaEndpoint, value: number, length: bigint): DmaResult {
     let d = plainRid(dst);
-    if (d < 0 || !smallU64(dst.addr) || !smallU64(length) || typeof value !== 'number' || !(value >= 0 && value <= 255 && Math.floor(value) === value)) {
+    if (d < 0 || !isU63(dst.addr) || !isU63(length) || typeof value !== 'number' || !(value >= 0 && value <= 255 && Math.floor(value) === value)) {
       const op = 'dmaFill';
       d = ridOf(op, 'dst', dst);
       u64Arg(op, 'dst.addr', dst.addr);
       intArg(op, 'value', value, 0, 255);
       DmaEngine._len(op, dst.addr, length, 'dst.addr');
     }
-    const cost = this._cost;
-    if (cost !== null) cost.begin();
+    this._cost?.begin();
     const st = this._core.trusted.dmaFill(d, dst.addr, length, value);
-    if (st === 0 && cost === null && this._observers.size === 0) return this._success(length);
+    if (st === 0 && this._unobserved()) return this._success(length);
     return this._emit({ op: 'fill', dst, length }, this._result(st));
   }
 
@@ -349,26 +346,34 @@ export class DmaEngine {
    */
   write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
     u8ArrayArg('dmaWrite', 'data', data);
-    return this._emit({ op: 'write', dst, length: BigInt(data.length) }, this._write(dst, data));
+    const r = this._write(dst, data);
+    // The transfer record only for someone who watches.
+    return this._unobserved() ? r : this._emit({ op: 'write', dst, length: BigInt(data.length) }, r);
   }
 
   private _write(dst: DmaEndpoint, data: Uint8Array): DmaResult {
     const op = 'dmaWrite';
-    const d = ridOf(op, 'dst', dst);
-    u64Arg(op, 'dst.addr', dst.addr);
-    DmaEngine._len(op, dst.addr, BigInt(data.length), 'dst.addr');
+    let d = plainRid(dst);
+    // An address below 2^63 cannot wrap with a typed array's length: the full checks only for
+    // anything else, as copy does.
+    if (d < 0 || !isU63(dst.addr)) {
+      d = ridOf(op, 'dst', dst);
+      u64Arg(op, 'dst.addr', dst.addr);
+      DmaEngine._len(op, dst.addr, BigInt(data.length), 'dst.addr');
+    }
     const staging = this._core.layout.staging;
-    let done = 0n;
+    const length = data.length;
+    let done: bigint | undefined;
     this._cost?.begin();
-    for (let off = 0; off < data.length || off === 0; off += ABI.STAGING_SIZE) {
-      const n = Math.min(ABI.STAGING_SIZE, data.length - off);
-      this._core.views.u8.set(data.subarray(off, off + n), staging);
-      const st = this._core.trusted.dmaWrite(d, dst.addr + BigInt(off), BigInt(n), staging);
-      const r = this._result(st, done);
-      if (!r.ok || off + n >= data.length) return r;
+    // Chunks of staging; one chunk (the common case) takes the whole array (no subarray) and
+    // no running total.
+    for (let off = 0; ; off += ABI.STAGING_SIZE) {
+      const n = Math.min(ABI.STAGING_SIZE, length - off);
+      this._core.views.u8.set(n === length ? data : data.subarray(off, off + n), staging);
+      const r = this._result(this._core.trusted.dmaWrite(d, off === 0 ? dst.addr : dst.addr + BigInt(off), BigInt(n), staging), done);
+      if (!r.ok || off + n >= length) return r;
       done = r.bytesDone;
     }
-    return { ok: true, code: 'OK', bytesDone: done };
   }
 
   /**
@@ -382,7 +387,8 @@ export class DmaEngine {
     intArg('dmaRead', 'length', length, 0, 2 ** 31);
     ridOf('dmaRead', 'src', src);
     const data = hostBuffer('dmaRead', length);
-    return { ...this._emit({ op: 'read', src, length: BigInt(length) }, this._read(src, data)), data };
+    const r = this._read(src, data);
+    return { ...(this._unobserved() ? r : this._emit({ op: 'read', src, length: BigInt(length) }, r)), data };
   }
 
   /**
@@ -393,28 +399,31 @@ export class DmaEngine {
    */
   readInto(src: DmaEndpoint, out: Uint8Array): DmaResult {
     u8ArrayArg('dmaRead', 'out', out);
-    return this._emit({ op: 'read', src, length: BigInt(out.length) }, this._read(src, out));
+    const r = this._read(src, out);
+    return this._unobserved() ? r : this._emit({ op: 'read', src, length: BigInt(out.length) }, r);
   }
 
   private _read(src: DmaEndpoint, data: Uint8Array): DmaResult {
     const op = 'dmaRead';
-    const s = ridOf(op, 'src', src);
-    u64Arg(op, 'src.addr', src.addr);
+    let s = plainRid(src);
     const length = data.length;
-    DmaEngine._len(op, src.addr, BigInt(length), 'src.addr');
+    if (s < 0 || !isU63(src.addr)) {
+      s = ridOf(op, 'src', src);
+      u64Arg(op, 'src.addr', src.addr);
+      DmaEngine._len(op, src.addr, BigInt(length), 'src.addr');
+    }
     const staging = this._core.layout.staging;
-    let done = 0n;
+    let done: bigint | undefined;
     this._cost?.begin();
-    for (let off = 0; off < length || off === 0; off += ABI.STAGING_SIZE) {
+    for (let off = 0; ; off += ABI.STAGING_SIZE) {
       const n = Math.min(ABI.STAGING_SIZE, length - off);
-      const st = this._core.trusted.dmaRead(s, src.addr + BigInt(off), BigInt(n), staging);
+      const st = this._core.trusted.dmaRead(s, off === 0 ? src.addr : src.addr + BigInt(off), BigInt(n), staging);
       const got = Number(this._core.resultBytes());
-      data.set(this._core.views.u8.subarray(staging, staging + got), off);
+      if (got !== 0) data.set(this._core.views.u8.subarray(staging, staging + got), off);
       const r = this._result(st, done);
       if (!r.ok || off + n >= length) return r;
       done = r.bytesDone;
     }
-    return { ok: true, code: 'OK', bytesDone: done };
   }
 
   /** A snapshot of the core's DMA counters. */

@@ -5,7 +5,7 @@
  */
 import { ABI, check, check64, type Core } from '../../bindings/core.js';
 import { SimError, errnoName } from '../../bindings/errors.js';
-import { boolArg, formatRid, hex, intArg, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, U64_MAX } from '../util/args.js';
+import { boolArg, formatRid, hex, intArg, isU64, objArg, oneOf, pageAlignedArg, ridArg, u64Arg, RID_PHYS, U64_MAX } from '../util/args.js';
 import { formatPolicy, policyCode, PGTABLE_FORMATS, IOMMU_KERNELS, type IommuKernel, type PgtableFormat, type FormatPolicy } from './kernel.js';
 
 export type { PgtableFormat, IommuKernel, FormatPolicy };
@@ -97,14 +97,13 @@ function pasidOpt(op: string, opts: TranslateOptions): number | undefined {
   return opts.pasid === undefined ? undefined : intArg(op, 'pasid', opts.pasid, 0, (1 << ABI.PASID_MAX_BITS) - 1);
 }
 
-/** Whether `v` is a bigint in 0..2^64-1 (comparisons only: nothing allocated). */
-function isU64(v: unknown): v is bigint {
-  return typeof v === 'bigint' && v >= 0n && v <= U64_MAX;
+const PROT_ALL = ABI.PROT_ALL;
+function isProt(v: unknown): v is number {
+  return typeof v === 'number' && (v & PROT_ALL) === v;
 }
 
-function isProt(v: unknown): v is number {
-  return typeof v === 'number' && (v & ABI.PROT_ALL) === v;
-}
+// What the hot paths use, read once from the ABI namespace.
+const { ACCESS_READ, ACCESS_WRITE, RES_VALUE, RES_SHIFT, RES_PERM } = ABI;
 
 /** 2^shift as a bigint, from a table made once (page sizes of results). */
 const POW2: readonly bigint[] = Array.from({ length: 65 }, (_, i) => 1n << BigInt(i));
@@ -759,11 +758,15 @@ export class IommuDomain {
     // below name the bad argument.
     if (this._destroyed || !isU64(iova) || !isU64(pa) || !isU64(size) || !isProt(prot)) this._mapArgs(iova, pa, size, prot);
     // Every argument is checked above (the fast checks or _mapArgs): the core's trusted table.
+    // The failure is out of line: the body stays small enough for V8 to inline.
     const st = this._core.trusted.map(this.id, iova, pa, size, prot);
-    if (st < 0) {
-      this._mapArgs(iova, pa, size, prot);
-      check(st, 'iommu_map', `domain ${this.id}: iova ${hex(iova)} -> pa ${hex(pa)} size ${hex(size)} (ias ${this.ias}, oas ${this.oas})`);
-    }
+    if (st < 0) this._mapFailed(st, iova, pa, size, prot);
+  }
+
+  /** Throws the error of a map the core refused with `st` (nothing was changed). */
+  private _mapFailed(st: number, iova: bigint, pa: bigint, size: bigint, prot: number): never {
+    this._mapArgs(iova, pa, size, prot);
+    throw SimError.fromStatus(st, 'iommu_map', `domain ${this.id}: iova ${hex(iova)} -> pa ${hex(pa)} size ${hex(size)} (ias ${this.ias}, oas ${this.oas})`);
   }
 
   /** iommu_map's argument checks, in the order they report (throws on the first bad one). */
@@ -799,7 +802,10 @@ export class IommuDomain {
     pageAlignedArg(op, 'size', size);
     if (size === 0n) throw new SimError('EINVAL', op, 'size is 0');
     if (iova + size - 1n > U64_MAX) throw new SimError('ERANGE', op, 'range wraps past 2^64');
-    return check64(this._core.exports.unmap(this.id, iova, size), op, `domain ${this.id}: iova ${hex(iova)} size ${hex(size)}`);
+    // Every argument is checked above: the trusted table; the error text only on a failure.
+    const r = this._core.trusted.unmap(this.id, iova, size);
+    if (r < 0n) check64(r, op, `domain ${this.id}: iova ${hex(iova)} size ${hex(size)}`);
+    return r;
   }
 
   /**
@@ -1145,21 +1151,36 @@ export class Iommu {
    * access not 'read', 'write' or 'rw'.
    */
   translate(rid: number | string, iova: bigint, access: Access = 'read', opts?: TranslateOptions): TranslateResult {
-    const op = 'translate';
-    // The common arguments checked without allocating; anything else goes through the helpers.
-    const r = typeof rid === 'number' && rid >>> 0 === rid && rid !== 0xffffffff ? rid : ridArg(op, 'rid', rid);
-    const v = isU64(iova) ? iova : u64Arg(op, 'iova', iova);
-    const a = access === 'read' ? ABI.ACCESS_READ : access === 'write' ? ABI.ACCESS_WRITE : accessCode(op, access);
-    const pasid = opts === undefined ? undefined : pasidOpt(op, opts);
-    // Every argument is checked above: the core's trusted table.
-    const st = pasid === undefined ? this._core.trusted.translate(r, v, a) : this._core.trusted.translatePasid(r, pasid, v, a);
-    if (st === 0) {
-      // One view check for the whole result block.
-      const { u64, u32 } = this._core.views.all;
-      const res = this._core.layout.result;
-      return { ok: true, pa: u64[(res + ABI.RES_VALUE) >> 3]!, pageSize: pow2(u32[(res + ABI.RES_SHIFT) >> 2]!), perm: u32[(res + ABI.RES_PERM) >> 2]! };
+    // The common call (a numeric requester, a u64 iova, read or write, no options) is checked
+    // with compares only; anything else takes the full checks, which report the first bad
+    // argument. Success and failure results are built out of line: the body stays small enough
+    // for V8 to inline into the caller.
+    let r = rid as number;
+    let a = access === 'read' ? ACCESS_READ : ACCESS_WRITE;
+    let pasid: number | undefined;
+    if (opts !== undefined || typeof rid !== 'number' || rid >>> 0 !== rid || rid === RID_PHYS || !isU64(iova) || (access !== 'read' && access !== 'write')) {
+      const op = 'translate';
+      r = ridArg(op, 'rid', rid);
+      u64Arg(op, 'iova', iova);
+      a = accessCode(op, access);
+      if (opts !== undefined) pasid = pasidOpt(op, opts);
     }
-    if (st === ABI.EINVAL) throw new SimError('EINVAL', op, 'bad access');
+    // Every argument is checked above: the core's trusted table.
+    const t = this._core.trusted;
+    const st = pasid === undefined ? t.translate(r, iova, a) : t.translatePasid(r, pasid, iova, a);
+    return st === 0 ? this._translated() : this._translateFailed(st, r, pasid, iova, a);
+  }
+
+  /** The success result of the translation just done: one object of one shape, nothing shared. */
+  private _translated(): TranslateResult {
+    // Reads that check their own freshness (the u64 read is the pa's BigInt).
+    const { views, layout } = this._core;
+    return { ok: true, pa: views.u64At((layout.result + RES_VALUE) >> 3), pageSize: pow2(views.u32At((layout.result + RES_SHIFT) >> 2)), perm: views.u32At((layout.result + RES_PERM) >> 2) };
+  }
+
+  /** The result of a translation that failed with status `st`, from the result block. */
+  private _translateFailed(st: number, r: number, pasid: number | undefined, v: bigint, a: number): TranslateResult {
+    if (st === ABI.EINVAL) throw new SimError('EINVAL', 'translate', 'bad access');
     const reason = faultReasonName(this._core.resultU32(ABI.RES_FAULT_REASON));
     if (st === ABI.EAGAIN) {
       return { ok: false, code: 'page-request', reason, familyCode: 0, pageRequest: { rid: r, pasid: pasid ?? null, iova: v & ~0xfffn, access: a === 3 ? 'rw' : a === 2 ? 'write' : 'read' } };

@@ -37,6 +37,20 @@ export function show(v: unknown): string {
   return s.length > SHOW_MAX + 8 ? `${s.slice(0, SHOW_MAX)}...` : s;
 }
 
+/**
+ * Whether `v` is a bigint in 0..2^64-1. Exact for every value: asUintN(64) keeps exactly the
+ * values of that range unchanged. V8 compiles it to a 64-bit truncation and compare, where two
+ * BigInt comparisons against constants are each a call (a hot-path check: no allocation).
+ */
+export function isU64(v: unknown): v is bigint {
+  return typeof v === 'bigint' && BigInt.asUintN(64, v) === v;
+}
+
+/** Whether `v` is a bigint in 0..2^63-1 (an address and a length both so cannot wrap past 2^64). */
+export function isU63(v: unknown): v is bigint {
+  return typeof v === 'bigint' && BigInt.asUintN(63, v) === v;
+}
+
 export function u64Arg(op: string, field: string, v: unknown): bigint {
   if (typeof v !== 'bigint') throw new SimError('EINVAL', op, `${field} must be a bigint, got ${show(v)}`);
   if (v < 0n || v > U64_MAX) throw new SimError('EINVAL', op, `${field} = ${show(v)} is outside 0..2^64-1`);
