@@ -6,10 +6,9 @@
  * invalidations and a guest's rewrites of table entries between batches.
  */
 import { describe, expect, it } from 'vitest';
-import { ABI } from '../../bindings/core.js';
 import { Prot, type PgtableFormat, type Simulator } from '../../src/index.js';
 import { RAM_BASE, HBM_BASE } from '../helpers/sim.js';
-import { rig, RID, type Rig } from './helpers/setup.js';
+import { rig, RID, tlbBytes, type Rig } from './helpers/setup.js';
 
 const K4 = 4096n;
 const M2 = 2n << 20n;
@@ -18,20 +17,6 @@ const BASE = 0x40_0000_0000n;
 
 let seed = 99;
 const rnd = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed >>> 8; };
-
-/** The IOTLB of `r`'s unit as bytes: every entry, then the round-robin counter of every set. */
-function tlbBytes(r: Rig): Uint8Array {
-  const v = r.sim.core.views;
-  const u = r.sim.core.exports.unitsPtr() + r.unit.id * ABI.UNIT_STRIDE;
-  const sets = v.u32[(u + ABI.UNIT_TLB_SETS) >> 2]!;
-  const ways = v.u32[(u + ABI.UNIT_TLB_WAYS) >> 2]!;
-  const tlb = v.u32[(u + ABI.UNIT_TLB_PTR) >> 2]!;
-  const rr = v.u32[(u + ABI.UNIT_TLB_RR) >> 2]!;
-  const out = new Uint8Array(sets * ways * ABI.TLB_STRIDE + sets);
-  out.set(v.u8.subarray(tlb, tlb + sets * ways * ABI.TLB_STRIDE));
-  out.set(v.u8.subarray(rr, rr + sets), sets * ways * ABI.TLB_STRIDE);
-  return out;
-}
 
 function tableBytes(r: Rig): Uint8Array {
   return r.sim.memory.read(r.dom.root, (r.dom.tableFrames + 16) * 4096);

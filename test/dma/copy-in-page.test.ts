@@ -9,9 +9,8 @@
  *   leaf and host reads and writes of the bytes, in the order the engine translates.
  */
 import { describe, expect, it } from 'vitest';
-import { ABI } from '../../bindings/core.js';
 import { Prot, type DmaEndpoint, type DmaResult, type PgtableFormat, type Simulator } from '../../src/index.js';
-import { rig, RID, type Rig } from '../core/helpers/setup.js';
+import { rig, RID, tlbBytes, type Rig } from '../core/helpers/setup.js';
 import { HBM_BASE, RAM_BASE, makeSim, pattern } from '../helpers/sim.js';
 
 const K4 = 4096n;
@@ -259,20 +258,6 @@ describe.each(FORMATS)('%s: the copy loop', (format) => {
   });
 });
 
-/** The IOTLB of `w`'s unit as bytes: every entry, then the round-robin counter of every set. */
-function tlbBytes(w: Rig): Uint8Array {
-  const v = w.sim.core.views;
-  const u = w.sim.core.exports.unitsPtr() + w.unit.id * ABI.UNIT_STRIDE;
-  const sets = v.u32[(u + ABI.UNIT_TLB_SETS) >> 2]!;
-  const ways = v.u32[(u + ABI.UNIT_TLB_WAYS) >> 2]!;
-  const tlb = v.u32[(u + ABI.UNIT_TLB_PTR) >> 2]!;
-  const rr = v.u32[(u + ABI.UNIT_TLB_RR) >> 2]!;
-  const out = new Uint8Array(sets * ways * ABI.TLB_STRIDE + sets);
-  out.set(v.u8.subarray(tlb, tlb + sets * ways * ABI.TLB_STRIDE));
-  out.set(v.u8.subarray(rr, rr + sets), sets * ways * ABI.TLB_STRIDE);
-  return out;
-}
-
 // Runs of IOTLB hits (assembly/iommu/batch.ts fastRun): 4K leaves whose outputs continue on both
 // sides, probed a run at a time once the IOTLB holds them. Pages 0..47 of each side, in physical
 // order but for the breaks below; an IOTLB of 16 sets x 4 ways (64 entries) so that a 48-page copy
@@ -301,6 +286,23 @@ async function runWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'
   sim.memory.write(RUN_SRC_PA, pattern(Number(RUN_PAGES) * 4096, 7));
   sim.memory.write(RUN_SRC_PA + 0x10_0000n, pattern(4096, 8));
   return { ...r, other };
+}
+
+/**
+ * One copy on `a` and the reference copy (one translate() per leaf) on `b`: the same result,
+ * counters, IOTLB bytes, fault records and bytes. Returns `a`'s result.
+ */
+function runCopy(a: Rig, b: Rig, name: string, s: DmaEndpoint, d: DmaEndpoint, len: bigint): DmaResult {
+  const ra = a.sim.dma.copy(s, d, len);
+  const rb = refCopy(b.sim, s, d, len);
+  expect([name, result(ra)]).toEqual([name, result(rb)]);
+  const sa = a.unit.stats();
+  const sb = b.unit.stats();
+  for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([name, k, sa[k]]).toEqual([name, k, sb[k]]);
+  expect([name, tlbBytes(a)]).toEqual([name, tlbBytes(b)]);
+  expect(a.unit.faults().map((f) => ({ ...f }))).toEqual(b.unit.faults().map((f) => ({ ...f })));
+  for (const pa of [RUN_SRC_PA, RUN_DST_PA]) expect([name, digest(a.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]).toEqual([name, digest(b.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]);
+  return ra;
 }
 
 describe.each(FORMATS)('%s: runs of IOTLB hits', (format) => {
@@ -333,15 +335,7 @@ describe.each(FORMATS)('%s: runs of IOTLB hits', (format) => {
           w.dom.invalidate(RUN_DST + 11n * K4, RUN_DST + 12n * K4);
         }
       }
-      const ra = a.sim.dma.copy(s, d, len);
-      const rb = refCopy(b.sim, s, d, len);
-      expect([name, result(ra)]).toEqual([name, result(rb)]);
-      const sa = a.unit.stats();
-      const sb = b.unit.stats();
-      for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([name, k, sa[k]]).toEqual([name, k, sb[k]]);
-      expect([name, tlbBytes(a)]).toEqual([name, tlbBytes(b)]);
-      expect(a.unit.faults().map((f) => ({ ...f }))).toEqual(b.unit.faults().map((f) => ({ ...f })));
-      for (const pa of [RUN_SRC_PA, RUN_DST_PA]) expect([name, digest(a.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]).toEqual([name, digest(b.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]);
+      runCopy(a, b, name, s, d, len);
     }
     // A warm copy over 4K leaves is all hits, and they are counted once per leaf and side.
     a.sim.dma.copy(at(RUN_SRC), at(RUN_DST), 8n * K4);
@@ -363,17 +357,7 @@ describe.each(FORMATS)('%s: a copy walks two streams', (format) => {
   it('each side keeps its own page-walk path; a guest\'s rewrite of either side\'s tables is seen at once', async () => {
     const a = await runWorld(format);
     const b = await runWorld(format);
-    const copy = (name: string, s: DmaEndpoint, d: DmaEndpoint, len: bigint) => {
-      const ra = a.sim.dma.copy(s, d, len);
-      const rb = refCopy(b.sim, s, d, len);
-      expect([name, result(ra)]).toEqual([name, result(rb)]);
-      const sa = a.unit.stats();
-      const sb = b.unit.stats();
-      for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([name, k, sa[k]]).toEqual([name, k, sb[k]]);
-      expect([name, tlbBytes(a)]).toEqual([name, tlbBytes(b)]);
-      for (const pa of [RUN_SRC_PA, RUN_DST_PA]) expect([name, digest(a.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]).toEqual([name, digest(b.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]);
-      return ra;
-    };
+    const copy = (name: string, s: DmaEndpoint, d: DmaEndpoint, len: bigint) => runCopy(a, b, name, s, d, len);
     // The two ranges part below the top levels: the source and destination walks alternate.
     copy('cold', at(RUN_SRC), at(RUN_DST), 20n * K4);
     // Again with an empty IOTLB, so both sides walk; the destination pages are backed now (a page

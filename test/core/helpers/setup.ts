@@ -1,5 +1,6 @@
 /** Fixtures for core IOMMU tests: a simulator, one unit, one paging domain, an attached requester. */
 import { expect } from 'vitest';
+import { ABI } from '../../../bindings/core.js';
 import { SimError, type IommuDomain, type IommuFamily, type IommuUnit, type PgtableFormat, type Simulator } from '../../../src/index.js';
 import type { IommuKernel } from '../../../src/iommu/kernel.js';
 import { makeSim } from '../../helpers/sim.js';
@@ -48,3 +49,17 @@ export function expectErrno(fn: () => unknown, code: string): void {
 }
 
 export const hex = (v: bigint): string => `0x${v.toString(16)}`;
+
+/** The IOTLB of `r`'s unit as bytes: every entry, then the round-robin counter of every set. */
+export function tlbBytes(r: Rig): Uint8Array {
+  const v = r.sim.core.views;
+  const u = r.sim.core.exports.unitsPtr() + r.unit.id * ABI.UNIT_STRIDE;
+  const sets = v.u32[(u + ABI.UNIT_TLB_SETS) >> 2]!;
+  const ways = v.u32[(u + ABI.UNIT_TLB_WAYS) >> 2]!;
+  const tlb = v.u32[(u + ABI.UNIT_TLB_PTR) >> 2]!;
+  const rr = v.u32[(u + ABI.UNIT_TLB_RR) >> 2]!;
+  const out = new Uint8Array(sets * ways * ABI.TLB_STRIDE + sets);
+  out.set(v.u8.subarray(tlb, tlb + sets * ways * ABI.TLB_STRIDE));
+  out.set(v.u8.subarray(rr, rr + sets), sets * ways * ABI.TLB_STRIDE);
+  return out;
+}
