@@ -23,7 +23,7 @@ import {
 import { domainAt, unitAt, deviceOf } from './unit';
 import { translateManyIn, translateStore } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
-import { probeSet, probeAt, setOf, fillSet, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
+import { probeSet, probeAt, setOf, fillSet4k, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
 import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, wOut, wShift, wPerm } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
@@ -241,7 +241,7 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
       const base = wOut & ~lmask;
       // The interrupt range is never an output (translate() faults it).
       if (!vtd || base > VTD_INTR_LAST || base + lmask < VTD_INTR_FIRST) {
-        if (shift == 12 && set != 0xffffffff) fillSet(u, tlb + <usize>(set * setBytes), rrs + <usize>set, ways, iova >> 12, wOut, 12, tag4k, wPerm);
+        if (shift == 12 && set != 0xffffffff) fillSet4k(tlb + <usize>(set * setBytes), setBytes, rrs + <usize>set, iova >> 12, wOut, tag4k, wPerm);
         else tlbFillAt(u, tlb, rrs, mask, ways, mix, tdom, iova, wOut, shift, wPerm);
         store<u64>(out + off, wOut);
         store<i32>(sts + (<usize>i << 2), OK);

@@ -673,23 +673,30 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
   // A smallest-page leaf of these formats is the address ORed with bits that depend on prot only.
   const orable = fmt == FMT_VTD_SS || fmt == FMT_X86_64 || fmt == FMT_AMD_V1;
   const bits: u64 = orable ? pteMkLeaf(fmt, 0, prot, g, g, d) : 0;
-  const span = <u64>mcSpan;
-  const key = mcKey;
+  // The tests as masks: iova bits above the page's span equal to the cached page's (the same
+  // path, table page and range checks) and its offset bits clear; pa's bits at and above the
+  // OAS and its offset bits clear (an OAS of 64 or more leaves every nonzero pa to mapRange,
+  // as a shift by it would).
+  const lowMask = page - 1;
+  const iovaMask = ~((<u64>1 << mcSpan) - 1) | lowMask;
+  const keyBits = mcKey << mcSpan;
+  const paMask = oas >= 64 ? <u64>0xffffffffffffffff : ~((<u64>1 << oas) - 1) | lowMask;
   const ptr = mcPtr;
   const mask = mcIdxMask;
-  let e = base + <usize>(i * MAPDESC_STRIDE);
-  let j = i;
-  for (; j < n; j++, e += MAPDESC_STRIDE) {
+  const first = base + <usize>(i * MAPDESC_STRIDE);
+  const end = base + <usize>(n * MAPDESC_STRIDE);
+  let e = first;
+  for (; e < end; e += MAPDESC_STRIDE) {
     const iova = load<u64>(e);
     const pa = load<u64>(e + 8);
-    // Same iova bits above the page's span: same path, same table page, same range checks.
-    if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
+    // One test for all: a smallest page, iova in the cached table page, both aligned, pa in the OAS.
+    if (((load<u64>(e + 16) ^ page) | ((iova & iovaMask) ^ keyBits) | (pa & paMask)) != 0) break;
     const slot = ptr + (<usize>((iova >> g) & mask) << 3);
     if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
     store<u64>(slot, orable ? pa | bits : pteMkLeaf(fmt, pa, prot, g, g, d));
     store<i32>(e + 24, OK);
   }
-  return j;
+  return i + <u32>((e - first) / MAPDESC_STRIDE);
 }
 
 /** Maps one descriptor of a batch through mapRange, then caches its leaf-table page. */
