@@ -686,6 +686,33 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
   const first = base + <usize>(i * MAPDESC_STRIDE);
   const end = base + <usize>(n * MAPDESC_STRIDE);
   let e = first;
+  // Four descriptors a step while they are in order (iovas a page apart, the first and the
+  // last in the cached table page, so four slots in a row) and pass the tests together.
+  const S = MAPDESC_STRIDE;
+  for (; e + 3 * S < end; e += 4 * S) {
+    const v0 = load<u64>(e);
+    const v1 = load<u64>(e + S);
+    const v2 = load<u64>(e + 2 * S);
+    const v3 = load<u64>(e + 3 * S);
+    const p0 = load<u64>(e + 8);
+    const p1 = load<u64>(e + S + 8);
+    const p2 = load<u64>(e + 2 * S + 8);
+    const p3 = load<u64>(e + 3 * S + 8);
+    const sizes = (load<u64>(e + 16) ^ page) | (load<u64>(e + S + 16) ^ page) | (load<u64>(e + 2 * S + 16) ^ page) | (load<u64>(e + 3 * S + 16) ^ page);
+    const inOrder = ((v1 - v0) ^ page) | ((v2 - v0) ^ (page << 1)) | ((v3 - v0) ^ (page * 3));
+    if ((sizes | inOrder | ((v0 & iovaMask) ^ keyBits) | ((v3 & iovaMask) ^ keyBits) | ((p0 | p1 | p2 | p3) & paMask)) != 0) break;
+    const slot = ptr + (<usize>((v0 >> g) & mask) << 3);
+    if ((load<u64>(slot) | load<u64>(slot + 8) | load<u64>(slot + 16) | load<u64>(slot + 24)) != 0) break;
+    store<u64>(slot, orable ? p0 | bits : pteMkLeaf(fmt, p0, prot, g, g, d));
+    store<u64>(slot + 8, orable ? p1 | bits : pteMkLeaf(fmt, p1, prot, g, g, d));
+    store<u64>(slot + 16, orable ? p2 | bits : pteMkLeaf(fmt, p2, prot, g, g, d));
+    store<u64>(slot + 24, orable ? p3 | bits : pteMkLeaf(fmt, p3, prot, g, g, d));
+    store<i32>(e + 24, OK);
+    store<i32>(e + S + 24, OK);
+    store<i32>(e + 2 * S + 24, OK);
+    store<i32>(e + 3 * S + 24, OK);
+  }
+  // One by one: the rest, and whatever broke the steps above (the tests are each page's own).
   for (; e < end; e += MAPDESC_STRIDE) {
     const iova = load<u64>(e);
     const pa = load<u64>(e + 8);
