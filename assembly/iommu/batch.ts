@@ -162,29 +162,14 @@ function fastMiss(iova: u64, access: u32): bool {
  */
 export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
   if (!fastBegin(rid, dom)) return translateManyIn(rid, dom, access, inp, out, sts, n);
-  // One loop per format (io-pgtable's ops chosen once): the walk's PTE decode inlined.
-  switch (load<u32>(bD + DOMAIN_FORMAT)) {
-    case FMT_VTD_SS: return loopVtd(rid, dom, access, inp, out, sts, n);
-    case FMT_ARM_LPAE_S1: return loopLpaeS1(rid, dom, access, inp, out, sts, n);
-    case FMT_ARM_LPAE_S2: return loopLpaeS2(rid, dom, access, inp, out, sts, n);
-    case FMT_AMD_V1: return loopAmd(rid, dom, access, inp, out, sts, n);
-    case FMT_RISCV: return loopRiscv(rid, dom, access, inp, out, sts, n);
-    default: return loopX86(rid, dom, access, inp, out, sts, n);
-  }
+  return batchLoop(load<u32>(bD + DOMAIN_FORMAT), rid, dom, access, inp, out, sts, n);
 }
 
-// Separate functions, so that the optimizer keeps one specialised copy each.
-function loopVtd(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_VTD_SS, rid, dom, access, inp, out, sts, n); }
-function loopLpaeS1(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_ARM_LPAE_S1, rid, dom, access, inp, out, sts, n); }
-function loopLpaeS2(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_ARM_LPAE_S2, rid, dom, access, inp, out, sts, n); }
-function loopAmd(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_AMD_V1, rid, dom, access, inp, out, sts, n); }
-function loopRiscv(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_RISCV, rid, dom, access, inp, out, sts, n); }
-function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 { return batchLoop(FMT_X86_64, rid, dom, access, inp, out, sts, n); }
-
 /**
- * The batch loop for format `fmt` (a constant at each call): the prepared domain's geometry,
- * tag and counters in locals, the 4K-only IOTLB probe inlined, a miss walked by walkTrusted (or
- * walk()) and cached as fastMiss does; anything else one translate().
+ * The batch loop for format `fmt`: the common case in run4k (one loop per format, the walk's
+ * PTE decode inlined), the rest here in one copy for every format: the prepared domain's
+ * geometry, tag and counters in locals, the 4K-only IOTLB probe inlined, a miss walked by
+ * walkOther (or walk()) and cached as fastMiss does; anything else one translate().
  */
 @inline function batchLoop(fmt: u32, rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: usize, n: u32): u32 {
   const u = bU;
@@ -209,7 +194,7 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
   for (let i: u32 = 0; i < n; i++) {
     // The common case in a loop of its own (fewer values live): it stops at the first address
     // it does not finish, which the code below serves.
-    if (!dirty && fmt != FMT_X86_64 && load<u32>(u + UNIT_SIZES_CACHED) == only4k) {
+    if (RUN4K(fmt) && !dirty && load<u32>(u + UNIT_SIZES_CACHED) == only4k) {
       i = run4k(fmt, access, inp, out, sts, i, n);
       hits += rHits;
       misses += rMisses;
@@ -243,7 +228,7 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
       tried = true;
     }
     // A miss walked and cached as translate() would.
-    if (!tried && !dirty && (fmt == FMT_X86_64 ? walk(d, iova, false, access) == 0 : walkTrusted(fmt, d, iova) || walkSlow(d, iova, access)) && (wPerm & access) == access) {
+    if (!tried && !dirty && (fmt == FMT_X86_64 ? walk(d, iova, false, access) == 0 : walkOther(fmt, d, iova, access)) && (wPerm & access) == access) {
       const shift = wShift;
       const lmask = (<u64>1 << shift) - 1;
       const base = wOut & ~lmask;
@@ -269,6 +254,14 @@ function loopX86(rid: u32, dom: i32, access: u32, inp: usize, out: usize, sts: u
   return faults;
 }
 
+/**
+ * The formats with a run4k loop of their own (VT-d, ARM stage 1, AMD v1); the others take the
+ * general loop (one copy of each loop costs ~0.27 KB of the browser library's 100 KB budget).
+ */
+@inline function RUN4K(fmt: u32): bool {
+  return fmt == FMT_VTD_SS || fmt == FMT_ARM_LPAE_S1 || fmt == FMT_AMD_V1;
+}
+
 // What run4k finished: hits, and misses walked and cached.
 let rHits: u64 = 0;
 let rMisses: u64 = 0;
@@ -280,19 +273,17 @@ let rMisses: u64 = 0;
  * (n when none), unchanged but for the caches a walk fills; rHits/rMisses count what it did.
  */
 @inline function run4k(fmt: u32, access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 {
-  return fmt == FMT_VTD_SS ? run4kVtd(access, inp, out, sts, i, n)
-    : fmt == FMT_ARM_LPAE_S1 ? run4kLpaeS1(access, inp, out, sts, i, n)
-    : fmt == FMT_ARM_LPAE_S2 ? run4kLpaeS2(access, inp, out, sts, i, n)
-    : fmt == FMT_AMD_V1 ? run4kAmd(access, inp, out, sts, i, n)
-    : run4kRiscv(access, inp, out, sts, i, n);
+  switch (fmt) {
+    case FMT_VTD_SS: return run4kVtd(access, inp, out, sts, i, n);
+    case FMT_ARM_LPAE_S1: return run4kLpaeS1(access, inp, out, sts, i, n);
+    default: return run4kAmd(access, inp, out, sts, i, n);
+  }
 }
 
-// One function per format (out of line: the loop's values get the registers).
+// One function per RUN4K format (io-pgtable's ops chosen once; out of line, the loop's values get the registers).
 function run4kVtd(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_VTD_SS, access, inp, out, sts, i, n); }
 function run4kLpaeS1(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_ARM_LPAE_S1, access, inp, out, sts, i, n); }
-function run4kLpaeS2(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_ARM_LPAE_S2, access, inp, out, sts, i, n); }
 function run4kAmd(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_AMD_V1, access, inp, out, sts, i, n); }
-function run4kRiscv(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_RISCV, access, inp, out, sts, i, n); }
 
 @inline function run4kIn(fmt: u32, access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 {
   const d = bD;
@@ -328,6 +319,11 @@ function run4kRiscv(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: 
   rHits = hits;
   rMisses = misses;
   return i;
+}
+
+/** The general loop's walk: walkTrusted (one copy for every format), else walkSlow. */
+function walkOther(fmt: u32, d: usize, iova: u64, access: u32): bool {
+  return walkTrusted(fmt, d, iova) || walkSlow(d, iova, access);
 }
 
 /** walk() for a miss walkTrusted left (a cold cache, a fault), then trust in what it cached. */
