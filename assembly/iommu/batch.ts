@@ -255,11 +255,11 @@ export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, 
 }
 
 /**
- * The formats with a run4k loop of their own (VT-d, ARM stage 1, AMD v1); the others take the
- * general loop (one copy of each loop costs ~0.27 KB of the browser library's 100 KB budget).
+ * The formats with a run4k loop of their own (VT-d, ARM stages 1 and 2, AMD v1); RISC-V takes
+ * the general loop (a copy of the loop costs ~0.27 KB of the browser library's 100 KB budget).
  */
 @inline function RUN4K(fmt: u32): bool {
-  return fmt == FMT_VTD_SS || fmt == FMT_ARM_LPAE_S1 || fmt == FMT_AMD_V1;
+  return fmt != FMT_X86_64 && fmt != FMT_RISCV;
 }
 
 // What run4k finished: hits, and misses walked and cached.
@@ -276,6 +276,7 @@ let rMisses: u64 = 0;
   switch (fmt) {
     case FMT_VTD_SS: return run4kVtd(access, inp, out, sts, i, n);
     case FMT_ARM_LPAE_S1: return run4kLpaeS1(access, inp, out, sts, i, n);
+    case FMT_ARM_LPAE_S2: return run4kLpaeS2(access, inp, out, sts, i, n);
     default: return run4kAmd(access, inp, out, sts, i, n);
   }
 }
@@ -283,6 +284,7 @@ let rMisses: u64 = 0;
 // One function per RUN4K format (io-pgtable's ops chosen once; out of line, the loop's values get the registers).
 function run4kVtd(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_VTD_SS, access, inp, out, sts, i, n); }
 function run4kLpaeS1(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_ARM_LPAE_S1, access, inp, out, sts, i, n); }
+function run4kLpaeS2(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_ARM_LPAE_S2, access, inp, out, sts, i, n); }
 function run4kAmd(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_AMD_V1, access, inp, out, sts, i, n); }
 
 @inline function run4kIn(fmt: u32, access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 {

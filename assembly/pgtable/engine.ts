@@ -642,12 +642,11 @@ export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): 
   // One loop per format (the leaf encoder inlined with the format a constant).
   let j: u32;
   switch (load<u32>(d + DOMAIN_FORMAT)) {
-    case FMT_VTD_SS: j = mapLoopVtd(d, base, i, n, prot); break;
     case FMT_ARM_LPAE_S1: j = mapLoopLpaeS1(d, base, i, n, prot); break;
     case FMT_ARM_LPAE_S2: j = mapLoopLpaeS2(d, base, i, n, prot); break;
-    case FMT_AMD_V1: j = mapLoopAmd(d, base, i, n, prot); break;
     case FMT_RISCV: j = mapLoopRiscv(d, base, i, n, prot); break;
-    default: j = mapLoopX86(d, base, i, n, prot); break;
+    // VT-d, x86-64, AMD v1: 4K granule, a smallest-page leaf is pa | bits (bits from prot).
+    default: j = mapLoopOr(d, base, i, n, prot); break;
   }
   if (j != i) {
     if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
@@ -657,12 +656,10 @@ export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): 
 }
 
 // Separate functions, so that the optimizer keeps one specialised copy each.
-function mapLoopVtd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_VTD_SS, d, base, i, n, prot); }
+function mapLoopOr(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_VTD_SS, d, base, i, n, prot); }
 function mapLoopLpaeS1(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S1, d, base, i, n, prot); }
 function mapLoopLpaeS2(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S2, d, base, i, n, prot); }
-function mapLoopAmd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_AMD_V1, d, base, i, n, prot); }
 function mapLoopRiscv(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_RISCV, d, base, i, n, prot); }
-function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_X86_64, d, base, i, n, prot); }
 
 /** The in-place loop of mapBatchFast for format `fmt` (a constant at each call). */
 @inline function mapLoop(fmt: u32, d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
@@ -672,7 +669,8 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
   const page: u64 = <u64>1 << g;
   // A smallest-page leaf of these formats is the address ORed with bits that depend on prot only.
   const orable = fmt == FMT_VTD_SS || fmt == FMT_X86_64 || fmt == FMT_AMD_V1;
-  const bits: u64 = orable ? pteMkLeaf(fmt, 0, prot, g, g, d) : 0;
+  // (mapLoopOr serves the three with fmt VT-d: the domain's own format encodes the bits.)
+  const bits: u64 = orable ? mkLeaf(load<u32>(d + DOMAIN_FORMAT), 0, prot, g, g, d) : 0;
   // The tests as masks: iova bits above the page's span equal to the cached page's (the same
   // path, table page and range checks) and its offset bits clear; pa's bits at and above the
   // OAS and its offset bits clear (an OAS of 64 or more leaves every nonzero pa to mapRange,
