@@ -114,22 +114,37 @@ export function tlbFill(u: usize, mask: u32, ways: u32, mix: u32, dom: u32, iova
  * (no division: the counter wraps by compare).
  */
 @inline export function fillSet(u: usize, base: usize, rr: usize, ways: u32, vpn: u64, out: u64, shift: u32, tag: u32, perm: u32): void {
-  let victim: usize = 0;
-  for (let w: u32 = 0; w < ways; w++) {
-    const e = base + <usize>(w * TLB_STRIDE);
-    if (load<u32>(e + TLB_TAG) == 0) { victim = e; break; }
-  }
-  if (victim == 0) {
-    const w = <u32>load<u8>(rr);
-    store<u8>(rr, <u8>(w + 1 == ways ? 0 : w + 1));
-    victim = base + <usize>(w * TLB_STRIDE);
-  }
-  store<u64>(victim + TLB_VPN, vpn);
-  store<u64>(victim + TLB_OUT, out & ~((<u64>1 << shift) - 1));
-  store<u32>(victim + TLB_TAG, tag);
-  store<u32>(victim + TLB_PERM, perm);
+  fillEntry(victimIn(base, ways * TLB_STRIDE, rr), vpn, out & ~((<u64>1 << shift) - 1), tag, perm);
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
   if ((sizes & sizeBit(shift)) == 0) store<u32>(u + UNIT_SIZES_CACHED, sizes | sizeBit(shift));
+}
+
+/**
+ * fillSet of a 4K leaf for a loop that probed the set at `base` (`setBytes` long; `rr` its
+ * round-robin counter) and knows that 4K leaves are cached already (the size bitmap stays).
+ */
+@inline export function fillSet4k(base: usize, setBytes: u32, rr: usize, vpn: u64, out: u64, tag: u32, perm: u32): void {
+  fillEntry(victimIn(base, setBytes, rr), vpn, out & ~(<u64>0xfff), tag, perm);
+}
+
+/** The way a fill of the set at `base` takes: the first free one, else the round-robin victim (counter advanced). */
+@inline function victimIn(base: usize, setBytes: u32, rr: usize): usize {
+  const end = base + <usize>setBytes;
+  let e = base;
+  do {
+    if (load<u32>(e + TLB_TAG) == 0) return e;
+    e += TLB_STRIDE;
+  } while (e < end);
+  const w = <u32>load<u8>(rr);
+  store<u8>(rr, <u8>((w + 1) * TLB_STRIDE == setBytes ? 0 : w + 1));
+  return base + <usize>(w * TLB_STRIDE);
+}
+
+/** Writes an entry: tag and rights in one store (TLB_PERM follows TLB_TAG). */
+@inline function fillEntry(e: usize, vpn: u64, out: u64, tag: u32, perm: u32): void {
+  store<u64>(e + TLB_VPN, vpn);
+  store<u64>(e + TLB_OUT, out);
+  store<u64>(e + TLB_TAG, <u64>tag | (<u64>perm << 32));
 }
 
 @inline function entries(u: usize): u32 {

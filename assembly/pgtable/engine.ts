@@ -694,12 +694,11 @@ export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): 
   // One loop per format (the leaf encoder inlined with the format a constant).
   let j: u32;
   switch (load<u32>(d + DOMAIN_FORMAT)) {
-    case FMT_VTD_SS: j = mapLoopVtd(d, base, i, n, prot); break;
     case FMT_ARM_LPAE_S1: j = mapLoopLpaeS1(d, base, i, n, prot); break;
     case FMT_ARM_LPAE_S2: j = mapLoopLpaeS2(d, base, i, n, prot); break;
-    case FMT_AMD_V1: j = mapLoopAmd(d, base, i, n, prot); break;
     case FMT_RISCV: j = mapLoopRiscv(d, base, i, n, prot); break;
-    default: j = mapLoopX86(d, base, i, n, prot); break;
+    // VT-d, x86-64, AMD v1: 4K granule, a smallest-page leaf is pa | bits (bits from prot).
+    default: j = mapLoopOr(d, base, i, n, prot); break;
   }
   if (j != i) {
     if (mcRec != 0) store<u32>(mcRec + FRAME_AUX, load<u32>(mcRec + FRAME_AUX) + (j - i));
@@ -709,12 +708,10 @@ export function mapBatchFast(d: usize, base: usize, i: u32, n: u32, prot: u32): 
 }
 
 // Separate functions, so that the optimizer keeps one specialised copy each.
-function mapLoopVtd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_VTD_SS, d, base, i, n, prot); }
+function mapLoopOr(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_VTD_SS, d, base, i, n, prot); }
 function mapLoopLpaeS1(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S1, d, base, i, n, prot); }
 function mapLoopLpaeS2(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_ARM_LPAE_S2, d, base, i, n, prot); }
-function mapLoopAmd(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_AMD_V1, d, base, i, n, prot); }
 function mapLoopRiscv(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_RISCV, d, base, i, n, prot); }
-function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { return mapLoop(FMT_X86_64, d, base, i, n, prot); }
 
 /** The in-place loop of mapBatchFast for format `fmt` (a constant at each call). */
 @inline function mapLoop(fmt: u32, d: usize, base: usize, i: u32, n: u32, prot: u32): u32 {
@@ -724,24 +721,60 @@ function mapLoopX86(d: usize, base: usize, i: u32, n: u32, prot: u32): u32 { ret
   const page: u64 = <u64>1 << g;
   // A smallest-page leaf of these formats is the address ORed with bits that depend on prot only.
   const orable = fmt == FMT_VTD_SS || fmt == FMT_X86_64 || fmt == FMT_AMD_V1;
-  const bits: u64 = orable ? pteMkLeaf(fmt, 0, prot, g, g, d) : 0;
-  const span = <u64>mcSpan;
-  const key = mcKey;
+  // (mapLoopOr serves the three with fmt VT-d: the domain's own format encodes the bits.)
+  const bits: u64 = orable ? mkLeaf(load<u32>(d + DOMAIN_FORMAT), 0, prot, g, g, d) : 0;
+  // The tests as masks: iova bits above the page's span equal to the cached page's (the same
+  // path, table page and range checks) and its offset bits clear; pa's bits at and above the
+  // OAS and its offset bits clear (an OAS of 64 or more leaves every nonzero pa to mapRange,
+  // as a shift by it would).
+  const lowMask = page - 1;
+  const iovaMask = ~((<u64>1 << mcSpan) - 1) | lowMask;
+  const keyBits = mcKey << mcSpan;
+  const paMask = oas >= 64 ? <u64>0xffffffffffffffff : ~((<u64>1 << oas) - 1) | lowMask;
   const ptr = mcPtr;
   const mask = mcIdxMask;
-  let e = base + <usize>(i * MAPDESC_STRIDE);
-  let j = i;
-  for (; j < n; j++, e += MAPDESC_STRIDE) {
+  const first = base + <usize>(i * MAPDESC_STRIDE);
+  const end = base + <usize>(n * MAPDESC_STRIDE);
+  let e = first;
+  // Four descriptors a step while they are in order (iovas a page apart, the first and the
+  // last in the cached table page, so four slots in a row) and pass the tests together.
+  // (The formats whose leaf is pa | bits: another encoder would take four copies a step.)
+  const S = MAPDESC_STRIDE;
+  if (orable) for (; e + 3 * S < end; e += 4 * S) {
+    const v0 = load<u64>(e);
+    const v1 = load<u64>(e + S);
+    const v2 = load<u64>(e + 2 * S);
+    const v3 = load<u64>(e + 3 * S);
+    const p0 = load<u64>(e + 8);
+    const p1 = load<u64>(e + S + 8);
+    const p2 = load<u64>(e + 2 * S + 8);
+    const p3 = load<u64>(e + 3 * S + 8);
+    const sizes = (load<u64>(e + 16) ^ page) | (load<u64>(e + S + 16) ^ page) | (load<u64>(e + 2 * S + 16) ^ page) | (load<u64>(e + 3 * S + 16) ^ page);
+    const inOrder = ((v1 - v0) ^ page) | ((v2 - v0) ^ (page << 1)) | ((v3 - v0) ^ (page * 3));
+    if ((sizes | inOrder | ((v0 & iovaMask) ^ keyBits) | ((v3 & iovaMask) ^ keyBits) | ((p0 | p1 | p2 | p3) & paMask)) != 0) break;
+    const slot = ptr + (<usize>((v0 >> g) & mask) << 3);
+    if ((load<u64>(slot) | load<u64>(slot + 8) | load<u64>(slot + 16) | load<u64>(slot + 24)) != 0) break;
+    store<u64>(slot, orable ? p0 | bits : pteMkLeaf(fmt, p0, prot, g, g, d));
+    store<u64>(slot + 8, orable ? p1 | bits : pteMkLeaf(fmt, p1, prot, g, g, d));
+    store<u64>(slot + 16, orable ? p2 | bits : pteMkLeaf(fmt, p2, prot, g, g, d));
+    store<u64>(slot + 24, orable ? p3 | bits : pteMkLeaf(fmt, p3, prot, g, g, d));
+    store<i32>(e + 24, OK);
+    store<i32>(e + S + 24, OK);
+    store<i32>(e + 2 * S + 24, OK);
+    store<i32>(e + 3 * S + 24, OK);
+  }
+  // One by one: the rest, and whatever broke the steps above (the tests are each page's own).
+  for (; e < end; e += MAPDESC_STRIDE) {
     const iova = load<u64>(e);
     const pa = load<u64>(e + 8);
-    // Same iova bits above the page's span: same path, same table page, same range checks.
-    if (load<u64>(e + 16) != page || (iova >> span) != key || ((iova | pa) & (page - 1)) != 0 || (pa >> oas) != 0) break;
+    // One test for all: a smallest page, iova in the cached table page, both aligned, pa in the OAS.
+    if (((load<u64>(e + 16) ^ page) | ((iova & iovaMask) ^ keyBits) | (pa & paMask)) != 0) break;
     const slot = ptr + (<usize>((iova >> g) & mask) << 3);
     if (load<u64>(slot) != 0) break; // in use: the map policy decides (mapRange)
     store<u64>(slot, orable ? pa | bits : pteMkLeaf(fmt, pa, prot, g, g, d));
     store<i32>(e + 24, OK);
   }
-  return j;
+  return i + <u32>((e - first) / MAPDESC_STRIDE);
 }
 
 /** Maps one descriptor of a batch through mapRange, then caches its leaf-table page. */
