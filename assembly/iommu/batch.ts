@@ -257,12 +257,9 @@ export function translateBatchFast(rid: u32, dom: i32, access: u32, inp: usize, 
   return faults;
 }
 
-/**
- * The formats with a run4k loop of their own (VT-d, ARM stages 1 and 2, AMD v1); RISC-V takes
- * the general loop (a copy of the loop costs ~0.27 KB of the browser library's 100 KB budget).
- */
+/** The formats with a run4k loop of their own: all but x86-64, whose walks set A/D (walk()). */
 @inline function RUN4K(fmt: u32): bool {
-  return fmt != FMT_X86_64 && fmt != FMT_RISCV;
+  return fmt != FMT_X86_64;
 }
 
 // What run4k finished: hits, and misses walked and cached.
@@ -280,6 +277,7 @@ let rMisses: u64 = 0;
     case FMT_VTD_SS: return run4kVtd(access, inp, out, sts, i, n);
     case FMT_ARM_LPAE_S1: return run4kLpaeS1(access, inp, out, sts, i, n);
     case FMT_ARM_LPAE_S2: return run4kLpaeS2(access, inp, out, sts, i, n);
+    case FMT_RISCV: return run4kRiscv(access, inp, out, sts, i, n);
     default: return run4kAmd(access, inp, out, sts, i, n);
   }
 }
@@ -289,6 +287,7 @@ function run4kVtd(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u3
 function run4kLpaeS1(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_ARM_LPAE_S1, access, inp, out, sts, i, n); }
 function run4kLpaeS2(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_ARM_LPAE_S2, access, inp, out, sts, i, n); }
 function run4kAmd(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_AMD_V1, access, inp, out, sts, i, n); }
+function run4kRiscv(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 { return run4kIn(FMT_RISCV, access, inp, out, sts, i, n); }
 
 @inline function run4kIn(fmt: u32, access: u32, inp: usize, out: usize, sts: usize, i: u32, n: u32): u32 {
   const d = bD;
