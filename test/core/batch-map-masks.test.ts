@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { ABI } from '../../bindings/core.js';
 import { Prot, type PgtableFormat } from '../../src/index.js';
 import { RAM_BASE } from '../helpers/sim.js';
-import { rig, RID, type Rig } from './helpers/setup.js';
+import { rig, RID, tlbBytes, type Rig } from './helpers/setup.js';
 
 const K4 = 4096n;
 const M2 = 2n << 20n;
@@ -123,20 +123,6 @@ describe.each(FORMATS)('%s', (format) => {
     sameAsOneByOne(await rig(format), await rig(format), run(odd));
   });
 });
-
-/** The IOTLB of `r`'s unit as bytes: every entry, then the round-robin counter of every set. */
-function tlbBytes(r: Rig): Uint8Array {
-  const v = r.sim.core.views;
-  const u = r.sim.core.exports.unitsPtr() + r.unit.id * ABI.UNIT_STRIDE;
-  const sets = v.u32[(u + ABI.UNIT_TLB_SETS) >> 2]!;
-  const ways = v.u32[(u + ABI.UNIT_TLB_WAYS) >> 2]!;
-  const tlb = v.u32[(u + ABI.UNIT_TLB_PTR) >> 2]!;
-  const rr = v.u32[(u + ABI.UNIT_TLB_RR) >> 2]!;
-  const out = new Uint8Array(sets * ways * ABI.TLB_STRIDE + sets);
-  out.set(v.u8.subarray(tlb, tlb + sets * ways * ABI.TLB_STRIDE));
-  out.set(v.u8.subarray(rr, rr + sets), sets * ways * ABI.TLB_STRIDE);
-  return out;
-}
 
 describe.each([1, 3, 5])('%i ways', (ways) => {
   it.each(['vtd-ss', 'arm-lpae-s1'] as PgtableFormat[])('%s: batch 4K fills leave translate()\'s IOTLB bytes, with free ways in the middle of sets', async (format) => {
