@@ -14,6 +14,7 @@ import { createSimulator, Prot, SimError, type Simulator } from '../src/index.js
 import { CoreViews } from '../bindings/core.js';
 import { isU63, isU64, u64Arg } from '../src/util/args.js';
 import { stateSnapshot } from './hardening/snapshot.js';
+import { thrownBy } from './core/helpers/setup.js';
 
 const RAM = 0x8000_0000n;
 const RID = 0x0300; // 0000:03:00.0
@@ -56,12 +57,7 @@ function sameMemory(x: Simulator, y: Simulator): void {
 /** `fn` throws SimError EINVAL whose message names `field`, and linear memory is unchanged. */
 function refused(sim: Simulator, field: RegExp, fn: () => unknown): void {
   const before = Buffer.from(image(sim).buffer);
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
+  const err = thrownBy(fn);
   expect(err).toBeInstanceOf(SimError);
   expect((err as SimError).code).toBe('EINVAL');
   expect((err as SimError).message).toMatch(field);

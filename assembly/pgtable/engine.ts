@@ -279,7 +279,14 @@ export function walk(d: usize, iova: u64, trace: bool, access: u32 = 0): u32 {
   if (pwcD != d || pwcGen != physGen || pwcRoot != load<u64>(d + DOMAIN_ROOT)) return false;
   let lvl = pwcMatch(pwcBase, pwcDepth, iova);
   if (lvl < pwcDepth || lvl == 0) lvl = pwcChoose(lvl, pwcMatch(pwcAltBase, pwcAltDepth, iova));
-  if (lvl == 0) return false;
+  return lvl != 0 && walkAfter(fmt, d, iova, lvl);
+}
+
+/**
+ * The walk below the first `lvl` (>= 1) records of the last path, which serve `iova`: the path
+ * keeps those, and walkBelow goes on from the entry, rights and table page the last one holds.
+ */
+@inline function walkAfter(fmt: u32, d: usize, iova: u64, lvl: u32): bool {
   pwcDepth = lvl;
   const rec = pwcBase + <usize>(lvl - 1) * PWC_STRIDE;
   return walkBelow(fmt, d, iova, lvl, pwcShift0 - pwcB * lvl, rec + PWC_STRIDE, load<u32>(rec + 20), load<u64>(rec + 8), <usize>load<u32>(rec + 24));
@@ -359,10 +366,7 @@ export function walkTrustEnd(): void {
   // The last path only: a batch translates one requester's addresses, one stream (a second
   // path would cost a random batch more than it saves).
   const m = pwcKeys(pwcBase, pwcDepth, iova);
-  if (m == 0) return false;
-  pwcDepth = m;
-  const rec = pwcBase + <usize>(m - 1) * PWC_STRIDE;
-  return walkBelow(fmt, d, iova, m, pwcShift0 - pwcB * m, rec + PWC_STRIDE, load<u32>(rec + 20), load<u64>(rec + 8), <usize>load<u32>(rec + 24));
+  return m != 0 && walkAfter(fmt, d, iova, m);
 }
 
 /** How many levels of the path at `base` (`depth` records, checked against memory) serve `iova`, by keys alone. */

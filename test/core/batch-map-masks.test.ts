@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { ABI } from '../../bindings/core.js';
 import { Prot, type PgtableFormat } from '../../src/index.js';
 import { RAM_BASE } from '../helpers/sim.js';
-import { rig, RID, tlbBytes, type Rig } from './helpers/setup.js';
+import { rig, RID, tlbBytes, expectSameCounters, type Rig } from './helpers/setup.js';
 
 const K4 = 4096n;
 const M2 = 2n << 20n;
@@ -174,9 +174,7 @@ describe('vtd-ss', () => {
     });
     expect(faults).toBe(100);
     expect(batch.faults).toBe(faults);
-    const sa = a.unit.stats();
-    const sb = b.unit.stats();
-    for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([k, sa[k]]).toEqual([k, sb[k]]);
+    expectSameCounters(a, b);
     expect(a.unit.faults().map((f) => [f.iova, f.code])).toEqual(b.unit.faults().map((f) => [f.iova, f.code]));
     expect(tlbBytes(a)).toEqual(tlbBytes(b));
   });

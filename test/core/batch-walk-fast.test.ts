@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { Prot, type PgtableFormat, type Simulator } from '../../src/index.js';
 import { RAM_BASE, HBM_BASE } from '../helpers/sim.js';
-import { rig, RID, tlbBytes, type Rig } from './helpers/setup.js';
+import { rig, RID, tlbBytes, expectSameCounters, type Rig } from './helpers/setup.js';
 
 const K4 = 4096n;
 const M2 = 2n << 20n;
@@ -55,9 +55,7 @@ function compare(a: Rig, b: Rig, iovas: BigUint64Array, access: 'read' | 'write'
     if (!r.ok) faults++;
   });
   expect(batch.faults).toBe(faults);
-  const sa = a.unit.stats();
-  const sb = b.unit.stats();
-  for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([k, sa[k]]).toEqual([k, sb[k]]);
+  expectSameCounters(a, b);
   expect(a.unit.faults().map((f) => [f.iova, f.code])).toEqual(b.unit.faults().map((f) => [f.iova, f.code]));
   expect(tlbBytes(a)).toEqual(tlbBytes(b));
   expect(tableBytes(a)).toEqual(tableBytes(b));

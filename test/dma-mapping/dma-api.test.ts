@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { createSimulator, SimError, type Simulator } from '../../src/index.js';
+import { createSimulator, type Simulator } from '../../src/index.js';
 import {
   DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_NONE, DMA_TO_DEVICE, DmaDevice, IOVA_MSI_WINDOW,
   IommuDmaCookie, ScatterList, Swiotlb, dmaBitMask, p2pResolverFrom, type P2pResolver,
 } from '../../src/dma-mapping/index.js';
 import { SgTable } from '../../src/dma-buf/sg-table.js';
 import { pattern } from '../helpers/sim.js';
+import { expectErrno } from '../core/helpers/setup.js';
 
 const RAM = 0x8000_0000n;
 const HBM = 0x40_0000_0000n;
@@ -28,16 +29,7 @@ function vtd(s: Simulator, strict = true) {
   return { unit, domain };
 }
 
-function expectErr(fn: () => unknown, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(SimError);
-  expect((err as SimError).code).toBe(code);
-}
+const expectErr = expectErrno;
 
 describe('single mappings through the IOMMU', () => {
   it('mapPage gives the top IOVA below 4 GiB, keeps the offset, and translates to the page', async () => {

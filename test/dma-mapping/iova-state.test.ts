@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createSimulator, Prot, SimError, type Simulator } from '../../src/index.js';
+import { createSimulator, Prot, type Simulator } from '../../src/index.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, DMA_TO_DEVICE, DmaDevice, DmaIovaState, dmaBitMask } from '../../src/dma-mapping/index.js';
+import { simErrorCode } from '../core/helpers/setup.js';
 
 const HBM = 0x40_0000_0000n;
 const RID = 0x0300;
@@ -16,15 +17,7 @@ async function rig(strict = true): Promise<{ s: Simulator; dev: DmaDevice; domai
   return { s, dev, domain };
 }
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SimError);
-    return (e as SimError).code;
-  }
-  return undefined;
-}
+const code = simErrorCode;
 
 describe('dma_iova_try_alloc / dma_iova_link / dma_iova_destroy', () => {
   it('one IOVA range, the ranges laid out in order, each byte translating to its physical address; destroy undoes all', async () => {

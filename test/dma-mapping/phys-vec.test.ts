@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createSimulator, SimError, type IommuDomain, type Simulator } from '../../src/index.js';
+import { createSimulator, type IommuDomain, type Simulator } from '../../src/index.js';
 import { DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DmaDevice, dmaBitMask, physVecBytes, type PhysRange, type PhysVec } from '../../src/dma-mapping/index.js';
+import { simErrorCode } from '../core/helpers/setup.js';
 
 // dma_iova_link takes the ranges as objects or as columns (PhysVec): both must leave exactly the
 // same page tables, statuses and counters.
@@ -39,15 +40,7 @@ function randomRanges(n: number): PhysRange[] {
   return out;
 }
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SimError);
-    return (e as SimError).code;
-  }
-  return undefined;
-}
+const code = simErrorCode;
 
 describe('dma_iova_link of a PhysVec (columns) against the same ranges as objects', () => {
   it('the same statuses, page tables, translations and counters, over random ranges', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createSimulator, Prot, SimError, type DmaTransfer } from '../../src/index.js';
+import { createSimulator, Prot, type DmaTransfer } from '../../src/index.js';
+import { simErrorCode } from '../core/helpers/setup.js';
 
 const RAM = 0x8000_0000n;
 const RID = 0x0300;
@@ -18,15 +19,7 @@ async function rig() {
   return { sim, a, b, S: { rid: RID, addr: 0x10_0000n }, D: { rid: RID, addr: 0x20_0000n } };
 }
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SimError);
-    return (e as SimError).code;
-  }
-  return undefined;
-}
+const code = simErrorCode;
 
 describe('dma.copy / dma.fill: the unobserved fast path', () => {
   it('moves the bytes; an unobserved success is one frozen result shared by successes of the same length', async () => {

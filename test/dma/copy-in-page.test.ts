@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Prot, type DmaEndpoint, type DmaResult, type PgtableFormat, type Simulator } from '../../src/index.js';
-import { rig, RID, tlbBytes, type Rig } from '../core/helpers/setup.js';
+import { rig, RID, tlbBytes, expectSameCounters, type Rig } from '../core/helpers/setup.js';
 import { HBM_BASE, RAM_BASE, makeSim, pattern } from '../helpers/sim.js';
 
 const K4 = 4096n;
@@ -240,9 +240,7 @@ describe.each(FORMATS)('%s: the copy loop', (format) => {
         const ra = a.sim.dma.copy(s, d, len);
         const rb = refCopy(b.sim, s, d, len);
         expect([round, name, result(ra)]).toEqual([round, name, result(rb)]);
-        const sa = a.unit.stats();
-        const sb = b.unit.stats();
-        for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([name, k, sa[k]]).toEqual([name, k, sb[k]]);
+        expectSameCounters(a, b, name);
         expect(a.unit.faults().map((f) => ({ ...f }))).toEqual(b.unit.faults().map((f) => ({ ...f })));
         for (const pa of [SRC_PA, DST_PA, HBM_BASE, BIG_PA]) expect(digest(a.sim.memory.read(pa, 8 * 4096))).toBe(digest(b.sim.memory.read(pa, 8 * 4096)));
         // The DMA counters: what the reference moved, as DMA.
@@ -296,9 +294,7 @@ function runCopy(a: Rig, b: Rig, name: string, s: DmaEndpoint, d: DmaEndpoint, l
   const ra = a.sim.dma.copy(s, d, len);
   const rb = refCopy(b.sim, s, d, len);
   expect([name, result(ra)]).toEqual([name, result(rb)]);
-  const sa = a.unit.stats();
-  const sb = b.unit.stats();
-  for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([name, k, sa[k]]).toEqual([name, k, sb[k]]);
+  expectSameCounters(a, b, name);
   expect([name, tlbBytes(a)]).toEqual([name, tlbBytes(b)]);
   expect(a.unit.faults().map((f) => ({ ...f }))).toEqual(b.unit.faults().map((f) => ({ ...f })));
   for (const pa of [RUN_SRC_PA, RUN_DST_PA]) expect([name, digest(a.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]).toEqual([name, digest(b.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]);

@@ -1,29 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import {
-  DmaDataDirection, dmaBufFreeSgt, dmaBufPhysVecToSgt, importerDevice, Machine, O_RDWR, SgTable, SimError,
+  DmaDataDirection, dmaBufFreeSgt, dmaBufPhysVecToSgt, importerDevice, SgTable, SimError,
   type DmaBuf, type DmaBufAttachment, type P2pSgTable, type PhysRange, type PhysVec,
 } from '../../src/index.js';
+import { gaudiBuf, type GaudiBuf } from './helpers/gaudi-buf.js';
 
 // dma_buf_phys_vec_to_sgt takes the ranges as objects or as columns (PhysVec), and builds the
 // linked table as columns: both inputs must give the same table, mappings and counters, and the
 // table's entries must be what cutting each range at the segment size gives.
-const twoSwitches = readFileSync(new URL('../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
 const K = 1024n;
 const M = 1024n * K;
 const BIDI = DmaDataDirection.BIDIRECTIONAL;
 
-interface Rig { m: Machine; buf: DmaBuf; cpu: bigint; bus: bigint }
-
-async function rig(): Promise<Rig> {
-  const m = await Machine.create({ topology: twoSwitches, iommu: { family: 'vtd' } });
-  const bar = m.pci('gaudi0').bar(0)!;
-  const buf = m.kernel.export({
-    expName: 'test', size: Number(64n * M), flags: O_RDWR, priv: {},
-    ops: { pin: () => {}, unpin: () => {}, mapDmaBuf: () => null, unmapDmaBuf: () => {}, release: () => {} },
-  });
-  return { m, buf, cpu: bar.cpuAddress, bus: bar.busAddress };
-}
+type Rig = GaudiBuf;
+const rig = gaudiBuf;
 
 const attach = (r: Rig, dev: string): DmaBufAttachment =>
   r.buf.dynamicAttach(importerDevice(r.m, dev), { allowPeer2Peer: true, moveNotify: () => {} });
@@ -61,7 +51,7 @@ describe('dma_buf_phys_vec_to_sgt with columns (PhysVec) against the same ranges
     for (const seg of [64n * K, 1n * M]) {
       const a = await rig();
       const b = await rig();
-      const ranges = randomRanges(a.cpu, 300);
+      const ranges = randomRanges(a.bar.cpu, 300);
       for (const r of [a, b]) r.m.dmaDevice(r.m.pci('gpu0')).setMaxSegSize(Number(seg));
       const ta = map(a, attach(a, 'gpu0'), ranges);
       const tb = map(b, attach(b, 'gpu0'), vecOf(ranges));
@@ -96,7 +86,7 @@ describe('dma_buf_phys_vec_to_sgt with columns (PhysVec) against the same ranges
   it('unaligned ranges take the one-mapping-per-piece path, the same for both inputs', async () => {
     const a = await rig();
     const b = await rig();
-    const ranges = randomRanges(a.cpu, 20, true);
+    const ranges = randomRanges(a.bar.cpu, 20, true);
     const ta = map(a, attach(a, 'gpu0'), ranges);
     const tb = map(b, attach(b, 'gpu0'), vecOf(ranges));
     expect(rows(tb)).toEqual(rows(ta));
@@ -106,11 +96,11 @@ describe('dma_buf_phys_vec_to_sgt with columns (PhysVec) against the same ranges
 
   it('BUS_ADDR: bus addresses from columns, nothing mapped', async () => {
     const r = await rig();
-    const ranges = randomRanges(r.cpu, 50);
+    const ranges = randomRanges(r.bar.cpu, 50);
     const t = map(r, attach(r, 'nic0'), vecOf(ranges));
     expect(t.mapType).toBe('BUS_ADDR');
     const seg = BigInt(r.m.dmaDevice(r.m.pci('nic0')).maxSegmentSize);
-    expect(t.dmaSegments().map((e) => [e.dmaAddress, BigInt(e.length)])).toEqual(cuts(ranges, seg).map((c) => [c.phys - r.cpu + r.bus, c.length]));
+    expect(t.dmaSegments().map((e) => [e.dmaAddress, BigInt(e.length)])).toEqual(cuts(ranges, seg).map((c) => [c.phys - r.bar.cpu + r.bar.bus, c.length]));
     expect(r.m.dmaDevice(r.m.pci('nic0')).stats().singles).toBe(0);
   });
 
@@ -119,15 +109,15 @@ describe('dma_buf_phys_vec_to_sgt with columns (PhysVec) against the same ranges
     const att = attach(r, 'gpu0');
     const dma = r.m.dmaDevice(r.m.pci('gpu0'));
     const before = dma.stats();
-    const one = (phys: bigint, length: number): PhysVec => ({ phys: BigUint64Array.of(r.cpu, phys), length: Float64Array.of(4096, length) });
+    const one = (phys: bigint, length: number): PhysVec => ({ phys: BigUint64Array.of(r.bar.cpu, phys), length: Float64Array.of(4096, length) });
     const bar = r.m.pci('gaudi0').bar(0)!;
     for (const v of [
-      one(r.cpu, 0), one(r.cpu, 1.5), one(r.cpu, -4096), one(r.cpu, 2 ** 53), one(bar.cpuAddress + bar.size - 4096n, 8192),
+      one(r.bar.cpu, 0), one(r.bar.cpu, 1.5), one(r.bar.cpu, -4096), one(r.bar.cpu, 2 ** 53), one(bar.cpuAddress + bar.size - 4096n, 8192),
       { phys: new BigUint64Array(0), length: new Float64Array(0) },
     ]) {
       expect(() => map(r, att, v)).toThrowError(expect.objectContaining({ code: 'EINVAL' }));
     }
-    expect(() => map(r, att, [{ phys: r.cpu, length: 1n << 53n }])).toThrowError(SimError);
+    expect(() => map(r, att, [{ phys: r.bar.cpu, length: 1n << 53n }])).toThrowError(SimError);
     expect(dma.stats()).toEqual(before);
   });
 

@@ -4,6 +4,7 @@ import {
   DmaDataDirection, dmaBufFreeSgt, dmaBufPhysVecToSgt, importerDevice, Machine, O_RDWR, P2pSgTable, SgTable, SimError,
   type DmaBuf, type DmaBufAttachment, type P2pSgtOptions, type PhysRange,
 } from '../../src/index.js';
+import { gaudiBuf, type GaudiBuf } from './helpers/gaudi-buf.js';
 
 const twoSwitches = readFileSync(new URL('../pci/fixtures/two-switches.json', import.meta.url), 'utf8');
 const K = 1024n;
@@ -11,22 +12,8 @@ const M = 1024n * K;
 const BIDI = DmaDataDirection.BIDIRECTIONAL;
 const err = (code: string) => expect.objectContaining({ code });
 
-interface Rig {
-  m: Machine;
-  buf: DmaBuf;
-  bar: { cpu: bigint; bus: bigint };
-}
-
-async function rig(): Promise<Rig> {
-  const m = await Machine.create({ topology: twoSwitches, iommu: { family: 'vtd' } });
-  const bar = m.pci('gaudi0').bar(0)!;
-  const buf = m.kernel.export({
-    expName: 'test', size: Number(64n * M), flags: O_RDWR, priv: {},
-    // Dynamic (pin/unpin), so a dynamic attach does not map at once (DB-11).
-    ops: { pin: () => {}, unpin: () => {}, mapDmaBuf: () => null, unmapDmaBuf: () => {}, release: () => {} },
-  });
-  return { m, buf, bar: { cpu: bar.cpuAddress, bus: bar.busAddress } };
-}
+type Rig = GaudiBuf;
+const rig = gaudiBuf;
 
 function attach(r: Rig, dev: string): DmaBufAttachment {
   return r.buf.dynamicAttach(importerDevice(r.m, dev), { allowPeer2Peer: true, moveNotify: () => {} });

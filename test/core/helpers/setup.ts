@@ -36,16 +36,36 @@ export async function rig(format: PgtableFormat, opts: {
   return { sim, unit, dom };
 }
 
-/** Runs `fn`, which must throw SimError with exactly `code`. */
-export function expectErrno(fn: () => unknown, code: string): void {
-  let caught: unknown;
+/** What `fn` throws (undefined when it returns). */
+export function thrownBy(fn: () => unknown): unknown {
   try {
     fn();
   } catch (e) {
-    caught = e;
+    return e;
   }
+  return undefined;
+}
+
+/** Runs `fn`, which must throw SimError with exactly `code`. */
+export function expectErrno(fn: () => unknown, code: string): void {
+  const caught = thrownBy(fn);
   expect(caught, `expected ${code}`).toBeInstanceOf(SimError);
   expect((caught as SimError).code).toBe(code);
+}
+
+/** The code of the SimError `fn` throws (anything else thrown fails), undefined when it returns. */
+export function simErrorCode(fn: () => unknown): string | undefined {
+  const e = thrownBy(fn);
+  if (e === undefined) return undefined;
+  expect(e).toBeInstanceOf(SimError);
+  return (e as SimError).code;
+}
+
+/** Two rigs' units counted alike (hits, misses, walks, faults, translations, IOTLB entries). */
+export function expectSameCounters(a: Rig, b: Rig, label: unknown = ''): void {
+  const sa = a.unit.stats();
+  const sb = b.unit.stats();
+  for (const k of ['hits', 'misses', 'walks', 'faults', 'translations', 'tlbValid'] as const) expect([label, k, sa[k]]).toEqual([label, k, sb[k]]);
 }
 
 export const hex = (v: bigint): string => `0x${v.toString(16)}`;
