@@ -14,7 +14,7 @@ import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
-import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, fastHit, fastDrop, fastRun, fastCountHits, fHit, fOut, fShift } from '../iommu/batch';
+import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, fastHit, fastDrop, fastRun, fastCountHits, fastPair, pSrcAhead, fHit, fOut, fShift } from '../iommu/batch';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
 const OP_WRITE: u32 = 2;  // host buffer -> device memory
@@ -363,6 +363,24 @@ function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, d
       n = min(n, left);
     }
     while (n < left) {
+      // Both sides' last leaves 4K and ending here: their next pages in one loop (fastPair,
+      // which translates them in this loop's order), up to the page it leaves to the code below.
+      if (sc == n && dc == n && sFast && dFast && !switching && sCov == PAGE_SIZE && dCov == PAGE_SIZE) {
+        const k = fastPair(si + n, sp + n, di + n, dp + n, (left - n + PAGE_SIZE - 1) >> PAGE_SHIFT);
+        if (k != 0) {
+          const last = n + ((k - 1) << PAGE_SHIFT);
+          sAt = si + last; sOut = sp + last;
+          dAt = di + last; dOut = dp + last;
+          n += k << PAGE_SHIFT;
+          sc = n; dc = n;
+        }
+        if (pSrcAhead) {
+          sAt = si + n; sOut = sp + n;
+          sc = n + PAGE_SIZE;
+        }
+        n = min3(left, sc, dc);
+        if (n >= left) break;
+      }
       // The side whose leaf ends here takes its next leaf; the window moves on to it even when
       // it does not continue the run, so that the next round starts from it.
       if (sc == n) {

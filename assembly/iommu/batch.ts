@@ -18,13 +18,13 @@ import {
   UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED, UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT,
   TLB_PERM, TLB_STRIDE, UNIT_FAMILY, FAMILY_VTD, VTD_INTR_FIRST, VTD_INTR_LAST, UNIT_ATS_DEVICES,
   DEV_FLAGS, DEV_F_ATS, UNIT_TLB_RR, DOMAIN_FORMAT, FMT_VTD_SS, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2,
-  FMT_AMD_V1, FMT_RISCV, FMT_X86_64,
+  FMT_AMD_V1, FMT_RISCV, FMT_X86_64, DOMAIN_GRANULE, ACCESS_READ, ACCESS_WRITE,
 } from '../abi';
 import { domainAt, unitAt, deviceOf } from './unit';
 import { translateManyIn, translateStore } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, probeAt, setOf, fillSet4k, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
-import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, wOut, wShift, wPerm } from '../pgtable/engine';
+import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, leafIn, wOut, wShift, wPerm, wLeafSlot, wLeafPage, wAbove } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
 // The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
@@ -405,4 +405,89 @@ export function fastRun(iova: u64, out: u64, max: u64, access: u32): u64 {
 /** Counts `n` hits that fastRun found and the caller used. */
 export function fastCountHits(n: u64): void {
   bHits += n;
+}
+
+// Set by fastPair when it stopped after translating (and counting) the source side of the page
+// it stopped at, whose output continues the run, but not its destination side.
+export let pSrcAhead: bool = false;
+
+// fastPair's leaf cursors, one per side: the 2 MiB of iova (>> 21) whose last-level table was
+// walked last, that table's physical and linear page, and the rights above it (leafIn).
+let cKey0: u64 = 0, cTable0: u64 = 0, cPage0: usize = 0, cAbove0: u32 = 0;
+let cKey1: u64 = 0, cTable1: u64 = 0, cPage1: usize = 0, cAbove1: u32 = 0;
+
+/**
+ * The next `max` (at most) 4K pages of a copy from `si` to `di` (both page-aligned; their
+ * outputs continue from `sp` and `dp`), translated in step as copyForward translates them page by
+ * page (source page k, then destination page k), while each side is a 4K leaf allowing its
+ * access (read, write) whose output continues the run: an IOTLB hit, or a miss walked and cached
+ * as fastTranslate does. Nothing writes memory while it runs, so after one walk per 2 MiB of
+ * iova on each side the next misses there read their entry from the leaf table that walk found
+ * (leafIn). Returns the pages both sides continued, counted; pSrcAhead says the source side of
+ * the next one was done too. The page it stops at (on either side) is left as it was for
+ * fastTranslate or translate() to decide. For the domain of fastBegin, one domain on both sides.
+ */
+export function fastPair(si: u64, sp: u64, di: u64, dp: u64, max: u64): u64 {
+  pSrcAhead = false;
+  const d = bD;
+  const fmt = bFmt;
+  if (bDirty || !RUN4K(fmt) || <u32>load<u8>(d + DOMAIN_GRANULE) != 12 || load<u32>(bU + UNIT_SIZES_CACHED) != sizeBit(12)) return 0;
+  const tlb = bTlb, mask = bMask, setBytes = bSetBytes, mix = bMix, tag = bTag4k, vtd = bVtd;
+  const rrs = <usize>load<u32>(bU + UNIT_TLB_RR);
+  cKey0 = cKey1 = 0xffffffffffffffff;
+  let sv = si >> 12, dv = di >> 12;
+  let so = sp, dO = dp;
+  let k: u64 = 0;
+  let hits: u64 = 0, misses: u64 = 0;
+  for (; k < max; k++, sv++, dv++, so += 4096, dO += 4096) {
+    // Source side.
+    let set = setOf(sv, mix, mask);
+    let base = tlb + <usize>(set * setBytes);
+    let e = probeAt(base, setBytes, tag, sv);
+    if (e != 0) {
+      if ((load<u32>(e + TLB_PERM) & ACCESS_READ) == 0 || load<u64>(e + TLB_OUT) != so) break;
+      hits++;
+    } else {
+      if (!pairLeaf(0, fmt, d, sv << 12) || (wPerm & ACCESS_READ) == 0 || wOut != so || (vtd && inIntr(so))) break;
+      fillSet4k(base, setBytes, rrs + <usize>set, sv, so, tag, wPerm);
+      misses++;
+    }
+    // Destination side.
+    set = setOf(dv, mix, mask);
+    base = tlb + <usize>(set * setBytes);
+    e = probeAt(base, setBytes, tag, dv);
+    if (e != 0) {
+      if ((load<u32>(e + TLB_PERM) & ACCESS_WRITE) == 0 || load<u64>(e + TLB_OUT) != dO) { pSrcAhead = true; break; }
+      hits++;
+    } else {
+      if (!pairLeaf(1, fmt, d, dv << 12) || (wPerm & ACCESS_WRITE) == 0 || wOut != dO || (vtd && inIntr(dO))) { pSrcAhead = true; break; }
+      fillSet4k(base, setBytes, rrs + <usize>set, dv, dO, tag, wPerm);
+      misses++;
+    }
+  }
+  bHits += hits;
+  bMisses += misses;
+  return k;
+}
+
+/** Whether the 4K page at `pa` is in the VT-d interrupt range (never an output). */
+@inline function inIntr(pa: u64): bool {
+  return pa <= VTD_INTR_LAST && pa >= VTD_INTR_FIRST;
+}
+
+/**
+ * fastPair's walk of `iova` for side `side`: from the side's leaf cursor when it covers iova,
+ * else walkFast, whose leaf table then becomes the cursor. True when the result is a 4K leaf
+ * (wOut/wPerm/wShift set); false with nothing but the caches changed.
+ */
+@inline function pairLeaf(side: u32, fmt: u32, d: usize, iova: u64): bool {
+  const key = iova >> 21;
+  if (side == 0 ? key == cKey0 : key == cKey1) {
+    return side == 0 ? leafIn(fmt, d, iova, cPage0, cTable0, cAbove0) && wShift == 12
+      : leafIn(fmt, d, iova, cPage1, cTable1, cAbove1) && wShift == 12;
+  }
+  if (!walkFast(fmt, d, iova) || wShift != 12) return false;
+  if (side == 0) { cKey0 = key; cTable0 = wLeafSlot & ~(<u64>4095); cPage0 = wLeafPage; cAbove0 = wAbove; }
+  else { cKey1 = key; cTable1 = wLeafSlot & ~(<u64>4095); cPage1 = wLeafPage; cAbove1 = wAbove; }
+  return true;
 }

@@ -419,9 +419,29 @@ export function walkTrustEnd(): void {
     }
     if (kind != PTE_LEAF || takeLeaf(fmt, d, iova, pte, shift, perm, slot) != 0) return false;
     wDepth = lvl + 1;
+    wLeafPage = ptr & ~(<usize>4095);
+    wAbove = perm;
     return true;
   }
   return false;
+}
+
+// Where the last walkFast/walkTrusted found its leaf: the linear page of the leaf's table and the
+// rights the levels above it leave (a leaf cursor for leafIn).
+export let wLeafPage: usize = 0;
+export let wAbove: u32 = 0;
+
+/**
+ * The 4K leaf of `iova` in the last-level table at physical `table` whose linear page is `page`
+ * (from a walk of the same 2 MiB of iova: wLeafSlot's page, wLeafPage, and wAbove as `above`), for a loop in which nothing writes
+ * memory since that walk: the levels above are as the walk found them, so this reads the one
+ * entry the walk would read last. True with wOut/wShift/wPerm/wLeafSlot set as walkFast sets
+ * them; false (nothing changed) for anything else, which a walk decides. A domain of 4K granule.
+ */
+@inline export function leafIn(fmt: u32, d: usize, iova: u64, page: usize, table: u64, above: u32): bool {
+  const idx = (iova >> 12) & 511;
+  const pte = load<u64>(page + (<usize>idx << 3));
+  return pteKind(fmt, pte, 12, d) == PTE_LEAF && takeLeaf(fmt, d, iova, pte, 12, above, table | (idx << 3)) == 0;
 }
 
 /** Smallest page size of the domain (iommu_map/unmap reject anything not aligned to it). */

@@ -290,14 +290,14 @@ async function runWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'
  * One copy on `a` and the reference copy (one translate() per leaf) on `b`: the same result,
  * counters, IOTLB bytes, fault records and bytes. Returns `a`'s result.
  */
-function runCopy(a: Rig, b: Rig, name: string, s: DmaEndpoint, d: DmaEndpoint, len: bigint): DmaResult {
+function runCopy(a: Rig, b: Rig, name: string, s: DmaEndpoint, d: DmaEndpoint, len: bigint, bytesAt = [RUN_SRC_PA, RUN_DST_PA], pages = RUN_PAGES): DmaResult {
   const ra = a.sim.dma.copy(s, d, len);
   const rb = refCopy(b.sim, s, d, len);
   expect([name, result(ra)]).toEqual([name, result(rb)]);
   expectSameCounters(a, b, name);
   expect([name, tlbBytes(a)]).toEqual([name, tlbBytes(b)]);
   expect(a.unit.faults().map((f) => ({ ...f }))).toEqual(b.unit.faults().map((f) => ({ ...f })));
-  for (const pa of [RUN_SRC_PA, RUN_DST_PA]) expect([name, digest(a.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]).toEqual([name, digest(b.sim.memory.read(pa, Number(RUN_PAGES) * 4096))]);
+  for (const pa of bytesAt) expect([name, digest(a.sim.memory.read(pa, Number(pages) * 4096))]).toEqual([name, digest(b.sim.memory.read(pa, Number(pages) * 4096))]);
   return ra;
 }
 
@@ -384,5 +384,86 @@ describe.each(FORMATS)('%s: a copy walks two streams', (format) => {
     }
     expect(copy('restored', at(RUN_SRC), at(RUN_DST), 16n * K4).ok).toBe(true);
     expect(copy('restored, warm', at(RUN_SRC), at(RUN_DST), 16n * K4).ok).toBe(true);
+  });
+});
+
+// Runs of misses (assembly/iommu/batch.ts fastPair): both sides' 4K pages translated in step, each
+// side's misses read from the leaf table its last walk found (one walk per 2 MiB of iova). 64
+// pages a side, each crossing into the next leaf table (source at page 20, destination at 32),
+// physically in order but for the breaks below, through an IOTLB of 16 sets x 4 ways.
+const CUR_SRC = 0x40_0000n - 20n * K4;
+const CUR_DST = 0x80_0000n;
+const CUR_DST0 = CUR_DST - 32n * K4;
+const CUR_SRC_PA = RAM_BASE + 0x300_0000n;
+const CUR_DST_PA = RAM_BASE + 0x400_0000n;
+const CUR_PAGES = 64n;
+
+async function cursorWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'] }> {
+  const ias = format === 'riscv' ? 39 : 48;
+  const sim = await makeSim();
+  const r = await rig(format, { sim, ias, tlbSets: 16, tlbWays: 4, attach: false, svnapot: format === 'riscv' ? true : undefined });
+  const other = r.unit.createDomain({ type: 'paging', format, ias });
+  sim.iommu.attach(RID, r.dom);
+  sim.iommu.attach(RID2, r.dom);
+  sim.iommu.attach(RID3, other);
+  for (const d of [r.dom, other]) {
+    for (let i = 0n; i < CUR_PAGES; i++) {
+      // Source: page 12 lives elsewhere, page 45 is not mapped.
+      if (i !== 45n) d.map(CUR_SRC + i * K4, CUR_SRC_PA + (i === 12n ? 0x10_0000n : i * K4), K4, Prot.RW);
+      // Destination: page 8 lives elsewhere, page 41 is read-only, pages 48..63 are one 64K mapping
+      // (one leaf where the format has 64K leaves in its last level: AMD v1, RISC-V NAPOT).
+      if (i < 48n) d.map(CUR_DST0 + i * K4, CUR_DST_PA + (i === 8n ? 0x10_0000n : i * K4), K4, i === 41n ? Prot.READ : Prot.RW);
+    }
+    d.map(CUR_DST0 + 48n * K4, CUR_DST_PA + 48n * K4, 16n * K4, Prot.RW);
+  }
+  sim.memory.write(CUR_SRC_PA, pattern(Number(CUR_PAGES) * 4096, 11));
+  sim.memory.write(CUR_SRC_PA + 0x10_0000n, pattern(4096, 12));
+  return { ...r, other };
+}
+
+describe.each(FORMATS)('%s: runs of misses across leaf tables', (format) => {
+  it('translate, count, fault, evict and move bytes as one translate() per leaf does', async () => {
+    const a = await cursorWorld(format);
+    const b = await cursorWorld(format);
+    const copy = (name: string, s: DmaEndpoint, d: DmaEndpoint, len: bigint) =>
+      runCopy(a, b, name, s, d, len, [CUR_SRC_PA, CUR_DST_PA, CUR_SRC_PA + 0x10_0000n, CUR_DST_PA + 0x10_0000n], CUR_PAGES);
+    const cold = () => { for (const w of [a, b]) w.unit.invalidateAll(); };
+    const cases: Case[] = [
+      ['before the breaks', at(CUR_SRC), at(CUR_DST0), 8n * K4],
+      ['destination page 8 breaks the run', at(CUR_SRC), at(CUR_DST0), 12n * K4],
+      ['source page 12 breaks the run', at(CUR_SRC + 9n * K4), at(CUR_DST0 + 9n * K4), 10n * K4],
+      ['across both leaf-table edges', at(CUR_SRC + 13n * K4), at(CUR_DST0 + 13n * K4), 28n * K4],
+      ['up to the read-only page', at(CUR_SRC + 30n * K4), at(CUR_DST0 + 30n * K4), 14n * K4],
+      ['up to the unmapped source page', at(CUR_SRC + 42n * K4), at(CUR_DST0 + 42n * K4 + K4), 6n * K4],
+      ['into the 64K mapping', at(CUR_SRC + 46n * K4), at(CUR_DST0 + 46n * K4), 18n * K4],
+      ['sides out of step, not page-aligned', at(CUR_SRC + 14n * K4 + 0x40n), at(CUR_DST0 + 20n * K4 + 0x40n), 20n * K4],
+      ['two requesters, one domain', at(CUR_SRC + 13n * K4, RID2), at(CUR_DST0 + 13n * K4), 28n * K4],
+      ['two domains', at(CUR_SRC + 13n * K4, RID3), at(CUR_DST0 + 13n * K4), 28n * K4],
+      ['ends inside a page', at(CUR_SRC + 13n * K4), at(CUR_DST0 + 13n * K4), 20n * K4 + 300n],
+    ];
+    for (const warm of [false, true]) {
+      for (const [name, s, d, len] of cases) {
+        if (!warm) cold();
+        copy(`${name}${warm ? ', warm' : ''}`, s, d, len);
+      }
+    }
+    // A guest rewrites a source leaf between two copies (an unmap and a map at another output,
+    // no invalidation yet): the IOTLB still answers for it, and once invalidated the next copy
+    // walks the new entry.
+    for (const w of [a, b]) {
+      w.dom.unmap(CUR_SRC + 25n * K4, K4);
+      w.dom.map(CUR_SRC + 25n * K4, CUR_SRC_PA + 0x10_0000n, K4, Prot.RW);
+    }
+    copy('a leaf rewritten, stale IOTLB', at(CUR_SRC + 13n * K4), at(CUR_DST0 + 13n * K4), 28n * K4);
+    for (const w of [a, b]) w.dom.invalidate(CUR_SRC + 25n * K4, CUR_SRC + 26n * K4);
+    expect(copy('a leaf rewritten, invalidated', at(CUR_SRC + 13n * K4), at(CUR_DST0 + 13n * K4), 28n * K4).bytesDone).toBe(28n * K4);
+    cold();
+    copy('a leaf rewritten, cold', at(CUR_SRC + 13n * K4), at(CUR_DST0 + 13n * K4), 28n * K4);
+    // All misses with the outputs in order: counted once per page and side.
+    cold();
+    const before = a.unit.stats();
+    expect(a.sim.dma.copy(at(CUR_SRC + 13n * K4), at(CUR_DST0 + 13n * K4), 12n * K4)).toMatchObject({ ok: true, bytesDone: 12n * K4 });
+    const after = a.unit.stats();
+    expect([after.hits - before.hits, after.misses - before.misses, after.walks - before.walks]).toEqual([0n, 24n, 24n]);
   });
 });
