@@ -24,7 +24,7 @@ import { domainAt, unitAt, deviceOf } from './unit';
 import { translateManyIn, translateStore } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, probeAt, setOf, fillSet4k, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
-import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, leafIn, wOut, wShift, wPerm, wLeafSlot, wLeafPage, wAbove } from '../pgtable/engine';
+import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, walk4k, walkPathBase, walkLevels, leafIn, wOut, wShift, wPerm, wLeafSlot, wLeafPage, wAbove, WALK4K_OK } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
 // The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
@@ -298,6 +298,9 @@ function run4kRiscv(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: 
   const mix = bMix;
   const tag4k = bTag4k;
   const vtd = bVtd;
+  const gran4k = <u32>load<u8>(d + DOMAIN_GRANULE) == 12;
+  const pathBase = walkPathBase();
+  const levels = walkLevels();
   let hits: u64 = 0;
   let misses: u64 = 0;
   for (; i < n; i++) {
@@ -311,12 +314,19 @@ function run4kRiscv(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: 
       hits++;
       continue;
     }
-    if (!walkTrusted(fmt, d, iova) || (wPerm & access) != access || wShift != 12) break;
+    // The common walk (walk4k: the result in a value), else walkTrusted.
+    let leaf = gran4k ? walk4k(fmt, d, iova, pathBase, levels) : 0;
+    if (leaf == 0) {
+      if (!walkTrusted(fmt, d, iova) || wShift != 12) break;
+      leaf = (wOut & ~(<u64>0xfff)) | WALK4K_OK | <u64>wPerm;
+    }
+    const perm = <u32>leaf & 3;
+    if ((perm & access) != access) break;
     // The interrupt range is never an output (translate() faults it).
-    const page = wOut & ~(<u64>0xfff);
+    const page = leaf & ~(<u64>0xfff);
     if (vtd && page <= VTD_INTR_LAST && page >= VTD_INTR_FIRST) break;
-    fillSet4k(tlb + <usize>(set * setBytes), setBytes, rrs + <usize>set, iova >> 12, wOut, tag4k, wPerm);
-    store<u64>(out + (<usize>i << 3), wOut);
+    fillSet4k(tlb + <usize>(set * setBytes), setBytes, rrs + <usize>set, iova >> 12, page, tag4k, perm);
+    store<u64>(out + (<usize>i << 3), page | (iova & 0xfff));
     store<i32>(sts + (<usize>i << 2), OK);
     misses++;
   }

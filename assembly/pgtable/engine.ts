@@ -369,6 +369,55 @@ export function walkTrustEnd(): void {
   return m != 0 && walkAfter(fmt, d, iova, m);
 }
 
+/**
+ * walkTrusted's common case in a loop of random 4K translations over tables of 4K granule
+ * (9 index bits a level), with the result in one value instead of the w* globals: the path
+ * holds every table level, and `iova` is under the same leaf table as the last walk (its entry
+ * and page in the last record), or under the same table above it (whose page the record above
+ * holds), whose entry for iova is read and recorded as walkBelow records it. Returns the 4K
+ * leaf's output | WALK4K_OK | rights, or 0 for anything else (another level parts, a table
+ * page not yet learnt, a fault, a larger leaf), which walkTrusted decides; it changes nothing
+ * but the page-walk cache, as that walk would.
+ */
+@inline export function walk4k(fmt: u32, d: usize, iova: u64, base: usize, levels: u32): u64 {
+  const depth = pwcDepth;
+  if (!pwcTrust || depth + 1 != levels || depth < 2) return 0;
+  const rec = base + <usize>(depth - 1) * PWC_STRIDE; // the entry above the leaf table
+  let page: usize;
+  let above: u32;
+  if (load<u64>(rec) == (iova >> 21)) {
+    page = <usize>load<u32>(rec + 24);
+    above = load<u32>(rec + 20);
+  } else {
+    const up = rec - PWC_STRIDE;
+    const next = <usize>load<u32>(up + 24);
+    if (load<u64>(up) != (iova >> 30) || next == NO_PAGE) return 0;
+    const ptr = next + (<usize>((iova >> 21) & 511) << 3);
+    const pde = load<u64>(ptr);
+    if (pteKind(fmt, pde, 21, d) != PTE_TABLE) return 0;
+    above = load<u32>(up + 20) & pteTablePerm(fmt, pde, d);
+    page = tableReadPtr(pteTableAddr(fmt, pde, d));
+    pwcRecord(rec, iova >> 21, pde, ptr, above);
+    if (page == NO_PAGE) return 0;
+    page &= ~(<usize>4095);
+    store<u32>(rec + 24, <u32>page);
+  }
+  if (page == NO_PAGE) return 0;
+  const pte = load<u64>(page + (<usize>((iova >> 12) & 511) << 3));
+  if (pteKind(fmt, pte, 12, d) != PTE_LEAF || pteLeafShift(fmt, pte, 12, d) != 12) return 0;
+  const out = pteLeafAddr(fmt, pte, 12, d);
+  const perm = ptePerm(fmt, pte);
+  if (perm == 0xffffffff || (out >> load<u32>(d + DOMAIN_OAS)) != 0) return 0;
+  return out | WALK4K_OK | (above & perm);
+}
+
+/** The last path's records and the levels of the domain the page-walk cache holds (walk4k's arguments). */
+@inline export function walkPathBase(): usize { return pwcBase; }
+@inline export function walkLevels(): u32 { return pwcLevels; }
+
+/** walk4k's mark of a result (rights are bits 0-1, the output 4K-aligned). */
+export const WALK4K_OK: u64 = 4;
+
 /** How many levels of the path at `base` (`depth` records, checked against memory) serve `iova`, by keys alone. */
 @inline function pwcKeys(base: usize, depth: u32, iova: u64): u32 {
   let m = depth;

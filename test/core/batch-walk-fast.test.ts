@@ -185,3 +185,66 @@ describe.each(FORMATS)('%s: the page-walk cache and two streams', (format) => {
     }
   });
 });
+
+/**
+ * The entry above a leaf table made read-only, where the format's table entries carry rights
+ * (VT-d W bit 1, x86-64 R/W bit 1, AMD v1 IW bit 62, ARM stage 1 APTable[1] bit 62); RISC-V and
+ * ARM stage 2 tables carry none, and the entry stays as it was.
+ */
+function readOnlyTable(format: PgtableFormat, entry: bigint): bigint {
+  switch (format) {
+    case 'vtd-ss':
+    case 'x86-64': return entry & ~2n;
+    case 'amd-v1': return entry & ~(1n << 62n);
+    case 'arm-lpae-s1': return entry | (1n << 62n);
+    default: return entry;
+  }
+}
+
+describe.each(FORMATS)('%s: batch walks in the last two levels', (format) => {
+  it('take the rights of the entry above the leaf table, and leave larger last-level leaves to the general walk', async () => {
+    const mk = () => rig(format, { tlbSets: 4, tlbWays: 2, ias: format === 'riscv' ? 39 : 48, svnapot: format === 'riscv' ? true : undefined });
+    const base = format === 'riscv' ? 0x40_0000_0000n >> 10n : BASE;
+    const a = await mk();
+    const b = await mk();
+    for (const r of [a, b]) {
+      // Two leaf tables under one table: 64 4K pages in each, and in the second a 64K mapping
+      // (one leaf where the last level has 64K leaves: AMD v1, RISC-V NAPOT).
+      for (let i = 0n; i < 64n; i++) {
+        r.dom.map(base + i * K4, RAM_BASE + i * K4, K4, Prot.RW);
+        r.dom.map(base + M2 + i * K4, RAM_BASE + 0x10_0000n + i * K4, K4, Prot.RW);
+      }
+      r.dom.map(base + M2 + 0x10_0000n, RAM_BASE + 0x20_0000n, 16n * K4, Prot.RW);
+    }
+    const pages = (n: number, lo: bigint, span: bigint) => {
+      const v = new BigUint64Array(n);
+      for (let i = 0; i < n; i++) v[i] = lo + BigInt(rnd() % Number(span / K4)) * K4 + BigInt(rnd() & 0xfff);
+      return v;
+    };
+    // Both leaf tables and the 64K mapping, in turn: walks parting at the last table level,
+    // walks inside the leaf table the last one found, and the larger leaf.
+    const mixed = () => {
+      const v = new BigUint64Array(600);
+      const x = pages(200, base, 64n * K4), y = pages(200, base + M2, 64n * K4), z = pages(200, base + M2 + 0x10_0000n, 16n * K4);
+      for (let i = 0; i < 200; i++) { v[3 * i] = x[i]!; v[3 * i + 1] = i % 3 === 0 ? z[i]! : y[i]!; v[3 * i + 2] = i % 5 === 0 ? x[(i * 7) % 200]! : z[i]!; }
+      return v;
+    };
+    compare(a, b, mixed(), 'write');
+    // The first leaf table's parent entry read-only: writes under it fault, reads pass; the
+    // other leaf table is untouched.
+    const parent = parentSlot(a, base);
+    expect(parentSlot(b, base)).toEqual(parent);
+    for (const r of [a, b]) {
+      write64(r.sim, parent.slot, readOnlyTable(format, parent.entry));
+      r.unit.invalidateAll();
+    }
+    const v = mixed();
+    compare(a, b, v, 'write');
+    compare(a, b, v, 'read');
+    for (const r of [a, b]) r.unit.invalidateAll();
+    compare(a, b, v, 'read');
+    compare(a, b, v, 'write');
+    const denied = a.sim.iommu.translateBatch(RID, pages(50, base, 64n * K4), 'write').faults;
+    expect(denied).toBe(readOnlyTable(format, parent.entry) === parent.entry ? 0 : 50);
+  });
+});
