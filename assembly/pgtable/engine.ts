@@ -411,8 +411,9 @@ export function walkTrustEnd(): void {
   return out | WALK4K_OK | (above & perm);
 }
 
-/** The last path's records and the levels of the domain the page-walk cache holds (walk4k's arguments). */
+/** The last path's records (fixed inside a walkTrust window), walk4k's `base`. */
 @inline export function walkPathBase(): usize { return pwcBase; }
+/** The levels of the domain the page-walk cache holds, walk4k's `levels`. */
 @inline export function walkLevels(): u32 { return pwcLevels; }
 
 /** walk4k's mark of a result (rights are bits 0-1, the output 4K-aligned). */
@@ -482,10 +483,11 @@ export let wAbove: u32 = 0;
 
 /**
  * The 4K leaf of `iova` in the last-level table at physical `table` whose linear page is `page`
- * (from a walk of the same 2 MiB of iova: wLeafSlot's page, wLeafPage, and wAbove as `above`), for a loop in which nothing writes
- * memory since that walk: the levels above are as the walk found them, so this reads the one
- * entry the walk would read last. True with wOut/wShift/wPerm/wLeafSlot set as walkFast sets
- * them; false (nothing changed) for anything else, which a walk decides. A domain of 4K granule.
+ * (from a walk of the same 2 MiB of iova: wLeafSlot's page, wLeafPage, and wAbove as `above`),
+ * for a loop in which nothing has written memory since that walk: the levels above are as the
+ * walk found them, so this reads the one entry the walk would read last. True with
+ * wOut/wShift/wPerm/wLeafSlot set as walkFast sets them; false (nothing changed) for anything
+ * else, which a walk decides. A domain of 4K granule.
  */
 @inline export function leafIn(fmt: u32, d: usize, iova: u64, page: usize, table: u64, above: u32): bool {
   const idx = (iova >> 12) & 511;
