@@ -14,7 +14,7 @@ import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
-import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, fastHit, fastDrop, fastRun, fastCountHits, fastPair, pSrcAhead, fHit, fOut, fShift } from '../iommu/batch';
+import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, hitBoth, hitBothCount, hOutS, hOutD, fastRun, fastCountHits, fastPair, pSrcAhead, fHit, fOut, fShift } from '../iommu/batch';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
 const OP_WRITE: u32 = 2;  // host buffer -> device memory
@@ -418,23 +418,21 @@ function copyInPage(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): boo
   const same = srcRid == dstRid;
   const dom = domainOfRid(srcRid);
   if ((!same && domainOfRid(dstRid) != dom) || (dst > src && dst - src < len)) return false;
-  if (!fastBegin(srcRid, dom)) return false;
+  if (!fastUsable(srcRid, dom) || (!same && !fastUsable(dstRid, dom)) || !hitBoth(<u32>dom, src, dst)) return false;
+  const sp = hOutS;
+  const dp = hOutD;
   const n = <usize>len;
-  if ((!same && !fastUsable(dstRid, dom)) || !fastHit(src, ACCESS_READ)) { fastDrop(); return false; }
-  const sp = fOut;
-  if (!fastHit(dst, ACCESS_WRITE)) { fastDrop(); return false; }
-  const dp = fOut;
   const sOff = <usize>(sp & (PAGE_SIZE - 1));
   const dOff = <usize>(dp & (PAGE_SIZE - 1));
   // Regions are whole pages, so a region holding the page's first byte holds all of it.
   const sr = sOff + n <= PAGE_SIZE && dOff + n <= PAGE_SIZE ? findRegion(sp) : 0;
   const dr = sr != 0 ? findRegion(dp) : 0;
   const page = dr != 0 ? dstPage(dr, dp) : NO_PAGE;
-  if (page == NO_PAGE) { fastDrop(); return false; }
+  if (page == NO_PAGE) return false;
   memory.copy(page + dOff, srcPtr(sr, sp), n);
   countBytes(dr, len, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE);
   countBytes(sr, len, STAT_BYTES_FROM_RAM, STAT_BYTES_FROM_DEVICE);
-  fastEnd();
+  hitBothCount();
   return true;
 }
 

@@ -358,33 +358,47 @@ function flushCounts(u: usize, hits: u64, misses: u64): void {
   if (n != 0) store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + n);
 }
 
+// The outputs hitBoth found, and the unit it counts the two hits on (hitBothCount).
+export let hOutS: u64 = 0;
+export let hOutD: u64 = 0;
+let hU: usize = 0;
+
 /**
- * fastTranslate's IOTLB probe alone, for a caller that must not walk (the DMA engine's one-page
- * copy): true on a hit allowing `access`, with fOut/fShift set and the hit counted as
- * fastTranslate counts it; false with nothing counted. fastDrop forgets what was counted.
+ * The IOTLB hits of both sides of a one-page copy in domain `dom` (which fastUsable accepted for
+ * both requesters): `src` for read, `dst` for write, as fastTranslate finds hits but with the
+ * unit's geometry in locals (no fastBegin). True with hOutS/hOutD set; false when either side
+ * is not a hit allowing its access. Counts nothing: a caller that uses the hits counts them with
+ * hitBothCount, as translate() would have.
  */
-export function fastHit(iova: u64, access: u32): bool {
-  const u = bU;
+export function hitBoth(dom: u32, src: u64, dst: u64): bool {
+  const u = unitAt(load<u32>(domainAt(dom) + DOMAIN_UNIT));
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
   if (sizes == sizeBit(12)) {
-    const e = probeSet(bTlb, bMask, bSetBytes, bMix, bTag4k, iova >> 12);
-    if (e == 0 || (load<u32>(e + TLB_PERM) & access) != access) return false;
-    fOut = load<u64>(e + TLB_OUT) | (iova & 0xfff);
-    fShift = 12;
+    // Only 4K leaves cached (the common case): one set probe a side.
+    const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
+    const mask = load<u32>(u + UNIT_TLB_SETS) - 1;
+    const setBytes = load<u32>(u + UNIT_TLB_WAYS) * TLB_STRIDE;
+    const mix = domMix(dom);
+    const tag = tlbTag(dom, 12);
+    const se = probeSet(tlb, mask, setBytes, mix, tag, src >> 12);
+    if (se == 0 || (load<u32>(se + TLB_PERM) & ACCESS_READ) == 0) return false;
+    const de = probeSet(tlb, mask, setBytes, mix, tag, dst >> 12);
+    if (de == 0 || (load<u32>(de + TLB_PERM) & ACCESS_WRITE) == 0) return false;
+    hOutS = load<u64>(se + TLB_OUT) | (src & 0xfff);
+    hOutD = load<u64>(de + TLB_OUT) | (dst & 0xfff);
   } else {
-    if (!tlbLookup(u, bDom, iova) || (hitPerm & access) != access) return false;
-    fOut = hitOut;
-    fShift = hitShift;
+    if (sizes == 0 || !tlbLookup(u, dom, src) || (hitPerm & ACCESS_READ) == 0) return false;
+    hOutS = hitOut;
+    if (!tlbLookup(u, dom, dst) || (hitPerm & ACCESS_WRITE) == 0) return false;
+    hOutD = hitOut;
   }
-  bHits++;
+  hU = u;
   return true;
 }
 
-/** Ends the fast path without counting what it counted since fastBegin (nothing was done with it). */
-export function fastDrop(): void {
-  bHits = 0;
-  bMisses = 0;
-  bD = 0;
+/** Counts the two hits of the last hitBoth on its unit. */
+export function hitBothCount(): void {
+  flushCounts(hU, 2, 0);
 }
 
 // Whether the last fastTranslate was an IOTLB hit (a run of hits is likely to go on).
