@@ -266,14 +266,24 @@ const RUN_SRC_PA = RAM_BASE + 0x100_0000n;
 const RUN_DST_PA = RAM_BASE + 0x200_0000n;
 const RUN_PAGES = 48n;
 
-async function runWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'] }> {
+/**
+ * A rig with an IOTLB of 16 sets x 4 ways, RID and RID2 in its domain, RID3 in a second domain
+ * of the same unit; `svnapot` turns on RISC-V's 64K NAPOT leaves in the first.
+ */
+async function streamRig(format: PgtableFormat, svnapot = false): Promise<Rig & { other: Rig['dom'] }> {
   const ias = format === 'riscv' ? 39 : 48;
   const sim = await makeSim();
-  const r = await rig(format, { sim, ias, tlbSets: 16, tlbWays: 4, attach: false });
+  const r = await rig(format, { sim, ias, tlbSets: 16, tlbWays: 4, attach: false, svnapot: svnapot && format === 'riscv' ? true : undefined });
   const other = r.unit.createDomain({ type: 'paging', format, ias });
   sim.iommu.attach(RID, r.dom);
   sim.iommu.attach(RID2, r.dom);
   sim.iommu.attach(RID3, other);
+  return { ...r, other };
+}
+
+async function runWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'] }> {
+  const r = await streamRig(format);
+  const { sim, other } = r;
   for (const d of [r.dom, other]) {
     for (let i = 0n; i < RUN_PAGES; i++) {
       // Source page 21 lives elsewhere (the output breaks there); destination page 40 is read-only.
@@ -283,7 +293,7 @@ async function runWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'
   }
   sim.memory.write(RUN_SRC_PA, pattern(Number(RUN_PAGES) * 4096, 7));
   sim.memory.write(RUN_SRC_PA + 0x10_0000n, pattern(4096, 8));
-  return { ...r, other };
+  return r;
 }
 
 /**
@@ -399,13 +409,8 @@ const CUR_DST_PA = RAM_BASE + 0x400_0000n;
 const CUR_PAGES = 64n;
 
 async function cursorWorld(format: PgtableFormat): Promise<Rig & { other: Rig['dom'] }> {
-  const ias = format === 'riscv' ? 39 : 48;
-  const sim = await makeSim();
-  const r = await rig(format, { sim, ias, tlbSets: 16, tlbWays: 4, attach: false, svnapot: format === 'riscv' ? true : undefined });
-  const other = r.unit.createDomain({ type: 'paging', format, ias });
-  sim.iommu.attach(RID, r.dom);
-  sim.iommu.attach(RID2, r.dom);
-  sim.iommu.attach(RID3, other);
+  const r = await streamRig(format, true);
+  const { sim, other } = r;
   for (const d of [r.dom, other]) {
     for (let i = 0n; i < CUR_PAGES; i++) {
       // Source: page 12 lives elsewhere, page 45 is not mapped.
@@ -418,7 +423,7 @@ async function cursorWorld(format: PgtableFormat): Promise<Rig & { other: Rig['d
   }
   sim.memory.write(CUR_SRC_PA, pattern(Number(CUR_PAGES) * 4096, 11));
   sim.memory.write(CUR_SRC_PA + 0x10_0000n, pattern(4096, 12));
-  return { ...r, other };
+  return r;
 }
 
 describe.each(FORMATS)('%s: runs of misses across leaf tables', (format) => {
