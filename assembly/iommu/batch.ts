@@ -24,7 +24,7 @@ import { domainAt, unitAt, deviceOf } from './unit';
 import { translateManyIn, translateStore } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, probeAt, setOf, fillSet4k, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
-import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, walk4k, walkPathBase, walkLevels, leafIn, wOut, wShift, wPerm, wLeafSlot, wLeafPage, wAbove, WALK4K_OK } from '../pgtable/engine';
+import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, walk4k, walkPathBase, walkLevels, leafAt, wOut, wShift, wPerm, wLeafPage, wAbove, WALK4K_OK } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
 // The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
@@ -436,9 +436,9 @@ export function fastCountHits(n: u64): void {
 export let pSrcAhead: bool = false;
 
 // fastPair's leaf cursors, one per side: the 2 MiB of iova (>> 21) whose last-level table was
-// walked last, that table's physical and linear page, and the rights above it (leafIn).
-let cKey0: u64 = 0, cTable0: u64 = 0, cPage0: usize = 0, cAbove0: u32 = 0;
-let cKey1: u64 = 0, cTable1: u64 = 0, cPage1: usize = 0, cAbove1: u32 = 0;
+// walked last, that table's linear page, and the rights above it (leafAt).
+let cKey0: u64 = 0, cPage0: usize = 0, cAbove0: u32 = 0;
+let cKey1: u64 = 0, cPage1: usize = 0, cAbove1: u32 = 0;
 
 /**
  * The next `max` (at most) 4K pages of a copy from `si` to `di` (both page-aligned; their
@@ -447,7 +447,7 @@ let cKey1: u64 = 0, cTable1: u64 = 0, cPage1: usize = 0, cAbove1: u32 = 0;
  * access (read, write) whose output continues the run: an IOTLB hit, or a miss walked and cached
  * as fastTranslate does. Nothing writes memory while it runs, so after one walk per 2 MiB of
  * iova on each side the next misses there read their entry from the leaf table that walk found
- * (leafIn). Returns the pages both sides continued, counted; pSrcAhead says the source side of
+ * (leafAt). Returns the pages both sides continued, counted; pSrcAhead says the source side of
  * the next one was done too. The page it stops at (on either side) is left as it was for
  * fastTranslate or translate() to decide. For the domain of fastBegin, one domain on both sides.
  */
@@ -472,8 +472,9 @@ export function fastPair(si: u64, sp: u64, di: u64, dp: u64, max: u64): u64 {
       if ((load<u32>(e + TLB_PERM) & ACCESS_READ) == 0 || load<u64>(e + TLB_OUT) != so) break;
       hits++;
     } else {
-      if (!pairLeaf(0, fmt, d, sv << 12) || (wPerm & ACCESS_READ) == 0 || wOut != so || (vtd && inIntr(so))) break;
-      fillSet4k(base, setBytes, rrs + <usize>set, sv, so, tag, wPerm);
+      const leaf = pairLeaf(0, fmt, d, sv << 12);
+      if ((leaf & ~(<u64>3)) != (so | WALK4K_OK) || (<u32>leaf & ACCESS_READ) == 0 || (vtd && inIntr(so))) break;
+      fillSet4k(base, setBytes, rrs + <usize>set, sv, so, tag, <u32>leaf & 3);
       misses++;
     }
     // Destination side.
@@ -484,8 +485,9 @@ export function fastPair(si: u64, sp: u64, di: u64, dp: u64, max: u64): u64 {
       if ((load<u32>(e + TLB_PERM) & ACCESS_WRITE) == 0 || load<u64>(e + TLB_OUT) != dO) { pSrcAhead = true; break; }
       hits++;
     } else {
-      if (!pairLeaf(1, fmt, d, dv << 12) || (wPerm & ACCESS_WRITE) == 0 || wOut != dO || (vtd && inIntr(dO))) { pSrcAhead = true; break; }
-      fillSet4k(base, setBytes, rrs + <usize>set, dv, dO, tag, wPerm);
+      const leaf = pairLeaf(1, fmt, d, dv << 12);
+      if ((leaf & ~(<u64>3)) != (dO | WALK4K_OK) || (<u32>leaf & ACCESS_WRITE) == 0 || (vtd && inIntr(dO))) { pSrcAhead = true; break; }
+      fillSet4k(base, setBytes, rrs + <usize>set, dv, dO, tag, <u32>leaf & 3);
       misses++;
     }
   }
@@ -501,17 +503,16 @@ export function fastPair(si: u64, sp: u64, di: u64, dp: u64, max: u64): u64 {
 
 /**
  * fastPair's walk of `iova` for side `side`: from the side's leaf cursor when it covers iova,
- * else walkFast, whose leaf table then becomes the cursor. True when the result is a 4K leaf
- * (wOut/wPerm/wShift set); false with nothing but the caches changed.
+ * else walkFast, whose leaf table then becomes the cursor. The 4K leaf as leafAt gives it
+ * (output | WALK4K_OK | rights), or 0 with nothing but the caches changed.
  */
-@inline function pairLeaf(side: u32, fmt: u32, d: usize, iova: u64): bool {
+@inline function pairLeaf(side: u32, fmt: u32, d: usize, iova: u64): u64 {
   const key = iova >> 21;
   if (side == 0 ? key == cKey0 : key == cKey1) {
-    return side == 0 ? leafIn(fmt, d, iova, cPage0, cTable0, cAbove0) && wShift == 12
-      : leafIn(fmt, d, iova, cPage1, cTable1, cAbove1) && wShift == 12;
+    return side == 0 ? leafAt(fmt, d, iova, cPage0, cAbove0) : leafAt(fmt, d, iova, cPage1, cAbove1);
   }
-  if (!walkFast(fmt, d, iova) || wShift != 12) return false;
-  if (side == 0) { cKey0 = key; cTable0 = wLeafSlot & ~(<u64>4095); cPage0 = wLeafPage; cAbove0 = wAbove; }
-  else { cKey1 = key; cTable1 = wLeafSlot & ~(<u64>4095); cPage1 = wLeafPage; cAbove1 = wAbove; }
-  return true;
+  if (!walkFast(fmt, d, iova) || wShift != 12) return 0;
+  if (side == 0) { cKey0 = key; cPage0 = wLeafPage; cAbove0 = wAbove; }
+  else { cKey1 = key; cPage1 = wLeafPage; cAbove1 = wAbove; }
+  return (wOut & ~(<u64>0xfff)) | WALK4K_OK | <u64>wPerm;
 }

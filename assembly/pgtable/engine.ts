@@ -402,7 +402,17 @@ export function walkTrustEnd(): void {
     page &= ~(<usize>4095);
     store<u32>(rec + 24, <u32>page);
   }
-  if (page == NO_PAGE) return 0;
+  return page == NO_PAGE ? 0 : leafAt(fmt, d, iova, page, above);
+}
+
+/**
+ * The 4K leaf of `iova` in the last-level table whose linear page is `page`, under table entries
+ * leaving rights `above` (a leaf cursor: walk4k's last step, and fastPair's misses in the leaf
+ * table their side's last walk found, when nothing has written memory since): output |
+ * WALK4K_OK | rights, or 0 for anything but a valid 4K leaf (a fault, a larger leaf), which a
+ * walk decides. Changes nothing. A domain of 4K granule.
+ */
+@inline export function leafAt(fmt: u32, d: usize, iova: u64, page: usize, above: u32): u64 {
   const pte = load<u64>(page + (<usize>((iova >> 12) & 511) << 3));
   if (pteKind(fmt, pte, 12, d) != PTE_LEAF || pteLeafShift(fmt, pte, 12, d) != 12) return 0;
   const out = pteLeafAddr(fmt, pte, 12, d);
@@ -477,23 +487,9 @@ export const WALK4K_OK: u64 = 4;
 }
 
 // Where the last walkFast/walkTrusted found its leaf: the linear page of the leaf's table and the
-// rights the levels above it leave (a leaf cursor for leafIn).
+// rights the levels above it leave (a leaf cursor for leafAt).
 export let wLeafPage: usize = 0;
 export let wAbove: u32 = 0;
-
-/**
- * The 4K leaf of `iova` in the last-level table at physical `table` whose linear page is `page`
- * (from a walk of the same 2 MiB of iova: wLeafSlot's page, wLeafPage, and wAbove as `above`),
- * for a loop in which nothing has written memory since that walk: the levels above are as the
- * walk found them, so this reads the one entry the walk would read last. True with
- * wOut/wShift/wPerm/wLeafSlot set as walkFast sets them; false (nothing changed) for anything
- * else, which a walk decides. A domain of 4K granule.
- */
-@inline export function leafIn(fmt: u32, d: usize, iova: u64, page: usize, table: u64, above: u32): bool {
-  const idx = (iova >> 12) & 511;
-  const pte = load<u64>(page + (<usize>idx << 3));
-  return pteKind(fmt, pte, 12, d) == PTE_LEAF && takeLeaf(fmt, d, iova, pte, 12, above, table | (idx << 3)) == 0;
-}
 
 /** Smallest page size of the domain (iommu_map/unmap reject anything not aligned to it). */
 @inline function minPage(d: usize): u64 {
