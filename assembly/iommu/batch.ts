@@ -24,7 +24,7 @@ import { domainAt, unitAt, deviceOf } from './unit';
 import { translateManyIn, translateStore } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, probeAt, setOf, fillSet4k, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
-import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, walk4k, walkPathBase, walkLevels, leafAt, wOut, wShift, wPerm, wLeafPage, wAbove, WALK4K_OK } from '../pgtable/engine';
+import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, walk4k, walkPathBase, walkLevels, leafAt, lastLeafPage, lastLeafAbove, wLeaf4k, wOut, wShift, wPerm, WALK4K_OK } from '../pgtable/engine';
 import { routesActive } from './p2p';
 
 // The requester loops translate for (set by fastBegin; bD = 0 when the fast path is off).
@@ -318,13 +318,13 @@ function run4kRiscv(access: u32, inp: usize, out: usize, sts: usize, i: u32, n: 
     let leaf = gran4k ? walk4k(fmt, d, iova, pathBase, levels) : 0;
     if (leaf == 0) {
       if (!walkTrusted(fmt, d, iova) || wShift != 12) break;
-      leaf = (wOut & ~(<u64>0xfff)) | WALK4K_OK | <u64>wPerm;
+      leaf = wLeaf4k();
     }
     const perm = <u32>leaf & 3;
     if ((perm & access) != access) break;
     // The interrupt range is never an output (translate() faults it).
     const page = leaf & ~(<u64>0xfff);
-    if (vtd && page <= VTD_INTR_LAST && page >= VTD_INTR_FIRST) break;
+    if (vtd && inIntr(page)) break;
     fillSet4k(tlb + <usize>(set * setBytes), setBytes, rrs + <usize>set, iova >> 12, page, tag4k, perm);
     store<u64>(out + (<usize>i << 3), page | (iova & 0xfff));
     store<i32>(sts + (<usize>i << 2), OK);
@@ -464,36 +464,39 @@ export function fastPair(si: u64, sp: u64, di: u64, dp: u64, max: u64): u64 {
   let k: u64 = 0;
   let hits: u64 = 0, misses: u64 = 0;
   for (; k < max; k++, sv++, dv++, so += 4096, dO += 4096) {
-    // Source side.
-    let set = setOf(sv, mix, mask);
-    let base = tlb + <usize>(set * setBytes);
-    let e = probeAt(base, setBytes, tag, sv);
-    if (e != 0) {
-      if ((load<u32>(e + TLB_PERM) & ACCESS_READ) == 0 || load<u64>(e + TLB_OUT) != so) break;
-      hits++;
-    } else {
-      const leaf = pairLeaf(0, fmt, d, sv << 12);
-      if ((leaf & ~(<u64>3)) != (so | WALK4K_OK) || (<u32>leaf & ACCESS_READ) == 0 || (vtd && inIntr(so))) break;
-      fillSet4k(base, setBytes, rrs + <usize>set, sv, so, tag, <u32>leaf & 3);
-      misses++;
-    }
-    // Destination side.
-    set = setOf(dv, mix, mask);
-    base = tlb + <usize>(set * setBytes);
-    e = probeAt(base, setBytes, tag, dv);
-    if (e != 0) {
-      if ((load<u32>(e + TLB_PERM) & ACCESS_WRITE) == 0 || load<u64>(e + TLB_OUT) != dO) { pSrcAhead = true; break; }
-      hits++;
-    } else {
-      const leaf = pairLeaf(1, fmt, d, dv << 12);
-      if ((leaf & ~(<u64>3)) != (dO | WALK4K_OK) || (<u32>leaf & ACCESS_WRITE) == 0 || (vtd && inIntr(dO))) { pSrcAhead = true; break; }
-      fillSet4k(base, setBytes, rrs + <usize>set, dv, dO, tag, <u32>leaf & 3);
-      misses++;
-    }
+    const s = pairStep(0, sv, so, ACCESS_READ, fmt, d, tlb, mask, setBytes, mix, tag, rrs, vtd);
+    if (s == PAIR_STOP) break;
+    if (s == PAIR_HIT) hits++; else misses++;
+    const t = pairStep(1, dv, dO, ACCESS_WRITE, fmt, d, tlb, mask, setBytes, mix, tag, rrs, vtd);
+    if (t == PAIR_STOP) { pSrcAhead = true; break; }
+    if (t == PAIR_HIT) hits++; else misses++;
   }
   bHits += hits;
   bMisses += misses;
   return k;
+}
+
+// What pairStep did with one side's page.
+const PAIR_STOP: u32 = 0;
+const PAIR_HIT: u32 = 1;
+const PAIR_MISS: u32 = 2;
+
+/**
+ * One side of one fastPair page: page `vpn` must be a 4K leaf allowing `access` with output
+ * `expect`, an IOTLB hit (PAIR_HIT) or a miss walked from the side's cursor and cached
+ * (PAIR_MISS); PAIR_STOP leaves it as it was.
+ */
+@inline function pairStep(side: u32, vpn: u64, expect: u64, access: u32, fmt: u32, d: usize, tlb: usize, mask: u32, setBytes: u32, mix: u32, tag: u32, rrs: usize, vtd: bool): u32 {
+  const set = setOf(vpn, mix, mask);
+  const base = tlb + <usize>(set * setBytes);
+  const e = probeAt(base, setBytes, tag, vpn);
+  if (e != 0) {
+    return (load<u32>(e + TLB_PERM) & access) == 0 || load<u64>(e + TLB_OUT) != expect ? PAIR_STOP : PAIR_HIT;
+  }
+  const leaf = pairLeaf(side, fmt, d, vpn << 12);
+  if ((leaf & ~(<u64>3)) != (expect | WALK4K_OK) || (<u32>leaf & access) == 0 || (vtd && inIntr(expect))) return PAIR_STOP;
+  fillSet4k(base, setBytes, rrs + <usize>set, vpn, expect, tag, <u32>leaf & 3);
+  return PAIR_MISS;
 }
 
 /** Whether the 4K page at `pa` is in the VT-d interrupt range (never an output). */
@@ -512,7 +515,7 @@ export function fastPair(si: u64, sp: u64, di: u64, dp: u64, max: u64): u64 {
     return side == 0 ? leafAt(fmt, d, iova, cPage0, cAbove0) : leafAt(fmt, d, iova, cPage1, cAbove1);
   }
   if (!walkFast(fmt, d, iova) || wShift != 12) return 0;
-  if (side == 0) { cKey0 = key; cPage0 = wLeafPage; cAbove0 = wAbove; }
-  else { cKey1 = key; cPage1 = wLeafPage; cAbove1 = wAbove; }
-  return (wOut & ~(<u64>0xfff)) | WALK4K_OK | <u64>wPerm;
+  if (side == 0) { cKey0 = key; cPage0 = lastLeafPage(); cAbove0 = lastLeafAbove(); }
+  else { cKey1 = key; cPage1 = lastLeafPage(); cAbove1 = lastLeafAbove(); }
+  return wLeaf4k();
 }

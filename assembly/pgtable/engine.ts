@@ -479,17 +479,27 @@ export const WALK4K_OK: u64 = 4;
     }
     if (kind != PTE_LEAF || takeLeaf(fmt, d, iova, pte, shift, perm, slot) != 0) return false;
     wDepth = lvl + 1;
-    wLeafPage = ptr & ~(<usize>4095);
-    wAbove = perm;
     return true;
   }
   return false;
 }
 
-// Where the last walkFast/walkTrusted found its leaf: the linear page of the leaf's table and the
-// rights the levels above it leave (a leaf cursor for leafAt).
-export let wLeafPage: usize = 0;
-export let wAbove: u32 = 0;
+/**
+ * The leaf table of the last walkFast that found a 4K leaf (4K granule: in the last level), from
+ * the page-walk record above it: its linear page (the record learnt it on the way down) and the
+ * rights the levels above leave. A leaf cursor for leafAt.
+ */
+@inline export function lastLeafPage(): usize {
+  return <usize>load<u32>(pwcBase + <usize>(pwcDepth - 1) * PWC_STRIDE + 24);
+}
+@inline export function lastLeafAbove(): u32 {
+  return load<u32>(pwcBase + <usize>(pwcDepth - 1) * PWC_STRIDE + 20);
+}
+
+/** The w* result of a walk to a 4K leaf in leafAt's form: output | WALK4K_OK | rights. */
+@inline export function wLeaf4k(): u64 {
+  return (wOut & ~(<u64>0xfff)) | WALK4K_OK | <u64>wPerm;
+}
 
 /** Smallest page size of the domain (iommu_map/unmap reject anything not aligned to it). */
 @inline function minPage(d: usize): u64 {

@@ -44,6 +44,20 @@ function addresses(n: number): BigUint64Array {
   return a;
 }
 
+/**
+ * Two rigs alike, populated: small and narrow IOTLBs (8 sets x 2 ways), so sets overflow and
+ * round-robin victims and free ways both matter.
+ */
+async function populatedPair(format: PgtableFormat): Promise<[Rig, Rig]> {
+  const pair: Rig[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await rig(format, { tlbSets: 8, tlbWays: 2 });
+    populate(r);
+    pair.push(r);
+  }
+  return [pair[0]!, pair[1]!];
+}
+
 /** One batch on `a`, one translate() per address on `b`; everything they leave must agree. */
 function compare(a: Rig, b: Rig, iovas: BigUint64Array, access: 'read' | 'write'): void {
   const batch = a.sim.iommu.translateBatch(RID, iovas, access);
@@ -74,12 +88,7 @@ function write64(sim: Simulator, pa: bigint, v: bigint): void {
 
 describe.each(FORMATS)('%s', (format) => {
   it('batches leave translate()\'s outputs, counters, faults, IOTLB bytes and table bytes, rounds after rounds', async () => {
-    // Small and narrow: sets overflow, round-robin victims and free ways both matter.
-    const mk = () => rig(format, { tlbSets: 8, tlbWays: 2 });
-    const a = await mk();
-    const b = await mk();
-    populate(a);
-    populate(b);
+    const [a, b] = await populatedPair(format);
     for (let round = 0; round < 6; round++) {
       const iovas = addresses(1500);
       compare(a, b, iovas, round % 2 === 0 ? 'read' : 'write');
@@ -95,10 +104,7 @@ describe.each(FORMATS)('%s', (format) => {
   });
 
   it('a guest\'s rewrite of the entry above a leaf table is seen by the next batch walk', async () => {
-    const a = await rig(format, { tlbSets: 8, tlbWays: 2 });
-    const b = await rig(format, { tlbSets: 8, tlbWays: 2 });
-    populate(a);
-    populate(b);
+    const [a, b] = await populatedPair(format);
     const x = BASE + 3n * K4 + 0x10n;
     const y = BASE + 7n * M2 + 4n * K4 + 0x10n; // another leaf table, same upper levels
     // Walk x's region twice so the leaf table's page is remembered, then repoint it at y's table.
@@ -124,10 +130,7 @@ describe.each(FORMATS)('%s', (format) => {
     for (const r of [a, b]) expect(r.sim.iommu.translateBatch(RID, BigUint64Array.of(x), 'read').faults).toBe(1);
   });
   it('a guest\'s rewrite of the top entry between batches is seen by the trusted batch walk (keys only inside a batch)', async () => {
-    const a = await rig(format, { tlbSets: 8, tlbWays: 2 });
-    const b = await rig(format, { tlbSets: 8, tlbWays: 2 });
-    populate(a);
-    populate(b);
+    const [a, b] = await populatedPair(format);
     // Warm the page-walk cache on every level, with a width fault (translate(), then the cache
     // checked again) in the middle of the batch.
     const warm = BigUint64Array.of(BASE + 0x10n, BASE + K4 + 0x20n, 1n << 52n, BASE + 2n * K4 + 8n);
@@ -149,10 +152,7 @@ describe.each(FORMATS)('%s', (format) => {
 
 describe.each(FORMATS)('%s: the page-walk cache and two streams', (format) => {
   it('two streams walked in turn in one batch; a guest\'s rewrite of either is seen', async () => {
-    const a = await rig(format, { tlbSets: 8, tlbWays: 2 });
-    const b = await rig(format, { tlbSets: 8, tlbWays: 2 });
-    populate(a);
-    populate(b);
+    const [a, b] = await populatedPair(format);
     // x and y in two leaf tables, walked in turn (as a copy between two ranges walks them): the
     // batch ends on y, so x's path is the older one.
     const x = BASE + 3n * K4 + 0x10n;
