@@ -14,7 +14,7 @@ import { gResult, gStats, gStaging, gZeroPage } from '../state';
 import { findRegion, leafNode, regionRemaining, writePage, slotPage, NO_PAGE, noteBacking } from '../mem/phys';
 import { allocChunk } from '../mem/arena';
 import { translate, domainOfRid, tOut, tEnd, tReason, tCode, tStatus } from '../iommu/translate';
-import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, hitBoth, hitBothCount, hOutS, hOutD, fastRun, fastCountHits, fastPair, pSrcAhead, fHit, fOut, fShift } from '../iommu/batch';
+import { fastBegin, fastUsable, fastSwitch, fastTranslate, fastEnd, hitPair, hitPairCount, hOutS, hOutD, fastRun, fastCountHits, fastPair, pSrcAhead, fHit, fOut, fShift } from '../iommu/batch';
 
 const OP_READ: u32 = 1;   // device memory -> host buffer
 const OP_WRITE: u32 = 2;  // host buffer -> device memory
@@ -414,11 +414,7 @@ function copyForward(srcRid: u32, sDom: i32, src: u64, dstRid: u32, dDom: i32, d
  * returns false with nothing changed, and the general path does the copy.
  */
 function copyInPage(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): bool {
-  // One requester on both sides (a device copying within its own space) is looked up once.
-  const same = srcRid == dstRid;
-  const dom = domainOfRid(srcRid);
-  if ((!same && domainOfRid(dstRid) != dom) || (dst > src && dst - src < len)) return false;
-  if (!fastUsable(srcRid, dom) || (!same && !fastUsable(dstRid, dom)) || !hitBoth(<u32>dom, src, dst)) return false;
+  if ((dst > src && dst - src < len) || !hitPair(srcRid, src, dstRid, dst)) return false;
   const sp = hOutS;
   const dp = hOutD;
   const n = <usize>len;
@@ -432,7 +428,7 @@ function copyInPage(srcRid: u32, src: u64, dstRid: u32, dst: u64, len: u64): boo
   memory.copy(page + dOff, srcPtr(sr, sp), n);
   countBytes(dr, len, STAT_BYTES_TO_RAM, STAT_BYTES_TO_DEVICE);
   countBytes(sr, len, STAT_BYTES_FROM_RAM, STAT_BYTES_FROM_DEVICE);
-  hitBothCount();
+  hitPairCount();
   return true;
 }
 

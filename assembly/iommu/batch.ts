@@ -17,7 +17,7 @@ import {
   OK, DOMAIN_TYPE, DOMAIN_UNIT, DOMAIN_PAGING, UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS,
   UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED, UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT,
   TLB_PERM, TLB_STRIDE, UNIT_FAMILY, FAMILY_VTD, VTD_INTR_FIRST, VTD_INTR_LAST, UNIT_ATS_DEVICES,
-  DEV_FLAGS, DEV_F_ATS, UNIT_TLB_RR, DOMAIN_FORMAT, FMT_VTD_SS, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2,
+  DEV_FLAGS, DEV_F_ATS, DEV_DMA_PASID, UNIT_TLB_RR, DOMAIN_FORMAT, FMT_VTD_SS, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2,
   FMT_AMD_V1, FMT_RISCV, FMT_X86_64, DOMAIN_GRANULE, ACCESS_READ, ACCESS_WRITE,
 } from '../abi';
 import { domainAt, unitAt, deviceOf } from './unit';
@@ -51,16 +51,26 @@ export let fShift: u32 = 0;
  * paging-domain translation: no PASID handle, no peer route, a paging domain, not an ATS device.
  */
 export function fastUsable(rid: u32, dom: i32): bool {
-  // Negative: no domain, DOMAIN_DIRECT, or a PASID handle.
-  if (dom < 0 || routesActive()) return false;
+  return plainUnit(dom, rid, rid) != 0;
+}
+
+/**
+ * The unit of `dom` when translate() would treat requests without PASID of requesters `a` and
+ * `b` in it as plain paging-domain translations (no peer route, a paging domain, neither an ATS
+ * device); 0 otherwise. `dom` negative: no domain, DOMAIN_DIRECT, or a PASID handle.
+ */
+@inline function plainUnit(dom: i32, a: u32, b: u32): usize {
+  if (dom < 0 || routesActive()) return 0;
   const d = domainAt(<u32>dom);
-  if (load<u32>(d + DOMAIN_TYPE) != DOMAIN_PAGING) return false;
+  if (load<u32>(d + DOMAIN_TYPE) != DOMAIN_PAGING) return 0;
   const u = unitAt(load<u32>(d + DOMAIN_UNIT));
-  if (load<u32>(u + UNIT_ATS_DEVICES) != 0) {
-    const p = deviceOf(rid);
-    if (p != 0 && (<u32>load<u8>(p + DEV_FLAGS) & DEV_F_ATS) != 0) return false;
-  }
-  return true;
+  if (load<u32>(u + UNIT_ATS_DEVICES) != 0 && (usesAts(a) || (b != a && usesAts(b)))) return 0;
+  return u;
+}
+
+function usesAts(rid: u32): bool {
+  const p = deviceOf(rid);
+  return p != 0 && (<u32>load<u8>(p + DEV_FLAGS) & DEV_F_ATS) != 0;
 }
 
 /** Prepares the fast path for `rid` in domain `dom` (from domainOfRid). False when it does not apply. */
@@ -358,28 +368,39 @@ function flushCounts(u: usize, hits: u64, misses: u64): void {
   if (n != 0) store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + n);
 }
 
-// The outputs hitBoth found, and the unit it counts the two hits on (hitBothCount).
+// The outputs hitPair found, and the unit it counts the two hits on (hitPairCount).
 export let hOutS: u64 = 0;
 export let hOutD: u64 = 0;
 let hU: usize = 0;
 
 /**
- * The IOTLB hits of both sides of a one-page copy in domain `dom` (which fastUsable accepted for
- * both requesters): `src` for read, `dst` for write, as fastTranslate finds hits but with the
- * unit's geometry in locals (no fastBegin). True with hOutS/hOutD set; false when either side
- * is not a hit allowing its access. Counts nothing: a caller that uses the hits counts them with
- * hitBothCount, as translate() would have.
+ * The IOTLB hits of both sides of a one-page copy: `src` read by `srcRid`, `dst` written by
+ * `dstRid`, both requesters attached without PASID to one domain that fastUsable accepts, each
+ * side a hit allowing its access. One pass over the device records, the domain and its unit, as
+ * domainOfRid and fastUsable would decide, then a set probe a side as fastTranslate finds hits.
+ * True with hOutS/hOutD set; false otherwise. Counts nothing: a caller that uses the hits counts
+ * them with hitPairCount, as translate() would have.
  */
-export function hitBoth(dom: u32, src: u64, dst: u64): bool {
-  const u = unitAt(load<u32>(domainAt(dom) + DOMAIN_UNIT));
+export function hitPair(srcRid: u32, src: u64, dstRid: u32, dst: u64): bool {
+  // The domain of each requester read from its record as domainOfRid reads it. No record: never
+  // attached (RID_PHYS never is); a DMA PASID: domainOfRid's PASID handle, which is not served.
+  const p = deviceOf(srcRid);
+  if (p == 0 || load<u32>(p + DEV_DMA_PASID) != 0) return false;
+  const dom = load<i32>(p + 4);
+  if (dstRid != srcRid) {
+    const q = deviceOf(dstRid);
+    if (q == 0 || load<u32>(q + DEV_DMA_PASID) != 0 || load<i32>(q + 4) != dom) return false;
+  }
+  const u = plainUnit(dom, srcRid, dstRid);
+  if (u == 0) return false;
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
   if (sizes == sizeBit(12)) {
     // Only 4K leaves cached (the common case): one set probe a side.
     const tlb = <usize>load<u32>(u + UNIT_TLB_PTR);
     const mask = load<u32>(u + UNIT_TLB_SETS) - 1;
     const setBytes = load<u32>(u + UNIT_TLB_WAYS) * TLB_STRIDE;
-    const mix = domMix(dom);
-    const tag = tlbTag(dom, 12);
+    const mix = domMix(<u32>dom);
+    const tag = tlbTag(<u32>dom, 12);
     const se = probeSet(tlb, mask, setBytes, mix, tag, src >> 12);
     if (se == 0 || (load<u32>(se + TLB_PERM) & ACCESS_READ) == 0) return false;
     const de = probeSet(tlb, mask, setBytes, mix, tag, dst >> 12);
@@ -387,18 +408,20 @@ export function hitBoth(dom: u32, src: u64, dst: u64): bool {
     hOutS = load<u64>(se + TLB_OUT) | (src & 0xfff);
     hOutD = load<u64>(de + TLB_OUT) | (dst & 0xfff);
   } else {
-    if (sizes == 0 || !tlbLookup(u, dom, src) || (hitPerm & ACCESS_READ) == 0) return false;
+    if (sizes == 0 || !tlbLookup(u, <u32>dom, src) || (hitPerm & ACCESS_READ) == 0) return false;
     hOutS = hitOut;
-    if (!tlbLookup(u, dom, dst) || (hitPerm & ACCESS_WRITE) == 0) return false;
+    if (!tlbLookup(u, <u32>dom, dst) || (hitPerm & ACCESS_WRITE) == 0) return false;
     hOutD = hitOut;
   }
   hU = u;
   return true;
 }
 
-/** Counts the two hits of the last hitBoth on its unit. */
-export function hitBothCount(): void {
-  flushCounts(hU, 2, 0);
+/** Counts the two hits of the last hitPair on its unit. */
+@inline export function hitPairCount(): void {
+  const u = hU;
+  store<u64>(u + UNIT_STAT_HITS, load<u64>(u + UNIT_STAT_HITS) + 2);
+  store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + 2);
 }
 
 // Whether the last fastTranslate was an IOTLB hit (a run of hits is likely to go on).

@@ -4,7 +4,9 @@
  * - The one-page copy (assembly/dma/engine.ts copyInPage: both sides IOTLB hits inside one
  *   backing page, one memory.copy) against the general copy loop, reached through a one-descriptor
  *   vectored copy: the same result, unit counters, IOTLB contents, fault records, DMA counters,
- *   arena use and bytes, in every format, with 4K and 2M leaves, warm and cold.
+ *   arena use and bytes, in every format, with 4K and 2M leaves, warm and cold; and with the
+ *   requesters it must leave to the general path (a DMA PASID, ATS, identity, detached, phys, a
+ *   peer route), their pages in the IOTLB under the plain tag.
  * - The copy loop (each run's first leaf through the batch fast path) against one translate() per
  *   leaf and host reads and writes of the bytes, in the order the engine translates.
  */
@@ -30,10 +32,10 @@ const BIG_PA = RAM_BASE + 0x1000_0000n;
 interface World extends Rig { other: Rig['dom'] }
 
 /** A domain with 4K and 2M leaves, a read-only page, an unbacked page, device memory; a second domain. */
-async function world(format: PgtableFormat, opts: { dirtyTracking?: boolean; arenaBytes?: number } = {}): Promise<World> {
+async function world(format: PgtableFormat, opts: { dirtyTracking?: boolean; arenaBytes?: number; scalableMode?: boolean } = {}): Promise<World> {
   const ias = format === 'riscv' ? 39 : 48;
   const sim = await makeSim(opts.arenaBytes);
-  const r = await rig(format, { sim, ias, tlbSets: 4, tlbWays: 2, attach: false });
+  const r = await rig(format, { sim, ias, tlbSets: 4, tlbWays: 2, attach: false, scalableMode: opts.scalableMode });
   const dom = opts.dirtyTracking ? r.unit.createDomain({ type: 'paging', format, ias, dirtyTracking: true }) : r.dom;
   const other = r.unit.createDomain({ type: 'paging', format, ias });
   sim.iommu.attach(RID, dom);
@@ -154,6 +156,70 @@ describe.each(FORMATS)('%s', (format) => {
     const dirty = (w: World) => Array.from(w.dom.readAndClearDirty(SRC, 0x30_0000n, K4, { noClear: true }));
     expect(dirty(a)).toEqual(dirty(b));
     expect(dirty(a).some((x) => x !== 0n)).toBe(true);
+  });
+});
+
+// The formats whose families take a PASID (VT-d in scalable mode, SMMUv3 stage 1, RISC-V).
+describe.each(['vtd-ss', 'x86-64', 'arm-lpae-s1', 'riscv'] as PgtableFormat[])('the one-page copy in %s', (format) => {
+  it('requesters it must not serve: a DMA PASID, ATS, identity, detached, phys, a peer route', async () => {
+    // In the same domain: RID_PASID's DMA carries PASID 1 (bound to the domain itself, so its
+    // plain-tagged entries must not answer it), RID_ATS has an ATC. RID_IDENT is in an identity
+    // domain, RID_NONE is attached nowhere. Once ATS is on the unit, every requester's flags count.
+    const RID_PASID = RID + 4;
+    const RID_ATS = RID + 5;
+    const RID_IDENT = RID + 6;
+    const RID_NONE = RID + 7;
+    async function special(): Promise<World> {
+      const w = await world(format, { scalableMode: format === 'vtd-ss' || format === 'x86-64' });
+      w.sim.iommu.attach(RID_PASID, w.dom);
+      w.sim.iommu.enablePasid(RID_PASID, { bits: 8 });
+      w.sim.iommu.attachPasid(RID_PASID, 1, w.dom);
+      w.sim.iommu.setDmaPasid(RID_PASID, 1);
+      w.sim.iommu.attach(RID_ATS, w.dom);
+      w.sim.iommu.enableAts(RID_ATS, { atcEntries: 16 });
+      w.sim.iommu.attach(RID_IDENT, w.unit.createDomain({ type: 'identity' }));
+      return w;
+    }
+    const cases: Case[] = [
+      ['plain, with ATS on the unit', at(SRC + 0x10n), at(DST + 0x20n), 100n],
+      // Each PASID and ATS case right after plain requests put both of its pages in the IOTLB.
+      ['plain, the pages of the next', at(SRC + K4), at(DST + K4), 512n],
+      ['from a DMA PASID', at(SRC + K4, RID_PASID), at(DST + K4), 512n],
+      ['plain, the pages of the next', at(SRC + K4), at(DST + K4), 512n],
+      ['to a DMA PASID', at(SRC + K4), at(DST + K4 + 8n, RID_PASID), 512n],
+      ['plain, the pages of the next', at(SRC + 2n * K4), at(DST + 2n * K4), K4],
+      ['from an ATS device', at(SRC + 2n * K4, RID_ATS), at(DST + 2n * K4), K4],
+      ['plain, the pages of the next', at(SRC + 2n * K4), at(DST + 2n * K4), K4],
+      ['to an ATS device', at(SRC + 2n * K4), at(DST + 2n * K4, RID_ATS), K4],
+      ['from an identity domain', at(SRC_PA + 0x40n, RID_IDENT), at(DST + 0x40n), 64n],
+      ['to an identity domain', at(SRC + 0x40n), at(DST_PA + 0x80n, RID_IDENT), 64n],
+      ['from a detached requester', at(SRC, RID_NONE), at(DST), 64n],
+      ['to a detached requester', at(SRC), at(DST, RID_NONE), 64n],
+      ['from phys', { rid: 'phys', addr: SRC_PA + 0x100n }, at(DST + 0x100n), 64n],
+      ['to phys', at(SRC + 0x100n), { rid: 'phys', addr: DST_PA + 0x200n }, 64n],
+    ];
+    const a = await special();
+    const b = await special();
+    const same = (name: string, [s, d, len]: [DmaEndpoint, DmaEndpoint, bigint]): void => {
+      const ra = a.sim.dma.copy(s, d, len);
+      const rb = b.sim.dma.copyv([{ src: s, dst: d, length: len }]);
+      expect([name, result(ra)]).toEqual([name, result(rb)]);
+      expect([name, state(a)]).toEqual([name, state(b)]);
+    };
+    // Cold, warm, warm again; each case twice at once, the second finding both sides in the
+    // small IOTLB.
+    for (const round of [0, 1, 2]) {
+      for (const [name, s, d, len] of cases.flatMap((c) => [c, c])) same(`${round} ${name}`, [s, d, len]);
+    }
+    // A peer route for RID2 over a destination page the IOTLB holds: its writes go to device
+    // memory from then on, not through the IOMMU.
+    const routed: [DmaEndpoint, DmaEndpoint, bigint] = [at(SRC + 0x200n), at(DST + 6n * K4 + 0x200n, RID2), 64n];
+    same('before the route', routed);
+    same('before the route, warm', routed);
+    for (const w of [a, b]) w.sim.iommu.addP2pRoute(RID2, DST + 6n * K4, K4, HBM_BASE);
+    same('routed', routed);
+    expect(a.sim.memory.read(HBM_BASE + 0x200n, 64)).toEqual(a.sim.memory.read(SRC_PA + 0x200n, 64));
+    expect(a.unit.stats().atcHits).toBeGreaterThan(0n);
   });
 });
 
