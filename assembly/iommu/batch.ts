@@ -17,11 +17,11 @@ import {
   OK, DOMAIN_TYPE, DOMAIN_UNIT, DOMAIN_PAGING, UNIT_STAT_HITS, UNIT_STAT_MISSES, UNIT_STAT_WALKS,
   UNIT_STAT_TRANSLATIONS, UNIT_SIZES_CACHED, UNIT_TLB_SETS, UNIT_TLB_WAYS, UNIT_TLB_PTR, TLB_OUT,
   TLB_PERM, TLB_STRIDE, UNIT_FAMILY, FAMILY_VTD, VTD_INTR_FIRST, VTD_INTR_LAST, UNIT_ATS_DEVICES,
-  DEV_FLAGS, DEV_F_ATS, DEV_DMA_PASID, UNIT_TLB_RR, DOMAIN_FORMAT, FMT_VTD_SS, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2,
+  DEV_FLAGS, DEV_F_ATS, UNIT_TLB_RR, DOMAIN_FORMAT, FMT_VTD_SS, FMT_ARM_LPAE_S1, FMT_ARM_LPAE_S2,
   FMT_AMD_V1, FMT_RISCV, FMT_X86_64, DOMAIN_GRANULE, ACCESS_READ, ACCESS_WRITE,
 } from '../abi';
 import { domainAt, unitAt, deviceOf } from './unit';
-import { translateManyIn, translateStore } from './translate';
+import { translateManyIn, translateStore, domainOfRid } from './translate';
 import { tracksDirty } from '../pgtable/dirty';
 import { probeSet, probeAt, setOf, fillSet4k, domMix, tlbTag, sizeBit, tlbLookup, tlbFill, tlbFillAt, hitOut, hitPerm, hitShift } from './iotlb';
 import { walk, walkFast, walkTrust, walkTrusted, walkTrustEnd, walk4k, walkPathBase, walkLevels, leafAt, lastLeafPage, lastLeafAbove, wLeaf4k, wOut, wShift, wPerm, WALK4K_OK } from '../pgtable/engine';
@@ -358,7 +358,7 @@ function walkSlow(d: usize, iova: u64, access: u32): bool {
 }
 
 /** Adds hits and misses (each a walk) of a fast path to unit `u`'s counters. */
-function flushCounts(u: usize, hits: u64, misses: u64): void {
+@inline function flushCounts(u: usize, hits: u64, misses: u64): void {
   if (hits != 0) store<u64>(u + UNIT_STAT_HITS, load<u64>(u + UNIT_STAT_HITS) + hits);
   if (misses != 0) {
     store<u64>(u + UNIT_STAT_MISSES, load<u64>(u + UNIT_STAT_MISSES) + misses);
@@ -376,21 +376,15 @@ let hU: usize = 0;
 /**
  * The IOTLB hits of both sides of a one-page copy: `src` read by `srcRid`, `dst` written by
  * `dstRid`, both requesters attached without PASID to one domain that fastUsable accepts, each
- * side a hit allowing its access. One pass over the device records, the domain and its unit, as
- * domainOfRid and fastUsable would decide, then a set probe a side as fastTranslate finds hits.
+ * side a hit allowing its access. The domain and its unit checked once for both, as fastUsable
+ * decides, then a set probe a side as fastTranslate finds hits.
  * True with hOutS/hOutD set; false otherwise. Counts nothing: a caller that uses the hits counts
  * them with hitPairCount, as translate() would have.
  */
 export function hitPair(srcRid: u32, src: u64, dstRid: u32, dst: u64): bool {
-  // The domain of each requester read from its record as domainOfRid reads it. No record: never
-  // attached (RID_PHYS never is); a DMA PASID: domainOfRid's PASID handle, which is not served.
-  const p = deviceOf(srcRid);
-  if (p == 0 || load<u32>(p + DEV_DMA_PASID) != 0) return false;
-  const dom = load<i32>(p + 4);
-  if (dstRid != srcRid) {
-    const q = deviceOf(dstRid);
-    if (q == 0 || load<u32>(q + DEV_DMA_PASID) != 0 || load<i32>(q + 4) != dom) return false;
-  }
+  // A PASID handle, DOMAIN_DIRECT or no domain is negative: plainUnit refuses it.
+  const dom = domainOfRid(srcRid);
+  if (dstRid != srcRid && domainOfRid(dstRid) != dom) return false;
   const u = plainUnit(dom, srcRid, dstRid);
   if (u == 0) return false;
   const sizes = load<u32>(u + UNIT_SIZES_CACHED);
@@ -419,9 +413,7 @@ export function hitPair(srcRid: u32, src: u64, dstRid: u32, dst: u64): bool {
 
 /** Counts the two hits of the last hitPair on its unit. */
 @inline export function hitPairCount(): void {
-  const u = hU;
-  store<u64>(u + UNIT_STAT_HITS, load<u64>(u + UNIT_STAT_HITS) + 2);
-  store<u64>(u + UNIT_STAT_TRANSLATIONS, load<u64>(u + UNIT_STAT_TRANSLATIONS) + 2);
+  flushCounts(hU, 2, 0);
 }
 
 // Whether the last fastTranslate was an IOTLB hit (a run of hits is likely to go on).

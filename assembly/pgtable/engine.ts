@@ -382,7 +382,7 @@ export function walkTrustEnd(): void {
 @inline export function walk4k(fmt: u32, d: usize, iova: u64, base: usize, levels: u32): u64 {
   const depth = pwcDepth;
   if (!pwcTrust || depth + 1 != levels || depth < 2) return 0;
-  const rec = base + <usize>(depth - 1) * PWC_STRIDE; // the entry above the leaf table
+  const rec = aboveLeafRecord(base, depth);
   let page: usize;
   let above: u32;
   if (load<u64>(rec) == (iova >> 21)) {
@@ -490,10 +490,15 @@ export const WALK4K_OK: u64 = 4;
  * rights the levels above leave. A leaf cursor for leafAt.
  */
 @inline export function lastLeafPage(): usize {
-  return <usize>load<u32>(pwcBase + <usize>(pwcDepth - 1) * PWC_STRIDE + 24);
+  return <usize>load<u32>(aboveLeafRecord(pwcBase, pwcDepth) + 24);
 }
 @inline export function lastLeafAbove(): u32 {
-  return load<u32>(pwcBase + <usize>(pwcDepth - 1) * PWC_STRIDE + 20);
+  return load<u32>(aboveLeafRecord(pwcBase, pwcDepth) + 20);
+}
+
+/** The record of the entry above the leaf table in a path of `depth` records at `base`. */
+@inline function aboveLeafRecord(base: usize, depth: u32): usize {
+  return base + <usize>(depth - 1) * PWC_STRIDE;
 }
 
 /** The w* result of a walk to a 4K leaf in leafAt's form: output | WALK4K_OK | rights. */
